@@ -1,0 +1,65 @@
+//! The Attest console: pages, components, server functions and the types
+//! shared between the server and the browser.
+
+pub mod model;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod store;
+pub mod timefmt;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    StaticSegment,
+};
+
+/// The HTML document around the app; rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser: this marks the moment the page became
+    // interactive, which browser tests wait for before they click.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/attest.css"/>
+        <Title text="Attest"/>
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">"Attest"</A>
+                <nav>
+                    <A href="/">"Events"</A>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <pages::NotFound/> }>
+                    <Route path=StaticSegment("") view=pages::events::EventsPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,143 @@
+//! Types that cross the wire between the server and the browser.
+
+use serde::{Deserialize, Serialize};
+
+/// One row of the events list: the fields an analyst scans first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
+pub struct EventSummary {
+    pub event_id: String,
+    pub tenant_id: String,
+    /// Epoch milliseconds, UTC.
+    pub occurred_at: i64,
+    pub category: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub actor_ip: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub source_service: String,
+}
+
+/// The relative time windows the console offers; every query is bounded by
+/// one so ClickHouse only reads the month partitions it needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeRange {
+    Last15Minutes,
+    LastHour,
+    #[default]
+    Last24Hours,
+    Last7Days,
+    Last30Days,
+    Last90Days,
+    LastYear,
+}
+
+impl TimeRange {
+    pub const ALL: [TimeRange; 7] = [
+        TimeRange::Last15Minutes,
+        TimeRange::LastHour,
+        TimeRange::Last24Hours,
+        TimeRange::Last7Days,
+        TimeRange::Last30Days,
+        TimeRange::Last90Days,
+        TimeRange::LastYear,
+    ];
+
+    /// The value used in URLs (`?range=24h`).
+    pub fn param(self) -> &'static str {
+        match self {
+            TimeRange::Last15Minutes => "15m",
+            TimeRange::LastHour => "1h",
+            TimeRange::Last24Hours => "24h",
+            TimeRange::Last7Days => "7d",
+            TimeRange::Last30Days => "30d",
+            TimeRange::Last90Days => "90d",
+            TimeRange::LastYear => "1y",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TimeRange::Last15Minutes => "Last 15 minutes",
+            TimeRange::LastHour => "Last hour",
+            TimeRange::Last24Hours => "Last 24 hours",
+            TimeRange::Last7Days => "Last 7 days",
+            TimeRange::Last30Days => "Last 30 days",
+            TimeRange::Last90Days => "Last 90 days",
+            TimeRange::LastYear => "Last year",
+        }
+    }
+
+    /// Unknown values fall back to the default rather than failing the page:
+    /// a stale bookmark should still open.
+    pub fn from_param(value: &str) -> TimeRange {
+        TimeRange::ALL
+            .into_iter()
+            .find(|r| r.param() == value)
+            .unwrap_or_default()
+    }
+
+    pub fn duration_ms(self) -> i64 {
+        const MINUTE: i64 = 60_000;
+        const HOUR: i64 = 60 * MINUTE;
+        const DAY: i64 = 24 * HOUR;
+        match self {
+            TimeRange::Last15Minutes => 15 * MINUTE,
+            TimeRange::LastHour => HOUR,
+            TimeRange::Last24Hours => DAY,
+            TimeRange::Last7Days => 7 * DAY,
+            TimeRange::Last30Days => 30 * DAY,
+            TimeRange::Last90Days => 90 * DAY,
+            TimeRange::LastYear => 365 * DAY,
+        }
+    }
+}
+
+/// What the events list asks the store for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFilter {
+    /// `None` means every tenant.
+    pub tenant: Option<String>,
+    pub range: TimeRange,
+    pub limit: u32,
+}
+
+/// The most rows one page of the events list shows.
+pub const MAX_PAGE_ROWS: u32 = 500;
+
+/// The answer to an [`EventFilter`], with the window it was evaluated over so
+/// the page can say exactly what it shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// True when more events matched than the page shows.
+    pub truncated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_range_params_round_trip() {
+        for range in TimeRange::ALL {
+            assert_eq!(TimeRange::from_param(range.param()), range);
+        }
+    }
+
+    #[test]
+    fn unknown_range_falls_back_to_default() {
+        assert_eq!(TimeRange::from_param("2w"), TimeRange::Last24Hours);
+    }
+
+    #[test]
+    fn ranges_grow() {
+        let durations: Vec<i64> = TimeRange::ALL.iter().map(|r| r.duration_ms()).collect();
+        assert!(durations.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Install everything Attest's local stack, build and tests need. Idempotent: what is
+# already installed is reused (one "skip" line per step).
+#
+#   scripts/install.sh                 # install what is missing
+#   scripts/install.sh --check         # only report what is missing (exit 1 if anything is)
+#   scripts/install.sh [--check] STEP… # only these steps: apt rust tansu leptos wasm-bindgen npm python
+#
+# Never downloads browsers or prebuilt binaries: Debian apt, crates.io, npm and PyPI only.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TANSU_FEATURES="libsql,dynostore"
+CARGO_LEPTOS_VERSION="0.3.10"
+APT_PACKAGES=(clickhouse-server clickhouse-client chromium pkg-config libssl-dev curl make gcc g++)
+# Extra Debian packages can be added with ATTEST_APT_EXTRA="pkg1 pkg2".
+read -r -a _extra <<<"${ATTEST_APT_EXTRA:-}"
+APT_PACKAGES+=("${_extra[@]}")
+ALL_STEPS=(apt rust tansu leptos wasm-bindgen npm python)
+
+CHECK=0
+STEPS=()
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK=1 ;;
+    -h | --help)
+      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    apt | rust | tansu | leptos | wasm-bindgen | npm | python) STEPS+=("$arg") ;;
+    *) die "unknown argument '$arg' (try --help)" ;;
+  esac
+done
+((${#STEPS[@]})) || STEPS=("${ALL_STEPS[@]}")
+
+MISSING=()
+skip() { log "skip $1: $2"; }
+# need WHAT: in --check mode record it and return 1 (caller skips the install); else return 0.
+need() {
+  if ((CHECK)); then
+    MISSING+=("$1")
+    log "missing: $1"
+    return 1
+  fi
+  log "installing $1"
+  return 0
+}
+
+dpkg_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+step_apt() {
+  local missing=() p
+  if ! have dpkg-query; then
+    warn "apt step: dpkg-query not found (not Debian?); skipping system packages"
+    return 0
+  fi
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg_installed "$p" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    skip apt "all of ${APT_PACKAGES[*]} installed"
+    return 0
+  fi
+  need "apt packages: ${missing[*]}" || return 0
+  as_root apt-get update
+  # clickhouse-server's maintainer scripts may try to start a system service and fail
+  # without systemd; we never use that service, so a failing postinst is tolerated as
+  # long as the binaries ended up on disk.
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; then
+    warn "apt-get install reported an error; checking whether the packages are usable anyway"
+    as_root env DEBIAN_FRONTEND=noninteractive dpkg --configure -a || true
+  fi
+  for p in "${missing[@]}"; do
+    dpkg_installed "$p" || [[ "$p" == clickhouse-server && -x /usr/sbin/clickhouse-server ]] ||
+      die "apt package $p is still not installed"
+  done
+  # Debian's package may have started its own server on 8123/9000; we never use it.
+}
+
+step_rust() {
+  have rustup || die "rustup not found; install the Rust toolchain first (https://rustup.rs)"
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    skip rust "target wasm32-unknown-unknown installed"
+    return 0
+  fi
+  need "rustup target wasm32-unknown-unknown" || return 0
+  rustup target add wasm32-unknown-unknown
+}
+
+step_tansu() {
+  if have tansu; then
+    skip tansu "$(command -v tansu)"
+    return 0
+  fi
+  need "tansu (cargo install tansu --features $TANSU_FEATURES)" || return 0
+  log "this compiles for a long time (tens of minutes on 2 cores)"
+  cargo install tansu --locked --features "$TANSU_FEATURES"
+}
+
+step_leptos() {
+  local v
+  v="$(cargo leptos --version 2>/dev/null || true)"
+  if grep -qw "$CARGO_LEPTOS_VERSION" <<<"$v"; then
+    skip leptos "$v"
+    return 0
+  fi
+  need "cargo-leptos $CARGO_LEPTOS_VERSION${v:+ (have: $v)}" || return 0
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+}
+
+# Version of the wasm-bindgen crate in Cargo.lock (empty if absent).
+locked_wasm_bindgen_version() {
+  local lock="$ATTEST_ROOT/Cargo.lock"
+  [[ -f "$lock" ]] || return 0
+  awk '
+    /^\[\[package\]\]/ { in_wb = 0 }
+    /^name = "wasm-bindgen"$/ { in_wb = 1; next }
+    in_wb && /^version = / { gsub(/"/, "", $3); print $3; exit }
+  ' "$lock"
+}
+
+step_wasm_bindgen() {
+  local want have_v
+  if [[ ! -f "$ATTEST_ROOT/Cargo.lock" ]]; then
+    skip wasm-bindgen "no Cargo.lock yet (run again after the first build)"
+    return 0
+  fi
+  want="$(locked_wasm_bindgen_version)"
+  if [[ -z "$want" ]]; then
+    skip wasm-bindgen "Cargo.lock has no wasm-bindgen package"
+    return 0
+  fi
+  have_v="$(wasm-bindgen --version 2>/dev/null || true)"
+  if [[ "$(awk '{print $2}' <<<"$have_v")" == "$want" ]]; then
+    skip wasm-bindgen "$have_v"
+    return 0
+  fi
+  need "wasm-bindgen-cli $want${have_v:+ (have: $have_v)}" || return 0
+  cargo install wasm-bindgen-cli --version "$want"
+}
+
+step_npm() {
+  local dir="$ATTEST_ROOT/end2end"
+  if [[ ! -f "$dir/package.json" ]]; then
+    skip npm "no end2end/package.json"
+    return 0
+  fi
+  if [[ -d "$dir/node_modules" ]] &&
+    { [[ ! -f "$dir/package-lock.json" ]] || [[ ! "$dir/package-lock.json" -nt "$dir/node_modules" ]]; }; then
+    skip npm "end2end/node_modules up to date"
+    return 0
+  fi
+  need "npm packages in end2end/" || return 0
+  have npm || die "npm not found; install Node.js"
+  # Browsers come from Debian's chromium; never let Playwright download its own.
+  if [[ -f "$dir/package-lock.json" ]]; then
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  else
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund)
+  fi
+  touch "$dir/node_modules"
+}
+
+step_python() {
+  if ! have python3; then
+    warn "python3 not found; skipping python packages"
+    return 0
+  fi
+  if python3 -c 'import chdb, fastavro' >/dev/null 2>&1; then
+    skip python "chdb and fastavro importable"
+    return 0
+  fi
+  need "python packages chdb-core-lite fastavro" || return 0
+  # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro; then
+    warn "pip install chdb-core-lite fastavro failed; tests that need them will be skipped or fail"
+  fi
+}
+
+for s in "${STEPS[@]}"; do
+  "step_${s//-/_}"
+done
+
+if ((CHECK)); then
+  if ((${#MISSING[@]})); then
+    log "${#MISSING[@]} thing(s) missing; run scripts/install.sh"
+    exit 1
+  fi
+  log "nothing missing"
+fi

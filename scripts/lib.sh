@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Shared helpers for Attest's local-stack scripts. Source it; do not execute it.
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Safe under `set -euo pipefail`. Every variable can be overridden from the environment.
+
+if [[ -n "${_ATTEST_LIB_SOURCED:-}" ]]; then
+  return 0
+fi
+_ATTEST_LIB_SOURCED=1
+
+log() { printf 'attest: %s\n' "$*" >&2; }
+warn() { printf 'attest: WARNING: %s\n' "$*" >&2; }
+die() {
+  printf 'attest: ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- locations ---------------------------------------------------------------
+if [[ -z "${ATTEST_ROOT:-}" ]]; then
+  ATTEST_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+fi
+: "${ATTEST_DATA_DIR:=$ATTEST_ROOT/.data}"
+: "${ATTEST_RUN_DIR:=$ATTEST_DATA_DIR/run}"
+: "${ATTEST_LOG_DIR:=$ATTEST_DATA_DIR/logs}"
+
+# --- ports (all services bind 127.0.0.1 only) ----------------------------------
+: "${ATTEST_KAFKA_PORT:=19092}"
+: "${ATTEST_CLICKHOUSE_HTTP_PORT:=18123}"
+: "${ATTEST_CLICKHOUSE_TCP_PORT:=19000}"
+: "${ATTEST_CONSOLE_PORT:=3030}"
+: "${ATTEST_STACK_TIMEOUT:=60}"
+
+# --- what the Rust server and the tests read -----------------------------------
+: "${ATTEST_KAFKA__BROKERS:=127.0.0.1:$ATTEST_KAFKA_PORT}"
+: "${ATTEST_CLICKHOUSE__URL:=http://127.0.0.1:$ATTEST_CLICKHOUSE_HTTP_PORT}"
+
+export ATTEST_ROOT ATTEST_DATA_DIR ATTEST_RUN_DIR ATTEST_LOG_DIR \
+  ATTEST_KAFKA_PORT ATTEST_CLICKHOUSE_HTTP_PORT ATTEST_CLICKHOUSE_TCP_PORT \
+  ATTEST_CONSOLE_PORT ATTEST_STACK_TIMEOUT ATTEST_KAFKA__BROKERS ATTEST_CLICKHOUSE__URL
+
+# Put cargo-installed binaries (tansu, cargo-leptos, wasm-bindgen) on PATH.
+ensure_cargo_bin() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  case ":$PATH:" in
+    *":$bin:"*) ;;
+    *) [[ -d "$bin" ]] && PATH="$bin:$PATH" ;;
+  esac
+  export PATH
+}
+ensure_cargo_bin
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Run as root, or through sudo when we are not root.
+as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  elif have sudo; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+# pid_alive FILE [PATTERN]: true if FILE holds the pid of a live process (whose command
+# line contains PATTERN, if given: guards against a recycled pid after a reboot).
+pid_alive() {
+  local file="$1" pattern="${2:-}" pid
+  [[ -f "$file" ]] || return 1
+  pid="$(tr -dc '0-9' <"$file" 2>/dev/null || true)"
+  [[ -n "$pid" ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  if [[ -n "$pattern" && -r "/proc/$pid/cmdline" ]]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern" || return 1
+  fi
+  return 0
+}
+
+# pid_of FILE: print the pid stored in FILE (empty if none).
+pid_of() {
+  if [[ -f "$1" ]]; then tr -dc '0-9' <"$1" 2>/dev/null || true; fi
+}
+
+# tcp_open HOST PORT: true if a TCP connect succeeds within ~1 s.
+tcp_open() {
+  # shellcheck disable=SC2016 # $1/$2 expand in the child bash
+  timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
+}
+
+# wait_for NAME TIMEOUT_SECONDS LOGFILE CMD...
+# Retries CMD once a second until it succeeds; on timeout dies naming the service,
+# its address (set WAIT_FOR_ADDR=host:port, or put it in NAME) and its log file, with the log's last 20 lines.
+wait_for() {
+  local name="$1" timeout="$2" logfile="$3"
+  shift 3
+  local start=$SECONDS
+  while ! "$@" >/dev/null 2>&1; do
+    if ((SECONDS - start >= timeout)); then
+      printf 'attest: ERROR: %s did not become healthy within %ss%s; log: %s\n' \
+        "$name" "$timeout" "${WAIT_FOR_ADDR:+ at $WAIT_FOR_ADDR}" "$logfile" >&2
+      if [[ -f "$logfile" ]]; then
+        printf 'attest: --- last 20 lines of %s ---\n' "$logfile" >&2
+        tail -n 20 "$logfile" >&2 || true
+      fi
+      exit 1
+    fi
+    sleep 1
+  done
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Command 2: every test, against the real local stack. Exits non-zero on any
+# failure. Installs what is missing and starts the stack if it is not up.
+#
+#   1. formatting and lints (cargo fmt, clippy -D warnings)
+#   2. unit and integration tests (cargo test; integration tests use tansu
+#      and ClickHouse with their own topics and databases)
+#   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
+#      console instance of their own ("e2e": own port, topics and database)
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+: "${CARGO_TARGET_DIR:=$HOME/.cache/attest/target}"
+export CARGO_TARGET_DIR
+cd "$ATTEST_ROOT"
+
+"$here/install.sh"
+"$here/stack.sh" up
+
+log "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy -p server -p app --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+log "unit and integration tests"
+cargo test -p app --features ssr
+cargo test -p server
+
+log "browser end-to-end tests"
+"$here/console.sh" build
+export ATTEST_INSTANCE=e2e
+export ATTEST_CONSOLE_PORT="${ATTEST_E2E_PORT:-3039}"
+export ATTEST_KAFKA__TOPIC_PREFIX=attest.e2e
+export ATTEST_KAFKA__CONSUMER_GROUP=attest-e2e-writer
+export ATTEST_CLICKHOUSE__DATABASE=attest_e2e
+"$here/console.sh" stop
+trap '"$here/console.sh" stop' EXIT
+"$here/console.sh" start
+(cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" npx playwright test)
+log "all tests passed"

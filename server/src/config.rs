@@ -1,0 +1,368 @@
+//! Attest's one typed configuration: defaults that point at the local stack,
+//! overridden by an optional TOML file and then by `ATTEST_*` environment
+//! variables (`ATTEST_KAFKA__BROKERS` sets `kafka.brokers`). Validated once at
+//! start-up so a bad value fails fast with the key that is wrong.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration could not be read: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}` is invalid: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the console and the HTTP API listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the Avro contract (`*.avsc` and `registry.json`).
+    pub schemas_dir: PathBuf,
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub writer: WriterConfig,
+    pub ingest: IngestConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` bootstrap list.
+    pub brokers: String,
+    /// Events go to `<topic_prefix>.<category>`; dead letters to
+    /// `<topic_prefix>.dead_letters`.
+    pub topic_prefix: String,
+    /// Partitions for topics Attest creates when they are missing.
+    pub partitions: i32,
+    /// Replication factor for topics Attest creates (3 in production).
+    pub replication_factor: i32,
+    /// How long the producer keeps retrying one event before ingest gives up
+    /// and answers 503.
+    #[serde(with = "millis")]
+    pub message_timeout: Duration,
+    /// How long the producer waits to fill a batch.
+    #[serde(with = "millis")]
+    pub linger: Duration,
+    /// `none`, `gzip`, `snappy` or `lz4`.
+    pub compression: String,
+    /// Consumer group of the ClickHouse writer.
+    pub consumer_group: String,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP interface URL.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    /// Never logged or shown; `Debug` redacts it.
+    pub password: String,
+}
+
+impl fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Run the Kafka → ClickHouse writer inside the server process.
+    pub enabled: bool,
+    /// A batch is inserted once it holds this many rows...
+    pub max_rows: usize,
+    /// ...or once its oldest row has waited this long.
+    #[serde(with = "millis")]
+    pub max_age: Duration,
+    /// First delay between insert retries; doubles up to `retry_max`.
+    #[serde(with = "millis")]
+    pub retry_initial: Duration,
+    #[serde(with = "millis")]
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3030)),
+            schemas_dir: PathBuf::from("schemas"),
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            writer: WriterConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:19092".into(),
+            topic_prefix: "attest.events".into(),
+            partitions: 3,
+            replication_factor: 1,
+            message_timeout: Duration::from_secs(30),
+            linger: Duration::from_millis(5),
+            compression: "lz4".into(),
+            consumer_group: "attest-writer".into(),
+        }
+    }
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: "http://127.0.0.1:18123".into(),
+            database: "attest".into(),
+            user: "default".into(),
+            password: String::new(),
+        }
+    }
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            enabled: true,
+            max_rows: 50_000,
+            max_age: Duration::from_secs(1),
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Top-level keys that environment variables may set; everything else under
+/// `ATTEST_` (the dev scripts' own `ATTEST_DATA_DIR`, ports...) is not ours.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "schemas_dir",
+    "kafka",
+    "clickhouse",
+    "writer",
+    "ingest",
+];
+
+impl Config {
+    /// Defaults, then `file` (if given and present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("ATTEST_").split("__").filter(|key| {
+            // Keys arrive already split: `kafka.brokers`.
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|k| top.eq_ignore_ascii_case(k))
+        });
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that need no network; dependencies are checked by `health`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must name at least one host:port"));
+        }
+        if !is_topic_name(&self.kafka.topic_prefix) {
+            return Err(invalid(
+                "kafka.topic_prefix",
+                "must be 1-200 characters of letters, digits, '.', '_' or '-'",
+            ));
+        }
+        if self.kafka.partitions < 1 {
+            return Err(invalid("kafka.partitions", "must be at least 1"));
+        }
+        if self.kafka.replication_factor < 1 {
+            return Err(invalid("kafka.replication_factor", "must be at least 1"));
+        }
+        if !["none", "gzip", "snappy", "lz4"].contains(&self.kafka.compression.as_str()) {
+            return Err(invalid(
+                "kafka.compression",
+                "must be one of none, gzip, snappy, lz4",
+            ));
+        }
+        if self.kafka.consumer_group.trim().is_empty() {
+            return Err(invalid("kafka.consumer_group", "must not be empty"));
+        }
+        if !(self.clickhouse.url.starts_with("http://")
+            || self.clickhouse.url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "clickhouse.url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !is_identifier(&self.clickhouse.database) {
+            return Err(invalid(
+                "clickhouse.database",
+                "must start with a letter or '_' and hold only letters, digits and '_'",
+            ));
+        }
+        if self.writer.max_rows == 0 {
+            return Err(invalid("writer.max_rows", "must be at least 1"));
+        }
+        if self.writer.max_age.is_zero() {
+            return Err(invalid("writer.max_age", "must be more than 0 ms"));
+        }
+        if self.writer.retry_initial.is_zero() || self.writer.retry_initial > self.writer.retry_max
+        {
+            return Err(invalid(
+                "writer.retry_initial",
+                "must be more than 0 ms and at most writer.retry_max",
+            ));
+        }
+        if self.ingest.max_body_bytes < 1024 {
+            return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+fn is_topic_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The database name is spliced into DDL, so it must be a plain identifier.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_the_local_stack() {
+        let c = Config::default();
+        c.validate().expect("defaults validate");
+        assert_eq!(c.kafka.brokers, "127.0.0.1:19092");
+        assert_eq!(c.clickhouse.url, "http://127.0.0.1:18123");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut c = Config::default();
+        c.clickhouse.database = "attest; DROP".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("clickhouse.database"), "{err}");
+
+        let mut c = Config::default();
+        c.writer.max_rows = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("writer.max_rows"));
+
+        let mut c = Config::default();
+        c.kafka.compression = "brotli".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("kafka.compression"));
+    }
+
+    #[test]
+    fn file_and_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "attest.toml",
+                "listen = \"127.0.0.1:4000\"\n[writer]\nmax_rows = 10\nmax_age = 250\n",
+            )?;
+            jail.set_env("ATTEST_KAFKA__BROKERS", "10.0.0.1:9092");
+            // Not a configuration key: the dev scripts set it; it must be ignored.
+            jail.set_env("ATTEST_DATA_DIR", "/tmp/whatever");
+            let c = Config::load(Some(Path::new("attest.toml"))).expect("loads");
+            assert_eq!(c.listen.port(), 4000);
+            assert_eq!(c.writer.max_rows, 10);
+            assert_eq!(c.writer.max_age, Duration::from_millis(250));
+            assert_eq!(c.kafka.brokers, "10.0.0.1:9092");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("attest.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("attest.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("brokerz"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn password_is_redacted_in_debug() {
+        let mut c = ClickHouseConfig::default();
+        c.password = "hunter2".into();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,97 @@
+//! Every error the HTTP API returns, mapped to a status and one JSON shape:
+//! `{"error": code, "message": text, "errors": [{index, field_path, problem}]}`.
+//! Internal detail is logged where it happens, never sent to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::ingest::validate::FieldError;
+use crate::ingest::IngestError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    Invalid(Vec<FieldError>),
+    UnsupportedMediaType {
+        got: String,
+        expected: &'static str,
+    },
+    TooLarge {
+        limit: usize,
+    },
+    Unavailable {
+        what: &'static str,
+        retry_after_secs: u32,
+    },
+    NotFound(String),
+    Internal,
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        match e {
+            IngestError::Invalid(errors) => ApiError::Invalid(errors),
+            IngestError::Encode(_) => ApiError::Internal,
+            IngestError::Unavailable(_) => ApiError::Unavailable {
+                what:
+                    "the event broker did not acknowledge the event; it was not stored, retry later",
+                retry_after_secs: 5,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, errors) = match self {
+            ApiError::Invalid(errors) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_event",
+                format!(
+                    "{} problem(s) with the request; nothing was stored",
+                    errors.len()
+                ),
+                errors,
+            ),
+            ApiError::UnsupportedMediaType { got, expected } => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type {got:?} is not supported; send {expected}"),
+                vec![],
+            ),
+            ApiError::TooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {limit} bytes"),
+                vec![],
+            ),
+            ApiError::Unavailable { what, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                what.to_owned(),
+                vec![],
+            ),
+            ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; nothing was stored".to_owned(),
+                vec![],
+            ),
+        };
+        let retry_after = match &status {
+            &StatusCode::SERVICE_UNAVAILABLE => Some(HeaderValue::from_static("5")),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(json!({"error": code, "message": message, "errors": errors})),
+        )
+            .into_response();
+        if let Some(v) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}

@@ -1,0 +1,89 @@
+//! The HTTP API beside the console: ingest, the schema registry's read
+//! endpoints (Confluent REST subset) and health.
+
+mod error;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::ingest::Ingest;
+use crate::registry::Registry;
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub ingest: Arc<Ingest>,
+    pub registry: Arc<Registry>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: ApiState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .route("/api/v1/events", post(post_event))
+        .route("/subjects", get(subjects))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+const JSON: &str = "application/json";
+const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
+
+async fn post_event(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case(JSON) {
+        return Err(ApiError::UnsupportedMediaType {
+            got: content_type.to_owned(),
+            expected: JSON,
+        });
+    }
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+            limit: state.max_body_bytes,
+        },
+        _ => ApiError::Invalid(vec![crate::ingest::validate::FieldError {
+            index: 0,
+            field_path: String::new(),
+            problem: format!("cannot read the request body: {rejection}"),
+        }]),
+    })?;
+    let accepted = state.ingest.accept_json(&body).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+async fn subjects(State(state): State<ApiState>) -> impl IntoResponse {
+    let names: Vec<&str> = state.registry.subjects().map(|(s, _)| s).collect();
+    ([(header::CONTENT_TYPE, REGISTRY_JSON)], Json(json!(names)))
+}
+
+async fn schema_by_id(
+    State(state): State<ApiState>,
+    Path(id): Path<u32>,
+) -> Result<impl IntoResponse, ApiError> {
+    let version = state
+        .registry
+        .by_id(id)
+        .ok_or_else(|| ApiError::NotFound(format!("schema id {id} is not registered")))?;
+    Ok((
+        [(header::CONTENT_TYPE, REGISTRY_JSON)],
+        Json(json!({"schema": version.text})),
+    ))
+}

@@ -1,0 +1,170 @@
+//! Attest's server: the console (Leptos SSR), the ingest API, the schema
+//! registry, the Kafka producer, the ClickHouse writer and queries.
+//!
+//! An event's path, one module per stage, each knowing only the next:
+//! `http` → `ingest` (validate, `registry` encode) → `produce` (Kafka) →
+//! `write` (consume, batch) → `store` (ClickHouse) → `app` pages via the
+//! `EventStore` interface.
+
+pub mod config;
+pub mod event;
+pub mod health;
+pub mod http;
+pub mod ingest;
+pub mod produce;
+pub mod registry;
+pub mod store;
+pub mod topics;
+pub mod write;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::store::SharedStore;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Dependency(#[from] health::DependencyDown),
+    #[error("cannot prepare Kafka: {0}")]
+    Kafka(#[from] produce::ProduceError),
+    #[error("cannot migrate the ClickHouse schema: {0}")]
+    Migrate(#[from] store::StoreError),
+    #[error(transparent)]
+    Writer(#[from] write::WriteError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A started server; dropping it does not stop it, `shutdown` does.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    http: JoinHandle<()>,
+    writer: Option<JoinHandle<()>>,
+    producer: produce::EventProducer,
+}
+
+impl Running {
+    /// Stops accepting requests, lets the writer insert and commit what it
+    /// holds, and flushes the producer.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.http.await;
+        if let Some(writer) = self.writer {
+            let _ = writer.await;
+        }
+        self.producer.flush(Duration::from_secs(10));
+    }
+
+    /// Resolves when `stop` is cancelled from elsewhere (a signal).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// Checks dependencies, prepares topics and schema, then serves.
+pub async fn start(
+    config: Config,
+    mut leptos_options: LeptosOptions,
+) -> Result<Running, StartError> {
+    let registry = Arc::new(registry::Registry::load(&config.schemas_dir)?);
+    let store = store::Store::new(&config.clickhouse);
+    let check_timeout = Duration::from_secs(5);
+    health::check_kafka(&config.kafka, check_timeout).await?;
+    health::check_clickhouse(&config.clickhouse, &store, check_timeout).await?;
+
+    let mut all_topics = topics::event_topics(&config.kafka.topic_prefix);
+    all_topics.push(topics::dead_letters(&config.kafka.topic_prefix));
+    produce::ensure_topics(&config.kafka, &all_topics).await?;
+    store.migrate().await?;
+
+    let producer = produce::EventProducer::new(&config.kafka)?;
+    let stop = CancellationToken::new();
+
+    let writer = if config.writer.enabled {
+        let writer = write::Writer::new(
+            &config.kafka,
+            config.writer.clone(),
+            registry.clone(),
+            store.clone(),
+            producer.clone(),
+        )?;
+        let stop = stop.clone();
+        Some(tokio::spawn(writer.run(stop)))
+    } else {
+        None
+    };
+
+    let api = http::router(http::ApiState {
+        ingest: Arc::new(ingest::Ingest::new(
+            registry.clone(),
+            producer.clone(),
+            config.kafka.topic_prefix.clone(),
+        )),
+        registry,
+        max_body_bytes: config.ingest.max_body_bytes,
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    leptos_options.site_addr = addr;
+    let app = console_router(leptos_options, SharedStore(Arc::new(store)))
+        .merge(api)
+        .layer(TraceLayer::new_for_http());
+
+    let http = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "http server failed");
+            }
+        })
+    };
+    info!(%addr, "attest listening");
+    Ok(Running {
+        addr,
+        stop,
+        http,
+        writer,
+        producer,
+    })
+}
+
+fn console_router(options: LeptosOptions, store: SharedStore) -> Router {
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .leptos_routes_with_context(&options, routes, move || provide_context(store.clone()), {
+            let options = options.clone();
+            move || app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .with_state(options)
+}

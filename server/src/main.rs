@@ -1,0 +1,87 @@
+//! The `attest` binary: the edge where errors become exit codes.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use attest_server::config::Config;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "attest", about = "Audit-trail pipeline and console")]
+struct Cli {
+    /// TOML configuration file; `ATTEST_*` environment variables override it.
+    #[arg(long, env = "ATTEST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the console and the ingest API, and run the writer (default).
+    Serve,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,attest_server=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let leptos = leptos::config::get_configuration(None)
+        .context("leptos site configuration (LEPTOS_* variables; run through scripts/up.sh)")?
+        .leptos_options;
+    let running = attest_server::start(config, leptos).await?;
+    println!("attest: console at http://{}/", running.addr);
+    let stop = running.stop_token();
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutdown requested"),
+        _ = stop.cancelled() => {}
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

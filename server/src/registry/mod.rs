@@ -1,0 +1,272 @@
+//! The schema registry: the Avro contract under `schemas/`, each version
+//! with the permanent id written into every Kafka message. Ingest encodes
+//! with the current version; the writer decodes any version ever used.
+
+pub mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use apache_avro::{from_avro_datum, to_avro_datum, Schema};
+use serde::Deserialize;
+
+use crate::event::{AuditEvent, DecodeError};
+use wire::FramingError;
+
+/// The subject (Confluent RecordNameStrategy) of the audit event record.
+pub const AUDIT_EVENT_SUBJECT: &str = "dev.attest.AuditEvent";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid registry manifest: {source}")]
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} is not a valid Avro schema: {source}")]
+    Schema {
+        path: PathBuf,
+        source: Box<apache_avro::Error>,
+    },
+    #[error("registry manifest problem: {0}")]
+    Invalid(String),
+}
+
+/// Why a message taken from Kafka could not be turned into an event. Each is
+/// permanent for that message, so the writer dead-letters it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeFailure {
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+    #[error("unknown schema id {0}")]
+    UnknownSchemaId(u32),
+    #[error("payload does not decode with schema id {id}: {detail}")]
+    Avro { id: u32, detail: String },
+    #[error("record does not match the audit event contract: {0}")]
+    Contract(#[from] DecodeError),
+}
+
+impl DecodeFailure {
+    /// Short, stable reason code for dead-letter headers and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecodeFailure::Framing(_) => "bad_framing",
+            DecodeFailure::UnknownSchemaId(_) => "unknown_schema_id",
+            DecodeFailure::Avro { .. } => "undecodable_payload",
+            DecodeFailure::Contract(_) => "contract_mismatch",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event does not fit Avro schema id {id}: {detail}")]
+pub struct EncodeError {
+    pub id: u32,
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct SchemaVersion {
+    pub subject: String,
+    pub version: u32,
+    pub id: u32,
+    pub schema: Schema,
+    /// The schema as registered (compact JSON), as the REST API serves it.
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    subjects: BTreeMap<String, Vec<Arc<SchemaVersion>>>,
+    by_id: HashMap<u32, Arc<SchemaVersion>>,
+    current: Arc<SchemaVersion>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    subjects: BTreeMap<String, Vec<ManifestEntry>>,
+}
+
+#[derive(Deserialize)]
+struct ManifestEntry {
+    version: u32,
+    id: u32,
+    file: PathBuf,
+}
+
+impl Registry {
+    /// Reads `registry.json` and every schema it lists; a bad schema fails
+    /// start-up rather than the first request.
+    pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
+        let manifest_path = dir.join("registry.json");
+        let manifest: Manifest =
+            serde_json::from_str(&read(&manifest_path)?).map_err(|source| {
+                RegistryError::Manifest {
+                    path: manifest_path.clone(),
+                    source,
+                }
+            })?;
+        let mut subjects = BTreeMap::new();
+        let mut by_id = HashMap::new();
+        for (subject, entries) in manifest.subjects {
+            let mut versions: Vec<Arc<SchemaVersion>> = Vec::new();
+            for entry in entries {
+                let path = dir.join(&entry.file);
+                let raw = read(&path)?;
+                let schema = Schema::parse_str(&raw).map_err(|e| RegistryError::Schema {
+                    path: path.clone(),
+                    source: Box::new(e),
+                })?;
+                let json: serde_json::Value =
+                    serde_json::from_str(&raw).map_err(|source| RegistryError::Manifest {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let version = Arc::new(SchemaVersion {
+                    subject: subject.clone(),
+                    version: entry.version,
+                    id: entry.id,
+                    schema,
+                    text: json.to_string(),
+                });
+                if by_id.insert(entry.id, version.clone()).is_some() {
+                    return Err(RegistryError::Invalid(format!(
+                        "schema id {} is used twice",
+                        entry.id
+                    )));
+                }
+                versions.push(version);
+            }
+            versions.sort_by_key(|v| v.version);
+            if versions.windows(2).any(|w| w[0].version == w[1].version) {
+                return Err(RegistryError::Invalid(format!(
+                    "subject {subject} lists a version twice"
+                )));
+            }
+            subjects.insert(subject, versions);
+        }
+        let current = subjects
+            .get(AUDIT_EVENT_SUBJECT)
+            .and_then(|v| v.last().cloned())
+            .ok_or_else(|| {
+                RegistryError::Invalid(format!("no versions of subject {AUDIT_EVENT_SUBJECT}"))
+            })?;
+        Ok(Registry {
+            subjects,
+            by_id,
+            current,
+        })
+    }
+
+    /// The version ingest writes with.
+    pub fn current(&self) -> &SchemaVersion {
+        &self.current
+    }
+
+    pub fn by_id(&self, id: u32) -> Option<&SchemaVersion> {
+        self.by_id.get(&id).map(Arc::as_ref)
+    }
+
+    pub fn subjects(&self) -> impl Iterator<Item = (&str, &[Arc<SchemaVersion>])> {
+        self.subjects
+            .iter()
+            .map(|(s, v)| (s.as_str(), v.as_slice()))
+    }
+
+    /// Avro-encodes an event with the current schema, Confluent-framed.
+    pub fn encode(&self, event: &AuditEvent) -> Result<Vec<u8>, EncodeError> {
+        let datum =
+            to_avro_datum(&self.current.schema, event.to_avro()).map_err(|e| EncodeError {
+                id: self.current.id,
+                detail: e.to_string(),
+            })?;
+        Ok(wire::frame(self.current.id, &datum))
+    }
+
+    /// Decodes a framed message written with any registered version,
+    /// resolving it to the current one. Returns the writer's schema id too.
+    pub fn decode(&self, message: &[u8]) -> Result<(u32, AuditEvent), DecodeFailure> {
+        let (id, mut datum) = wire::unframe(message)?;
+        let writer = self.by_id(id).ok_or(DecodeFailure::UnknownSchemaId(id))?;
+        let reader = (writer.id != self.current.id).then_some(&self.current.schema);
+        let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
+            DecodeFailure::Avro {
+                id,
+                detail: e.to_string(),
+            }
+        })?;
+        if !datum.is_empty() {
+            return Err(DecodeFailure::Avro {
+                id,
+                detail: format!("{} trailing bytes after the record", datum.len()),
+            });
+        }
+        Ok((id, AuditEvent::from_avro(value)?))
+    }
+}
+
+fn read(path: &Path) -> Result<String, RegistryError> {
+    std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample;
+
+    fn registry() -> Registry {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        Registry::load(&dir).expect("the committed contract loads")
+    }
+
+    #[test]
+    fn encodes_and_decodes_with_the_current_schema() {
+        let r = registry();
+        let framed = r.encode(&sample()).expect("encodes");
+        assert_eq!(wire::unframe(&framed).expect("framed").0, r.current().id);
+        assert_eq!(
+            r.decode(&framed).expect("decodes"),
+            (r.current().id, sample())
+        );
+    }
+
+    #[test]
+    fn every_registered_version_parses_and_ids_are_unique() {
+        let r = registry();
+        let mut ids: Vec<u32> = r
+            .subjects()
+            .flat_map(|(_, v)| v.iter().map(|s| s.id))
+            .collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+    }
+
+    #[test]
+    fn poison_messages_get_distinct_reasons() {
+        let r = registry();
+        assert_eq!(r.decode(b"{}").unwrap_err().code(), "bad_framing");
+        assert_eq!(
+            r.decode(&wire::frame(999, b"x")).unwrap_err().code(),
+            "unknown_schema_id"
+        );
+        let id = r.current().id;
+        assert_eq!(
+            r.decode(&wire::frame(id, &[0xff; 3])).unwrap_err().code(),
+            "undecodable_payload"
+        );
+        let mut framed = r.encode(&sample()).expect("encodes");
+        framed.push(0);
+        assert_eq!(r.decode(&framed).unwrap_err().code(), "undecodable_payload");
+    }
+}

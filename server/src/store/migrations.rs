@@ -1,0 +1,128 @@
+//! Versioned, idempotent schema migrations, applied at start-up and recorded
+//! in `attest_schema_migrations`. A migration may require a minimum server
+//! version (`-- requires: 20.1` on its first line): on an older server it is
+//! skipped, not recorded, and applies once the server is upgraded.
+
+use clickhouse::Client;
+use tracing::info;
+
+use super::StoreError;
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "audit_events",
+        sql: include_str!("../../migrations/0001_audit_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "actor_index",
+        sql: include_str!("../../migrations/0002_actor_index.sql"),
+    },
+];
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
+     (version UInt32, name String, applied_at DateTime) \
+     ENGINE = MergeTree() ORDER BY version";
+
+impl Migration {
+    /// The `(major, minor)` from a `-- requires: X.Y` first line.
+    pub fn requires(&self) -> Option<(u32, u32)> {
+        let first = self.sql.lines().next()?;
+        let spec = first.strip_prefix("-- requires:")?.trim();
+        parse_version(spec)
+    }
+
+    /// Statements without comments; the HTTP interface runs one per request.
+    pub fn statements(&self) -> Vec<String> {
+        let without_comments: String = self
+            .sql
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        without_comments
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// `"24.8.4.13"` → `(24, 8)`.
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().unwrap_or("0").parse().ok()?;
+    Some((major, minor))
+}
+
+pub async fn apply(client: &Client, server_version: (u32, u32)) -> Result<(), StoreError> {
+    client.query(LEDGER).execute().await?;
+    let applied: Vec<u32> = client
+        .query("SELECT DISTINCT version FROM attest_schema_migrations")
+        .fetch_all()
+        .await?;
+    for m in MIGRATIONS {
+        if applied.contains(&m.version) {
+            continue;
+        }
+        if let Some(required) = m.requires() {
+            if server_version < required {
+                info!(
+                    migration = m.name,
+                    required = %format!("{}.{}", required.0, required.1),
+                    "migration skipped on this ClickHouse version"
+                );
+                continue;
+            }
+        }
+        for statement in m.statements() {
+            client.query(&statement).execute().await?;
+        }
+        client
+            .query("INSERT INTO attest_schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+            .bind(m.version)
+            .bind(m.name)
+            .execute()
+            .await?;
+        info!(version = m.version, migration = m.name, "migration applied");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_and_statements_non_empty() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        for m in MIGRATIONS {
+            assert!(!m.statements().is_empty(), "{}", m.name);
+            for s in m.statements() {
+                assert!(
+                    s.contains("IF NOT EXISTS"),
+                    "{} must be idempotent: {s}",
+                    m.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reads_version_requirements() {
+        assert_eq!(MIGRATIONS[0].requires(), None);
+        assert_eq!(MIGRATIONS[1].requires(), Some((20, 1)));
+        assert_eq!(parse_version("18.16.1"), Some((18, 16)));
+        assert_eq!(parse_version("26.5.1.1"), Some((26, 5)));
+        assert!((18, 16) < (20, 1));
+    }
+}

@@ -1,0 +1,121 @@
+//! One batch of rows on its way to ClickHouse, and the Kafka offsets that
+//! become safe to commit once it is inserted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::store::EventRow;
+
+#[derive(Default)]
+pub struct Batch {
+    rows: Vec<EventRow>,
+    /// Per (topic, partition): the offset of the next message to read, which
+    /// is what Kafka expects as a committed offset (last consumed + 1).
+    next_offsets: BTreeMap<(String, i32), i64>,
+    opened: Option<Instant>,
+}
+
+impl Batch {
+    pub fn push(&mut self, row: EventRow, topic: &str, partition: i32, offset: i64) {
+        self.rows.push(row);
+        self.consumed(topic, partition, offset);
+    }
+
+    /// Records a message that produced no row (it was dead-lettered), so the
+    /// commit moves past it.
+    pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.opened.get_or_insert_with(Instant::now);
+        let next = self
+            .next_offsets
+            .entry((topic.to_owned(), partition))
+            .or_insert(offset + 1);
+        *next = (*next).max(offset + 1);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next_offsets.is_empty()
+    }
+
+    pub fn rows(&self) -> &[EventRow] {
+        &self.rows
+    }
+
+    pub fn offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.next_offsets
+            .iter()
+            .map(|((t, p), o)| (t.as_str(), *p, *o))
+    }
+
+    /// How long until the batch is due by age; `None` while it is empty.
+    pub fn time_left(&self, max_age: Duration, now: Instant) -> Option<Duration> {
+        self.opened
+            .map(|opened| max_age.saturating_sub(now.duration_since(opened)))
+    }
+
+    /// Due when full, or when its oldest message has waited `max_age`.
+    pub fn should_flush(&self, max_rows: usize, max_age: Duration, now: Instant) -> bool {
+        self.rows.len() >= max_rows
+            || self
+                .time_left(max_age, now)
+                .is_some_and(|left| left.is_zero())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample;
+    use crate::store::Provenance;
+
+    fn row() -> EventRow {
+        EventRow::new(
+            sample(),
+            Provenance {
+                schema_id: 1,
+                partition: 0,
+                offset: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn empty_batch_is_never_due() {
+        let b = Batch::default();
+        assert!(b.is_empty());
+        assert!(!b.should_flush(1, Duration::ZERO, Instant::now()));
+        assert_eq!(b.time_left(Duration::from_secs(1), Instant::now()), None);
+    }
+
+    #[test]
+    fn due_by_size_or_by_age() {
+        let mut b = Batch::default();
+        b.push(row(), "t", 0, 10);
+        let now = Instant::now();
+        assert!(!b.should_flush(2, Duration::from_secs(60), now));
+        assert!(b.should_flush(2, Duration::from_secs(60), now + Duration::from_secs(61)));
+        b.push(row(), "t", 0, 11);
+        assert!(b.should_flush(2, Duration::from_secs(60), now));
+    }
+
+    #[test]
+    fn commits_the_offset_after_the_last_consumed_message_per_partition() {
+        let mut b = Batch::default();
+        b.push(row(), "a", 0, 10);
+        b.push(row(), "a", 0, 12);
+        b.consumed("a", 0, 11); // a dead letter between them
+        b.push(row(), "a", 1, 3);
+        b.consumed("b", 0, 7);
+        let offsets: Vec<_> = b.offsets().collect();
+        assert_eq!(offsets, [("a", 0, 13), ("a", 1, 4), ("b", 0, 8)]);
+        assert_eq!(b.rows().len(), 3);
+        assert!(!b.is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_only_dead_letters_still_needs_a_commit() {
+        let mut b = Batch::default();
+        b.consumed("a", 0, 5);
+        assert!(!b.is_empty());
+        assert!(b.rows().is_empty());
+    }
+}

@@ -1,0 +1,77 @@
+//! Messages the writer cannot turn into rows go to the dead-letter topic,
+//! unchanged, with headers that say why and where they came from, so they
+//! can be inspected and replayed. The pipeline moves on without them.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+
+use crate::produce::{EventProducer, Outgoing};
+use crate::registry::DecodeFailure;
+
+pub const HEADER_REASON: &str = "attest.dlq.reason";
+pub const HEADER_DETAIL: &str = "attest.dlq.detail";
+pub const HEADER_TOPIC: &str = "attest.source.topic";
+pub const HEADER_PARTITION: &str = "attest.source.partition";
+pub const HEADER_OFFSET: &str = "attest.source.offset";
+
+pub struct DeadLetters {
+    producer: EventProducer,
+    topic: String,
+}
+
+impl DeadLetters {
+    pub fn new(producer: EventProducer, topic: String) -> DeadLetters {
+        DeadLetters { producer, topic }
+    }
+
+    /// Retries until the dead-letter topic acknowledged the message, because
+    /// committing past an unrecorded poison message would lose it. False if
+    /// `stop` fired first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_until_acknowledged(
+        &self,
+        failure: &DecodeFailure,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: &[u8],
+        payload: &[u8],
+        stop: &CancellationToken,
+    ) -> bool {
+        error!(reason = failure.code(), error = %failure, topic, partition, offset, "dead-lettering a message");
+        let detail = failure.to_string();
+        let partition_s = partition.to_string();
+        let offset_s = offset.to_string();
+        let key = String::from_utf8_lossy(key);
+        let headers: [(&str, &[u8]); 5] = [
+            (HEADER_REASON, failure.code().as_bytes()),
+            (HEADER_DETAIL, detail.as_bytes()),
+            (HEADER_TOPIC, topic.as_bytes()),
+            (HEADER_PARTITION, partition_s.as_bytes()),
+            (HEADER_OFFSET, offset_s.as_bytes()),
+        ];
+        loop {
+            let sent = self
+                .producer
+                .send(Outgoing {
+                    topic: &self.topic,
+                    key: &key,
+                    payload,
+                    headers: &headers,
+                })
+                .await;
+            match sent {
+                Ok(_) => return true,
+                Err(error) => {
+                    warn!(%error, "dead-letter topic did not acknowledge; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
