@@ -4,7 +4,8 @@
 #
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. unit and integration tests (cargo test; integration tests use tansu
-#      and ClickHouse with their own topics and databases)
+#      and ClickHouse with their own topics and databases), then every
+#      migration and query on a current ClickHouse embedded by chdb
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
 #      console instance of their own ("e2e": own port, topics and database)
 set -euo pipefail
@@ -26,6 +27,12 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 log "unit and integration tests"
 cargo test -p app --features ssr
 cargo test -p server
+
+log "migrations and queries on a current ClickHouse (chdb)"
+catalogue="$(mktemp)"
+cargo run -q -p server --bin attest -- sql >"$catalogue"
+python3 server/tests/modern_clickhouse.py "$catalogue"
+rm -f "$catalogue"
 
 log "browser end-to-end tests"
 "$here/console.sh" build

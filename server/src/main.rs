@@ -23,6 +23,9 @@ enum Command {
     Serve,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Print every migration and query template Attest sends to ClickHouse,
+    /// as JSON, for review or for checking against another server version.
+    Sql,
 }
 
 #[tokio::main]
@@ -40,8 +43,32 @@ async fn main() -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
+        Command::Sql => {
+            println!("{}", sql_catalogue()?);
+            Ok(())
+        }
         Command::Serve => serve(config).await,
     }
+}
+
+fn sql_catalogue() -> anyhow::Result<String> {
+    use attest_server::store::migrations::MIGRATIONS;
+    let migrations: Vec<_> = MIGRATIONS
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "version": m.version,
+                "name": m.name,
+                "requires": m.requires().map(|(a, b)| format!("{a}.{b}")),
+                "statements": m.statements(),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "migrations": migrations,
+        "queries": attest_server::store::catalogue(),
+    });
+    Ok(serde_json::to_string_pretty(&doc)?)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ fn event(i: usize, now_ms: i64) -> Value {
         "category": CATEGORIES[i % 6],
         "action": format!("action.{}", i % 7),
         "outcome": OUTCOMES[i % 3],
-        "actor": {"id": format!("user-{i}"), "type": if i % 2 == 0 { "user" } else { "service" }},
+        "actor": {"id": format!("user-{i}"), "type": if i.is_multiple_of(2) { "user" } else { "service" }},
         "source_service": format!("svc-{}", i % 4),
         "metadata": {
             "index": i.to_string(),
@@ -36,10 +36,10 @@ fn event(i: usize, now_ms: i64) -> Value {
             "unicode": "Zürich 東京 🚀"
         }
     });
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         // Half carry their own id, half get one assigned by Attest.
         e["event_id"] = json!(format!("client-{i}"));
-        e["actor"]["ip"] = json!(if i % 4 == 0 {
+        e["actor"]["ip"] = json!(if i.is_multiple_of(4) {
             "203.0.113.9"
         } else {
             "2001:db8::7"
@@ -47,7 +47,7 @@ fn event(i: usize, now_ms: i64) -> Value {
         e["actor"]["user_agent"] = json!("Mozilla/5.0 (X11; Linux x86_64)");
         e["request_id"] = json!(format!("req-{i}"));
     }
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         e["resource"] = json!({"type": "document", "id": format!("doc-{i}")});
     }
     e
@@ -254,4 +254,24 @@ async fn registry_serves_the_schema_that_frames_every_message() {
         .expect("reachable");
     assert_eq!(missing.status().as_u16(), 404);
     server.stop().await;
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_once_and_gated_by_server_version() {
+    let config = common::test_config();
+    let first = common::start(config.clone()).await;
+    let version = first.clickhouse("SELECT version()").await;
+    let major: u32 = version.trim().split('.').next().unwrap().parse().unwrap();
+    first.running.shutdown().await;
+
+    // A second start on the same database re-runs nothing and fails nothing.
+    let mut again = config.clone();
+    again.listen = "127.0.0.1:0".parse().unwrap();
+    let second = common::start(again).await;
+    let ledger = second
+        .clickhouse("SELECT version FROM attest_schema_migrations ORDER BY version FORMAT TSV")
+        .await;
+    let expected = if major >= 20 { "1\n2\n" } else { "1\n" };
+    assert_eq!(ledger, expected, "ledger on ClickHouse {}", version.trim());
+    second.stop().await;
 }

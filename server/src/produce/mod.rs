@@ -117,14 +117,17 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(),
         .set("bootstrap.servers", &kafka.brokers)
         .create()
         .map_err(ProduceError::Client)?;
+    let min_isr = kafka.min_insync_replicas.to_string();
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
-                t,
-                kafka.partitions,
-                TopicReplication::Fixed(kafka.replication_factor),
-            )
+            let replication = TopicReplication::Fixed(kafka.replication_factor);
+            let topic = NewTopic::new(t, kafka.partitions, replication);
+            if kafka.min_insync_replicas > 1 {
+                topic.set("min.insync.replicas", &min_isr)
+            } else {
+                topic
+            }
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -4,6 +4,8 @@
 pub mod migrations;
 mod queries;
 
+pub use queries::{catalogue, QueryTemplate};
+
 use std::collections::BTreeMap;
 
 use clickhouse::{Client, Row};

@@ -33,6 +33,38 @@ pub(crate) fn recent_events_sql(with_tenant: bool) -> String {
 pub(crate) const TENANTS_SQL: &str =
     "SELECT DISTINCT tenant_id FROM audit_events ORDER BY tenant_id LIMIT 1000";
 
+/// A query as sent, with the names of its `?` placeholders in order.
+#[derive(Debug, serde::Serialize)]
+pub struct QueryTemplate {
+    pub name: &'static str,
+    pub sql: String,
+    pub params: &'static [&'static str],
+}
+
+/// Every read query Attest sends, so they can be checked on any ClickHouse
+/// version (`attest sql`, and the modern-ClickHouse check in the tests).
+pub fn catalogue() -> Vec<QueryTemplate> {
+    const RECENT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "limit"];
+    const RECENT_TENANT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "tenant", "limit"];
+    vec![
+        QueryTemplate {
+            name: "recent_events",
+            sql: recent_events_sql(false),
+            params: RECENT,
+        },
+        QueryTemplate {
+            name: "recent_events_for_tenant",
+            sql: recent_events_sql(true),
+            params: RECENT_TENANT,
+        },
+        QueryTemplate {
+            name: "tenants",
+            sql: TENANTS_SQL.to_owned(),
+            params: &[],
+        },
+    ]
+}
+
 impl Store {
     pub async fn recent_events(
         &self,
@@ -101,6 +133,13 @@ mod tests {
         assert_eq!(with.matches('?').count(), without.matches('?').count() + 1);
         assert!(with.contains("tenant_id = ?"));
         assert!(!without.contains("tenant_id ="));
+    }
+
+    #[test]
+    fn catalogue_names_every_placeholder() {
+        for q in catalogue() {
+            assert_eq!(q.sql.matches('?').count(), q.params.len(), "{}", q.name);
+        }
     }
 
     #[test]
