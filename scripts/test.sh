@@ -16,6 +16,11 @@ source "$here/lib.sh"
 export CARGO_TARGET_DIR
 cd "$ATTEST_ROOT"
 
+# Every runner's output also goes to one log, summed up at the end.
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+run() { "$@" 2>&1 | tee -a "$results"; }
+
 "$here/install.sh"
 "$here/stack.sh" up
 
@@ -25,13 +30,13 @@ cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 log "unit and integration tests"
-cargo test -p app --features ssr
-cargo test -p server
+run cargo test -p app --features ssr
+run cargo test -p server
 
 log "migrations and queries on a current ClickHouse (chdb)"
 catalogue="$(mktemp)"
 cargo run -q -p server --bin attest -- sql >"$catalogue"
-python3 server/tests/modern_clickhouse.py "$catalogue"
+run python3 server/tests/modern_clickhouse.py "$catalogue"
 rm -f "$catalogue"
 
 log "browser end-to-end tests"
@@ -42,7 +47,15 @@ export ATTEST_KAFKA__TOPIC_PREFIX=attest.e2e
 export ATTEST_KAFKA__CONSUMER_GROUP=attest-e2e-writer
 export ATTEST_CLICKHOUSE__DATABASE=attest_e2e
 "$here/console.sh" stop
-trap '"$here/console.sh" stop' EXIT
+trap '"$here/console.sh" stop; rm -f "$results"' EXIT
 "$here/console.sh" start
-(cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" npx playwright test)
-log "all tests passed"
+(cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)
+
+# cargo: "test result: ok. N passed; M failed"; chdb check: "N passed, M failed";
+# Playwright: "N passed (…)" / "M failed".
+sed 's/\x1b\[[0-9;]*m//g' "$results" | awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  /^modern-clickhouse:/ { p += $2; f += $4 }
+  /^ +[0-9]+ passed \(/ { p += $1 }
+  /^ +[0-9]+ failed$/ { f += $1 }
+  END { printf "summary: %d passed, %d failed\n", p, f }'
