@@ -225,34 +225,14 @@ async fn rejected_requests_leave_no_trace_in_kafka_or_clickhouse() {
 #[tokio::test]
 async fn registry_serves_the_schema_that_frames_every_message() {
     let server = common::start(common::test_config()).await;
-    let subjects: Value = server
-        .http
-        .get(format!("{}/subjects", server.base_url))
-        .send()
-        .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(subjects, json!(["dev.attest.AuditEvent"]));
-    let schema: Value = server
-        .http
-        .get(format!("{}/schemas/ids/1", server.base_url))
-        .send()
-        .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("json");
+    let (status, subjects) = server.get_json("/subjects").await;
+    assert_eq!((status, subjects), (200, json!(["dev.attest.AuditEvent"])));
+    let (status, schema) = server.get_json("/schemas/ids/1").await;
+    assert_eq!(status, 200);
     let text = schema["schema"].as_str().expect("schema is a JSON string");
     apache_avro::Schema::parse_str(text).expect("served schema parses");
-    let missing = server
-        .http
-        .get(format!("{}/schemas/ids/999", server.base_url))
-        .send()
-        .await
-        .expect("reachable");
-    assert_eq!(missing.status().as_u16(), 404);
+    let (status, missing) = server.get_json("/schemas/ids/999").await;
+    assert_eq!(status, 404, "{missing}");
     server.stop().await;
 }
 

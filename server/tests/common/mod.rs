@@ -127,6 +127,17 @@ impl TestServer {
         (status, json)
     }
 
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .expect("attest reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub async fn stop(self) {
         let database = self.config.clickhouse.database.clone();
         let url = self.config.clickhouse.url.clone();
