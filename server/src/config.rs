@@ -106,6 +106,9 @@ pub struct WriterConfig {
     pub retry_initial: Duration,
     #[serde(with = "millis")]
     pub retry_max: Duration,
+    /// Most data (KiB) the Kafka client prefetches per partition queue while
+    /// a batch waits: with `max_rows`, what bounds the writer's memory.
+    pub prefetch_kbytes: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +166,7 @@ impl Default for WriterConfig {
             max_age: Duration::from_secs(1),
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
+            prefetch_kbytes: 65_536,
         }
     }
 }
@@ -269,6 +273,9 @@ impl Config {
                 "writer.retry_initial",
                 "must be more than 0 ms and at most writer.retry_max",
             ));
+        }
+        if self.writer.prefetch_kbytes < 1024 {
+            return Err(invalid("writer.prefetch_kbytes", "must be at least 1024"));
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));

@@ -11,6 +11,7 @@ pub mod event;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod produce;
 pub mod registry;
 pub mod store;
@@ -52,9 +53,10 @@ pub enum StartError {
     },
 }
 
-/// A started server; dropping it does not stop it, `shutdown` does.
+/// A started server or writer; dropping it does not stop it, `shutdown` does.
 pub struct Running {
     pub addr: SocketAddr,
+    pub metrics: Arc<metrics::Metrics>,
     stop: CancellationToken,
     http: JoinHandle<()>,
     writer: Option<JoinHandle<()>>,
@@ -73,17 +75,23 @@ impl Running {
         self.producer.flush(Duration::from_secs(10));
     }
 
-    /// Resolves when `stop` is cancelled from elsewhere (a signal).
+    /// Cancelling it (e.g. on a signal) starts the shutdown.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
     }
 }
 
-/// Checks dependencies, prepares topics and schema, then serves.
-pub async fn start(
-    config: Config,
-    mut leptos_options: LeptosOptions,
-) -> Result<Running, StartError> {
+/// What both the server and a standalone writer need, checked and ready.
+struct Prepared {
+    registry: Arc<registry::Registry>,
+    store: store::Store,
+    producer: produce::EventProducer,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// Loads the contract, checks both dependencies, creates missing topics and
+/// applies migrations: a server and a writer may each start first.
+async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let registry = Arc::new(registry::Registry::load(&config.schemas_dir)?);
     let store = store::Store::new(&config.clickhouse);
     let check_timeout = Duration::from_secs(5);
@@ -95,66 +103,119 @@ pub async fn start(
     produce::ensure_topics(&config.kafka, &all_topics).await?;
     store.migrate().await?;
 
-    let producer = produce::EventProducer::new(&config.kafka)?;
-    let stop = CancellationToken::new();
+    Ok(Prepared {
+        registry,
+        store,
+        producer: produce::EventProducer::new(&config.kafka)?,
+        metrics: Arc::new(metrics::Metrics::new()),
+    })
+}
 
+fn spawn_writer(
+    config: &Config,
+    prepared: &Prepared,
+    stop: &CancellationToken,
+) -> Result<JoinHandle<()>, StartError> {
+    let writer = write::Writer::new(
+        &config.kafka,
+        config.writer.clone(),
+        prepared.registry.clone(),
+        prepared.store.clone(),
+        prepared.producer.clone(),
+        prepared.metrics.clone(),
+    )?;
+    tokio::spawn(health::lag::run(
+        config.kafka.clone(),
+        prepared.metrics.clone(),
+        stop.clone(),
+    ));
+    Ok(tokio::spawn(writer.run(stop.clone())))
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app.layer(TraceLayer::new_for_http()))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "http server failed");
+        }
+    })
+}
+
+/// The whole server: console, ingest API, registry, metrics and (unless
+/// `writer.enabled` is false) the writer.
+pub async fn start(
+    config: Config,
+    mut leptos_options: LeptosOptions,
+) -> Result<Running, StartError> {
+    let prepared = prepare(&config).await?;
+    let stop = CancellationToken::new();
     let writer = if config.writer.enabled {
-        let writer = write::Writer::new(
-            &config.kafka,
-            config.writer.clone(),
-            registry.clone(),
-            store.clone(),
-            producer.clone(),
-        )?;
-        let stop = stop.clone();
-        Some(tokio::spawn(writer.run(stop)))
+        Some(spawn_writer(&config, &prepared, &stop)?)
     } else {
         None
     };
-
     let api = http::router(http::ApiState {
         ingest: Arc::new(ingest::Ingest::new(
-            registry.clone(),
-            producer.clone(),
+            prepared.registry.clone(),
+            prepared.producer.clone(),
             config.kafka.topic_prefix.clone(),
         )),
-        registry,
+        registry: prepared.registry.clone(),
+        metrics: prepared.metrics.clone(),
         max_body_bytes: config.ingest.max_body_bytes,
     });
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
-    let app = console_router(leptos_options, SharedStore(Arc::new(store)))
-        .merge(api)
-        .layer(TraceLayer::new_for_http());
-
-    let http = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "http server failed");
-            }
-        })
-    };
+    let app = console_router(
+        leptos_options,
+        SharedStore(Arc::new(prepared.store.clone())),
+    )
+    .merge(api);
+    let http = serve(listener, app, &stop);
     info!(%addr, "attest listening");
     Ok(Running {
         addr,
+        metrics: prepared.metrics,
         stop,
         http,
         writer,
-        producer,
+        producer: prepared.producer,
+    })
+}
+
+/// A standalone writer (`attest writer`): consumes and inserts, and serves
+/// only `/healthz` and `/metrics` on `listen`.
+pub async fn start_writer(config: Config) -> Result<Running, StartError> {
+    let prepared = prepare(&config).await?;
+    let stop = CancellationToken::new();
+    let writer = spawn_writer(&config, &prepared, &stop)?;
+    let (listener, addr) = bind(config.listen).await?;
+    let http = serve(listener, http::ops_router(prepared.metrics.clone()), &stop);
+    info!(%addr, "attest writer running; metrics on /metrics");
+    Ok(Running {
+        addr,
+        metrics: prepared.metrics,
+        stop,
+        http,
+        writer: Some(writer),
+        producer: prepared.producer,
     })
 }
 

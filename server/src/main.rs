@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Serve the console and the ingest API, and run the writer (default).
     Serve,
+    /// Run only the Kafka → ClickHouse writer (serves /healthz and /metrics
+    /// on `listen`); several may run as one consumer group.
+    Writer,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
     /// Print every migration and query template Attest sends to ClickHouse,
@@ -62,6 +65,15 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config).await,
+        Command::Writer => {
+            let running = attest_server::start_writer(config).await?;
+            println!(
+                "attest: writer running, metrics at http://{}/metrics",
+                running.addr
+            );
+            run_until_signal(running).await;
+            Ok(())
+        }
     }
 }
 
@@ -91,13 +103,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .leptos_options;
     let running = attest_server::start(config, leptos).await?;
     println!("attest: console at http://{}/", running.addr);
+    run_until_signal(running).await;
+    Ok(())
+}
+
+async fn run_until_signal(running: attest_server::Running) {
     let stop = running.stop_token();
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutdown requested"),
         _ = stop.cancelled() => {}
     }
     running.shutdown().await;
-    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,9 @@
+//! Dependency checks and the pipeline's own health (consumer lag).
+//!
 //! Dependency checks. At start-up a dependency that is down stops Attest with
 //! a message naming it, its address and how to start it.
+
+pub mod lag;
 
 use std::time::Duration;
 

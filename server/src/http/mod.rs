@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::ingest::Ingest;
+use crate::ingest::{Ingest, IngestError};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use error::ApiError;
 
@@ -22,18 +23,39 @@ pub use error::ApiError;
 pub struct ApiState {
     pub ingest: Arc<Ingest>,
     pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
 }
 
+/// Ingest, the registry and the operational endpoints.
 pub fn router(state: ApiState) -> Router {
     let limit = state.max_body_bytes;
+    let ops = ops_router(state.metrics.clone());
     Router::new()
         .route("/api/v1/events", post(post_event))
         .route("/subjects", get(subjects))
         .route("/schemas/ids/{id}", get(schema_by_id))
-        .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(ops)
+}
+
+/// `/healthz` and `/metrics`: all a standalone writer serves.
+pub fn ops_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }),
+        )
 }
 
 const JSON: &str = "application/json";
@@ -65,8 +87,18 @@ async fn post_event(
             problem: format!("cannot read the request body: {rejection}"),
         }]),
     })?;
-    let accepted = state.ingest.accept_json(&body).await?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    let result = state.ingest.accept_json(&body).await;
+    let label = match &result {
+        Ok(_) => "accepted",
+        Err(IngestError::Invalid(_)) => "rejected",
+        Err(_) => "unavailable",
+    };
+    state
+        .metrics
+        .ingest_events
+        .with_label_values(&[label])
+        .inc();
+    Ok((StatusCode::ACCEPTED, Json(result?)))
 }
 
 async fn subjects(State(state): State<ApiState>) -> impl IntoResponse {

@@ -16,6 +16,14 @@ pub const HEADER_TOPIC: &str = "attest.source.topic";
 pub const HEADER_PARTITION: &str = "attest.source.partition";
 pub const HEADER_OFFSET: &str = "attest.source.offset";
 
+/// Where a dead-lettered message was read from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 pub struct DeadLetters {
     producer: EventProducer,
     topic: String,
@@ -29,17 +37,19 @@ impl DeadLetters {
     /// Retries until the dead-letter topic acknowledged the message, because
     /// committing past an unrecorded poison message would lose it. False if
     /// `stop` fired first.
-    #[allow(clippy::too_many_arguments)]
     pub async fn send_until_acknowledged(
         &self,
         failure: &DecodeFailure,
-        topic: &str,
-        partition: i32,
-        offset: i64,
+        source: Source<'_>,
         key: &[u8],
         payload: &[u8],
         stop: &CancellationToken,
     ) -> bool {
+        let Source {
+            topic,
+            partition,
+            offset,
+        } = source;
         error!(reason = failure.code(), error = %failure, topic, partition, offset, "dead-lettering a message");
         let detail = failure.to_string();
         let partition_s = partition.to_string();

@@ -1,11 +1,11 @@
 //! The writer: reads the category topics as one consumer group, inserts
 //! batches into ClickHouse and only then commits their offsets.
 //!
-//! Offset protocol: a message's offset is committed only after (a) its row
-//! is in ClickHouse or (b) it was acknowledged by the dead-letter topic. A
-//! crash between insert and commit re-reads the batch; the re-inserted rows
-//! carry the same sorting key, so ReplacingMergeTree and the console's
-//! `LIMIT 1 BY event_id` keep analysts from seeing them twice.
+//! Offset protocol (docs/DESIGN.md): a message's offset is committed only
+//! after (a) its row is in ClickHouse or (b) the dead-letter topic
+//! acknowledged it. A crash between insert and commit re-reads the batch; the
+//! re-inserted rows carry the same sorting key, so ReplacingMergeTree and the
+//! console's `LIMIT 1 BY event_id` keep analysts from seeing them twice.
 
 mod batch;
 mod dead_letters;
@@ -17,21 +17,26 @@ use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{KafkaConfig, WriterConfig};
+use crate::metrics::Metrics;
 use crate::produce::EventProducer;
 use crate::registry::Registry;
 use crate::store::{EventRow, Provenance, Store};
 use crate::topics;
 use batch::Batch;
-pub use dead_letters::DeadLetters;
+pub use dead_letters::{
+    DeadLetters, HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC,
+};
 
 /// How long an idle writer waits for a message before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long a shutdown may spend inserting the open batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -45,6 +50,13 @@ pub struct Writer {
     store: Store,
     dead_letters: DeadLetters,
     settings: WriterConfig,
+    metrics: Arc<Metrics>,
+}
+
+/// What stopped a flush.
+enum Flushed {
+    Done,
+    Stopped,
 }
 
 impl Writer {
@@ -54,6 +66,7 @@ impl Writer {
         registry: Arc<Registry>,
         store: Store,
         producer: EventProducer,
+        metrics: Arc<Metrics>,
     ) -> Result<Writer, WriteError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &kafka.brokers)
@@ -63,6 +76,12 @@ impl Writer {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // Bounds what librdkafka prefetches while a batch waits for
+            // ClickHouse: with the batch itself, the writer's whole buffer.
+            .set(
+                "queued.max.messages.kbytes",
+                settings.prefetch_kbytes.to_string(),
+            )
             .create()
             .map_err(WriteError::Consumer)?;
         let topics = topics::event_topics(&kafka.topic_prefix);
@@ -74,11 +93,12 @@ impl Writer {
             store,
             dead_letters: DeadLetters::new(producer, topics::dead_letters(&kafka.topic_prefix)),
             settings,
+            metrics,
         })
     }
 
     /// Runs until `stop` is cancelled; then inserts and commits what it holds
-    /// (if ClickHouse is reachable) and returns.
+    /// (if ClickHouse answers within the grace period) and returns.
     pub async fn run(self, stop: CancellationToken) {
         info!(
             max_rows = self.settings.max_rows,
@@ -86,7 +106,14 @@ impl Writer {
             "writer started"
         );
         let mut batch = Batch::default();
+        // Messages that arrived while a flush had the partitions paused.
+        let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
+            for message in std::mem::take(&mut held) {
+                if !self.add(&mut batch, &message, &stop).await {
+                    return;
+                }
+            }
             let wait = batch
                 .time_left(self.settings.max_age, Instant::now())
                 .unwrap_or(IDLE_POLL);
@@ -100,22 +127,9 @@ impl Writer {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Ok(Ok(message)) => {
-                        let (topic, partition, offset) = (message.topic().to_owned(), message.partition(), message.offset());
-                        let payload = message.payload().unwrap_or_default();
-                        match self.registry.decode(payload) {
-                            Ok((schema_id, event)) => {
-                                let row = EventRow::new(event, Provenance { schema_id, partition, offset });
-                                batch.push(row, &topic, partition, offset);
-                            }
-                            Err(failure) => {
-                                let key = message.key().unwrap_or_default().to_vec();
-                                let payload = payload.to_vec();
-                                drop(message);
-                                if !self.dead_letters.send_until_acknowledged(&failure, &topic, partition, offset, &key, &payload, &stop).await {
-                                    break;
-                                }
-                                batch.consumed(&topic, partition, offset);
-                            }
+                        let message = message.detach();
+                        if !self.add(&mut batch, &message, &stop).await {
+                            return;
                         }
                     }
                 }
@@ -125,49 +139,121 @@ impl Writer {
                 self.settings.max_age,
                 Instant::now(),
             ) {
-                if !self.flush(&batch, &stop).await {
-                    return;
+                match self.flush(&batch, &mut held, &stop).await {
+                    Flushed::Done => batch = Batch::default(),
+                    Flushed::Stopped => return,
                 }
-                batch = Batch::default();
             }
         }
         if !batch.is_empty() {
-            // Shutdown: one more attempt set, bounded by a fresh token's timeout.
             let grace = CancellationToken::new();
-            let cancel_after = grace.clone();
+            let expire = grace.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                cancel_after.cancel();
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+                expire.cancel();
             });
-            self.flush(&batch, &grace).await;
+            if let Flushed::Stopped = self.flush(&batch, &mut held, &grace).await {
+                warn!("shutdown before the open batch was inserted; it will be re-read on restart");
+            }
         }
         info!("writer stopped");
     }
 
+    /// Decodes one message into the batch, or dead-letters it. False if
+    /// `stop` fired while the dead-letter topic was unreachable.
+    async fn add(
+        &self,
+        batch: &mut Batch,
+        message: &OwnedMessage,
+        stop: &CancellationToken,
+    ) -> bool {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let payload = message.payload().unwrap_or_default();
+        match self.registry.decode(payload) {
+            Ok((schema_id, event)) => {
+                let provenance = Provenance {
+                    schema_id,
+                    partition,
+                    offset,
+                };
+                batch.push(EventRow::new(event, provenance), topic, partition, offset);
+            }
+            Err(failure) => {
+                let key = message.key().unwrap_or_default();
+                let source = dead_letters::Source {
+                    topic,
+                    partition,
+                    offset,
+                };
+                if !self
+                    .dead_letters
+                    .send_until_acknowledged(&failure, source, key, payload, stop)
+                    .await
+                {
+                    return false;
+                }
+                self.metrics
+                    .writer_dead_letters
+                    .with_label_values(&[failure.code()])
+                    .inc();
+                batch.consumed(topic, partition, offset);
+            }
+        }
+        true
+    }
+
     /// Inserts the batch, retrying with backoff, then commits its offsets.
-    /// Returns false if `stop` fired before the insert succeeded: nothing is
+    /// While ClickHouse refuses, the assigned partitions are paused so that
+    /// nothing more is buffered, and the consumer keeps polling so that it
+    /// stays in its group. Returns `Stopped` if `stop` fired first: nothing is
     /// committed then, and the batch is re-read after restart.
-    async fn flush(&self, batch: &Batch, stop: &CancellationToken) -> bool {
-        let started = Instant::now();
-        if !batch.rows().is_empty() {
+    async fn flush(
+        &self,
+        batch: &Batch,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> Flushed {
+        let rows = batch.rows();
+        if !rows.is_empty() {
             let mut delay = self.settings.retry_initial;
-            let mut attempt = 1u32;
+            let mut paused = false;
             loop {
-                match self.store.insert_events(batch.rows()).await {
-                    Ok(()) => break,
+                let started = Instant::now();
+                match self.store.insert_events(rows).await {
+                    Ok(()) => {
+                        self.metrics
+                            .writer_insert_seconds
+                            .observe(started.elapsed().as_secs_f64());
+                        break;
+                    }
                     Err(error) => {
-                        warn!(%error, attempt, rows = batch.rows().len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
-                        if !sleep_or_stop(jitter(delay), stop).await {
-                            return false;
+                        self.metrics.writer_insert_retries.inc();
+                        warn!(%error, rows = rows.len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
+                        if !paused {
+                            self.pause_all();
+                            paused = true;
+                        }
+                        if !self.wait_polling(jitter(delay), held, stop).await {
+                            return Flushed::Stopped;
                         }
                         delay = (delay * 2).min(self.settings.retry_max);
-                        attempt += 1;
                     }
                 }
             }
+            if paused {
+                self.resume_all();
+            }
+            self.metrics.writer_rows_written.inc_by(rows.len() as u64);
+            self.metrics.writer_batch_rows.observe(rows.len() as f64);
         }
+        self.commit(batch);
+        Flushed::Done
+    }
+
+    fn commit(&self, batch: &Batch) {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in batch.offsets() {
+            // Kafka's committed offset is the next one to read: last + 1.
             if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(next)) {
                 warn!(%error, topic, partition, "cannot record offset for commit");
             }
@@ -176,13 +262,59 @@ impl Writer {
         // collapse with the ones just inserted.
         if let Err(error) = self.consumer.commit(&list, CommitMode::Sync) {
             warn!(%error, "offset commit failed; the batch will be re-read");
+            return;
         }
-        debug!(
-            rows = batch.rows().len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "batch written"
-        );
-        true
+        debug!(rows = batch.rows().len(), "batch written and committed");
+    }
+
+    fn pause_all(&self) {
+        match self.consumer.assignment() {
+            Ok(assignment) => {
+                if let Err(error) = self.consumer.pause(&assignment) {
+                    warn!(%error, "cannot pause partitions");
+                }
+            }
+            Err(error) => warn!(%error, "cannot read the assignment to pause it"),
+        }
+    }
+
+    fn resume_all(&self) {
+        if let Ok(assignment) = self.consumer.assignment() {
+            if let Err(error) = self.consumer.resume(&assignment) {
+                warn!(%error, "cannot resume partitions");
+            }
+        }
+    }
+
+    /// Waits `d` while polling. Paused partitions deliver nothing, but a
+    /// partition assigned by a rebalance meanwhile may: its message is held
+    /// for the next batch and the partition paused too. False if `stop` fired.
+    async fn wait_polling(
+        &self,
+        d: Duration,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return false,
+                _ = &mut sleep => return true,
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        let mut one = TopicPartitionList::new();
+                        one.add_partition(message.topic(), message.partition());
+                        if let Err(error) = self.consumer.pause(&one) {
+                            warn!(%error, "cannot pause a newly assigned partition");
+                        }
+                        held.push(message.detach());
+                    }
+                    Err(error) => warn!(%error, "kafka consumer error while paused"),
+                }
+            }
+        }
     }
 }
 
@@ -191,14 +323,6 @@ impl Writer {
 fn jitter(delay: Duration) -> Duration {
     let half = delay / 2;
     half + Duration::from_millis(rand::thread_rng().gen_range(0..=half.as_millis() as u64))
-}
-
-/// Sleeps; false if `stop` fired first.
-async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = stop.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
-    }
 }
 
 #[cfg(test)]

@@ -135,7 +135,10 @@ impl TestServer {
             .await
             .expect("attest reachable");
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn stop(self) {
@@ -158,4 +161,134 @@ pub fn as_i64(v: &serde_json::Value) -> i64 {
         serde_json::Value::String(s) => s.parse().expect("integer string"),
         other => other.as_i64().expect("integer"),
     }
+}
+
+/// Encodes `n` events the way ingest does and produces them straight to the
+/// event topics (fast enough for 100k), returning their ids.
+pub async fn produce_events(config: &Config, n: usize, tag: &str) -> Vec<String> {
+    use attest_server::event::{Actor, AuditEvent, Category, Outcome, Resource};
+    use attest_server::produce::{ensure_topics, EventProducer, Outgoing};
+    use attest_server::registry::Registry;
+    use futures::stream::{self, StreamExt};
+
+    let registry = Registry::load(&config.schemas_dir).expect("registry");
+    let mut topics = attest_server::topics::event_topics(&config.kafka.topic_prefix);
+    topics.push(attest_server::topics::dead_letters(
+        &config.kafka.topic_prefix,
+    ));
+    ensure_topics(&config.kafka, &topics).await.expect("topics");
+    let producer = EventProducer::new(&config.kafka).expect("producer");
+    let now = attest_server::ingest::now_ms();
+    let events: Vec<(String, String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let category = Category::ALL[i % Category::ALL.len()];
+            let event = AuditEvent {
+                event_id: format!("{tag}-{i}"),
+                tenant_id: format!("tenant-{}", i % 7),
+                occurred_at: now - (i as i64 % 86_400) * 1000,
+                received_at: now,
+                category,
+                action: "record.read".into(),
+                outcome: Outcome::ALL[i % 3],
+                actor: Actor {
+                    id: format!("user-{}", i % 1000),
+                    kind: "user".into(),
+                    ip: Some("198.51.100.4".into()),
+                    user_agent: None,
+                },
+                resource: Some(Resource {
+                    kind: "record".into(),
+                    id: format!("r-{i}"),
+                }),
+                source_service: "load".into(),
+                request_id: None,
+                metadata: Default::default(),
+            };
+            let topic = attest_server::topics::for_category(&config.kafka.topic_prefix, category);
+            let payload = registry.encode(&event).expect("encodes");
+            (event.event_id, topic, payload)
+        })
+        .collect();
+    stream::iter(events.iter())
+        .map(|(id, topic, payload)| {
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(Outgoing {
+                        topic,
+                        key: id,
+                        payload,
+                        headers: &[],
+                    })
+                    .await
+                    .expect("broker acknowledged")
+            }
+        })
+        .buffer_unordered(2000)
+        .collect::<Vec<_>>()
+        .await;
+    events.into_iter().map(|(id, _, _)| id).collect()
+}
+
+/// The count analysts see: one row per event_id, whatever merges have run.
+pub async fn distinct_events(server_http: &reqwest::Client, config: &Config) -> u64 {
+    let response = server_http
+        .post(&config.clickhouse.url)
+        .query(&[("database", config.clickhouse.database.as_str())])
+        .body("SELECT uniqExact(event_id) FROM audit_events")
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => r
+            .text()
+            .await
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0),
+        // ClickHouse may be down on purpose in a fault test.
+        _ => 0,
+    }
+}
+
+/// The environment that points an `attest` child process at `config`.
+pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("ATTEST_LISTEN", "127.0.0.1:0".into()),
+        (
+            "ATTEST_SCHEMAS_DIR",
+            config.schemas_dir.display().to_string(),
+        ),
+        ("ATTEST_KAFKA__BROKERS", config.kafka.brokers.clone()),
+        (
+            "ATTEST_KAFKA__TOPIC_PREFIX",
+            config.kafka.topic_prefix.clone(),
+        ),
+        (
+            "ATTEST_KAFKA__CONSUMER_GROUP",
+            config.kafka.consumer_group.clone(),
+        ),
+        (
+            "ATTEST_KAFKA__PARTITIONS",
+            config.kafka.partitions.to_string(),
+        ),
+        ("ATTEST_CLICKHOUSE__URL", config.clickhouse.url.clone()),
+        (
+            "ATTEST_CLICKHOUSE__DATABASE",
+            config.clickhouse.database.clone(),
+        ),
+        (
+            "ATTEST_WRITER__MAX_ROWS",
+            config.writer.max_rows.to_string(),
+        ),
+        (
+            "ATTEST_WRITER__MAX_AGE",
+            config.writer.max_age.as_millis().to_string(),
+        ),
+        (
+            "ATTEST_WRITER__RETRY_MAX",
+            config.writer.retry_max.as_millis().to_string(),
+        ),
+        ("RUST_LOG", "warn,attest_server=info".into()),
+    ]
 }

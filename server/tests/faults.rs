@@ -1,0 +1,202 @@
+//! Faults against the real stack: a writer killed with SIGKILL mid-stream,
+//! and ClickHouse stopped while events flow. The writer runs as a separate
+//! `attest writer` process so it can be killed for real.
+//!
+//! These tests stop and start the shared local ClickHouse, so they run one at
+//! a time (a lock) in a test binary of their own.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+struct WriterProcess {
+    child: Child,
+}
+
+impl WriterProcess {
+    fn start(config: &attest_server::config::Config, log_name: &str) -> WriterProcess {
+        let log_dir = std::env::var("ATTEST_LOG_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+        let log = std::fs::File::create(format!("{log_dir}/{log_name}.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_attest"))
+            .arg("writer")
+            .envs(common::child_env(config))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("attest writer starts");
+        WriterProcess { child }
+    }
+
+    /// Peak resident memory so far, in MiB, from /proc.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) {
+        // SIGTERM: the writer flushes and commits before it exits.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_for_distinct(
+    http: &reqwest::Client,
+    config: &attest_server::config::Config,
+    n: u64,
+    timeout: Duration,
+) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let count = common::distinct_events(http, config).await;
+        if count >= n || Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn clickhouse(
+    http: &reqwest::Client,
+    config: &attest_server::config::Config,
+    sql: &str,
+) -> String {
+    let response = http
+        .post(&config.clickhouse.url)
+        .query(&[("database", config.clickhouse.database.as_str())])
+        .body(sql.to_owned())
+        .send()
+        .await
+        .expect("clickhouse reachable");
+    assert!(response.status().is_success());
+    response.text().await.expect("body")
+}
+
+/// Exactly the produced ids, each once in what analysts see.
+async fn assert_exactly(
+    http: &reqwest::Client,
+    config: &attest_server::config::Config,
+    ids: &[String],
+) {
+    let seen = clickhouse(
+        http,
+        config,
+        "SELECT event_id FROM audit_events LIMIT 1 BY event_id FORMAT TSV",
+    )
+    .await;
+    let seen: Vec<&str> = seen.lines().collect();
+    assert_eq!(seen.len(), ids.len(), "one row per event after LIMIT 1 BY");
+    let expected: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let got: HashSet<&str> = seen.into_iter().collect();
+    assert_eq!(got, expected, "exactly the produced event ids");
+    let raw = clickhouse(http, config, "SELECT count() FROM audit_events").await;
+    eprintln!(
+        "raw rows {} for {} events (re-inserted rows merge away)",
+        raw.trim(),
+        ids.len()
+    );
+}
+
+fn stack(action: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(action)
+        .arg("clickhouse")
+        .status()
+        .expect("stack.sh runs");
+    assert!(status.success(), "stack.sh {action} clickhouse");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    let mut config = common::test_config();
+    config.writer.max_rows = 5_000;
+    let http = reqwest::Client::new();
+    let ids = common::produce_events(&config, 100_000, "kill").await;
+
+    let writer = WriterProcess::start(&config, "faults-kill-1");
+    let reached = wait_for_distinct(&http, &config, 20_000, Duration::from_secs(120)).await;
+    assert!(
+        reached >= 20_000,
+        "the first writer made progress ({reached})"
+    );
+    assert!(
+        reached < 100_000,
+        "killed mid-stream, not after the end ({reached})"
+    );
+    writer.kill_9();
+
+    let writer = WriterProcess::start(&config, "faults-kill-2");
+    let total = wait_for_distinct(&http, &config, 100_000, Duration::from_secs(240)).await;
+    writer.terminate();
+    assert_eq!(total, 100_000);
+    assert_exactly(&http, &config, &ids).await;
+    let _ = http
+        .post(&config.clickhouse.url)
+        .body(format!(
+            "DROP DATABASE IF EXISTS {}",
+            config.clickhouse.database
+        ))
+        .send()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clickhouse_down_for_30_seconds_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut config = common::test_config();
+    config.writer.max_rows = 10_000;
+    config.writer.retry_max = Duration::from_secs(2);
+    let http = reqwest::Client::new();
+
+    // Start the writer while ClickHouse is up (it migrates at start-up).
+    let first = common::produce_events(&config, 1_000, "before").await;
+    let writer = WriterProcess::start(&config, "faults-outage");
+    assert_eq!(
+        wait_for_distinct(&http, &config, 1_000, Duration::from_secs(60)).await,
+        1_000
+    );
+
+    stack("down");
+    let outage = Instant::now();
+    let during = common::produce_events(&config, 50_000, "during").await;
+    let rss_during = writer.peak_rss_mib();
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
+    stack("up");
+
+    let total = wait_for_distinct(&http, &config, 51_000, Duration::from_secs(180)).await;
+    let peak = writer.peak_rss_mib();
+    writer.terminate();
+    assert_eq!(total, 51_000);
+    let ids: Vec<String> = first.into_iter().chain(during).collect();
+    assert_exactly(&http, &config, &ids).await;
+    // Reported, not asserted: a memory figure is a benchmark, not a test.
+    eprintln!("writer peak RSS: {rss_during:?} MiB during the outage, {peak:?} MiB overall");
+    let _ = http
+        .post(&config.clickhouse.url)
+        .body(format!(
+            "DROP DATABASE IF EXISTS {}",
+            config.clickhouse.database
+        ))
+        .send()
+        .await;
+}
