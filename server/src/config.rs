@@ -60,6 +60,10 @@ pub struct KafkaConfig {
     pub compression: String,
     /// Consumer group of the ClickHouse writer.
     pub consumer_group: String,
+    /// How soon the group notices a writer that died without leaving, and
+    /// hands its partitions to the others.
+    #[serde(with = "millis")]
+    pub session_timeout: Duration,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -143,6 +147,7 @@ impl Default for KafkaConfig {
             linger: Duration::from_millis(5),
             compression: "lz4".into(),
             consumer_group: "attest-writer".into(),
+            session_timeout: Duration::from_secs(10),
         }
     }
 }

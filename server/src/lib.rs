@@ -7,6 +7,7 @@
 //! `EventStore` interface.
 
 pub mod config;
+pub mod dlq;
 pub mod event;
 pub mod health;
 pub mod http;

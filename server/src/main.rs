@@ -26,9 +26,25 @@ enum Command {
     Writer,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Inspect or replay the dead-letter topic.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Print every migration and query template Attest sends to ClickHouse,
     /// as JSON, for review or for checking against another server version.
     Sql,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters: where each came from and why it was set aside.
+    List,
+    /// Re-produce dead letters that decode now to the topic they came from.
+    Replay {
+        /// Only letters with this reason (bad_framing, unknown_schema_id,
+        /// undecodable_payload, contract_mismatch).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -65,6 +81,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config).await,
+        Command::Dlq(command) => dead_letters(config, command).await,
         Command::Writer => {
             let running = attest_server::start_writer(config).await?;
             println!(
@@ -75,6 +92,51 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn dead_letters(config: Config, command: DlqCommand) -> anyhow::Result<()> {
+    use attest_server::dlq;
+    let kafka = config.kafka.clone();
+    let letters = tokio::task::spawn_blocking(move || {
+        dlq::read_all(&kafka, std::time::Duration::from_secs(30))
+    })
+    .await??;
+    match command {
+        DlqCommand::List => {
+            println!("{:<10} {:<20} {:<40} detail", "dlq", "reason", "source");
+            for l in &letters {
+                println!(
+                    "{:<10} {:<20} {:<40} {}",
+                    format!("{}/{}", l.partition, l.offset),
+                    l.reason,
+                    format!(
+                        "{}/{}/{}",
+                        l.source_topic, l.source_partition, l.source_offset
+                    ),
+                    l.detail
+                );
+            }
+            println!("{} dead letter(s)", letters.len());
+        }
+        DlqCommand::Replay { reason } => {
+            let registry = attest_server::registry::Registry::load(&config.schemas_dir)?;
+            let producer = attest_server::produce::EventProducer::new(&config.kafka)?;
+            let report = dlq::replay(letters, reason.as_deref(), &registry, &producer).await?;
+            producer.flush(std::time::Duration::from_secs(10));
+            for (l, why) in &report.still_failing {
+                println!(
+                    "still undecodable: {}/{} ({}): {why}",
+                    l.partition, l.offset, l.reason
+                );
+            }
+            println!(
+                "replayed {}, still undecodable {}",
+                report.replayed.len(),
+                report.still_failing.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn sql_catalogue() -> anyhow::Result<String> {

@@ -76,6 +76,10 @@ impl Writer {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            .set(
+                "session.timeout.ms",
+                kafka.session_timeout.as_millis().to_string(),
+            )
             // Bounds what librdkafka prefetches while a batch waits for
             // ClickHouse: with the batch itself, the writer's whole buffer.
             .set(

@@ -1,0 +1,180 @@
+//! Poison records between good ones: the good ones land, the poison ones go
+//! to the dead-letter topic with their reason and origin, the metrics count
+//! them, and `attest dlq replay` lands the one that decodes after the fix.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use attest_server::produce::{EventProducer, Outgoing};
+use attest_server::registry::wire;
+
+async fn produce_raw(producer: &EventProducer, topic: &str, payload: &[u8]) {
+    producer
+        .send(Outgoing {
+            topic,
+            key: "tenant-x",
+            payload,
+            headers: &[],
+        })
+        .await
+        .expect("broker acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1; // one partition: a known order of good and bad
+    let server = common::start(config.clone()).await;
+    let topic = attest_server::topics::for_category(
+        &config.kafka.topic_prefix,
+        attest_server::event::Category::Admin,
+    );
+    let producer = EventProducer::new(&config.kafka).expect("producer");
+
+    // A real event, re-framed with schema id 999 that is not registered yet.
+    let registry = attest_server::registry::Registry::load(&config.schemas_dir).expect("registry");
+    let ids = common::produce_events(&config, 1, "good-a").await;
+    let mut unknown = sample_event("late-schema");
+    unknown.category = attest_server::event::Category::Admin;
+    let framed = registry.encode(&unknown).expect("encodes");
+    let (_, datum) = wire::unframe(&framed).expect("framed");
+    produce_raw(&producer, &topic, b"{\"not\": \"avro\"}").await;
+    produce_raw(&producer, &topic, &wire::frame(999, datum)).await;
+    let more = common::produce_events(&config, 1, "good-b").await;
+
+    assert_eq!(
+        server.wait_for_rows(2, Duration::from_secs(60)).await,
+        2,
+        "good events land"
+    );
+    let rows = server
+        .clickhouse("SELECT event_id FROM audit_events ORDER BY event_id FORMAT TSV")
+        .await;
+    assert_eq!(rows, format!("{}\n{}\n", ids[0], more[0]));
+
+    let kafka = config.kafka.clone();
+    let letters = tokio::task::spawn_blocking(move || {
+        attest_server::dlq::read_all(&kafka, Duration::from_secs(30))
+    })
+    .await
+    .expect("join")
+    .expect("dead letters readable");
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    assert_eq!(reasons, ["bad_framing", "unknown_schema_id"]);
+    assert!(letters
+        .iter()
+        .all(|l| l.source_topic == topic && l.source_partition == 0));
+    assert_eq!(letters[1].source_offset, letters[0].source_offset + 1);
+    assert!(letters[1].detail.contains("999"), "{}", letters[1].detail);
+
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("attest_writer_dead_letters_total{reason=\"bad_framing\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("attest_writer_dead_letters_total{reason=\"unknown_schema_id\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("attest_writer_rows_written_total 2"),
+        "{metrics}"
+    );
+    server.running.shutdown().await;
+
+    // The fix: schema id 999 registered. Restart on it, then replay.
+    let fixed = tempdir_with_schema_999(&config.schemas_dir);
+    config.schemas_dir = fixed.clone();
+    let server = common::start(config.clone()).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["dlq", "replay", "--reason", "unknown_schema_id"])
+        .envs(common::child_env(&config))
+        .output()
+        .expect("attest dlq replay runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("replayed 1, still undecodable 0"),
+        "{stdout}"
+    );
+
+    let listed = Command::new(env!("CARGO_BIN_EXE_attest"))
+        .args(["dlq", "list"])
+        .envs(common::child_env(&config))
+        .output()
+        .expect("attest dlq list runs");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains("bad_framing") && listing.contains("2 dead letter(s)"),
+        "{listing}"
+    );
+
+    assert_eq!(
+        server.wait_for_rows(3, Duration::from_secs(60)).await,
+        3,
+        "the replayed event lands"
+    );
+    let landed = server
+        .clickhouse("SELECT schema_id FROM audit_events WHERE event_id = 'late-schema' FORMAT TSV")
+        .await;
+    assert_eq!(landed, "999\n");
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(fixed);
+}
+
+fn sample_event(id: &str) -> attest_server::event::AuditEvent {
+    use attest_server::event::{Actor, AuditEvent, Category, Outcome};
+    let now = attest_server::ingest::now_ms();
+    AuditEvent {
+        event_id: id.into(),
+        tenant_id: "tenant-x".into(),
+        occurred_at: now,
+        received_at: now,
+        category: Category::Admin,
+        action: "settings.change".into(),
+        outcome: Outcome::Success,
+        actor: Actor {
+            id: "admin-1".into(),
+            kind: "user".into(),
+            ip: None,
+            user_agent: None,
+        },
+        resource: None,
+        source_service: "console".into(),
+        request_id: None,
+        metadata: Default::default(),
+    }
+}
+
+/// A copy of the contract with the same schema also registered as id 999.
+fn tempdir_with_schema_999(schemas: &std::path::Path) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("attest-schemas-{}", common::unique()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        schemas.join("audit_event.avsc"),
+        dir.join("audit_event.avsc"),
+    )
+    .expect("copy schema");
+    let manifest = serde_json::json!({
+        "subjects": {"dev.attest.AuditEvent": [
+            {"version": 1, "id": 1, "file": "audit_event.avsc"},
+            {"version": 2, "id": 999, "file": "audit_event.avsc"}
+        ]}
+    });
+    std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
+    dir
+}
