@@ -69,15 +69,7 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
     assert_eq!(letters[1].source_offset, letters[0].source_offset + 1);
     assert!(letters[1].detail.contains("999"), "{}", letters[1].detail);
 
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("attest_writer_dead_letters_total{reason=\"bad_framing\"} 1"),
         "{metrics}"

@@ -219,15 +219,7 @@ async fn rejected_requests_leave_no_trace_in_kafka_or_clickhouse() {
         1,
         "only the valid event reached Kafka"
     );
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("attest_ingest_events_total{result=\"rejected\"} 5"),
         "{metrics}"

@@ -141,18 +141,28 @@ impl TestServer {
         )
     }
 
-    pub async fn stop(self) {
-        let database = self.config.clickhouse.database.clone();
-        let url = self.config.clickhouse.url.clone();
-        let http = self.http.clone();
-        self.running.shutdown().await;
-        // Databases may be dropped (topics may not: see the module comment).
-        let _ = http
-            .post(url)
-            .body(format!("DROP DATABASE IF EXISTS {database}"))
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base_url))
             .send()
-            .await;
+            .await
+            .expect("attest reachable")
+            .text()
+            .await
+            .expect("metrics text")
     }
+
+    pub async fn stop(self) {
+        let (http, config) = (self.http.clone(), self.config.clone());
+        self.running.shutdown().await;
+        drop_database(&http, &config).await;
+    }
+}
+
+/// Databases may be dropped (topics may not: see the module comment).
+pub async fn drop_database(http: &reqwest::Client, config: &Config) {
+    let sql = format!("DROP DATABASE IF EXISTS {}", config.clickhouse.database);
+    let _ = http.post(&config.clickhouse.url).body(sql).send().await;
 }
 
 /// A JSON number that ClickHouse may print quoted (64-bit ints on 18.16).
