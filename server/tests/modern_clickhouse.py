@@ -82,6 +82,13 @@ def main(path):
                 else:
                     check(f"migration {m['version']} {m['name']} (run {attempt})", True)
 
+        types = {
+            r["name"]: r["type"]
+            for r in query_rows(sess, "SELECT name, type FROM system.columns WHERE table = 'audit_events' AND database = 'attest'")
+        }
+        check("repetitive columns are LowCardinality on a modern server", types.get("outcome") == "LowCardinality(String)", str(types.get("outcome")))
+        check("DateTime64 view of occurred_at exists", types.get("occurred_at_dt64", "").startswith("DateTime64(3"), str(types.get("occurred_at_dt64")))
+
         indexes = query_rows(sess, "SELECT name FROM system.data_skipping_indices WHERE table = 'audit_events'")
         check("version-gated skipping index exists on a modern server", {"name": "idx_actor_id"} in indexes, str(indexes))
 
@@ -99,6 +106,9 @@ def main(path):
         sess.query(insert + ", ".join(values))
         # A re-delivered batch: the same row again must not show twice.
         sess.query(insert + values[1])
+
+        dt64 = query_rows(sess, "SELECT toString(occurred_at_dt64) AS t FROM audit_events WHERE event_id = 'e-3' LIMIT 1")
+        check("DateTime64 matches occurred_at", dt64 == [{"t": "2026-11-23 11:30:00.000"}], str(dt64))
 
         partitions = query_rows(sess, "SELECT DISTINCT partition FROM system.parts WHERE table = 'audit_events' AND active")
         check("rows are partitioned by month", {"partition": "202611"} in partitions, str(partitions))

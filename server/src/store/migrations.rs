@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "actor_index",
         sql: include_str!("../../migrations/0002_actor_index.sql"),
     },
+    Migration {
+        version: 3,
+        name: "modern_types",
+        sql: include_str!("../../migrations/0003_modern_types.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
@@ -109,7 +114,7 @@ mod tests {
             assert!(!m.statements().is_empty(), "{}", m.name);
             for s in m.statements() {
                 assert!(
-                    s.contains("IF NOT EXISTS"),
+                    s.contains("IF NOT EXISTS") || s.contains("IF EXISTS"),
                     "{} must be idempotent: {s}",
                     m.name
                 );
@@ -121,6 +126,7 @@ mod tests {
     fn reads_version_requirements() {
         assert_eq!(MIGRATIONS[0].requires(), None);
         assert_eq!(MIGRATIONS[1].requires(), Some((20, 1)));
+        assert_eq!(MIGRATIONS[2].requires(), Some((21, 1)));
         assert_eq!(parse_version("18.16.1"), Some((18, 16)));
         assert_eq!(parse_version("26.5.1.1"), Some((26, 5)));
         assert!((18, 16) < (20, 1));
