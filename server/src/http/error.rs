@@ -44,6 +44,12 @@ impl From<IngestError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (status, code, message, errors) = match self {
             ApiError::Invalid(errors) => (
                 StatusCode::BAD_REQUEST,
@@ -80,18 +86,34 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
         };
-        let retry_after = match &status {
-            &StatusCode::SERVICE_UNAVAILABLE => Some(HeaderValue::from_static("5")),
-            _ => None,
-        };
         let mut response = (
             status,
             Json(json!({"error": code, "message": message, "errors": errors})),
         )
             .into_response();
-        if let Some(v) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_carries_its_retry_after() {
+        let response = ApiError::Unavailable {
+            what: "broker down",
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let response = ApiError::NotFound("x".into()).into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

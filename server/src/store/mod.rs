@@ -6,8 +6,6 @@ mod queries;
 
 pub use queries::{catalogue, QueryTemplate};
 
-use std::collections::BTreeMap;
-
 use clickhouse::{Client, Row};
 use serde::Serialize;
 use tracing::info;
@@ -63,7 +61,7 @@ pub struct Provenance {
 
 impl EventRow {
     pub fn new(event: AuditEvent, from: Provenance) -> EventRow {
-        let (metadata_key, metadata_value) = split_map(event.metadata);
+        let (metadata_key, metadata_value) = event.metadata.into_iter().unzip();
         let (resource_type, resource_id) =
             event.resource.map(|r| (r.kind, r.id)).unwrap_or_default();
         EventRow {
@@ -89,10 +87,6 @@ impl EventRow {
             kafka_offset: from.offset,
         }
     }
-}
-
-fn split_map(map: BTreeMap<String, String>) -> (Vec<String>, Vec<String>) {
-    map.into_iter().unzip()
 }
 
 #[derive(Clone)]
@@ -141,10 +135,6 @@ impl Store {
         }
         insert.end().await?;
         Ok(())
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 }
 
