@@ -94,6 +94,20 @@ impl TimeRange {
             TimeRange::LastYear => 365 * DAY,
         }
     }
+
+    /// Width of one bar on the activity chart: between about 50 and 170
+    /// bars whatever the range, so the chart stays readable and the rollup
+    /// query returns little.
+    pub fn bucket_seconds(self) -> u32 {
+        match self {
+            TimeRange::Last15Minutes | TimeRange::LastHour => 60,
+            TimeRange::Last24Hours => 15 * 60,
+            TimeRange::Last7Days => 3600,
+            TimeRange::Last30Days => 6 * 3600,
+            TimeRange::Last90Days => 24 * 3600,
+            TimeRange::LastYear => 7 * 24 * 3600,
+        }
+    }
 }
 
 /// What the events list asks the store for.
@@ -119,6 +133,34 @@ pub struct EventPage {
     pub truncated: bool,
 }
 
+/// Distinct events in one time bucket with one outcome, from the rollups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
+pub struct ActivityBucket {
+    /// Start of the bucket, epoch seconds UTC.
+    pub bucket_s: u32,
+    pub outcome: String,
+    pub events: u64,
+}
+
+/// Failed or denied attempts by one actor over the window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
+pub struct ActorFailures {
+    pub actor_id: String,
+    pub failures: u64,
+}
+
+/// The dashboard's answer: activity over time and who fails most.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub buckets: Vec<ActivityBucket>,
+    pub top_failing_actors: Vec<ActorFailures>,
+    pub bucket_s: u32,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +175,14 @@ mod tests {
     #[test]
     fn unknown_range_falls_back_to_default() {
         assert_eq!(TimeRange::from_param("2w"), TimeRange::Last24Hours);
+    }
+
+    #[test]
+    fn every_range_has_a_readable_number_of_buckets() {
+        for range in TimeRange::ALL {
+            let bars = range.duration_ms() / 1000 / i64::from(range.bucket_seconds());
+            assert!((15..=170).contains(&bars), "{range:?}: {bars}");
+        }
     }
 
     #[test]

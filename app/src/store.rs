@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{EventFilter, EventPage};
+use crate::model::{Activity, EventFilter, EventPage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,6 +21,10 @@ pub trait EventStore: Send + Sync + 'static {
         filter: &EventFilter,
         now_ms: i64,
     ) -> Result<EventPage, StoreError>;
+
+    /// Distinct events per time bucket and outcome, and the actors with the
+    /// most failed or denied attempts, from the per-minute rollups.
+    async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, StoreError>;
 
     /// Tenants that have any events, for the tenant selector.
     async fn tenants(&self) -> Result<Vec<String>, StoreError>;

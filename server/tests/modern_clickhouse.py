@@ -20,12 +20,14 @@ NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
 HOUR_MS = 3_600_000
 
 ROWS = [
-    # event_id, tenant, occurred_at
-    ("e-old", "acme", NOW_MS - 48 * HOUR_MS),
-    ("e-1", "acme", NOW_MS - 2 * HOUR_MS),
-    ("e-2", "globex", NOW_MS - 1 * HOUR_MS),
-    ("e-3", "acme", NOW_MS - 30 * 60_000),
+    # event_id, tenant, occurred_at, outcome, actor
+    ("e-old", "acme", NOW_MS - 48 * HOUR_MS, "success", "alice"),
+    ("e-1", "acme", NOW_MS - 2 * HOUR_MS, "success", "alice"),
+    ("e-2", "globex", NOW_MS - 1 * HOUR_MS, "denied", "mallory"),
+    ("e-3", "acme", NOW_MS - 30 * 60_000, "failure", "mallory"),
 ]
+HOUR_S = 3_600
+NOW_S = NOW_MS // 1000
 
 
 def literal(value):
@@ -93,10 +95,10 @@ def main(path):
         check("version-gated skipping index exists on a modern server", {"name": "idx_actor_id"} in indexes, str(indexes))
 
         values = []
-        for event_id, tenant, occurred in ROWS:
+        for event_id, tenant, occurred, outcome, actor in ROWS:
             values.append(
                 f"({literal(event_id)}, {literal(tenant)}, {occurred}, {occurred + 5}, 'admin', 'user.update', "
-                f"'success', 'alice', 'user', '203.0.113.1', '', 'user', 'u-1', 'iam', '', ['k'], ['v'], 1, 0, 0)"
+                f"{literal(outcome)}, {literal(actor)}, 'user', '203.0.113.1', '', 'user', 'u-1', 'iam', '', ['k'], ['v'], 1, 0, 0)"
             )
         insert = (
             "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, outcome, "
@@ -120,6 +122,16 @@ def main(path):
             "to_ms": NOW_MS,
             "tenant": "acme",
             "limit": 100,
+            "bucket_s": HOUR_S,
+        }
+        # The re-delivered e-1 went through the rollup views twice; distinct
+        # counting keeps it at one.
+        bucket_10, bucket_11 = NOW_S - 2 * HOUR_S, NOW_S - HOUR_S
+        expected_rollups = {
+            "activity": [(bucket_10, "success", 1), (bucket_11, "denied", 1), (bucket_11, "failure", 1)],
+            "activity_for_tenant": [(bucket_10, "success", 1), (bucket_11, "failure", 1)],
+            "failing_actors": [("mallory", 2)],
+            "failing_actors_for_tenant": [("mallory", 1)],
         }
         expected = {
             "recent_events": ["e-3", "e-2", "e-1"],
@@ -133,7 +145,13 @@ def main(path):
             except Exception as e:  # noqa: BLE001
                 check(f"query {q['name']}", False, str(e))
                 continue
-            if q["name"] == "tenants":
+            if q["name"] in expected_rollups:
+                if q["name"].startswith("activity"):
+                    got = [(int(r["bucket_s"]), r["outcome"], int(r["events"])) for r in rows]
+                else:
+                    got = [(r["actor_id"], int(r["failures"])) for r in rows]
+                check(f"query {q['name']}", got == expected_rollups[q["name"]], str(got))
+            elif q["name"] == "tenants":
                 got = [r["tenant_id"] for r in rows]
                 check("query tenants", got == ["acme", "globex"], str(got))
             elif q["name"] in expected:

@@ -261,10 +261,105 @@ async fn migrations_are_recorded_once_and_gated_by_server_version() {
         .clickhouse("SELECT version FROM attest_schema_migrations ORDER BY version FORMAT TSV")
         .await;
     let expected = match major {
-        0..=19 => "1\n",
-        20 => "1\n2\n",
-        _ => "1\n2\n3\n",
+        0..=19 => "1\n4\n",
+        20 => "1\n2\n4\n",
+        _ => "1\n2\n3\n4\n",
     };
     assert_eq!(ledger, expected, "ledger on ClickHouse {}", version.trim());
     second.stop().await;
+}
+
+/// Waits until the writer reports at least `n` rows inserted (re-inserted
+/// duplicates included, unlike a row count that merges may shrink).
+async fn wait_for_rows_written(server: &common::TestServer, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = server.metrics_text().await;
+        let written = text
+            .lines()
+            .find_map(|l| l.strip_prefix("attest_writer_rows_written_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if written >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writer wrote {written} of {n} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn rollups_count_each_event_once_even_when_it_is_delivered_twice() {
+    let server = common::start(common::test_config()).await;
+    let now_ms = attest_server::ingest::now_ms();
+    let events: Vec<Value> = (0..60)
+        .map(|i| {
+            let mut e = event(i, now_ms);
+            e["event_id"] = json!(format!("roll-{i}"));
+            e["actor"]["id"] = json!(format!("actor-{}", i % 4));
+            e
+        })
+        .collect();
+    // Every event twice, in two rounds: the second round is a client retry,
+    // which reaches ClickHouse (and the rollup views) as a second row.
+    for round in 1..=2u64 {
+        for e in &events {
+            let (status, body) = server.post_json(e.to_string()).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        wait_for_rows_written(&server, 60 * round).await;
+    }
+
+    let store = attest_server::store::Store::new(&server.config.clickhouse);
+    let filter = app::model::EventFilter {
+        tenant: Some("tenant-1".into()),
+        range: app::model::TimeRange::Last24Hours,
+        limit: 100,
+    };
+    let activity = store
+        .activity(&filter, now_ms + 60_000)
+        .await
+        .expect("activity query");
+
+    let mut from_rollup: HashMap<String, u64> = HashMap::new();
+    for b in &activity.buckets {
+        assert_eq!(b.bucket_s % activity.bucket_s, 0, "bucket aligned: {b:?}");
+        *from_rollup.entry(b.outcome.clone()).or_default() += b.events;
+    }
+    let direct = server
+        .clickhouse(
+            "SELECT outcome, uniqExact(event_id) FROM audit_events \
+             WHERE tenant_id = 'tenant-1' GROUP BY outcome ORDER BY outcome FORMAT TSV",
+        )
+        .await;
+    let direct: HashMap<String, u64> = direct
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(o, n)| (o.to_owned(), n.parse().unwrap()))
+        .collect();
+    assert_eq!(from_rollup, direct);
+    assert_eq!(
+        from_rollup.values().sum::<u64>(),
+        20,
+        "tenant-1 has 20 events"
+    );
+
+    let direct_actors = server
+        .clickhouse(
+            "SELECT actor_id, uniqExact(event_id) AS n FROM audit_events \
+             WHERE tenant_id = 'tenant-1' AND outcome != 'success' \
+             GROUP BY actor_id ORDER BY n DESC, actor_id FORMAT TSV",
+        )
+        .await;
+    let from_rollup_actors: String = activity
+        .top_failing_actors
+        .iter()
+        .map(|a| format!("{}\t{}\n", a.actor_id, a.failures))
+        .collect();
+    assert_eq!(from_rollup_actors, direct_actors);
+    assert!(!activity.top_failing_actors.is_empty());
+    server.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Read queries behind the console. User input only ever reaches ClickHouse
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
-use app::model::{EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
+use app::model::{Activity, EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
 use app::store::{EventStore, StoreError as ConsoleError};
 use tracing::error;
 
@@ -22,13 +22,47 @@ pub(crate) fn recent_events_sql(with_tenant: bool) -> String {
          ORDER BY occurred_at DESC, event_id DESC \
          LIMIT 1 BY event_id \
          LIMIT ?",
-        if with_tenant {
-            " AND tenant_id = ?"
-        } else {
-            ""
-        }
+        tenant_clause(with_tenant)
     )
 }
+
+/// Optional tenant condition shared by the rollup queries.
+fn tenant_clause(with_tenant: bool) -> &'static str {
+    if with_tenant {
+        " AND tenant_id = ?"
+    } else {
+        ""
+    }
+}
+
+/// Distinct events per bucket and outcome. Merging the uniqExact states
+/// across minutes is exact because each event belongs to one minute.
+pub(crate) fn activity_sql(with_tenant: bool) -> String {
+    format!(
+        "SELECT toUInt32(intDiv(toUInt32(minute), ?) * ?) AS bucket_s, outcome, \
+         uniqExactMerge(events) AS events \
+         FROM audit_counts_per_minute \
+         WHERE minute >= toDateTime(?, 'UTC') AND minute <= toDateTime(?, 'UTC'){} \
+         GROUP BY bucket_s, outcome \
+         ORDER BY bucket_s, outcome",
+        tenant_clause(with_tenant)
+    )
+}
+
+pub(crate) fn failing_actors_sql(with_tenant: bool) -> String {
+    format!(
+        "SELECT actor_id, uniqExactMerge(events) AS failures \
+         FROM audit_failures_per_minute \
+         WHERE minute >= toDateTime(?, 'UTC') AND minute <= toDateTime(?, 'UTC'){} \
+         GROUP BY actor_id \
+         ORDER BY failures DESC, actor_id \
+         LIMIT ?",
+        tenant_clause(with_tenant)
+    )
+}
+
+/// How many actors the dashboard lists.
+const TOP_ACTORS: u32 = 10;
 
 pub(crate) const TENANTS_SQL: &str =
     "SELECT DISTINCT tenant_id FROM audit_events ORDER BY tenant_id LIMIT 1000";
@@ -46,6 +80,10 @@ pub struct QueryTemplate {
 pub fn catalogue() -> Vec<QueryTemplate> {
     const RECENT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "limit"];
     const RECENT_TENANT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "tenant", "limit"];
+    const ACTIVITY: &[&str] = &["bucket_s", "bucket_s", "from_s", "to_s"];
+    const ACTIVITY_TENANT: &[&str] = &["bucket_s", "bucket_s", "from_s", "to_s", "tenant"];
+    const ACTORS: &[&str] = &["from_s", "to_s", "limit"];
+    const ACTORS_TENANT: &[&str] = &["from_s", "to_s", "tenant", "limit"];
     vec![
         QueryTemplate {
             name: "recent_events",
@@ -56,6 +94,26 @@ pub fn catalogue() -> Vec<QueryTemplate> {
             name: "recent_events_for_tenant",
             sql: recent_events_sql(true),
             params: RECENT_TENANT,
+        },
+        QueryTemplate {
+            name: "activity",
+            sql: activity_sql(false),
+            params: ACTIVITY,
+        },
+        QueryTemplate {
+            name: "activity_for_tenant",
+            sql: activity_sql(true),
+            params: ACTIVITY_TENANT,
+        },
+        QueryTemplate {
+            name: "failing_actors",
+            sql: failing_actors_sql(false),
+            params: ACTORS,
+        },
+        QueryTemplate {
+            name: "failing_actors_for_tenant",
+            sql: failing_actors_sql(true),
+            params: ACTORS_TENANT,
         },
         QueryTemplate {
             name: "tenants",
@@ -95,6 +153,39 @@ impl Store {
         })
     }
 
+    pub async fn activity(
+        &self,
+        filter: &EventFilter,
+        now_ms: i64,
+    ) -> Result<Activity, StoreError> {
+        let from_ms = now_ms - filter.range.duration_ms();
+        let (from_s, to_s) = (from_ms.div_euclid(1000), now_ms.div_euclid(1000));
+        let bucket_s = filter.range.bucket_seconds();
+        let mut buckets = self
+            .client
+            .query(&activity_sql(filter.tenant.is_some()))
+            .bind(bucket_s)
+            .bind(bucket_s)
+            .bind(from_s)
+            .bind(to_s);
+        let mut actors = self
+            .client
+            .query(&failing_actors_sql(filter.tenant.is_some()))
+            .bind(from_s)
+            .bind(to_s);
+        if let Some(tenant) = &filter.tenant {
+            buckets = buckets.bind(tenant);
+            actors = actors.bind(tenant);
+        }
+        Ok(Activity {
+            buckets: buckets.fetch_all().await?,
+            top_failing_actors: actors.bind(TOP_ACTORS).fetch_all().await?,
+            bucket_s,
+            from_ms,
+            to_ms: now_ms,
+        })
+    }
+
     pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.client.query(TENANTS_SQL).fetch_all().await?)
     }
@@ -113,6 +204,12 @@ impl EventStore for Store {
         now_ms: i64,
     ) -> Result<EventPage, ConsoleError> {
         Store::recent_events(self, filter, now_ms)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, ConsoleError> {
+        Store::activity(self, filter, now_ms)
             .await
             .map_err(unavailable)
     }
