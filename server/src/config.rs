@@ -3,6 +3,7 @@
 //! variables (`ATTEST_KAFKA__BROKERS` sets `kafka.brokers`). Validated once at
 //! start-up so a bad value fails fast with the key that is wrong.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub writer: WriterConfig,
     pub ingest: IngestConfig,
+    pub retention: RetentionConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +124,46 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
 }
 
+/// How long audit events are kept. Whole months are the unit: a month is
+/// removed once all of it is older than the policy, so nothing younger than
+/// the policy is ever removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Run the retention job inside the server every `interval`. Off by
+    /// default: removing audit data must be a deliberate choice.
+    /// `attest retention run` runs it once either way.
+    pub enabled: bool,
+    /// Full months kept before the current one for tenants without a policy
+    /// of their own; 0 keeps everything.
+    pub default_months: u32,
+    /// Per-tenant months, overriding `default_months`; 0 keeps everything.
+    pub tenants: BTreeMap<String, u32>,
+    #[serde(with = "millis")]
+    pub interval: Duration,
+}
+
+impl RetentionConfig {
+    /// Months kept for `tenant`; 0 keeps everything.
+    pub fn months_for(&self, tenant: &str) -> u32 {
+        self.tenants
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.default_months)
+    }
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            enabled: false,
+            default_months: 0,
+            tenants: BTreeMap::new(),
+            interval: Duration::from_secs(3600),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -131,6 +173,7 @@ impl Default for Config {
             clickhouse: ClickHouseConfig::default(),
             writer: WriterConfig::default(),
             ingest: IngestConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -193,6 +236,7 @@ const ENV_KEYS: &[&str] = &[
     "clickhouse",
     "writer",
     "ingest",
+    "retention",
 ];
 
 impl Config {
@@ -284,6 +328,24 @@ impl Config {
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
+        }
+        if self.retention.interval < Duration::from_secs(60) {
+            return Err(invalid("retention.interval", "must be at least 60000 ms"));
+        }
+        let policies = std::iter::once(("retention.default_months", self.retention.default_months))
+            .chain(
+                self.retention
+                    .tenants
+                    .values()
+                    .map(|m| ("retention.tenants", *m)),
+            );
+        for (key, months) in policies {
+            if months > 1200 {
+                return Err(invalid(
+                    key,
+                    format!("{months} months: must be at most 1200 (0 keeps everything)"),
+                ));
+            }
         }
         Ok(())
     }

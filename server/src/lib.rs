@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod produce;
 pub mod registry;
+pub mod retention;
 pub mod store;
 pub mod topics;
 pub mod write;
@@ -112,6 +113,26 @@ async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     })
 }
 
+fn new_ingest(config: &Config, prepared: &Prepared) -> ingest::Ingest {
+    ingest::Ingest::new(
+        prepared.registry.clone(),
+        prepared.producer.clone(),
+        config.kafka.topic_prefix.clone(),
+    )
+}
+
+/// Retention and legal holds for `attest retention` and `attest hold`: the
+/// same checks and migrations as a server start, no listener, no writer.
+pub async fn open_retention(config: &Config) -> Result<retention::Retention, StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    Ok(retention::Retention::new(
+        prepared.store,
+        ingest,
+        config.retention.clone(),
+    ))
+}
+
 fn spawn_writer(
     config: &Config,
     prepared: &Prepared,
@@ -172,12 +193,17 @@ pub async fn start(
     } else {
         None
     };
+    let ingest = Arc::new(new_ingest(&config, &prepared));
+    if config.retention.enabled {
+        let retention = retention::Retention::new(
+            prepared.store.clone(),
+            ingest.clone(),
+            config.retention.clone(),
+        );
+        tokio::spawn(retention.run(config.retention.interval, stop.clone()));
+    }
     let api = http::router(http::ApiState {
-        ingest: Arc::new(ingest::Ingest::new(
-            prepared.registry.clone(),
-            prepared.producer.clone(),
-            config.kafka.topic_prefix.clone(),
-        )),
+        ingest,
         registry: prepared.registry.clone(),
         metrics: prepared.metrics.clone(),
         max_body_bytes: config.ingest.max_body_bytes,

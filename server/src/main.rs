@@ -29,6 +29,13 @@ enum Command {
     /// Inspect or replay the dead-letter topic.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Remove months past the retention policy (`retention.*`), each removal
+    /// recorded as an audit event of its tenant.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Place, list or release legal holds, which retention never removes.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Print every migration and query template Attest sends to ClickHouse,
     /// as JSON, for review or for checking against another server version.
     Sql,
@@ -44,6 +51,41 @@ enum DlqCommand {
         /// undecodable_payload, contract_mismatch).
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Show what a run would remove and what legal holds keep; change nothing.
+    Plan,
+    /// Remove what the plan says, now.
+    Run,
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Keep a tenant's months from `--from` to `--to` (YYYY-MM, inclusive).
+    Place {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Why: a case or ticket reference; recorded with the hold.
+        #[arg(long)]
+        reason: String,
+        /// Who places it; recorded as the actor of the audit event.
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Every hold, released ones included.
+    List,
+    /// Release a hold by id; its history stays.
+    Release {
+        hold_id: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
     },
 }
 
@@ -82,6 +124,8 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Serve => serve(config).await,
         Command::Dlq(command) => dead_letters(config, command).await,
+        Command::Retention(command) => retention(config, command).await,
+        Command::Hold(command) => holds(config, command).await,
         Command::Writer => {
             let running = attest_server::start_writer(config).await?;
             println!(
@@ -134,6 +178,85 @@ async fn dead_letters(config: Config, command: DlqCommand) -> anyhow::Result<()>
                 report.replayed.len(),
                 report.still_failing.len()
             );
+        }
+    }
+    Ok(())
+}
+
+async fn retention(config: Config, command: RetentionCommand) -> anyhow::Result<()> {
+    use attest_server::retention::Removal;
+    let retention = attest_server::open_retention(&config).await?;
+    let plan = retention.plan(attest_server::ingest::now_ms()).await?;
+    for r in &plan.removals {
+        match r {
+            Removal::DropMonth { month, tenants } => {
+                let names: Vec<String> =
+                    tenants.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+                println!("remove  {month}  whole month: {}", names.join(", "));
+            }
+            Removal::DeleteTenantMonth {
+                month,
+                tenant,
+                events,
+            } => println!("remove  {month}  tenant {tenant} ({events} events)"),
+        }
+    }
+    for h in &plan.held {
+        println!(
+            "keep    {}  tenant {} under legal hold {}",
+            h.month, h.tenant, h.hold_id
+        );
+    }
+    if plan.removals.is_empty() {
+        println!("nothing is past its retention policy");
+        return Ok(());
+    }
+    if let RetentionCommand::Run = command {
+        retention.execute(&plan).await?;
+        println!("removed {} month(s) or tenant-months", plan.removals.len());
+    }
+    Ok(())
+}
+
+async fn holds(config: Config, command: HoldCommand) -> anyhow::Result<()> {
+    let retention = attest_server::open_retention(&config).await?;
+    match command {
+        HoldCommand::Place {
+            tenant,
+            from,
+            to,
+            reason,
+            by,
+        } => {
+            let hold = retention
+                .place_hold(&tenant, &from, &to, &reason, &by)
+                .await?;
+            println!("{}", hold.hold_id);
+        }
+        HoldCommand::List => {
+            println!(
+                "{:<38} {:<20} {:<15} {:<10} reason",
+                "hold", "tenant", "months", "state"
+            );
+            for h in retention.all_holds().await? {
+                let state = if h.released_at == 0 {
+                    "active"
+                } else {
+                    "released"
+                };
+                println!(
+                    "{:<38} {:<20} {:<15} {:<10} {}",
+                    h.hold_id,
+                    h.tenant_id,
+                    format!("{}-{}", h.from_month, h.to_month),
+                    state,
+                    h.reason
+                );
+            }
+        }
+        HoldCommand::Release { hold_id, by } => {
+            let hold = retention.release_hold(&hold_id, &by).await?;
+            println!("released {}", hold.hold_id);
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tracing::error;
 
+use crate::event::AuditEvent;
 use crate::produce::{EventProducer, Outgoing, ProduceError};
 use crate::registry::{EncodeError, Registry};
 use crate::topics;
@@ -49,6 +50,12 @@ impl Ingest {
     pub async fn accept_json(&self, body: &[u8]) -> Result<Accepted, IngestError> {
         let event =
             validate::parse_event(0, body, now_ms(), new_event_id).map_err(IngestError::Invalid)?;
+        self.record(event).await
+    }
+
+    /// Encodes and produces an event built inside Attest (retention, legal
+    /// holds): the same path and the same durability as a service's event.
+    pub async fn record(&self, event: AuditEvent) -> Result<Accepted, IngestError> {
         let payload = self.registry.encode(&event).inspect_err(|error| {
             error!(%error, event_id = %event.event_id, "validated event does not fit the schema");
         })?;
@@ -70,7 +77,7 @@ impl Ingest {
 }
 
 /// UUIDv7: unique without coordination, and sorts by creation time.
-fn new_event_id() -> String {
+pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../../migrations/0004_rollups.sql"),
     },
+    Migration {
+        version: 5,
+        name: "legal_holds",
+        sql: include_str!("../../migrations/0005_legal_holds.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

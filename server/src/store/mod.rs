@@ -3,8 +3,10 @@
 
 pub mod migrations;
 mod queries;
+mod retention;
 
 pub use queries::{catalogue, QueryTemplate};
+pub use retention::HoldRow;
 
 use clickhouse::{Client, Row};
 use serde::Serialize;

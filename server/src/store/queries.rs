@@ -70,7 +70,7 @@ pub(crate) const TENANTS_SQL: &str =
 /// A query as sent, with the names of its `?` placeholders in order.
 #[derive(Debug, serde::Serialize)]
 pub struct QueryTemplate {
-    pub name: &'static str,
+    pub name: String,
     pub sql: String,
     pub params: &'static [&'static str],
 }
@@ -78,6 +78,12 @@ pub struct QueryTemplate {
 /// Every read query Attest sends, so they can be checked on any ClickHouse
 /// version (`attest sql`, and the modern-ClickHouse check in the tests).
 pub fn catalogue() -> Vec<QueryTemplate> {
+    let mut all = read_queries();
+    all.extend(super::retention::templates());
+    all
+}
+
+fn read_queries() -> Vec<QueryTemplate> {
     const RECENT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "limit"];
     const RECENT_TENANT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "tenant", "limit"];
     const ACTIVITY: &[&str] = &["bucket_s", "bucket_s", "from_s", "to_s"];
@@ -86,37 +92,37 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     const ACTORS_TENANT: &[&str] = &["from_s", "to_s", "tenant", "limit"];
     vec![
         QueryTemplate {
-            name: "recent_events",
+            name: "recent_events".into(),
             sql: recent_events_sql(false),
             params: RECENT,
         },
         QueryTemplate {
-            name: "recent_events_for_tenant",
+            name: "recent_events_for_tenant".into(),
             sql: recent_events_sql(true),
             params: RECENT_TENANT,
         },
         QueryTemplate {
-            name: "activity",
+            name: "activity".into(),
             sql: activity_sql(false),
             params: ACTIVITY,
         },
         QueryTemplate {
-            name: "activity_for_tenant",
+            name: "activity_for_tenant".into(),
             sql: activity_sql(true),
             params: ACTIVITY_TENANT,
         },
         QueryTemplate {
-            name: "failing_actors",
+            name: "failing_actors".into(),
             sql: failing_actors_sql(false),
             params: ACTORS,
         },
         QueryTemplate {
-            name: "failing_actors_for_tenant",
+            name: "failing_actors_for_tenant".into(),
             sql: failing_actors_sql(true),
             params: ACTORS_TENANT,
         },
         QueryTemplate {
-            name: "tenants",
+            name: "tenants".into(),
             sql: TENANTS_SQL.to_owned(),
             params: &[],
         },

@@ -1,0 +1,339 @@
+//! The retention job and legal holds. Removing audit data is itself an
+//! auditable act: every removal, and every hold placed or released, is
+//! recorded as an audit event of the tenant concerned, through the same
+//! ingest path as any service's event.
+//!
+//! A removal is recorded *before* ClickHouse is asked to remove anything,
+//! and a failed removal is recorded again with outcome `failure`: a record
+//! of a removal that then failed is recoverable; a removal nobody recorded
+//! is not.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::RetentionConfig;
+use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
+use crate::ingest::{new_event_id, now_ms, Ingest, IngestError};
+use crate::store::{HoldRow, Store, StoreError};
+pub use plan::{Held, Hold, Month, Plan, Removal};
+
+/// Who retention and hold events name as their actor.
+const ACTOR_ID: &str = "attest-retention";
+const SOURCE_SERVICE: &str = "attest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot record the audit event for this change, so it was not made: {0}")]
+    Record(#[from] IngestError),
+    #[error("ClickHouse reported a partition named {0:?}, which is not a month")]
+    Partition(String),
+    #[error("`{field}`: {problem}")]
+    InvalidHold {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("no legal hold with id {0:?}")]
+    UnknownHold(String),
+}
+
+pub struct Retention {
+    store: Store,
+    ingest: Arc<Ingest>,
+    policy: RetentionConfig,
+}
+
+impl Retention {
+    pub fn new(store: Store, ingest: Arc<Ingest>, policy: RetentionConfig) -> Retention {
+        Retention {
+            store,
+            ingest,
+            policy,
+        }
+    }
+
+    /// Works out what the policy removes now; `execute` carries it out.
+    pub async fn plan(&self, now_ms: i64) -> Result<Plan, RetentionError> {
+        let now =
+            Month::of_epoch_ms(now_ms).ok_or(RetentionError::Partition(now_ms.to_string()))?;
+        let mut contents = Vec::new();
+        for partition in self.store.months_with_events().await? {
+            let month =
+                Month::parse(&partition).ok_or_else(|| RetentionError::Partition(partition))?;
+            if month >= now {
+                continue;
+            }
+            let tenants = self
+                .store
+                .tenants_between(month.start_s(), month.next().start_s())
+                .await?;
+            contents.push(plan::MonthContents { month, tenants });
+        }
+        let holds = self.active_holds().await?;
+        Ok(plan::plan(&contents, &self.policy, &holds, now))
+    }
+
+    /// Records and carries out each removal of the plan, in order; stops at
+    /// the first that cannot be recorded or carried out.
+    pub async fn execute(&self, plan: &Plan) -> Result<(), RetentionError> {
+        for held in &plan.held {
+            info!(month = %held.month, tenant = %held.tenant, hold = %held.hold_id, "kept under legal hold");
+        }
+        for removal in &plan.removals {
+            let (month, tenants, method) = match removal {
+                Removal::DropMonth { month, tenants } => {
+                    (*month, tenants.clone(), "drop_partition")
+                }
+                Removal::DeleteTenantMonth {
+                    month,
+                    tenant,
+                    events,
+                } => (*month, vec![(tenant.clone(), *events)], "delete_rows"),
+            };
+            for (tenant, events) in &tenants {
+                self.record_removal(tenant, month, *events, method, Outcome::Success, None)
+                    .await?;
+            }
+            let done = match removal {
+                Removal::DropMonth { month, .. } => self.store.drop_month(month.id()).await,
+                Removal::DeleteTenantMonth { month, tenant, .. } => {
+                    self.store
+                        .delete_tenant_between(tenant, month.start_s(), month.next().start_s())
+                        .await
+                }
+            };
+            if let Err(error) = done {
+                warn!(%error, %month, "retention removal failed; it is retried on the next run");
+                for (tenant, events) in &tenants {
+                    let detail = error.to_string();
+                    self.record_removal(
+                        tenant,
+                        month,
+                        *events,
+                        method,
+                        Outcome::Failure,
+                        Some(&detail),
+                    )
+                    .await?;
+                }
+                return Err(error.into());
+            }
+            info!(%month, method, tenants = tenants.len(), "retention removed a month");
+        }
+        Ok(())
+    }
+
+    /// Plans and executes every `interval` until `stop`.
+    pub async fn run(self, interval: Duration, stop: CancellationToken) {
+        info!(interval_s = interval.as_secs(), "retention job started");
+        loop {
+            match self.plan(now_ms()).await {
+                Ok(plan) => {
+                    if let Err(error) = self.execute(&plan).await {
+                        warn!(%error, "retention run failed");
+                    }
+                }
+                Err(error) => warn!(%error, "retention could not plan"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    async fn record_removal(
+        &self,
+        tenant: &str,
+        month: Month,
+        events: u64,
+        method: &str,
+        outcome: Outcome,
+        error: Option<&str>,
+    ) -> Result<(), RetentionError> {
+        let mut metadata = BTreeMap::from([
+            ("month".to_owned(), month.to_string()),
+            ("method".to_owned(), method.to_owned()),
+            ("events".to_owned(), events.to_string()),
+            (
+                "policy_months".to_owned(),
+                self.policy.months_for(tenant).to_string(),
+            ),
+        ]);
+        if let Some(error) = error {
+            metadata.insert("error".into(), error.to_owned());
+        }
+        let event = system_event(
+            tenant,
+            Category::System,
+            "retention.delete_month",
+            outcome,
+            Resource {
+                kind: "audit_month".into(),
+                id: month.to_string(),
+            },
+            ACTOR_ID,
+            metadata,
+        );
+        self.ingest.record(event).await?;
+        Ok(())
+    }
+
+    /// Holds in force now: the latest version of each, not released.
+    pub async fn active_holds(&self) -> Result<Vec<Hold>, RetentionError> {
+        let rows = self.store.legal_holds().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|h| h.released_at == 0)
+            .filter_map(|h| {
+                Some(Hold {
+                    from: Month::parse(&h.from_month.to_string())?,
+                    to: Month::parse(&h.to_month.to_string())?,
+                    hold_id: h.hold_id,
+                    tenant_id: h.tenant_id,
+                    reason: h.reason,
+                })
+            })
+            .collect())
+    }
+
+    /// Every hold, released ones included, for `attest hold list`.
+    pub async fn all_holds(&self) -> Result<Vec<HoldRow>, RetentionError> {
+        Ok(self.store.legal_holds().await?)
+    }
+
+    /// Places a hold, recorded as an audit event of its tenant first.
+    pub async fn place_hold(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+        placed_by: &str,
+    ) -> Result<HoldRow, RetentionError> {
+        let invalid = |field, problem: &str| RetentionError::InvalidHold {
+            field,
+            problem: problem.to_owned(),
+        };
+        if tenant.trim().is_empty() {
+            return Err(invalid("tenant", "must not be empty"));
+        }
+        let from =
+            Month::parse(from).ok_or_else(|| invalid("from", "must be a month as YYYY-MM"))?;
+        let to = Month::parse(to).ok_or_else(|| invalid("to", "must be a month as YYYY-MM"))?;
+        if to < from {
+            return Err(invalid("to", "must not be before `from`"));
+        }
+        if reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "must say why (a case or ticket reference)",
+            ));
+        }
+        let now = now_ms();
+        let hold = HoldRow {
+            hold_id: new_event_id(),
+            tenant_id: tenant.to_owned(),
+            from_month: from.id(),
+            to_month: to.id(),
+            reason: reason.to_owned(),
+            created_at: (now / 1000) as u32,
+            released_at: 0,
+        };
+        self.record_hold(&hold, "legal_hold.place", placed_by)
+            .await?;
+        self.store.put_legal_hold(&hold, now as u64).await?;
+        Ok(hold)
+    }
+
+    /// Releases a hold; its history stays in the table and the audit trail.
+    pub async fn release_hold(
+        &self,
+        hold_id: &str,
+        released_by: &str,
+    ) -> Result<HoldRow, RetentionError> {
+        let mut hold = self
+            .store
+            .legal_holds()
+            .await?
+            .into_iter()
+            .find(|h| h.hold_id == hold_id && h.released_at == 0)
+            .ok_or_else(|| RetentionError::UnknownHold(hold_id.to_owned()))?;
+        let now = now_ms();
+        hold.released_at = (now / 1000) as u32;
+        self.record_hold(&hold, "legal_hold.release", released_by)
+            .await?;
+        self.store.put_legal_hold(&hold, now as u64).await?;
+        Ok(hold)
+    }
+
+    async fn record_hold(
+        &self,
+        hold: &HoldRow,
+        action: &str,
+        by: &str,
+    ) -> Result<(), RetentionError> {
+        let metadata = BTreeMap::from([
+            ("from_month".to_owned(), hold.from_month.to_string()),
+            ("to_month".to_owned(), hold.to_month.to_string()),
+            ("reason".to_owned(), hold.reason.clone()),
+        ]);
+        let event = system_event(
+            &hold.tenant_id,
+            Category::Admin,
+            action,
+            Outcome::Success,
+            Resource {
+                kind: "legal_hold".into(),
+                id: hold.hold_id.clone(),
+            },
+            by,
+            metadata,
+        );
+        self.ingest.record(event).await?;
+        Ok(())
+    }
+}
+
+fn system_event(
+    tenant: &str,
+    category: Category,
+    action: &str,
+    outcome: Outcome,
+    resource: Resource,
+    actor: &str,
+    metadata: BTreeMap<String, String>,
+) -> AuditEvent {
+    let now = now_ms();
+    AuditEvent {
+        event_id: new_event_id(),
+        tenant_id: tenant.to_owned(),
+        occurred_at: now,
+        received_at: now,
+        category,
+        action: action.to_owned(),
+        outcome,
+        actor: Actor {
+            id: actor.to_owned(),
+            kind: if actor == ACTOR_ID {
+                "system"
+            } else {
+                "operator"
+            }
+            .to_owned(),
+            ip: None,
+            user_agent: None,
+        },
+        resource: Some(resource),
+        source_service: SOURCE_SERVICE.to_owned(),
+        request_id: None,
+        metadata,
+    }
+}

@@ -1,0 +1,174 @@
+//! The ClickHouse side of retention and legal holds: which months hold data,
+//! whose, and removing a month or one tenant's part of it from the events
+//! table and its rollups alike.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use super::{QueryTemplate, Store, StoreError, EVENTS_TABLE};
+
+/// Tables partitioned by month that hold a tenant's events or counts of
+/// them, with the column their month is taken from. Retention treats them
+/// as one: a dashboard must not count what the events table no longer has.
+const MONTHLY_TABLES: &[(&str, &str)] = &[
+    (EVENTS_TABLE, "event_time"),
+    ("audit_counts_per_minute", "minute"),
+    ("audit_failures_per_minute", "minute"),
+];
+
+pub(crate) const MONTHS_SQL: &str = "SELECT DISTINCT partition FROM system.parts \
+     WHERE database = currentDatabase() AND table = 'audit_events' AND active \
+     ORDER BY partition";
+
+pub(crate) const TENANTS_IN_MONTH_SQL: &str =
+    "SELECT tenant_id, uniqExact(event_id) FROM audit_events \
+     WHERE event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
+     GROUP BY tenant_id ORDER BY tenant_id";
+
+pub(crate) const HOLDS_SQL: &str = "SELECT hold_id, tenant_id, from_month, to_month, reason, \
+     created_at, released_at FROM attest_legal_holds FINAL ORDER BY created_at, hold_id";
+
+const INSERT_HOLD_SQL: &str = "INSERT INTO attest_legal_holds \
+     (hold_id, tenant_id, from_month, to_month, reason, created_at, released_at, version) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// One version of a legal hold, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct HoldRow {
+    pub hold_id: String,
+    pub tenant_id: String,
+    /// `YYYYMM`, inclusive.
+    pub from_month: u32,
+    /// `YYYYMM`, inclusive.
+    pub to_month: u32,
+    pub reason: String,
+    /// Epoch seconds.
+    pub created_at: u32,
+    /// Epoch seconds; 0 while the hold is active.
+    pub released_at: u32,
+}
+
+fn drop_month_sql(table: &str) -> String {
+    format!("ALTER TABLE {table} DROP PARTITION ?")
+}
+
+fn delete_tenant_sql(table: &str, time_column: &str) -> String {
+    format!(
+        "ALTER TABLE {table} DELETE WHERE tenant_id = ? \
+         AND {time_column} >= toDateTime(?, 'UTC') AND {time_column} < toDateTime(?, 'UTC')"
+    )
+}
+
+/// Retention's statements for the SQL catalogue. Names start with
+/// `retention_` because they change data: checks run them last.
+pub(crate) fn templates() -> Vec<QueryTemplate> {
+    let mut out = vec![
+        QueryTemplate {
+            name: "retention_months".into(),
+            sql: MONTHS_SQL.to_owned(),
+            params: &[],
+        },
+        QueryTemplate {
+            name: "retention_tenants_in_month".into(),
+            sql: TENANTS_IN_MONTH_SQL.to_owned(),
+            params: &["from_s", "until_s"],
+        },
+        QueryTemplate {
+            name: "retention_legal_holds".into(),
+            sql: HOLDS_SQL.to_owned(),
+            params: &[],
+        },
+    ];
+    for (table, time_column) in MONTHLY_TABLES {
+        out.push(QueryTemplate {
+            name: format!("retention_delete_tenant_{table}"),
+            sql: delete_tenant_sql(table, time_column),
+            params: &["tenant", "from_s", "until_s"],
+        });
+    }
+    for (table, _) in MONTHLY_TABLES {
+        out.push(QueryTemplate {
+            name: format!("retention_drop_month_{table}"),
+            sql: drop_month_sql(table),
+            params: &["partition"],
+        });
+    }
+    out
+}
+
+impl Store {
+    /// Partition ids (`YYYYMM`) of the events table that hold any data.
+    pub async fn months_with_events(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.client.query(MONTHS_SQL).fetch_all().await?)
+    }
+
+    /// Distinct events per tenant between two epoch seconds (a month).
+    pub async fn tenants_between(
+        &self,
+        from_s: i64,
+        until_s: i64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self
+            .client
+            .query(TENANTS_IN_MONTH_SQL)
+            .bind(from_s)
+            .bind(until_s)
+            .fetch_all()
+            .await?)
+    }
+
+    /// Drops the month's partition from the events table and its rollups.
+    pub async fn drop_month(&self, partition: u32) -> Result<(), StoreError> {
+        for (table, _) in MONTHLY_TABLES {
+            self.client
+                .query(&drop_month_sql(table))
+                .bind(partition)
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes one tenant's rows between two epoch seconds, everywhere. The
+    /// mutation runs in the background; ClickHouse finishes it even across
+    /// a restart.
+    pub async fn delete_tenant_between(
+        &self,
+        tenant: &str,
+        from_s: i64,
+        until_s: i64,
+    ) -> Result<(), StoreError> {
+        for (table, time_column) in MONTHLY_TABLES {
+            self.client
+                .query(&delete_tenant_sql(table, time_column))
+                .bind(tenant)
+                .bind(from_s)
+                .bind(until_s)
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The latest version of every hold, released ones included.
+    pub async fn legal_holds(&self) -> Result<Vec<HoldRow>, StoreError> {
+        Ok(self.client.query(HOLDS_SQL).fetch_all().await?)
+    }
+
+    /// Stores a new version of a hold; the highest `version` wins.
+    pub async fn put_legal_hold(&self, hold: &HoldRow, version: u64) -> Result<(), StoreError> {
+        self.client
+            .query(INSERT_HOLD_SQL)
+            .bind(&hold.hold_id)
+            .bind(&hold.tenant_id)
+            .bind(hold.from_month)
+            .bind(hold.to_month)
+            .bind(&hold.reason)
+            .bind(hold.created_at)
+            .bind(hold.released_at)
+            .bind(version)
+            .execute()
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Retention against the real stack: months past their tenant's policy are
+//! removed from the events table and the rollups, a legal hold keeps what it
+//! covers, and every removal and hold is itself in the audit trail.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use attest_server::retention::{Month, Removal};
+use serde_json::json;
+
+/// Noon on the 15th of `month` (`YYYY-MM`), epoch ms.
+fn mid_month_ms(month: &str) -> i64 {
+    let m = Month::parse(month).expect("month");
+    (m.start_s() + 14 * 86_400 + 12 * 3600) * 1000
+}
+
+async fn wait_until(server: &common::TestServer, sql: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = server.clickhouse(sql).await;
+        if got.trim() == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}\nexpected {expected:?}, got {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_months_are_removed_except_under_legal_hold_and_each_removal_is_audited() {
+    let mut config = common::test_config();
+    config.retention.default_months = 12;
+    config.retention.tenants.insert("long".into(), 60);
+    let server = common::start(config.clone()).await;
+
+    let now = attest_server::ingest::now_ms();
+    let seeded = [
+        ("a", "2024-01", 2),
+        ("a", "2024-02", 3),
+        ("a", "2024-03", 1),
+        ("long", "2024-03", 2),
+    ];
+    let mut n = 0;
+    for (tenant, month, count) in seeded {
+        for i in 0..count {
+            n += 1;
+            let event = json!({
+                "event_id": format!("seed-{n}"),
+                "tenant_id": tenant,
+                "occurred_at": mid_month_ms(month) + i,
+                "category": "data_access",
+                "action": "document.read",
+                "outcome": if i == 0 { "denied" } else { "success" },
+                "actor": {"id": "alice", "type": "user"},
+                "source_service": "docs",
+            });
+            let (status, body) = server.post_json(event.to_string()).await;
+            assert_eq!(status, 202, "{body}");
+        }
+    }
+    let (status, _) = server
+        .post_json(
+            json!({"event_id": "recent", "tenant_id": "a", "occurred_at": now, "category": "admin",
+                   "action": "x", "outcome": "success", "actor": {"id": "bob", "type": "user"},
+                   "source_service": "svc"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    wait_until(&server, "SELECT uniqExact(event_id) FROM audit_events", "9").await;
+
+    let retention = attest_server::open_retention(&config)
+        .await
+        .expect("retention opens");
+    let hold = retention
+        .place_hold("a", "2024-02", "2024-02", "case 2026-117", "counsel")
+        .await
+        .expect("hold placed");
+    let plan = retention.plan(now).await.expect("plan");
+    let m = |s| Month::parse(s).unwrap();
+    assert_eq!(
+        plan.removals,
+        [
+            Removal::DropMonth {
+                month: m("2024-01"),
+                tenants: vec![("a".into(), 2)],
+            },
+            Removal::DeleteTenantMonth {
+                month: m("2024-03"),
+                tenant: "a".into(),
+                events: 1,
+            },
+        ]
+    );
+    assert_eq!(plan.held.len(), 1);
+    assert_eq!(
+        (plan.held[0].month, plan.held[0].hold_id.as_str()),
+        (m("2024-02"), hold.hold_id.as_str())
+    );
+
+    retention.execute(&plan).await.expect("retention runs");
+
+    // Partition 2024-01 is gone from the events table and the rollups.
+    for table in [
+        "audit_events",
+        "audit_counts_per_minute",
+        "audit_failures_per_minute",
+    ] {
+        wait_until(
+            &server,
+            &format!(
+                "SELECT count() FROM system.parts WHERE database = currentDatabase() \
+                 AND table = '{table}' AND partition = '202401' AND active"
+            ),
+            "0",
+        )
+        .await;
+    }
+    // Tenant a's March is deleted (a background mutation); the held
+    // February, the other tenant's March and the recent event remain.
+    wait_until(
+        &server,
+        "SELECT tenant_id, toYYYYMM(event_time) AS m, uniqExact(event_id) FROM audit_events \
+         WHERE action != 'retention.delete_month' AND action != 'legal_hold.place' \
+         GROUP BY tenant_id, m ORDER BY tenant_id, m FORMAT CSV",
+        &format!(
+            "\"a\",202402,3\n\"a\",{},1\n\"long\",202403,2",
+            Month::of_epoch_ms(now).unwrap().id()
+        ),
+    )
+    .await;
+    wait_until(
+        &server,
+        "SELECT tenant_id, toYYYYMM(minute) AS m, uniqExactMerge(events) FROM audit_counts_per_minute \
+         WHERE action = 'document.read' GROUP BY tenant_id, m ORDER BY tenant_id, m FORMAT CSV",
+        "\"a\",202402,3\n\"long\",202403,2",
+    )
+    .await;
+
+    // The removals and the hold are in tenant a's own audit trail.
+    wait_until(
+        &server,
+        "SELECT action, resource_id, outcome, metadata.value[indexOf(metadata.key, 'events')] \
+         FROM audit_events WHERE tenant_id = 'a' AND source_service = 'attest' \
+         ORDER BY action, resource_id FORMAT CSV",
+        &format!(
+            "\"legal_hold.place\",\"{}\",\"success\",\"\"\n\
+             \"retention.delete_month\",\"2024-01\",\"success\",\"2\"\n\
+             \"retention.delete_month\",\"2024-03\",\"success\",\"1\"",
+            hold.hold_id
+        ),
+    )
+    .await;
+
+    // Once released, the hold no longer keeps February.
+    retention
+        .release_hold(&hold.hold_id, "counsel")
+        .await
+        .expect("hold released");
+    let plan = retention.plan(now).await.expect("plan after release");
+    assert_eq!(
+        plan.removals,
+        [Removal::DropMonth {
+            month: m("2024-02"),
+            tenants: vec![("a".into(), 3)],
+        }]
+    );
+    assert!(plan.held.is_empty());
+    server.stop().await;
+}
