@@ -48,7 +48,7 @@ enum DlqCommand {
     /// Re-produce dead letters that decode now to the topic they came from.
     Replay {
         /// Only letters with this reason (bad_framing, unknown_schema_id,
-        /// undecodable_payload, contract_mismatch).
+        /// undecodable_payload, contract_mismatch, clickhouse_rejected).
         #[arg(long)]
         reason: Option<String>,
     },

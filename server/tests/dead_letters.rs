@@ -128,6 +128,86 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
     let _ = std::fs::remove_dir_all(fixed);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_clickhouse_rejects_are_dead_lettered_alone_and_replayed_after_the_fix() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    // One batch for all 21 events, so the rejected row must be split out.
+    config.writer.max_age = Duration::from_secs(3);
+    let server = common::start(config.clone()).await;
+    // A table rule of the kind operators add: ClickHouse refuses one action.
+    server
+        .clickhouse(
+            "ALTER TABLE audit_events ADD COLUMN poison_rule UInt8              MATERIALIZED throwIf(action = 'poison.row')",
+        )
+        .await;
+    let registry = attest_server::registry::Registry::load(&config.schemas_dir).expect("registry");
+    let producer = EventProducer::new(&config.kafka).expect("producer");
+    let topic = attest_server::topics::for_category(
+        &config.kafka.topic_prefix,
+        attest_server::event::Category::Admin,
+    );
+    for i in 0..21 {
+        let mut event = sample_event(&format!("row-{i:02}"));
+        if i == 13 {
+            event.action = "poison.row".into();
+        }
+        produce_raw(
+            &producer,
+            &topic,
+            &registry.encode(&event).expect("encodes"),
+        )
+        .await;
+    }
+
+    assert_eq!(
+        server.wait_for_rows(20, Duration::from_secs(60)).await,
+        20,
+        "every other row is written"
+    );
+    let kafka = config.kafka.clone();
+    let letters = tokio::task::spawn_blocking(move || {
+        attest_server::dlq::read_all(&kafka, Duration::from_secs(30))
+    })
+    .await
+    .expect("join")
+    .expect("dead letters readable");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.reason, "clickhouse_rejected");
+    assert_eq!(
+        (letter.source_topic.as_str(), letter.source_offset),
+        (topic.as_str(), 13)
+    );
+    assert!(letter.detail.contains("395"), "{}", letter.detail);
+    let metrics = server.metrics_text().await;
+    assert!(
+        metrics.contains("attest_writer_dead_letters_total{reason=\"clickhouse_rejected\"} 1")
+            && metrics.contains("attest_writer_rows_written_total 20"),
+        "{metrics}"
+    );
+
+    // The fix: the rule is dropped. The replayed message lands as it was.
+    server
+        .clickhouse("ALTER TABLE audit_events DROP COLUMN poison_rule")
+        .await;
+    let report =
+        attest_server::dlq::replay(letters, Some("clickhouse_rejected"), &registry, &producer)
+            .await
+            .expect("replay");
+    assert_eq!(report.replayed.len(), 1);
+    assert_eq!(
+        server.wait_for_rows(21, Duration::from_secs(60)).await,
+        21,
+        "the replayed row lands"
+    );
+    let landed = server
+        .clickhouse("SELECT event_id FROM audit_events WHERE action = 'poison.row' FORMAT TSV")
+        .await;
+    assert_eq!(landed, "row-13\n");
+    server.stop().await;
+}
+
 fn sample_event(id: &str) -> attest_server::event::AuditEvent {
     use attest_server::event::{Actor, AuditEvent, Category, Outcome};
     let now = attest_server::ingest::now_ms();

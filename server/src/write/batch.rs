@@ -6,9 +6,21 @@ use std::time::{Duration, Instant};
 
 use crate::store::EventRow;
 
+/// The Kafka message a row was decoded from, kept so that a row ClickHouse
+/// rejects can be dead-lettered exactly as it arrived.
+pub struct Origin {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
 #[derive(Default)]
 pub struct Batch {
     rows: Vec<EventRow>,
+    /// `origins[i]` is where `rows[i]` came from.
+    origins: Vec<Origin>,
     /// Per (topic, partition): the offset of the next message to read, which
     /// is what Kafka expects as a committed offset (last consumed + 1).
     next_offsets: BTreeMap<(String, i32), i64>,
@@ -16,9 +28,10 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn push(&mut self, row: EventRow, topic: &str, partition: i32, offset: i64) {
+    pub fn push(&mut self, row: EventRow, origin: Origin) {
+        self.consumed(&origin.topic, origin.partition, origin.offset);
         self.rows.push(row);
-        self.consumed(topic, partition, offset);
+        self.origins.push(origin);
     }
 
     /// Records a message that produced no row (it was dead-lettered), so the
@@ -38,6 +51,10 @@ impl Batch {
 
     pub fn rows(&self) -> &[EventRow] {
         &self.rows
+    }
+
+    pub fn origin(&self, row: usize) -> Option<&Origin> {
+        self.origins.get(row)
     }
 
     pub fn offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
@@ -67,6 +84,19 @@ mod tests {
     use crate::event::tests::sample;
     use crate::store::Provenance;
 
+    fn push(b: &mut Batch, topic: &str, partition: i32, offset: i64) {
+        b.push(
+            row(),
+            Origin {
+                topic: topic.into(),
+                partition,
+                offset,
+                key: b"k".to_vec(),
+                payload: vec![offset as u8],
+            },
+        );
+    }
+
     fn row() -> EventRow {
         EventRow::new(
             sample(),
@@ -89,25 +119,30 @@ mod tests {
     #[test]
     fn due_by_size_or_by_age() {
         let mut b = Batch::default();
-        b.push(row(), "t", 0, 10);
+        push(&mut b, "t", 0, 10);
         let now = Instant::now();
         assert!(!b.should_flush(2, Duration::from_secs(60), now));
         assert!(b.should_flush(2, Duration::from_secs(60), now + Duration::from_secs(61)));
-        b.push(row(), "t", 0, 11);
+        push(&mut b, "t", 0, 11);
         assert!(b.should_flush(2, Duration::from_secs(60), now));
     }
 
     #[test]
     fn commits_the_offset_after_the_last_consumed_message_per_partition() {
         let mut b = Batch::default();
-        b.push(row(), "a", 0, 10);
-        b.push(row(), "a", 0, 12);
+        push(&mut b, "a", 0, 10);
+        push(&mut b, "a", 0, 12);
         b.consumed("a", 0, 11); // a dead letter between them
-        b.push(row(), "a", 1, 3);
+        push(&mut b, "a", 1, 3);
         b.consumed("b", 0, 7);
         let offsets: Vec<_> = b.offsets().collect();
         assert_eq!(offsets, [("a", 0, 13), ("a", 1, 4), ("b", 0, 8)]);
         assert_eq!(b.rows().len(), 3);
+        let second = b.origin(1).expect("origin of the second row");
+        assert_eq!(
+            (second.offset, second.payload.as_slice()),
+            (12, &[12u8][..])
+        );
         assert!(!b.is_empty());
     }
 

@@ -8,13 +8,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use crate::produce::{EventProducer, Outgoing};
-use crate::registry::DecodeFailure;
 
 pub const HEADER_REASON: &str = "attest.dlq.reason";
 pub const HEADER_DETAIL: &str = "attest.dlq.detail";
 pub const HEADER_TOPIC: &str = "attest.source.topic";
 pub const HEADER_PARTITION: &str = "attest.source.partition";
 pub const HEADER_OFFSET: &str = "attest.source.offset";
+
+/// The `attest.dlq.reason` of a row ClickHouse refused to store.
+pub const REASON_CLICKHOUSE_REJECTED: &str = "clickhouse_rejected";
+
+/// Why a message was set aside: a stable code for filtering and replay, and
+/// the error for a human.
+#[derive(Debug, Clone, Copy)]
+pub struct Why<'a> {
+    pub reason: &'a str,
+    pub detail: &'a str,
+}
 
 /// Where a dead-lettered message was read from.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +49,7 @@ impl DeadLetters {
     /// `stop` fired first.
     pub async fn send_until_acknowledged(
         &self,
-        failure: &DecodeFailure,
+        why: Why<'_>,
         source: Source<'_>,
         key: &[u8],
         payload: &[u8],
@@ -50,14 +60,20 @@ impl DeadLetters {
             partition,
             offset,
         } = source;
-        error!(reason = failure.code(), error = %failure, topic, partition, offset, "dead-lettering a message");
-        let detail = failure.to_string();
+        error!(
+            reason = why.reason,
+            error = why.detail,
+            topic,
+            partition,
+            offset,
+            "dead-lettering a message"
+        );
         let partition_s = partition.to_string();
         let offset_s = offset.to_string();
         let key = String::from_utf8_lossy(key);
         let headers: [(&str, &[u8]); 5] = [
-            (HEADER_REASON, failure.code().as_bytes()),
-            (HEADER_DETAIL, detail.as_bytes()),
+            (HEADER_REASON, why.reason.as_bytes()),
+            (HEADER_DETAIL, why.detail.as_bytes()),
             (HEADER_TOPIC, topic.as_bytes()),
             (HEADER_PARTITION, partition_s.as_bytes()),
             (HEADER_OFFSET, offset_s.as_bytes()),

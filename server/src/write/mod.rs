@@ -9,6 +9,7 @@
 
 mod batch;
 mod dead_letters;
+mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +29,13 @@ use crate::produce::EventProducer;
 use crate::registry::Registry;
 use crate::store::{EventRow, Provenance, Store};
 use crate::topics;
-use batch::Batch;
+use batch::{Batch, Origin};
+use dead_letters::Why;
 pub use dead_letters::{
     DeadLetters, HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC,
+    REASON_CLICKHOUSE_REJECTED,
 };
+use retry::Verdict;
 
 /// How long an idle writer waits for a message before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -56,6 +60,15 @@ pub struct Writer {
 /// What stopped a flush.
 enum Flushed {
     Done,
+    Stopped,
+}
+
+/// How inserting one run of rows ended.
+enum Inserted {
+    Done,
+    /// ClickHouse refused the rows themselves (see `retry`): retrying the
+    /// same rows cannot succeed.
+    Rejected(crate::store::StoreError),
     Stopped,
 }
 
@@ -180,7 +193,14 @@ impl Writer {
                     partition,
                     offset,
                 };
-                batch.push(EventRow::new(event, provenance), topic, partition, offset);
+                let origin = Origin {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    key: message.key().unwrap_or_default().to_vec(),
+                    payload: payload.to_vec(),
+                };
+                batch.push(EventRow::new(event, provenance), origin);
             }
             Err(failure) => {
                 let key = message.key().unwrap_or_default();
@@ -189,9 +209,14 @@ impl Writer {
                     partition,
                     offset,
                 };
+                let detail = failure.to_string();
+                let why = Why {
+                    reason: failure.code(),
+                    detail: &detail,
+                };
                 if !self
                     .dead_letters
-                    .send_until_acknowledged(&failure, source, key, payload, stop)
+                    .send_until_acknowledged(why, source, key, payload, stop)
                     .await
                 {
                     return false;
@@ -211,6 +236,11 @@ impl Writer {
     /// nothing more is buffered, and the consumer keeps polling so that it
     /// stays in its group. Returns `Stopped` if `stop` fired first: nothing is
     /// committed then, and the batch is re-read after restart.
+    ///
+    /// If ClickHouse rejects rows for what they contain, the batch is halved
+    /// until the rejected rows stand alone: those go to the dead-letter topic
+    /// and every other row is written. Halves written before a crash are
+    /// written again after it and collapse like any re-delivered batch.
     async fn flush(
         &self,
         batch: &Batch,
@@ -218,40 +248,120 @@ impl Writer {
         stop: &CancellationToken,
     ) -> Flushed {
         let rows = batch.rows();
-        if !rows.is_empty() {
-            let mut delay = self.settings.retry_initial;
-            let mut paused = false;
-            loop {
-                let started = Instant::now();
-                match self.store.insert_events(rows).await {
-                    Ok(()) => {
-                        self.metrics
-                            .writer_insert_seconds
-                            .observe(started.elapsed().as_secs_f64());
-                        break;
-                    }
-                    Err(error) => {
-                        self.metrics.writer_insert_retries.inc();
-                        warn!(%error, rows = rows.len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
-                        if !paused {
-                            self.pause_all();
-                            paused = true;
-                        }
-                        if !self.wait_polling(jitter(delay), held, stop).await {
-                            return Flushed::Stopped;
-                        }
-                        delay = (delay * 2).min(self.settings.retry_max);
+        let mut paused = false;
+        let mut written = 0;
+        // Runs still to insert, the next one last, so rows keep their order.
+        let mut pending = vec![0..rows.len()];
+        while let Some(run) = pending.pop() {
+            if run.is_empty() {
+                continue;
+            }
+            match self
+                .insert_retrying(&rows[run.clone()], &mut paused, held, stop)
+                .await
+            {
+                Inserted::Done => written += run.len(),
+                Inserted::Stopped => return Flushed::Stopped,
+                Inserted::Rejected(error) if run.len() == 1 => {
+                    if !self.dead_letter_row(batch, run.start, &error, stop).await {
+                        return Flushed::Stopped;
                     }
                 }
+                Inserted::Rejected(error) => {
+                    debug!(%error, rows = run.len(), "ClickHouse rejected rows; splitting the run");
+                    let middle = run.start + run.len() / 2;
+                    pending.push(middle..run.end);
+                    pending.push(run.start..middle);
+                }
             }
-            if paused {
-                self.resume_all();
-            }
-            self.metrics.writer_rows_written.inc_by(rows.len() as u64);
-            self.metrics.writer_batch_rows.observe(rows.len() as f64);
+        }
+        if paused {
+            self.resume_all();
+        }
+        if written > 0 {
+            self.metrics.writer_rows_written.inc_by(written as u64);
+            self.metrics.writer_batch_rows.observe(written as f64);
         }
         self.commit(batch);
         Flushed::Done
+    }
+
+    /// One INSERT of `rows`, repeated with backoff while the failure is
+    /// ClickHouse's rather than the rows'.
+    async fn insert_retrying(
+        &self,
+        rows: &[EventRow],
+        paused: &mut bool,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> Inserted {
+        let mut delay = self.settings.retry_initial;
+        loop {
+            let started = Instant::now();
+            let error = match self.store.insert_events(rows).await {
+                Ok(()) => {
+                    self.metrics
+                        .writer_insert_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    return Inserted::Done;
+                }
+                Err(error) => error,
+            };
+            if retry::classify(&error) == Verdict::Split {
+                return Inserted::Rejected(error);
+            }
+            self.metrics.writer_insert_retries.inc();
+            warn!(%error, rows = rows.len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
+            if !*paused {
+                self.pause_all();
+                *paused = true;
+            }
+            if !self.wait_polling(jitter(delay), held, stop).await {
+                return Inserted::Stopped;
+            }
+            delay = (delay * 2).min(self.settings.retry_max);
+        }
+    }
+
+    /// Sends the message behind a rejected row to the dead-letter topic, as
+    /// it arrived. False if `stop` fired before it was acknowledged.
+    async fn dead_letter_row(
+        &self,
+        batch: &Batch,
+        row: usize,
+        error: &crate::store::StoreError,
+        stop: &CancellationToken,
+    ) -> bool {
+        let Some(origin) = batch.origin(row) else {
+            // Every row is pushed with its origin; without one, not
+            // committing is the only safe answer.
+            warn!(
+                row,
+                "rejected row has no origin; leaving the batch uncommitted"
+            );
+            return false;
+        };
+        let detail = error.to_string();
+        let why = Why {
+            reason: REASON_CLICKHOUSE_REJECTED,
+            detail: &detail,
+        };
+        let source = dead_letters::Source {
+            topic: &origin.topic,
+            partition: origin.partition,
+            offset: origin.offset,
+        };
+        let sent = self
+            .dead_letters
+            .send_until_acknowledged(why, source, &origin.key, &origin.payload, stop)
+            .await;
+        if sent {
+            self.metrics
+                .writer_dead_letters
+                .with_label_values(&[REASON_CLICKHOUSE_REJECTED])
+                .inc();
+        }
+        sent
     }
 
     fn commit(&self, batch: &Batch) {
