@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod pages;
+pub mod query;
 #[cfg(feature = "ssr")]
 pub mod store;
 pub mod timefmt;

@@ -1,0 +1,230 @@
+//! Field names as analysts type them, resolved case-insensitively.
+
+use super::ast::{TextField, TimeField};
+use super::{shorten, ParseError, FIELDS};
+
+pub(super) enum Resolved {
+    Text(TextField),
+    SchemaId,
+    Time(TimeField),
+}
+
+/// Every accepted spelling, for suggestions on a typo.
+const NAMES: &[&str] = &[
+    "event_id",
+    "category",
+    "action",
+    "outcome",
+    "actor",
+    "actor.id",
+    "actor.type",
+    "actor.ip",
+    "ip",
+    "actor.user_agent",
+    "resource.type",
+    "resource",
+    "resource.id",
+    "source",
+    "service",
+    "source_service",
+    "request_id",
+    "schema_id",
+    "occurred_at",
+    "received_at",
+];
+
+const METADATA_PREFIX: &str = "metadata.";
+
+fn lookup(lower: &str) -> Option<Resolved> {
+    use TextField::*;
+    Some(Resolved::Text(match lower {
+        "event_id" => EventId,
+        "category" => Category,
+        "action" => Action,
+        "outcome" => Outcome,
+        "actor" | "actor.id" => ActorId,
+        "actor.type" => ActorType,
+        "actor.ip" | "ip" => ActorIp,
+        "actor.user_agent" => ActorUserAgent,
+        "resource.type" => ResourceType,
+        "resource" | "resource.id" => ResourceId,
+        "source" | "service" | "source_service" => SourceService,
+        "request_id" => RequestId,
+        "schema_id" => return Some(Resolved::SchemaId),
+        "occurred_at" => return Some(Resolved::Time(TimeField::OccurredAt)),
+        "received_at" => return Some(Resolved::Time(TimeField::ReceivedAt)),
+        _ => return None,
+    }))
+}
+
+pub(super) fn resolve(name: &str, pos: usize) -> Result<Resolved, ParseError> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with(METADATA_PREFIX) {
+        // The prefix is ASCII, so its byte length is also a char count.
+        let key = &name[METADATA_PREFIX.len()..];
+        let key_pos = pos + METADATA_PREFIX.len();
+        if key.is_empty() {
+            return Err(ParseError::new(key_pos, "missing metadata key")
+                .with_hint("write metadata.<key>:value, e.g. metadata.region:eu-west-1"));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if let Some(bad) = key.chars().position(|c| !allowed(c)) {
+            return Err(ParseError::new(
+                key_pos + bad,
+                "metadata keys may only contain letters, digits, _ . and -",
+            )
+            .with_hint("search metadata values of any key with free text"));
+        }
+        return Ok(Resolved::Text(TextField::Metadata(key.to_string())));
+    }
+    if let Some(resolved) = lookup(&lower) {
+        return Ok(resolved);
+    }
+    if matches!(lower.as_str(), "tenant" | "tenant_id" | "tenant.id") {
+        return Err(ParseError::new(pos, "tenant is not a query field")
+            .with_hint("pick the tenant with the tenant selector"));
+    }
+    if lower == "metadata" {
+        return Err(ParseError::new(pos, "missing metadata key")
+            .with_hint("write metadata.<key>:value, e.g. metadata.region:eu-west-1"));
+    }
+    let known: Vec<&str> = FIELDS.iter().map(|(field, _)| *field).collect();
+    let known = format!("known: {}", known.join(", "));
+    let suggestion = NAMES
+        .iter()
+        .map(|candidate| (edit_distance(&lower, candidate), *candidate))
+        .min()
+        .filter(|&(distance, _)| distance <= 2 && distance < lower.chars().count());
+    let hint = match suggestion {
+        Some((_, candidate)) => format!("did you mean {candidate}? {known}"),
+        None => known,
+    };
+    Err(ParseError::new(pos, format!("unknown field \"{}\"", shorten(name, 32))).with_hint(hint))
+}
+
+/// Levenshtein distance, for typo suggestions on short field names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::ast::{Expr, Pattern};
+    use crate::query::parse;
+
+    fn tree(input: &str) -> Expr {
+        parse(input).expect(input).expr.expect(input)
+    }
+
+    fn matches(field: TextField, value: &str) -> Expr {
+        Expr::Match {
+            field,
+            value: Pattern::Exact(value.into()),
+        }
+    }
+
+    fn error(input: &str) -> (usize, String, String) {
+        let error = parse(input).expect_err(input);
+        (
+            error.position,
+            error.message,
+            error.hint.unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn every_name_and_alias_resolves() {
+        use TextField::*;
+        let expected = [
+            ("event_id", EventId),
+            ("category", Category),
+            ("action", Action),
+            ("outcome", Outcome),
+            ("actor", ActorId),
+            ("actor.id", ActorId),
+            ("actor.type", ActorType),
+            ("actor.ip", ActorIp),
+            ("ip", ActorIp),
+            ("actor.user_agent", ActorUserAgent),
+            ("resource.type", ResourceType),
+            ("resource", ResourceId),
+            ("resource.id", ResourceId),
+            ("source", SourceService),
+            ("service", SourceService),
+            ("source_service", SourceService),
+            ("request_id", RequestId),
+        ];
+        for (name, field) in expected.clone() {
+            let value = match field {
+                Category => "admin",
+                Outcome => "success",
+                _ => "x",
+            };
+            assert_eq!(
+                tree(&format!("{name}:{value}")),
+                matches(field.clone(), value),
+                "{name}"
+            );
+            let upper = name.to_uppercase();
+            assert_eq!(
+                tree(&format!("{upper}={value}")),
+                matches(field, value),
+                "{upper}"
+            );
+        }
+        assert!(NAMES.iter().all(|name| lookup(name).is_some()));
+        assert_eq!(NAMES.len(), expected.len() + 3);
+    }
+
+    #[test]
+    fn metadata_keys() {
+        assert_eq!(
+            tree("METADATA.Region-1.x_y:eu"),
+            matches(TextField::Metadata("Region-1.x_y".into()), "eu")
+        );
+        assert_eq!(error("metadata.a'b:x").0, 10);
+        assert_eq!(error("x metadata.ké:v").0, 12);
+        assert_eq!(error("metadata.k*:v").0, 10);
+        let (position, message, _) = error("metadata.:x");
+        assert_eq!((position, message.as_str()), (9, "missing metadata key"));
+        assert_eq!(error("metadata:x").0, 0);
+    }
+
+    #[test]
+    fn unknown_field_lists_known_ones() {
+        let (position, message, hint) = error("bob actr:x");
+        assert_eq!((position, message.as_str()), (4, "unknown field \"actr\""));
+        assert!(
+            hint.starts_with("did you mean actor? known: event_id, category,"),
+            "{hint}"
+        );
+        assert!(hint.ends_with("received_at, metadata.<key>"), "{hint}");
+        let (_, message, hint) = error("http://example.com");
+        assert_eq!(message, "unknown field \"http\"");
+        assert!(hint.starts_with("known: "), "{hint}");
+    }
+
+    #[test]
+    fn tenant_is_not_a_field() {
+        for input in ["a tenant:acme", "a TENANT_ID:acme", "a tenant.id>x"] {
+            let (position, message, hint) = error(input);
+            assert_eq!(
+                (position, message.as_str()),
+                (2, "tenant is not a query field")
+            );
+            assert!(hint.contains("tenant selector"));
+        }
+    }
+}
