@@ -7,3 +7,16 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 "$here/stack.sh" up
 "$here/console.sh" build
 "$here/console.sh" start
+
+# One API key for trying the ingest API locally, created once and kept out of
+# the terminal's scrollback and out of git (.data/ is ignored).
+. "$here/lib.sh"
+: "${CARGO_TARGET_DIR:=$HOME/.cache/attest/target}"
+key_file="$ATTEST_DATA_DIR/dev-api-key"
+if [[ ! -s "$key_file" ]]; then
+  (cd "$ATTEST_ROOT" && umask 077 && "$CARGO_TARGET_DIR/debug/attest" keys create \
+    --tenant acme --service sso --description "local development (scripts/up.sh)" >"$key_file.tmp") \
+    && mv "$key_file.tmp" "$key_file"
+fi
+echo "attest: API key for tenant acme, service sso in $key_file"
+

@@ -122,6 +122,13 @@ pub struct WriterConfig {
 pub struct IngestConfig {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Every ingest request must carry an API key (`attest keys create`).
+    /// Turn off only where the network itself decides who may send.
+    pub require_api_key: bool,
+    /// How often API keys are re-read, which bounds how long a revoked key
+    /// keeps working.
+    #[serde(with = "millis")]
+    pub key_refresh: Duration,
 }
 
 /// How long audit events are kept. Whole months are the unit: a month is
@@ -223,6 +230,8 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_body_bytes: 1024 * 1024,
+            require_api_key: true,
+            key_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -328,6 +337,9 @@ impl Config {
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
+        }
+        if self.ingest.key_refresh < Duration::from_millis(100) {
+            return Err(invalid("ingest.key_refresh", "must be at least 100 ms"));
         }
         if self.retention.interval < Duration::from_secs(60) {
             return Err(invalid("retention.interval", "must be at least 60000 ms"));

@@ -12,6 +12,7 @@ pub mod event;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod produce;
 pub mod registry;
@@ -121,6 +122,13 @@ fn new_ingest(config: &Config, prepared: &Prepared) -> ingest::Ingest {
     )
 }
 
+/// Key administration for `attest keys`, prepared like [`open_retention`].
+pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    Ok(keys::KeyAdmin::new(prepared.store, ingest))
+}
+
 /// Retention and legal holds for `attest retention` and `attest hold`: the
 /// same checks and migrations as a server start, no listener, no writer.
 pub async fn open_retention(config: &Config) -> Result<retention::Retention, StartError> {
@@ -202,8 +210,20 @@ pub async fn start(
         );
         tokio::spawn(retention.run(config.retention.interval, stop.clone()));
     }
+    let keys = if config.ingest.require_api_key {
+        let ring = Arc::new(keys::KeyRing::new(prepared.store.clone()));
+        tokio::spawn(
+            ring.clone()
+                .run_refresh(config.ingest.key_refresh, stop.clone()),
+        );
+        Some(ring)
+    } else {
+        tracing::warn!("ingest.require_api_key is off: anyone who reaches the API can send events");
+        None
+    };
     let api = http::router(http::ApiState {
         ingest,
+        keys,
         registry: prepared.registry.clone(),
         metrics: prepared.metrics.clone(),
         max_body_bytes: config.ingest.max_body_bytes,

@@ -29,6 +29,9 @@ enum Command {
     /// Inspect or replay the dead-letter topic.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Create, list or revoke ingest API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Remove months past the retention policy (`retention.*`), each removal
     /// recorded as an audit event of its tenant.
     #[command(subcommand)]
@@ -51,6 +54,36 @@ enum DlqCommand {
         /// undecodable_payload, contract_mismatch, clickhouse_rejected).
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for one tenant and one source service. The key is
+    /// printed once, on stdout; only its hash is stored.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// The `source_service` of every event sent with this key.
+        #[arg(long)]
+        service: String,
+        /// Limit the key to these categories (repeat the flag); default all.
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Who creates it; recorded as the actor of the audit event.
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Every key with its tenant, service and state; never a secret.
+    List,
+    /// Revoke a key by id; servers stop accepting it within
+    /// `ingest.key_refresh`.
+    Revoke {
+        key_id: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
     },
 }
 
@@ -124,6 +157,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Serve => serve(config).await,
         Command::Dlq(command) => dead_letters(config, command).await,
+        Command::Keys(command) => api_keys(config, command).await,
         Command::Retention(command) => retention(config, command).await,
         Command::Hold(command) => holds(config, command).await,
         Command::Writer => {
@@ -178,6 +212,55 @@ async fn dead_letters(config: Config, command: DlqCommand) -> anyhow::Result<()>
                 report.replayed.len(),
                 report.still_failing.len()
             );
+        }
+    }
+    Ok(())
+}
+
+async fn api_keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let admin = attest_server::open_keys(&config).await?;
+    match command {
+        KeysCommand::Create {
+            tenant,
+            service,
+            categories,
+            description,
+            by,
+        } => {
+            let created = admin
+                .create(&tenant, &service, &categories, &description, &by)
+                .await?;
+            eprintln!(
+                "attest: key {} for tenant {tenant}, service {service}; it is shown only now:",
+                created.row.key_id
+            );
+            println!("{}", created.key);
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<18} {:<20} {:<20} {:<9} {:<30} description",
+                "key", "tenant", "service", "state", "categories"
+            );
+            for k in admin.list().await? {
+                let state = if k.revoked_at == 0 {
+                    "valid"
+                } else {
+                    "revoked"
+                };
+                let categories = if k.categories.is_empty() {
+                    "all".to_owned()
+                } else {
+                    k.categories.join(",")
+                };
+                println!(
+                    "{:<18} {:<20} {:<20} {:<9} {:<30} {}",
+                    k.key_id, k.tenant_id, k.source_service, state, categories, k.description
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id, by } => {
+            let key = admin.revoke(&key_id, &by).await?;
+            println!("revoked {}", key.key_id);
         }
     }
     Ok(())

@@ -13,6 +13,8 @@ use crate::ingest::IngestError;
 #[derive(Debug)]
 pub enum ApiError {
     Invalid(Vec<FieldError>),
+    Unauthorized(String),
+    Forbidden(Vec<FieldError>),
     UnsupportedMediaType {
         got: String,
         expected: &'static str,
@@ -32,6 +34,7 @@ impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
         match e {
             IngestError::Invalid(errors) => ApiError::Invalid(errors),
+            IngestError::Forbidden(errors) => ApiError::Forbidden(errors),
             IngestError::Encode(_) => ApiError::Internal,
             IngestError::Unavailable(_) => ApiError::Unavailable {
                 what:
@@ -60,6 +63,13 @@ impl IntoResponse for ApiError {
                 ),
                 errors,
             ),
+            ApiError::Unauthorized(why) => (StatusCode::UNAUTHORIZED, "unauthorized", why, vec![]),
+            ApiError::Forbidden(errors) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the API key may not send this; nothing was stored".to_owned(),
+                errors,
+            ),
             ApiError::UnsupportedMediaType { got, expected } => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -86,11 +96,18 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
         };
+        let challenge = status == StatusCode::UNAUTHORIZED;
         let mut response = (
             status,
             Json(json!({"error": code, "message": message, "errors": errors})),
         )
             .into_response();
+        if challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"attest\""),
+            );
+        }
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::ingest::{Ingest, IngestError};
+use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use error::ApiError;
@@ -22,6 +23,8 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct ApiState {
     pub ingest: Arc<Ingest>,
+    /// `None` when `ingest.require_api_key` is off (trusted networks only).
+    pub keys: Option<Arc<KeyRing>>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -61,11 +64,43 @@ pub fn ops_router(metrics: Arc<Metrics>) -> Router {
 const JSON: &str = "application/json";
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
 
+/// The caller's key, checked before anything else about the request.
+async fn authenticate(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let Some(keys) = &state.keys else {
+        return Ok(None);
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match keys.authenticate(header).await {
+        Ok(principal) => Ok(Some(principal)),
+        Err(AuthError::Unavailable(error)) => {
+            tracing::error!(%error, "cannot check an API key");
+            Err(ApiError::Unavailable {
+                what: "API keys cannot be checked right now; nothing was stored, retry later",
+                retry_after_secs: 5,
+            })
+        }
+        Err(error) => {
+            state
+                .metrics
+                .ingest_events
+                .with_label_values(&["unauthorized"])
+                .inc();
+            Err(ApiError::Unauthorized(error.to_string()))
+        }
+    }
+}
+
 async fn post_event(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -87,10 +122,11 @@ async fn post_event(
             problem: format!("cannot read the request body: {rejection}"),
         }]),
     })?;
-    let result = state.ingest.accept_json(&body).await;
+    let result = state.ingest.accept_json(&body, principal.as_ref()).await;
     let label = match &result {
         Ok(_) => "accepted",
         Err(IngestError::Invalid(_)) => "rejected",
+        Err(IngestError::Forbidden(_)) => "forbidden",
         Err(_) => "unavailable",
     };
     state

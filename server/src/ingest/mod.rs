@@ -3,12 +3,14 @@
 
 pub mod validate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 use tracing::error;
 
-use crate::event::AuditEvent;
+use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
+use crate::keys::Principal;
 use crate::produce::{EventProducer, Outgoing, ProduceError};
 use crate::registry::{EncodeError, Registry};
 use crate::topics;
@@ -18,6 +20,9 @@ use validate::FieldError;
 pub enum IngestError {
     #[error("the event is invalid")]
     Invalid(Vec<FieldError>),
+    /// Valid, but not something the caller's API key may send.
+    #[error("the API key may not send this event")]
+    Forbidden(Vec<FieldError>),
     /// Validation let through something the schema rejects: our bug, not
     /// the caller's.
     #[error(transparent)]
@@ -47,9 +52,30 @@ impl Ingest {
     }
 
     /// Validates one JSON event and returns once the broker acknowledged it.
-    pub async fn accept_json(&self, body: &[u8]) -> Result<Accepted, IngestError> {
-        let event =
-            validate::parse_event(0, body, now_ms(), new_event_id).map_err(IngestError::Invalid)?;
+    /// With a `principal`, the event belongs to the key's tenant and service.
+    pub async fn accept_json(
+        &self,
+        body: &[u8],
+        principal: Option<&Principal>,
+    ) -> Result<Accepted, IngestError> {
+        let event = match principal {
+            None => validate::parse_event(0, body, now_ms(), new_event_id)
+                .map_err(IngestError::Invalid)?,
+            Some(principal) => {
+                let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                    IngestError::Invalid(vec![FieldError {
+                        index: 0,
+                        field_path: String::new(),
+                        problem: format!("body is not valid JSON: {e}"),
+                    }])
+                })?;
+                bind_to_key(0, &mut value, principal).map_err(IngestError::Forbidden)?;
+                let event = validate::parse_value(0, value, now_ms(), new_event_id)
+                    .map_err(IngestError::Invalid)?;
+                check_category(0, &event, principal).map_err(IngestError::Forbidden)?;
+                event
+            }
+        };
         self.record(event).await
     }
 
@@ -76,6 +102,59 @@ impl Ingest {
     }
 }
 
+/// The key decides the tenant and the source service: a body may leave them
+/// out (they are filled in) or repeat them, but never name others.
+fn bind_to_key(
+    index: usize,
+    value: &mut serde_json::Value,
+    principal: &Principal,
+) -> Result<(), Vec<FieldError>> {
+    let Some(object) = value.as_object_mut() else {
+        // Not an object: validation names the problem.
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    for (field, bound) in [
+        ("tenant_id", &principal.tenant_id),
+        ("source_service", &principal.source_service),
+    ] {
+        match object.get(field) {
+            None | Some(serde_json::Value::Null) => {
+                object.insert(field.to_owned(), serde_json::Value::String(bound.clone()));
+            }
+            Some(serde_json::Value::String(given)) if given == bound => {}
+            Some(_) => errors.push(FieldError {
+                index,
+                field_path: field.to_owned(),
+                problem: format!("this API key may only send events with {field} {bound:?}"),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_category(
+    index: usize,
+    event: &AuditEvent,
+    principal: &Principal,
+) -> Result<(), Vec<FieldError>> {
+    if principal.may_send(event.category) {
+        return Ok(());
+    }
+    Err(vec![FieldError {
+        index,
+        field_path: "category".into(),
+        problem: format!(
+            "this API key may only send categories {}",
+            principal.categories.join(", ")
+        ),
+    }])
+}
+
 /// UUIDv7: unique without coordination, and sorts by creation time.
 pub fn new_event_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -86,4 +165,44 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// An event Attest records about its own administration (retention, legal
+/// holds, API keys), in the tenant's own trail, with `source_service`
+/// "attest". An `actor` named `attest-…` is one of Attest's own jobs; any
+/// other is an operator.
+pub fn internal_event(
+    tenant: &str,
+    category: Category,
+    action: &str,
+    outcome: Outcome,
+    resource: Resource,
+    actor: &str,
+    metadata: BTreeMap<String, String>,
+) -> AuditEvent {
+    let now = now_ms();
+    AuditEvent {
+        event_id: new_event_id(),
+        tenant_id: tenant.to_owned(),
+        occurred_at: now,
+        received_at: now,
+        category,
+        action: action.to_owned(),
+        outcome,
+        actor: Actor {
+            id: actor.to_owned(),
+            kind: if actor.starts_with("attest-") {
+                "system"
+            } else {
+                "operator"
+            }
+            .to_owned(),
+            ip: None,
+            user_agent: None,
+        },
+        resource: Some(resource),
+        source_service: "attest".to_owned(),
+        request_id: None,
+        metadata,
+    }
 }

@@ -107,8 +107,32 @@ pub fn parse_event(
             problem,
         }]);
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let incoming: IncomingEvent = serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        vec![FieldError {
+            index,
+            field_path: String::new(),
+            problem: format!("body is not valid JSON: {e}"),
+        }]
+    })?;
+    parse_value(index, value, now_ms, new_id)
+}
+
+/// [`parse_event`] for a body already read as JSON (one element of a batch,
+/// or an event whose tenant was filled in from its API key).
+pub fn parse_value(
+    index: usize,
+    value: serde_json::Value,
+    now_ms: i64,
+    new_id: impl FnOnce() -> String,
+) -> Result<AuditEvent, Vec<FieldError>> {
+    if !value.is_object() {
+        return Err(vec![FieldError {
+            index,
+            field_path: String::new(),
+            problem: "must be a JSON object holding one audit event".to_owned(),
+        }]);
+    }
+    let incoming: IncomingEvent = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         vec![structural_error(index, &path, e.inner())]
     })?;

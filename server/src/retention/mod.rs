@@ -18,14 +18,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::RetentionConfig;
-use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
-use crate::ingest::{new_event_id, now_ms, Ingest, IngestError};
+use crate::event::{Category, Outcome, Resource};
+use crate::ingest::{internal_event, new_event_id, now_ms, Ingest, IngestError};
 use crate::store::{HoldRow, Store, StoreError};
 pub use plan::{Held, Hold, Month, Plan, Removal};
 
-/// Who retention and hold events name as their actor.
+/// Who retention events name as their actor.
 const ACTOR_ID: &str = "attest-retention";
-const SOURCE_SERVICE: &str = "attest";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
@@ -170,7 +169,7 @@ impl Retention {
         if let Some(error) = error {
             metadata.insert("error".into(), error.to_owned());
         }
-        let event = system_event(
+        let event = internal_event(
             tenant,
             Category::System,
             "retention.delete_month",
@@ -285,7 +284,7 @@ impl Retention {
             ("to_month".to_owned(), hold.to_month.to_string()),
             ("reason".to_owned(), hold.reason.clone()),
         ]);
-        let event = system_event(
+        let event = internal_event(
             &hold.tenant_id,
             Category::Admin,
             action,
@@ -299,41 +298,5 @@ impl Retention {
         );
         self.ingest.record(event).await?;
         Ok(())
-    }
-}
-
-fn system_event(
-    tenant: &str,
-    category: Category,
-    action: &str,
-    outcome: Outcome,
-    resource: Resource,
-    actor: &str,
-    metadata: BTreeMap<String, String>,
-) -> AuditEvent {
-    let now = now_ms();
-    AuditEvent {
-        event_id: new_event_id(),
-        tenant_id: tenant.to_owned(),
-        occurred_at: now,
-        received_at: now,
-        category,
-        action: action.to_owned(),
-        outcome,
-        actor: Actor {
-            id: actor.to_owned(),
-            kind: if actor == ACTOR_ID {
-                "system"
-            } else {
-                "operator"
-            }
-            .to_owned(),
-            ip: None,
-            user_agent: None,
-        },
-        resource: Some(resource),
-        source_service: SOURCE_SERVICE.to_owned(),
-        request_id: None,
-        metadata,
     }
 }

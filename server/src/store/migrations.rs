@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "legal_holds",
         sql: include_str!("../../migrations/0005_legal_holds.sql"),
     },
+    Migration {
+        version: 6,
+        name: "api_keys",
+        sql: include_str!("../../migrations/0006_api_keys.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

@@ -1,10 +1,12 @@
 //! ClickHouse: the schema (migrations), batch inserts for the writer and the
 //! read queries behind the console.
 
+mod keys;
 pub mod migrations;
 mod queries;
 mod retention;
 
+pub use keys::KeyRow;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
 

@@ -80,6 +80,7 @@ pub struct QueryTemplate {
 pub fn catalogue() -> Vec<QueryTemplate> {
     let mut all = read_queries();
     all.extend(super::retention::templates());
+    all.extend(super::keys::templates());
     all
 }
 

@@ -251,7 +251,8 @@ impl Writer {
         let mut paused = false;
         let mut written = 0;
         // Runs still to insert, the next one last, so rows keep their order.
-        let mut pending = vec![0..rows.len()];
+        let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
+        pending.push(0..rows.len());
         while let Some(run) = pending.pop() {
             if run.is_empty() {
                 continue;
