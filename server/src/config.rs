@@ -120,8 +120,12 @@ pub struct WriterConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Largest accepted request body.
+    /// Largest accepted body of a single-event request.
     pub max_body_bytes: usize,
+    /// Most events in one batch request.
+    pub max_batch_events: usize,
+    /// Largest accepted body of a batch request.
+    pub max_batch_bytes: usize,
     /// Every ingest request must carry an API key (`attest keys create`).
     /// Turn off only where the network itself decides who may send.
     pub require_api_key: bool,
@@ -230,6 +234,8 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_body_bytes: 1024 * 1024,
+            max_batch_events: 10_000,
+            max_batch_bytes: 10 * 1024 * 1024,
             require_api_key: true,
             key_refresh: Duration::from_secs(5),
         }
@@ -337,6 +343,15 @@ impl Config {
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err(invalid("ingest.max_body_bytes", "must be at least 1024"));
+        }
+        if self.ingest.max_batch_events == 0 {
+            return Err(invalid("ingest.max_batch_events", "must be at least 1"));
+        }
+        if self.ingest.max_batch_bytes < self.ingest.max_body_bytes {
+            return Err(invalid(
+                "ingest.max_batch_bytes",
+                "must be at least ingest.max_body_bytes",
+            ));
         }
         if self.ingest.key_refresh < Duration::from_millis(100) {
             return Err(invalid("ingest.key_refresh", "must be at least 100 ms"));

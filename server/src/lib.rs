@@ -227,6 +227,8 @@ pub async fn start(
         registry: prepared.registry.clone(),
         metrics: prepared.metrics.clone(),
         max_body_bytes: config.ingest.max_body_bytes,
+        max_batch_bytes: config.ingest.max_batch_bytes,
+        max_batch_events: config.ingest.max_batch_events,
     });
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;

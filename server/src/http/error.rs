@@ -8,7 +8,10 @@ use axum::Json;
 use serde_json::json;
 
 use crate::ingest::validate::FieldError;
-use crate::ingest::IngestError;
+use crate::ingest::{EventResult, IngestError};
+
+/// How long a client should wait after the broker did not acknowledge.
+const BROKER_RETRY_AFTER_SECS: u32 = 5;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -21,6 +24,15 @@ pub enum ApiError {
     },
     TooLarge {
         limit: usize,
+    },
+    TooManyEvents {
+        count: usize,
+        limit: usize,
+    },
+    /// Part of a batch is stored, part is not; the body says which.
+    NotAllStored {
+        stored: Vec<EventResult>,
+        not_stored: Vec<FieldError>,
     },
     Unavailable {
         what: &'static str,
@@ -36,10 +48,13 @@ impl From<IngestError> for ApiError {
             IngestError::Invalid(errors) => ApiError::Invalid(errors),
             IngestError::Forbidden(errors) => ApiError::Forbidden(errors),
             IngestError::Encode(_) => ApiError::Internal,
+            IngestError::NotAllStored { stored, not_stored } => {
+                ApiError::NotAllStored { stored, not_stored }
+            }
             IngestError::Unavailable(_) => ApiError::Unavailable {
                 what:
                     "the event broker did not acknowledge the event; it was not stored, retry later",
-                retry_after_secs: 5,
+                retry_after_secs: BROKER_RETRY_AFTER_SECS,
             },
         }
     }
@@ -51,8 +66,11 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::NotAllStored { .. } => Some(BROKER_RETRY_AFTER_SECS),
             _ => None,
         };
+        // What a partly stored batch adds to the common shape.
+        let mut stored_part: Option<Vec<EventResult>> = None;
         let (status, code, message, errors) = match self {
             ApiError::Invalid(errors) => (
                 StatusCode::BAD_REQUEST,
@@ -82,6 +100,27 @@ impl IntoResponse for ApiError {
                 format!("request body is larger than {limit} bytes"),
                 vec![],
             ),
+            ApiError::TooManyEvents { count, limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                format!("the batch holds {count} events; the limit is {limit} per request"),
+                vec![],
+            ),
+            ApiError::NotAllStored { stored, not_stored } => {
+                let message = format!(
+                    "{} event(s) were stored and {} were not; retry the batch with the same \
+                     event_ids (duplicates are removed)",
+                    stored.len(),
+                    not_stored.len()
+                );
+                stored_part = Some(stored);
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    message,
+                    not_stored,
+                )
+            }
             ApiError::Unavailable { what, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -97,11 +136,11 @@ impl IntoResponse for ApiError {
             ),
         };
         let challenge = status == StatusCode::UNAUTHORIZED;
-        let mut response = (
-            status,
-            Json(json!({"error": code, "message": message, "errors": errors})),
-        )
-            .into_response();
+        let mut body = json!({"error": code, "message": message, "errors": errors});
+        if let Some(stored) = stored_part {
+            body["stored"] = json!(stored);
+        }
+        let mut response = (status, Json(body)).into_response();
         if challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

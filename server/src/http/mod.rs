@@ -5,16 +5,15 @@ mod error;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::ingest::{Ingest, IngestError};
+use crate::ingest::{parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest, IngestError};
 use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -28,17 +27,18 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub max_batch_bytes: usize,
+    pub max_batch_events: usize,
 }
 
 /// Ingest, the registry and the operational endpoints.
 pub fn router(state: ApiState) -> Router {
-    let limit = state.max_body_bytes;
     let ops = ops_router(state.metrics.clone());
     Router::new()
         .route("/api/v1/events", post(post_event))
+        .route("/api/v1/events/batch", post(post_batch))
         .route("/subjects", get(subjects))
         .route("/schemas/ids/{id}", get(schema_by_id))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
         .merge(ops)
 }
@@ -62,6 +62,7 @@ pub fn ops_router(metrics: Arc<Metrics>) -> Router {
 }
 
 const JSON: &str = "application/json";
+const NDJSON: &str = "application/x-ndjson";
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
 
 /// The caller's key, checked before anything else about the request.
@@ -98,30 +99,16 @@ async fn authenticate(
 async fn post_event(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authenticate(&state, &headers).await?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case(JSON) {
+    if !media_type(&headers).eq_ignore_ascii_case(JSON) {
         return Err(ApiError::UnsupportedMediaType {
-            got: content_type.to_owned(),
+            got: content_type(&headers).to_owned(),
             expected: JSON,
         });
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
-            limit: state.max_body_bytes,
-        },
-        _ => ApiError::Invalid(vec![crate::ingest::validate::FieldError {
-            index: 0,
-            field_path: String::new(),
-            problem: format!("cannot read the request body: {rejection}"),
-        }]),
-    })?;
+    let body = read_body(&headers, body, state.max_body_bytes).await?;
     let result = state.ingest.accept_json(&body, principal.as_ref()).await;
     let label = match &result {
         Ok(_) => "accepted",
@@ -134,6 +121,108 @@ async fn post_event(
         .ingest_events
         .with_label_values(&[label])
         .inc();
+    Ok((StatusCode::ACCEPTED, Json(result?)))
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The media type without parameters (`; charset=utf-8`).
+fn media_type(headers: &HeaderMap) -> &str {
+    content_type(headers).split(';').next().unwrap_or("").trim()
+}
+
+/// Reads the body once the request is known to be worth reading: a declared
+/// length over the limit is refused from the headers, before any byte of
+/// the body is read; a body that grows past it (chunked) is cut off there.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::Invalid(vec![crate::ingest::validate::FieldError {
+                index: 0,
+                field_path: String::new(),
+                problem: format!("cannot read the request body: {error}"),
+            }])
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct BatchParams {
+    /// Accept the valid events and report the rest, instead of rejecting
+    /// the whole request.
+    #[serde(default)]
+    partial: bool,
+}
+
+async fn post_batch(
+    State(state): State<ApiState>,
+    Query(params): Query<BatchParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    let mime = media_type(&headers);
+    let format = if mime.eq_ignore_ascii_case(JSON) {
+        BatchFormat::JsonArray
+    } else if mime.eq_ignore_ascii_case(NDJSON) {
+        BatchFormat::Ndjson
+    } else {
+        return Err(ApiError::UnsupportedMediaType {
+            got: content_type(&headers).to_owned(),
+            expected: "application/json (an array of events) or application/x-ndjson",
+        });
+    };
+    let body = read_body(&headers, body, state.max_batch_bytes).await?;
+    let items = parse_batch(&body, format, state.max_batch_events).map_err(|e| match e {
+        BatchBodyError::Unreadable(errors) => ApiError::Invalid(errors),
+        BatchBodyError::TooManyEvents { count, limit } => ApiError::TooManyEvents { count, limit },
+    })?;
+    let mode = if params.partial {
+        BatchMode::Partial
+    } else {
+        BatchMode::AllOrNothing
+    };
+    let total = items.len() as u64;
+    let result = state
+        .ingest
+        .accept_batch(items, principal.as_ref(), mode)
+        .await;
+    let counter = |label: &str, n: u64| {
+        state
+            .metrics
+            .ingest_events
+            .with_label_values(&[label])
+            .inc_by(n)
+    };
+    match &result {
+        Ok(answer) => {
+            counter("accepted", answer.accepted as u64);
+            counter("rejected", answer.rejected as u64);
+        }
+        Err(IngestError::Invalid(_)) => counter("rejected", total),
+        Err(IngestError::Forbidden(_)) => counter("forbidden", total),
+        Err(IngestError::NotAllStored { stored, not_stored }) => {
+            counter("accepted", stored.len() as u64);
+            counter("unavailable", not_stored.len() as u64);
+        }
+        Err(_) => counter("unavailable", total),
+    }
     Ok((StatusCode::ACCEPTED, Json(result?)))
 }
 

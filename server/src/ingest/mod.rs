@@ -1,6 +1,7 @@
 //! The front door: a request body becomes a validated, Avro-encoded event
 //! that the broker has acknowledged. Nothing is produced for a rejected body.
 
+mod batch;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use crate::keys::Principal;
 use crate::produce::{EventProducer, Outgoing, ProduceError};
 use crate::registry::{EncodeError, Registry};
 use crate::topics;
+use batch::Rejection;
+pub use batch::{parse_batch, BatchAccepted, BatchBodyError, BatchFormat, BatchMode, EventResult};
 use validate::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,13 @@ pub enum IngestError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Unavailable(#[from] ProduceError),
+    /// Part of a batch was acknowledged, part was not: the caller learns
+    /// which, and retries with the same event_ids (duplicates are removed).
+    #[error("{} event(s) of the batch were not acknowledged by the broker", not_stored.len())]
+    NotAllStored {
+        stored: Vec<EventResult>,
+        not_stored: Vec<FieldError>,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -58,25 +68,66 @@ impl Ingest {
         body: &[u8],
         principal: Option<&Principal>,
     ) -> Result<Accepted, IngestError> {
-        let event = match principal {
-            None => validate::parse_event(0, body, now_ms(), new_event_id)
-                .map_err(IngestError::Invalid)?,
-            Some(principal) => {
-                let mut value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-                    IngestError::Invalid(vec![FieldError {
-                        index: 0,
-                        field_path: String::new(),
-                        problem: format!("body is not valid JSON: {e}"),
-                    }])
-                })?;
-                bind_to_key(0, &mut value, principal).map_err(IngestError::Forbidden)?;
-                let event = validate::parse_value(0, value, now_ms(), new_event_id)
-                    .map_err(IngestError::Invalid)?;
-                check_category(0, &event, principal).map_err(IngestError::Forbidden)?;
-                event
-            }
-        };
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            IngestError::Invalid(vec![FieldError {
+                index: 0,
+                field_path: String::new(),
+                problem: format!("body is not valid JSON: {e}"),
+            }])
+        })?;
+        let event = prepare(0, value, principal, now_ms()).map_err(Rejection::into_error)?;
         self.record(event).await
+    }
+
+    /// Validates every event of a batch, then produces the valid ones
+    /// concurrently (the producer batches them on the wire) and returns
+    /// once the broker answered for each. In `AllOrNothing` mode one invalid
+    /// event rejects the request before anything is produced.
+    pub async fn accept_batch(
+        &self,
+        items: Vec<serde_json::Value>,
+        principal: Option<&Principal>,
+        mode: BatchMode,
+    ) -> Result<BatchAccepted, IngestError> {
+        let now = now_ms();
+        let mut events = Vec::with_capacity(items.len());
+        let mut rejected: Vec<Rejection> = Vec::new();
+        for (index, value) in items.into_iter().enumerate() {
+            match prepare(index, value, principal, now) {
+                Ok(event) => events.push((index, event)),
+                Err(rejection) => rejected.push(rejection),
+            }
+        }
+        if mode == BatchMode::AllOrNothing && !rejected.is_empty() {
+            return Err(Rejection::merge(rejected).into_error());
+        }
+        let sent = futures::future::join_all(
+            events
+                .into_iter()
+                .map(|(index, event)| async move { (index, self.record(event).await) }),
+        )
+        .await;
+        let mut results: Vec<EventResult> = Vec::with_capacity(sent.len() + rejected.len());
+        let mut unacknowledged = Vec::new();
+        for (index, outcome) in sent {
+            match outcome {
+                Ok(accepted) => results.push(EventResult::accepted(index, accepted.event_id)),
+                Err(error) => unacknowledged.push(FieldError {
+                    index,
+                    field_path: String::new(),
+                    problem: format!("not stored: {error}"),
+                }),
+            }
+        }
+        if !unacknowledged.is_empty() {
+            return Err(IngestError::NotAllStored {
+                stored: results,
+                not_stored: unacknowledged,
+            });
+        }
+        results.extend(rejected.into_iter().flat_map(Rejection::into_results));
+        results.sort_by_key(|r| r.index);
+        Ok(BatchAccepted::new(results))
     }
 
     /// Encodes and produces an event built inside Attest (retention, legal
@@ -100,6 +151,24 @@ impl Ingest {
             event_id: event.event_id,
         })
     }
+}
+
+/// One event of a request, checked against the contract and the caller's key.
+fn prepare(
+    index: usize,
+    mut value: serde_json::Value,
+    principal: Option<&Principal>,
+    now: i64,
+) -> Result<AuditEvent, Rejection> {
+    if let Some(principal) = principal {
+        bind_to_key(index, &mut value, principal).map_err(Rejection::forbidden)?;
+    }
+    let event =
+        validate::parse_value(index, value, now, new_event_id).map_err(Rejection::invalid)?;
+    if let Some(principal) = principal {
+        check_category(index, &event, principal).map_err(Rejection::forbidden)?;
+    }
+    Ok(event)
 }
 
 /// The key decides the tenant and the source service: a body may leave them
