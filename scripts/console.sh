@@ -47,7 +47,9 @@ start() {
     log "starting $ATTEST_INSTANCE on http://$ADDR (log: $LOG_FILE)"
     (
       cd "$ATTEST_ROOT"
+      # Each instance spools to a directory of its own (one process per spool).
       ATTEST_LISTEN="$ADDR" \
+        ATTEST_INGEST__SPOOL_DIR="${ATTEST_INGEST__SPOOL_DIR:-$ATTEST_DATA_DIR/spool-$ATTEST_INSTANCE}" \
         LEPTOS_OUTPUT_NAME=attest \
         LEPTOS_SITE_ROOT="$ATTEST_ROOT/target/site" \
         LEPTOS_SITE_PKG_DIR=pkg \

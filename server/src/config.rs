@@ -133,6 +133,17 @@ pub struct IngestConfig {
     /// keeps working.
     #[serde(with = "millis")]
     pub key_refresh: Duration,
+    /// Where accepted events wait (fsynced) while the broker cannot take
+    /// them. One directory per server process; keep it on durable storage.
+    pub spool_dir: PathBuf,
+    /// Most bytes the spool holds; beyond it ingest answers 503.
+    pub spool_max_bytes: u64,
+    /// How long ingest waits for the broker's acknowledgement before it
+    /// spools the event instead.
+    #[serde(with = "millis")]
+    pub broker_timeout: Duration,
+    /// Events the forwarder sends to Kafka per round while draining.
+    pub spool_forward_batch: usize,
 }
 
 /// How long audit events are kept. Whole months are the unit: a month is
@@ -238,6 +249,10 @@ impl Default for IngestConfig {
             max_batch_bytes: 10 * 1024 * 1024,
             require_api_key: true,
             key_refresh: Duration::from_secs(5),
+            spool_dir: PathBuf::from(".data/spool"),
+            spool_max_bytes: 1024 * 1024 * 1024,
+            broker_timeout: Duration::from_secs(5),
+            spool_forward_batch: 1000,
         }
     }
 }
@@ -352,6 +367,23 @@ impl Config {
                 "ingest.max_batch_bytes",
                 "must be at least ingest.max_body_bytes",
             ));
+        }
+        if self.ingest.broker_timeout < Duration::from_millis(100)
+            || self.ingest.broker_timeout > self.kafka.message_timeout
+        {
+            return Err(invalid(
+                "ingest.broker_timeout",
+                "must be at least 100 ms and at most kafka.message_timeout",
+            ));
+        }
+        if self.ingest.spool_max_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "ingest.spool_max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
+        if self.ingest.spool_forward_batch == 0 {
+            return Err(invalid("ingest.spool_forward_batch", "must be at least 1"));
         }
         if self.ingest.key_refresh < Duration::from_millis(100) {
             return Err(invalid("ingest.key_refresh", "must be at least 100 ms"));

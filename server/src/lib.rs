@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod produce;
 pub mod registry;
 pub mod retention;
+pub mod spool;
 pub mod store;
 pub mod topics;
 pub mod write;
@@ -49,6 +50,8 @@ pub enum StartError {
     Migrate(#[from] store::StoreError),
     #[error(transparent)]
     Writer(#[from] write::WriteError),
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] spool::SpoolError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -201,7 +204,19 @@ pub async fn start(
     } else {
         None
     };
-    let ingest = Arc::new(new_ingest(&config, &prepared));
+    let spool = spool::Spool::open(
+        &config.ingest.spool_dir,
+        config.ingest.spool_max_bytes,
+        prepared.metrics.clone(),
+    )?;
+    tokio::spawn(spool::forward::run(
+        spool.clone(),
+        prepared.producer.clone(),
+        config.ingest.spool_forward_batch,
+        stop.clone(),
+    ));
+    let ingest =
+        Arc::new(new_ingest(&config, &prepared).with_spool(spool, config.ingest.broker_timeout));
     if config.retention.enabled {
         let retention = retention::Retention::new(
             prepared.store.clone(),

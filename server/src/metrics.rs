@@ -3,13 +3,17 @@
 //! per row inside a hot loop. Served as Prometheus text on `/metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
     registry: Registry,
     pub ingest_events: IntCounterVec,
+    pub spool_pending_events: IntGauge,
+    pub spool_pending_bytes: IntGauge,
+    pub spool_appended: IntCounter,
+    pub spool_forwarded: IntCounter,
     pub writer_rows_written: IntCounter,
     pub writer_batch_rows: Histogram,
     pub writer_insert_seconds: Histogram,
@@ -49,6 +53,38 @@ impl Metrics {
                         "Events received, by result: accepted, rejected, unavailable",
                     ),
                     &["result"],
+                )
+                .expect("valid"),
+            ),
+            spool_pending_events: register(
+                &registry,
+                IntGauge::new(
+                    "attest_spool_pending_events",
+                    "Accepted events in the local spool, waiting for the broker",
+                )
+                .expect("valid"),
+            ),
+            spool_pending_bytes: register(
+                &registry,
+                IntGauge::new(
+                    "attest_spool_pending_bytes",
+                    "Bytes in the local spool, waiting for the broker (bounded by ingest.spool_max_bytes)",
+                )
+                .expect("valid"),
+            ),
+            spool_appended: register(
+                &registry,
+                IntCounter::new(
+                    "attest_spool_appended_total",
+                    "Events written to the spool because the broker could not take them",
+                )
+                .expect("valid"),
+            ),
+            spool_forwarded: register(
+                &registry,
+                IntCounter::new(
+                    "attest_spool_forwarded_total",
+                    "Spooled events the broker has since acknowledged",
                 )
                 .expect("valid"),
             ),

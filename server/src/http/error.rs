@@ -47,7 +47,11 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Invalid(errors) => ApiError::Invalid(errors),
             IngestError::Forbidden(errors) => ApiError::Forbidden(errors),
-            IngestError::Encode(_) => ApiError::Internal,
+            IngestError::Encode(_) | IngestError::Internal(_) => ApiError::Internal,
+            IngestError::Spool(_) => ApiError::Unavailable {
+                what: "the event broker is unavailable and the local spool cannot take more; nothing was stored, retry later",
+                retry_after_secs: BROKER_RETRY_AFTER_SECS,
+            },
             IngestError::NotAllStored { stored, not_stored } => {
                 ApiError::NotAllStored { stored, not_stored }
             }

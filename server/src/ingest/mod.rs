@@ -6,14 +6,16 @@ pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
 use crate::keys::Principal;
-use crate::produce::{EventProducer, Outgoing, ProduceError};
+use crate::produce::{EventProducer, ProduceError};
 use crate::registry::{EncodeError, Registry};
+use crate::spool::{Spool, SpoolError, SpoolRecord};
 use crate::topics;
 use batch::Rejection;
 pub use batch::{parse_batch, BatchAccepted, BatchBodyError, BatchFormat, BatchMode, EventResult};
@@ -32,6 +34,11 @@ pub enum IngestError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Unavailable(#[from] ProduceError),
+    /// The broker did not take the event and neither could the spool.
+    #[error(transparent)]
+    Spool(Arc<SpoolError>),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Part of a batch was acknowledged, part was not: the caller learns
     /// which, and retries with the same event_ids (duplicates are removed).
     #[error("{} event(s) of the batch were not acknowledged by the broker", not_stored.len())]
@@ -50,6 +57,11 @@ pub struct Ingest {
     registry: Arc<Registry>,
     producer: EventProducer,
     topic_prefix: String,
+    /// Absent in one-shot commands (`attest keys`, `attest retention`):
+    /// they fail loudly when the broker is down, and must not contend for
+    /// the server's spool directory.
+    spool: Option<Arc<Spool>>,
+    broker_timeout: Duration,
 }
 
 impl Ingest {
@@ -58,7 +70,17 @@ impl Ingest {
             registry,
             producer,
             topic_prefix,
+            spool: None,
+            broker_timeout: Duration::ZERO,
         }
+    }
+
+    /// Events the broker does not acknowledge within `broker_timeout` go to
+    /// `spool` instead, and are still answered `202`.
+    pub fn with_spool(mut self, spool: Arc<Spool>, broker_timeout: Duration) -> Ingest {
+        self.spool = Some(spool);
+        self.broker_timeout = broker_timeout;
+        self
     }
 
     /// Validates one JSON event and returns once the broker acknowledged it.
@@ -101,12 +123,11 @@ impl Ingest {
         if mode == BatchMode::AllOrNothing && !rejected.is_empty() {
             return Err(Rejection::merge(rejected).into_error());
         }
-        let sent = futures::future::join_all(
-            events
-                .into_iter()
-                .map(|(index, event)| async move { (index, self.record(event).await) }),
-        )
-        .await;
+        let (indices, events): (Vec<usize>, Vec<AuditEvent>) = events.into_iter().unzip();
+        let sent: Vec<(usize, Result<Accepted, IngestError>)> = indices
+            .into_iter()
+            .zip(self.record_all(events).await)
+            .collect();
         let mut results: Vec<EventResult> = Vec::with_capacity(sent.len() + rejected.len());
         let mut unacknowledged = Vec::new();
         for (index, outcome) in sent {
@@ -131,25 +152,96 @@ impl Ingest {
     }
 
     /// Encodes and produces an event built inside Attest (retention, legal
-    /// holds): the same path and the same durability as a service's event.
+    /// holds, keys): the same path and the same durability as a service's.
     pub async fn record(&self, event: AuditEvent) -> Result<Accepted, IngestError> {
-        let payload = self.registry.encode(&event).inspect_err(|error| {
-            error!(%error, event_id = %event.event_id, "validated event does not fit the schema");
-        })?;
-        let topic = topics::for_category(&self.topic_prefix, event.category);
-        self.producer
-            .send(Outgoing {
-                topic: &topic,
-                // Keyed by tenant: one tenant's events stay in order.
-                key: &event.tenant_id,
-                payload: &payload,
-                headers: &[("attest.event_id", event.event_id.as_bytes())],
-            })
+        self.record_all(vec![event])
             .await
-            .inspect_err(|error| error!(%error, topic, "event not acknowledged by the broker"))?;
-        Ok(Accepted {
-            event_id: event.event_id,
-        })
+            .pop()
+            .unwrap_or(Err(IngestError::Internal("no result for the event")))
+    }
+
+    /// Makes every event durable, in order, and answers per event: in Kafka
+    /// (acknowledged) or, with a spool, in the spool (fsynced) when the
+    /// broker does not acknowledge within `broker_timeout`. While the spool
+    /// holds anything, events go behind it rather than overtaking it.
+    pub async fn record_all(&self, events: Vec<AuditEvent>) -> Vec<Result<Accepted, IngestError>> {
+        let mut results: Vec<Result<Accepted, IngestError>> = Vec::with_capacity(events.len());
+        let mut outgoing: Vec<(usize, SpoolRecord)> = Vec::with_capacity(events.len());
+        for event in events {
+            match self.registry.encode(&event) {
+                Ok(payload) => {
+                    outgoing.push((
+                        results.len(),
+                        SpoolRecord {
+                            topic: topics::for_category(&self.topic_prefix, event.category),
+                            // Keyed by tenant: one tenant's events stay in order.
+                            key: event.tenant_id.clone(),
+                            event_id: event.event_id.clone(),
+                            payload,
+                        },
+                    ));
+                    results.push(Ok(Accepted {
+                        event_id: event.event_id,
+                    }));
+                }
+                Err(error) => {
+                    error!(%error, event_id = %event.event_id, "validated event does not fit the schema");
+                    results.push(Err(error.into()));
+                }
+            }
+        }
+        let to_spool = match &self.spool {
+            Some(spool) if spool.is_active() => outgoing,
+            _ => self.send_all(outgoing, &mut results).await,
+        };
+        if let (Some(spool), false) = (&self.spool, to_spool.is_empty()) {
+            let (indices, records): (Vec<usize>, Vec<SpoolRecord>) = to_spool.into_iter().unzip();
+            if let Err(error) = spool.append(records).await {
+                error!(%error, events = indices.len(), "broker unavailable and the spool refused the events; answering 503");
+                let shared = Arc::new(error);
+                for i in indices {
+                    results[i] = Err(IngestError::Spool(shared.clone()));
+                }
+            }
+        }
+        results
+    }
+
+    /// Sends to Kafka concurrently; returns what the broker did not
+    /// acknowledge (in time, with a spool). Without a spool those become
+    /// errors in `results`.
+    async fn send_all(
+        &self,
+        outgoing: Vec<(usize, SpoolRecord)>,
+        results: &mut [Result<Accepted, IngestError>],
+    ) -> Vec<(usize, SpoolRecord)> {
+        let sends = outgoing.iter().map(|(_, r)| async move {
+            let send = self
+                .producer
+                .send_event(&r.topic, &r.key, &r.event_id, &r.payload);
+            match self.spool {
+                // If the broker acknowledges later, the spooled copy becomes
+                // a duplicate with the same event_id, removed downstream.
+                Some(_) => tokio::time::timeout(self.broker_timeout, send)
+                    .await
+                    .unwrap_or(Err(ProduceError::Timeout(self.broker_timeout))),
+                None => send.await,
+            }
+        });
+        let sent = futures::future::join_all(sends).await;
+        let mut unsent = Vec::new();
+        for ((index, record), outcome) in outgoing.into_iter().zip(sent) {
+            if let Err(error) = outcome {
+                if self.spool.is_some() {
+                    warn!(%error, topic = %record.topic, "broker did not acknowledge; spooling the event");
+                    unsent.push((index, record));
+                } else {
+                    error!(%error, topic = %record.topic, "event not acknowledged by the broker");
+                    results[index] = Err(IngestError::Unavailable(error));
+                }
+            }
+        }
+        unsent
     }
 }
 

@@ -20,6 +20,8 @@ pub enum ProduceError {
     Client(#[source] KafkaError),
     #[error("the broker did not acknowledge the message: {0}")]
     NotAcknowledged(#[source] KafkaError),
+    #[error("the broker did not acknowledge the message within {0:?}")]
+    Timeout(Duration),
     #[error("cannot create topic {topic}: {source}")]
     CreateTopic {
         topic: String,
@@ -104,6 +106,25 @@ impl EventProducer {
     }
 
     /// Waits for everything in flight, for a clean shutdown.
+    /// Sends an encoded audit event keyed by its tenant, with its id as a
+    /// header for consumers that route or deduplicate without decoding.
+    pub async fn send_event(
+        &self,
+        topic: &str,
+        tenant: &str,
+        event_id: &str,
+        payload: &[u8],
+    ) -> Result<Delivery, ProduceError> {
+        let headers = [("attest.event_id", event_id.as_bytes())];
+        self.send(Outgoing {
+            topic,
+            key: tenant,
+            payload,
+            headers: &headers,
+        })
+        .await
+    }
+
     pub fn flush(&self, timeout: Duration) {
         if let Err(error) = self.producer.flush(timeout) {
             tracing::warn!(%error, "producer flush did not complete");

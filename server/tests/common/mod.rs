@@ -35,6 +35,7 @@ pub fn test_config() -> Config {
     config.kafka.consumer_group = format!("attest-test-{id}");
     config.kafka.partitions = 2;
     config.clickhouse.database = format!("attest_test_{id}");
+    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-test-spool-{id}"));
     config.writer.max_age = Duration::from_millis(200);
     // Most tests are about what happens after the front door; API keys have
     // their own tests (ingest_keys.rs), which turn this back on.
@@ -159,6 +160,7 @@ impl TestServer {
         let (http, config) = (self.http.clone(), self.config.clone());
         self.running.shutdown().await;
         drop_database(&http, &config).await;
+        let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
     }
 }
 
@@ -273,6 +275,10 @@ pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
             config.schemas_dir.display().to_string(),
         ),
         ("ATTEST_KAFKA__BROKERS", config.kafka.brokers.clone()),
+        (
+            "ATTEST_INGEST__SPOOL_DIR",
+            config.ingest.spool_dir.display().to_string(),
+        ),
         (
             "ATTEST_KAFKA__TOPIC_PREFIX",
             config.kafka.topic_prefix.clone(),
