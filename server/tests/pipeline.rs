@@ -241,7 +241,11 @@ async fn registry_serves_the_schema_that_frames_every_message() {
     let text = schema["schema"].as_str().expect("schema is a JSON string");
     apache_avro::Schema::parse_str(text).expect("served schema parses");
     let (status, missing) = server.get_json("/schemas/ids/999").await;
-    assert_eq!(status, 404, "{missing}");
+    assert_eq!(
+        (status, &missing["error_code"]),
+        (404, &json!(40403)),
+        "{missing}"
+    );
     server.stop().await;
 }
 

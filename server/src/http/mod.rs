@@ -2,16 +2,16 @@
 //! endpoints (Confluent REST subset) and health.
 
 mod error;
+mod registry;
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 
 use crate::ingest::{parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest, IngestError};
 use crate::keys::{AuthError, KeyRing, Principal};
@@ -34,12 +34,12 @@ pub struct ApiState {
 /// Ingest, the registry and the operational endpoints.
 pub fn router(state: ApiState) -> Router {
     let ops = ops_router(state.metrics.clone());
+    let schemas = registry::router(state.registry.clone());
     Router::new()
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/events/batch", post(post_batch))
-        .route("/subjects", get(subjects))
-        .route("/schemas/ids/{id}", get(schema_by_id))
         .with_state(state)
+        .merge(schemas)
         .merge(ops)
 }
 
@@ -63,7 +63,6 @@ pub fn ops_router(metrics: Arc<Metrics>) -> Router {
 
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
-const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
 
 /// The caller's key, checked before anything else about the request.
 async fn authenticate(
@@ -224,23 +223,4 @@ async fn post_batch(
         Err(_) => counter("unavailable", total),
     }
     Ok((StatusCode::ACCEPTED, Json(result?)))
-}
-
-async fn subjects(State(state): State<ApiState>) -> impl IntoResponse {
-    let names: Vec<&str> = state.registry.subjects().map(|(s, _)| s).collect();
-    ([(header::CONTENT_TYPE, REGISTRY_JSON)], Json(json!(names)))
-}
-
-async fn schema_by_id(
-    State(state): State<ApiState>,
-    Path(id): Path<u32>,
-) -> Result<impl IntoResponse, ApiError> {
-    let version = state
-        .registry
-        .by_id(id)
-        .ok_or_else(|| ApiError::NotFound(format!("schema id {id} is not registered")))?;
-    Ok((
-        [(header::CONTENT_TYPE, REGISTRY_JSON)],
-        Json(json!({"schema": version.text})),
-    ))
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 use serde::Deserialize;
 
@@ -179,6 +180,22 @@ impl Registry {
             .map(|(s, v)| (s.as_str(), v.as_slice()))
     }
 
+    /// Versions of `subject`, oldest first.
+    pub fn versions(&self, subject: &str) -> Option<&[Arc<SchemaVersion>]> {
+        self.subjects.get(subject).map(Vec::as_slice)
+    }
+
+    /// Whether data written with `version` can be read with `candidate`
+    /// (Confluent's BACKWARD rule for one version); `Err` when the
+    /// candidate is not a valid Avro schema.
+    pub fn can_read(
+        version: &SchemaVersion,
+        candidate: &str,
+    ) -> Result<Result<(), String>, String> {
+        let reader = Schema::parse_str(candidate).map_err(|e| e.to_string())?;
+        Ok(SchemaCompatibility::can_read(&version.schema, &reader).map_err(|e| e.to_string()))
+    }
+
     /// Avro-encodes an event with the current schema, Confluent-framed.
     pub fn encode(&self, event: &AuditEvent) -> Result<Vec<u8>, EncodeError> {
         let datum =
@@ -250,6 +267,49 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), n);
+    }
+
+    /// The contract's evolution rule: every version reads everything any
+    /// earlier version wrote (BACKWARD_TRANSITIVE). A schema change that
+    /// breaks this fails the test command.
+    #[test]
+    fn every_version_reads_what_every_earlier_version_wrote() {
+        let r = registry();
+        for (subject, versions) in r.subjects() {
+            for (i, reader) in versions.iter().enumerate() {
+                for writer in &versions[..i] {
+                    assert_eq!(
+                        Registry::can_read(writer, &reader.text),
+                        Ok(Ok(())),
+                        "{subject}: version {} cannot read version {}",
+                        reader.version,
+                        writer.version
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_checker_catches_a_breaking_change() {
+        let r = registry();
+        let current = r.current();
+        let mut schema: serde_json::Value = serde_json::from_str(&current.text).unwrap();
+        // A new required field without a default cannot be read from old data.
+        schema["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": "severity", "type": "string"}));
+        assert!(matches!(
+            Registry::can_read(current, &schema.to_string()),
+            Ok(Err(_))
+        ));
+        // With a default it can.
+        let fields = schema["fields"].as_array_mut().unwrap();
+        fields.pop();
+        fields.push(serde_json::json!({"name": "severity", "type": "string", "default": "info"}));
+        assert_eq!(Registry::can_read(current, &schema.to_string()), Ok(Ok(())));
+        assert!(Registry::can_read(current, "{not a schema").is_err());
     }
 
     #[test]
