@@ -63,6 +63,8 @@ pub fn ops_router(metrics: Arc<Metrics>) -> Router {
 
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
+/// Confluent-framed Avro records, one after another.
+const AVRO: &str = "application/vnd.attest.avro";
 
 /// The caller's key, checked before anything else about the request.
 async fn authenticate(
@@ -101,14 +103,36 @@ async fn post_event(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     let principal = authenticate(&state, &headers).await?;
-    if !media_type(&headers).eq_ignore_ascii_case(JSON) {
+    let mime = media_type(&headers);
+    let avro = mime.eq_ignore_ascii_case(AVRO);
+    if !avro && !mime.eq_ignore_ascii_case(JSON) {
         return Err(ApiError::UnsupportedMediaType {
             got: content_type(&headers).to_owned(),
-            expected: JSON,
+            expected: "application/json or application/vnd.attest.avro",
         });
     }
     let body = read_body(&headers, body, state.max_body_bytes).await?;
-    let result = state.ingest.accept_json(&body, principal.as_ref()).await;
+    let result = if avro {
+        match state.ingest.avro_items(&body) {
+            Ok(mut items) if items.len() == 1 => match items.pop() {
+                Some(item) => state.ingest.accept_value(item, principal.as_ref()).await,
+                None => Err(IngestError::Internal("one Avro record expected")),
+            },
+            Ok(items) => Err(IngestError::Invalid(vec![
+                crate::ingest::validate::FieldError {
+                    index: 0,
+                    field_path: String::new(),
+                    problem: format!(
+                        "the body holds {} Avro records; send several to /api/v1/events/batch",
+                        items.len()
+                    ),
+                },
+            ])),
+            Err(error) => Err(error),
+        }
+    } else {
+        state.ingest.accept_json(&body, principal.as_ref()).await
+    };
     let label = match &result {
         Ok(_) => "accepted",
         Err(IngestError::Invalid(_)) => "rejected",
@@ -178,20 +202,38 @@ async fn post_batch(
     let principal = authenticate(&state, &headers).await?;
     let mime = media_type(&headers);
     let format = if mime.eq_ignore_ascii_case(JSON) {
-        BatchFormat::JsonArray
+        Some(BatchFormat::JsonArray)
     } else if mime.eq_ignore_ascii_case(NDJSON) {
-        BatchFormat::Ndjson
+        Some(BatchFormat::Ndjson)
+    } else if mime.eq_ignore_ascii_case(AVRO) {
+        None
     } else {
         return Err(ApiError::UnsupportedMediaType {
             got: content_type(&headers).to_owned(),
-            expected: "application/json (an array of events) or application/x-ndjson",
+            expected: "application/json (an array of events), application/x-ndjson or application/vnd.attest.avro",
         });
     };
     let body = read_body(&headers, body, state.max_batch_bytes).await?;
-    let items = parse_batch(&body, format, state.max_batch_events).map_err(|e| match e {
-        BatchBodyError::Unreadable(errors) => ApiError::Invalid(errors),
-        BatchBodyError::TooManyEvents { count, limit } => ApiError::TooManyEvents { count, limit },
-    })?;
+    let items = match format {
+        Some(format) => {
+            parse_batch(&body, format, state.max_batch_events).map_err(|e| match e {
+                BatchBodyError::Unreadable(errors) => ApiError::Invalid(errors),
+                BatchBodyError::TooManyEvents { count, limit } => {
+                    ApiError::TooManyEvents { count, limit }
+                }
+            })?
+        }
+        None => {
+            let items = state.ingest.avro_items(&body)?;
+            if items.len() > state.max_batch_events {
+                return Err(ApiError::TooManyEvents {
+                    count: items.len(),
+                    limit: state.max_batch_events,
+                });
+            }
+            items
+        }
+    };
     let mode = if params.partial {
         BatchMode::Partial
     } else {

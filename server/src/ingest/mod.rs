@@ -97,8 +97,41 @@ impl Ingest {
                 problem: format!("body is not valid JSON: {e}"),
             }])
         })?;
+        self.accept_value(value, principal).await
+    }
+
+    /// [`Ingest::accept_json`] for an event already read (from Avro).
+    pub async fn accept_value(
+        &self,
+        value: serde_json::Value,
+        principal: Option<&Principal>,
+    ) -> Result<Accepted, IngestError> {
         let event = prepare(0, value, principal, now_ms()).map_err(Rejection::into_error)?;
         self.record(event).await
+    }
+
+    /// Decodes a body of Confluent-framed Avro records (for services that
+    /// already encode) into the same form as JSON input, so that both pass
+    /// the same checks: an Avro record is held to every rule a JSON one is.
+    pub fn avro_items(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, IngestError> {
+        let events = self
+            .registry
+            .decode_many(body)
+            .map_err(|(index, failure)| {
+                IngestError::Invalid(vec![FieldError {
+                    index,
+                    field_path: String::new(),
+                    problem: format!("Avro record {index}: {failure}"),
+                }])
+            })?;
+        if events.is_empty() {
+            return Err(IngestError::Invalid(vec![FieldError {
+                index: 0,
+                field_path: String::new(),
+                problem: "the body holds no Avro records".into(),
+            }]));
+        }
+        Ok(events.iter().map(as_input).collect())
     }
 
     /// Validates every event of a batch, then produces the valid ones
@@ -243,6 +276,29 @@ impl Ingest {
         }
         unsent
     }
+}
+
+/// An event in the shape a client sends it. `received_at` is left out: it
+/// is Attest's to set, whatever a client's record says.
+fn as_input(e: &AuditEvent) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": e.event_id,
+        "tenant_id": e.tenant_id,
+        "occurred_at": e.occurred_at,
+        "category": e.category.as_str(),
+        "action": e.action,
+        "outcome": e.outcome.as_str(),
+        "actor": {
+            "id": e.actor.id,
+            "type": e.actor.kind,
+            "ip": e.actor.ip,
+            "user_agent": e.actor.user_agent,
+        },
+        "resource": e.resource.as_ref().map(|r| serde_json::json!({"type": r.kind, "id": r.id})),
+        "source_service": e.source_service,
+        "request_id": e.request_id,
+        "metadata": e.metadata,
+    })
 }
 
 /// One event of a request, checked against the contract and the caller's key.

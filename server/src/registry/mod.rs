@@ -206,6 +206,34 @@ impl Registry {
         Ok(wire::frame(self.current.id, &datum))
     }
 
+    /// Decodes a body of Confluent-framed records, one after another (Avro
+    /// binary is self-delimiting given its schema). Stops at the first that
+    /// does not decode, since where the next one starts is then unknown;
+    /// the error names its position.
+    pub fn decode_many(&self, mut body: &[u8]) -> Result<Vec<AuditEvent>, (usize, DecodeFailure)> {
+        let mut events = Vec::new();
+        while !body.is_empty() {
+            let index = events.len();
+            let (id, mut datum) = wire::unframe(body).map_err(|e| (index, e.into()))?;
+            let writer = self
+                .by_id(id)
+                .ok_or((index, DecodeFailure::UnknownSchemaId(id)))?;
+            let reader = (writer.id != self.current.id).then_some(&self.current.schema);
+            let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
+                (
+                    index,
+                    DecodeFailure::Avro {
+                        id,
+                        detail: e.to_string(),
+                    },
+                )
+            })?;
+            events.push(AuditEvent::from_avro(value).map_err(|e| (index, e.into()))?);
+            body = datum;
+        }
+        Ok(events)
+    }
+
     /// Decodes a framed message written with any registered version,
     /// resolving it to the current one. Returns the writer's schema id too.
     pub fn decode(&self, message: &[u8]) -> Result<(u32, AuditEvent), DecodeFailure> {
@@ -310,6 +338,20 @@ mod tests {
         fields.push(serde_json::json!({"name": "severity", "type": "string", "default": "info"}));
         assert_eq!(Registry::can_read(current, &schema.to_string()), Ok(Ok(())));
         assert!(Registry::can_read(current, "{not a schema").is_err());
+    }
+
+    #[test]
+    fn a_body_of_framed_records_decodes_in_order_and_names_the_bad_one() {
+        let r = registry();
+        let mut second = sample();
+        second.event_id = "second".into();
+        let mut body = r.encode(&sample()).unwrap();
+        body.extend(r.encode(&second).unwrap());
+        assert_eq!(r.decode_many(&body).unwrap(), [sample(), second]);
+        body.extend(wire::frame(999, b"x"));
+        let (index, failure) = r.decode_many(&body).unwrap_err();
+        assert_eq!((index, failure.code()), (2, "unknown_schema_id"));
+        assert_eq!(r.decode_many(b"").unwrap(), []);
     }
 
     #[test]
