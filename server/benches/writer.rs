@@ -22,19 +22,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::{env_usize, percentile, unique, write_section};
+
 /// (partition, offset, payload) of one message read by the bare consumer.
 type Consumed = (i32, i64, Vec<u8>);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn unique() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
 
 fn event(i: usize, now: i64) -> AuditEvent {
     let mut metadata = std::collections::BTreeMap::new();
@@ -87,13 +79,6 @@ async fn clickhouse_scalar(http: &reqwest::Client, config: &Config, sql: &str) -
             .unwrap_or(0),
         Err(_) => 0,
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
@@ -250,6 +235,9 @@ async fn main() -> anyhow::Result<()> {
     fresh_config.kafka.consumer_group = format!("{}-fresh", config.kafka.consumer_group);
     fresh_config.kafka.topic_prefix = format!("{}.fresh", config.kafka.topic_prefix);
     fresh_config.clickhouse.database = format!("{}_fresh", config.clickhouse.database);
+    // The bench posts without an API key and spools to a directory of its own.
+    fresh_config.ingest.require_api_key = false;
+    fresh_config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
     let leptos = leptos::config::LeptosOptions::builder()
         .output_name("attest")
         .build();
@@ -327,7 +315,7 @@ async fn main() -> anyhow::Result<()> {
         samples = latencies.len(),
     );
     print!("\n{section}");
-    write_section(&section)?;
+    write_section("writer", &section)?;
 
     for db in [
         config.clickhouse.database.clone(),
@@ -340,22 +328,5 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await;
     }
-    Ok(())
-}
-
-/// Replaces this bench's section of docs/BENCHMARKS.md (between markers),
-/// leaving other benches' sections alone.
-fn write_section(section: &str) -> anyhow::Result<()> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/BENCHMARKS.md");
-    let (begin, end) = ("<!-- bench:writer:begin -->", "<!-- bench:writer:end -->");
-    let current = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let block = format!("{begin}\n{section}{end}");
-    let updated = match (current.find(begin), current.find(end)) {
-        (Some(a), Some(b)) if a < b => {
-            format!("{}{block}{}", &current[..a], &current[b + end.len()..])
-        }
-        _ => format!("{}\n{block}\n", current.trim_end()),
-    };
-    std::fs::write(path, updated)?;
     Ok(())
 }

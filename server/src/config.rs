@@ -126,6 +126,9 @@ pub struct IngestConfig {
     pub max_batch_events: usize,
     /// Largest accepted body of a batch request.
     pub max_batch_bytes: usize,
+    /// Most events in flight (being checked, encoded or acknowledged) at
+    /// once; a request that does not fit gets 429. Bounds ingest's memory.
+    pub max_in_flight_events: usize,
     /// Every ingest request must carry an API key (`attest keys create`).
     /// Turn off only where the network itself decides who may send.
     pub require_api_key: bool,
@@ -247,6 +250,7 @@ impl Default for IngestConfig {
             max_body_bytes: 1024 * 1024,
             max_batch_events: 10_000,
             max_batch_bytes: 10 * 1024 * 1024,
+            max_in_flight_events: 100_000,
             require_api_key: true,
             key_refresh: Duration::from_secs(5),
             spool_dir: PathBuf::from(".data/spool"),
@@ -361,6 +365,12 @@ impl Config {
         }
         if self.ingest.max_batch_events == 0 {
             return Err(invalid("ingest.max_batch_events", "must be at least 1"));
+        }
+        if self.ingest.max_in_flight_events < self.ingest.max_batch_events {
+            return Err(invalid(
+                "ingest.max_in_flight_events",
+                "must be at least ingest.max_batch_events, or a full batch could never be taken",
+            ));
         }
         if self.ingest.max_batch_bytes < self.ingest.max_body_bytes {
             return Err(invalid(

@@ -244,6 +244,9 @@ pub async fn start(
         max_body_bytes: config.ingest.max_body_bytes,
         max_batch_bytes: config.ingest.max_batch_bytes,
         max_batch_events: config.ingest.max_batch_events,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(
+            config.ingest.max_in_flight_events,
+        )),
     });
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;

@@ -17,6 +17,34 @@ use tokio::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
+/// The tests' configuration. The writer's group session outlasts the
+/// outage: tansu 0.6 does not let a consumer whose session expired during an
+/// outage rejoin its group (it expires members only lazily), which Kafka
+/// does. What these tests check is the spool, not group membership.
+fn config() -> attest_server::config::Config {
+    let mut config = common::test_config();
+    config.kafka.session_timeout = Duration::from_secs(300);
+    config
+}
+
+/// Waits until the restarted broker answers requests, not only accepts
+/// connections: tansu may spend minutes on its sqlite file after a start
+/// when the file is large.
+fn wait_for_broker(config: &attest_server::config::Config) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .create()
+        .expect("kafka client");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the broker did not come back");
+    }
+}
+
 fn broker(action: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
     let status = Command::new("bash")
@@ -119,15 +147,39 @@ async fn assert_all_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_outage_costs_no_event() {
     let _serial = SERIAL.lock().await;
-    let mut config = common::test_config();
+    let mut config = config();
     config.ingest.broker_timeout = Duration::from_secs(1);
+    config.ingest.max_batch_events = 500;
+    config.ingest.max_in_flight_events = 500;
     let server = common::start(config.clone()).await;
     // The topics exist and the pipeline is live before the outage.
     post_all(&server.http, &server.base_url, &events("before", 10)).await;
 
     broker("down");
     let during = events("outage", 5_000);
-    post_all(&server.http, &server.base_url, &during).await;
+    // While the first batch waits for the broker (broker_timeout), it holds
+    // all the room for events in flight: a second request gets 429 at once
+    // instead of queueing without bound.
+    let first = {
+        let (http, base, batch) = (
+            server.http.clone(),
+            server.base_url.clone(),
+            during[..500].to_vec(),
+        );
+        tokio::spawn(async move { post_all(&http, &base, &batch).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = server
+        .http
+        .post(format!("{}/api/v1/events", server.base_url))
+        .json(&events("busy", 1)[0])
+        .send()
+        .await
+        .expect("attest reachable");
+    assert_eq!(busy.status().as_u16(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    first.await.expect("first batch accepted");
+    post_all(&server.http, &server.base_url, &during[500..]).await;
     let spooled = metric(
         &server.http,
         &server.base_url,
@@ -210,7 +262,7 @@ impl Attest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn attest_killed_while_draining_the_spool_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let config = common::test_config();
+    let config = config();
     let http = reqwest::Client::new();
     let writer = attest_server::start_writer(config.clone())
         .await
@@ -222,6 +274,7 @@ async fn attest_killed_while_draining_the_spool_loses_nothing() {
     let all = events("drain", 5_000);
     post_all(&http, &first.base, &all).await;
     broker("up");
+    wait_for_broker(&config);
 
     // Kill once the forwarder has sent part of the spool, not all of it.
     let deadline = Instant::now() + Duration::from_secs(120);

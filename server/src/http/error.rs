@@ -39,6 +39,8 @@ pub enum ApiError {
         retry_after_secs: u32,
     },
     NotFound(String),
+    /// Too many events in flight; the client should retry shortly.
+    Busy,
     Internal,
 }
 
@@ -71,6 +73,7 @@ impl IntoResponse for ApiError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::NotAllStored { .. } => Some(BROKER_RETRY_AFTER_SECS),
+            ApiError::Busy => Some(1),
             _ => None,
         };
         // What a partly stored batch adds to the common shape.
@@ -132,6 +135,12 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
+            ApiError::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                "Attest has as many events in flight as it takes; nothing was stored, retry after the Retry-After delay".to_owned(),
+                vec![],
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -175,5 +184,8 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let response = ApiError::NotFound("x".into()).into_response();
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let response = ApiError::Busy.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

@@ -29,6 +29,9 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     pub max_batch_bytes: usize,
     pub max_batch_events: usize,
+    /// Events being validated, encoded or waiting for the broker, across
+    /// all requests: what bounds ingest's memory.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Ingest, the registry and the operational endpoints.
@@ -111,6 +114,7 @@ async fn post_event(
             expected: "application/json or application/vnd.attest.avro",
         });
     }
+    let _permit = admit(&state, 1)?;
     let body = read_body(&headers, body, state.max_body_bytes).await?;
     let result = if avro {
         match state.ingest.avro_items(&body) {
@@ -145,6 +149,20 @@ async fn post_event(
         .with_label_values(&[label])
         .inc();
     Ok((StatusCode::ACCEPTED, Json(result?)))
+}
+
+/// Takes room for `events` in flight, or answers 429 at once: a client told
+/// to come back shortly is better than a server that buffers without bound.
+fn admit(state: &ApiState, events: usize) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    let n = u32::try_from(events).unwrap_or(u32::MAX);
+    state.in_flight.try_acquire_many(n).map_err(|_| {
+        state
+            .metrics
+            .ingest_events
+            .with_label_values(&["busy"])
+            .inc_by(events as u64);
+        ApiError::Busy
+    })
 }
 
 fn content_type(headers: &HeaderMap) -> &str {
@@ -234,6 +252,7 @@ async fn post_batch(
             items
         }
     };
+    let _permit = admit(&state, items.len())?;
     let mode = if params.partial {
         BatchMode::Partial
     } else {

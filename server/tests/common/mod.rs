@@ -44,6 +44,14 @@ pub fn test_config() -> Config {
 }
 
 pub async fn start(config: Config) -> TestServer {
+    // `RUST_LOG=attest_server=debug cargo test … -- --nocapture` shows the
+    // server's logs beside a failing test.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let leptos = LeptosOptions::builder().output_name("attest").build();
     let running = attest_server::start(config.clone(), leptos)
         .await

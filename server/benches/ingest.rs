@@ -1,0 +1,277 @@
+//! Ingest throughput and latency against a bare rdkafka producer.
+//!
+//! `cargo bench -p server --bench ingest` with the local stack up
+//! (`scripts/stack.sh up`). Environment: `BENCH_INGEST_EVENTS` (default
+//! 200,000), `BENCH_BATCH` (events per request, default 500),
+//! `BENCH_CLIENTS` (concurrent clients, default 8), `BENCH_STEADY_SECS`
+//! (default 15). Prints the figures and rewrites the ingest section of
+//! docs/BENCHMARKS.md. A benchmark, not a test: nothing here asserts a time.
+//!
+//! 1. Peak: N events posted as batches by C clients through the whole front
+//!    door (API key, validation, Avro encoding, idempotent producer with
+//!    `acks=all`, the `202`).
+//! 2. Bare: the same events, encoded once beforehand, produced by the same
+//!    producer configuration from C tasks, each waiting for its chunk's
+//!    acknowledgements: the ceiling ingest is measured against.
+//! 3. Latency: requests at half of the measured peak for a while, p50/p99.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use attest_server::config::Config;
+use attest_server::produce::{ensure_topics, EventProducer};
+use attest_server::registry::Registry;
+use serde_json::{json, Value};
+
+mod support;
+use support::{env_usize, percentile, unique, write_section};
+
+const CATEGORIES: [&str; 6] = [
+    "authentication",
+    "data_access",
+    "data_modification",
+    "permission_change",
+    "admin",
+    "system",
+];
+const ACTIONS: [&str; 4] = ["record.read", "record.update", "user.login", "role.grant"];
+const OUTCOMES: [&str; 3] = ["success", "failure", "denied"];
+const REGIONS: [&str; 2] = ["eu-west-1", "us-east-1"];
+
+fn event(i: usize, now: i64) -> Value {
+    json!({
+        "event_id": format!("ingest-{i}"),
+        "occurred_at": now - (i as i64 % 3_600_000),
+        "category": CATEGORIES[i % 6],
+        "action": ACTIONS[i % 4],
+        "outcome": OUTCOMES[i % 3],
+        "actor": {
+            "id": format!("user-{}", i % 10_000),
+            "type": "user",
+            "ip": format!("10.{}.{}.{}", i % 200, (i / 200) % 250, i % 250),
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) bench"
+        },
+        "resource": {"type": "record", "id": format!("rec-{i}")},
+        "request_id": format!("req-{i}"),
+        "metadata": {"region": REGIONS[i % 2], "request_path": format!("/api/v2/records/{}", i % 5000)}
+    })
+}
+
+async fn post(http: &reqwest::Client, url: &str, key: &str, body: String) -> anyhow::Result<()> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(body)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().as_u16() == 202,
+        "status {}: {}",
+        r.status(),
+        r.text().await?
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n = env_usize("BENCH_INGEST_EVENTS", 200_000);
+    let batch = env_usize("BENCH_BATCH", 500).max(1);
+    let clients = env_usize("BENCH_CLIENTS", 8).max(1);
+    let steady_secs = env_usize("BENCH_STEADY_SECS", 15);
+    let id = unique();
+    let mut config = Config::load(None)?;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
+    config.kafka.topic_prefix = format!("attest-bench-ingest.{id}");
+    config.kafka.consumer_group = format!("attest-bench-ingest-{id}");
+    config.clickhouse.database = format!("attest_bench_ingest_{id}");
+    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    // Ingest alone: the writer would compete for the same 2 cores.
+    config.writer.enabled = false;
+    let http = reqwest::Client::new();
+
+    let leptos = leptos::config::LeptosOptions::builder()
+        .output_name("attest")
+        .build();
+    let running = attest_server::start(config.clone(), leptos).await?;
+    let key = attest_server::open_keys(&config)
+        .await?
+        .create("bench", "bench", &[], "ingest benchmark", "bench")
+        .await?
+        .key;
+    let url = Arc::new(format!("http://{}/api/v1/events/batch", running.addr));
+    let now = attest_server::ingest::now_ms();
+
+    // 1. Peak through the front door.
+    let bodies: Vec<String> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(batch)
+        .map(|c| json!(c.iter().map(|i| event(*i, now)).collect::<Vec<_>>()).to_string())
+        .collect();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, key, bodies, next) = (
+            http.clone(),
+            url.clone(),
+            key.clone(),
+            bodies.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                post(&http, &url, &key, body.clone()).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let ingest_time = started.elapsed();
+    let ingest_rate = n as f64 / ingest_time.as_secs_f64();
+    println!(
+        "ingest: {ingest_rate:.0} events/s ({n} events, batches of {batch}, {clients} clients)"
+    );
+
+    // 2. The bare producer on the same encoded records.
+    let registry = Registry::load(&config.schemas_dir)?;
+    let mut bare_kafka = config.kafka.clone();
+    bare_kafka.topic_prefix = format!("{}.bare", config.kafka.topic_prefix);
+    let topic = attest_server::topics::for_category(
+        &bare_kafka.topic_prefix,
+        attest_server::event::Category::DataAccess,
+    );
+    ensure_topics(&bare_kafka, std::slice::from_ref(&topic)).await?;
+    let producer = EventProducer::new(&bare_kafka)?;
+    let records: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let e = attest_server::event::AuditEvent {
+                event_id: format!("bare-{i}"),
+                tenant_id: "bench".into(),
+                occurred_at: now,
+                received_at: now,
+                category: attest_server::event::Category::DataAccess,
+                action: "record.read".into(),
+                outcome: attest_server::event::Outcome::Success,
+                actor: attest_server::event::Actor {
+                    id: format!("user-{}", i % 10_000),
+                    kind: "user".into(),
+                    ip: Some("10.0.0.1".into()),
+                    user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
+                },
+                resource: Some(attest_server::event::Resource {
+                    kind: "record".into(),
+                    id: format!("rec-{i}"),
+                }),
+                source_service: "bench".into(),
+                request_id: Some(format!("req-{i}")),
+                metadata: [("region".to_owned(), "eu-west-1".to_owned())]
+                    .into_iter()
+                    .collect(),
+            };
+            (e.event_id.clone(), registry.encode(&e).expect("encodes"))
+        })
+        .collect();
+    let records = Arc::new(records);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (producer, records, next, topic) = (
+            producer.clone(),
+            records.clone(),
+            next.clone(),
+            topic.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let chunk = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(slice) =
+                    records.get(chunk * batch..((chunk + 1) * batch).min(records.len()))
+                else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                if slice.is_empty() {
+                    return Ok(());
+                }
+                let sends = slice
+                    .iter()
+                    .map(|(id, payload)| producer.send_event(&topic, "bench", id, payload));
+                for r in futures::future::join_all(sends).await {
+                    r?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let bare_rate = n as f64 / started.elapsed().as_secs_f64();
+    println!("bare producer: {bare_rate:.0} events/s");
+
+    // 3. Latency at half of the peak, paced.
+    let target = ingest_rate / 2.0;
+    let requests_per_s = (target / batch as f64).max(1.0);
+    let total = (requests_per_s * steady_secs as f64).round() as usize;
+    let tick = Duration::from_secs_f64(1.0 / requests_per_s);
+    let mut when = Instant::now();
+    let mut pending = Vec::new();
+    for r in 0..total {
+        tokio::time::sleep_until(when.into()).await;
+        when += tick;
+        let body = json!((0..batch)
+            .map(|i| event(n + r * batch + i, now))
+            .collect::<Vec<_>>())
+        .to_string();
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        pending.push(tokio::spawn(async move {
+            let t = Instant::now();
+            post(&http, &url, &key, body).await.ok()?;
+            Some(t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for p in pending {
+        if let Ok(Some(ms)) = p.await {
+            latencies.push(ms);
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!("at {target:.0} events/s: p50 {p50:.1} ms, p99 {p99:.1} ms per request of {batch}");
+    running.shutdown().await;
+
+    let section = format!(
+        "## Ingest (`cargo bench -p server --bench ingest`)\n\n\
+         Measured on {date}, on the local stack (tansu 0.6, 2 cores), release build, writer off.\n\
+         {n} events as batches of {batch} from {clients} concurrent clients, each with an API key.\n\n\
+         | path | rate | vs. bare producer |\n| --- | ---: | ---: |\n\
+         | bare rdkafka producer, same encoded records, `acks=all`, idempotent | {bare_rate:.0} events/s | |\n\
+         | attest ingest (HTTP, key, validation, Avro, produce, `202` after the acknowledgement) | {ingest_rate:.0} events/s | {ratio:.2} (target ≥ 0.8) |\n\n\
+         Latency per request of {batch} events at half of the peak ({target:.0} events/s for {steady_secs} s, \
+         {samples} requests): p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 < 100 ms).\n",
+        date = time::OffsetDateTime::now_utc().date(),
+        ratio = ingest_rate / bare_rate,
+        samples = latencies.len(),
+    );
+    print!("\n{section}");
+    write_section("ingest", &section)?;
+    let _ = http
+        .post(&config.clickhouse.url)
+        .body(format!(
+            "DROP DATABASE IF EXISTS {}",
+            config.clickhouse.database
+        ))
+        .send()
+        .await;
+    let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
+    Ok(())
+}
