@@ -5,6 +5,7 @@
 #   scripts/stack.sh up     [tansu|clickhouse]   start (reuses running services)
 #   scripts/stack.sh down   [tansu|clickhouse]   stop (SIGTERM, then SIGKILL after 20 s)
 #   scripts/stack.sh restart [tansu|clickhouse]
+#   scripts/stack.sh reset  [tansu|clickhouse]   stop, delete the data, start empty
 #   scripts/stack.sh status [tansu|clickhouse]   exit 0 if all up, 3 otherwise
 #   scripts/stack.sh logs   [-f] [tansu|clickhouse]
 #
@@ -331,7 +332,7 @@ status_one() {
 # ---------------------------------------------------------------------------
 
 usage() {
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-}"
@@ -366,6 +367,21 @@ case "$cmd" in
     ;;
   restart)
     for s in "${TARGETS[@]}"; do down_one "$s"; done
+    for s in "${TARGETS[@]}"; do up_one "$s"; done
+    for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
+    ;;
+  reset)
+    # Throws away the service's data (every topic, every database) and starts
+    # it empty. tansu keeps every topic the tests ever created (they are never
+    # deleted, see README), and a large sqlite file makes its restarts slow.
+    for s in "${TARGETS[@]}"; do
+      down_one "$s"
+      case "$s" in
+        tansu) rm -rf "$ATTEST_DATA_DIR/tansu" ;;
+        clickhouse) rm -rf "$CH_DIR" ;;
+      esac
+      log "$s data removed"
+    done
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     ;;
