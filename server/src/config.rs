@@ -33,6 +33,30 @@ pub struct Config {
     pub writer: WriterConfig,
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
+    pub registry: RegistryConfig,
+}
+
+/// Where schema ids come from: Attest's own contract (default), or a
+/// Confluent-compatible registry run elsewhere.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL of an external registry (`http://registry:8081`). Empty:
+    /// the embedded one. When set, Attest's schema must already be
+    /// registered there under `dev.attest.AuditEvent`; while the registry
+    /// cannot confirm its id, ingest answers 503 (fails closed).
+    pub url: String,
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            url: String::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +223,7 @@ impl Default for Config {
             writer: WriterConfig::default(),
             ingest: IngestConfig::default(),
             retention: RetentionConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -271,6 +296,7 @@ const ENV_KEYS: &[&str] = &[
     "writer",
     "ingest",
     "retention",
+    "registry",
 ];
 
 impl Config {
@@ -397,6 +423,14 @@ impl Config {
         }
         if self.ingest.key_refresh < Duration::from_millis(100) {
             return Err(invalid("ingest.key_refresh", "must be at least 100 ms"));
+        }
+        let url = &self.registry.url;
+        let usable = url.is_empty() || url.starts_with("http://") || url.starts_with("https://");
+        if !usable {
+            return Err(invalid(
+                "registry.url",
+                "must be empty (the embedded registry) or an http:// or https:// URL",
+            ));
         }
         if self.retention.interval < Duration::from_secs(60) {
             return Err(invalid("retention.interval", "must be at least 60000 ms"));

@@ -98,7 +98,11 @@ struct Prepared {
 /// Loads the contract, checks both dependencies, creates missing topics and
 /// applies migrations: a server and a writer may each start first.
 async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let registry = Arc::new(registry::Registry::load(&config.schemas_dir)?);
+    let mut registry = registry::Registry::load(&config.schemas_dir)?;
+    if !config.registry.url.is_empty() {
+        registry = registry.with_external(&config.registry.url, config.registry.timeout);
+    }
+    let registry = Arc::new(registry);
     let store = store::Store::new(&config.clickhouse);
     let check_timeout = Duration::from_secs(5);
     health::check_kafka(&config.kafka, check_timeout).await?;

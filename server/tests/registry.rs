@@ -185,3 +185,66 @@ async fn fastavro_decodes_a_topic_message_with_the_schema_from_the_registry() {
     assert_eq!(record["occurred_at"], "2026-11-23 12:00:00.123000+00:00");
     server.stop().await;
 }
+
+/// The same contract with the schema under another id, as a deployment whose
+/// own numbering differs from the external registry's.
+fn contract_with_id(schemas: &std::path::Path, id: u32) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("attest-schemas-{}", common::unique()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        schemas.join("audit_event.avsc"),
+        dir.join("audit_event.avsc"),
+    )
+    .expect("copy");
+    let manifest =
+        json!({"subjects": {SUBJECT: [{"version": 1, "id": id, "file": "audit_event.avsc"}]}});
+    std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_registry_gives_the_ids_and_ingest_fails_closed_without_it() {
+    // The external registry: another Attest's embedded one, which speaks the
+    // same Confluent subset. It numbers the schema 1.
+    let external = common::start(common::test_config()).await;
+    let mut config = common::test_config();
+    let own = contract_with_id(&config.schemas_dir, 7);
+    config.schemas_dir = own.clone();
+    config.registry.url = external.base_url.clone();
+    let server = common::start(config.clone()).await;
+    let event = json!({
+        "event_id": "external-1", "tenant_id": "acme", "occurred_at": attest_server::ingest::now_ms(),
+        "category": "admin", "action": "settings.change", "outcome": "success",
+        "actor": {"id": "alice", "type": "user"}, "source_service": "console"
+    });
+    let (status, body) = server.post_json(event.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(server.wait_for_rows(1, Duration::from_secs(60)).await, 1);
+    let id = server
+        .clickhouse("SELECT schema_id FROM audit_events FORMAT TSV")
+        .await;
+    assert_eq!(
+        id, "1\n",
+        "messages carry the external registry's id, and the writer decodes it"
+    );
+
+    // A registry that cannot be reached: nothing is accepted, nothing produced.
+    let mut closed = common::test_config();
+    closed.registry.url = "http://127.0.0.1:9".into();
+    closed.registry.timeout = Duration::from_secs(1);
+    let blocked = common::start(closed).await;
+    let (status, body) = blocked.post_json(event.to_string()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("schema registry"),
+        "{body}"
+    );
+    assert_eq!(blocked.kafka_message_count(), 0);
+    blocked.stop().await;
+    server.stop().await;
+    external.stop().await;
+    let _ = std::fs::remove_dir_all(own);
+}

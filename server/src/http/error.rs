@@ -50,6 +50,10 @@ impl From<IngestError> for ApiError {
             IngestError::Invalid(errors) => ApiError::Invalid(errors),
             IngestError::Forbidden(errors) => ApiError::Forbidden(errors),
             IngestError::Encode(_) | IngestError::Internal(_) => ApiError::Internal,
+            IngestError::Registry(_) => ApiError::Unavailable {
+                what: "the schema registry cannot confirm the schema's id; nothing was stored, retry later",
+                retry_after_secs: BROKER_RETRY_AFTER_SECS,
+            },
             IngestError::Spool(_) => ApiError::Unavailable {
                 what: "the event broker is unavailable and the local spool cannot take more; nothing was stored, retry later",
                 retry_after_secs: BROKER_RETRY_AFTER_SECS,

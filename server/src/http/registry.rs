@@ -22,6 +22,7 @@ const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup))
         .route("/subjects/{subject}/versions", get(versions))
         .route("/subjects/{subject}/versions/{version}", get(version))
         .route("/schemas/ids/{id}", get(schema_by_id))
@@ -123,6 +124,32 @@ async fn schema_by_id(
         .and_then(|id| registry.by_id(id))
         .ok_or(RegistryError::SchemaNotFound)?;
     Ok(reply(StatusCode::OK, json!({"schema": v.text})))
+}
+
+/// `POST /subjects/{subject}`: under which version and id is this schema
+/// registered? (What a serializer asks before it writes.) Schemas are
+/// compared in Avro's parsing canonical form, so whitespace, docs and field
+/// order of attributes do not matter.
+async fn lookup(
+    State(registry): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    body: Result<Json<Candidate>, JsonRejection>,
+) -> Result<Response, RegistryError> {
+    let versions = registry
+        .versions(&subject)
+        .ok_or(RegistryError::SubjectNotFound)?;
+    let Json(candidate) = body.map_err(|e| RegistryError::InvalidSchema(e.body_text()))?;
+    let parsed = apache_avro::Schema::parse_str(&candidate.schema)
+        .map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+    let canonical = parsed.canonical_form();
+    let found = versions
+        .iter()
+        .find(|v| v.schema.canonical_form() == canonical)
+        .ok_or(RegistryError::SchemaNotFound)?;
+    Ok(reply(
+        StatusCode::OK,
+        json!({"subject": found.subject, "version": found.version, "id": found.id, "schema": found.text}),
+    ))
 }
 
 #[derive(Deserialize)]

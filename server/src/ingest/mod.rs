@@ -14,7 +14,7 @@ use tracing::{error, warn};
 use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
 use crate::keys::Principal;
 use crate::produce::{EventProducer, ProduceError};
-use crate::registry::{EncodeError, Registry};
+use crate::registry::{EncodeError, ExternalError, Registry};
 use crate::spool::{Spool, SpoolError, SpoolRecord};
 use crate::topics;
 use batch::Rejection;
@@ -39,6 +39,9 @@ pub enum IngestError {
     Spool(Arc<SpoolError>),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// An external schema registry could not confirm the schema's id.
+    #[error(transparent)]
+    Registry(Arc<ExternalError>),
     /// Part of a batch was acknowledged, part was not: the caller learns
     /// which, and retries with the same event_ids (duplicates are removed).
     #[error("{} event(s) of the batch were not acknowledged by the broker", not_stored.len())]
@@ -198,6 +201,14 @@ impl Ingest {
     /// broker does not acknowledge within `broker_timeout`. While the spool
     /// holds anything, events go behind it rather than overtaking it.
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Vec<Result<Accepted, IngestError>> {
+        if let Err(error) = self.registry.ready().await {
+            error!(%error, "no schema id to encode with; refusing events");
+            let shared = Arc::new(error);
+            return events
+                .iter()
+                .map(|_| Err(IngestError::Registry(shared.clone())))
+                .collect();
+        }
         let mut results: Vec<Result<Accepted, IngestError>> = Vec::with_capacity(events.len());
         let mut outgoing: Vec<(usize, SpoolRecord)> = Vec::with_capacity(events.len());
         for event in events {

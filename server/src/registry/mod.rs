@@ -2,17 +2,21 @@
 //! with the permanent id written into every Kafka message. Ingest encodes
 //! with the current version; the writer decodes any version ever used.
 
+pub mod external;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 use serde::Deserialize;
 
 use crate::event::{AuditEvent, DecodeError};
+use external::External;
+pub use external::ExternalError;
 use wire::FramingError;
 
 /// The subject (Confluent RecordNameStrategy) of the audit event record.
@@ -82,11 +86,17 @@ pub struct SchemaVersion {
     pub text: String,
 }
 
-#[derive(Debug)]
 pub struct Registry {
     subjects: BTreeMap<String, Vec<Arc<SchemaVersion>>>,
     by_id: HashMap<u32, Arc<SchemaVersion>>,
     current: Arc<SchemaVersion>,
+    /// An external registry whose ids Attest's messages carry instead.
+    external: Option<External>,
+    /// The current schema under its id in the external registry, once
+    /// looked up. Registry ids never change, so one lookup is enough.
+    external_current: RwLock<Option<Arc<SchemaVersion>>>,
+    /// Schemas fetched from the external registry by id, for decoding.
+    fetched: RwLock<HashMap<u32, Arc<SchemaVersion>>>,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +172,96 @@ impl Registry {
             subjects,
             by_id,
             current,
+            external: None,
+            external_current: RwLock::new(None),
+            fetched: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Uses the registry at `url` for schema ids from now on.
+    pub fn with_external(mut self, url: &str, timeout: Duration) -> Registry {
+        self.external = Some(External::new(url, timeout));
+        self
+    }
+
+    /// Ready to encode: with an external registry, the current schema's id
+    /// there is known. Fails closed: no id, no events.
+    pub async fn ready(&self) -> Result<(), ExternalError> {
+        let Some(external) = &self.external else {
+            return Ok(());
+        };
+        if self.writer_version().is_some() {
+            return Ok(());
+        }
+        let id = external
+            .lookup(&self.current.subject, &self.current.text)
+            .await?;
+        let version = Arc::new(SchemaVersion {
+            subject: self.current.subject.clone(),
+            version: self.current.version,
+            id,
+            schema: self.current.schema.clone(),
+            text: self.current.text.clone(),
+        });
+        tracing::info!(
+            id,
+            registry = external.url(),
+            "schema id taken from the external registry"
+        );
+        if let Ok(mut slot) = self.external_current.write() {
+            *slot = Some(version.clone());
+        }
+        if let Ok(mut fetched) = self.fetched.write() {
+            fetched.insert(id, version);
+        }
+        Ok(())
+    }
+
+    /// Makes `id` decodable if some registry knows it: true if it is now
+    /// known, false if no registry has it (a poison message), an error if
+    /// the external registry cannot be asked (try again later).
+    pub async fn fetch(&self, id: u32) -> Result<bool, ExternalError> {
+        if self.lookup(id).is_some() {
+            return Ok(true);
+        }
+        let Some(external) = &self.external else {
+            return Ok(false);
+        };
+        let Some(text) = external.schema(id).await? else {
+            return Ok(false);
+        };
+        let Ok(schema) = Schema::parse_str(&text) else {
+            return Ok(false);
+        };
+        let version = Arc::new(SchemaVersion {
+            subject: self.current.subject.clone(),
+            version: 0,
+            id,
+            schema,
+            text,
+        });
+        if let Ok(mut fetched) = self.fetched.write() {
+            fetched.insert(id, version);
+        }
+        Ok(true)
+    }
+
+    /// What ingest writes with: the local current version, or with an
+    /// external registry the same schema under that registry's id.
+    fn writer_version(&self) -> Option<Arc<SchemaVersion>> {
+        match &self.external {
+            None => Some(self.current.clone()),
+            Some(_) => self.external_current.read().ok()?.clone(),
+        }
+    }
+
+    /// A schema by id from the contract or fetched from the external
+    /// registry.
+    fn lookup(&self, id: u32) -> Option<Arc<SchemaVersion>> {
+        self.by_id
+            .get(&id)
+            .cloned()
+            .or_else(|| self.fetched.read().ok()?.get(&id).cloned())
     }
 
     /// The version ingest writes with.
@@ -197,13 +296,17 @@ impl Registry {
     }
 
     /// Avro-encodes an event with the current schema, Confluent-framed.
+    /// With an external registry, [`Registry::ready`] must have succeeded.
     pub fn encode(&self, event: &AuditEvent) -> Result<Vec<u8>, EncodeError> {
-        let datum =
-            to_avro_datum(&self.current.schema, event.to_avro()).map_err(|e| EncodeError {
-                id: self.current.id,
-                detail: e.to_string(),
-            })?;
-        Ok(wire::frame(self.current.id, &datum))
+        let writer = self.writer_version().ok_or_else(|| EncodeError {
+            id: 0,
+            detail: "the external registry's id for the schema is not known yet".into(),
+        })?;
+        let datum = to_avro_datum(&writer.schema, event.to_avro()).map_err(|e| EncodeError {
+            id: writer.id,
+            detail: e.to_string(),
+        })?;
+        Ok(wire::frame(writer.id, &datum))
     }
 
     /// Decodes a body of Confluent-framed records, one after another (Avro
@@ -238,7 +341,7 @@ impl Registry {
     /// resolving it to the current one. Returns the writer's schema id too.
     pub fn decode(&self, message: &[u8]) -> Result<(u32, AuditEvent), DecodeFailure> {
         let (id, mut datum) = wire::unframe(message)?;
-        let writer = self.by_id(id).ok_or(DecodeFailure::UnknownSchemaId(id))?;
+        let writer = self.lookup(id).ok_or(DecodeFailure::UnknownSchemaId(id))?;
         let reader = (writer.id != self.current.id).then_some(&self.current.schema);
         let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
             DecodeFailure::Avro {

@@ -186,6 +186,9 @@ impl Writer {
     ) -> bool {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let payload = message.payload().unwrap_or_default();
+        if !self.ensure_schema(payload, stop).await {
+            return false;
+        }
         match self.registry.decode(payload) {
             Ok((schema_id, event)) => {
                 let provenance = Provenance {
@@ -229,6 +232,30 @@ impl Writer {
             }
         }
         true
+    }
+
+    /// Makes the message's schema id decodable if a registry knows it. An
+    /// external registry that cannot be reached is waited for, never taken
+    /// as "unknown id": that would dead-letter good events during its
+    /// outage. False if `stop` fired meanwhile.
+    async fn ensure_schema(&self, payload: &[u8], stop: &CancellationToken) -> bool {
+        let Ok((id, _)) = crate::registry::wire::unframe(payload) else {
+            return true;
+        };
+        let mut delay = self.settings.retry_initial;
+        loop {
+            match self.registry.fetch(id).await {
+                Ok(_) => return true,
+                Err(error) => {
+                    warn!(%error, id, "cannot fetch a schema; waiting for the registry");
+                    tokio::select! {
+                        _ = stop.cancelled() => return false,
+                        _ = tokio::time::sleep(jitter(delay)) => {}
+                    }
+                    delay = (delay * 2).min(self.settings.retry_max);
+                }
+            }
+        }
     }
 
     /// Inserts the batch, retrying with backoff, then commits its offsets.
