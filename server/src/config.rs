@@ -82,6 +82,14 @@ pub struct KafkaConfig {
     /// How long the producer waits to fill a batch.
     #[serde(with = "millis")]
     pub linger: Duration,
+    /// Most messages in one producer batch (per partition)...
+    pub batch_messages: u32,
+    /// ...and most bytes: a batch is sent when either fills, or after
+    /// `linger`.
+    pub batch_bytes: u32,
+    /// Most bytes the producer buffers while the broker acknowledges; with
+    /// `ingest.max_in_flight_events`, what bounds its memory.
+    pub buffer_kbytes: u32,
     /// `none`, `gzip`, `snappy` or `lz4`.
     pub compression: String,
     /// Consumer group of the ClickHouse writer.
@@ -237,7 +245,10 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             min_insync_replicas: 1,
             message_timeout: Duration::from_secs(30),
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(10),
+            batch_messages: 5_000,
+            batch_bytes: 1_000_000,
+            buffer_kbytes: 262_144,
             compression: "lz4".into(),
             consumer_group: "attest-writer".into(),
             session_timeout: Duration::from_secs(10),
@@ -352,6 +363,15 @@ impl Config {
                 "kafka.compression",
                 "must be one of none, gzip, snappy, lz4",
             ));
+        }
+        if self.kafka.batch_messages == 0 || self.kafka.batch_bytes < 1024 {
+            return Err(invalid(
+                "kafka.batch_messages",
+                "kafka.batch_messages must be at least 1 and kafka.batch_bytes at least 1024",
+            ));
+        }
+        if self.kafka.buffer_kbytes < 1024 {
+            return Err(invalid("kafka.buffer_kbytes", "must be at least 1024"));
         }
         if self.kafka.consumer_group.trim().is_empty() {
             return Err(invalid("kafka.consumer_group", "must not be empty"));

@@ -61,7 +61,12 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("acks", "all")
         .set("compression.type", &kafka.compression)
         .set("linger.ms", kafka.linger.as_millis().to_string())
-        .set("batch.num.messages", "5000")
+        .set("batch.num.messages", kafka.batch_messages.to_string())
+        .set("batch.size", kafka.batch_bytes.to_string())
+        .set(
+            "queue.buffering.max.kbytes",
+            kafka.buffer_kbytes.to_string(),
+        )
         .set(
             "message.timeout.ms",
             kafka.message_timeout.as_millis().to_string(),
