@@ -222,3 +222,41 @@ async fn writers_joining_and_leaving_the_group_lose_nothing() {
     assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
 }
+
+/// Two writers share the group and one is killed with SIGKILL mid-run. Its
+/// partitions are handed over once the group notices its session expired:
+/// Kafka does so on its own after `session_timeout`; tansu 0.6 only when a
+/// member next joins, so a third writer joins after the timeout here (a
+/// deployment's replacement pod). The survivor keeps writing throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_two_writers_killed_mid_run_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut config = common::test_config();
+    config.writer.max_rows = 2_000;
+    config.kafka.partitions = 4;
+    let http = reqwest::Client::new();
+    let ids = common::produce_events(&config, 60_000, "twokill").await;
+
+    let a = WriterProcess::start(&config, "faults-twokill-a");
+    let b = WriterProcess::start(&config, "faults-twokill-b");
+    let reached = wait_for_distinct(&http, &config, 15_000, Duration::from_secs(120)).await;
+    assert!(
+        (15_000..60_000).contains(&reached),
+        "killed mid-run ({reached})"
+    );
+    a.kill_9();
+    let after_kill = common::distinct_events(&http, &config).await;
+
+    tokio::time::sleep(config.kafka.session_timeout + Duration::from_secs(5)).await;
+    let c = WriterProcess::start(&config, "faults-twokill-c");
+    let total = wait_for_distinct(&http, &config, 60_000, Duration::from_secs(240)).await;
+    b.terminate();
+    c.terminate();
+    assert!(
+        after_kill < 60_000,
+        "the kill came before the end ({after_kill})"
+    );
+    assert_eq!(total, 60_000);
+    assert_exactly(&http, &config, &ids).await;
+    common::drop_database(&http, &config).await;
+}
