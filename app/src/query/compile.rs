@@ -1,9 +1,10 @@
 //! Turns a [`Query`] into a ClickHouse boolean expression with `?`
 //! placeholders.
 //!
-//! Only ClickHouse 18.16 features are used (`match`, `position`,
-//! `lowerUTF8`, `arrayExists` with lambdas), so the output runs there and on
-//! current releases alike. Wildcards become RE2 regular expressions rather
+//! Only ClickHouse 18.16 features are used (`match`,
+//! `positionCaseInsensitiveUTF8`, `arrayExists` with lambdas), so the output
+//! runs there and on current releases alike. `lowerUTF8` is avoided: current
+//! releases register it only when built with ICU, which not every build is. Wildcards become RE2 regular expressions rather
 //! than `LIKE` patterns because the escaping rules of `LIKE` changed between
 //! those versions, while RE2's did not.
 
@@ -144,31 +145,32 @@ impl Compiled {
         self.push(", metadata.key, metadata.value)");
     }
 
-    /// Case-insensitive: the columns are lowered in SQL and the needle here.
-    /// Each placeholder gets its own copy of the needle because positional
-    /// binding cannot reuse one.
+    /// Case-insensitive without lowering the columns: a case-insensitive
+    /// `position` for plain text, RE2's `(?i)` for wildcards. The needle is
+    /// lowered here too, which changes no match and keeps the values
+    /// predictable. Each placeholder gets its own copy of the needle because
+    /// positional binding cannot reuse one.
     fn free_text(&mut self, pattern: &Pattern) {
         let (needle, open, close) = match pattern {
             Pattern::Exact(text) if text.is_empty() => return self.push("1"),
-            Pattern::Exact(text) => (text.to_lowercase(), "position(", ") > 0"),
+            Pattern::Exact(text) => (text.to_lowercase(), "positionCaseInsensitiveUTF8(", ") > 0"),
             Pattern::Wildcard(parts) => {
                 let lowered: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
-                (regex_body(&lowered), "match(", ")")
+                (format!("(?i){}", regex_body(&lowered)), "match(", ")")
             }
         };
         self.push("(");
         for column in TEXT_COLUMNS {
             self.push(open);
-            self.push("lowerUTF8(");
             self.push(column);
-            self.push("), ");
+            self.push(", ");
             self.bind(Param::Str(needle.clone()));
             self.push(close);
             self.push(" OR ");
         }
         self.push("arrayExists(v -> ");
         self.push(open);
-        self.push("lowerUTF8(v), ");
+        self.push("v, ");
         self.bind(Param::Str(needle));
         self.push(close);
         self.push(", metadata.value))");
@@ -258,8 +260,10 @@ mod tests {
         Param::Str(text.into())
     }
 
-    const FREE_TEXT: &str = "(position(lowerUTF8(action), ?) > 0 OR position(lowerUTF8(resource_id), ?) > 0 \
-        OR position(lowerUTF8(actor_id), ?) > 0 OR arrayExists(v -> position(lowerUTF8(v), ?) > 0, metadata.value))";
+    const FREE_TEXT: &str = "(positionCaseInsensitiveUTF8(action, ?) > 0 \
+        OR positionCaseInsensitiveUTF8(resource_id, ?) > 0 \
+        OR positionCaseInsensitiveUTF8(actor_id, ?) > 0 \
+        OR arrayExists(v -> positionCaseInsensitiveUTF8(v, ?) > 0, metadata.value))";
 
     #[test]
     fn empty_and_match_all() {
@@ -344,9 +348,9 @@ mod tests {
             (FREE_TEXT.into(), vec![s("q3 report*"); 4])
         );
         let wildcard = FREE_TEXT
-            .replace("position(", "match(")
-            .replace(") > 0", ")");
-        assert_eq!(sql("*Foo*.Bar*"), (wildcard, vec![s("foo.*\\.bar"); 4]));
+            .replace("positionCaseInsensitiveUTF8(", "match(")
+            .replace(", ?) > 0", ", ?)");
+        assert_eq!(sql("*Foo*.Bar*"), (wildcard, vec![s("(?i)foo.*\\.bar"); 4]));
     }
 
     #[test]
