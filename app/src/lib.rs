@@ -4,6 +4,8 @@
 pub mod model;
 pub mod pages;
 pub mod query;
+pub mod search_model;
+pub mod search_state;
 #[cfg(feature = "ssr")]
 pub mod store;
 pub mod timefmt;
@@ -12,7 +14,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    StaticSegment,
+    ParamSegment, StaticSegment,
 };
 
 /// The HTML document around the app; rendered on the server only.
@@ -51,14 +53,20 @@ pub fn App() -> impl IntoView {
         <Title text="Attest"/>
         <Router>
             <header class="topbar">
-                <A href="/" attr:class="brand">"Attest"</A>
-                <nav>
-                    <A href="/">"Events"</A>
+                <A href="/search" attr:class="brand">"Attest"</A>
+                <nav aria-label="Main">
+                    <A href="/search" attr:class="nav-primary">"Search"</A>
+                    <A href="/" exact=true>"Latest events"</A>
                 </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <pages::NotFound/> }>
                     <Route path=StaticSegment("") view=pages::events::EventsPage/>
+                    <Route path=StaticSegment("search") view=pages::search::SearchPage/>
+                    <Route
+                        path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
+                        view=pages::event_detail::EventDetailPage
+                    />
                 </Routes>
             </main>
         </Router>

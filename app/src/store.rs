@@ -5,12 +5,33 @@
 use std::sync::Arc;
 
 use crate::model::{Activity, EventFilter, EventPage};
+use crate::query::ParseError;
+use crate::search_model::{
+    EventDetail, Facets, QueryLimit, SavedSearch, SearchError, SearchPage, SearchQuery,
+};
+use crate::search_state::SearchParams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backing store could not answer; the detail is for logs only.
     #[error("the event store is unavailable")]
     Unavailable(String),
+    /// The search text does not parse.
+    #[error("query error {0}")]
+    BadQuery(ParseError),
+    /// The store refused the search as too expensive.
+    #[error("{0}")]
+    Limit(QueryLimit),
+}
+
+impl From<StoreError> for SearchError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => SearchError::Unavailable,
+            StoreError::BadQuery(e) => SearchError::BadQuery(e),
+            StoreError::Limit(limit) => SearchError::Limit(limit),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -28,6 +49,45 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Tenants that have any events, for the tenant selector.
     async fn tenants(&self) -> Result<Vec<String>, StoreError>;
+
+    /// One page of events matching a search, newest first. Without a cursor
+    /// the page is the newest and its snapshot is `now_ms`.
+    async fn search(&self, query: &SearchQuery, now_ms: i64) -> Result<SearchPage, StoreError>;
+
+    /// Events matching the search (its cursor aside) that arrived after
+    /// `snapshot_ms`.
+    async fn newer_events(
+        &self,
+        query: &SearchQuery,
+        snapshot_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Top values per facet field over every event the search matches.
+    async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
+
+    /// Everything stored about one event; `at_ms`, its `occurred_at` when
+    /// known, lets ClickHouse read one month instead of all of them.
+    async fn event_detail(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<Option<EventDetail>, StoreError>;
+
+    /// Every saved search, by name.
+    async fn saved_searches(&self) -> Result<Vec<SavedSearch>, StoreError>;
+
+    /// Saves `params` (without its cursor) under a checked name.
+    async fn save_search(
+        &self,
+        name: &str,
+        params: &SearchParams,
+        now_ms: i64,
+    ) -> Result<SavedSearch, StoreError>;
+
+    /// Deleting an id that does not exist (any more) is not an error.
+    async fn delete_saved_search(&self, id: &str) -> Result<(), StoreError>;
 }
 
 /// What the server puts into Leptos context.

@@ -254,11 +254,7 @@ pub async fn start(
     });
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
-    let app = console_router(
-        leptos_options,
-        SharedStore(Arc::new(prepared.store.clone())),
-    )
-    .merge(api);
+    let app = console_router(leptos_options, prepared.store.clone()).merge(api);
     let http = serve(listener, app, &stop);
     info!(%addr, "attest listening");
     Ok(Running {
@@ -290,13 +286,17 @@ pub async fn start_writer(config: Config) -> Result<Running, StartError> {
     })
 }
 
-fn console_router(options: LeptosOptions, store: SharedStore) -> Router {
+/// The console's pages and server functions, and the export download
+/// beside them (it streams, which a server function cannot).
+fn console_router(options: LeptosOptions, store: store::Store) -> Router {
     let routes = generate_route_list(app::App);
+    let shared = SharedStore(Arc::new(store.clone()));
     Router::new()
-        .leptos_routes_with_context(&options, routes, move || provide_context(store.clone()), {
+        .leptos_routes_with_context(&options, routes, move || provide_context(shared.clone()), {
             let options = options.clone();
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
+        .merge(http::export::export_router(store))
 }

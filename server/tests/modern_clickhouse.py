@@ -90,6 +90,90 @@ def check_retention(sess, statements, check):
     check("every retention statement was checked", not statements, str(list(statements)))
 
 
+# The search templates' values: a window over the last 24 h, the snapshot
+# at NOW_MS, and the values of the representative compiled query
+# `(outcome:failure OR outcome:denied) -actor.type:service action:user.*
+# metadata.k:v mall` (server/src/store/search.rs).
+SEARCH_VALUES = {
+    "snapshot_ms": NOW_MS,
+    "since_ms": NOW_MS - HOUR_MS,
+    "q_outcome_1": "failure",
+    "q_outcome_2": "denied",
+    "q_actor_type": "service",
+    "q_action_regex": "^user\\..*$",
+    "q_metadata_key": "k",
+    "q_metadata_value": "v",
+    "q_text": "mall",
+    "cursor_ms": NOW_MS - 30 * 60_000,
+    "cursor_id": "e-3",
+    "cursor_tenant": "acme",
+    "facet_values": 10,
+    "event_id": "e-1",
+    "at_s": (NOW_MS - 2 * HOUR_MS) // 1000,
+    "at_ms": NOW_MS - 2 * HOUR_MS,
+}
+
+
+def search_answer(name, rows):
+    """(what the search template answered, what it should), or None."""
+    ids = lambda: [r["event_id"] for r in rows]  # noqa: E731
+    if name == "search_page":
+        return ids(), ["e-3", "e-2"]
+    if name == "search_page_for_tenant_after_cursor":
+        # After e-3 in acme: e-1, once although it is stored twice.
+        return ids(), ["e-1"]
+    if name == "search_count":
+        return [int(r["events"]) for r in rows], [3]
+    if name == "search_newer_for_tenant":
+        return [int(r["events"]) for r in rows], [1]
+    if name == "search_facets_for_tenant":
+        got = [(r["field"], r["value"], int(r["events"])) for r in rows]
+        return got, [
+            ("action", "user.update", 2),
+            ("actor_id", "alice", 1),
+            ("actor_id", "mallory", 1),
+            ("actor_ip", "203.0.113.1", 2),
+            ("category", "admin", 2),
+            ("outcome", "failure", 1),
+            ("outcome", "success", 1),
+            ("resource_type", "user", 2),
+            ("source_service", "iam", 2),
+        ]
+    if name in ("event_detail", "event_detail_at"):
+        got = [
+            (r["event_id"], r["tenant_id"], int(r["received_at"]), r["metadata.key"], r["metadata.value"],
+             int(r["schema_id"]), int(r["kafka_partition"]), int(r["kafka_offset"]))
+            for r in rows
+        ]
+        return got, [("e-1", "acme", NOW_MS - 2 * HOUR_MS + 5, ["k"], ["v"], 1, 0, 0)]
+    if name == "search_export":
+        got = [(r["event_id"], r["occurred_at_utc"], r["metadata_key"]) for r in rows]
+        return got, [("e-3", "2026-11-23 11:30:00.000", ["k"]), ("e-2", "2026-11-23 11:00:00.000", ["k"])]
+    return None
+
+
+def check_saved_searches(sess, statements, check):
+    """Save two searches, delete one: the list shows the other, by name."""
+    insert, listing = statements.get("saved_search_insert"), statements.get("saved_searches")
+    if insert is None or listing is None:
+        check("saved search statements are in the catalogue", False, str(list(statements)))
+        return
+    rows = [
+        dict(search_id="s-1", name="zeta", params='{"q":"a"}', created_at=1, deleted=0, version=1),
+        dict(search_id="s-2", name="alpha", params='{"q":"b"}', created_at=2, deleted=0, version=1),
+        dict(search_id="s-1", name="", params="", created_at=0, deleted=1, version=2),
+    ]
+    try:
+        for row in rows:
+            sess.query(bind(insert["sql"], insert["params"], row))
+        got = query_rows(sess, bind(listing["sql"], listing["params"], {"limit": 500}))
+    except Exception as e:  # noqa: BLE001
+        check("query saved_searches", False, str(e))
+        return
+    got = [(r["search_id"], r["name"], r["params"], int(r["created_at"])) for r in got]
+    check("query saved_search_insert and saved_searches", got == [("s-2", "alpha", '{"q":"b"}', 2)], str(got))
+
+
 def main(path):
     with open(path, encoding="utf-8") as f:
         catalogue = json.load(f)
@@ -162,6 +246,7 @@ def main(path):
             "tenant": "acme",
             "limit": 100,
             "bucket_s": HOUR_S,
+            **SEARCH_VALUES,
         }
         # The re-delivered e-1 went through the rollup views twice; distinct
         # counting keeps it at one.
@@ -172,16 +257,31 @@ def main(path):
             "failing_actors": [("mallory", 2)],
             "failing_actors_for_tenant": [("mallory", 1)],
         }
+        # An API key created, then revoked: two versions, the newer one wins.
+        key_insert = (
+            "INSERT INTO attest_api_keys (key_id, tenant_id, source_service, categories, secret_sha256, "
+            "description, created_at, revoked_at, version) VALUES "
+        )
+        sess.query(key_insert + "('k1', 'acme', 'sso', ['authentication'], 'ab12', 'd', 100, 0, 1)")
+        sess.query(key_insert + "('k1', 'acme', 'sso', ['authentication'], 'ab12', 'd', 100, 200, 2)")
+        bound["key_id"] = "k1"
+        expected_keys = {"api_keys": [("k1", 200)], "api_key_by_id": [("k1", 200)]}
         expected = {
             "recent_events": ["e-3", "e-2", "e-1"],
             "recent_events_for_tenant": ["e-3", "e-1"],
             "tenants": None,
         }
         # Retention statements change data: run after every read query.
-        reads = [q for q in catalogue["queries"] if not q["name"].startswith("retention_")]
+        # Saved searches write their own table: checked on their own.
+        reads = [q for q in catalogue["queries"] if not q["name"].startswith(("retention_", "saved_search"))]
+        check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         retention = {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("retention_")}
         for q in reads:
-            sql = bind(q["sql"], q["params"], bound)
+            try:
+                sql = bind(q["sql"], q["params"], bound)
+            except KeyError as e:
+                check(f"query {q['name']} has values for its parameters in this check", False, str(e))
+                continue
             try:
                 rows = query_rows(sess, sql)
             except Exception as e:  # noqa: BLE001
@@ -193,9 +293,15 @@ def main(path):
                 else:
                     got = [(r["actor_id"], int(r["failures"])) for r in rows]
                 check(f"query {q['name']}", got == expected_rollups[q["name"]], str(got))
+            elif q["name"] in expected_keys:
+                got = [(r["key_id"], int(r["revoked_at"])) for r in rows]
+                check(f"query {q['name']}", got == expected_keys[q["name"]], str(got))
             elif q["name"] == "tenants":
                 got = [r["tenant_id"] for r in rows]
                 check("query tenants", got == ["acme", "globex"], str(got))
+            elif search_answer(q["name"], rows) is not None:
+                got, want = search_answer(q["name"], rows)
+                check(f"query {q['name']}", got == want, str(got))
             elif q["name"] in expected:
                 got = [r["event_id"] for r in rows]
                 check(f"query {q['name']}", got == expected[q["name"]], str(got))
@@ -207,6 +313,11 @@ def main(path):
         tenant_query = next(q for q in catalogue["queries"] if q["name"] == "recent_events_for_tenant")
         rows = query_rows(sess, bind(tenant_query["sql"], tenant_query["params"], hostile))
         check("bound tenant value cannot widen the query", rows == [], str(rows))
+        search_query = next(q for q in catalogue["queries"] if q["name"] == "search_page")
+        for field in ("q_text", "q_outcome_1", "q_action_regex", "q_metadata_value"):
+            hostile = dict(bound, **{field: "' OR 1=1 --"})
+            rows = query_rows(sess, bind(search_query["sql"], search_query["params"], hostile))
+            check(f"bound search value {field} cannot widen the query", len(rows) <= 2, str(rows))
 
         check_retention(sess, retention, check)
 

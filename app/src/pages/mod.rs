@@ -1,4 +1,10 @@
+pub mod event_detail;
 pub mod events;
+pub mod saved_searches;
+pub mod search;
+mod search_facets;
+mod search_form;
+mod search_results;
 
 use leptos::prelude::*;
 
@@ -13,7 +19,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <section class="panel">
             <h1>"Page not found"</h1>
-            <p><a href="/">"Back to events"</a></p>
+            <p><a href="/search">"Search events"</a>" · "<a href="/">"Latest events"</a></p>
         </section>
     }
 }

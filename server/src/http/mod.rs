@@ -2,6 +2,7 @@
 //! endpoints (Confluent REST subset) and health.
 
 mod error;
+pub mod export;
 mod registry;
 
 use std::sync::Arc;

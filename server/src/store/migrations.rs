@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_keys",
         sql: include_str!("../../migrations/0006_api_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "saved_searches",
+        sql: include_str!("../../migrations/0007_saved_searches.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

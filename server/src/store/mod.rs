@@ -5,10 +5,13 @@ mod keys;
 pub mod migrations;
 mod queries;
 mod retention;
+mod saved;
+mod search;
 
 pub use keys::KeyRow;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
+pub use search::{ExportFormat, ExportStream, Limits as SearchLimits};
 
 use clickhouse::{Client, Row};
 use serde::Serialize;
@@ -100,6 +103,8 @@ pub struct Store {
     /// Bound to no database, for what must work before ours exists.
     server: Client,
     database: String,
+    /// What one search query may cost ClickHouse.
+    limits: SearchLimits,
 }
 
 impl Store {
@@ -110,7 +115,13 @@ impl Store {
             client: server.clone().with_database(&config.database),
             server,
             database: config.database.clone(),
+            limits: SearchLimits::default(),
         }
+    }
+
+    /// The same store with other search limits (tests trip them on purpose).
+    pub fn with_search_limits(self, limits: SearchLimits) -> Store {
+        Store { limits, ..self }
     }
 
     /// `SELECT version()`, as `(major, minor)`.

@@ -2,6 +2,8 @@
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
 use app::model::{Activity, EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
+use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
+use app::search_state::SearchParams;
 use app::store::{EventStore, StoreError as ConsoleError};
 use tracing::error;
 
@@ -79,6 +81,8 @@ pub struct QueryTemplate {
 /// version (`attest sql`, and the modern-ClickHouse check in the tests).
 pub fn catalogue() -> Vec<QueryTemplate> {
     let mut all = read_queries();
+    all.extend(super::search::templates());
+    all.extend(super::saved::templates());
     all.extend(super::retention::templates());
     all.extend(super::keys::templates());
     all
@@ -223,6 +227,49 @@ impl EventStore for Store {
 
     async fn tenants(&self) -> Result<Vec<String>, ConsoleError> {
         Store::tenants(self).await.map_err(unavailable)
+    }
+
+    async fn search(&self, query: &SearchQuery, now_ms: i64) -> Result<SearchPage, ConsoleError> {
+        Store::search(self, query, now_ms).await
+    }
+
+    async fn newer_events(
+        &self,
+        query: &SearchQuery,
+        snapshot_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, ConsoleError> {
+        Store::newer_events(self, query, snapshot_ms, now_ms).await
+    }
+
+    async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
+        Store::facets(self, query, now_ms).await
+    }
+
+    async fn event_detail(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<Option<EventDetail>, ConsoleError> {
+        Store::event_detail(self, tenant, event_id, at_ms).await
+    }
+
+    async fn saved_searches(&self) -> Result<Vec<SavedSearch>, ConsoleError> {
+        Store::saved_searches(self).await
+    }
+
+    async fn save_search(
+        &self,
+        name: &str,
+        params: &SearchParams,
+        now_ms: i64,
+    ) -> Result<SavedSearch, ConsoleError> {
+        Store::save_search(self, name, params, now_ms).await
+    }
+
+    async fn delete_saved_search(&self, id: &str) -> Result<(), ConsoleError> {
+        Store::delete_saved_search(self, id).await
     }
 }
 

@@ -1,0 +1,307 @@
+//! The Search page: who did what to which resource, when, from where.
+//! A query bar that checks the query as it is typed, a time window, a
+//! tenant, results newest first with facets beside them, and exports. Its
+//! whole state is in the URL (`docs/SEARCH.md`).
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::pages::events::list_tenants;
+use crate::pages::saved_searches::SavedSearches;
+use crate::pages::search_facets::FacetsPanel;
+use crate::pages::search_form::QueryForm;
+use crate::pages::search_results::{ResultsTable, SearchErrorView};
+use crate::search_model::{Facets, SearchError, SearchPage};
+use crate::search_state::SearchParams;
+
+/// How often the page asks whether newer events arrived, in seconds.
+const NEWER_POLL_SECONDS: u64 = 10;
+
+/// The parameters as a server function receives them: the URL's, flat, so
+/// the browser's form encoding carries them as they are.
+#[cfg(feature = "ssr")]
+fn search_params(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+) -> SearchParams {
+    let pairs = [
+        ("q", q),
+        ("tenant", tenant),
+        ("range", range),
+        ("from", from),
+        ("to", to),
+        ("cursor", cursor),
+    ];
+    SearchParams::from_lookup(|key| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone())
+    })
+}
+
+/// Runs `answer` against the store in context; a failure sets the status
+/// (400 for the analyst's mistakes, 422 for limits, 503 when the store is
+/// down).
+#[cfg(feature = "ssr")]
+async fn with_store<T, F>(
+    answer: impl FnOnce(crate::store::SharedStore, i64) -> F,
+) -> Result<T, SearchError>
+where
+    F: std::future::Future<Output = Result<T, SearchError>>,
+{
+    let result = match use_context::<crate::store::SharedStore>() {
+        Some(store) => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default();
+            answer(store, now_ms).await
+        }
+        None => Err(SearchError::Unavailable),
+    };
+    if let Err(error) = &result {
+        set_api_status(error.status());
+    }
+    result
+}
+
+/// Sets the status of a server function's own HTTP answer. When the page is
+/// rendered on the server, the same function runs inside the page's
+/// request, whose status must stay 200: the page explains the error.
+#[cfg(feature = "ssr")]
+pub(crate) fn set_api_status(status: http::StatusCode) {
+    let called_over_http = use_context::<http::request::Parts>()
+        .is_some_and(|parts| parts.uri.path().starts_with("/api/"));
+    if let (true, Some(response)) = (
+        called_over_http,
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        response.set_status(status);
+    }
+}
+
+/// One page of results, newest first.
+#[server(endpoint = "search/page")]
+pub async fn find_events(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+) -> Result<SearchPage, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = search_params(q, tenant, range, from, to, cursor);
+    with_store(|store, now_ms| async move {
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        Ok(store.0.search(&query, now_ms).await?)
+    })
+    .await
+}
+
+/// Top values per field over every matching event; `snapshot`, when a
+/// later page pinned one, counts as of that moment.
+#[server(endpoint = "search/facets")]
+pub async fn count_facets(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    snapshot: Option<i64>,
+) -> Result<Facets, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = search_params(q, tenant, range, from, to, None);
+    with_store(|store, now_ms| async move {
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        Ok(store.0.facets(&query, snapshot.unwrap_or(now_ms)).await?)
+    })
+    .await
+}
+
+/// Matching events that arrived after `snapshot`.
+#[server(endpoint = "search/newer")]
+pub async fn count_newer(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    snapshot: i64,
+) -> Result<u64, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = search_params(q, tenant, range, from, to, None);
+    with_store(|store, now_ms| async move {
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        Ok(store.0.newer_events(&query, snapshot, now_ms).await?)
+    })
+    .await
+}
+
+fn range_param(params: &SearchParams) -> Option<String> {
+    Some(params.range.param().to_string())
+}
+
+#[component]
+pub fn SearchPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = Memo::new(move |_| {
+        let map = query.read();
+        SearchParams::from_lookup(|key| map.get(key))
+    });
+    // Columns change what is shown, not what is asked.
+    let asked = Memo::new(move |_| SearchParams {
+        columns: Vec::new(),
+        ..params.get()
+    });
+    let facet_key = Memo::new(move |_| {
+        let p = asked.get();
+        let snapshot = p
+            .cursor
+            .as_deref()
+            .and_then(crate::search_state::Cursor::decode)
+            .map(|c| c.snapshot_ms);
+        (SearchParams { cursor: None, ..p }, snapshot)
+    });
+    let page = Resource::new(
+        move || asked.get(),
+        |p| {
+            find_events(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+                p.cursor.clone(),
+            )
+        },
+    );
+    let facets = Resource::new(
+        move || facet_key.get(),
+        |(p, snapshot)| {
+            count_facets(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+                snapshot,
+            )
+        },
+    );
+    let tenants = Resource::new(|| (), |_| list_tenants());
+
+    // Newer events: asked for every few seconds while the page is open.
+    let polled = RwSignal::new(None::<(i64, u64)>);
+    Effect::new(move |_| {
+        let Some(Ok(current)) = page.get() else {
+            return;
+        };
+        let p = asked.get_untracked();
+        let snapshot = current.snapshot_ms;
+        let handle = set_interval_with_handle(
+            move || {
+                let p = p.clone();
+                leptos::task::spawn_local(async move {
+                    let answer = count_newer(
+                        Some(p.q.clone()),
+                        p.tenant.clone(),
+                        range_param(&p),
+                        p.from.clone(),
+                        p.to.clone(),
+                        snapshot,
+                    )
+                    .await;
+                    if let Ok(count) = answer {
+                        polled.set(Some((snapshot, count)));
+                    }
+                });
+            },
+            std::time::Duration::from_secs(NEWER_POLL_SECONDS),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    });
+    let show_newer = Callback::new(move |()| {
+        polled.set(None);
+        page.refetch();
+        facets.refetch();
+    });
+
+    view! {
+        <section class="search" aria-labelledby="search-title">
+            <div class="toolbar">
+                <h1 id="search-title">"Search"</h1>
+                <ExportLinks params=params/>
+            </div>
+            <QueryForm params=params tenants=tenants/>
+            <div class="search-body">
+                <aside class="facets" aria-label="Saved searches and facets">
+                    <SavedSearches params=params/>
+                    <Transition fallback=move || view! { <p class="muted">"Counting…"</p> }>
+                        {move || facets.get().map(|answer| match answer {
+                            Ok(facets) => view! { <FacetsPanel facets params=params.get()/> }.into_any(),
+                            // The results say what is wrong; once is enough.
+                            Err(_) => view! { <p class="muted">"No facets."</p> }.into_any(),
+                        })}
+                    </Transition>
+                </aside>
+                <div class="results">
+                    <Transition fallback=move || view! { <p class="muted">"Searching…"</p> }>
+                        {move || page.get().map(|answer| match answer {
+                            Ok(page) => {
+                                let snapshot = page.snapshot_ms;
+                                let own = page.newer;
+                                let newer = Signal::derive(move || {
+                                    let polled = polled
+                                        .get()
+                                        .filter(|(s, _)| *s == snapshot)
+                                        .map_or(0, |(_, n)| n);
+                                    polled.max(own)
+                                });
+                                view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
+                            }
+                            Err(error) => view! { <SearchErrorView error/> }.into_any(),
+                        })}
+                    </Transition>
+                </div>
+            </div>
+        </section>
+    }
+}
+
+/// CSV and NDJSON of the search as it stands (its snapshot included).
+#[component]
+fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
+    let href = move |format: &'static str| {
+        let p = params.get();
+        let mut pairs = vec![("format", format.to_string())];
+        pairs.extend(p.pairs().into_iter().filter(|(k, _)| *k != "cols"));
+        format!(
+            "/api/v1/export{}",
+            crate::search_state::query_string(&pairs)
+        )
+    };
+    view! {
+        <div class="export" role="group" aria-label="Export">
+            <a class="button" download="" href=move || href("csv") data-testid="export-csv">"Export CSV"</a>
+            <a class="button" download="" href=move || href("ndjson") data-testid="export-ndjson">"Export NDJSON"</a>
+        </div>
+    }
+}
+
+/// What a failed search says, for every page that searches.
+pub fn error_text(error: &SearchError) -> String {
+    match error {
+        SearchError::BadQuery(e) => format!("Query error {e}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,216 @@
+//! The results half of the Search page: the table, its columns, the pages
+//! and the "newer events" notice.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::search_model::{SearchError, SearchHit, SearchPage};
+use crate::search_state::{toggle_column, Column, SearchParams};
+use crate::timefmt::utc_millis;
+
+/// The detail page of one event, keeping the search it was found by so its
+/// links search the same window.
+pub fn event_href(
+    tenant: &str,
+    event_id: &str,
+    occurred_at: i64,
+    context: &SearchParams,
+) -> String {
+    let mut pairs = vec![("at", occurred_at.to_string())];
+    let context = SearchParams {
+        cursor: None,
+        columns: Column::DEFAULT.to_vec(),
+        ..context.clone()
+    };
+    pairs.extend(context.pairs());
+    format!(
+        "/events/{}/{}{}",
+        crate::search_state::encode_path_segment(tenant),
+        crate::search_state::encode_path_segment(event_id),
+        crate::search_state::query_string(&pairs)
+    )
+}
+
+#[component]
+pub fn SearchErrorView(error: SearchError) -> impl IntoView {
+    let (title, detail) = match &error {
+        SearchError::BadQuery(_) => ("The query has an error.", super::search::error_text(&error)),
+        SearchError::Limit(_) => ("The search was stopped.", error.to_string()),
+        SearchError::BadRequest(_) => ("The search cannot run.", error.to_string()),
+        SearchError::Unavailable | SearchError::Transport(_) => {
+            ("Could not search.", error.to_string())
+        }
+    };
+    view! {
+        <div class="error" role="alert" data-testid="search-error">
+            <strong>{title}</strong>" "{detail}
+        </div>
+    }
+}
+
+#[component]
+pub fn ResultsTable(
+    page: SearchPage,
+    params: SearchParams,
+    newer: Signal<u64>,
+    show_newer: Callback<()>,
+) -> impl IntoView {
+    let columns = params.columns.clone();
+    let first_page = params.first_page();
+    let on_first_page = params.cursor.is_none();
+    let summary = format!(
+        "{} event{}{}, newest first, {} – {} UTC",
+        page.hits.len(),
+        if page.hits.len() == 1 { "" } else { "s" },
+        if on_first_page { "" } else { " on this page" },
+        utc_millis(page.from_ms),
+        utc_millis(page.to_ms),
+    );
+    let next = page.next_cursor.clone().map(|cursor| {
+        SearchParams {
+            cursor: Some(cursor),
+            ..params.clone()
+        }
+        .href()
+    });
+    let newer_href = first_page.href();
+    let notice = move || {
+        let count = newer.get();
+        (count > 0).then(|| {
+            let href = newer_href.clone();
+            view! {
+                <p class="notice" role="status" data-testid="newer-notice">
+                    {format!("{count} newer event{} — ", if count == 1 { "" } else { "s" })}
+                    <a href=href on:click=move |ev| {
+                        // On the newest page the URL stays; ask again instead.
+                        if on_first_page {
+                            ev.prevent_default();
+                            show_newer.run(());
+                        }
+                    }>"show"</a>
+                </p>
+            }
+        })
+    };
+    let rows = page
+        .hits
+        .iter()
+        .map(|hit| view! { <ResultRow hit=hit.clone() columns=columns.clone() context=params.clone()/> })
+        .collect_view();
+    let empty = page.hits.is_empty();
+    view! {
+        {notice}
+        <div class="results-head">
+            <p class="muted" data-testid="search-summary">{summary}</p>
+            <ColumnChooser params=params.clone()/>
+        </div>
+        {if empty {
+            view! { <p class="empty" data-testid="search-empty">"No events match in this window. Widen the time range or remove terms."</p> }.into_any()
+        } else {
+            view! {
+                <div class="table-scroll">
+                    <table class="events-table" data-testid="search-results">
+                        <thead>
+                            <tr>{columns.iter().map(|c| view! { <th scope="col">{c.label()}</th> }).collect_view()}</tr>
+                        </thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                </div>
+            }.into_any()
+        }}
+        <nav class="pager" aria-label="Result pages">
+            {(!on_first_page).then(|| view! { <a href=first_page.href() data-testid="newest-page">"« Newest"</a> })}
+            {next.map(|href| view! { <a href=href rel="next" data-testid="next-page">"Older events »"</a> })}
+        </nav>
+    }
+}
+
+#[component]
+fn ResultRow(hit: SearchHit, columns: Vec<Column>, context: SearchParams) -> impl IntoView {
+    let detail = event_href(&hit.tenant_id, &hit.event_id, hit.occurred_at, &context);
+    let cells = columns
+        .into_iter()
+        .map(|column| cell(&hit, column, &detail))
+        .collect_view();
+    view! { <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()>{cells}</tr> }
+}
+
+fn cell(hit: &SearchHit, column: Column, detail: &str) -> AnyView {
+    let text = |value: &str| {
+        if value.is_empty() {
+            "—".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    match column {
+        Column::Time => view! {
+            <td class="mono"><a href=detail.to_string() title="Open this event">{utc_millis(hit.occurred_at)}</a></td>
+        }
+        .into_any(),
+        Column::EventId => view! {
+            <td class="mono"><a href=detail.to_string()>{hit.event_id.clone()}</a></td>
+        }
+        .into_any(),
+        Column::Outcome => {
+            let class = format!("outcome outcome-{}", hit.outcome);
+            view! { <td><span class=class>{hit.outcome.clone()}</span></td> }.into_any()
+        }
+        Column::Resource => {
+            let resource = if hit.resource_type.is_empty() && hit.resource_id.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{}/{}", hit.resource_type, hit.resource_id)
+            };
+            view! { <td class="mono">{resource}</td> }.into_any()
+        }
+        Column::Received => view! { <td class="mono">{utc_millis(hit.received_at)}</td> }.into_any(),
+        other => {
+            let (value, mono) = match other {
+                Column::Tenant => (&hit.tenant_id, false),
+                Column::Category => (&hit.category, false),
+                Column::Action => (&hit.action, true),
+                Column::Actor => (&hit.actor_id, false),
+                Column::ActorType => (&hit.actor_type, false),
+                Column::Ip => (&hit.actor_ip, true),
+                Column::UserAgent => (&hit.actor_user_agent, false),
+                Column::Source => (&hit.source_service, false),
+                _ => (&hit.request_id, true),
+            };
+            let class = if mono { "mono" } else { "" };
+            view! { <td class=class>{text(value)}</td> }.into_any()
+        }
+    }
+}
+
+/// Which columns the table shows; the choice goes into the URL.
+#[component]
+fn ColumnChooser(params: SearchParams) -> impl IntoView {
+    let navigate = use_navigate();
+    let boxes = Column::ALL
+        .into_iter()
+        .map(|column| {
+            let shown = params.columns.contains(&column);
+            let target = SearchParams {
+                columns: toggle_column(&params.columns, column),
+                ..params.clone()
+            }
+            .href();
+            let navigate = navigate.clone();
+            let id = format!("col-{}", column.key());
+            view! {
+                <li>
+                    <input type="checkbox" id=id.clone() checked=shown
+                        on:change=move |_| navigate(&target, Default::default())/>
+                    <label for=id>{column.label()}</label>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <details class="columns" data-testid="column-chooser">
+            <summary>"Columns"</summary>
+            <ul>{boxes}</ul>
+        </details>
+    }
+}

@@ -1,0 +1,361 @@
+//! What the Search page asks the store and what comes back: the types that
+//! cross the wire between the server and the browser for search.
+
+use serde::{Deserialize, Serialize};
+
+use crate::query::ParseError;
+use crate::search_state::{Cursor, SearchParams, TimeWindow};
+
+/// Rows per page of search results.
+pub const SEARCH_PAGE_ROWS: u32 = 100;
+/// Values listed per facet.
+pub const FACET_VALUES: usize = 10;
+/// How far "events around this one" looks either side, in ms.
+pub const AROUND_MS: i64 = 5 * 60_000;
+
+/// A search as the store runs it: the query text (compiled on the server),
+/// the tenant, the window and where the page starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    pub tenant: Option<String>,
+    pub window: TimeWindow,
+    pub cursor: Option<Cursor>,
+    pub limit: u32,
+}
+
+impl SearchQuery {
+    /// Checks what the URL said; the query text itself is checked where it
+    /// is compiled.
+    pub fn from_params(params: &SearchParams, limit: u32) -> Result<SearchQuery, SearchError> {
+        let window = params.window().map_err(SearchError::BadRequest)?;
+        let cursor = match &params.cursor {
+            Some(token) => Some(Cursor::decode(token).ok_or_else(|| {
+                SearchError::BadRequest(
+                    "this page link is damaged; start again from the newest events".to_string(),
+                )
+            })?),
+            None => None,
+        };
+        Ok(SearchQuery {
+            q: params.q.clone(),
+            tenant: params.tenant.clone(),
+            window,
+            cursor,
+            limit,
+        })
+    }
+}
+
+/// One row of search results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
+pub struct SearchHit {
+    pub event_id: String,
+    pub tenant_id: String,
+    /// Epoch milliseconds, UTC.
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub category: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub actor_ip: String,
+    pub actor_user_agent: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub source_service: String,
+    pub request_id: String,
+}
+
+/// One page of results, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    /// The window searched, inclusive, epoch ms.
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Only events received up to this moment are in the pages of this
+    /// search; the first page sets it.
+    pub snapshot_ms: i64,
+    /// The page after this one, when there is one.
+    pub next_cursor: Option<String>,
+    /// Events matching the same filters that arrived after the snapshot.
+    pub newer: u64,
+}
+
+/// The fields the facet panel counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FacetField {
+    Category,
+    Action,
+    Outcome,
+    Actor,
+    ResourceType,
+    Source,
+    ActorIp,
+}
+
+impl FacetField {
+    pub const ALL: [FacetField; 7] = [
+        FacetField::Category,
+        FacetField::Action,
+        FacetField::Outcome,
+        FacetField::Actor,
+        FacetField::ResourceType,
+        FacetField::Source,
+        FacetField::ActorIp,
+    ];
+
+    /// The `audit_events` column, which is also how the facet query names it.
+    pub fn column(self) -> &'static str {
+        match self {
+            FacetField::Category => "category",
+            FacetField::Action => "action",
+            FacetField::Outcome => "outcome",
+            FacetField::Actor => "actor_id",
+            FacetField::ResourceType => "resource_type",
+            FacetField::Source => "source_service",
+            FacetField::ActorIp => "actor_ip",
+        }
+    }
+
+    /// The query-language field a click adds.
+    pub fn query_field(self) -> &'static str {
+        match self {
+            FacetField::Category => "category",
+            FacetField::Action => "action",
+            FacetField::Outcome => "outcome",
+            FacetField::Actor => "actor",
+            FacetField::ResourceType => "resource.type",
+            FacetField::Source => "source",
+            FacetField::ActorIp => "actor.ip",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FacetField::Category => "Category",
+            FacetField::Action => "Action",
+            FacetField::Outcome => "Outcome",
+            FacetField::Actor => "Actor",
+            FacetField::ResourceType => "Resource type",
+            FacetField::Source => "Source service",
+            FacetField::ActorIp => "Actor IP",
+        }
+    }
+
+    pub fn from_column(column: &str) -> Option<FacetField> {
+        FacetField::ALL.into_iter().find(|f| f.column() == column)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacetValue {
+    pub value: String,
+    /// Distinct events with this value.
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FacetCounts {
+    pub field: FacetField,
+    /// Most events first, at most [`FACET_VALUES`].
+    pub values: Vec<FacetValue>,
+}
+
+/// The facet panel: top values per field over every matching event, not
+/// only the page shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facets {
+    /// Distinct matching events.
+    pub total: u64,
+    pub fields: Vec<FacetCounts>,
+}
+
+/// Everything stored about one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDetail {
+    pub event_id: String,
+    pub tenant_id: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub category: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub actor_ip: String,
+    pub actor_user_agent: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub source_service: String,
+    pub request_id: String,
+    /// In the order the event listed them.
+    pub metadata: Vec<(String, String)>,
+    pub schema_id: u32,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+}
+
+/// A search kept under a name, to run again later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSearch {
+    pub id: String,
+    pub name: String,
+    /// What it searches; never a cursor, so it always opens at the newest.
+    pub params: SearchParams,
+    /// Epoch seconds.
+    pub created_at: u32,
+}
+
+/// Longest name of a saved search, in characters.
+pub const MAX_SAVED_NAME_CHARS: usize = 100;
+
+/// The name to store, or why it cannot be one.
+pub fn saved_search_name(name: &str) -> Result<String, SearchError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(SearchError::BadRequest("give the search a name".into()));
+    }
+    if name.chars().count() > MAX_SAVED_NAME_CHARS {
+        return Err(SearchError::BadRequest(format!(
+            "a name has at most {MAX_SAVED_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(SearchError::BadRequest(
+            "a name cannot hold control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// A ClickHouse limit a search ran into. Each one protects the cluster from
+/// one analyst's query; the way out is always a narrower search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum QueryLimit {
+    #[error(
+        "the search ran longer than its {seconds} s limit; narrow the time range or add terms"
+    )]
+    ExecutionTime { seconds: u64 },
+    #[error(
+        "the search would read more than {rows} rows, its limit; narrow the time range, pick a tenant or add terms"
+    )]
+    RowsToRead { rows: u64 },
+    #[error("the search matches more than {rows} events, the most one export or page may hold; narrow the time range or add terms")]
+    ResultRows { rows: u64 },
+    #[error(
+        "the search needed more memory than ClickHouse allows; narrow the time range or add terms"
+    )]
+    Memory,
+}
+
+/// Why a search was not answered, as the browser sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SearchError {
+    /// The query text does not parse; the position points into it.
+    #[error("query error {0}")]
+    BadQuery(ParseError),
+    /// Another parameter (time bounds, page link) is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Limit(QueryLimit),
+    #[error("the event store is unavailable; try again shortly")]
+    Unavailable,
+    /// The request or its answer did not make it across.
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl leptos::server_fn::error::FromServerFnError for SearchError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        SearchError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl SearchError {
+    /// The HTTP status a server function answers with.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            SearchError::BadQuery(_) | SearchError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            SearchError::Limit(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
+            SearchError::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            SearchError::Transport(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facet_fields_parse_as_query_fields() {
+        for field in FacetField::ALL {
+            let value = match field {
+                FacetField::Category => "admin",
+                FacetField::Outcome => "denied",
+                _ => "x",
+            };
+            let term = crate::query::and_term("", field.query_field(), value, false);
+            assert!(crate::query::parse(&term).is_ok(), "{term}");
+            assert_eq!(FacetField::from_column(field.column()), Some(field));
+        }
+    }
+
+    #[test]
+    fn params_become_a_query_or_a_clear_error() {
+        let params = SearchParams {
+            q: "actor:bob".into(),
+            cursor: Some("1.2.61.62".into()),
+            ..SearchParams::default()
+        };
+        let query = SearchQuery::from_params(&params, 5).unwrap();
+        assert_eq!(query.cursor.map(|c| c.event_id), Some("b".to_string()));
+
+        let damaged = SearchParams {
+            cursor: Some("nonsense".into()),
+            ..SearchParams::default()
+        };
+        assert!(matches!(
+            SearchQuery::from_params(&damaged, 5),
+            Err(SearchError::BadRequest(m)) if m.contains("damaged")
+        ));
+        let backwards = SearchParams {
+            from: Some("2026-03-02".into()),
+            to: Some("2026-03-01".into()),
+            ..SearchParams::default()
+        };
+        assert!(SearchQuery::from_params(&backwards, 5).is_err());
+    }
+
+    #[test]
+    fn saved_search_names_are_checked() {
+        assert_eq!(saved_search_name("  bob's reads ").unwrap(), "bob's reads");
+        assert!(saved_search_name(" ").is_err());
+        assert!(saved_search_name("a\nb").is_err());
+        assert!(saved_search_name(&"x".repeat(MAX_SAVED_NAME_CHARS)).is_ok());
+        assert!(saved_search_name(&"x".repeat(MAX_SAVED_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn limit_messages_say_what_to_do() {
+        for limit in [
+            QueryLimit::ExecutionTime { seconds: 10 },
+            QueryLimit::RowsToRead { rows: 1 },
+            QueryLimit::ResultRows { rows: 1 },
+            QueryLimit::Memory,
+        ] {
+            assert!(
+                limit.to_string().contains("narrow the time range"),
+                "{limit}"
+            );
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The Search page's state as it lives in the URL: the query, the time
+//! window, the tenant, the page cursor and the visible columns. Everything an
+//! analyst sees can be rebuilt from the address, so links can be shared and
+//! reload, back and forward show the same thing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::TimeRange;
+use crate::query::Timestamp;
+
+mod columns;
+mod cursor;
+
+pub use columns::{parse_columns, toggle_column, Column};
+pub use cursor::Cursor;
+
+/// Which stretch of time a search covers. Every query is bounded by one, so
+/// ClickHouse reads only the month partitions it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeWindow {
+    /// A preset that ends at the moment of the search.
+    Last(TimeRange),
+    /// From a fixed time until the moment of the search.
+    Since { from_ms: i64 },
+    /// Fixed bounds, both inclusive.
+    Between { from_ms: i64, to_ms: i64 },
+}
+
+impl TimeWindow {
+    /// Inclusive `(from, to)` in epoch ms when the search runs at `at_ms`.
+    pub fn bounds(self, at_ms: i64) -> (i64, i64) {
+        match self {
+            TimeWindow::Last(range) => (at_ms - range.duration_ms(), at_ms),
+            TimeWindow::Since { from_ms } => (from_ms, at_ms),
+            TimeWindow::Between { from_ms, to_ms } => (from_ms, to_ms),
+        }
+    }
+
+    /// Whether events arriving later can still fall inside the window, which
+    /// is what the "newer events" notice counts.
+    pub fn open_ended(self) -> bool {
+        !matches!(self, TimeWindow::Between { .. })
+    }
+}
+
+/// Everything the Search page shows, as read from and written to the URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchParams {
+    pub q: String,
+    /// `None`: every tenant.
+    pub tenant: Option<String>,
+    pub range: TimeRange,
+    /// Absolute bounds as typed (query-language time forms, UTC); `from`
+    /// wins over `range`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// An opaque [`Cursor`] token: the page after it. `None`: the newest page.
+    pub cursor: Option<String>,
+    pub columns: Vec<Column>,
+}
+
+impl SearchParams {
+    /// Reads the parameters through `get` (the router's query map, or a
+    /// request's query string); empty values count as absent.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> SearchParams {
+        let text = |key: &str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        SearchParams {
+            q: text("q").unwrap_or_default(),
+            tenant: text("tenant"),
+            range: TimeRange::from_param(&text("range").unwrap_or_default()),
+            from: text("from"),
+            to: text("to"),
+            cursor: text("cursor"),
+            columns: parse_columns(text("cols").as_deref()),
+        }
+    }
+
+    /// The parameters that differ from the defaults, in a fixed order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if !self.q.is_empty() {
+            pairs.push(("q", self.q.clone()));
+        }
+        if let Some(tenant) = &self.tenant {
+            pairs.push(("tenant", tenant.clone()));
+        }
+        if self.range != TimeRange::default() {
+            pairs.push(("range", self.range.param().to_string()));
+        }
+        if let Some(from) = &self.from {
+            pairs.push(("from", from.clone()));
+        }
+        if let Some(to) = &self.to {
+            pairs.push(("to", to.clone()));
+        }
+        if let Some(cursor) = &self.cursor {
+            pairs.push(("cursor", cursor.clone()));
+        }
+        if self.columns != Column::DEFAULT {
+            let keys: Vec<&str> = self.columns.iter().map(|c| c.key()).collect();
+            pairs.push(("cols", keys.join(",")));
+        }
+        pairs
+    }
+
+    /// `?q=…&tenant=…`, or empty when everything is default.
+    pub fn query_string(&self) -> String {
+        query_string(&self.pairs())
+    }
+
+    /// The Search page showing exactly this.
+    pub fn href(&self) -> String {
+        format!("/search{}", self.query_string())
+    }
+
+    /// The same search from its newest page.
+    pub fn first_page(&self) -> SearchParams {
+        SearchParams {
+            cursor: None,
+            ..self.clone()
+        }
+    }
+
+    /// Another query over the same window, tenant and columns.
+    pub fn with_q(&self, q: impl Into<String>) -> SearchParams {
+        SearchParams {
+            q: q.into(),
+            cursor: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same search with a preset range instead of absolute bounds.
+    pub fn with_range(&self, range: TimeRange) -> SearchParams {
+        SearchParams {
+            range,
+            from: None,
+            to: None,
+            cursor: None,
+            ..self.clone()
+        }
+    }
+
+    /// The time window the parameters name, or what is wrong with `from`/`to`.
+    pub fn window(&self) -> Result<TimeWindow, String> {
+        let from = match &self.from {
+            Some(text) => Some(Timestamp::parse(text).map_err(|e| format!("from: {e}"))?),
+            None => None,
+        };
+        let to = match &self.to {
+            Some(text) => Some(Timestamp::parse(text).map_err(|e| format!("to: {e}"))?),
+            None => None,
+        };
+        match (from, to) {
+            (None, None) => Ok(TimeWindow::Last(self.range)),
+            (Some(from), None) => Ok(TimeWindow::Since { from_ms: from.ms }),
+            (None, Some(_)) => Err("to: set from as well".to_string()),
+            (Some(from), Some(to)) => {
+                // `to` names an interval like a query term does, so
+                // `to=2026-03-01` includes that whole day.
+                let to_ms = to.end_ms().saturating_sub(1);
+                if from.ms > to_ms {
+                    Err("from is after to".to_string())
+                } else {
+                    Ok(TimeWindow::Between {
+                        from_ms: from.ms,
+                        to_ms,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// `?k=v&…` with RFC 3986 percent-encoding, or empty for no pairs.
+pub fn query_string(pairs: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (index, (key, value)) in pairs.iter().enumerate() {
+        out.push(if index == 0 { '?' } else { '&' });
+        out.push_str(&encode_component(key));
+        out.push('=');
+        out.push_str(&encode_component(value));
+    }
+    out
+}
+
+/// Percent-encodes everything but the unreserved characters, for query
+/// values.
+pub fn encode_component(text: &str) -> String {
+    encode(text, b"-_.~")
+}
+
+/// Like [`encode_component`] but keeps `:`, which ids may hold: the router
+/// decodes paths with `decodeURI` in the browser, which leaves `%3A` as is,
+/// so an encoded colon would read differently there than on the server.
+pub fn encode_path_segment(text: &str) -> String {
+    encode(text, b"-_.~:")
+}
+
+fn encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || keep.contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> SearchParams {
+        SearchParams::from_lookup(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn url_round_trip_keeps_only_what_differs() {
+        let p = params(&[]);
+        assert_eq!(p.href(), "/search");
+        assert_eq!(p.columns, Column::DEFAULT);
+        assert_eq!(p.window(), Ok(TimeWindow::Last(TimeRange::Last24Hours)));
+
+        let p = params(&[
+            ("q", " actor:\"o'brien\" & ü "),
+            ("tenant", "acme"),
+            ("range", "7d"),
+            ("cursor", "1.2.61.62"),
+            ("cols", "event_id,time,bogus"),
+            ("from", ""),
+        ]);
+        assert_eq!(p.q, "actor:\"o'brien\" & ü");
+        assert_eq!(p.columns, [Column::Time, Column::EventId]);
+        assert_eq!(p.from, None);
+        let href = p.href();
+        assert_eq!(
+            href,
+            "/search?q=actor%3A%22o%27brien%22%20%26%20%C3%BC&tenant=acme&range=7d&cursor=1.2.61.62&cols=time%2Cevent_id"
+        );
+        assert_eq!(p.first_page().cursor, None);
+        assert_eq!(p.with_q("x").cursor, None);
+        assert_eq!(p.with_q("x").tenant.as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn windows() {
+        let day = 1_772_323_200_000;
+        let p = params(&[("from", "2026-03-01"), ("to", "2026-03-01")]);
+        assert_eq!(
+            p.window(),
+            Ok(TimeWindow::Between {
+                from_ms: day,
+                to_ms: day + 86_400_000 - 1
+            })
+        );
+        let p = params(&[("from", "2026-03-01T12:30"), ("range", "1h")]);
+        let since = TimeWindow::Since {
+            from_ms: day + 45_000_000,
+        };
+        assert_eq!(p.window(), Ok(since));
+        assert!(since.open_ended());
+        assert_eq!(
+            since.bounds(day + 50_000_000),
+            (day + 45_000_000, day + 50_000_000)
+        );
+        assert!(params(&[("to", "2026-03-01")]).window().is_err());
+        assert!(params(&[("from", "2026-03-02"), ("to", "2026-03-01")])
+            .window()
+            .unwrap_err()
+            .contains("after"));
+        assert!(params(&[("from", "yesterday")])
+            .window()
+            .unwrap_err()
+            .starts_with("from: bad date"));
+        let last = TimeWindow::Last(TimeRange::LastHour);
+        assert_eq!(last.bounds(day), (day - 3_600_000, day));
+        assert!(!TimeWindow::Between {
+            from_ms: 0,
+            to_ms: 1
+        }
+        .open_ended());
+        let reset =
+            params(&[("from", "2026-03-01"), ("cursor", "c")]).with_range(TimeRange::Last7Days);
+        assert_eq!((reset.from, reset.cursor), (None, None));
+    }
+
+    #[test]
+    fn encoding_is_unreserved_only() {
+        assert_eq!(encode_component("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(encode_component("a b+c/d?e#f"), "a%20b%2Bc%2Fd%3Fe%23f");
+        assert_eq!(query_string(&[]), "");
+        assert_eq!(encode_path_segment("ev:1/2"), "ev:1%2F2");
+    }
+}

@@ -1,0 +1,177 @@
+//! `GET /api/v1/export?format=csv|ndjson&q=…&tenant=…&range=…&from=…&to=…`:
+//! the console's current search as a download, streamed from ClickHouse.
+//! The parameters are the Search page's own (`docs/SEARCH.md`), so its
+//! export buttons pass their URL on as is.
+
+use std::collections::HashMap;
+
+use app::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+use app::search_state::SearchParams;
+use app::store::StoreError;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::store::{ExportFormat, ExportStream, Store};
+
+pub fn export_router(store: Store) -> Router {
+    Router::new()
+        .route("/api/v1/export", get(export))
+        .with_state(store)
+}
+
+async fn export(
+    State(store): State<Store>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return bad_request(&rejection.body_text()),
+    };
+    let format_param = params.get("format").map_or("csv", String::as_str);
+    let Some(format) = ExportFormat::from_param(format_param) else {
+        return bad_request("format must be csv or ndjson");
+    };
+    let search = SearchParams::from_lookup(|key| params.get(key).cloned());
+    let query = match SearchQuery::from_params(&search, SEARCH_PAGE_ROWS) {
+        Ok(query) => query,
+        Err(error) => return bad_request(&error.to_string()),
+    };
+    let now_ms = crate::ingest::now_ms();
+    match store.export(&query, format, now_ms).await {
+        Ok(stream) => {
+            info!(rows = stream.rows, tenant = ?query.tenant, format = format.extension(), "export started");
+            download(stream, format, query.tenant.as_deref(), now_ms)
+        }
+        Err(error) => refused(error),
+    }
+}
+
+fn download(
+    stream: ExportStream,
+    format: ExportFormat,
+    tenant: Option<&str>,
+    now_ms: i64,
+) -> Response {
+    let rows = stream.rows;
+    // An error ends the body without its last chunk, so the browser marks
+    // the download as failed rather than saving a file that looks whole.
+    let body = futures::stream::unfold(stream, |mut stream| async move {
+        match stream.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), stream)),
+            Ok(None) => None,
+            Err(error) => {
+                warn!(%error, "export broke off");
+                Some((Err(error), stream))
+            }
+        }
+    });
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file_name(tenant, now_ms, format.extension())
+    );
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    // Audit data stays out of shared caches.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-attest-export-rows", HeaderValue::from(rows));
+    response
+}
+
+/// `attest-events-<tenant|all>-<YYYYMMDDTHHMMSSZ>.<ext>`, with only
+/// filename-safe characters whatever the tenant parameter held.
+fn file_name(tenant: Option<&str>, now_ms: i64, extension: &str) -> String {
+    let scope: String = tenant
+        .unwrap_or("all")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let stamp: String = app::timefmt::utc_millis(now_ms)
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect();
+    let (date, time) = stamp.split_at(stamp.len().min(8));
+    format!("attest-events-{scope}-{date}T{time}Z.{extension}")
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "bad_request", "message": message})),
+    )
+        .into_response()
+}
+
+/// Why an export did not start, as the search page's errors say it.
+fn refused(error: StoreError) -> Response {
+    match error {
+        StoreError::BadQuery(parse) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "bad_query",
+                "message": format!("query error {parse}"),
+                "position": parse.position,
+                "hint": parse.hint,
+            })),
+        )
+            .into_response(),
+        StoreError::Limit(limit) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "limit_exceeded", "message": limit.to_string()})),
+        )
+            .into_response(),
+        StoreError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(json!({"error": "unavailable", "message": "the event store is unavailable; try again shortly"})),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        let now = 1_795_435_200_000; // 2026-11-23 12:00:00 UTC
+        assert_eq!(
+            file_name(Some("acme"), now, "csv"),
+            "attest-events-acme-20261123T120000Z.csv"
+        );
+        assert_eq!(
+            file_name(Some("a\"; filename=x.exe\r\n"), now, "ndjson"),
+            "attest-events-a___filename_x.exe__-20261123T120000Z.ndjson"
+        );
+        assert_eq!(
+            file_name(None, now, "csv"),
+            "attest-events-all-20261123T120000Z.csv"
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! The analysts' search over `audit_events`: pages by keyset cursor, the
+//! newer-events count, facets, one event in full, and exports.
+//!
+//! The query text goes through `app::query::compile_str`, which turns it
+//! into fixed SQL with `?` placeholders; every value is bound. Each query is
+//! bounded in time and runs under ClickHouse limits ([`Limits`]), and a
+//! limit that trips comes back as [`QueryLimit`], naming the limit.
+
+mod catalogue;
+mod export;
+mod sql;
+
+pub(crate) use catalogue::templates;
+pub use export::{ExportFormat, ExportStream};
+
+use app::query::{compile_str, Compiled, Param};
+use app::search_model::{
+    EventDetail, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
+    SearchQuery, FACET_VALUES, SEARCH_PAGE_ROWS,
+};
+use app::search_state::{Cursor, TimeWindow};
+use app::store::StoreError as ConsoleError;
+use clickhouse::query::Query;
+use tracing::error;
+
+use super::Store;
+use sql::{Arrival, Filter, Span};
+
+/// How long one search query may run.
+pub const MAX_EXECUTION_SECONDS: u64 = 10;
+/// How long an export may run; it streams to a browser, which may be slow.
+pub const EXPORT_MAX_EXECUTION_SECONDS: u64 = 600;
+/// Rows one query may read: about a year of a busy tenant.
+pub const MAX_ROWS_TO_READ: u64 = 500_000_000;
+/// Rows one answer may hold, and so the largest export.
+pub const MAX_RESULT_ROWS: u64 = 1_000_000;
+
+/// The ClickHouse settings every search query runs under. They travel as
+/// URL parameters of the HTTP interface, which ClickHouse 18.16 and current
+/// releases both read, rather than in a `SETTINGS` clause: the SQL stays
+/// exactly what `attest sql` shows, and a store with other limits (tests
+/// trip them on purpose) runs the same text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_execution_seconds: u64,
+    pub export_max_execution_seconds: u64,
+    pub max_rows_to_read: u64,
+    pub max_result_rows: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_execution_seconds: MAX_EXECUTION_SECONDS,
+            export_max_execution_seconds: EXPORT_MAX_EXECUTION_SECONDS,
+            max_rows_to_read: MAX_ROWS_TO_READ,
+            max_result_rows: MAX_RESULT_ROWS,
+        }
+    }
+}
+
+impl Limits {
+    fn apply(&self, query: Query, seconds: u64) -> Query {
+        query
+            .with_setting("max_execution_time", seconds.to_string())
+            .with_setting("max_rows_to_read", self.max_rows_to_read.to_string())
+            .with_setting("max_result_rows", self.max_result_rows.to_string())
+    }
+
+    /// The limit a ClickHouse error reports, if it reports one.
+    pub fn hit(&self, message: &str, seconds: u64) -> Option<QueryLimit> {
+        Some(match exception_code(message)? {
+            // TIMEOUT_EXCEEDED, and TOO_SLOW: the estimate says it would be.
+            159 | 160 => QueryLimit::ExecutionTime { seconds },
+            // TOO_MANY_ROWS: max_rows_to_read.
+            158 => QueryLimit::RowsToRead {
+                rows: self.max_rows_to_read,
+            },
+            // TOO_MANY_ROWS_OR_BYTES: max_result_rows on every version.
+            396 => QueryLimit::ResultRows {
+                rows: self.max_result_rows,
+            },
+            // MEMORY_LIMIT_EXCEEDED.
+            241 => QueryLimit::Memory,
+            _ => return None,
+        })
+    }
+
+    /// A limit, or the store being unavailable (logged; the analyst gets
+    /// no internals).
+    pub(crate) fn classify(&self, error: &dyn std::fmt::Display, seconds: u64) -> ConsoleError {
+        let message = error.to_string();
+        match self.hit(&message, seconds) {
+            Some(limit) => ConsoleError::Limit(limit),
+            None => {
+                error!(error = %message, "search query failed");
+                ConsoleError::Unavailable(message)
+            }
+        }
+    }
+}
+
+/// The number after `Code: ` in a ClickHouse exception, as 18.16
+/// (`Code: 159, e.displayText() = …`) and current releases
+/// (`Code: 159. DB::Exception: …`) write it.
+pub fn exception_code(message: &str) -> Option<u32> {
+    let rest = &message[message.find("Code: ")? + "Code: ".len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Binds values in placeholder order.
+fn bind_all(mut query: Query, params: &[Param]) -> Query {
+    for param in params {
+        query = match param {
+            Param::Str(text) => query.bind(text.as_str()),
+            Param::Int(n) => query.bind(*n),
+        };
+    }
+    query
+}
+
+/// A search checked and placed in time.
+struct Plan {
+    compiled: Compiled,
+    window: TimeWindow,
+    snapshot_ms: i64,
+}
+
+impl Plan {
+    fn new(query: &SearchQuery, now_ms: i64) -> Result<Plan, ConsoleError> {
+        Ok(Plan {
+            compiled: compile_str(&query.q).map_err(ConsoleError::BadQuery)?,
+            window: query.window,
+            // Later pages keep the first page's moment: a relative window
+            // does not slide and late arrivals do not shift the pages.
+            snapshot_ms: query.cursor.as_ref().map_or(now_ms, |c| c.snapshot_ms),
+        })
+    }
+
+    fn span(&self) -> Span {
+        let (from_ms, to_ms) = self.window.bounds(self.snapshot_ms);
+        Span {
+            from_ms,
+            to_ms,
+            arrival: Arrival::UpToSnapshot,
+            snapshot_ms: self.snapshot_ms,
+        }
+    }
+
+    /// Arrivals after `since_ms`; an open window reaches to `now_ms`.
+    fn newer_span(&self, since_ms: i64, now_ms: i64) -> Span {
+        let (from_ms, to_ms) = self.window.bounds(self.snapshot_ms);
+        Span {
+            from_ms,
+            to_ms: if self.window.open_ended() {
+                now_ms.max(to_ms)
+            } else {
+                to_ms
+            },
+            arrival: Arrival::AfterSnapshot,
+            snapshot_ms: since_ms,
+        }
+    }
+}
+
+/// The facet query's rows.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct FacetRow {
+    field: String,
+    value: String,
+    events: u64,
+}
+
+/// [`sql::DETAIL_COLUMNS`] in order.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct DetailRow {
+    event_id: String,
+    tenant_id: String,
+    occurred_at: i64,
+    received_at: i64,
+    category: String,
+    action: String,
+    outcome: String,
+    actor_id: String,
+    actor_type: String,
+    actor_ip: String,
+    actor_user_agent: String,
+    resource_type: String,
+    resource_id: String,
+    source_service: String,
+    request_id: String,
+    metadata_key: Vec<String>,
+    metadata_value: Vec<String>,
+    schema_id: u32,
+    kafka_partition: i32,
+    kafka_offset: i64,
+}
+
+impl Store {
+    fn search_query(&self, sql: &str, filter: &Filter) -> Query {
+        let query = bind_all(self.client.query(sql), &filter.params);
+        self.limits.apply(query, self.limits.max_execution_seconds)
+    }
+
+    fn search_failed(&self, error: clickhouse::error::Error) -> ConsoleError {
+        self.limits
+            .classify(&error, self.limits.max_execution_seconds)
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<u64, ConsoleError> {
+        self.search_query(&sql::count_sql(&filter.sql), filter)
+            .fetch_one()
+            .await
+            .map_err(|e| self.search_failed(e))
+    }
+
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        now_ms: i64,
+    ) -> Result<SearchPage, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let span = plan.span();
+        let limit = query.limit.clamp(1, SEARCH_PAGE_ROWS * 10);
+        let filter = Filter::new(
+            &plan.compiled,
+            query.tenant.as_deref(),
+            span,
+            query.cursor.as_ref(),
+        );
+        let page = self
+            .search_query(&sql::page_sql(&filter.sql), &filter)
+            .bind(limit + 1)
+            .fetch_all::<SearchHit>();
+        // The first page was taken just now: nothing newer yet, so only
+        // later pages ask.
+        let newer = async {
+            match query.cursor {
+                Some(_) => self.newer_events(query, plan.snapshot_ms, now_ms).await,
+                None => Ok(0),
+            }
+        };
+        let (hits, newer) = futures::join!(page, newer);
+        let mut hits = hits.map_err(|e| self.search_failed(e))?;
+        let next_cursor = if hits.len() > limit as usize {
+            hits.truncate(limit as usize);
+            hits.last().map(|last| {
+                Cursor {
+                    snapshot_ms: plan.snapshot_ms,
+                    occurred_at: last.occurred_at,
+                    event_id: last.event_id.clone(),
+                    tenant_id: last.tenant_id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(SearchPage {
+            hits,
+            from_ms: span.from_ms,
+            to_ms: span.to_ms,
+            snapshot_ms: plan.snapshot_ms,
+            next_cursor,
+            newer: newer?,
+        })
+    }
+
+    pub async fn newer_events(
+        &self,
+        query: &SearchQuery,
+        snapshot_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let span = plan.newer_span(snapshot_ms, now_ms);
+        self.count(&Filter::new(
+            &plan.compiled,
+            query.tenant.as_deref(),
+            span,
+            None,
+        ))
+        .await
+    }
+
+    pub async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let filter = Filter::new(&plan.compiled, query.tenant.as_deref(), plan.span(), None);
+        let rows = self
+            .search_query(&sql::facets_sql(&filter.sql), &filter)
+            .bind(FACET_VALUES as u64)
+            .fetch_all::<FacetRow>();
+        let (rows, total) = futures::join!(rows, self.count(&filter));
+        let rows = rows.map_err(|e| self.search_failed(e))?;
+        let fields = FacetField::ALL
+            .into_iter()
+            .map(|field| FacetCounts {
+                field,
+                values: rows
+                    .iter()
+                    .filter(|r| FacetField::from_column(&r.field) == Some(field))
+                    .map(|r| FacetValue {
+                        value: r.value.clone(),
+                        events: r.events,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Facets {
+            total: total?,
+            fields,
+        })
+    }
+
+    pub async fn event_detail(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<Option<EventDetail>, ConsoleError> {
+        let mut query = self
+            .client
+            .query(&sql::detail_sql(at_ms.is_some()))
+            .bind(tenant)
+            .bind(event_id);
+        if let Some(at) = at_ms {
+            query = query.bind(sql::epoch_seconds(at)).bind(at);
+        }
+        let row = self
+            .limits
+            .apply(query, self.limits.max_execution_seconds)
+            .fetch_optional::<DetailRow>()
+            .await
+            .map_err(|e| self.search_failed(e))?;
+        Ok(row.map(|r| EventDetail {
+            metadata: r.metadata_key.into_iter().zip(r.metadata_value).collect(),
+            event_id: r.event_id,
+            tenant_id: r.tenant_id,
+            occurred_at: r.occurred_at,
+            received_at: r.received_at,
+            category: r.category,
+            action: r.action,
+            outcome: r.outcome,
+            actor_id: r.actor_id,
+            actor_type: r.actor_type,
+            actor_ip: r.actor_ip,
+            actor_user_agent: r.actor_user_agent,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            source_service: r.source_service,
+            request_id: r.request_id,
+            schema_id: r.schema_id,
+            kafka_partition: r.kafka_partition,
+            kafka_offset: r.kafka_offset,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_exception_codes_of_old_and_new_servers() {
+        let old = "bad response: Code: 159, e.displayText() = DB::Exception: Timeout exceeded: \
+                   elapsed 1.003999972 seconds, maximum: 1, e.what() = DB::Exception";
+        let new = "Code: 158. DB::Exception: Limit for rows (controlled by 'max_rows_to_read' \
+                   setting) exceeded, max rows: 1.00 thousand. (TOO_MANY_ROWS)";
+        assert_eq!(exception_code(old), Some(159));
+        assert_eq!(exception_code(new), Some(158));
+        assert_eq!(exception_code("network error: connection refused"), None);
+        assert_eq!(exception_code("Code: "), None);
+    }
+
+    #[test]
+    fn limits_are_named() {
+        let limits = Limits::default();
+        let hit = |code: u32| limits.hit(&format!("Code: {code}. DB::Exception: x"), 10);
+        assert_eq!(hit(159), Some(QueryLimit::ExecutionTime { seconds: 10 }));
+        assert_eq!(hit(160), Some(QueryLimit::ExecutionTime { seconds: 10 }));
+        assert_eq!(
+            hit(158),
+            Some(QueryLimit::RowsToRead {
+                rows: MAX_ROWS_TO_READ
+            })
+        );
+        assert_eq!(
+            hit(396),
+            Some(QueryLimit::ResultRows {
+                rows: MAX_RESULT_ROWS
+            })
+        );
+        assert_eq!(hit(241), Some(QueryLimit::Memory));
+        assert_eq!(hit(60), None);
+        assert!(matches!(
+            limits.classify(&"Code: 60. DB::Exception: no table", 10),
+            ConsoleError::Unavailable(_)
+        ));
+    }
+}

@@ -1,0 +1,137 @@
+//! The search queries as catalogue templates (`attest sql`), with a
+//! representative compiled query in place of the analyst's.
+
+use app::query::compile_str;
+
+use super::sql::{self, Arrival, Shape};
+use crate::store::queries::QueryTemplate;
+
+/// Shown in `attest sql` and run on a current ClickHouse by
+/// `server/tests/modern_clickhouse.py`, which knows these names.
+pub(crate) const REPRESENTATIVE_QUERY: &str =
+    "(outcome:failure OR outcome:denied) -actor.type:service action:user.* metadata.k:v mall";
+/// Names of the values of the catalogue's search templates, in placeholder
+/// order: the window, then tenant and cursor where the shape has them, then
+/// [`REPRESENTATIVE_QUERY`]'s values where it is used.
+static PAGE_PARAMS: [&str; 16] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "q_outcome_1",
+    "q_outcome_2",
+    "q_actor_type",
+    "q_action_regex",
+    "q_metadata_key",
+    "q_metadata_value",
+    "q_text",
+    "q_text",
+    "q_text",
+    "q_text",
+    "limit",
+];
+static TENANT_CURSOR_PARAMS: [&str; 12] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "cursor_ms",
+    "cursor_ms",
+    "cursor_id",
+    "cursor_id",
+    "cursor_tenant",
+    "limit",
+];
+static COUNT_PARAMS: [&str; 5] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms"];
+static NEWER_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "since_ms", "tenant"];
+static FACET_PARAMS: [&str; 7] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "facet_values",
+];
+
+/// Every search query, as templates for the catalogue.
+pub(crate) fn templates() -> Vec<QueryTemplate> {
+    let representative = compile_str(REPRESENTATIVE_QUERY)
+        .map(|c| c.sql)
+        .unwrap_or_default();
+    let shape = |tenant, cursor, arrival| Shape {
+        tenant,
+        cursor,
+        arrival,
+    };
+    let up_to = Arrival::UpToSnapshot;
+    vec![
+        QueryTemplate {
+            name: "search_page".into(),
+            sql: sql::page_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            params: &PAGE_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_page_for_tenant_after_cursor".into(),
+            sql: sql::page_sql(&sql::where_sql(shape(true, true, up_to), "1")),
+            params: &TENANT_CURSOR_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_count".into(),
+            sql: sql::count_sql(&sql::where_sql(shape(false, false, up_to), "1")),
+            params: &COUNT_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_newer_for_tenant".into(),
+            sql: sql::count_sql(&sql::where_sql(
+                shape(true, false, Arrival::AfterSnapshot),
+                "1",
+            )),
+            params: &NEWER_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_facets_for_tenant".into(),
+            sql: sql::facets_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            params: &FACET_PARAMS,
+        },
+        QueryTemplate {
+            name: "event_detail".into(),
+            sql: sql::detail_sql(false),
+            params: &["tenant", "event_id"],
+        },
+        QueryTemplate {
+            name: "event_detail_at".into(),
+            sql: sql::detail_sql(true),
+            params: &["tenant", "event_id", "at_s", "at_ms"],
+        },
+        QueryTemplate {
+            name: "search_export".into(),
+            sql: sql::export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            // The page's values without its limit.
+            params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn representative_query_names_each_value() {
+        let compiled = compile_str(REPRESENTATIVE_QUERY).unwrap();
+        // The window's five values and the limit surround the query's.
+        assert_eq!(compiled.params.len(), PAGE_PARAMS.len() - 6);
+        for template in templates() {
+            assert_eq!(
+                template.sql.matches('?').count(),
+                template.params.len(),
+                "{}",
+                template.name
+            );
+        }
+    }
+}

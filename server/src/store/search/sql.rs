@@ -1,0 +1,287 @@
+//! The SQL text of the search queries. The text depends only on the shape
+//! of a search (tenant or not, cursor or not, which side of the snapshot)
+//! and on the compiled query's fixed text; every value, the analyst's
+//! included, is a bound `?`.
+
+use app::query::{Compiled, Param};
+use app::search_state::Cursor;
+
+/// Columns of [`app::search_model::SearchHit`], in its field order
+/// (RowBinary is positional).
+pub(crate) const HIT_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, category, \
+     action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
+     resource_id, source_service, request_id";
+
+/// Which events of the window a query counts, relative to the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Received up to the snapshot: the pages of one search.
+    UpToSnapshot,
+    /// Received after it: the "newer events" notice.
+    AfterSnapshot,
+}
+
+/// What decides the text of a search's WHERE clause.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub tenant: bool,
+    pub cursor: bool,
+    pub arrival: Arrival,
+}
+
+/// Conditions shared by every search query, `expr` being the compiled
+/// query. The `event_time` bounds let ClickHouse skip month partitions
+/// outside the window; the `occurred_at` bounds are the exact window.
+pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
+    let mut sql = String::from(
+        "event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
+         AND occurred_at >= ? AND occurred_at <= ?",
+    );
+    sql.push_str(match shape.arrival {
+        Arrival::UpToSnapshot => " AND received_at <= ?",
+        Arrival::AfterSnapshot => " AND received_at > ?",
+    });
+    if shape.tenant {
+        sql.push_str(" AND tenant_id = ?");
+    }
+    if shape.cursor {
+        // Rows strictly after the cursor in the page order, which is
+        // (occurred_at, event_id, tenant_id) descending.
+        sql.push_str(
+            " AND (occurred_at < ? OR (occurred_at = ? AND (event_id < ? \
+             OR (event_id = ? AND tenant_id < ?))))",
+        );
+    }
+    sql.push_str(" AND ");
+    sql.push_str(expr);
+    sql
+}
+
+/// A WHERE clause and its values, in placeholder order.
+pub(crate) struct Filter {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// The time a search covers and which arrivals it counts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub arrival: Arrival,
+    /// The snapshot the arrival is measured against.
+    pub snapshot_ms: i64,
+}
+
+impl Filter {
+    pub fn new(
+        compiled: &Compiled,
+        tenant: Option<&str>,
+        span: Span,
+        cursor: Option<&Cursor>,
+    ) -> Filter {
+        let shape = Shape {
+            tenant: tenant.is_some(),
+            cursor: cursor.is_some(),
+            arrival: span.arrival,
+        };
+        let mut params = vec![
+            Param::Int(epoch_seconds(span.from_ms)),
+            Param::Int(epoch_seconds(span.to_ms)),
+            Param::Int(span.from_ms),
+            Param::Int(span.to_ms),
+            Param::Int(span.snapshot_ms),
+        ];
+        if let Some(tenant) = tenant {
+            params.push(Param::Str(tenant.to_owned()));
+        }
+        if let Some(c) = cursor {
+            params.push(Param::Int(c.occurred_at));
+            params.push(Param::Int(c.occurred_at));
+            params.push(Param::Str(c.event_id.clone()));
+            params.push(Param::Str(c.event_id.clone()));
+            params.push(Param::Str(c.tenant_id.clone()));
+        }
+        params.extend(compiled.params.iter().cloned());
+        Filter {
+            sql: where_sql(shape, &compiled.sql),
+            params,
+        }
+    }
+}
+
+/// `event_time` is a `DateTime`, an unsigned 32-bit count of seconds: a
+/// bound outside it would wrap around and skip the wrong partitions. Events
+/// are from the year 2000 on, so clamping loses nothing.
+pub(crate) fn epoch_seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000).clamp(0, i64::from(u32::MAX))
+}
+
+/// Newest first. `LIMIT 1 BY` hides the copies a re-delivered batch left
+/// before ReplacingMergeTree merged them; the tenant is part of an event's
+/// identity because each tenant chooses its own ids. One row more than the
+/// page tells whether there is a next page.
+pub(crate) fn page_sql(filter: &str) -> String {
+    format!(
+        "SELECT {HIT_COLUMNS} FROM audit_events WHERE {filter} \
+         ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
+         LIMIT 1 BY tenant_id, event_id \
+         LIMIT ?"
+    )
+}
+
+/// Distinct events, whatever copies are stored.
+pub(crate) fn count_sql(filter: &str) -> String {
+    format!("SELECT uniqExact(tenant_id, event_id) AS events FROM audit_events WHERE {filter}")
+}
+
+/// Top values of every facet field in one pass: each matching row is
+/// unfolded into one `(field, value)` pair per field, then counted per pair.
+pub(crate) fn facets_sql(filter: &str) -> String {
+    use app::search_model::FacetField;
+    let columns: Vec<&str> = FacetField::ALL.iter().map(|f| f.column()).collect();
+    let pairs: Vec<String> = columns.iter().map(|c| format!("('{c}', {c})")).collect();
+    format!(
+        "SELECT tupleElement(facet, 1) AS field, tupleElement(facet, 2) AS value, \
+         uniqExact(tenant_id, event_id) AS events \
+         FROM (SELECT tenant_id, event_id, {} FROM audit_events WHERE {filter}) \
+         ARRAY JOIN [{}] AS facet \
+         GROUP BY field, value \
+         ORDER BY field, events DESC, value \
+         LIMIT ? BY field",
+        columns.join(", "),
+        pairs.join(", ")
+    )
+}
+
+/// Columns of the detail row, in its field order.
+pub(crate) const DETAIL_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, \
+     category, action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, \
+     resource_type, resource_id, source_service, request_id, metadata.key, metadata.value, \
+     schema_id, kafka_partition, kafka_offset";
+
+/// One event by tenant and id. With its time known, the month partition
+/// and the sorting key narrow the read to a few granules.
+pub(crate) fn detail_sql(with_time: bool) -> String {
+    let time = if with_time {
+        " AND event_time = toDateTime(?, 'UTC') AND occurred_at = ?"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT {DETAIL_COLUMNS} FROM audit_events \
+         WHERE tenant_id = ? AND event_id = ?{time} LIMIT 1"
+    )
+}
+
+/// `occurred_at` as the console shows it, `YYYY-MM-DD HH:MM:SS.mmm` UTC,
+/// with functions 18.16 has (no DateTime64 there).
+const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'UTC')), '.', \
+     substring(toString(1000 + occurred_at % 1000), 2, 3))";
+
+/// Every stored field of each matching event, in page order.
+pub(crate) fn export_sql(filter: &str) -> String {
+    format!(
+        "SELECT event_id, tenant_id, occurred_at, {UTC_TEXT} AS occurred_at_utc, received_at, \
+         category, action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, \
+         resource_type, resource_id, source_service, request_id, \
+         metadata.key AS metadata_key, metadata.value AS metadata_value, \
+         schema_id, kafka_partition, kafka_offset \
+         FROM audit_events WHERE {filter} \
+         ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
+         LIMIT 1 BY tenant_id, event_id"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::query::compile_str;
+
+    fn cursor() -> Cursor {
+        Cursor {
+            snapshot_ms: 9,
+            occurred_at: 5,
+            event_id: "e'1".into(),
+            tenant_id: "t".into(),
+        }
+    }
+
+    #[test]
+    fn every_shape_binds_each_placeholder() {
+        let compiled = compile_str("outcome:failure \"x y\" metadata.k:v*").unwrap();
+        for tenant in [None, Some("acme")] {
+            for with_cursor in [false, true] {
+                for arrival in [Arrival::UpToSnapshot, Arrival::AfterSnapshot] {
+                    let span = Span {
+                        from_ms: 1_000,
+                        to_ms: 2_000,
+                        arrival,
+                        snapshot_ms: 3_000,
+                    };
+                    let c = cursor();
+                    let filter = Filter::new(&compiled, tenant, span, with_cursor.then_some(&c));
+                    assert_eq!(filter.sql.matches('?').count(), filter.params.len());
+                    assert_eq!(filter.sql.contains("tenant_id = ?"), tenant.is_some());
+                    assert_eq!(filter.sql.contains("event_id < ?"), with_cursor);
+                    // The only quotes are the two 'UTC' literals: user text
+                    // is only ever a value.
+                    assert_eq!(filter.sql.matches('\'').count(), 4);
+                    assert!(filter.params.contains(&Param::Str("failure".into())));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cursor_values_follow_the_page_order() {
+        let compiled = compile_str("").unwrap();
+        let span = Span {
+            from_ms: 1_500,
+            to_ms: 2_500,
+            arrival: Arrival::UpToSnapshot,
+            snapshot_ms: 3,
+        };
+        let c = cursor();
+        let filter = Filter::new(&compiled, Some("acme"), span, Some(&c));
+        assert_eq!(
+            filter.params,
+            [
+                Param::Int(1),
+                Param::Int(2),
+                Param::Int(1_500),
+                Param::Int(2_500),
+                Param::Int(3),
+                Param::Str("acme".into()),
+                Param::Int(5),
+                Param::Int(5),
+                Param::Str("e'1".into()),
+                Param::Str("e'1".into()),
+                Param::Str("t".into()),
+            ]
+        );
+        assert!(filter.sql.ends_with(" AND 1"));
+        assert!(filter.sql.contains("received_at <= ?"));
+    }
+
+    #[test]
+    fn event_time_bounds_never_wrap() {
+        assert_eq!(epoch_seconds(-5_000), 0);
+        assert_eq!(epoch_seconds(i64::MAX), i64::from(u32::MAX));
+        assert_eq!(epoch_seconds(1_795_435_200_999), 1_795_435_200);
+    }
+
+    #[test]
+    fn pages_are_deduplicated_and_ordered() {
+        let sql = page_sql("1");
+        assert!(sql.contains("ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC"));
+        assert!(sql.contains("LIMIT 1 BY tenant_id, event_id"));
+        assert!(export_sql("1").contains("LIMIT 1 BY tenant_id, event_id"));
+        assert!(count_sql("1").contains("uniqExact(tenant_id, event_id)"));
+        let facets = facets_sql("1");
+        assert!(facets.contains("('actor_ip', actor_ip)"));
+        assert!(facets.ends_with("LIMIT ? BY field"));
+        assert_eq!(detail_sql(true).matches('?').count(), 4);
+        assert_eq!(detail_sql(false).matches('?').count(), 2);
+    }
+}
