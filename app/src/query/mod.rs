@@ -21,6 +21,8 @@ mod facet;
 mod lex;
 mod names;
 mod parse;
+#[cfg(test)]
+mod testing;
 mod time;
 mod values;
 

@@ -121,28 +121,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::ast::{Expr, Pattern};
-    use crate::query::parse;
-
-    fn tree(input: &str) -> Expr {
-        parse(input).expect(input).expr.expect(input)
-    }
-
-    fn matches(field: TextField, value: &str) -> Expr {
-        Expr::Match {
-            field,
-            value: Pattern::Exact(value.into()),
-        }
-    }
-
-    fn error(input: &str) -> (usize, String, String) {
-        let error = parse(input).expect_err(input);
-        (
-            error.position,
-            error.message,
-            error.hint.unwrap_or_default(),
-        )
-    }
+    use crate::query::testing::{error, matches, tree};
 
     #[test]
     fn every_name_and_alias_resolves() {

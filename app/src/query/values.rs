@@ -97,28 +97,8 @@ pub(super) fn field_term(token: FieldToken, pos: usize) -> Result<Expr, ParseErr
 mod tests {
     use super::*;
     use crate::query::ast::{TextField, TimeField};
-    use crate::query::parse;
+    use crate::query::testing::{error, matches, tree};
     use crate::query::time::Precision;
-
-    fn tree(input: &str) -> Expr {
-        parse(input).expect(input).expr.expect(input)
-    }
-
-    fn matches(field: TextField, value: &str) -> Expr {
-        Expr::Match {
-            field,
-            value: Pattern::Exact(value.into()),
-        }
-    }
-
-    fn error(input: &str) -> (usize, String, String) {
-        let error = parse(input).expect_err(input);
-        (
-            error.position,
-            error.message,
-            error.hint.unwrap_or_default(),
-        )
-    }
 
     #[test]
     fn comparisons_only_on_numbers_and_times() {
