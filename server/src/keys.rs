@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::event::{Category, Outcome, Resource};
+use crate::ingest::validate::{identifier, MAX_ID};
 use crate::ingest::{internal_event, now_ms, Ingest, IngestError};
 use crate::store::{KeyRow, Store, StoreError};
 
@@ -232,23 +233,11 @@ impl KeyAdmin {
         by: &str,
     ) -> Result<NewKey, KeyAdminError> {
         let invalid = |field, problem: String| KeyAdminError::Invalid { field, problem };
-        let identifier = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
-        };
-        if !identifier(tenant) {
-            return Err(invalid(
-                "tenant",
-                "must be 1-128 letters, digits, '.', '_', '-' or ':'".into(),
-            ));
+        if let Some(problem) = identifier(tenant, MAX_ID) {
+            return Err(invalid("tenant", problem));
         }
-        if !identifier(service) {
-            return Err(invalid(
-                "service",
-                "must be 1-128 letters, digits, '.', '_', '-' or ':'".into(),
-            ));
+        if let Some(problem) = identifier(service, MAX_ID) {
+            return Err(invalid("service", problem));
         }
         for c in categories {
             if !Category::ALL.iter().any(|k| k.as_str() == c) {

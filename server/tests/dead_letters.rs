@@ -85,7 +85,7 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
     server.running.shutdown().await;
 
     // The fix: schema id 999 registered. Restart on it, then replay.
-    let fixed = tempdir_with_schema_999(&config.schemas_dir);
+    let fixed = common::contract_with_ids(&config.schemas_dir, &[(1, 1), (2, 999)]);
     config.schemas_dir = fixed.clone();
     let server = common::start(config.clone()).await;
     let output = Command::new(env!("CARGO_BIN_EXE_attest"))
@@ -230,23 +230,4 @@ fn sample_event(id: &str) -> attest_server::event::AuditEvent {
         request_id: None,
         metadata: Default::default(),
     }
-}
-
-/// A copy of the contract with the same schema also registered as id 999.
-fn tempdir_with_schema_999(schemas: &std::path::Path) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("attest-schemas-{}", common::unique()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(
-        schemas.join("audit_event.avsc"),
-        dir.join("audit_event.avsc"),
-    )
-    .expect("copy schema");
-    let manifest = serde_json::json!({
-        "subjects": {"dev.attest.AuditEvent": [
-            {"version": 1, "id": 1, "file": "audit_event.avsc"},
-            {"version": 2, "id": 999, "file": "audit_event.avsc"}
-        ]}
-    });
-    std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
-    dir
 }

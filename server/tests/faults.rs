@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,74 +56,6 @@ impl WriterProcess {
     }
 }
 
-async fn wait_for_distinct(
-    http: &reqwest::Client,
-    config: &attest_server::config::Config,
-    n: u64,
-    timeout: Duration,
-) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let count = common::distinct_events(http, config).await;
-        if count >= n || Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn clickhouse(
-    http: &reqwest::Client,
-    config: &attest_server::config::Config,
-    sql: &str,
-) -> String {
-    let response = http
-        .post(&config.clickhouse.url)
-        .query(&[("database", config.clickhouse.database.as_str())])
-        .body(sql.to_owned())
-        .send()
-        .await
-        .expect("clickhouse reachable");
-    assert!(response.status().is_success());
-    response.text().await.expect("body")
-}
-
-/// Exactly the produced ids, each once in what analysts see.
-async fn assert_exactly(
-    http: &reqwest::Client,
-    config: &attest_server::config::Config,
-    ids: &[String],
-) {
-    let seen = clickhouse(
-        http,
-        config,
-        "SELECT event_id FROM audit_events LIMIT 1 BY event_id FORMAT TSV",
-    )
-    .await;
-    let seen: Vec<&str> = seen.lines().collect();
-    assert_eq!(seen.len(), ids.len(), "one row per event after LIMIT 1 BY");
-    let expected: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let got: HashSet<&str> = seen.into_iter().collect();
-    assert_eq!(got, expected, "exactly the produced event ids");
-    let raw = clickhouse(http, config, "SELECT count() FROM audit_events").await;
-    eprintln!(
-        "raw rows {} for {} events (re-inserted rows merge away)",
-        raw.trim(),
-        ids.len()
-    );
-}
-
-fn stack(action: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(action)
-        .arg("clickhouse")
-        .status()
-        .expect("stack.sh runs");
-    assert!(status.success(), "stack.sh {action} clickhouse");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     let _serial = SERIAL.lock().await;
@@ -134,7 +65,7 @@ async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     let ids = common::produce_events(&config, 100_000, "kill").await;
 
     let writer = WriterProcess::start(&config, "faults-kill-1");
-    let reached = wait_for_distinct(&http, &config, 20_000, Duration::from_secs(120)).await;
+    let reached = common::wait_for_distinct(&http, &config, 20_000, Duration::from_secs(120)).await;
     assert!(
         reached >= 20_000,
         "the first writer made progress ({reached})"
@@ -150,10 +81,10 @@ async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     // rebalance that never completes (Kafka would time the old member out).
     tokio::time::sleep(config.kafka.session_timeout + Duration::from_secs(5)).await;
     let writer = WriterProcess::start(&config, "faults-kill-2");
-    let total = wait_for_distinct(&http, &config, 100_000, Duration::from_secs(240)).await;
+    let total = common::wait_for_distinct(&http, &config, 100_000, Duration::from_secs(240)).await;
     writer.terminate();
     assert_eq!(total, 100_000);
-    assert_exactly(&http, &config, &ids).await;
+    common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
 }
 
@@ -169,23 +100,23 @@ async fn clickhouse_down_for_30_seconds_loses_nothing() {
     let first = common::produce_events(&config, 1_000, "before").await;
     let writer = WriterProcess::start(&config, "faults-outage");
     assert_eq!(
-        wait_for_distinct(&http, &config, 1_000, Duration::from_secs(60)).await,
+        common::wait_for_distinct(&http, &config, 1_000, Duration::from_secs(60)).await,
         1_000
     );
 
-    stack("down");
+    common::stack("down", "clickhouse");
     let outage = Instant::now();
     let during = common::produce_events(&config, 50_000, "during").await;
     let rss_during = writer.peak_rss_mib();
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
-    stack("up");
+    common::stack("up", "clickhouse");
 
-    let total = wait_for_distinct(&http, &config, 51_000, Duration::from_secs(180)).await;
+    let total = common::wait_for_distinct(&http, &config, 51_000, Duration::from_secs(180)).await;
     let peak = writer.peak_rss_mib();
     writer.terminate();
     assert_eq!(total, 51_000);
     let ids: Vec<String> = first.into_iter().chain(during).collect();
-    assert_exactly(&http, &config, &ids).await;
+    common::assert_exactly(&http, &config, &ids).await;
     // Reported, not asserted: a memory figure is a benchmark, not a test.
     eprintln!("writer peak RSS: {rss_during:?} MiB during the outage, {peak:?} MiB overall");
     common::drop_database(&http, &config).await;
@@ -206,20 +137,20 @@ async fn writers_joining_and_leaving_the_group_lose_nothing() {
     let ids = common::produce_events(&config, 60_000, "pair").await;
 
     let a = WriterProcess::start(&config, "faults-pair-a");
-    let reached = wait_for_distinct(&http, &config, 10_000, Duration::from_secs(120)).await;
+    let reached = common::wait_for_distinct(&http, &config, 10_000, Duration::from_secs(120)).await;
     assert!(reached >= 10_000, "first writer made progress ({reached})");
     let b = WriterProcess::start(&config, "faults-pair-b");
-    let reached = wait_for_distinct(&http, &config, 25_000, Duration::from_secs(120)).await;
+    let reached = common::wait_for_distinct(&http, &config, 25_000, Duration::from_secs(120)).await;
     assert!(
         (25_000..60_000).contains(&reached),
         "left mid-run ({reached})"
     );
     a.terminate();
 
-    let total = wait_for_distinct(&http, &config, 60_000, Duration::from_secs(240)).await;
+    let total = common::wait_for_distinct(&http, &config, 60_000, Duration::from_secs(240)).await;
     b.terminate();
     assert_eq!(total, 60_000);
-    assert_exactly(&http, &config, &ids).await;
+    common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
 }
 
@@ -239,7 +170,7 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
 
     let a = WriterProcess::start(&config, "faults-twokill-a");
     let b = WriterProcess::start(&config, "faults-twokill-b");
-    let reached = wait_for_distinct(&http, &config, 15_000, Duration::from_secs(120)).await;
+    let reached = common::wait_for_distinct(&http, &config, 15_000, Duration::from_secs(120)).await;
     assert!(
         (15_000..60_000).contains(&reached),
         "killed mid-run ({reached})"
@@ -249,7 +180,7 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
 
     tokio::time::sleep(config.kafka.session_timeout + Duration::from_secs(5)).await;
     let c = WriterProcess::start(&config, "faults-twokill-c");
-    let total = wait_for_distinct(&http, &config, 60_000, Duration::from_secs(240)).await;
+    let total = common::wait_for_distinct(&http, &config, 60_000, Duration::from_secs(240)).await;
     b.terminate();
     c.terminate();
     assert!(
@@ -257,6 +188,6 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
         "the kill came before the end ({after_kill})"
     );
     assert_eq!(total, 60_000);
-    assert_exactly(&http, &config, &ids).await;
+    common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
 }

@@ -278,12 +278,7 @@ async fn migrations_are_recorded_once_and_gated_by_server_version() {
 async fn wait_for_rows_written(server: &common::TestServer, n: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let text = server.metrics_text().await;
-        let written = text
-            .lines()
-            .find_map(|l| l.strip_prefix("attest_writer_rows_written_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64;
+        let written = server.rows_written().await;
         if written >= n {
             return;
         }

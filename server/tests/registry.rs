@@ -186,29 +186,15 @@ async fn fastavro_decodes_a_topic_message_with_the_schema_from_the_registry() {
     server.stop().await;
 }
 
-/// The same contract with the schema under another id, as a deployment whose
-/// own numbering differs from the external registry's.
-fn contract_with_id(schemas: &std::path::Path, id: u32) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("attest-schemas-{}", common::unique()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::copy(
-        schemas.join("audit_event.avsc"),
-        dir.join("audit_event.avsc"),
-    )
-    .expect("copy");
-    let manifest =
-        json!({"subjects": {SUBJECT: [{"version": 1, "id": id, "file": "audit_event.avsc"}]}});
-    std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_external_registry_gives_the_ids_and_ingest_fails_closed_without_it() {
     // The external registry: another Attest's embedded one, which speaks the
     // same Confluent subset. It numbers the schema 1.
     let external = common::start(common::test_config()).await;
     let mut config = common::test_config();
-    let own = contract_with_id(&config.schemas_dir, 7);
+    // The same schema under another id, as a deployment whose own numbering
+    // differs from the external registry's.
+    let own = common::contract_with_ids(&config.schemas_dir, &[(1, 7)]);
     config.schemas_dir = own.clone();
     config.registry.url = external.base_url.clone();
     let server = common::start(config.clone()).await;

@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,15 +42,6 @@ fn wait_for_broker(config: &attest_server::config::Config) {
     {
         assert!(Instant::now() < deadline, "the broker did not come back");
     }
-}
-
-fn broker(action: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
-    let status = Command::new("bash")
-        .args([script, action, "tansu"])
-        .status()
-        .expect("stack.sh runs");
-    assert!(status.success(), "stack.sh {action} tansu");
 }
 
 fn events(prefix: &str, n: usize) -> Vec<Value> {
@@ -108,42 +98,6 @@ async fn metric(http: &reqwest::Client, base: &str, name: &str) -> Option<i64> {
         .map(|v| v as i64)
 }
 
-/// Waits for `ids.len()` distinct events, then checks they are exactly
-/// `ids`, each once in what analysts see.
-async fn assert_all_once(
-    http: &reqwest::Client,
-    config: &attest_server::config::Config,
-    ids: &[String],
-) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let n = common::distinct_events(http, config).await;
-        if n >= ids.len() as u64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of {} events arrived",
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let seen = http
-        .post(&config.clickhouse.url)
-        .query(&[("database", config.clickhouse.database.as_str())])
-        .body("SELECT event_id FROM audit_events LIMIT 1 BY event_id FORMAT TSV")
-        .send()
-        .await
-        .expect("clickhouse")
-        .text()
-        .await
-        .expect("body");
-    let seen: Vec<&str> = seen.lines().collect();
-    let expected: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    assert_eq!(seen.len(), ids.len(), "one row per event in query results");
-    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), expected);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_outage_costs_no_event() {
     let _serial = SERIAL.lock().await;
@@ -155,7 +109,7 @@ async fn a_broker_outage_costs_no_event() {
     // The topics exist and the pipeline is live before the outage.
     post_all(&server.http, &server.base_url, &events("before", 10)).await;
 
-    broker("down");
+    common::stack("down", "tansu");
     let during = events("outage", 5_000);
     // While the first batch waits for the broker (broker_timeout), it holds
     // all the room for events in flight: a second request gets 429 at once
@@ -191,14 +145,18 @@ async fn a_broker_outage_costs_no_event() {
         Some(5_000),
         "every event accepted during the outage waits in the spool"
     );
-    broker("up");
+    common::stack("up", "tansu");
 
     let ids: Vec<String> = events("before", 10)
         .iter()
         .chain(during.iter())
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_all_once(&server.http, &config, &ids).await;
+    let n = ids.len() as u64;
+    let arrived =
+        common::wait_for_distinct(&server.http, &config, n, Duration::from_secs(180)).await;
+    assert_eq!(arrived, n, "every event accepted during the outage arrives");
+    common::assert_exactly(&server.http, &config, &ids).await;
     assert_eq!(
         metric(
             &server.http,
@@ -270,10 +228,10 @@ async fn attest_killed_while_draining_the_spool_loses_nothing() {
 
     let first = Attest::start(&config, "spool-kill-1");
     first.wait_ready(&http).await;
-    broker("down");
+    common::stack("down", "tansu");
     let all = events("drain", 5_000);
     post_all(&http, &first.base, &all).await;
-    broker("up");
+    common::stack("up", "tansu");
     wait_for_broker(&config);
 
     // Kill once the forwarder has sent part of the spool, not all of it.
@@ -303,7 +261,10 @@ async fn attest_killed_while_draining_the_spool_loses_nothing() {
         .iter()
         .map(|e| e["event_id"].as_str().unwrap().to_owned())
         .collect();
-    assert_all_once(&http, &config, &ids).await;
+    let n = ids.len() as u64;
+    let arrived = common::wait_for_distinct(&http, &config, n, Duration::from_secs(180)).await;
+    assert_eq!(arrived, n, "every spooled event arrives after the restart");
+    common::assert_exactly(&http, &config, &ids).await;
 
     let mut child = second.child;
     let _ = Command::new("kill")

@@ -22,7 +22,7 @@ pub struct FieldError {
     pub problem: String,
 }
 
-const MAX_ID: usize = 128;
+pub(crate) const MAX_ID: usize = 128;
 const MAX_SHORT: usize = 256;
 const MAX_TEXT: usize = 8 * 1024;
 const MAX_METADATA_ENTRIES: usize = 64;
@@ -290,7 +290,8 @@ fn text(value: &str, max: usize) -> Option<String> {
     length(value, max)
 }
 
-fn identifier(value: &str, max: usize) -> Option<String> {
+/// `None` if `value` is a usable id (tenant, event, key scope); else why not.
+pub(crate) fn identifier(value: &str, max: usize) -> Option<String> {
     text(value, max).or_else(|| {
         (!value
             .chars()

@@ -153,6 +153,17 @@ impl TestServer {
         )
     }
 
+    /// Rows the writer reports inserted, re-inserted copies included
+    /// (unlike the table's row count, which merges may shrink).
+    pub async fn rows_written(&self) -> u64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("attest_writer_rows_written_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    }
+
     pub async fn metrics_text(&self) -> String {
         self.http
             .get(format!("{}/metrics", self.base_url))
@@ -318,4 +329,85 @@ pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("RUST_LOG", "warn,attest_server=info".into()),
     ]
+}
+
+/// Waits until `n` distinct events are stored (or `timeout` passes) and
+/// returns the count; 0 while ClickHouse is down on purpose.
+pub async fn wait_for_distinct(
+    http: &reqwest::Client,
+    config: &Config,
+    n: u64,
+    timeout: Duration,
+) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let count = distinct_events(http, config).await;
+        if count >= n || Instant::now() > deadline {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn query_clickhouse(http: &reqwest::Client, config: &Config, sql: &str) -> String {
+    let response = http
+        .post(&config.clickhouse.url)
+        .query(&[("database", config.clickhouse.database.as_str())])
+        .body(sql.to_owned())
+        .send()
+        .await
+        .expect("clickhouse reachable");
+    assert!(response.status().is_success());
+    response.text().await.expect("body")
+}
+
+/// Exactly the produced ids, each once in what analysts see.
+pub async fn assert_exactly(http: &reqwest::Client, config: &Config, ids: &[String]) {
+    let seen = query_clickhouse(
+        http,
+        config,
+        "SELECT event_id FROM audit_events LIMIT 1 BY event_id FORMAT TSV",
+    )
+    .await;
+    let seen: Vec<&str> = seen.lines().collect();
+    assert_eq!(seen.len(), ids.len(), "one row per event after LIMIT 1 BY");
+    let expected: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let got: std::collections::HashSet<&str> = seen.into_iter().collect();
+    assert_eq!(got, expected, "exactly the produced event ids");
+    let raw = query_clickhouse(http, config, "SELECT count() FROM audit_events").await;
+    eprintln!(
+        "raw rows {} for {} events (re-inserted rows merge away)",
+        raw.trim(),
+        ids.len()
+    );
+}
+
+/// `scripts/stack.sh <action> <service>`: stops or starts tansu or
+/// ClickHouse for a fault test.
+pub fn stack(action: &str, service: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
+    let status = std::process::Command::new("bash")
+        .args([script, action, service])
+        .status()
+        .expect("stack.sh runs");
+    assert!(status.success(), "stack.sh {action} {service}");
+}
+
+/// A copy of the contract in a temporary directory whose manifest lists the
+/// schema under the given `(version, id)` pairs.
+pub fn contract_with_ids(schemas: &std::path::Path, entries: &[(u32, u32)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("attest-schemas-{}", unique()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        schemas.join("audit_event.avsc"),
+        dir.join("audit_event.avsc"),
+    )
+    .expect("copy schema");
+    let versions: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(version, id)| serde_json::json!({"version": version, "id": id, "file": "audit_event.avsc"}))
+        .collect();
+    let manifest = serde_json::json!({"subjects": {"dev.attest.AuditEvent": versions}});
+    std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
+    dir
 }

@@ -69,12 +69,12 @@ pub async fn post_all(server: &TestServer, events: &[Value]) {
 /// already have folded re-sent copies together, so the table's row count
 /// can stay below what was sent.
 pub async fn seed(server: &TestServer, events: &[Value]) {
-    let before = rows_written(server).await;
+    let before = server.rows_written().await;
     post_all(server, events).await;
     let target = before + events.len() as u64;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let written = rows_written(server).await;
+        let written = server.rows_written().await;
         if written >= target {
             return;
         }
@@ -94,16 +94,6 @@ pub async fn keep_duplicates(server: &TestServer) {
 }
 
 /// Rows the writer inserted so far, from `/metrics`.
-pub async fn rows_written(server: &TestServer) -> u64 {
-    server
-        .metrics_text()
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix("attest_writer_rows_written_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64
-}
-
 /// Events as analysts count them: one per tenant and id.
 pub async fn distinct_events(server: &TestServer) -> u64 {
     server
