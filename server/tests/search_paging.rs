@@ -18,20 +18,22 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
     let server = common::start(common::test_config()).await;
     let now = attest_server::ingest::now_ms();
     let base = now - MINUTE;
-    // 2,000 events in acme, four per millisecond-exact timestamp so the
-    // cursor's tie-breaks matter; 100 of the same ids and times in globex,
+    // 10,000 events in acme, four per millisecond-exact timestamp so the
+    // cursor's tie-breaks matter; 500 of the same ids and times in globex,
     // so even (occurred_at, event_id) ties across tenants; and acme's first
-    // 100 sent twice, as a re-delivered batch leaves them.
+    // 500 stored twice, as a re-delivered batch leaves them. Written
+    // straight to ClickHouse: the late events below take the whole path.
     let at = |i: i64| base - (i / 4) * 1_000;
-    let mut events: Vec<Value> = (0..2_000)
-        .map(|i| event(&format!("p-{i:04}"), "acme", at(i)))
+    let mut events: Vec<Value> = (0..10_000)
+        .map(|i| event(&format!("p-{i:05}"), "acme", at(i)))
         .collect();
-    events.extend((0..100).map(|i| event(&format!("p-{i:04}"), "globex", at(i))));
-    events.extend((0..100).map(|i| event(&format!("p-{i:04}"), "acme", at(i))));
+    events.extend((0..500).map(|i| event(&format!("p-{i:05}"), "globex", at(i))));
+    let copies: Vec<Value> = events[..500].to_vec();
     keep_duplicates(&server).await;
-    seed(&server, &events).await;
-    assert_eq!(server.row_count().await, 2_200, "copies are stored");
-    assert_eq!(distinct_events(&server).await, 2_100);
+    seed_direct(&server, &events).await;
+    seed_direct(&server, &copies).await;
+    assert_eq!(server.row_count().await, 11_000, "copies are stored");
+    assert_eq!(distinct_events(&server).await, 10_500);
     let expected: HashSet<(String, String)> = events
         .iter()
         .map(|e| {
@@ -41,7 +43,7 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
             )
         })
         .collect();
-    assert_eq!(expected.len(), 2_100);
+    assert_eq!(expected.len(), 10_500);
 
     let store = store(&server);
     let mut search = query("", None, last_day());
@@ -71,7 +73,7 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
         pages.push(page);
         // New events between pages, newer and older than the cursor: none
         // may show up in this search's pages.
-        if pages.len() % 5 == 1 {
+        if pages.len() % 10 == 1 {
             let batch: Vec<Value> = (0..10)
                 .map(|k| {
                     let tenant = if k % 2 == 0 { "acme" } else { "globex" };
@@ -93,9 +95,9 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
         }
     }
     let (shown, total) = count_pairs(&pages);
-    assert_eq!(total, 2_100, "each event exactly once");
+    assert_eq!(total, 10_500, "each event exactly once");
     assert_eq!(shown, expected);
-    assert_eq!(pages.len(), 2_100_usize.div_ceil(97));
+    assert_eq!(pages.len(), 10_500_usize.div_ceil(97));
     assert!(pages[0].snapshot_ms >= first_now);
     // Newest first across pages: (occurred_at, event_id, tenant) descending.
     let order: Vec<(i64, String, String)> = pages
@@ -109,7 +111,7 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
     assert!(order.windows(2).all(|w| w[0] > w[1]), "strictly descending");
 
     // The late events are in; the pages' snapshot counts them as newer.
-    assert_eq!(distinct_events(&server).await, 2_100 + late as u64);
+    assert_eq!(distinct_events(&server).await, 10_500 + late as u64);
     let now = attest_server::ingest::now_ms();
     let newer = EventStore::newer_events(&store, &search, pages[0].snapshot_ms, now)
         .await
@@ -130,11 +132,11 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
     .unwrap();
     assert_eq!(acme_newer, late as u64 / 2);
 
-    // One tenant, bigger pages: its 2,000 events plus its late ones, once.
+    // One tenant, bigger pages: its 10,000 events plus its late ones, once.
     let mut acme = query("", Some("acme"), last_day());
-    acme.limit = 250;
+    acme.limit = 500;
     let (shown, total) = count_pairs(&all_pages(&store, acme, now).await);
-    assert_eq!((shown.len(), total), (2_000 + late / 2, 2_000 + late / 2));
+    assert_eq!((shown.len(), total), (10_000 + late / 2, 10_000 + late / 2));
     server.stop().await;
 }
 
@@ -142,14 +144,16 @@ async fn pages_visit_each_event_once_while_new_events_arrive() {
 async fn export_holds_exactly_what_a_direct_query_finds() {
     let server = common::start(common::test_config()).await;
     let now = attest_server::ingest::now_ms();
-    let events: Vec<Value> = (0..600)
+    // 100,000 events over the last 14 hours, one in five in another
+    // tenant, and the first 1,000 stored twice.
+    let events: Vec<Value> = (0..100_000)
         .map(|i: i64| {
             let outcome = ["success", "failure", "denied"][(i % 3) as usize];
             with(
                 event(
                     &format!("x-{i}"),
                     if i % 5 == 0 { "globex" } else { "acme" },
-                    now - i * 5_000,
+                    now - i * 500,
                 ),
                 json!({
                     "outcome": outcome,
@@ -158,11 +162,10 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             )
         })
         .collect();
-    let mut posted = events.clone();
-    posted.extend(events.iter().take(50).cloned());
     keep_duplicates(&server).await;
-    seed(&server, &posted).await;
-    assert_eq!(server.row_count().await, 650, "copies are stored");
+    seed_direct(&server, &events).await;
+    seed_direct(&server, &events[..1_000]).await;
+    assert_eq!(server.row_count().await, 101_000, "copies are stored");
 
     for (q, condition) in [("", "1"), ("outcome:failure", "outcome = 'failure'")] {
         let direct = server
@@ -170,6 +173,11 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             .await;
         let mut expected: Vec<String> = direct.lines().map(str::to_owned).collect();
         expected.sort();
+        let generated = events
+            .iter()
+            .filter(|e| e["tenant_id"] == "acme" && (q.is_empty() || e["outcome"] == "failure"))
+            .count();
+        assert_eq!(expected.len(), generated, "the direct query for {q:?}");
 
         let params = |format: &str| {
             vec![

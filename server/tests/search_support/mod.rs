@@ -1,6 +1,7 @@
 //! Seeding and reading helpers for the search tests: events go in through
-//! the HTTP ingest API like any service's, and come back through the store,
-//! the server functions and the export endpoint.
+//! the HTTP ingest API like any service's (or, for the large sets, through
+//! the writer's own insert), and come back through the store, the server
+//! functions and the export endpoint.
 
 #![allow(dead_code)]
 
@@ -11,7 +12,8 @@ use app::model::TimeRange;
 use app::search_model::{SearchPage, SearchQuery};
 use app::search_state::{Cursor, TimeWindow};
 use app::store::EventStore;
-use attest_server::store::Store;
+use attest_server::ingest::validate;
+use attest_server::store::{EventRow, Provenance, Store};
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
@@ -83,6 +85,38 @@ pub async fn seed(server: &TestServer, events: &[Value]) {
             "the writer wrote {written} of {target} rows"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Writes events straight into ClickHouse through the writer's own insert
+/// (`Store::insert_events`), for data sets larger than tansu takes in the
+/// time a test may run. Each event is checked by ingest's own validation
+/// first, so the rows are exactly what the pipeline would have stored; the
+/// events that arrive during a test still go through the HTTP API.
+pub async fn seed_direct(server: &TestServer, events: &[Value]) {
+    let store = store(server);
+    let received = attest_server::ingest::now_ms();
+    for (chunk_number, chunk) in events.chunks(20_000).enumerate() {
+        let rows: Vec<EventRow> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                let event = validate::parse_value(i, value.clone(), received, || {
+                    unreachable!("seeded events carry their ids")
+                })
+                .unwrap_or_else(|errors| panic!("seeded event {value}: {errors:?}"));
+                let offset = (chunk_number * 20_000 + i) as i64;
+                EventRow::new(
+                    event,
+                    Provenance {
+                        schema_id: 1,
+                        partition: 0,
+                        offset,
+                    },
+                )
+            })
+            .collect();
+        store.insert_events(&rows).await.expect("insert");
     }
 }
 
