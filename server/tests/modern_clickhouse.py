@@ -146,7 +146,7 @@ def search_answer(name, rows):
             for r in rows
         ]
         return got, [("e-1", "acme", NOW_MS - 2 * HOUR_MS + 5, ["k"], ["v"], 1, 0, 0)]
-    if name == "search_export":
+    if name in ("search_export", "search_export_csv"):
         got = [(r["event_id"], r["occurred_at_utc"], r["metadata_key"]) for r in rows]
         return got, [("e-3", "2026-11-23 11:30:00.000", ["k"]), ("e-2", "2026-11-23 11:00:00.000", ["k"])]
     return None

@@ -162,6 +162,12 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             )
         })
         .collect();
+    // Text a spreadsheet would run as a formula, in one of acme's failures.
+    let mut events = events;
+    events[1] = with(
+        events[1].clone(),
+        json!({"actor": {"id": "=HYPERLINK(\"http://evil.example\",\"x\")"}, "resource": {"type": "@SUM(1+1)", "id": "-2+3"}, "action": "+cmd"}),
+    );
     keep_duplicates(&server).await;
     seed_direct(&server, &events).await;
     seed_direct(&server, &events[..1_000]).await;
@@ -213,6 +219,22 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             body.contains(r#"'comma, ""quote"" and\nnewline'"#),
             "CSV quoting"
         );
+        // Formulas are neutralised in CSV.
+        {
+            let first = rows.iter().find(|r| r[0] == "x-1").expect("x-1 exported");
+            let column = |name: &str| {
+                let at = rows[0].iter().position(|c| c == name).expect(name);
+                first[at].as_str()
+            };
+            assert_eq!(
+                column("actor_id"),
+                "'=HYPERLINK(\"http://evil.example\",\"x\")"
+            );
+            assert_eq!(column("resource_type"), "'@SUM(1+1)");
+            assert_eq!(column("resource_id"), "'-2+3");
+            assert_eq!(column("action"), "'+cmd");
+            assert_eq!(column("outcome"), "failure");
+        }
 
         let (status, headers, body) = export(&server, &params("ndjson")).await;
         assert_eq!(status, 200);
@@ -235,6 +257,15 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             .collect();
         ids.sort();
         assert_eq!(ids, expected, "ndjson for {q:?}");
+        // NDJSON keeps every value exactly as stored.
+        {
+            let first = lines.iter().find(|l| l["event_id"] == "x-1").unwrap();
+            assert_eq!(
+                first["actor_id"],
+                "=HYPERLINK(\"http://evil.example\",\"x\")"
+            );
+            assert_eq!(first["action"], "+cmd");
+        }
     }
 
     // Refusals are JSON and name what is wrong.

@@ -113,6 +113,11 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             // The page's values without its limit.
             params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
         },
+        QueryTemplate {
+            name: "search_export_csv".into(),
+            sql: sql::csv_export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
+        },
     ]
 }
 

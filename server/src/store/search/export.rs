@@ -131,13 +131,13 @@ impl Store {
                 rows: self.limits.max_result_rows,
             }));
         }
-        let mut export = self.limits.apply(
-            bind_all(
-                self.client.query(&sql::export_sql(&filter.sql)),
-                &filter.params,
-            ),
-            seconds,
-        );
+        let text = match format {
+            ExportFormat::Csv => sql::csv_export_sql(&filter.sql),
+            ExportFormat::Ndjson => sql::export_sql(&filter.sql),
+        };
+        let mut export = self
+            .limits
+            .apply(bind_all(self.client.query(&text), &filter.params), seconds);
         if format == ExportFormat::Ndjson {
             // Epoch milliseconds as JSON numbers rather than strings, the
             // same on every version.

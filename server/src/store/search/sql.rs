@@ -179,6 +179,76 @@ pub(crate) fn detail_sql(with_time: bool) -> String {
 const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'UTC')), '.', \
      substring(toString(1000 + occurred_at % 1000), 2, 3))";
 
+/// Text columns of an export that come from the sending service and may
+/// start with anything; the others are numbers, enums or array literals.
+const EXPORT_TEXT_COLUMNS: [&str; 11] = [
+    "event_id",
+    "tenant_id",
+    "action",
+    "actor_id",
+    "actor_type",
+    "actor_ip",
+    "actor_user_agent",
+    "resource_type",
+    "resource_id",
+    "source_service",
+    "request_id",
+];
+
+/// [`export_sql`] for CSV: a text cell a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading
+/// `'`, as OWASP advises for CSV files. An audit export is opened in
+/// spreadsheets, and a sending service's text must not run there. The
+/// neutralising is done outside the inner query so ordering and
+/// de-duplication see the stored values; NDJSON keeps them exact.
+pub(crate) fn csv_export_sql(filter: &str) -> String {
+    let columns: Vec<String> = EXPORT_COLUMN_NAMES
+        .iter()
+        .map(|column| {
+            if EXPORT_TEXT_COLUMNS.contains(column) {
+                // The quote is written `\x27`: the client crate rewrites
+                // the `\'` escape before the text reaches ClickHouse.
+                format!(
+                    "if(substring({column}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), \
+                     concat('\\x27', {column}), {column}) AS {column}"
+                )
+            } else {
+                (*column).to_owned()
+            }
+        })
+        .collect();
+    format!(
+        "SELECT {} FROM ({})",
+        columns.join(", "),
+        export_sql(filter)
+    )
+}
+
+/// The columns of an export, in file order.
+const EXPORT_COLUMN_NAMES: [&str; 21] = [
+    "event_id",
+    "tenant_id",
+    "occurred_at",
+    "occurred_at_utc",
+    "received_at",
+    "category",
+    "action",
+    "outcome",
+    "actor_id",
+    "actor_type",
+    "actor_ip",
+    "actor_user_agent",
+    "resource_type",
+    "resource_id",
+    "source_service",
+    "request_id",
+    "metadata_key",
+    "metadata_value",
+    "schema_id",
+    "kafka_partition",
+    "kafka_offset",
+];
+
 /// Every stored field of each matching event, in page order.
 pub(crate) fn export_sql(filter: &str) -> String {
     format!(
