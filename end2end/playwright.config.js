@@ -10,8 +10,12 @@ module.exports = defineConfig({
   retries: 0,
   workers: 1,
   reporter: [['list']],
+  // Signs in once with ATTEST_E2E_ACCESS_KEY; every spec starts signed in
+  // unless it clears the storage state (login.spec.js does).
+  globalSetup: require.resolve('./global-setup.js'),
   use: {
     baseURL: process.env.ATTEST_CONSOLE_URL || 'http://127.0.0.1:3030',
+    storageState: require('path').join(__dirname, '.auth', 'state.json'),
     screenshot: 'only-on-failure',
     trace: 'off',
     launchOptions: {

@@ -20,3 +20,12 @@ if [[ ! -s "$key_file" ]]; then
 fi
 echo "attest: API key for tenant acme, service sso in $key_file"
 
+
+# And one console access key that sees every tenant, to sign in with.
+access_file="$ATTEST_DATA_DIR/dev-console-key"
+if [[ ! -s "$access_file" ]]; then
+  (cd "$ATTEST_ROOT" && umask 077 && "$CARGO_TARGET_DIR/debug/attest" access grant \
+    --name "local developer" --all-tenants --by scripts/up.sh >"$access_file.tmp") \
+    && mv "$access_file.tmp" "$access_file"
+fi
+echo "attest: sign in to the console with the access key in $access_file"

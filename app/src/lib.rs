@@ -6,6 +6,7 @@ pub mod pages;
 pub mod query;
 pub mod search_model;
 pub mod search_state;
+pub mod session;
 #[cfg(feature = "ssr")]
 pub mod store;
 pub mod timefmt;
@@ -58,11 +59,13 @@ pub fn App() -> impl IntoView {
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
                 </nav>
+                <session::ViewerMenu/>
             </header>
             <main>
                 <Routes fallback=|| view! { <pages::NotFound/> }>
                     <Route path=StaticSegment("") view=pages::events::EventsPage/>
                     <Route path=StaticSegment("search") view=pages::search::SearchPage/>
+                    <Route path=StaticSegment("login") view=pages::login::LoginPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

@@ -265,6 +265,9 @@ pub enum SearchError {
     Limit(QueryLimit),
     #[error("the event store is unavailable; try again shortly")]
     Unavailable,
+    /// Outside what the signed-in viewer may see.
+    #[error("{0}")]
+    Forbidden(String),
     /// The request or its answer did not make it across.
     #[error("{0}")]
     Transport(String),
@@ -286,6 +289,7 @@ impl SearchError {
             SearchError::BadQuery(_) | SearchError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
             SearchError::Limit(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
             SearchError::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            SearchError::Forbidden(_) => http::StatusCode::FORBIDDEN,
             SearchError::Transport(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

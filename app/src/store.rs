@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The store refused the search as too expensive.
     #[error("{0}")]
     Limit(QueryLimit),
+    /// The signed-in viewer may not see what was asked for; the message
+    /// says what they may see instead.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<StoreError> for SearchError {
@@ -30,6 +34,7 @@ impl From<StoreError> for SearchError {
             StoreError::Unavailable(_) => SearchError::Unavailable,
             StoreError::BadQuery(e) => SearchError::BadQuery(e),
             StoreError::Limit(limit) => SearchError::Limit(limit),
+            StoreError::Forbidden(message) => SearchError::Forbidden(message),
         }
     }
 }

@@ -34,6 +34,63 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub retention: RetentionConfig,
     pub registry: RegistryConfig,
+    pub console: ConsoleConfig,
+}
+
+/// Who may use the console. Analysts sign in with a console access key
+/// (`attest access grant`), which names the tenants they may see.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Off only for tests and throwaway local runs: everyone who reaches
+    /// the console then sees every tenant.
+    pub require_login: bool,
+    /// Key for signing session cookies, at least 32 characters; every
+    /// console instance behind one address needs the same. Empty: a random
+    /// key per process, so sessions end when the process does. Never
+    /// logged or shown; `Debug` redacts it.
+    pub session_secret: String,
+    /// How long a sign-in lasts.
+    #[serde(with = "millis")]
+    pub session_ttl: Duration,
+    /// Send the session cookie with `Secure`. Unset: on unless `listen` is
+    /// a loopback address (plain-HTTP local runs), because anything else
+    /// is expected to sit behind TLS.
+    pub secure_cookie: Option<bool>,
+    /// How often grants and revocations are re-read.
+    #[serde(with = "millis")]
+    pub access_refresh: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            require_login: true,
+            session_secret: String::new(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: None,
+            access_refresh: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("require_login", &self.require_login)
+            .field(
+                "session_secret",
+                &if self.session_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("session_ttl", &self.session_ttl)
+            .field("secure_cookie", &self.secure_cookie)
+            .field("access_refresh", &self.access_refresh)
+            .finish()
+    }
 }
 
 /// Where schema ids come from: Attest's own contract (default), or a
@@ -232,6 +289,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             retention: RetentionConfig::default(),
             registry: RegistryConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -308,6 +366,7 @@ const ENV_KEYS: &[&str] = &[
     "ingest",
     "retention",
     "registry",
+    "console",
 ];
 
 impl Config {
@@ -443,6 +502,18 @@ impl Config {
         }
         if self.ingest.key_refresh < Duration::from_millis(100) {
             return Err(invalid("ingest.key_refresh", "must be at least 100 ms"));
+        }
+        if !self.console.session_secret.is_empty() && self.console.session_secret.len() < 32 {
+            return Err(invalid(
+                "console.session_secret",
+                "must be empty (a random key per process) or at least 32 characters",
+            ));
+        }
+        if self.console.session_ttl < Duration::from_secs(60) {
+            return Err(invalid("console.session_ttl", "must be at least 60000 ms"));
+        }
+        if self.console.access_refresh < Duration::from_millis(100) {
+            return Err(invalid("console.access_refresh", "must be at least 100 ms"));
         }
         let url = &self.registry.url;
         let usable = url.is_empty() || url.starts_with("http://") || url.starts_with("https://");

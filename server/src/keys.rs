@@ -70,22 +70,22 @@ impl Principal {
     }
 }
 
-fn digest(secret: &str) -> String {
+pub(crate) fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `atk_<id>_<secret>` → `(id, secret)`.
-fn split(presented: &str) -> Option<(&str, &str)> {
-    let rest = presented.strip_prefix(PREFIX)?;
+/// `<prefix><id>_<secret>` → `(id, secret)`.
+fn split<'a>(prefix: &str, presented: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = presented.strip_prefix(prefix)?;
     let (id, secret) = rest.split_once('_')?;
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hex(id, 16) && hex(secret, 64)).then_some((id, secret))
@@ -93,7 +93,7 @@ fn split(presented: &str) -> Option<(&str, &str)> {
 
 /// Equal-time comparison, so response timing says nothing about how much
 /// of a guessed secret was right.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -101,17 +101,51 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// A kind of secret key kept in ClickHouse: ingest API keys here, console
+/// access keys in `crate::access`. Both read `<prefix><16 hex id>_<64 hex
+/// secret>` and store only the secret's SHA-256.
+#[async_trait::async_trait]
+pub trait StoredKey: Clone + Send + Sync + 'static {
+    /// `atk_` or `atc_`: which kind a presented key claims to be.
+    const PREFIX: &'static str;
+    fn id(&self) -> &str;
+    fn secret_sha256(&self) -> &str;
+    fn is_revoked(&self) -> bool;
+    async fn load_all(store: &Store) -> Result<Vec<Self>, StoreError>;
+    async fn load(store: &Store, id: &str) -> Result<Option<Self>, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl StoredKey for KeyRow {
+    const PREFIX: &'static str = PREFIX;
+    fn id(&self) -> &str {
+        &self.key_id
+    }
+    fn secret_sha256(&self) -> &str {
+        &self.secret_sha256
+    }
+    fn is_revoked(&self) -> bool {
+        self.revoked_at != 0
+    }
+    async fn load_all(store: &Store) -> Result<Vec<Self>, StoreError> {
+        store.api_keys().await
+    }
+    async fn load(store: &Store, id: &str) -> Result<Option<Self>, StoreError> {
+        store.api_key(id).await
+    }
+}
+
 /// The keys in memory, refreshed from ClickHouse every few seconds so that a
 /// revocation takes effect without a restart. A key created a moment ago is
 /// looked up on first use.
-pub struct KeyRing {
+pub struct KeyRing<K: StoredKey = KeyRow> {
     store: Store,
-    keys: RwLock<HashMap<String, KeyRow>>,
+    keys: RwLock<HashMap<String, K>>,
     misses: Mutex<HashMap<String, Instant>>,
 }
 
-impl KeyRing {
-    pub fn new(store: Store) -> KeyRing {
+impl<K: StoredKey> KeyRing<K> {
+    pub fn new(store: Store) -> KeyRing<K> {
         KeyRing {
             store,
             keys: RwLock::new(HashMap::new()),
@@ -120,9 +154,8 @@ impl KeyRing {
     }
 
     pub async fn refresh(&self) -> Result<usize, StoreError> {
-        let rows = self.store.api_keys().await?;
-        let fresh: HashMap<String, KeyRow> =
-            rows.into_iter().map(|k| (k.key_id.clone(), k)).collect();
+        let rows = K::load_all(&self.store).await?;
+        let fresh: HashMap<String, K> = rows.into_iter().map(|k| (k.id().to_owned(), k)).collect();
         let n = fresh.len();
         if let Ok(mut keys) = self.keys.write() {
             *keys = fresh;
@@ -135,7 +168,7 @@ impl KeyRing {
     pub async fn run_refresh(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         loop {
             if let Err(error) = self.refresh().await {
-                warn!(%error, "cannot refresh API keys; using the last known set");
+                warn!(%error, "cannot refresh keys; using the last known set");
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -144,50 +177,45 @@ impl KeyRing {
         }
     }
 
-    /// Checks an `Authorization` header value.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let presented = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(AuthError::Missing)?;
-        let (id, secret) = split(presented).ok_or(AuthError::Unknown)?;
-        let row = match self.cached(id) {
-            Some(row) => row,
-            None => self.look_up(id).await?,
-        };
-        if !same(&row.secret_sha256, &digest(secret)) {
+    /// Checks a presented key: its shape, its secret and that it is valid.
+    pub async fn verify(&self, presented: &str) -> Result<K, AuthError> {
+        let (id, secret) = split(K::PREFIX, presented.trim()).ok_or(AuthError::Unknown)?;
+        let row = self.find(id).await?;
+        if !same(row.secret_sha256(), &digest(secret)) {
             return Err(AuthError::Unknown);
         }
-        if row.revoked_at != 0 {
+        if row.is_revoked() {
             return Err(AuthError::Revoked);
         }
-        Ok(Principal {
-            key_id: row.key_id,
-            tenant_id: row.tenant_id,
-            source_service: row.source_service,
-            categories: row.categories,
-        })
+        Ok(row)
     }
 
-    fn cached(&self, id: &str) -> Option<KeyRow> {
+    /// The current record of a key id (valid or revoked), for checks that
+    /// hold the id but not the secret, such as a signed session.
+    pub async fn find(&self, id: &str) -> Result<K, AuthError> {
+        match self.cached(id) {
+            Some(row) => Ok(row),
+            None => self.look_up(id).await,
+        }
+    }
+
+    fn cached(&self, id: &str) -> Option<K> {
         self.keys.read().ok()?.get(id).cloned()
     }
 
-    async fn look_up(&self, id: &str) -> Result<KeyRow, AuthError> {
+    async fn look_up(&self, id: &str) -> Result<K, AuthError> {
         if let Ok(misses) = self.misses.lock() {
             if misses.get(id).is_some_and(|at| at.elapsed() < MISS_TTL) {
                 return Err(AuthError::Unknown);
             }
         }
-        match self
-            .store
-            .api_key(id)
+        match K::load(&self.store, id)
             .await
             .map_err(AuthError::Unavailable)?
         {
             Some(row) => {
                 if let Ok(mut keys) = self.keys.write() {
-                    keys.insert(row.key_id.clone(), row.clone());
+                    keys.insert(row.id().to_owned(), row.clone());
                 }
                 Ok(row)
             }
@@ -203,6 +231,22 @@ impl KeyRing {
                 Err(AuthError::Unknown)
             }
         }
+    }
+}
+
+impl KeyRing<KeyRow> {
+    /// Checks an ingest request's `Authorization` header value.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let presented = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(AuthError::Missing)?;
+        let row = self.verify(presented).await?;
+        Ok(Principal {
+            key_id: row.key_id,
+            tenant_id: row.tenant_id,
+            source_service: row.source_service,
+            categories: row.categories,
+        })
     }
 }
 
@@ -318,7 +362,7 @@ mod tests {
         let id = "0123456789abcdef";
         let secret = "ab".repeat(32);
         let key = format!("atk_{id}_{secret}");
-        assert_eq!(split(&key), Some((id, secret.as_str())));
+        assert_eq!(split(PREFIX, &key), Some((id, secret.as_str())));
         for bad in [
             "",
             "atk_",
@@ -328,7 +372,7 @@ mod tests {
             &format!("atk_{id}_{}zz", &secret[2..]),
             &format!("atk_{}_{secret}", &id[1..]),
         ] {
-            assert_eq!(split(bad), None, "{bad}");
+            assert_eq!(split(PREFIX, bad), None, "{bad}");
         }
     }
 

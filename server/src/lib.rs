@@ -6,6 +6,7 @@
 //! `write` (consume, batch) → `store` (ClickHouse) → `app` pages via the
 //! `EventStore` interface.
 
+pub mod access;
 pub mod config;
 pub mod dlq;
 pub mod event;
@@ -129,6 +130,14 @@ fn new_ingest(config: &Config, prepared: &Prepared) -> ingest::Ingest {
     )
 }
 
+/// Console access administration for `attest access`, prepared like
+/// [`open_retention`].
+pub async fn open_access(config: &Config) -> Result<access::AccessAdmin, StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    Ok(access::AccessAdmin::new(prepared.store, ingest))
+}
+
 /// Key administration for `attest keys`, prepared like [`open_retention`].
 pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
     let prepared = prepare(config).await?;
@@ -240,8 +249,9 @@ pub async fn start(
         tracing::warn!("ingest.require_api_key is off: anyone who reaches the API can send events");
         None
     };
+    let console_auth = console_auth(&config, &prepared, ingest.clone(), &stop);
     let api = http::router(http::ApiState {
-        ingest,
+        ingest: ingest.clone(),
         keys,
         registry: prepared.registry.clone(),
         metrics: prepared.metrics.clone(),
@@ -254,7 +264,8 @@ pub async fn start(
     });
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
-    let app = console_router(leptos_options, prepared.store.clone()).merge(api);
+    let app =
+        console_router(leptos_options, prepared.store.clone(), console_auth, ingest).merge(api);
     let http = serve(listener, app, &stop);
     info!(%addr, "attest listening");
     Ok(Running {
@@ -286,17 +297,90 @@ pub async fn start_writer(config: Config) -> Result<Running, StartError> {
     })
 }
 
-/// The console's pages and server functions, and the export download
-/// beside them (it streams, which a server function cannot).
-fn console_router(options: LeptosOptions, store: store::Store) -> Router {
+/// Sign-in, or the open console when `console.require_login` is off.
+fn console_auth(
+    config: &Config,
+    prepared: &Prepared,
+    ingest: Arc<ingest::Ingest>,
+    stop: &CancellationToken,
+) -> http::ConsoleAuth {
+    if !config.console.require_login {
+        tracing::warn!(
+            "console.require_login is off: anyone who reaches the console sees every tenant"
+        );
+        return http::ConsoleAuth::Open;
+    }
+    if config.console.session_secret.is_empty() {
+        info!("console.session_secret is not set: sessions last only as long as this process");
+    }
+    let ring = Arc::new(keys::KeyRing::<store::AccessRow>::new(
+        prepared.store.clone(),
+    ));
+    tokio::spawn(
+        ring.clone()
+            .run_refresh(config.console.access_refresh, stop.clone()),
+    );
+    let secure = config
+        .console
+        .secure_cookie
+        .unwrap_or(!config.listen.ip().is_loopback());
+    http::ConsoleAuth::SignIn {
+        sessions: Arc::new(access::Sessions::new(
+            &config.console.session_secret,
+            config.console.session_ttl,
+            secure,
+            ring,
+        )),
+        ingest,
+    }
+}
+
+/// The console's pages and server functions, the export download beside
+/// them (it streams, which a server function cannot) and sign-in, all
+/// behind [`http::require_viewer`]. Each request's store is scoped to its
+/// viewer before any page or server function sees it.
+fn console_router(
+    options: LeptosOptions,
+    store: store::Store,
+    auth: http::ConsoleAuth,
+    ingest: Arc<ingest::Ingest>,
+) -> Router {
     let routes = generate_route_list(app::App);
-    let shared = SharedStore(Arc::new(store.clone()));
+    let scoped = {
+        let store = store.clone();
+        move || {
+            let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<access::Viewer>().cloned());
+            if let Some(viewer) = &viewer {
+                provide_context(viewer.info());
+            }
+            let viewer = viewer.unwrap_or_else(access::Viewer::nobody);
+            provide_context(SharedStore(Arc::new(access::ScopedStore::new(
+                store.clone(),
+                viewer,
+            ))));
+        }
+    };
+    let recorder = match &auth {
+        http::ConsoleAuth::Open => None,
+        http::ConsoleAuth::SignIn { .. } => Some(ingest),
+    };
     Router::new()
-        .leptos_routes_with_context(&options, routes, move || provide_context(shared.clone()), {
+        .leptos_routes_with_context(&options, routes, scoped, {
             let options = options.clone();
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
-        .merge(http::export::export_router(store))
+        .merge(http::export::export_router(store, recorder))
+        .merge(
+            Router::new()
+                .route("/login", axum::routing::post(http::login))
+                .route("/logout", axum::routing::post(http::logout))
+                .with_state(auth.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            http::require_viewer,
+        ))
 }

@@ -32,6 +32,10 @@ enum Command {
     /// Create, list or revoke ingest API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Grant, list or revoke console access (who may sign in, and which
+    /// tenants they see).
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Remove months past the retention policy (`retention.*`), each removal
     /// recorded as an audit event of its tenant.
     #[command(subcommand)]
@@ -82,6 +86,36 @@ enum KeysCommand {
     /// `ingest.key_refresh`.
     Revoke {
         key_id: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Grant console access to a person or team. The access key is printed
+    /// once, on stdout; only its hash is stored.
+    Grant {
+        /// Who it is for; shown in the console and recorded as the actor
+        /// of what they do there.
+        #[arg(long)]
+        name: String,
+        /// A tenant they may see (repeat the flag for several).
+        #[arg(long = "tenant", required_unless_present = "all_tenants")]
+        tenants: Vec<String>,
+        /// Every tenant, present and future.
+        #[arg(long, conflicts_with = "tenants")]
+        all_tenants: bool,
+        /// Who grants it; recorded as the actor of the audit event.
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Every grant with its tenants and state; never a secret.
+    List,
+    /// Revoke a grant by id; its sessions end within
+    /// `console.access_refresh`.
+    Revoke {
+        access_id: String,
         #[arg(long, env = "USER", default_value = "operator")]
         by: String,
     },
@@ -158,6 +192,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Dlq(command) => dead_letters(config, command).await,
         Command::Keys(command) => api_keys(config, command).await,
+        Command::Access(command) => console_access(config, command).await,
         Command::Retention(command) => retention(config, command).await,
         Command::Hold(command) => holds(config, command).await,
         Command::Writer => {
@@ -261,6 +296,54 @@ async fn api_keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Revoke { key_id, by } => {
             let key = admin.revoke(&key_id, &by).await?;
             println!("revoked {}", key.key_id);
+        }
+    }
+    Ok(())
+}
+
+async fn console_access(config: Config, command: AccessCommand) -> anyhow::Result<()> {
+    let admin = attest_server::open_access(&config).await?;
+    match command {
+        AccessCommand::Grant {
+            name,
+            tenants,
+            all_tenants,
+            by,
+        } => {
+            let granted = admin.grant(&name, &tenants, all_tenants, &by).await?;
+            let scope = if all_tenants {
+                "all tenants".to_owned()
+            } else {
+                granted.row.tenants.join(", ")
+            };
+            eprintln!(
+                "attest: console access {} for {name} ({scope}); the key is shown only now:",
+                granted.row.access_id
+            );
+            println!("{}", granted.key);
+        }
+        AccessCommand::List => {
+            println!("{:<18} {:<30} {:<9} tenants", "access", "name", "state");
+            for a in admin.list().await? {
+                let state = if a.revoked_at == 0 {
+                    "valid"
+                } else {
+                    "revoked"
+                };
+                let tenants = if a.all_tenants != 0 {
+                    "*".to_owned()
+                } else {
+                    a.tenants.join(",")
+                };
+                println!(
+                    "{:<18} {:<30} {:<9} {}",
+                    a.access_id, a.name, state, tenants
+                );
+            }
+        }
+        AccessCommand::Revoke { access_id, by } => {
+            let access = admin.revoke(&access_id, &by).await?;
+            println!("revoked {}", access.access_id);
         }
     }
     Ok(())

@@ -266,6 +266,15 @@ def main(path):
         sess.query(key_insert + "('k1', 'acme', 'sso', ['authentication'], 'ab12', 'd', 100, 200, 2)")
         bound["key_id"] = "k1"
         expected_keys = {"api_keys": [("k1", 200)], "api_key_by_id": [("k1", 200)]}
+        # A console access grant, then its revocation.
+        access_insert = (
+            "INSERT INTO attest_console_access (access_id, name, tenants, all_tenants, secret_sha256, "
+            "created_at, revoked_at, version) VALUES "
+        )
+        sess.query(access_insert + "('c1', 'alice', ['acme'], 0, 'cd34', 100, 0, 1)")
+        sess.query(access_insert + "('c1', 'alice', ['acme'], 0, 'cd34', 100, 300, 2)")
+        bound["access_id"] = "c1"
+        expected_access = {"console_access": [("c1", ["acme"], 300)], "console_access_by_id": [("c1", ["acme"], 300)]}
         expected = {
             "recent_events": ["e-3", "e-2", "e-1"],
             "recent_events_for_tenant": ["e-3", "e-1"],
@@ -293,6 +302,9 @@ def main(path):
                 else:
                     got = [(r["actor_id"], int(r["failures"])) for r in rows]
                 check(f"query {q['name']}", got == expected_rollups[q["name"]], str(got))
+            elif q["name"] in expected_access:
+                got = [(r["access_id"], r["tenants"], int(r["revoked_at"])) for r in rows]
+                check(f"query {q['name']}", got == expected_access[q["name"]], str(got))
             elif q["name"] in expected_keys:
                 got = [(r["key_id"], int(r["revoked_at"])) for r in rows]
                 check(f"query {q['name']}", got == expected_keys[q["name"]], str(got))

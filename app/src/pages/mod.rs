@@ -1,5 +1,6 @@
 pub mod event_detail;
 pub mod events;
+pub mod login;
 pub mod saved_searches;
 pub mod search;
 mod search_facets;

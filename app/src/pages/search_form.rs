@@ -26,6 +26,15 @@ pub fn QueryForm(
         from.set(p.from.unwrap_or_default());
         to.set(p.to.unwrap_or_default());
     });
+    // What "no tenant" means depends on who is looking: the server scopes
+    // it to a single-tenant viewer's tenant and refuses it for a viewer of
+    // several, who must pick one.
+    let viewer = Resource::new(|| (), |_| crate::session::current_viewer());
+    let all_label = move || match viewer.get().and_then(Result::ok).flatten() {
+        Some(v) if !v.all_tenants && v.tenants.len() == 1 => "Your tenant",
+        Some(v) if !v.all_tenants => "Choose a tenant",
+        _ => "All tenants",
+    };
     let draft_error = Memo::new(move |_| parse(&draft.get()).err());
     let typed = Memo::new(move |_| {
         let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -110,7 +119,7 @@ pub fn QueryForm(
                     "Tenant"
                     <Transition fallback=move || view! { <select name="tenant" id="search-tenant" disabled=true><option>"Loading…"</option></select> }>
                         <select name="tenant" id="search-tenant" on:change=on_tenant.clone()>
-                            <option value="" selected=move || params.get().tenant.is_none()>"All tenants"</option>
+                            <option value="" selected=move || params.get().tenant.is_none()>{move || all_label()}</option>
                             {move || {
                                 let current = params.get().tenant;
                                 let mut names = tenants.get().and_then(Result::ok).unwrap_or_default();

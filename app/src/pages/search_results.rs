@@ -37,6 +37,7 @@ pub fn SearchErrorView(error: SearchError) -> impl IntoView {
         SearchError::BadQuery(_) => ("The query has an error.", super::search::error_text(&error)),
         SearchError::Limit(_) => ("The search was stopped.", error.to_string()),
         SearchError::BadRequest(_) => ("The search cannot run.", error.to_string()),
+        SearchError::Forbidden(_) => ("Not yours to see.", error.to_string()),
         SearchError::Unavailable | SearchError::Transport(_) => {
             ("Could not search.", error.to_string())
         }

@@ -3,7 +3,8 @@
 //! The parameters are the Search page's own (`docs/SEARCH.md`), so its
 //! export buttons pass their URL on as is.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use app::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
 use app::search_state::SearchParams;
@@ -14,22 +15,36 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use crate::access::{record_console_action, Viewer};
+use crate::event::{Outcome, Resource};
+use crate::ingest::Ingest;
 use crate::store::{ExportFormat, ExportStream, Store};
 
-pub fn export_router(store: Store) -> Router {
+#[derive(Clone)]
+struct ExportState {
+    store: Store,
+    /// Where exports are recorded as audit events; `None` when the console
+    /// runs without sign-in and there is no one to attribute them to.
+    recorder: Option<Arc<Ingest>>,
+}
+
+pub fn export_router(store: Store, recorder: Option<Arc<Ingest>>) -> Router {
     Router::new()
         .route("/api/v1/export", get(export))
-        .with_state(store)
+        .with_state(ExportState { store, recorder })
 }
 
 async fn export(
-    State(store): State<Store>,
+    State(ExportState { store, recorder }): State<ExportState>,
+    viewer: Option<Extension<Viewer>>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    // The sign-in layer always sets a viewer; without one, nothing.
+    let viewer = viewer.map_or_else(Viewer::nobody, |Extension(v)| v);
     let Query(params) = match params {
         Ok(params) => params,
         Err(rejection) => return bad_request(&rejection.body_text()),
@@ -39,18 +54,62 @@ async fn export(
         return bad_request("format must be csv or ndjson");
     };
     let search = SearchParams::from_lookup(|key| params.get(key).cloned());
-    let query = match SearchQuery::from_params(&search, SEARCH_PAGE_ROWS) {
+    let mut query = match SearchQuery::from_params(&search, SEARCH_PAGE_ROWS) {
         Ok(query) => query,
         Err(error) => return bad_request(&error.to_string()),
+    };
+    query.tenant = match viewer.scope(query.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(error) => return refused(error),
     };
     let now_ms = crate::ingest::now_ms();
     match store.export(&query, format, now_ms).await {
         Ok(stream) => {
+            if let Some(ingest) = &recorder {
+                // An export that cannot be recorded does not happen.
+                if let Err(error) =
+                    record_export(ingest, &viewer, &query, &search, format, stream.rows).await
+                {
+                    error!(%error, "cannot record an export; refusing it");
+                    return refused(StoreError::Unavailable(error.to_string()));
+                }
+            }
             info!(rows = stream.rows, tenant = ?query.tenant, format = format.extension(), "export started");
             download(stream, format, query.tenant.as_deref(), now_ms)
         }
         Err(error) => refused(error),
     }
+}
+
+/// `data.export` in the exported tenant's trail (Attest's own for an
+/// export over all tenants): who, what query, how many rows.
+async fn record_export(
+    ingest: &Ingest,
+    viewer: &Viewer,
+    query: &SearchQuery,
+    search: &SearchParams,
+    format: ExportFormat,
+    rows: u64,
+) -> Result<(), crate::ingest::IngestError> {
+    let metadata = BTreeMap::from([
+        ("query".to_owned(), query.q.chars().take(1000).collect()),
+        ("search".to_owned(), search.query_string()),
+        ("format".to_owned(), format.extension().to_owned()),
+        ("rows".to_owned(), rows.to_string()),
+    ]);
+    record_console_action(
+        ingest,
+        query.tenant.as_deref(),
+        "data.export",
+        Outcome::Success,
+        &viewer.name,
+        Resource {
+            kind: "audit_events".into(),
+            id: query.tenant.clone().unwrap_or_else(|| "*".into()),
+        },
+        metadata,
+    )
+    .await
 }
 
 fn download(
@@ -143,6 +202,11 @@ fn refused(error: StoreError) -> Response {
         StoreError::Limit(limit) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"error": "limit_exceeded", "message": limit.to_string()})),
+        )
+            .into_response(),
+        StoreError::Forbidden(message) => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "forbidden", "message": message})),
         )
             .into_response(),
         StoreError::Unavailable(_) => (

@@ -1,6 +1,7 @@
 //! The HTTP API beside the console: ingest, the schema registry's read
 //! endpoints (Confluent REST subset) and health.
 
+mod console_auth;
 mod error;
 pub mod export;
 mod registry;
@@ -18,6 +19,7 @@ use crate::ingest::{parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest,
 use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+pub use console_auth::{login, logout, require_viewer, ConsoleAuth};
 pub use error::ApiError;
 
 #[derive(Clone)]

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "saved_searches",
         sql: include_str!("../../migrations/0007_saved_searches.sql"),
     },
+    Migration {
+        version: 8,
+        name: "console_access",
+        sql: include_str!("../../migrations/0008_console_access.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

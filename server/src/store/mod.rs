@@ -1,6 +1,7 @@
 //! ClickHouse: the schema (migrations), batch inserts for the writer and the
 //! read queries behind the console.
 
+mod access;
 mod keys;
 pub mod migrations;
 mod queries;
@@ -8,6 +9,7 @@ mod retention;
 mod saved;
 mod search;
 
+pub use access::AccessRow;
 pub use keys::KeyRow;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;

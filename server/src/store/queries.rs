@@ -85,6 +85,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::saved::templates());
     all.extend(super::retention::templates());
     all.extend(super::keys::templates());
+    all.extend(super::access::templates());
     all
 }
 

@@ -40,6 +40,7 @@ pub fn test_config() -> Config {
     // Most tests are about what happens after the front door; API keys have
     // their own tests (ingest_keys.rs), which turn this back on.
     config.ingest.require_api_key = false;
+    config.console.require_login = false;
     config
 }
 

@@ -1,0 +1,93 @@
+// Sign-in in a real browser: the console sends a stranger to the sign-in
+// page, refuses a wrong key, and shows a viewer scoped to one tenant that
+// tenant only, whatever the URL asks for; signing out ends the session.
+const { test, expect } = require('@playwright/test');
+
+// Starts signed out, whatever the other specs use.
+test.use({ storageState: { cookies: [], origins: [] } });
+
+const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const scoped = 'e2e-scoped'; // the tenant of ATTEST_E2E_SCOPED_KEY (scripts/test.sh)
+const other = `e2e-other-${run}`;
+
+async function postEvent(request, tenant, action) {
+  const response = await request.post('/api/v1/events', {
+    data: {
+      tenant_id: tenant,
+      occurred_at: new Date().toISOString(),
+      category: 'authentication',
+      action,
+      outcome: 'success',
+      actor: { id: `carol-${run}`, type: 'user' },
+      source_service: 'e2e',
+    },
+  });
+  expect(response.status(), await response.text()).toBe(202);
+  return (await response.json()).event_id;
+}
+
+async function hydrated(page) {
+  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+}
+
+test('sign in, see one tenant only, sign out', async ({ page, request }) => {
+  test.skip(!process.env.ATTEST_E2E_SCOPED_KEY, 'needs ATTEST_E2E_SCOPED_KEY from scripts/test.sh');
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (msg) => {
+    // A refused request is the point of one step below; anything else fails.
+    if (msg.type() === 'error' && !/status of 40[13]/.test(msg.text())) errors.push(msg.text());
+  });
+  const mine = await postEvent(request, scoped, `login.${run}`);
+  const theirs = await postEvent(request, other, `login.${run}`);
+
+  // A stranger lands on the sign-in page, with the way back kept.
+  await page.goto(`/search?q=action:login.${run}&range=1h`);
+  await expect(page).toHaveURL(/\/login\?next=%2Fsearch/);
+  await expect(page.getByRole('heading', { name: 'Sign in' })).toBeVisible();
+  await page.screenshot({ path: 'test-results/login-page.png', fullPage: true });
+
+  // A wrong key is refused and signs no one in.
+  await page.getByLabel('Access key').fill(`atc_${'0'.repeat(16)}_${'0'.repeat(64)}`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByTestId('login-error')).toContainText('not valid');
+  expect((await page.context().cookies()).filter((c) => c.name === 'attest_session')).toHaveLength(0);
+
+  // The scoped key signs in and returns to the search that was asked for.
+  await page.getByLabel('Access key').fill(process.env.ATTEST_E2E_SCOPED_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/search\?q=action/);
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'attest_session');
+  expect(cookie && cookie.httpOnly).toBe(true);
+  await hydrated(page);
+  await expect(page.getByTestId('viewer')).toContainText('e2e-scoped-analyst');
+
+  // Only its tenant is offered, and only its events are found.
+  const options = await page.locator('#search-tenant option').allTextContents();
+  expect(options).toEqual(['Your tenant', scoped]);
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    if (await page.locator(`tr[data-event-id="${mine}"]`).count()) break;
+    await page.waitForTimeout(1000);
+    await page.reload();
+    await hydrated(page);
+  }
+  await expect(page.locator(`tr[data-event-id="${mine}"]`)).toBeVisible();
+  await expect(page.locator(`tr[data-event-id="${theirs}"]`)).toHaveCount(0);
+
+  // Asking for another tenant by URL is refused by the server.
+  await page.goto(`/search?q=action:login.${run}&range=1h&tenant=${other}`);
+  await expect(page.getByTestId('search-error')).toContainText('choose one of: e2e-scoped');
+  await expect(page.locator(`tr[data-event-id="${theirs}"]`)).toHaveCount(0);
+  await page.goto(`/events/${other}/${theirs}`);
+  await expect(page.locator('body')).not.toContainText(`carol-${run}`);
+  await page.screenshot({ path: 'test-results/login-scoped.png', fullPage: true });
+
+  // Signing out ends the session: the console sends back to sign-in.
+  await page.goto('/search');
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await expect(page.getByTestId('signed-out')).toBeVisible();
+  await page.goto('/search');
+  await expect(page).toHaveURL(/\/login\?next=%2Fsearch/);
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,688 @@
+//! Console access: who may sign in to the console, and which tenants'
+//! events they may see.
+//!
+//! An access key reads `atc_<key id>_<secret>`; it is granted with
+//! `attest access grant`, shown once, and only its SHA-256 is stored, as
+//! for ingest keys (`crate::keys`). Signing in exchanges the key for a
+//! session cookie that names the access id and an expiry, signed with
+//! HMAC-SHA256. Each request checks the signature, the expiry and that the
+//! grant is still valid, so a revocation ends its sessions within
+//! `console.access_refresh`, on every instance, without shared state.
+//!
+//! Every store call the console makes goes through [`ScopedStore`], which
+//! narrows it to the viewer's tenants on the server: a page or a crafted
+//! request cannot widen it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::model::{Activity, EventFilter, EventPage};
+use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
+use app::search_state::SearchParams;
+use app::session::ViewerInfo;
+use app::store::{EventStore, StoreError as ConsoleError};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing::info;
+
+use crate::event::{Category, Outcome, Resource};
+use crate::ingest::validate::{identifier, MAX_ID};
+use crate::ingest::{internal_event, now_ms, Ingest, IngestError};
+use crate::keys::{digest, random_hex, AuthError, KeyRing, StoredKey};
+use crate::store::{AccessRow, Store, StoreError};
+
+const PREFIX: &str = "atc_";
+
+/// The session cookie's name.
+pub const COOKIE: &str = "attest_session";
+
+/// Attest's own tenant: console sign-ins and grants that concern no single
+/// tenant are recorded in its trail.
+pub const SYSTEM_TENANT: &str = "attest";
+
+#[async_trait::async_trait]
+impl StoredKey for AccessRow {
+    const PREFIX: &'static str = PREFIX;
+    fn id(&self) -> &str {
+        &self.access_id
+    }
+    fn secret_sha256(&self) -> &str {
+        &self.secret_sha256
+    }
+    fn is_revoked(&self) -> bool {
+        self.revoked_at != 0
+    }
+    async fn load_all(store: &Store) -> Result<Vec<Self>, StoreError> {
+        store.console_access().await
+    }
+    async fn load(store: &Store, id: &str) -> Result<Option<Self>, StoreError> {
+        store.console_access_by_id(id).await
+    }
+}
+
+/// Who is looking, and what they may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub access_id: String,
+    pub name: String,
+    /// Sorted; ignored when `all_tenants`.
+    pub tenants: Vec<String>,
+    pub all_tenants: bool,
+    pub signed_in: bool,
+}
+
+impl Viewer {
+    /// Everyone, when the console runs without sign-in.
+    pub fn unrestricted() -> Viewer {
+        Viewer {
+            access_id: String::new(),
+            name: "anonymous".into(),
+            tenants: Vec::new(),
+            all_tenants: true,
+            signed_in: false,
+        }
+    }
+
+    /// No one: what a request is scoped to if it somehow arrives without
+    /// a viewer. It sees nothing.
+    pub fn nobody() -> Viewer {
+        Viewer {
+            access_id: String::new(),
+            name: "nobody".into(),
+            tenants: Vec::new(),
+            all_tenants: false,
+            signed_in: false,
+        }
+    }
+
+    fn from_row(row: AccessRow) -> Viewer {
+        let mut tenants = row.tenants;
+        tenants.sort();
+        tenants.dedup();
+        Viewer {
+            access_id: row.access_id,
+            name: row.name,
+            tenants,
+            all_tenants: row.all_tenants != 0,
+            signed_in: true,
+        }
+    }
+
+    pub fn may_see(&self, tenant: &str) -> bool {
+        self.all_tenants || self.tenants.iter().any(|t| t == tenant)
+    }
+
+    /// The tenant a request really runs over: the one asked for if the
+    /// viewer may see it, every tenant (`None`) for a viewer of all, the
+    /// only one of a single-tenant viewer; anything else is refused with
+    /// what they may choose.
+    pub fn scope(&self, requested: Option<&str>) -> Result<Option<String>, ConsoleError> {
+        match requested {
+            Some(tenant) if self.may_see(tenant) => Ok(Some(tenant.to_owned())),
+            Some(_) => Err(ConsoleError::Forbidden(self.choices("that tenant is not"))),
+            None if self.all_tenants => Ok(None),
+            None => match self.tenants.as_slice() {
+                [only] => Ok(Some(only.clone())),
+                _ => Err(ConsoleError::Forbidden(self.choices("all tenants are not"))),
+            },
+        }
+    }
+
+    fn choices(&self, what: &str) -> String {
+        if self.tenants.is_empty() {
+            format!("{what} visible to you: your access covers no tenant")
+        } else {
+            format!(
+                "{what} visible to you; choose one of: {}",
+                self.tenants.join(", ")
+            )
+        }
+    }
+
+    pub fn info(&self) -> ViewerInfo {
+        ViewerInfo {
+            name: self.name.clone(),
+            tenants: self.tenants.clone(),
+            all_tenants: self.all_tenants,
+            signed_in: self.signed_in,
+        }
+    }
+
+    /// Whose trail records what this viewer does with `tenant`'s events.
+    pub fn trail_tenant(tenant: Option<&str>) -> &str {
+        tenant.unwrap_or(SYSTEM_TENANT)
+    }
+}
+
+/// Why a session cookie does not sign anyone in.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("not signed in")]
+    Missing,
+    #[error("the session cookie is malformed or its signature is wrong")]
+    Forged,
+    #[error("the session has expired")]
+    Expired,
+    #[error("the access key was revoked")]
+    Revoked,
+    #[error("console access cannot be checked right now")]
+    Unavailable(#[source] StoreError),
+}
+
+/// Issues and checks session cookies.
+pub struct Sessions {
+    key: Vec<u8>,
+    ttl: Duration,
+    secure: bool,
+    ring: Arc<KeyRing<AccessRow>>,
+}
+
+impl Sessions {
+    /// `secret` empty: a random key for this process only.
+    pub fn new(
+        secret: &str,
+        ttl: Duration,
+        secure: bool,
+        ring: Arc<KeyRing<AccessRow>>,
+    ) -> Sessions {
+        let key = if secret.is_empty() {
+            random_hex(32).into_bytes()
+        } else {
+            secret.as_bytes().to_vec()
+        };
+        Sessions {
+            key,
+            ttl,
+            secure,
+            ring,
+        }
+    }
+
+    fn mac(&self, payload: &str) -> Hmac<Sha256> {
+        // HMAC takes a key of any length; this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// `<access id>.<expiry ms>.<hex HMAC of both>`.
+    pub fn issue(&self, access_id: &str, now_ms: i64) -> String {
+        let expires = now_ms + self.ttl.as_millis() as i64;
+        let payload = format!("{access_id}.{expires}");
+        let tag: String = self
+            .mac(&payload)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{payload}.{tag}")
+    }
+
+    /// The `Set-Cookie` value that signs a browser in.
+    pub fn cookie(&self, value: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            self.ttl.as_secs()
+        )
+    }
+
+    /// The `Set-Cookie` value that signs a browser out.
+    pub fn clear_cookie(&self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+    }
+
+    /// Checks a presented access key and returns who it signs in.
+    pub async fn sign_in(&self, presented: &str) -> Result<Viewer, AuthError> {
+        self.ring.verify(presented).await.map(Viewer::from_row)
+    }
+
+    /// The viewer a cookie value signs in, checked against the current
+    /// grant.
+    pub async fn viewer(&self, value: &str, now_ms: i64) -> Result<Viewer, SessionError> {
+        let (payload, tag) = value.rsplit_once('.').ok_or(SessionError::Forged)?;
+        let tag = decode_hex(tag).ok_or(SessionError::Forged)?;
+        // Constant-time comparison inside `verify_slice`.
+        self.mac(payload)
+            .verify_slice(&tag)
+            .map_err(|_| SessionError::Forged)?;
+        let (access_id, expires) = payload.split_once('.').ok_or(SessionError::Forged)?;
+        let expires: i64 = expires.parse().map_err(|_| SessionError::Forged)?;
+        if expires <= now_ms {
+            return Err(SessionError::Expired);
+        }
+        match self.ring.find(access_id).await {
+            Ok(row) if row.revoked_at == 0 => Ok(Viewer::from_row(row)),
+            Ok(_) | Err(AuthError::Revoked) => Err(SessionError::Revoked),
+            Err(AuthError::Unavailable(error)) => Err(SessionError::Unavailable(error)),
+            Err(_) => Err(SessionError::Forged),
+        }
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The value of the session cookie in a `Cookie` header, if any.
+pub fn session_cookie(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessAdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot record the audit event for this change, so it was not made: {0}")]
+    Record(#[from] IngestError),
+    #[error("`{field}`: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+    #[error("no valid console access with id {0:?}")]
+    Unknown(String),
+}
+
+/// A grant as made: the full key is here and nowhere else.
+pub struct NewAccess {
+    pub key: String,
+    pub row: AccessRow,
+}
+
+/// Granting, listing and revoking console access (`attest access`). Each
+/// change is recorded, before it takes effect, in the trail of every
+/// tenant it concerns (Attest's own for a grant of all tenants).
+pub struct AccessAdmin {
+    store: Store,
+    ingest: Arc<Ingest>,
+}
+
+impl AccessAdmin {
+    pub fn new(store: Store, ingest: Arc<Ingest>) -> AccessAdmin {
+        AccessAdmin { store, ingest }
+    }
+
+    pub async fn grant(
+        &self,
+        name: &str,
+        tenants: &[String],
+        all_tenants: bool,
+        by: &str,
+    ) -> Result<NewAccess, AccessAdminError> {
+        let invalid = |field, problem: String| AccessAdminError::Invalid { field, problem };
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_ID || name.chars().any(char::is_control) {
+            return Err(invalid(
+                "name",
+                format!("must be 1 to {MAX_ID} characters without control characters"),
+            ));
+        }
+        if all_tenants != tenants.is_empty() {
+            return Err(invalid(
+                "tenant",
+                "name at least one tenant, or grant all tenants, not both".into(),
+            ));
+        }
+        for tenant in tenants {
+            if let Some(problem) = identifier(tenant, MAX_ID) {
+                return Err(invalid("tenant", format!("{tenant:?}: {problem}")));
+            }
+        }
+        let mut tenants = tenants.to_vec();
+        tenants.sort();
+        tenants.dedup();
+        let secret = random_hex(32);
+        let row = AccessRow {
+            access_id: random_hex(8),
+            name: name.to_owned(),
+            tenants,
+            all_tenants: u8::from(all_tenants),
+            secret_sha256: digest(&secret),
+            created_at: (now_ms() / 1000) as u32,
+            revoked_at: 0,
+        };
+        self.record(&row, "console_access.grant", by).await?;
+        self.store.put_console_access(&row, now_ms() as u64).await?;
+        info!(access_id = %row.access_id, name, "console access granted");
+        Ok(NewAccess {
+            key: format!("{PREFIX}{}_{secret}", row.access_id),
+            row,
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<AccessRow>, AccessAdminError> {
+        Ok(self.store.console_access().await?)
+    }
+
+    pub async fn revoke(&self, access_id: &str, by: &str) -> Result<AccessRow, AccessAdminError> {
+        let mut row = self
+            .store
+            .console_access_by_id(access_id)
+            .await?
+            .filter(|a| a.revoked_at == 0)
+            .ok_or_else(|| AccessAdminError::Unknown(access_id.to_owned()))?;
+        row.revoked_at = (now_ms() / 1000) as u32;
+        self.record(&row, "console_access.revoke", by).await?;
+        self.store.put_console_access(&row, now_ms() as u64).await?;
+        info!(access_id, "console access revoked");
+        Ok(row)
+    }
+
+    async fn record(
+        &self,
+        row: &AccessRow,
+        action: &str,
+        by: &str,
+    ) -> Result<(), AccessAdminError> {
+        let trails: Vec<&str> = if row.all_tenants != 0 {
+            vec![SYSTEM_TENANT]
+        } else {
+            row.tenants.iter().map(String::as_str).collect()
+        };
+        let scope = if row.all_tenants != 0 {
+            "*".to_owned()
+        } else {
+            row.tenants.join(",")
+        };
+        let events = trails
+            .into_iter()
+            .map(|tenant| {
+                internal_event(
+                    tenant,
+                    Category::PermissionChange,
+                    action,
+                    Outcome::Success,
+                    Resource {
+                        kind: "console_access".into(),
+                        id: row.access_id.clone(),
+                    },
+                    by,
+                    BTreeMap::from([
+                        ("name".to_owned(), row.name.clone()),
+                        ("tenants".to_owned(), scope.clone()),
+                    ]),
+                )
+            })
+            .collect();
+        for result in self.ingest.record_all(events).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// Records what a viewer did in the console (sign-in, sign-out, export) in
+/// the trail of the tenant it concerns. An action that cannot be recorded
+/// is not done.
+pub async fn record_console_action(
+    ingest: &Ingest,
+    tenant: Option<&str>,
+    action: &str,
+    outcome: Outcome,
+    actor: &str,
+    resource: Resource,
+    metadata: BTreeMap<String, String>,
+) -> Result<(), IngestError> {
+    let category = if action.starts_with("console.sign") {
+        Category::Authentication
+    } else {
+        Category::DataAccess
+    };
+    let event = internal_event(
+        Viewer::trail_tenant(tenant),
+        category,
+        action,
+        outcome,
+        resource,
+        actor,
+        metadata,
+    );
+    ingest.record(event).await.map(|_| ())
+}
+
+/// The store as one viewer may use it: every call narrowed to their
+/// tenants before it reaches ClickHouse.
+pub struct ScopedStore {
+    store: Store,
+    viewer: Viewer,
+}
+
+impl ScopedStore {
+    pub fn new(store: Store, viewer: Viewer) -> ScopedStore {
+        ScopedStore { store, viewer }
+    }
+
+    fn query(&self, query: &SearchQuery) -> Result<SearchQuery, ConsoleError> {
+        let tenant = self.viewer.scope(query.tenant.as_deref())?;
+        Ok(SearchQuery {
+            tenant,
+            ..query.clone()
+        })
+    }
+
+    fn filter(&self, filter: &EventFilter) -> Result<EventFilter, ConsoleError> {
+        let tenant = self.viewer.scope(filter.tenant.as_deref())?;
+        Ok(EventFilter {
+            tenant,
+            ..filter.clone()
+        })
+    }
+
+    /// A saved search is visible when the tenant it searches is, or when it
+    /// names none (it then runs over what the viewer may see).
+    fn visible(&self, params: &SearchParams) -> bool {
+        params
+            .tenant
+            .as_deref()
+            .is_none_or(|tenant| self.viewer.may_see(tenant))
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for ScopedStore {
+    async fn recent_events(
+        &self,
+        filter: &EventFilter,
+        now_ms: i64,
+    ) -> Result<EventPage, ConsoleError> {
+        EventStore::recent_events(&self.store, &self.filter(filter)?, now_ms).await
+    }
+
+    async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, ConsoleError> {
+        EventStore::activity(&self.store, &self.filter(filter)?, now_ms).await
+    }
+
+    async fn tenants(&self) -> Result<Vec<String>, ConsoleError> {
+        if self.viewer.all_tenants {
+            EventStore::tenants(&self.store).await
+        } else {
+            // Their tenants whether or not events arrived yet: the list is
+            // what they may choose, not what the table holds.
+            Ok(self.viewer.tenants.clone())
+        }
+    }
+
+    async fn search(&self, query: &SearchQuery, now_ms: i64) -> Result<SearchPage, ConsoleError> {
+        EventStore::search(&self.store, &self.query(query)?, now_ms).await
+    }
+
+    async fn newer_events(
+        &self,
+        query: &SearchQuery,
+        snapshot_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, ConsoleError> {
+        EventStore::newer_events(&self.store, &self.query(query)?, snapshot_ms, now_ms).await
+    }
+
+    async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
+        EventStore::facets(&self.store, &self.query(query)?, now_ms).await
+    }
+
+    async fn event_detail(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+    ) -> Result<Option<EventDetail>, ConsoleError> {
+        // Another tenant's event is answered like a missing one, so ids
+        // cannot be probed across tenants.
+        if !self.viewer.may_see(tenant) {
+            return Ok(None);
+        }
+        EventStore::event_detail(&self.store, tenant, event_id, at_ms).await
+    }
+
+    async fn saved_searches(&self) -> Result<Vec<SavedSearch>, ConsoleError> {
+        let all = EventStore::saved_searches(&self.store).await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| self.visible(&s.params))
+            .collect())
+    }
+
+    async fn save_search(
+        &self,
+        name: &str,
+        params: &SearchParams,
+        now_ms: i64,
+    ) -> Result<SavedSearch, ConsoleError> {
+        if !self.visible(params) {
+            return Err(ConsoleError::Forbidden(
+                self.viewer.choices("that tenant is not"),
+            ));
+        }
+        EventStore::save_search(&self.store, name, params, now_ms).await
+    }
+
+    async fn delete_saved_search(&self, id: &str) -> Result<(), ConsoleError> {
+        let visible = self.saved_searches().await?;
+        if !visible.iter().any(|s| s.id == id) {
+            // Unknown and invisible look the same, as deleting is idempotent.
+            return Ok(());
+        }
+        EventStore::delete_saved_search(&self.store, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(tenants: &[&str], all: bool) -> Viewer {
+        Viewer {
+            access_id: "0123456789abcdef".into(),
+            name: "alice".into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            all_tenants: all,
+            signed_in: true,
+        }
+    }
+
+    #[test]
+    fn scope_narrows_to_what_the_viewer_may_see() {
+        let one = viewer(&["acme"], false);
+        assert_eq!(one.scope(Some("acme")).unwrap(), Some("acme".into()));
+        assert_eq!(one.scope(None).unwrap(), Some("acme".into()));
+        let refused = one.scope(Some("globex")).unwrap_err().to_string();
+        assert!(refused.contains("choose one of: acme"), "{refused}");
+
+        let two = viewer(&["acme", "globex"], false);
+        assert_eq!(two.scope(Some("globex")).unwrap(), Some("globex".into()));
+        let refused = two.scope(None).unwrap_err().to_string();
+        assert!(refused.contains("acme, globex"), "{refused}");
+        assert!(two.scope(Some("initech")).is_err());
+
+        let all = viewer(&[], true);
+        assert_eq!(all.scope(None).unwrap(), None);
+        assert_eq!(all.scope(Some("any")).unwrap(), Some("any".into()));
+
+        let nobody = Viewer::nobody();
+        assert!(nobody.scope(None).is_err());
+        assert!(nobody.scope(Some("acme")).is_err());
+        assert!(!nobody.may_see("acme"));
+    }
+
+    fn sessions_with(secret: &str) -> Sessions {
+        let store = Store::new(&crate::config::ClickHouseConfig::default());
+        Sessions::new(
+            secret,
+            Duration::from_secs(3600),
+            false,
+            Arc::new(KeyRing::new(store)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_session_cookie_cannot_be_forged_or_extended() {
+        let secret = "s".repeat(32);
+        let sessions = sessions_with(&secret);
+        let now = 1_795_435_200_000;
+        let value = sessions.issue("0123456789abcdef", now);
+        let (payload, tag) = value.rsplit_once('.').unwrap();
+
+        // Each of these fails on the signature or the expiry, before any
+        // lookup of the grant (which would need ClickHouse).
+        let later = payload.replace(
+            &(now + 3_600_000).to_string(),
+            &(now + 99_999_999).to_string(),
+        );
+        let other = payload.replace("0123456789abcdef", "fedcba9876543210");
+        for (forged, why) in [
+            (format!("{later}.{tag}"), "extended expiry"),
+            (format!("{other}.{tag}"), "other access id"),
+            (format!("{payload}.{}", "0".repeat(64)), "zero tag"),
+            (format!("{payload}."), "empty tag"),
+            (format!("{payload}.zz"), "not hex"),
+            (payload.to_owned(), "no tag"),
+            (String::new(), "empty"),
+        ] {
+            let result = sessions.viewer(&forged, now).await;
+            assert!(
+                matches!(result, Err(SessionError::Forged)),
+                "{why}: {result:?}"
+            );
+        }
+        // The same cookie under another server's key is forged too.
+        let elsewhere = sessions_with(&"t".repeat(32));
+        assert!(matches!(
+            elsewhere.viewer(&value, now).await,
+            Err(SessionError::Forged)
+        ));
+        assert!(matches!(
+            sessions.viewer(&value, now + 3_600_000).await,
+            Err(SessionError::Expired)
+        ));
+    }
+
+    #[test]
+    fn cookies_are_http_only_and_found_among_others() {
+        let sessions = sessions_with("");
+        let cookie = sessions.cookie("v");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        assert!(!cookie.contains("Secure"));
+        assert!(sessions.clear_cookie().contains("Max-Age=0"));
+        assert_eq!(
+            session_cookie("a=1; attest_session=abc.1.ff; b=2"),
+            Some("abc.1.ff")
+        );
+        assert_eq!(session_cookie("attest_session="), None);
+        assert_eq!(session_cookie("other=1"), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! Sign-in for the console: `POST /login` exchanges an access key for a
+//! session cookie, `POST /logout` ends it, and [`require_viewer`] stands in
+//! front of every console route (pages, server functions, export), so no
+//! console answer is ever given to a request without a viewer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use crate::access::{record_console_action, session_cookie, SessionError, Sessions, Viewer};
+use crate::event::{Outcome, Resource};
+use crate::ingest::{now_ms, Ingest};
+use crate::keys::AuthError;
+
+/// How the console decides who is looking.
+#[derive(Clone)]
+pub enum ConsoleAuth {
+    /// `console.require_login` off: everyone sees everything.
+    Open,
+    SignIn {
+        sessions: Arc<Sessions>,
+        ingest: Arc<Ingest>,
+    },
+}
+
+/// Paths served to anyone: the sign-in page and what it needs to render.
+fn is_public(path: &str) -> bool {
+    path == "/login" || path.starts_with("/pkg/") || path == "/favicon.svg"
+}
+
+/// Puts the request's [`Viewer`] into its extensions, or answers for it:
+/// `401` JSON for API calls, a redirect to the sign-in page for pages.
+pub async fn require_viewer(
+    State(auth): State<ConsoleAuth>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let sessions = match &auth {
+        ConsoleAuth::Open => {
+            request.extensions_mut().insert(Viewer::unrestricted());
+            return next.run(request).await;
+        }
+        ConsoleAuth::SignIn { sessions, .. } => sessions,
+    };
+    let path = request.uri().path().to_owned();
+    if is_public(&path) {
+        return next.run(request).await;
+    }
+    let cookie = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session_cookie)
+        .map(str::to_owned);
+    let outcome = match cookie {
+        Some(value) => sessions.viewer(&value, now_ms()).await,
+        None => Err(SessionError::Missing),
+    };
+    match outcome {
+        Ok(viewer) => {
+            request.extensions_mut().insert(viewer);
+            next.run(request).await
+        }
+        Err(SessionError::Unavailable(error)) => {
+            error!(%error, "cannot check a console session");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                Json(json!({"error": "unavailable", "message": "console access cannot be checked right now; try again shortly"})),
+            )
+                .into_response()
+        }
+        Err(reason) => {
+            if !matches!(reason, SessionError::Missing) {
+                info!(%reason, path, "console session refused");
+            }
+            if path.starts_with("/api/") {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Cookie realm=\"attest-console\"")],
+                    Json(json!({"error": "unauthorized", "message": format!("{reason}: sign in at /login")})),
+                )
+                    .into_response()
+            } else {
+                let next_path = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                let mut to = format!(
+                    "/login?next={}",
+                    app::search_state::encode_component(&next_path)
+                );
+                if matches!(reason, SessionError::Expired | SessionError::Revoked) {
+                    to.push_str("&error=expired");
+                }
+                let mut response = Redirect::to(&to).into_response();
+                if !matches!(reason, SessionError::Missing) {
+                    set_cookie(&mut response, &sessions.clear_cookie());
+                }
+                response
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Only a path on this server: never `//host` or `https://…`, so the
+/// sign-in page cannot be used to send someone elsewhere.
+fn local_path(next: &str) -> &str {
+    let safe = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(char::is_control);
+    if safe && next != "/login" && !next.starts_with("/login?") {
+        next
+    } else {
+        "/search"
+    }
+}
+
+pub async fn login(
+    State(auth): State<ConsoleAuth>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ConsoleAuth::SignIn { sessions, ingest } = auth else {
+        return Redirect::to(local_path(&form.next)).into_response();
+    };
+    let next = local_path(&form.next).to_owned();
+    let again = |error: &str| {
+        Redirect::to(&format!(
+            "/login?error={error}&next={}",
+            app::search_state::encode_component(&next)
+        ))
+        .into_response()
+    };
+    let client = client_metadata(&headers);
+    match sessions.sign_in(&form.key).await {
+        Ok(viewer) => {
+            let resource = Resource {
+                kind: "console_access".into(),
+                id: viewer.access_id.clone(),
+            };
+            if let Err(error) = record_console_action(
+                &ingest,
+                None,
+                "console.sign_in",
+                Outcome::Success,
+                &viewer.name,
+                resource,
+                client,
+            )
+            .await
+            {
+                error!(%error, "cannot record a console sign-in; refusing it");
+                return again("unavailable");
+            }
+            info!(access_id = %viewer.access_id, "console sign-in");
+            let mut response = Redirect::to(&next).into_response();
+            set_cookie(
+                &mut response,
+                &sessions.cookie(&sessions.issue(&viewer.access_id, now_ms())),
+            );
+            response
+        }
+        Err(AuthError::Unavailable(error)) => {
+            error!(%error, "cannot check a console access key");
+            again("unavailable")
+        }
+        Err(reason) => {
+            // The presented text is never logged or recorded: it may be a
+            // real key pasted into the wrong place.
+            warn!(%reason, "console sign-in refused");
+            let mut metadata = client;
+            metadata.insert("reason".into(), reason.to_string());
+            let resource = Resource {
+                kind: "console_access".into(),
+                id: "unknown".into(),
+            };
+            if let Err(error) = record_console_action(
+                &ingest,
+                None,
+                "console.sign_in",
+                Outcome::Failure,
+                "unknown",
+                resource,
+                metadata,
+            )
+            .await
+            {
+                error!(%error, "cannot record a refused console sign-in");
+            }
+            again("invalid")
+        }
+    }
+}
+
+pub async fn logout(
+    State(auth): State<ConsoleAuth>,
+    viewer: Option<axum::Extension<Viewer>>,
+    headers: HeaderMap,
+) -> Response {
+    let ConsoleAuth::SignIn { sessions, ingest } = auth else {
+        return Redirect::to("/").into_response();
+    };
+    if let Some(axum::Extension(viewer)) = viewer {
+        let resource = Resource {
+            kind: "console_access".into(),
+            id: viewer.access_id.clone(),
+        };
+        if let Err(error) = record_console_action(
+            &ingest,
+            None,
+            "console.sign_out",
+            Outcome::Success,
+            &viewer.name,
+            resource,
+            client_metadata(&headers),
+        )
+        .await
+        {
+            // Signing out still happens: refusing it would leave a session
+            // open that its owner wanted closed.
+            error!(%error, "cannot record a console sign-out");
+        }
+    }
+    let mut response = Redirect::to("/login?signed_out=1").into_response();
+    set_cookie(&mut response, &sessions.clear_cookie());
+    response
+}
+
+/// What the audit event of a console action keeps about the browser.
+fn client_metadata(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::new();
+    if let Some(agent) = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        metadata.insert("user_agent".into(), agent.chars().take(512).collect());
+    }
+    metadata
+}
+
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_path("/search?q=a"), "/search?q=a");
+        assert_eq!(local_path("/events/acme/e-1"), "/events/acme/e-1");
+        for bad in [
+            "",
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/login",
+            "/login?next=/x",
+            "/a\r\nSet-Cookie: x=1",
+        ] {
+            assert_eq!(local_path(bad), "/search", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_sign_in_page_is_the_only_public_page() {
+        assert!(is_public("/login"));
+        assert!(is_public("/pkg/attest.css"));
+        for private in [
+            "/",
+            "/search",
+            "/api/search/page",
+            "/api/v1/export",
+            "/loginx",
+        ] {
+            assert!(!is_public(private), "{private}");
+        }
+    }
+}
