@@ -1,6 +1,7 @@
 //! The Attest console: pages, components, server functions and the types
 //! shared between the server and the browser.
 
+pub mod export_progress;
 pub mod model;
 pub mod pages;
 pub mod query;

@@ -133,6 +133,8 @@ test('an investigation: query, facet, event, pivot, back, export, reload', async
   expect(lines[0]).toContain('"event_id","tenant_id","occurred_at"');
   expect(lines).toHaveLength(2);
   expect(lines[1]).toContain(bobRead);
+  // The page followed the download to its end.
+  await expect(page.getByTestId('export-progress')).toContainText('Export finished: 1 row.');
 
   // Reload keeps everything: it all lives in the URL.
   await page.reload();
@@ -141,13 +143,24 @@ test('an investigation: query, facet, event, pivot, back, export, reload', async
   await expect(row(page, bobRead)).toBeVisible();
   await expect(page.locator('#search-tenant')).toHaveValue(tenant);
 
-  // Exclude a value with its "−" button.
+  // The export itself is in the tenant's trail, by who made it.
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    await page.goto(`/search?tenant=${tenant}&range=1h&q=action:data.export`);
+    await hydrated(page);
+    if (await page.locator('tbody tr').count()) break;
+    await page.waitForTimeout(1000);
+  }
+  await expect(page.locator('tbody tr')).toHaveCount(1);
+  await expect(page.locator('tbody tr')).toContainText('e2e-analyst');
+
+  // Exclude a value with its "−" button: the four events and the export
+  // record, less the denied grant.
   await page.goto(`/search?tenant=${tenant}&range=1h`);
   await hydrated(page);
   await page.locator(`section[data-facet="outcome"] li[data-facet-value="denied"] a.facet-exclude`).click();
   await expect(page).toHaveURL(/q=-outcome%3A%22denied%22/);
   await expect(row(page, bobGrant)).toHaveCount(0);
-  await expect(page.locator('tbody tr')).toHaveCount(3);
+  await expect(page.locator('tbody tr')).toHaveCount(4);
 
   // Columns: show the event id, and the choice is in the URL.
   await page.getByTestId('column-chooser').locator('summary').click();

@@ -346,9 +346,12 @@ fn console_router(
     ingest: Arc<ingest::Ingest>,
 ) -> Router {
     let routes = generate_route_list(app::App);
+    let board = Arc::new(app::export_progress::board::ExportBoard::default());
     let scoped = {
         let store = store.clone();
+        let board = board.clone();
         move || {
+            provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
                 .and_then(|parts| parts.extensions.get::<access::Viewer>().cloned());
             if let Some(viewer) = &viewer {
@@ -372,7 +375,7 @@ fn console_router(
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
-        .merge(http::export::export_router(store, recorder))
+        .merge(http::export::export_router(store, board, recorder))
         .merge(
             Router::new()
                 .route("/login", axum::routing::post(http::login))

@@ -193,8 +193,27 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
                 ("range", "24h".to_string()),
             ]
         };
-        let (status, headers, body) = export(&server, &params("csv")).await;
+        // The page names the download to follow its progress.
+        let token = format!("progress-of-export-{}", q.len());
+        let mut named = params("csv");
+        named.push(("progress", token.clone()));
+        let (status, headers, body) = export(&server, &named).await;
         assert_eq!(status, 200, "{body}");
+        let (_, progress) = server_fn(
+            &server,
+            "search/export_progress",
+            &[("token", token.clone())],
+        )
+        .await;
+        assert_eq!(
+            (&progress["state"], &progress["sent"], &progress["total"]),
+            (
+                &json!("Done"),
+                &json!(expected.len()),
+                &json!(expected.len())
+            ),
+            "progress of the CSV export for {q:?}: {progress}"
+        );
         let disposition = headers["content-disposition"].to_str().unwrap();
         assert!(
             disposition.starts_with("attachment; filename=\"attest-events-acme-"),
@@ -268,8 +287,19 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
         }
     }
 
-    // Refusals are JSON and name what is wrong.
-    let (status, _, body) = export(&server, &[("q", "actor:\"bob".into())]).await;
+    // Refusals are JSON and name what is wrong; a followed one says so.
+    let token = "refused-export-0001".to_string();
+    let (status, _, body) = export(
+        &server,
+        &[("q", "actor:\"bob".into()), ("progress", token.clone())],
+    )
+    .await;
+    let (_, progress) = server_fn(&server, "search/export_progress", &[("token", token)]).await;
+    assert_eq!(progress["state"], "Failed", "{progress}");
+    assert!(progress["message"]
+        .as_str()
+        .unwrap()
+        .contains("the search has an error"));
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         (status, error["error"].as_str(), error["position"].as_u64()),

@@ -278,23 +278,97 @@ pub fn SearchPage() -> impl IntoView {
     }
 }
 
-/// CSV and NDJSON of the search as it stands (its snapshot included).
+/// CSV and NDJSON of the search as it stands (its snapshot included), with
+/// a progress line while the browser downloads. Without JavaScript the
+/// links still download; only the progress line needs the page.
 #[component]
 fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
+    // A token names the next download; it exists only in the browser (an
+    // effect), so the server-rendered links carry none.
+    let token = RwSignal::new(None::<String>);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| token.set(Some(crate::export_progress::new_token())));
+    let status = RwSignal::new(None::<crate::export_progress::ExportStatus>);
     let href = move |format: &'static str| {
         let p = params.get();
         let mut pairs = vec![("format", format.to_string())];
         pairs.extend(p.pairs().into_iter().filter(|(k, _)| *k != "cols"));
+        if let Some(token) = token.get() {
+            pairs.push(("progress", token));
+        }
         format!(
             "/api/v1/export{}",
             crate::search_state::query_string(&pairs)
         )
     };
+    let follow = move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Some(current) = token.get_untracked() {
+            follow_export(current, status);
+            // The next click is another download with its own count. The
+            // link changes only after this click's download has started
+            // from it: the browser reads `href` after the handlers ran.
+            set_timeout(
+                move || token.set(Some(crate::export_progress::new_token())),
+                std::time::Duration::ZERO,
+            );
+        }
+    };
     view! {
         <div class="export" role="group" aria-label="Export">
-            <a class="button" download="" href=move || href("csv") data-testid="export-csv">"Export CSV"</a>
-            <a class="button" download="" href=move || href("ndjson") data-testid="export-ndjson">"Export NDJSON"</a>
+            <a class="button" download="" href=move || href("csv") on:click=follow data-testid="export-csv">"Export CSV"</a>
+            <a class="button" download="" href=move || href("ndjson") on:click=follow data-testid="export-ndjson">"Export NDJSON"</a>
+            {move || status.get().map(|s| {
+                let failed = s.state == crate::export_progress::ExportState::Failed;
+                view! {
+                    <div class="export-progress" class:error=failed role="status" aria-live="polite" data-testid="export-progress">
+                        <progress max=s.total.max(1).to_string() value=s.sent.min(s.total).to_string()></progress>
+                        " "{s.describe()}
+                    </div>
+                }
+            })}
         </div>
+    }
+}
+
+/// Asks for the download's progress twice a second until it ends; gives up
+/// if the server never heard of it (the browser may not have started it).
+#[cfg(feature = "hydrate")]
+fn follow_export(token: String, status: RwSignal<Option<crate::export_progress::ExportStatus>>) {
+    use crate::export_progress::{export_progress, ExportState};
+    let handle = StoredValue::new(None::<leptos::prelude::IntervalHandle>);
+    let unseen = StoredValue::new(0u32);
+    let stop = move || {
+        if let Some(h) = handle.get_value() {
+            h.clear();
+        }
+    };
+    let started = set_interval_with_handle(
+        move || {
+            let token = token.clone();
+            leptos::task::spawn_local(async move {
+                match export_progress(token).await {
+                    Ok(Some(s)) => {
+                        let ended = s.state != ExportState::Running;
+                        status.set(Some(s));
+                        if ended {
+                            stop();
+                        }
+                    }
+                    Ok(None) => {
+                        unseen.update_value(|n| *n += 1);
+                        if unseen.get_value() > 40 {
+                            stop();
+                        }
+                    }
+                    Err(_) => stop(),
+                }
+            });
+        },
+        std::time::Duration::from_millis(500),
+    );
+    if let Ok(h) = started {
+        handle.set_value(Some(h));
     }
 }
 

@@ -19,6 +19,8 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 use tracing::{error, info, warn};
 
+use app::export_progress::{board::ExportBoard, valid_token, RowCounter};
+
 use crate::access::{record_console_action, Viewer};
 use crate::event::{Outcome, Resource};
 use crate::ingest::Ingest;
@@ -27,19 +29,32 @@ use crate::store::{ExportFormat, ExportStream, Store};
 #[derive(Clone)]
 struct ExportState {
     store: Store,
+    board: Arc<ExportBoard>,
     /// Where exports are recorded as audit events; `None` when the console
     /// runs without sign-in and there is no one to attribute them to.
     recorder: Option<Arc<Ingest>>,
 }
 
-pub fn export_router(store: Store, recorder: Option<Arc<Ingest>>) -> Router {
+pub fn export_router(
+    store: Store,
+    board: Arc<ExportBoard>,
+    recorder: Option<Arc<Ingest>>,
+) -> Router {
     Router::new()
         .route("/api/v1/export", get(export))
-        .with_state(ExportState { store, recorder })
+        .with_state(ExportState {
+            store,
+            board,
+            recorder,
+        })
 }
 
 async fn export(
-    State(ExportState { store, recorder }): State<ExportState>,
+    State(ExportState {
+        store,
+        board,
+        recorder,
+    }): State<ExportState>,
     viewer: Option<Extension<Viewer>>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
@@ -49,6 +64,24 @@ async fn export(
         Ok(params) => params,
         Err(rejection) => return bad_request(&rejection.body_text()),
     };
+    // The page's name for this download, if it follows its progress.
+    let token = params.get("progress").filter(|t| valid_token(t)).cloned();
+    let response =
+        export_response(store, viewer, recorder, &board, token.as_deref(), &params).await;
+    if let (Some(token), false) = (&token, response.status().is_success()) {
+        board.refuse(token, refusal_text(response.status()));
+    }
+    response
+}
+
+async fn export_response(
+    store: Store,
+    viewer: Viewer,
+    recorder: Option<Arc<Ingest>>,
+    board: &Arc<ExportBoard>,
+    token: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Response {
     let format_param = params.get("format").map_or("csv", String::as_str);
     let Some(format) = ExportFormat::from_param(format_param) else {
         return bad_request("format must be csv or ndjson");
@@ -75,7 +108,9 @@ async fn export(
                 }
             }
             info!(rows = stream.rows, tenant = ?query.tenant, format = format.extension(), "export started");
-            download(stream, format, query.tenant.as_deref(), now_ms)
+            let tracker =
+                token.map(|token| Tracker::new(board.clone(), token, format, stream.rows));
+            download(stream, tracker, format, query.tenant.as_deref(), now_ms)
         }
         Err(error) => refused(error),
     }
@@ -112,8 +147,58 @@ async fn record_export(
     .await
 }
 
+/// Counts the rows of one download onto the board, for the page's
+/// progress line. Dropped before the end (the browser went away), it
+/// marks the export as broken off.
+struct Tracker {
+    board: Arc<ExportBoard>,
+    token: String,
+    counter: RowCounter,
+    /// CSV's first line is the header, not a row.
+    header_pending: bool,
+    finished: bool,
+}
+
+impl Tracker {
+    fn new(board: Arc<ExportBoard>, token: &str, format: ExportFormat, total: u64) -> Tracker {
+        board.start(token, total);
+        let csv = format == ExportFormat::Csv;
+        Tracker {
+            board,
+            token: token.to_owned(),
+            counter: RowCounter::new(csv),
+            header_pending: csv,
+            finished: false,
+        }
+    }
+
+    fn passed(&mut self, chunk: &[u8]) {
+        let mut rows = self.counter.feed(chunk);
+        if self.header_pending && rows > 0 {
+            self.header_pending = false;
+            rows -= 1;
+        }
+        self.board.advance(&self.token, rows);
+    }
+
+    fn end(&mut self, outcome: Result<(), String>) {
+        self.finished = true;
+        self.board.finish(&self.token, outcome);
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.board
+                .finish(&self.token, Err("the download was interrupted".into()));
+        }
+    }
+}
+
 fn download(
     stream: ExportStream,
+    tracker: Option<Tracker>,
     format: ExportFormat,
     tenant: Option<&str>,
     now_ms: i64,
@@ -121,13 +206,26 @@ fn download(
     let rows = stream.rows;
     // An error ends the body without its last chunk, so the browser marks
     // the download as failed rather than saving a file that looks whole.
-    let body = futures::stream::unfold(stream, |mut stream| async move {
+    let body = futures::stream::unfold((stream, tracker), |(mut stream, mut tracker)| async move {
         match stream.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), stream)),
-            Ok(None) => None,
+            Ok(Some(chunk)) => {
+                if let Some(t) = tracker.as_mut() {
+                    t.passed(&chunk);
+                }
+                Some((Ok(chunk), (stream, tracker)))
+            }
+            Ok(None) => {
+                if let Some(t) = tracker.as_mut() {
+                    t.end(Ok(()));
+                }
+                None
+            }
             Err(error) => {
                 warn!(%error, "export broke off");
-                Some((Err(error), stream))
+                if let Some(t) = tracker.as_mut() {
+                    t.end(Err(error.to_string()));
+                }
+                Some((Err(error), (stream, tracker)))
             }
         }
     });
@@ -176,6 +274,20 @@ fn file_name(tenant: Option<&str>, now_ms: i64, extension: &str) -> String {
         .collect();
     let (date, time) = stamp.split_at(stamp.len().min(8));
     format!("attest-events-{scope}-{date}T{time}Z.{extension}")
+}
+
+/// What the progress line says about an export that did not start; the
+/// download itself carries the detailed JSON.
+fn refusal_text(status: StatusCode) -> String {
+    match status {
+        StatusCode::BAD_REQUEST => "the search has an error; fix it and export again".into(),
+        StatusCode::FORBIDDEN => "that tenant is not visible to you".into(),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            "the search matches more rows than an export may hold; narrow it".into()
+        }
+        StatusCode::UNAUTHORIZED => "sign in again".into(),
+        _ => "the event store is unavailable; try again shortly".into(),
+    }
 }
 
 fn bad_request(message: &str) -> Response {
