@@ -29,7 +29,7 @@ use tracing::info;
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::validate::{identifier, MAX_ID};
 use crate::ingest::{internal_event, now_ms, Ingest, IngestError};
-use crate::keys::{digest, random_hex, AuthError, KeyRing, StoredKey};
+use crate::keys::{mint, random_hex, AuthError, KeyRing, StoredKey};
 use crate::store::{AccessRow, Store, StoreError};
 
 const PREFIX: &str = "atc_";
@@ -347,13 +347,13 @@ impl AccessAdmin {
         let mut tenants = tenants.to_vec();
         tenants.sort();
         tenants.dedup();
-        let secret = random_hex(32);
+        let minted = mint(PREFIX);
         let row = AccessRow {
-            access_id: random_hex(8),
+            access_id: minted.id,
             name: name.to_owned(),
             tenants,
             all_tenants: u8::from(all_tenants),
-            secret_sha256: digest(&secret),
+            secret_sha256: minted.secret_sha256,
             created_at: (now_ms() / 1000) as u32,
             revoked_at: 0,
         };
@@ -361,7 +361,7 @@ impl AccessAdmin {
         self.store.put_console_access(&row, now_ms() as u64).await?;
         info!(access_id = %row.access_id, name, "console access granted");
         Ok(NewAccess {
-            key: format!("{PREFIX}{}_{secret}", row.access_id),
+            key: minted.key,
             row,
         })
     }

@@ -70,7 +70,7 @@ impl Principal {
     }
 }
 
-pub(crate) fn digest(secret: &str) -> String {
+fn digest(secret: &str) -> String {
     Sha256::digest(secret.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -83,6 +83,25 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A new key of some kind: the id and hash to store, and the full text to
+/// show once.
+pub(crate) struct Minted {
+    pub id: String,
+    pub secret_sha256: String,
+    pub key: String,
+}
+
+/// 64 random bits of id and 256 of secret, from the OS.
+pub(crate) fn mint(prefix: &str) -> Minted {
+    let id = random_hex(8);
+    let secret = random_hex(32);
+    Minted {
+        key: format!("{prefix}{id}_{secret}"),
+        secret_sha256: digest(&secret),
+        id,
+    }
+}
+
 /// `<prefix><id>_<secret>` → `(id, secret)`.
 fn split<'a>(prefix: &str, presented: &'a str) -> Option<(&'a str, &'a str)> {
     let rest = presented.strip_prefix(prefix)?;
@@ -93,7 +112,7 @@ fn split<'a>(prefix: &str, presented: &'a str) -> Option<(&'a str, &'a str)> {
 
 /// Equal-time comparison, so response timing says nothing about how much
 /// of a guessed secret was right.
-pub(crate) fn same(a: &str, b: &str) -> bool {
+fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -292,13 +311,13 @@ impl KeyAdmin {
                 ));
             }
         }
-        let secret = random_hex(32);
+        let minted = mint(PREFIX);
         let row = KeyRow {
-            key_id: random_hex(8),
+            key_id: minted.id,
             tenant_id: tenant.to_owned(),
             source_service: service.to_owned(),
             categories: categories.to_vec(),
-            secret_sha256: digest(&secret),
+            secret_sha256: minted.secret_sha256,
             description: description.to_owned(),
             created_at: (now_ms() / 1000) as u32,
             revoked_at: 0,
@@ -307,7 +326,7 @@ impl KeyAdmin {
         self.store.put_api_key(&row, now_ms() as u64).await?;
         info!(key_id = %row.key_id, tenant, service, "API key created");
         Ok(NewKey {
-            key: format!("{PREFIX}{}_{secret}", row.key_id),
+            key: minted.key,
             row,
         })
     }

@@ -179,20 +179,31 @@ pub(crate) fn detail_sql(with_time: bool) -> String {
 const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'UTC')), '.', \
      substring(toString(1000 + occurred_at % 1000), 2, 3))";
 
-/// Text columns of an export that come from the sending service and may
-/// start with anything; the others are numbers, enums or array literals.
-const EXPORT_TEXT_COLUMNS: [&str; 11] = [
-    "event_id",
-    "tenant_id",
-    "action",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "actor_user_agent",
-    "resource_type",
-    "resource_id",
-    "source_service",
-    "request_id",
+/// The columns of an export, in file order: the name in the file, what it
+/// is read from, and whether it is text the sending service chose (and so
+/// may start with anything) rather than a number, an enum or an array.
+const EXPORT_COLUMNS: [(&str, &str, bool); 21] = [
+    ("event_id", "event_id", true),
+    ("tenant_id", "tenant_id", true),
+    ("occurred_at", "occurred_at", false),
+    ("occurred_at_utc", UTC_TEXT, false),
+    ("received_at", "received_at", false),
+    ("category", "category", false),
+    ("action", "action", true),
+    ("outcome", "outcome", false),
+    ("actor_id", "actor_id", true),
+    ("actor_type", "actor_type", true),
+    ("actor_ip", "actor_ip", true),
+    ("actor_user_agent", "actor_user_agent", true),
+    ("resource_type", "resource_type", true),
+    ("resource_id", "resource_id", true),
+    ("source_service", "source_service", true),
+    ("request_id", "request_id", true),
+    ("metadata_key", "metadata.key", false),
+    ("metadata_value", "metadata.value", false),
+    ("schema_id", "schema_id", false),
+    ("kafka_partition", "kafka_partition", false),
+    ("kafka_offset", "kafka_offset", false),
 ];
 
 /// [`export_sql`] for CSV: a text cell a spreadsheet would run as a formula
@@ -202,18 +213,18 @@ const EXPORT_TEXT_COLUMNS: [&str; 11] = [
 /// neutralising is done outside the inner query so ordering and
 /// de-duplication see the stored values; NDJSON keeps them exact.
 pub(crate) fn csv_export_sql(filter: &str) -> String {
-    let columns: Vec<String> = EXPORT_COLUMN_NAMES
+    let columns: Vec<String> = EXPORT_COLUMNS
         .iter()
-        .map(|column| {
-            if EXPORT_TEXT_COLUMNS.contains(column) {
+        .map(|(name, _, text)| {
+            if *text {
                 // The quote is written `\x27`: the client crate rewrites
                 // the `\'` escape before the text reaches ClickHouse.
                 format!(
-                    "if(substring({column}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), \
-                     concat('\\x27', {column}), {column}) AS {column}"
+                    "if(substring({name}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), \
+                     concat('\\x27', {name}), {name}) AS {name}"
                 )
             } else {
-                (*column).to_owned()
+                (*name).to_owned()
             }
         })
         .collect();
@@ -224,42 +235,24 @@ pub(crate) fn csv_export_sql(filter: &str) -> String {
     )
 }
 
-/// The columns of an export, in file order.
-const EXPORT_COLUMN_NAMES: [&str; 21] = [
-    "event_id",
-    "tenant_id",
-    "occurred_at",
-    "occurred_at_utc",
-    "received_at",
-    "category",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "actor_user_agent",
-    "resource_type",
-    "resource_id",
-    "source_service",
-    "request_id",
-    "metadata_key",
-    "metadata_value",
-    "schema_id",
-    "kafka_partition",
-    "kafka_offset",
-];
-
 /// Every stored field of each matching event, in page order.
 pub(crate) fn export_sql(filter: &str) -> String {
+    let columns: Vec<String> = EXPORT_COLUMNS
+        .iter()
+        .map(|(name, source, _)| {
+            if name == source {
+                (*name).to_owned()
+            } else {
+                format!("{source} AS {name}")
+            }
+        })
+        .collect();
     format!(
-        "SELECT event_id, tenant_id, occurred_at, {UTC_TEXT} AS occurred_at_utc, received_at, \
-         category, action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, \
-         resource_type, resource_id, source_service, request_id, \
-         metadata.key AS metadata_key, metadata.value AS metadata_value, \
-         schema_id, kafka_partition, kafka_offset \
+        "SELECT {} \
          FROM audit_events WHERE {filter} \
          ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
-         LIMIT 1 BY tenant_id, event_id"
+         LIMIT 1 BY tenant_id, event_id",
+        columns.join(", ")
     )
 }
 
