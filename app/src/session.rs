@@ -19,14 +19,14 @@ pub struct ViewerInfo {
     pub signed_in: bool,
 }
 
-impl ViewerInfo {
-    /// The tenant a search without one runs over: a viewer of exactly one
-    /// tenant sees that one; everyone else must pick (or sees all).
-    pub fn default_tenant(&self) -> Option<String> {
-        match (self.all_tenants, self.tenants.as_slice()) {
-            (false, [only]) => Some(only.clone()),
-            _ => None,
-        }
+/// What the tenant selector's empty choice means for this viewer: the
+/// server scopes it to a single-tenant viewer's tenant and refuses it for a
+/// viewer of several, who must pick one.
+pub fn no_tenant_label(viewer: Option<&ViewerInfo>) -> &'static str {
+    match viewer {
+        Some(v) if !v.all_tenants && v.tenants.len() == 1 => "Your tenant",
+        Some(v) if !v.all_tenants => "Choose a tenant",
+        _ => "All tenants",
     }
 }
 
@@ -67,5 +67,30 @@ pub fn ViewerMenu() -> impl IntoView {
                     })
             }}
         </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn viewer(tenants: &[&str], all_tenants: bool) -> ViewerInfo {
+        ViewerInfo {
+            name: "v".into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            all_tenants,
+            signed_in: true,
+        }
+    }
+
+    #[test]
+    fn the_empty_tenant_choice_says_what_it_means() {
+        assert_eq!(no_tenant_label(None), "All tenants");
+        assert_eq!(no_tenant_label(Some(&viewer(&[], true))), "All tenants");
+        assert_eq!(no_tenant_label(Some(&viewer(&["a"], false))), "Your tenant");
+        assert_eq!(
+            no_tenant_label(Some(&viewer(&["a", "b"], false))),
+            "Choose a tenant"
+        );
     }
 }

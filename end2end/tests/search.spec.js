@@ -135,6 +135,7 @@ test('an investigation: query, facet, event, pivot, back, export, reload', async
   expect(lines[1]).toContain(bobRead);
   // The page followed the download to its end.
   await expect(page.getByTestId('export-progress')).toContainText('Export finished: 1 row.');
+  await page.screenshot({ path: 'test-results/search-export.png', fullPage: true });
 
   // Reload keeps everything: it all lives in the URL.
   await page.reload();

@@ -324,15 +324,15 @@ fn console_auth(
         .console
         .secure_cookie
         .unwrap_or(!config.listen.ip().is_loopback());
-    http::ConsoleAuth::SignIn {
-        sessions: Arc::new(access::Sessions::new(
+    http::ConsoleAuth::sign_in(
+        access::Sessions::new(
             &config.console.session_secret,
             config.console.session_ttl,
             secure,
             ring,
-        )),
+        ),
         ingest,
-    }
+    )
 }
 
 /// The console's pages and server functions, the export download beside

@@ -196,6 +196,18 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
         assert_eq!(cookie, None);
     }
 
+    // Another site cannot post the sign-in form for the browser.
+    let cross = browser
+        .http
+        .post(format!("{}/login", server.base_url))
+        .header("origin", "https://evil.example")
+        .form(&[("key", alice_key.as_str()), ("next", "/search")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    assert!(cross.headers().get(SET_COOKIE).is_none());
+
     // Alice signs in and lands where she was going; the cookie is HttpOnly.
     let (location, cookie) = browser.sign_in(&alice_key, "/search?q=x").await;
     assert_eq!(location, "/search?q=x");

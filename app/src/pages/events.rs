@@ -64,6 +64,10 @@ pub fn EventsPage() -> impl IntoView {
         |(tenant, range)| list_events(tenant, range.param().to_string()),
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
+    let viewer = Resource::new(|| (), |_| crate::session::current_viewer());
+    let all_label = move || {
+        crate::session::no_tenant_label(viewer.get().and_then(Result::ok).flatten().as_ref())
+    };
 
     // Changing a selector applies it at once; the Apply button remains for
     // browsers without JavaScript, where the form submits as a plain GET.
@@ -95,7 +99,7 @@ pub fn EventsPage() -> impl IntoView {
                         "Tenant"
                         <Transition fallback=move || view! { <select name="tenant" id="tenant-filter" disabled=true><option>"Loading…"</option></select> }>
                             <select name="tenant" id="tenant-filter" on:change=on_tenant.clone()>
-                                <option value="" selected=move || tenant.get().is_none()>"All tenants"</option>
+                                <option value="" selected=move || tenant.get().is_none()>{move || all_label()}</option>
                                 {move || {
                                     let current = tenant.get();
                                     let mut names = tenants.get().and_then(Result::ok).unwrap_or_default();

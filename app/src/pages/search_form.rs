@@ -26,14 +26,9 @@ pub fn QueryForm(
         from.set(p.from.unwrap_or_default());
         to.set(p.to.unwrap_or_default());
     });
-    // What "no tenant" means depends on who is looking: the server scopes
-    // it to a single-tenant viewer's tenant and refuses it for a viewer of
-    // several, who must pick one.
     let viewer = Resource::new(|| (), |_| crate::session::current_viewer());
-    let all_label = move || match viewer.get().and_then(Result::ok).flatten() {
-        Some(v) if !v.all_tenants && v.tenants.len() == 1 => "Your tenant",
-        Some(v) if !v.all_tenants => "Choose a tenant",
-        _ => "All tenants",
+    let all_label = move || {
+        crate::session::no_tenant_label(viewer.get().and_then(Result::ok).flatten().as_ref())
     };
     let draft_error = Memo::new(move |_| parse(&draft.get()).err());
     let typed = Memo::new(move |_| {

@@ -28,7 +28,52 @@ pub enum ConsoleAuth {
     SignIn {
         sessions: Arc<Sessions>,
         ingest: Arc<Ingest>,
+        refusals: Arc<RefusalBudget>,
     },
+}
+
+impl ConsoleAuth {
+    pub fn sign_in(sessions: Sessions, ingest: Arc<Ingest>) -> ConsoleAuth {
+        ConsoleAuth::SignIn {
+            sessions: Arc::new(sessions),
+            ingest,
+            refusals: Arc::new(RefusalBudget::default()),
+        }
+    }
+}
+
+/// Refused sign-ins recorded as audit events per minute, at most. Someone
+/// trying keys in a loop must not be able to fill the audit store; past
+/// the budget each refusal is still logged, and counted in the next
+/// recorded one.
+const RECORDED_REFUSALS_PER_MINUTE: u32 = 60;
+
+#[derive(Default)]
+pub struct RefusalBudget {
+    /// Start of the current minute, refusals recorded in it, and those
+    /// passed over since the last recorded one.
+    window: std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>,
+}
+
+impl RefusalBudget {
+    /// `Some(passed over since the last record)` when this refusal may be
+    /// recorded.
+    fn take(&self) -> Option<u64> {
+        let mut window = self.window.lock().ok()?;
+        let now = std::time::Instant::now();
+        let (start, used, skipped) = window.get_or_insert((now, 0, 0));
+        if now.duration_since(*start) >= std::time::Duration::from_secs(60) {
+            *start = now;
+            *used = 0;
+        }
+        if *used < RECORDED_REFUSALS_PER_MINUTE {
+            *used += 1;
+            Some(std::mem::take(skipped))
+        } else {
+            *skipped += 1;
+            None
+        }
+    }
 }
 
 /// Paths served to anyone: the sign-in page and what it needs to render.
@@ -135,14 +180,48 @@ fn local_path(next: &str) -> &str {
     }
 }
 
+/// A form post another site made the browser send carries that site's
+/// `Origin`: refused, so no page elsewhere can sign a browser in (to an
+/// account of the attacker's choosing) or out. Browsers send `Origin` on
+/// every cross-site POST; requests without one (curl) are not a browser
+/// being misused.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (None, _) => false,
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            !origin_host.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => true,
+    }
+}
+
+fn cross_site_refusal() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"error": "forbidden", "message": "cross-site form posts are refused"})),
+    )
+        .into_response()
+}
+
 pub async fn login(
     State(auth): State<ConsoleAuth>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let ConsoleAuth::SignIn { sessions, ingest } = auth else {
+    let ConsoleAuth::SignIn {
+        sessions,
+        ingest,
+        refusals,
+    } = auth
+    else {
         return Redirect::to(local_path(&form.next)).into_response();
     };
+    if cross_site(&headers) {
+        return cross_site_refusal();
+    }
     let next = local_path(&form.next).to_owned();
     let again = |error: &str| {
         Redirect::to(&format!(
@@ -188,8 +267,17 @@ pub async fn login(
             // The presented text is never logged or recorded: it may be a
             // real key pasted into the wrong place.
             warn!(%reason, "console sign-in refused");
+            let Some(passed_over) = refusals.take() else {
+                return again("invalid");
+            };
             let mut metadata = client;
             metadata.insert("reason".into(), reason.to_string());
+            if passed_over > 0 {
+                metadata.insert(
+                    "refusals_not_recorded_before".into(),
+                    passed_over.to_string(),
+                );
+            }
             let resource = Resource {
                 kind: "console_access".into(),
                 id: "unknown".into(),
@@ -217,9 +305,15 @@ pub async fn logout(
     viewer: Option<axum::Extension<Viewer>>,
     headers: HeaderMap,
 ) -> Response {
-    let ConsoleAuth::SignIn { sessions, ingest } = auth else {
+    let ConsoleAuth::SignIn {
+        sessions, ingest, ..
+    } = auth
+    else {
         return Redirect::to("/").into_response();
     };
+    if cross_site(&headers) {
+        return cross_site_refusal();
+    }
     if let Some(axum::Extension(viewer)) = viewer {
         let resource = Resource {
             kind: "console_access".into(),
@@ -283,6 +377,49 @@ mod tests {
             "/a\r\nSet-Cookie: x=1",
         ] {
             assert_eq!(local_path(bad), "/search", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_past_the_budget_are_counted_not_recorded() {
+        let budget = RefusalBudget::default();
+        for _ in 0..RECORDED_REFUSALS_PER_MINUTE {
+            assert_eq!(budget.take(), Some(0));
+        }
+        assert_eq!(budget.take(), None);
+        assert_eq!(budget.take(), None);
+        if let Ok(mut w) = budget.window.lock() {
+            if let Some((start, _, _)) = w.as_mut() {
+                *start -= std::time::Duration::from_secs(61);
+            }
+        }
+        assert_eq!(budget.take(), Some(2), "the next minute reports the two");
+        assert_eq!(budget.take(), Some(0));
+    }
+
+    #[test]
+    fn form_posts_from_other_sites_are_told_apart() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            map
+        };
+        assert!(!cross_site(&headers(&[("host", "127.0.0.1:3030")])));
+        assert!(!cross_site(&headers(&[
+            ("host", "127.0.0.1:3030"),
+            ("origin", "http://127.0.0.1:3030")
+        ])));
+        assert!(!cross_site(&headers(&[
+            ("host", "Attest.example"),
+            ("origin", "https://attest.example")
+        ])));
+        for origin in ["https://evil.example", "null", "http://127.0.0.1:3031"] {
+            assert!(cross_site(&headers(&[
+                ("host", "127.0.0.1:3030"),
+                ("origin", origin)
+            ])));
         }
     }
 
