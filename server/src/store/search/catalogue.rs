@@ -11,14 +11,10 @@ use crate::store::queries::QueryTemplate;
 pub(crate) const REPRESENTATIVE_QUERY: &str =
     "(outcome:failure OR outcome:denied) -actor.type:service action:user.* metadata.k:v mall";
 /// Names of the values of the catalogue's search templates, in placeholder
-/// order: the window, then tenant and cursor where the shape has them, then
-/// [`REPRESENTATIVE_QUERY`]'s values where it is used.
+/// order: [`REPRESENTATIVE_QUERY`]'s values where it is used (its
+/// conditions stand first, in PREWHERE), then the window, then tenant and
+/// cursor where the shape has them.
 static PAGE_PARAMS: [&str; 16] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
     "q_outcome_1",
     "q_outcome_2",
     "q_actor_type",
@@ -29,6 +25,11 @@ static PAGE_PARAMS: [&str; 16] = [
     "q_text",
     "q_text",
     "q_text",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
     "limit",
 ];
 static TENANT_CURSOR_PARAMS: [&str; 12] = [

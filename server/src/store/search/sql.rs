@@ -29,12 +29,24 @@ pub(crate) struct Shape {
     pub arrival: Arrival,
 }
 
-/// Conditions shared by every search query, `expr` being the compiled
-/// query. The `event_time` bounds let ClickHouse skip month partitions
-/// outside the window; the `occurred_at` bounds are the exact window.
+/// Everything after `FROM audit_events` that selects a search's rows, `expr`
+/// being the compiled query. The `event_time` bounds let ClickHouse skip
+/// month partitions outside the window; the `occurred_at` bounds are the
+/// exact window. The query's own conditions go in PREWHERE: ClickHouse then
+/// reads only their columns for every row of the window, and the wide
+/// columns (user agent, metadata) only for the rows that match. Its own
+/// choice of PREWHERE picks a cheap key condition instead, which narrows
+/// nothing once the primary key has. PREWHERE is AND with WHERE, so the
+/// rows are the same; the values of `expr` come first, in text order.
 pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
-    let mut sql = String::from(
-        "event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
+    let mut sql = String::new();
+    if expr != MATCH_ALL {
+        sql.push_str("PREWHERE ");
+        sql.push_str(expr);
+        sql.push(' ');
+    }
+    sql.push_str(
+        "WHERE event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
          AND occurred_at >= ? AND occurred_at <= ?",
     );
     sql.push_str(match shape.arrival {
@@ -52,12 +64,14 @@ pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
              OR (event_id = ? AND tenant_id < ?))))",
         );
     }
-    sql.push_str(" AND ");
-    sql.push_str(expr);
     sql
 }
 
-/// A WHERE clause and its values, in placeholder order.
+/// What an empty query compiles to.
+const MATCH_ALL: &str = "1";
+
+/// A search's PREWHERE and WHERE clauses and their values, in placeholder
+/// order.
 pub(crate) struct Filter {
     pub sql: String,
     pub params: Vec<Param>,
@@ -85,13 +99,19 @@ impl Filter {
             cursor: cursor.is_some(),
             arrival: span.arrival,
         };
-        let mut params = vec![
+        // The query's values first: its conditions stand first, in PREWHERE.
+        let mut params: Vec<Param> = if compiled.sql == MATCH_ALL {
+            Vec::new()
+        } else {
+            compiled.params.clone()
+        };
+        params.extend([
             Param::Int(epoch_seconds(span.from_ms)),
             Param::Int(epoch_seconds(span.to_ms)),
             Param::Int(span.from_ms),
             Param::Int(span.to_ms),
             Param::Int(span.snapshot_ms),
-        ];
+        ]);
         if let Some(tenant) = tenant {
             params.push(Param::Str(tenant.to_owned()));
         }
@@ -102,7 +122,6 @@ impl Filter {
             params.push(Param::Str(c.event_id.clone()));
             params.push(Param::Str(c.tenant_id.clone()));
         }
-        params.extend(compiled.params.iter().cloned());
         Filter {
             sql: where_sql(shape, &compiled.sql),
             params,
@@ -123,7 +142,7 @@ pub(crate) fn epoch_seconds(ms: i64) -> i64 {
 /// page tells whether there is a next page.
 pub(crate) fn page_sql(filter: &str) -> String {
     format!(
-        "SELECT {HIT_COLUMNS} FROM audit_events WHERE {filter} \
+        "SELECT {HIT_COLUMNS} FROM audit_events {filter} \
          ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
          LIMIT 1 BY tenant_id, event_id \
          LIMIT ?"
@@ -132,7 +151,7 @@ pub(crate) fn page_sql(filter: &str) -> String {
 
 /// Distinct events, whatever copies are stored.
 pub(crate) fn count_sql(filter: &str) -> String {
-    format!("SELECT uniqExact(tenant_id, event_id) AS events FROM audit_events WHERE {filter}")
+    format!("SELECT uniqExact(tenant_id, event_id) AS events FROM audit_events {filter}")
 }
 
 /// Top values of every facet field in one pass: each matching row is
@@ -144,7 +163,7 @@ pub(crate) fn facets_sql(filter: &str) -> String {
     format!(
         "SELECT tupleElement(facet, 1) AS field, tupleElement(facet, 2) AS value, \
          uniqExact(tenant_id, event_id) AS events \
-         FROM (SELECT tenant_id, event_id, {} FROM audit_events WHERE {filter}) \
+         FROM (SELECT tenant_id, event_id, {} FROM audit_events {filter}) \
          ARRAY JOIN [{}] AS facet \
          GROUP BY field, value \
          ORDER BY field, events DESC, value \
@@ -249,7 +268,7 @@ pub(crate) fn export_sql(filter: &str) -> String {
         .collect();
     format!(
         "SELECT {} \
-         FROM audit_events WHERE {filter} \
+         FROM audit_events {filter} \
          ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
          LIMIT 1 BY tenant_id, event_id",
         columns.join(", ")
@@ -323,8 +342,37 @@ mod tests {
                 Param::Str("t".into()),
             ]
         );
-        assert!(filter.sql.ends_with(" AND 1"));
+        assert!(filter.sql.starts_with("WHERE event_time"), "{}", filter.sql);
         assert!(filter.sql.contains("received_at <= ?"));
+    }
+
+    #[test]
+    fn the_query_stands_first_in_prewhere_with_its_values_first() {
+        let compiled = compile_str("outcome:failure").unwrap();
+        let span = Span {
+            from_ms: 1_500,
+            to_ms: 2_500,
+            arrival: Arrival::UpToSnapshot,
+            snapshot_ms: 3,
+        };
+        let filter = Filter::new(&compiled, Some("acme"), span, None);
+        let (prewhere, rest) = filter.sql.split_once(" WHERE ").unwrap();
+        assert_eq!(prewhere, format!("PREWHERE {}", compiled.sql));
+        assert!(!rest.contains("PREWHERE"));
+        let n = compiled.params.len();
+        assert_eq!(filter.params[..n], compiled.params[..]);
+        assert!(filter.params.contains(&Param::Str("failure".into())));
+        assert_eq!(
+            filter.params[n..],
+            [
+                Param::Int(1),
+                Param::Int(2),
+                Param::Int(1_500),
+                Param::Int(2_500),
+                Param::Int(3),
+                Param::Str("acme".into()),
+            ]
+        );
     }
 
     #[test]
