@@ -113,10 +113,24 @@ impl TimeRange {
 /// What the events list asks the store for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventFilter {
-    /// `None` means every tenant.
+    /// `None` means every tenant (of `within`, when that is not empty).
     pub tenant: Option<String>,
     pub range: TimeRange,
     pub limit: u32,
+    /// Without a `tenant`, only these tenants. Set by the server from the
+    /// signed-in viewer; never read from a request.
+    #[serde(skip)]
+    pub within: Vec<String>,
+}
+
+impl EventFilter {
+    /// The tenants the filter covers; empty means every tenant.
+    pub fn tenants(&self) -> Vec<String> {
+        match &self.tenant {
+            Some(tenant) => vec![tenant.clone()],
+            None => self.within.clone(),
+        }
+    }
 }
 
 /// The most rows one page of the events list shows.

@@ -22,9 +22,21 @@ pub struct SearchQuery {
     pub window: TimeWindow,
     pub cursor: Option<Cursor>,
     pub limit: u32,
+    /// Without a `tenant`, only these tenants (empty: every tenant). Set by
+    /// the server from the signed-in viewer; never read from a request.
+    #[serde(skip)]
+    pub within: Vec<String>,
 }
 
 impl SearchQuery {
+    /// The tenants the search runs over; empty means every tenant.
+    pub fn tenants(&self) -> Vec<String> {
+        match &self.tenant {
+            Some(tenant) => vec![tenant.clone()],
+            None => self.within.clone(),
+        }
+    }
+
     /// Checks what the URL said; the query text itself is checked where it
     /// is compiled.
     pub fn from_params(params: &SearchParams, limit: u32) -> Result<SearchQuery, SearchError> {
@@ -43,6 +55,7 @@ impl SearchQuery {
             window,
             cursor,
             limit,
+            within: Vec::new(),
         })
     }
 }

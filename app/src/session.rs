@@ -20,12 +20,11 @@ pub struct ViewerInfo {
 }
 
 /// What the tenant selector's empty choice means for this viewer: the
-/// server scopes it to a single-tenant viewer's tenant and refuses it for a
-/// viewer of several, who must pick one.
+/// server narrows it to the viewer's own tenants.
 pub fn no_tenant_label(viewer: Option<&ViewerInfo>) -> &'static str {
     match viewer {
         Some(v) if !v.all_tenants && v.tenants.len() == 1 => "Your tenant",
-        Some(v) if !v.all_tenants => "Choose a tenant",
+        Some(v) if !v.all_tenants => "All your tenants",
         _ => "All tenants",
     }
 }
@@ -90,7 +89,7 @@ mod tests {
         assert_eq!(no_tenant_label(Some(&viewer(&["a"], false))), "Your tenant");
         assert_eq!(
             no_tenant_label(Some(&viewer(&["a", "b"], false))),
-            "Choose a tenant"
+            "All your tenants"
         );
     }
 }

@@ -371,6 +371,7 @@ fn run_query(kind: Kind, i: usize, tenants: &[String], end_ms: i64) -> (SearchQu
         window: TimeWindow::Last(TimeRange::Last30Days),
         cursor: None,
         limit: SEARCH_PAGE_ROWS,
+        within: Vec::new(),
     };
     (query, now_ms)
 }
@@ -643,6 +644,7 @@ async fn export_query(
         },
         cursor: None,
         limit: SEARCH_PAGE_ROWS,
+        within: Vec::new(),
     })
 }
 

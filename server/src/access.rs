@@ -113,18 +113,28 @@ impl Viewer {
         self.all_tenants || self.tenants.iter().any(|t| t == tenant)
     }
 
-    /// The tenant a request really runs over: the one asked for if the
-    /// viewer may see it, every tenant (`None`) for a viewer of all, the
-    /// only one of a single-tenant viewer; anything else is refused with
-    /// what they may choose.
-    pub fn scope(&self, requested: Option<&str>) -> Result<Option<String>, ConsoleError> {
+    /// What a request really runs over: the tenant asked for if the viewer
+    /// may see it; without one, every tenant for a viewer of all, or just
+    /// the viewer's tenants (the only one, or `within` for several).
+    /// Another tenant is refused with what they may choose.
+    pub fn scope(&self, requested: Option<&str>) -> Result<Scope, ConsoleError> {
         match requested {
-            Some(tenant) if self.may_see(tenant) => Ok(Some(tenant.to_owned())),
+            Some(tenant) if self.may_see(tenant) => Ok(Scope {
+                tenant: Some(tenant.to_owned()),
+                within: Vec::new(),
+            }),
             Some(_) => Err(ConsoleError::Forbidden(self.choices("that tenant is not"))),
-            None if self.all_tenants => Ok(None),
+            None if self.all_tenants => Ok(Scope::default()),
             None => match self.tenants.as_slice() {
-                [only] => Ok(Some(only.clone())),
-                _ => Err(ConsoleError::Forbidden(self.choices("all tenants are not"))),
+                [] => Err(ConsoleError::Forbidden(self.choices("no tenant is"))),
+                [only] => Ok(Scope {
+                    tenant: Some(only.clone()),
+                    within: Vec::new(),
+                }),
+                several => Ok(Scope {
+                    tenant: None,
+                    within: several.to_vec(),
+                }),
             },
         }
     }
@@ -152,6 +162,26 @@ impl Viewer {
     /// Whose trail records what this viewer does with `tenant`'s events.
     pub fn trail_tenant(tenant: Option<&str>) -> &str {
         tenant.unwrap_or(SYSTEM_TENANT)
+    }
+}
+
+/// The tenants one request runs over: `tenant`, or without it the tenants
+/// in `within` (empty: every tenant).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub tenant: Option<String>,
+    pub within: Vec<String>,
+}
+
+impl Scope {
+    /// The trails an action over this scope is recorded in: each tenant it
+    /// covers, or Attest's own for every tenant.
+    pub fn trails(&self) -> Vec<String> {
+        match (&self.tenant, self.within.as_slice()) {
+            (Some(tenant), _) => vec![tenant.clone()],
+            (None, []) => vec![SYSTEM_TENANT.to_owned()],
+            (None, several) => several.to_vec(),
+        }
     }
 }
 
@@ -469,17 +499,19 @@ impl ScopedStore {
     }
 
     fn query(&self, query: &SearchQuery) -> Result<SearchQuery, ConsoleError> {
-        let tenant = self.viewer.scope(query.tenant.as_deref())?;
+        let Scope { tenant, within } = self.viewer.scope(query.tenant.as_deref())?;
         Ok(SearchQuery {
             tenant,
+            within,
             ..query.clone()
         })
     }
 
     fn filter(&self, filter: &EventFilter) -> Result<EventFilter, ConsoleError> {
-        let tenant = self.viewer.scope(filter.tenant.as_deref())?;
+        let Scope { tenant, within } = self.viewer.scope(filter.tenant.as_deref())?;
         Ok(EventFilter {
             tenant,
+            within,
             ..filter.clone()
         })
     }
@@ -595,23 +627,34 @@ mod tests {
         }
     }
 
+    fn one(tenant: &str) -> Scope {
+        Scope {
+            tenant: Some(tenant.into()),
+            within: Vec::new(),
+        }
+    }
+
     #[test]
     fn scope_narrows_to_what_the_viewer_may_see() {
-        let one = viewer(&["acme"], false);
-        assert_eq!(one.scope(Some("acme")).unwrap(), Some("acme".into()));
-        assert_eq!(one.scope(None).unwrap(), Some("acme".into()));
-        let refused = one.scope(Some("globex")).unwrap_err().to_string();
+        let single = viewer(&["acme"], false);
+        assert_eq!(single.scope(Some("acme")).unwrap(), one("acme"));
+        assert_eq!(single.scope(None).unwrap(), one("acme"));
+        let refused = single.scope(Some("globex")).unwrap_err().to_string();
         assert!(refused.contains("choose one of: acme"), "{refused}");
 
         let two = viewer(&["acme", "globex"], false);
-        assert_eq!(two.scope(Some("globex")).unwrap(), Some("globex".into()));
-        let refused = two.scope(None).unwrap_err().to_string();
+        assert_eq!(two.scope(Some("globex")).unwrap(), one("globex"));
+        let both = two.scope(None).unwrap();
+        assert_eq!(both.tenant, None);
+        assert_eq!(both.within, ["acme", "globex"]);
+        assert_eq!(both.trails(), ["acme", "globex"]);
+        let refused = two.scope(Some("initech")).unwrap_err().to_string();
         assert!(refused.contains("acme, globex"), "{refused}");
-        assert!(two.scope(Some("initech")).is_err());
 
         let all = viewer(&[], true);
-        assert_eq!(all.scope(None).unwrap(), None);
-        assert_eq!(all.scope(Some("any")).unwrap(), Some("any".into()));
+        assert_eq!(all.scope(None).unwrap(), Scope::default());
+        assert_eq!(all.scope(None).unwrap().trails(), [SYSTEM_TENANT]);
+        assert_eq!(all.scope(Some("any")).unwrap(), one("any"));
 
         let nobody = Viewer::nobody();
         assert!(nobody.scope(None).is_err());

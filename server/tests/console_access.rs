@@ -137,6 +137,7 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
             event("a-1", "acme", now - MINUTE),
             event("a-2", "acme", now - 2 * MINUTE),
             event("g-1", "globex", now - MINUTE),
+            event("i-1", "initech", now - MINUTE),
         ],
     )
     .await;
@@ -147,6 +148,17 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
     );
     assert!(alice_key.starts_with("atc_") && alice_key.len() == 4 + 16 + 1 + 64);
     let root_key = grant(&config, &["--name", "security-team", "--all-tenants"]);
+    let pair_key = grant(
+        &config,
+        &[
+            "--name",
+            "msp-analyst",
+            "--tenant",
+            "acme",
+            "--tenant",
+            "globex",
+        ],
+    );
 
     // Without a session: pages send to sign-in, the API answers 401.
     let mut browser = Browser::new(&server.base_url);
@@ -306,6 +318,44 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
     let all_ids = ids(&all);
     assert!(all_ids.contains(&"globex/g-1".to_owned()) && all_ids.contains(&"acme/a-1".to_owned()));
 
+    // A viewer of two tenants sees both when naming none, never a third.
+    let mut pair = Browser::new(&server.base_url);
+    pair.sign_in(&pair_key, "/").await;
+    let (status, both) = pair.call("search/page", &logins).await;
+    assert_eq!(status, 200, "{both}");
+    assert_eq!(
+        ids(&both),
+        ["acme/a-1", "acme/a-2", "acme/a-3", "globex/g-1"]
+    );
+    let (status, facets) = pair.call("search/facets", &logins).await;
+    assert_eq!(status, 200, "{facets}");
+    assert!(!facets.to_string().contains("initech"), "{facets}");
+    let (status, _) = pair
+        .call(
+            "search/page",
+            &[logins[0], logins[1], ("tenant", "initech")],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let export = pair
+        .get("/api/v1/export?format=ndjson&range=24h&q=action%3Auser.login")
+        .await;
+    assert_eq!(export.status().as_u16(), 200);
+    let mut exported: Vec<String> = export
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    exported.sort();
+    assert_eq!(exported, ["a-1", "a-2", "a-3", "g-1"]);
+
     // Everything above is in the trail: sign-ins (and the refused ones) in
     // Attest's own tenant, the grants and the export in their tenants'.
     // The writer batches, so each answer is awaited until it is whole.
@@ -326,19 +376,20 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
     trail(
         "SELECT outcome, actor_id, count() FROM audit_events WHERE tenant_id = 'attest' \
          AND action = 'console.sign_in' GROUP BY outcome, actor_id ORDER BY outcome, actor_id FORMAT TSV",
-        "failure\tunknown\t4\nsuccess\talice@acme.example\t1\nsuccess\tsecurity-team\t1\n",
+        "failure\tunknown\t4\nsuccess\talice@acme.example\t1\nsuccess\tmsp-analyst\t1\nsuccess\tsecurity-team\t1\n",
     )
     .await;
     trail(
         "SELECT tenant_id, actor_id, resource_type FROM audit_events \
          WHERE action = 'console_access.grant' ORDER BY tenant_id FORMAT TSV",
-        "acme\tops-1\tconsole_access\nattest\tops-1\tconsole_access\n",
+        "acme\tops-1\tconsole_access\nacme\tops-1\tconsole_access\n\
+         attest\tops-1\tconsole_access\nglobex\tops-1\tconsole_access\n",
     )
     .await;
     trail(
         "SELECT tenant_id, actor_id, arrayElement(metadata.value, indexOf(metadata.key, 'rows')) \
-         FROM audit_events WHERE action = 'data.export' FORMAT TSV",
-        "acme\talice@acme.example\t3\n",
+         FROM audit_events WHERE action = 'data.export' ORDER BY actor_id, tenant_id FORMAT TSV",
+        "acme\talice@acme.example\t3\nacme\tmsp-analyst\t4\nglobex\tmsp-analyst\t4\n",
     )
     .await;
     let keys_in_trail = server

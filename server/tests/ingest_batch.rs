@@ -233,6 +233,8 @@ async fn batches_are_all_or_nothing_unless_partial_and_retries_store_each_event_
         tenant: Some("acme".into()),
         range: app::model::TimeRange::LastHour,
         limit: 500,
+
+        within: Vec::new(),
     };
     let expected = 500 + 20 + 8;
     let deadline = Instant::now() + Duration::from_secs(60);

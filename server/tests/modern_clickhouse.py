@@ -107,6 +107,7 @@ SEARCH_VALUES = {
     "cursor_ms": NOW_MS - 30 * 60_000,
     "cursor_id": "e-3",
     "cursor_tenant": "acme",
+    "other_tenant": "globex",
     "facet_values": 10,
     "event_id": "e-1",
     "at_s": (NOW_MS - 2 * HOUR_MS) // 1000,
@@ -119,6 +120,9 @@ def search_answer(name, rows):
     ids = lambda: [r["event_id"] for r in rows]  # noqa: E731
     if name == "search_page":
         return ids(), ["e-3", "e-2"]
+    if name == "search_page_within_tenants":
+        # acme and globex: every event, each once.
+        return ids(), ["e-3", "e-2", "e-1"]
     if name == "search_page_for_tenant_after_cursor":
         # After e-3 in acme: e-1, once although it is stored twice.
         return ids(), ["e-1"]

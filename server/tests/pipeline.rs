@@ -317,6 +317,8 @@ async fn rollups_count_each_event_once_even_when_it_is_delivered_twice() {
         tenant: Some("tenant-1".into()),
         range: app::model::TimeRange::Last24Hours,
         limit: 100,
+
+        within: Vec::new(),
     };
     let activity = store
         .activity(&filter, now_ms + 60_000)

@@ -25,6 +25,7 @@ pub async fn list_events(
         tenant: tenant.filter(|t| !t.trim().is_empty()),
         range: TimeRange::from_param(&range),
         limit: MAX_PAGE_ROWS,
+        within: Vec::new(),
     };
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use app::export_progress::{board::ExportBoard, valid_token, RowCounter};
 
-use crate::access::{record_console_action, Viewer};
+use crate::access::{record_console_action, Scope, Viewer};
 use crate::event::{Outcome, Resource};
 use crate::ingest::Ingest;
 use crate::store::{ExportFormat, ExportStream, Store};
@@ -91,17 +91,27 @@ async fn export_response(
         Ok(query) => query,
         Err(error) => return bad_request(&error.to_string()),
     };
-    query.tenant = match viewer.scope(query.tenant.as_deref()) {
-        Ok(tenant) => tenant,
+    let scope = match viewer.scope(query.tenant.as_deref()) {
+        Ok(scope) => scope,
         Err(error) => return refused(error),
     };
+    query.tenant = scope.tenant.clone();
+    query.within = scope.within.clone();
     let now_ms = crate::ingest::now_ms();
     match store.export(&query, format, now_ms).await {
         Ok(stream) => {
             if let Some(ingest) = &recorder {
                 // An export that cannot be recorded does not happen.
-                if let Err(error) =
-                    record_export(ingest, &viewer, &query, &search, format, stream.rows).await
+                if let Err(error) = record_export(
+                    ingest,
+                    &viewer,
+                    &scope,
+                    &query,
+                    &search,
+                    format,
+                    stream.rows,
+                )
+                .await
                 {
                     error!(%error, "cannot record an export; refusing it");
                     return refused(StoreError::Unavailable(error.to_string()));
@@ -116,11 +126,12 @@ async fn export_response(
     }
 }
 
-/// `data.export` in the exported tenant's trail (Attest's own for an
-/// export over all tenants): who, what query, how many rows.
+/// `data.export` in the trail of each tenant exported (Attest's own for an
+/// export over every tenant): who, what query, how many rows.
 async fn record_export(
     ingest: &Ingest,
     viewer: &Viewer,
+    scope: &Scope,
     query: &SearchQuery,
     search: &SearchParams,
     format: ExportFormat,
@@ -132,19 +143,22 @@ async fn record_export(
         ("format".to_owned(), format.extension().to_owned()),
         ("rows".to_owned(), rows.to_string()),
     ]);
-    record_console_action(
-        ingest,
-        query.tenant.as_deref(),
-        "data.export",
-        Outcome::Success,
-        &viewer.name,
-        Resource {
-            kind: "audit_events".into(),
-            id: query.tenant.clone().unwrap_or_else(|| "*".into()),
-        },
-        metadata,
-    )
-    .await
+    for trail in scope.trails() {
+        record_console_action(
+            ingest,
+            Some(&trail),
+            "data.export",
+            Outcome::Success,
+            &viewer.name,
+            Resource {
+                kind: "audit_events".into(),
+                id: query.tenant.clone().unwrap_or_else(|| "*".into()),
+            },
+            metadata.clone(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Counts the rows of one download onto the board, for the page's

@@ -16,7 +16,7 @@ const SUMMARY_COLUMNS: &str = "event_id, tenant_id, occurred_at, category, actio
 /// Newest first. `LIMIT 1 BY event_id` hides duplicates that a re-delivered
 /// batch left before ReplacingMergeTree merged them; the `event_time` bounds
 /// let ClickHouse skip month partitions outside the window.
-pub(crate) fn recent_events_sql(with_tenant: bool) -> String {
+pub(crate) fn recent_events_sql(tenants: usize) -> String {
     format!(
         "SELECT {SUMMARY_COLUMNS} FROM audit_events \
          WHERE event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
@@ -24,22 +24,24 @@ pub(crate) fn recent_events_sql(with_tenant: bool) -> String {
          ORDER BY occurred_at DESC, event_id DESC \
          LIMIT 1 BY event_id \
          LIMIT ?",
-        tenant_clause(with_tenant)
+        tenant_condition(tenants)
     )
 }
 
-/// Optional tenant condition shared by the rollup queries.
-fn tenant_clause(with_tenant: bool) -> &'static str {
-    if with_tenant {
-        " AND tenant_id = ?"
-    } else {
-        ""
+/// The condition for `tenants` bound values: none for every tenant, `=` for
+/// one, `IN` for several. Each is on the sorting key's first column, so
+/// ClickHouse reads only those tenants' ranges.
+pub(crate) fn tenant_condition(tenants: usize) -> String {
+    match tenants {
+        0 => String::new(),
+        1 => " AND tenant_id = ?".to_owned(),
+        n => format!(" AND tenant_id IN ({})", vec!["?"; n].join(", ")),
     }
 }
 
 /// Distinct events per bucket and outcome. Merging the uniqExact states
 /// across minutes is exact because each event belongs to one minute.
-pub(crate) fn activity_sql(with_tenant: bool) -> String {
+pub(crate) fn activity_sql(tenants: usize) -> String {
     format!(
         "SELECT toUInt32(intDiv(toUInt32(minute), ?) * ?) AS bucket_s, outcome, \
          uniqExactMerge(events) AS events \
@@ -47,11 +49,11 @@ pub(crate) fn activity_sql(with_tenant: bool) -> String {
          WHERE minute >= toDateTime(?, 'UTC') AND minute <= toDateTime(?, 'UTC'){} \
          GROUP BY bucket_s, outcome \
          ORDER BY bucket_s, outcome",
-        tenant_clause(with_tenant)
+        tenant_condition(tenants)
     )
 }
 
-pub(crate) fn failing_actors_sql(with_tenant: bool) -> String {
+pub(crate) fn failing_actors_sql(tenants: usize) -> String {
     format!(
         "SELECT actor_id, uniqExactMerge(events) AS failures \
          FROM audit_failures_per_minute \
@@ -59,7 +61,7 @@ pub(crate) fn failing_actors_sql(with_tenant: bool) -> String {
          GROUP BY actor_id \
          ORDER BY failures DESC, actor_id \
          LIMIT ?",
-        tenant_clause(with_tenant)
+        tenant_condition(tenants)
     )
 }
 
@@ -99,32 +101,32 @@ fn read_queries() -> Vec<QueryTemplate> {
     vec![
         QueryTemplate {
             name: "recent_events".into(),
-            sql: recent_events_sql(false),
+            sql: recent_events_sql(0),
             params: RECENT,
         },
         QueryTemplate {
             name: "recent_events_for_tenant".into(),
-            sql: recent_events_sql(true),
+            sql: recent_events_sql(1),
             params: RECENT_TENANT,
         },
         QueryTemplate {
             name: "activity".into(),
-            sql: activity_sql(false),
+            sql: activity_sql(0),
             params: ACTIVITY,
         },
         QueryTemplate {
             name: "activity_for_tenant".into(),
-            sql: activity_sql(true),
+            sql: activity_sql(1),
             params: ACTIVITY_TENANT,
         },
         QueryTemplate {
             name: "failing_actors".into(),
-            sql: failing_actors_sql(false),
+            sql: failing_actors_sql(0),
             params: ACTORS,
         },
         QueryTemplate {
             name: "failing_actors_for_tenant".into(),
-            sql: failing_actors_sql(true),
+            sql: failing_actors_sql(1),
             params: ACTORS_TENANT,
         },
         QueryTemplate {
@@ -143,14 +145,15 @@ impl Store {
     ) -> Result<EventPage, StoreError> {
         let from_ms = now_ms - filter.range.duration_ms();
         let limit = filter.limit.clamp(1, MAX_PAGE_ROWS);
+        let tenants = filter.tenants();
         let mut query = self
             .client
-            .query(&recent_events_sql(filter.tenant.is_some()))
+            .query(&recent_events_sql(tenants.len()))
             .bind(from_ms.div_euclid(1000))
             .bind(now_ms.div_euclid(1000))
             .bind(from_ms)
             .bind(now_ms);
-        if let Some(tenant) = &filter.tenant {
+        for tenant in &tenants {
             query = query.bind(tenant);
         }
         // One more than shown tells whether the page is truncated.
@@ -173,19 +176,20 @@ impl Store {
         let from_ms = now_ms - filter.range.duration_ms();
         let (from_s, to_s) = (from_ms.div_euclid(1000), now_ms.div_euclid(1000));
         let bucket_s = filter.range.bucket_seconds();
+        let tenants = filter.tenants();
         let mut buckets = self
             .client
-            .query(&activity_sql(filter.tenant.is_some()))
+            .query(&activity_sql(tenants.len()))
             .bind(bucket_s)
             .bind(bucket_s)
             .bind(from_s)
             .bind(to_s);
         let mut actors = self
             .client
-            .query(&failing_actors_sql(filter.tenant.is_some()))
+            .query(&failing_actors_sql(tenants.len()))
             .bind(from_s)
             .bind(to_s);
-        if let Some(tenant) = &filter.tenant {
+        for tenant in &tenants {
             buckets = buckets.bind(tenant);
             actors = actors.bind(tenant);
         }
@@ -279,12 +283,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tenant_filter_adds_exactly_one_bound_value() {
-        let without = recent_events_sql(false);
-        let with = recent_events_sql(true);
+    fn each_tenant_adds_exactly_one_bound_value() {
+        let without = recent_events_sql(0);
+        let with = recent_events_sql(1);
+        let three = recent_events_sql(3);
         assert_eq!(with.matches('?').count(), without.matches('?').count() + 1);
+        assert_eq!(three.matches('?').count(), without.matches('?').count() + 3);
         assert!(with.contains("tenant_id = ?"));
-        assert!(!without.contains("tenant_id ="));
+        assert!(three.contains("tenant_id IN (?, ?, ?)"));
+        assert!(!without.contains("tenant_id =") && !without.contains("tenant_id IN"));
     }
 
     #[test]
@@ -296,7 +303,7 @@ mod tests {
 
     #[test]
     fn query_is_bounded_in_time_and_deduplicated() {
-        let sql = recent_events_sql(true);
+        let sql = recent_events_sql(1);
         assert!(sql.contains("event_time >= toDateTime(?"));
         assert!(sql.contains("LIMIT 1 BY event_id"));
     }

@@ -227,7 +227,7 @@ impl Store {
         let limit = query.limit.clamp(1, SEARCH_PAGE_ROWS * 10);
         let filter = Filter::new(
             &plan.compiled,
-            query.tenant.as_deref(),
+            &query.tenants(),
             span,
             query.cursor.as_ref(),
         );
@@ -277,18 +277,13 @@ impl Store {
     ) -> Result<u64, ConsoleError> {
         let plan = Plan::new(query, now_ms)?;
         let span = plan.newer_span(snapshot_ms, now_ms);
-        self.count(&Filter::new(
-            &plan.compiled,
-            query.tenant.as_deref(),
-            span,
-            None,
-        ))
-        .await
+        self.count(&Filter::new(&plan.compiled, &query.tenants(), span, None))
+            .await
     }
 
     pub async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
         let plan = Plan::new(query, now_ms)?;
-        let filter = Filter::new(&plan.compiled, query.tenant.as_deref(), plan.span(), None);
+        let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
         let rows = self
             .search_query(&sql::facets_sql(&filter.sql), &filter)
             .bind(FACET_VALUES as u64)

@@ -149,6 +149,7 @@ pub fn query(q: &str, tenant: Option<&str>, window: TimeWindow) -> SearchQuery {
         window,
         cursor: None,
         limit: 100,
+        within: Vec::new(),
     }
 }
 

@@ -46,6 +46,16 @@ static TENANT_CURSOR_PARAMS: [&str; 12] = [
     "cursor_tenant",
     "limit",
 ];
+static WITHIN_PARAMS: [&str; 8] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "other_tenant",
+    "limit",
+];
 static COUNT_PARAMS: [&str; 5] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms"];
 static NEWER_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "since_ms", "tenant"];
 static FACET_PARAMS: [&str; 7] = [
@@ -63,8 +73,8 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
     let representative = compile_str(REPRESENTATIVE_QUERY)
         .map(|c| c.sql)
         .unwrap_or_default();
-    let shape = |tenant, cursor, arrival| Shape {
-        tenant,
+    let shape = |tenant: bool, cursor, arrival| Shape {
+        tenants: usize::from(tenant),
         cursor,
         arrival,
     };
@@ -79,6 +89,18 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             name: "search_page_for_tenant_after_cursor".into(),
             sql: sql::page_sql(&sql::where_sql(shape(true, true, up_to), "1")),
             params: &TENANT_CURSOR_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_page_within_tenants".into(),
+            sql: sql::page_sql(&sql::where_sql(
+                Shape {
+                    tenants: 2,
+                    cursor: false,
+                    arrival: up_to,
+                },
+                "1",
+            )),
+            params: &WITHIN_PARAMS,
         },
         QueryTemplate {
             name: "search_count".into(),

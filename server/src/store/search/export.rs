@@ -110,7 +110,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<ExportStream, ConsoleError> {
         let plan = Plan::new(query, now_ms)?;
-        let filter = Filter::new(&plan.compiled, query.tenant.as_deref(), plan.span(), None);
+        let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
         let seconds = self.limits.export_max_execution_seconds;
         // Counting first turns "too many rows" into a clear answer before
         // the download starts, instead of a download that breaks off.

@@ -24,7 +24,8 @@ pub(crate) enum Arrival {
 /// What decides the text of a search's WHERE clause.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shape {
-    pub tenant: bool,
+    /// How many tenants it is narrowed to; 0 for every tenant.
+    pub tenants: usize,
     pub cursor: bool,
     pub arrival: Arrival,
 }
@@ -53,9 +54,7 @@ pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
         Arrival::UpToSnapshot => " AND received_at <= ?",
         Arrival::AfterSnapshot => " AND received_at > ?",
     });
-    if shape.tenant {
-        sql.push_str(" AND tenant_id = ?");
-    }
+    sql.push_str(&crate::store::queries::tenant_condition(shape.tenants));
     if shape.cursor {
         // Rows strictly after the cursor in the page order, which is
         // (occurred_at, event_id, tenant_id) descending.
@@ -88,14 +87,15 @@ pub(crate) struct Span {
 }
 
 impl Filter {
+    /// `tenants` empty: every tenant.
     pub fn new(
         compiled: &Compiled,
-        tenant: Option<&str>,
+        tenants: &[String],
         span: Span,
         cursor: Option<&Cursor>,
     ) -> Filter {
         let shape = Shape {
-            tenant: tenant.is_some(),
+            tenants: tenants.len(),
             cursor: cursor.is_some(),
             arrival: span.arrival,
         };
@@ -112,9 +112,7 @@ impl Filter {
             Param::Int(span.to_ms),
             Param::Int(span.snapshot_ms),
         ]);
-        if let Some(tenant) = tenant {
-            params.push(Param::Str(tenant.to_owned()));
-        }
+        params.extend(tenants.iter().map(|t| Param::Str(t.clone())));
         if let Some(c) = cursor {
             params.push(Param::Int(c.occurred_at));
             params.push(Param::Int(c.occurred_at));
@@ -292,7 +290,9 @@ mod tests {
     #[test]
     fn every_shape_binds_each_placeholder() {
         let compiled = compile_str("outcome:failure \"x y\" metadata.k:v*").unwrap();
-        for tenant in [None, Some("acme")] {
+        let one = ["acme".to_owned()];
+        let two = ["acme".to_owned(), "globex".to_owned()];
+        for tenants in [&[][..], &one[..], &two[..]] {
             for with_cursor in [false, true] {
                 for arrival in [Arrival::UpToSnapshot, Arrival::AfterSnapshot] {
                     let span = Span {
@@ -302,9 +302,16 @@ mod tests {
                         snapshot_ms: 3_000,
                     };
                     let c = cursor();
-                    let filter = Filter::new(&compiled, tenant, span, with_cursor.then_some(&c));
+                    let filter = Filter::new(&compiled, tenants, span, with_cursor.then_some(&c));
                     assert_eq!(filter.sql.matches('?').count(), filter.params.len());
-                    assert_eq!(filter.sql.contains("tenant_id = ?"), tenant.is_some());
+                    assert_eq!(filter.sql.contains("tenant_id = ?"), tenants.len() == 1);
+                    assert_eq!(
+                        filter.sql.contains("tenant_id IN (?, ?)"),
+                        tenants.len() == 2
+                    );
+                    for t in tenants {
+                        assert!(filter.params.contains(&Param::Str(t.clone())));
+                    }
                     assert_eq!(filter.sql.contains("event_id < ?"), with_cursor);
                     // The only quotes are the two 'UTC' literals: user text
                     // is only ever a value.
@@ -325,7 +332,7 @@ mod tests {
             snapshot_ms: 3,
         };
         let c = cursor();
-        let filter = Filter::new(&compiled, Some("acme"), span, Some(&c));
+        let filter = Filter::new(&compiled, &["acme".to_owned()], span, Some(&c));
         assert_eq!(
             filter.params,
             [
@@ -355,7 +362,7 @@ mod tests {
             arrival: Arrival::UpToSnapshot,
             snapshot_ms: 3,
         };
-        let filter = Filter::new(&compiled, Some("acme"), span, None);
+        let filter = Filter::new(&compiled, &["acme".to_owned()], span, None);
         let (prewhere, rest) = filter.sql.split_once(" WHERE ").unwrap();
         assert_eq!(prewhere, format!("PREWHERE {}", compiled.sql));
         assert!(!rest.contains("PREWHERE"));
