@@ -126,10 +126,15 @@ pub struct EventFilter {
 impl EventFilter {
     /// The tenants the filter covers; empty means every tenant.
     pub fn tenants(&self) -> Vec<String> {
-        match &self.tenant {
-            Some(tenant) => vec![tenant.clone()],
-            None => self.within.clone(),
-        }
+        tenants_of(&self.tenant, &self.within)
+    }
+}
+
+/// `tenant` if there is one, else `within` (empty: every tenant).
+pub(crate) fn tenants_of(tenant: &Option<String>, within: &[String]) -> Vec<String> {
+    match tenant {
+        Some(tenant) => vec![tenant.clone()],
+        None => within.to_vec(),
     }
 }
 

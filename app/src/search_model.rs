@@ -31,10 +31,7 @@ pub struct SearchQuery {
 impl SearchQuery {
     /// The tenants the search runs over; empty means every tenant.
     pub fn tenants(&self) -> Vec<String> {
-        match &self.tenant {
-            Some(tenant) => vec![tenant.clone()],
-            None => self.within.clone(),
-        }
+        crate::model::tenants_of(&self.tenant, &self.within)
     }
 
     /// Checks what the URL said; the query text itself is checked where it

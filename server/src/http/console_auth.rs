@@ -233,17 +233,12 @@ pub async fn login(
     let client = client_metadata(&headers);
     match sessions.sign_in(&form.key).await {
         Ok(viewer) => {
-            let resource = Resource {
-                kind: "console_access".into(),
-                id: viewer.access_id.clone(),
-            };
-            if let Err(error) = record_console_action(
+            if let Err(error) = record_session(
                 &ingest,
-                None,
                 "console.sign_in",
                 Outcome::Success,
                 &viewer.name,
-                resource,
+                &viewer.access_id,
                 client,
             )
             .await
@@ -278,17 +273,12 @@ pub async fn login(
                     passed_over.to_string(),
                 );
             }
-            let resource = Resource {
-                kind: "console_access".into(),
-                id: "unknown".into(),
-            };
-            if let Err(error) = record_console_action(
+            if let Err(error) = record_session(
                 &ingest,
-                None,
                 "console.sign_in",
                 Outcome::Failure,
                 "unknown",
-                resource,
+                "unknown",
                 metadata,
             )
             .await
@@ -315,17 +305,12 @@ pub async fn logout(
         return cross_site_refusal();
     }
     if let Some(axum::Extension(viewer)) = viewer {
-        let resource = Resource {
-            kind: "console_access".into(),
-            id: viewer.access_id.clone(),
-        };
-        if let Err(error) = record_console_action(
+        if let Err(error) = record_session(
             &ingest,
-            None,
             "console.sign_out",
             Outcome::Success,
             &viewer.name,
-            resource,
+            &viewer.access_id,
             client_metadata(&headers),
         )
         .await
@@ -338,6 +323,22 @@ pub async fn logout(
     let mut response = Redirect::to("/login?signed_out=1").into_response();
     set_cookie(&mut response, &sessions.clear_cookie());
     response
+}
+
+/// A sign-in or sign-out, in Attest's own trail, about the access it used.
+async fn record_session(
+    ingest: &Ingest,
+    action: &str,
+    outcome: Outcome,
+    actor: &str,
+    access_id: &str,
+    metadata: BTreeMap<String, String>,
+) -> Result<(), crate::ingest::IngestError> {
+    let resource = Resource {
+        kind: "console_access".into(),
+        id: access_id.to_owned(),
+    };
+    record_console_action(ingest, None, action, outcome, actor, resource, metadata).await
 }
 
 /// What the audit event of a console action keeps about the browser.
