@@ -42,6 +42,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    session::provide_viewer();
     // Effects run only in the browser: this marks the moment the page became
     // interactive, which browser tests wait for before they click.
     Effect::new(|_| {

@@ -79,6 +79,16 @@ impl SearchParams {
         }
     }
 
+    /// Reads named values, as a server function receives them.
+    pub fn from_pairs(pairs: &[(&str, Option<String>)]) -> SearchParams {
+        SearchParams::from_lookup(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.clone())
+        })
+    }
+
     /// The parameters that differ from the defaults, in a fixed order.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();

@@ -35,17 +35,32 @@ pub async fn current_viewer() -> Result<Option<ViewerInfo>, ServerFnError> {
     Ok(use_context::<ViewerInfo>())
 }
 
+/// The viewer, asked for once per page load and shared through context by
+/// the top bar and the tenant selectors.
+#[derive(Clone, Copy)]
+pub struct SharedViewer(Resource<Result<Option<ViewerInfo>, ServerFnError>>);
+
+/// Asks for the viewer once, for every component below.
+pub fn provide_viewer() {
+    provide_context(SharedViewer(Resource::new(|| (), |_| current_viewer())));
+}
+
+/// The viewer as far as known yet; reading it inside a view or a
+/// `Suspense` tracks it.
+pub fn viewer() -> Option<ViewerInfo> {
+    use_context::<SharedViewer>()
+        .and_then(|shared| shared.0.get())
+        .and_then(Result::ok)
+        .flatten()
+}
+
 /// Name and sign-out for the top bar; nothing before sign-in.
 #[component]
 pub fn ViewerMenu() -> impl IntoView {
-    let viewer = Resource::new(|| (), |_| current_viewer());
     view! {
         <Suspense fallback=|| ()>
             {move || {
-                viewer
-                    .get()
-                    .and_then(Result::ok)
-                    .flatten()
+                viewer()
                     .filter(|v| v.signed_in)
                     .map(|v| {
                         let scope = if v.all_tenants {

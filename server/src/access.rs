@@ -158,11 +158,6 @@ impl Viewer {
             signed_in: self.signed_in,
         }
     }
-
-    /// Whose trail records what this viewer does with `tenant`'s events.
-    pub fn trail_tenant(tenant: Option<&str>) -> &str {
-        tenant.unwrap_or(SYSTEM_TENANT)
-    }
 }
 
 /// The tenants one request runs over: `tenant`, or without it the tenants
@@ -457,35 +452,6 @@ impl AccessAdmin {
     }
 }
 
-/// Records what a viewer did in the console (sign-in, sign-out, export) in
-/// the trail of the tenant it concerns. An action that cannot be recorded
-/// is not done.
-pub async fn record_console_action(
-    ingest: &Ingest,
-    tenant: Option<&str>,
-    action: &str,
-    outcome: Outcome,
-    actor: &str,
-    resource: Resource,
-    metadata: BTreeMap<String, String>,
-) -> Result<(), IngestError> {
-    let category = if action.starts_with("console.sign") {
-        Category::Authentication
-    } else {
-        Category::DataAccess
-    };
-    let event = internal_event(
-        Viewer::trail_tenant(tenant),
-        category,
-        action,
-        outcome,
-        resource,
-        actor,
-        metadata,
-    );
-    ingest.record(event).await.map(|_| ())
-}
-
 /// The store as one viewer may use it: every call narrowed to their
 /// tenants before it reaches ClickHouse.
 pub struct ScopedStore {
@@ -663,11 +629,15 @@ mod tests {
     }
 
     fn sessions_with(secret: &str) -> Sessions {
+        sessions_over(secret, false)
+    }
+
+    fn sessions_over(secret: &str, secure: bool) -> Sessions {
         let store = Store::new(&crate::config::ClickHouseConfig::default());
         Sessions::new(
             secret,
             Duration::from_secs(3600),
-            false,
+            secure,
             Arc::new(KeyRing::new(store)),
         )
     }
@@ -721,6 +691,9 @@ mod tests {
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
         assert!(!cookie.contains("Secure"));
         assert!(sessions.clear_cookie().contains("Max-Age=0"));
+        let behind_tls = sessions_over("", true);
+        assert!(behind_tls.cookie("v").ends_with("; Secure"));
+        assert!(behind_tls.clear_cookie().ends_with("; Secure"));
         assert_eq!(
             session_cookie("a=1; attest_session=abc.1.ff; b=2"),
             Some("abc.1.ff")

@@ -357,6 +357,12 @@ async fn hostile_input_in_any_parameter_finds_nothing_extra_and_never_fails_with
         for param in [
             "q", "tenant", "range", "from", "to", "cursor", "cols", "format",
         ] {
+            // Only acme's events may come back, and none for a bad tenant.
+            let allowed = if param == "tenant" {
+                HashSet::new()
+            } else {
+                acme.clone()
+            };
             let mut pairs = vec![("tenant", "acme".to_string())];
             pairs.retain(|(k, _)| *k != param);
             pairs.push((param, payload.to_string()));
@@ -372,11 +378,6 @@ async fn hostile_input_in_any_parameter_finds_nothing_extra_and_never_fails_with
                     .skip(1)
                     .map(|r| r[0].clone())
                     .collect();
-                let allowed = if param == "tenant" {
-                    HashSet::new()
-                } else {
-                    acme.clone()
-                };
                 assert!(
                     found.is_subset(&allowed),
                     "export {param}={payload:?} found {found:?}"
@@ -395,11 +396,6 @@ async fn hostile_input_in_any_parameter_finds_nothing_extra_and_never_fails_with
                     .iter()
                     .map(|h| h["event_id"].as_str().unwrap().to_owned())
                     .collect();
-                let allowed = if param == "tenant" {
-                    HashSet::new()
-                } else {
-                    acme.clone()
-                };
                 assert!(
                     found.is_subset(&allowed),
                     "search {param}={payload:?} found {found:?}"

@@ -65,10 +65,7 @@ pub fn EventsPage() -> impl IntoView {
         |(tenant, range)| list_events(tenant, range.param().to_string()),
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
-    let viewer = Resource::new(|| (), |_| crate::session::current_viewer());
-    let all_label = move || {
-        crate::session::no_tenant_label(viewer.get().and_then(Result::ok).flatten().as_ref())
-    };
+    let all_label = move || crate::session::no_tenant_label(crate::session::viewer().as_ref());
 
     // Changing a selector applies it at once; the Apply button remains for
     // browsers without JavaScript, where the form submits as a plain GET.

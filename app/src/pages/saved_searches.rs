@@ -28,20 +28,14 @@ pub async fn save_search(
 ) -> Result<SavedSearch, SearchError> {
     use crate::search_model::saved_search_name;
     use crate::store::SharedStore;
-    let pairs = [
+    let params = SearchParams::from_pairs(&[
         ("q", q),
         ("tenant", tenant),
         ("range", range),
         ("from", from),
         ("to", to),
         ("cols", cols),
-    ];
-    let params = SearchParams::from_lookup(|key| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.clone())
-    });
+    ]);
     let result: Result<SavedSearch, SearchError> = async {
         let name = saved_search_name(&name)?;
         // A search that cannot run is not worth keeping.

@@ -28,20 +28,14 @@ fn search_params(
     to: Option<String>,
     cursor: Option<String>,
 ) -> SearchParams {
-    let pairs = [
+    SearchParams::from_pairs(&[
         ("q", q),
         ("tenant", tenant),
         ("range", range),
         ("from", from),
         ("to", to),
         ("cursor", cursor),
-    ];
-    SearchParams::from_lookup(|key| {
-        pairs
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.clone())
-    })
+    ])
 }
 
 /// Runs `answer` against the store in context; a failure sets the status

@@ -26,10 +26,7 @@ pub fn QueryForm(
         from.set(p.from.unwrap_or_default());
         to.set(p.to.unwrap_or_default());
     });
-    let viewer = Resource::new(|| (), |_| crate::session::current_viewer());
-    let all_label = move || {
-        crate::session::no_tenant_label(viewer.get().and_then(Result::ok).flatten().as_ref())
-    };
+    let all_label = move || crate::session::no_tenant_label(crate::session::viewer().as_ref());
     let draft_error = Memo::new(move |_| parse(&draft.get()).err());
     let typed = Memo::new(move |_| {
         let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());

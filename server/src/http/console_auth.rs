@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::access::{record_console_action, session_cookie, SessionError, Sessions, Viewer};
-use crate::event::{Outcome, Resource};
-use crate::ingest::{now_ms, Ingest};
+use crate::access::{session_cookie, SessionError, Sessions, Viewer, SYSTEM_TENANT};
+use crate::event::{Category, Outcome, Resource};
+use crate::ingest::{internal_event, now_ms, Ingest};
 use crate::keys::AuthError;
 
 /// How the console decides who is looking.
@@ -338,7 +338,16 @@ async fn record_session(
         kind: "console_access".into(),
         id: access_id.to_owned(),
     };
-    record_console_action(ingest, None, action, outcome, actor, resource, metadata).await
+    let event = internal_event(
+        SYSTEM_TENANT,
+        Category::Authentication,
+        action,
+        outcome,
+        resource,
+        actor,
+        metadata,
+    );
+    ingest.record(event).await.map(|_| ())
 }
 
 /// What the audit event of a console action keeps about the browser.

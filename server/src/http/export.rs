@@ -21,9 +21,9 @@ use tracing::{error, info, warn};
 
 use app::export_progress::{board::ExportBoard, valid_token, RowCounter};
 
-use crate::access::{record_console_action, Scope, Viewer};
-use crate::event::{Outcome, Resource};
-use crate::ingest::Ingest;
+use crate::access::{Scope, Viewer};
+use crate::event::{Category, Outcome, Resource};
+use crate::ingest::{internal_event, Ingest};
 use crate::store::{ExportFormat, ExportStream, Store};
 
 #[derive(Clone)]
@@ -143,22 +143,29 @@ async fn record_export(
         ("format".to_owned(), format.extension().to_owned()),
         ("rows".to_owned(), rows.to_string()),
     ]);
-    for trail in scope.trails() {
-        record_console_action(
-            ingest,
-            Some(&trail),
-            "data.export",
-            Outcome::Success,
-            &viewer.name,
-            Resource {
-                kind: "audit_events".into(),
-                id: query.tenant.clone().unwrap_or_else(|| "*".into()),
-            },
-            metadata.clone(),
-        )
-        .await?;
-    }
-    Ok(())
+    let events = scope
+        .trails()
+        .iter()
+        .map(|trail| {
+            internal_event(
+                trail,
+                Category::DataAccess,
+                "data.export",
+                Outcome::Success,
+                Resource {
+                    kind: "audit_events".into(),
+                    id: query.tenant.clone().unwrap_or_else(|| "*".into()),
+                },
+                &viewer.name,
+                metadata.clone(),
+            )
+        })
+        .collect();
+    ingest
+        .record_all(events)
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(|_| ()))
 }
 
 /// Counts the rows of one download onto the board, for the page's
@@ -347,6 +354,36 @@ fn refused(error: StoreError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use app::export_progress::ExportState;
+
+    #[test]
+    fn a_tracked_download_counts_rows_and_says_how_it_ended() {
+        let board = Arc::new(ExportBoard::default());
+        let mut done = Tracker::new(board.clone(), "download-that-ends", ExportFormat::Csv, 2);
+        done.passed(b"\"event_id\"\n\"a\"\n\"b");
+        done.passed(b"\"\n");
+        done.end(Ok(()));
+        drop(done);
+        let status = board.status("download-that-ends").unwrap();
+        assert_eq!(
+            (status.sent, status.state),
+            (2, ExportState::Done),
+            "header not counted"
+        );
+
+        // The browser went away: the stream, and its tracker, are dropped.
+        let mut left = Tracker::new(
+            board.clone(),
+            "download-left-early",
+            ExportFormat::Ndjson,
+            5,
+        );
+        left.passed(b"{}\n");
+        drop(left);
+        let status = board.status("download-left-early").unwrap();
+        assert_eq!((status.sent, status.state), (1, ExportState::Failed));
+        assert!(status.message.unwrap().contains("interrupted"));
+    }
 
     #[test]
     fn file_names_are_safe() {

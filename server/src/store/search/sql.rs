@@ -322,15 +322,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cursor_values_follow_the_page_order() {
-        let compiled = compile_str("").unwrap();
-        let span = Span {
+    /// A window of 1.5 s to 2.5 s, pages up to a snapshot at 3 ms.
+    fn small_span() -> Span {
+        Span {
             from_ms: 1_500,
             to_ms: 2_500,
             arrival: Arrival::UpToSnapshot,
             snapshot_ms: 3,
-        };
+        }
+    }
+
+    #[test]
+    fn cursor_values_follow_the_page_order() {
+        let compiled = compile_str("").unwrap();
+        let span = small_span();
         let c = cursor();
         let filter = Filter::new(&compiled, &["acme".to_owned()], span, Some(&c));
         assert_eq!(
@@ -356,12 +361,7 @@ mod tests {
     #[test]
     fn the_query_stands_first_in_prewhere_with_its_values_first() {
         let compiled = compile_str("outcome:failure").unwrap();
-        let span = Span {
-            from_ms: 1_500,
-            to_ms: 2_500,
-            arrival: Arrival::UpToSnapshot,
-            snapshot_ms: 3,
-        };
+        let span = small_span();
         let filter = Filter::new(&compiled, &["acme".to_owned()], span, None);
         let (prewhere, rest) = filter.sql.split_once(" WHERE ").unwrap();
         assert_eq!(prewhere, format!("PREWHERE {}", compiled.sql));
