@@ -4,20 +4,22 @@
 #
 #   scripts/install.sh                 # install what is missing
 #   scripts/install.sh --check         # only report what is missing (exit 1 if anything is)
-#   scripts/install.sh [--check] STEP… # only these steps: apt rust tansu leptos wasm-bindgen npm python
+#   scripts/install.sh [--check] STEP… # only these steps: apt rust kafka leptos wasm-bindgen npm python
 #
-# Never downloads browsers or prebuilt binaries: Debian apt, crates.io, npm and PyPI only.
+# Never downloads browsers or prebuilt binaries: Debian apt, crates.io, Maven Central
+# (the Kafka broker's jars), npm and PyPI only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-TANSU_FEATURES="libsql,dynostore"
 CARGO_LEPTOS_VERSION="0.3.10"
-APT_PACKAGES=(clickhouse-server clickhouse-client chromium pkg-config libssl-dev curl make gcc g++)
+# Java and Maven run the local Kafka broker and fetch its jars.
+APT_PACKAGES=(clickhouse-server clickhouse-client chromium openjdk-17-jre-headless maven
+  pkg-config libssl-dev curl make gcc g++)
 # Extra Debian packages can be added with ATTEST_APT_EXTRA="pkg1 pkg2".
 read -r -a _extra <<<"${ATTEST_APT_EXTRA:-}"
 APT_PACKAGES+=("${_extra[@]}")
-ALL_STEPS=(apt rust tansu leptos wasm-bindgen npm python)
+ALL_STEPS=(apt rust kafka leptos wasm-bindgen npm python)
 
 CHECK=0
 STEPS=()
@@ -25,10 +27,14 @@ for arg in "$@"; do
   case "$arg" in
     --check) CHECK=1 ;;
     -h | --help)
-      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    apt | rust | tansu | leptos | wasm-bindgen | npm | python) STEPS+=("$arg") ;;
+    apt | rust | kafka | leptos | wasm-bindgen | npm | python) STEPS+=("$arg") ;;
+    tansu)
+      warn "step 'tansu' is gone: the local broker is Apache Kafka now; running step 'kafka'"
+      STEPS+=(kafka)
+      ;;
     *) die "unknown argument '$arg' (try --help)" ;;
   esac
 done
@@ -90,14 +96,52 @@ step_rust() {
   rustup target add wasm32-unknown-unknown
 }
 
-step_tansu() {
-  if have tansu; then
-    skip tansu "$(command -v tansu)"
+# The local broker's jars (scripts/kafka/pom.xml) from Maven Central into
+# $ATTEST_KAFKA_HOME/libs. The marker names the pom's checksum and every jar, so a
+# changed pom or a lost jar means "copy again"; a half-finished copy never
+# counts, because the jars land in libs.tmp first.
+kafka_pom() { echo "$ATTEST_ROOT/scripts/kafka/pom.xml"; }
+kafka_marker() { echo "$ATTEST_KAFKA_HOME/libs.complete"; }
+
+kafka_libs_complete() {
+  local marker libs sum jar
+  marker="$(kafka_marker)"
+  libs="$ATTEST_KAFKA_HOME/libs"
+  [[ -f "$marker" && -d "$libs" ]] || return 1
+  sum="$(sha256sum "$(kafka_pom)" | awk '{print $1}')"
+  [[ "$(head -n 1 "$marker")" == "pom $sum" ]] || return 1
+  while read -r jar; do
+    [[ -s "$libs/$jar" ]] || return 1
+  done < <(tail -n +2 "$marker")
+  [[ -s "$libs/kafka_2.13-$KAFKA_VERSION.jar" ]]
+}
+
+step_kafka() {
+  if kafka_libs_complete; then
+    skip kafka "Apache Kafka $KAFKA_VERSION jars in $ATTEST_KAFKA_HOME/libs"
     return 0
   fi
-  need "tansu (cargo install tansu --features $TANSU_FEATURES)" || return 0
-  log "this compiles for a long time (tens of minutes on 2 cores)"
-  cargo install tansu --locked --features "$TANSU_FEATURES"
+  if ! have java; then
+    need "java (apt package openjdk-17-jre-headless)" || return 0
+    die "java not found; run scripts/install.sh apt"
+  fi
+  need "Apache Kafka $KAFKA_VERSION jars from Maven Central into $ATTEST_KAFKA_HOME/libs" || return 0
+  have mvn || die "mvn not found; run scripts/install.sh apt (Debian package maven)"
+  local libs="$ATTEST_KAFKA_HOME/libs" tmp="$ATTEST_KAFKA_HOME/libs.tmp" marker
+  marker="$(kafka_marker)"
+  mkdir -p "$ATTEST_KAFKA_HOME"
+  rm -rf "$tmp" "$marker"
+  mvn -B -q -f "$(kafka_pom)" dependency:copy-dependencies -DoutputDirectory="$tmp" ||
+    die "mvn could not fetch the Kafka jars (Maven Central reachable? see the output above)"
+  [[ -s "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "mvn finished but $tmp has no kafka_2.13-$KAFKA_VERSION.jar"
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+  {
+    echo "pom $(sha256sum "$(kafka_pom)" | awk '{print $1}')"
+    (cd "$libs" && ls -1 -- *.jar)
+  } >"$marker.tmp"
+  mv "$marker.tmp" "$marker"
+  log "kafka: $(wc -l <"$marker" | awk '{print $1 - 1}') jars in $libs"
 }
 
 step_leptos() {
@@ -169,14 +213,15 @@ step_python() {
     warn "python3 not found; skipping python packages"
     return 0
   fi
-  if python3 -c 'import chdb, fastavro' >/dev/null 2>&1; then
-    skip python "chdb and fastavro importable"
+  # confluent_kafka: scripts/kafka_probe.py, the broker's health check (produce + fetch).
+  if python3 -c 'import chdb, fastavro, confluent_kafka' >/dev/null 2>&1; then
+    skip python "chdb, fastavro and confluent_kafka importable"
     return 0
   fi
-  need "python packages chdb-core-lite fastavro" || return 0
+  need "python packages chdb-core-lite fastavro confluent-kafka" || return 0
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
-  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro; then
-    warn "pip install chdb-core-lite fastavro failed; tests that need them will be skipped or fail"
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro confluent-kafka; then
+    warn "pip install chdb-core-lite fastavro confluent-kafka failed; tests that need them will be skipped or fail, and scripts/stack.sh cannot check the broker"
   fi
 }
 

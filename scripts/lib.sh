@@ -24,21 +24,44 @@ fi
 : "${ATTEST_LOG_DIR:=$ATTEST_DATA_DIR/logs}"
 
 # --- ports (all services bind 127.0.0.1 only) ----------------------------------
+# Kafka: the client listener and the KRaft controller listener of node 1. With
+# ATTEST_KAFKA_NODES=3, node N uses these ports plus 2*(N-1) (19092/19094/19096
+# for clients, 19093/19095/19097 for the controllers).
 : "${ATTEST_KAFKA_PORT:=19092}"
+: "${ATTEST_KAFKA_CONTROLLER_PORT:=19093}"
 : "${ATTEST_CLICKHOUSE_HTTP_PORT:=18123}"
 : "${ATTEST_CLICKHOUSE_TCP_PORT:=19000}"
 : "${ATTEST_CONSOLE_PORT:=3030}"
 : "${ATTEST_STACK_TIMEOUT:=60}"
 
+# --- the local Kafka broker (Apache Kafka in KRaft mode, scripts/stack.sh) -------
+# Its jars come from Maven Central (scripts/kafka/pom.xml, scripts/install.sh kafka).
+KAFKA_VERSION="4.1.1"
+: "${ATTEST_KAFKA_HOME:=$HOME/.cache/attest/kafka-$KAFKA_VERSION}"
+# 1: one combined broker+controller. 3: a three-node cluster like production's
+# docker-compose.yml (replication factor 3, min.insync.replicas 2).
+: "${ATTEST_KAFKA_NODES:=1}"
+
+# kafka_port NODE / kafka_controller_port NODE: the node's ports (node 1..3).
+kafka_port() { echo $((ATTEST_KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_controller_port() { echo $((ATTEST_KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+
 # --- what the Rust server and the tests read -----------------------------------
-: "${ATTEST_KAFKA__BROKERS:=127.0.0.1:$ATTEST_KAFKA_PORT}"
+if [[ -z "${ATTEST_KAFKA__BROKERS:-}" ]]; then
+  ATTEST_KAFKA__BROKERS="127.0.0.1:$ATTEST_KAFKA_PORT"
+  for ((_n = 2; _n <= ATTEST_KAFKA_NODES; _n++)); do
+    ATTEST_KAFKA__BROKERS+=",127.0.0.1:$(kafka_port "$_n")"
+  done
+  unset _n
+fi
 : "${ATTEST_CLICKHOUSE__URL:=http://127.0.0.1:$ATTEST_CLICKHOUSE_HTTP_PORT}"
 
 export ATTEST_ROOT ATTEST_DATA_DIR ATTEST_RUN_DIR ATTEST_LOG_DIR \
-  ATTEST_KAFKA_PORT ATTEST_CLICKHOUSE_HTTP_PORT ATTEST_CLICKHOUSE_TCP_PORT \
+  ATTEST_KAFKA_PORT ATTEST_KAFKA_CONTROLLER_PORT ATTEST_KAFKA_HOME ATTEST_KAFKA_NODES \
+  ATTEST_CLICKHOUSE_HTTP_PORT ATTEST_CLICKHOUSE_TCP_PORT \
   ATTEST_CONSOLE_PORT ATTEST_STACK_TIMEOUT ATTEST_KAFKA__BROKERS ATTEST_CLICKHOUSE__URL
 
-# Put cargo-installed binaries (tansu, cargo-leptos, wasm-bindgen) on PATH.
+# Put cargo-installed binaries (cargo-leptos, wasm-bindgen) on PATH.
 ensure_cargo_bin() {
   local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
   case ":$PATH:" in
