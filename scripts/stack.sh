@@ -1,100 +1,310 @@
 #!/usr/bin/env bash
-# Attest's local stack: Kafka (tansu) and ClickHouse as plain background processes,
-# bound to 127.0.0.1 only. No systemd, no docker.
+# Attest's local stack: Apache Kafka (KRaft mode) and ClickHouse as plain
+# background processes, bound to 127.0.0.1 only. No systemd, no docker.
 #
-#   scripts/stack.sh up     [tansu|clickhouse]   start (reuses running services)
-#   scripts/stack.sh down   [tansu|clickhouse]   stop (SIGTERM, then SIGKILL after 20 s)
-#   scripts/stack.sh restart [tansu|clickhouse]
-#   scripts/stack.sh reset  [tansu|clickhouse]   stop, delete the data, start empty
-#   scripts/stack.sh status [tansu|clickhouse]   exit 0 if all up, 3 otherwise
-#   scripts/stack.sh logs   [-f] [tansu|clickhouse]
+#   scripts/stack.sh up     [kafka|clickhouse]   start (reuses running services)
+#   scripts/stack.sh down   [kafka|clickhouse]   stop (SIGTERM; SIGKILL after 30 s for Kafka, 20 s for ClickHouse)
+#   scripts/stack.sh restart [kafka|clickhouse]
+#   scripts/stack.sh reset  [kafka|clickhouse]   stop, delete the data, start empty
+#   scripts/stack.sh status [kafka|clickhouse]   exit 0 if all up, 3 otherwise
+#   scripts/stack.sh logs   [-f] [kafka|clickhouse]
 #
-# pid files: $ATTEST_RUN_DIR, logs: $ATTEST_LOG_DIR, data: $ATTEST_DATA_DIR/{tansu,clickhouse}.
+# ATTEST_KAFKA_NODES=3 runs a three-node Kafka cluster (kafka-1, kafka-2, kafka-3,
+# each broker and controller); "kafka" then means all three, "kafka-2" one of them.
+# "tansu" (the broker before Kafka) is accepted as an old name for kafka.
+# pid files: $ATTEST_RUN_DIR, logs: $ATTEST_LOG_DIR, data: $ATTEST_DATA_DIR/{kafka,clickhouse}.
 # Health timeout: $ATTEST_STACK_TIMEOUT seconds (default 60).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(tansu clickhouse)
-: "${ATTEST_KAFKA_CLUSTER_ID:=attest-local}"
-STOP_TIMEOUT=20
+# Only used when a node's storage is formatted: the id then lives in the node's
+# data directory (cluster.id and data/meta.properties). Kafka wants a UUID in
+# base64url (22 characters); this one is base64url("attest-local-kaf").
+: "${ATTEST_KAFKA_CLUSTER_ID:=YXR0ZXN0LWxvY2FsLWthZg}"
+# 1 GB of heap: enough for a test suite's topics; ClickHouse and Rust builds
+# share the machine.
+: "${ATTEST_KAFKA_HEAP_OPTS:=-Xms512m -Xmx1g}"
 
-TANSU_DIR="$ATTEST_DATA_DIR/tansu"
+case "$ATTEST_KAFKA_NODES" in
+  1) KAFKA_SERVICES=(kafka) ;;
+  3) KAFKA_SERVICES=(kafka-1 kafka-2 kafka-3) ;;
+  *) die "ATTEST_KAFKA_NODES must be 1 or 3 (a KRaft quorum of 2 tolerates no failure), not '$ATTEST_KAFKA_NODES'" ;;
+esac
+SERVICES=("${KAFKA_SERVICES[@]}" clickhouse)
+KAFKA_LIBS="$ATTEST_KAFKA_HOME/libs"
 CH_DIR="$ATTEST_DATA_DIR/clickhouse"
+PROBE="$ATTEST_ROOT/scripts/kafka_probe.py"
 
+is_kafka() { [[ "$1" == kafka || "$1" == kafka-[1-3] ]]; }
+# kafka_node SVC: the node id of a Kafka service (kafka is node 1).
+kafka_node() { if [[ "$1" == kafka ]]; then echo 1; else echo "${1#kafka-}"; fi; }
+svc_dir() { echo "$ATTEST_DATA_DIR/$1"; }
 pid_file() { echo "$ATTEST_RUN_DIR/$1.pid"; }
-# svc_alive SVC: its pid file names a live process running that service's binary.
-svc_alive() { pid_alive "$(pid_file "$1")" "$1"; }
+stop_timeout() { if is_kafka "$1"; then echo 30; else echo 20; fi; }
+
 log_file() {
   case "$1" in
-    tansu) echo "$ATTEST_LOG_DIR/tansu.log" ;;
     clickhouse) echo "$ATTEST_LOG_DIR/clickhouse-server.log" ;;
+    *) echo "$ATTEST_LOG_DIR/$1.log" ;;
   esac
 }
-# Logs worth tailing for a service (ClickHouse writes stdout/stderr and its own logs).
+# Where the process's own stdout/stderr go (JVM errors, log4j2 problems, the formatter).
+stdout_log() { echo "$ATTEST_LOG_DIR/$1-stdout.log"; }
+# Logs worth tailing for a service.
 log_files() {
   case "$1" in
-    tansu) echo "$ATTEST_LOG_DIR/tansu.log" ;;
     clickhouse)
       echo "$ATTEST_LOG_DIR/clickhouse-server.log"
       echo "$ATTEST_LOG_DIR/clickhouse-server.err.log"
       echo "$ATTEST_LOG_DIR/clickhouse-stdout.log"
       ;;
+    *)
+      log_file "$1"
+      stdout_log "$1"
+      ;;
   esac
 }
 addr() {
+  local n
   case "$1" in
-    tansu) echo "127.0.0.1:$ATTEST_KAFKA_PORT" ;;
     clickhouse) echo "http://127.0.0.1:$ATTEST_CLICKHOUSE_HTTP_PORT (tcp 127.0.0.1:$ATTEST_CLICKHOUSE_TCP_PORT)" ;;
+    *)
+      n="$(kafka_node "$1")"
+      echo "127.0.0.1:$(kafka_port "$n") (controller 127.0.0.1:$(kafka_controller_port "$n"))"
+      ;;
   esac
 }
-main_port() {
+# Every port the service listens on: any of them open means something is running.
+svc_ports() {
+  local n
   case "$1" in
-    tansu) echo "$ATTEST_KAFKA_PORT" ;;
-    clickhouse) echo "$ATTEST_CLICKHOUSE_HTTP_PORT" ;;
+    clickhouse) echo "$ATTEST_CLICKHOUSE_HTTP_PORT $ATTEST_CLICKHOUSE_TCP_PORT" ;;
+    *)
+      n="$(kafka_node "$1")"
+      echo "$(kafka_port "$n") $(kafka_controller_port "$n")"
+      ;;
   esac
+}
+
+# ---------------------------------------------------------------------------
+# Which process is the service? Its command line says so: the pid file is only
+# a shortcut. Once a pid file named a dead process while the broker it had
+# started was alive, the script took the broker for dead, and a reset then
+# deleted the live broker's data. So a service is found by what it runs
+# (this data directory's config file), never declared dead because of a pid
+# file alone, and no pid file of a live service is ever removed.
+
+# cmd_pattern SVC: text that only this service's command line contains.
+cmd_pattern() {
+  case "$1" in
+    clickhouse) echo "--config-file=$CH_DIR/config.xml" ;;
+    *) echo "kafka.Kafka $(svc_dir "$1")/server.properties" ;;
+  esac
+}
+
+# find_pid PATTERN: the pid of a process (not this shell) whose command line
+# contains PATTERN. Reads /proc without forking, so no helper process (whose
+# own arguments would hold PATTERN) is ever found.
+find_pid() {
+  local pattern="$1" d pid cmd part
+  for d in /proc/[0-9]*; do
+    pid="${d#/proc/}"
+    [[ "$pid" == "$$" || "$pid" == "${BASHPID:-}" ]] && continue
+    cmd=""
+    while IFS= read -r -d '' part; do cmd+="$part "; done 2>/dev/null <"$d/cmdline" || true
+    if [[ "$cmd" == *"$pattern"* ]]; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# svc_pid SVC: print the pid of the live process running SVC; false if none.
+# A live one missing from its pid file (file lost or stale) is written back.
+svc_pid() {
+  local svc="$1" pf pattern pid
+  pf="$(pid_file "$svc")"
+  pattern="$(cmd_pattern "$svc")"
+  if pid_alive "$pf" "$pattern"; then
+    pid_of "$pf"
+    return 0
+  fi
+  pid="$(find_pid "$pattern")" || return 1
+  mkdir -p "$ATTEST_RUN_DIR"
+  echo "$pid" >"$pf"
+  warn "$svc runs as pid $pid, which its pid file did not say; pid file rewritten"
+  echo "$pid"
+}
+svc_alive() { svc_pid "$1" >/dev/null 2>&1; }
+
+# drop_pid_file SVC: remove the pid file of a service that is not running.
+drop_pid_file() {
+  local pf
+  pf="$(pid_file "$1")"
+  [[ -f "$pf" ]] || return 0
+  svc_alive "$1" && die "$1 is running (pid $(pid_of "$pf")); not removing its pid file"
+  rm -f "$pf"
+}
+
+# port_in_use SVC: print the first of the service's ports that answers.
+port_in_use() {
+  local port
+  for port in $(svc_ports "$1"); do
+    if tcp_open 127.0.0.1 "$port"; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
 }
 
 # ---------------------------------------------------------------------------
 # health checks
 
-# A Kafka ApiVersions v0 round trip (python3), or a bare TCP connect without python3.
+# kafka_healthy SVC [quick]: quick is one ApiVersions round trip (for the start-up
+# wait); otherwise scripts/kafka_probe.py produces (acks=all, idempotent) and
+# fetches a message through this node. Reasons go to stderr.
 kafka_healthy() {
-  if ! have python3; then
-    tcp_open 127.0.0.1 "$ATTEST_KAFKA_PORT"
-    return
+  local svc="$1" mode="${2:-full}" n port
+  n="$(kafka_node "$svc")"
+  port="$(kafka_port "$n")"
+  have python3 || {
+    printf 'python3 not found: cannot check that the broker takes writes\n' >&2
+    return 1
+  }
+  if [[ "$mode" == quick ]]; then
+    python3 "$PROBE" --api-versions --bootstrap "127.0.0.1:$port" --timeout 2 >/dev/null
+  else
+    python3 "$PROBE" --bootstrap "127.0.0.1:$port" --timeout 10 \
+      --expect-broker "$n" --replication-factor "$ATTEST_KAFKA_NODES" >/dev/null
   fi
-  python3 - "$ATTEST_KAFKA_PORT" <<'PY'
-import socket, struct, sys
-port = int(sys.argv[1])
-client = b"attest-health"
-# RequestHeader v1: api_key=18 (ApiVersions), api_version=0, correlation_id, client_id
-body = struct.pack(">hhih", 18, 0, 4242, len(client)) + client
-with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-    s.settimeout(2)
-    s.sendall(struct.pack(">i", len(body)) + body)
-    buf = b""
-    while len(buf) < 10:
-        chunk = s.recv(4096)
-        if not chunk:
-            sys.exit(1)
-        buf += chunk
-size, corr, err = struct.unpack(">iih", buf[:10])
-sys.exit(0 if corr == 4242 and err == 0 else 1)
-PY
 }
 
 clickhouse_healthy() {
   local base="http://127.0.0.1:$ATTEST_CLICKHOUSE_HTTP_PORT"
-  [[ "$(curl -sf --max-time 2 "$base/ping" 2>/dev/null)" == "Ok." ]] || return 1
-  [[ -n "$(curl -sf --max-time 5 "$base/" --data-binary 'SELECT version()' 2>/dev/null)" ]]
+  [[ "$(curl -sf --max-time 2 "$base/ping" 2>/dev/null)" == "Ok." ]] || {
+    echo "no answer to $base/ping" >&2
+    return 1
+  }
+  [[ -n "$(curl -sf --max-time 5 "$base/" --data-binary 'SELECT version()' 2>/dev/null)" ]] || {
+    echo "SELECT version() failed" >&2
+    return 1
+  }
 }
 
 healthy() {
   case "$1" in
-    tansu) kafka_healthy ;;
     clickhouse) clickhouse_healthy ;;
+    *) kafka_healthy "$1" "${2:-full}" ;;
   esac
+}
+
+# ---------------------------------------------------------------------------
+# Kafka configuration: one combined broker+controller per node, KRaft with a
+# static quorum (controller.quorum.voters), as production's docker-compose.yml.
+
+kafka_voters() {
+  local n voters=""
+  for ((n = 1; n <= ATTEST_KAFKA_NODES; n++)); do
+    voters+="${voters:+,}$n@127.0.0.1:$(kafka_controller_port "$n")"
+  done
+  echo "$voters"
+}
+
+write_kafka_config() {
+  local svc="$1" dir n port cport rf isr
+  dir="$(svc_dir "$svc")"
+  n="$(kafka_node "$svc")"
+  port="$(kafka_port "$n")"
+  cport="$(kafka_controller_port "$n")"
+  # One node: everything has one replica. Three: as production (3 replicas, 2 in sync).
+  if ((ATTEST_KAFKA_NODES == 1)); then rf=1 isr=1; else rf=3 isr=2; fi
+  mkdir -p "$dir/data" "$ATTEST_LOG_DIR"
+  cat >"$dir/server.properties" <<EOF
+# Generated by scripts/stack.sh; edits are overwritten on the next 'up'.
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$(kafka_voters)
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+
+num.partitions=3
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+
+# Audit data: never elect a leader that may have lost acknowledged writes, and
+# never create a topic by accident (Attest creates its own), as in production.
+unclean.leader.election.enable=false
+auto.create.topics.enable=false
+
+# Tests start consumer groups all the time; do not wait 3 s for more members.
+group.initial.rebalance.delay.ms=0
+
+# Keep a week, whatever the size (Kafka's defaults, stated so that nobody
+# takes them for forgotten).
+log.retention.hours=168
+log.retention.bytes=-1
+EOF
+  # Kafka's logs at INFO, except the loggers that write a line per partition on
+  # every start, leader change or topic creation (a test run creates hundreds),
+  # or dump the whole configuration. Attest logs the topics it creates itself.
+  cat >"$dir/log4j2.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/stack.sh; edits are overwritten on the next 'up'. -->
+<Configuration status="warn">
+  <Appenders>
+    <RollingFile name="file" fileName="$(log_file "$svc")" filePattern="$(log_file "$svc").%i">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+      <SizeBasedTriggeringPolicy size="100 MB"/>
+      <DefaultRolloverStrategy max="3"/>
+    </RollingFile>
+  </Appenders>
+  <Loggers>
+    <Root level="info"><AppenderRef ref="file"/></Root>
+    <Logger name="kafka.request.logger" level="warn"/>
+    <Logger name="kafka.network.RequestChannel\$" level="warn"/>
+    <Logger name="state.change.logger" level="warn"/>
+    <Logger name="kafka.cluster.Partition" level="warn"/>
+    <Logger name="kafka.log.LogManager" level="warn"/>
+    <Logger name="org.apache.kafka.storage.internals.log" level="warn"/>
+    <Logger name="org.apache.kafka.coordinator.common.runtime.CoordinatorRuntime" level="warn"/>
+    <Logger name="org.apache.kafka.common.config.AbstractConfig" level="warn"/>
+    <Logger name="org.apache.kafka.common.utils.AppInfoParser" level="warn"/>
+    <Logger name="kafka.server.ReplicaFetcherManager" level="warn"/>
+    <Logger name="kafka.server.ReplicaFetcherThread" level="warn"/>
+    <Logger name="kafka.server.ReplicaAlterLogDirsManager" level="warn"/>
+    <Logger name="org.apache.kafka.controller.ReplicationControlManager" level="warn"/>
+    <Logger name="org.apache.kafka.controller.PartitionChangeBuilder" level="warn"/>
+  </Loggers>
+</Configuration>
+EOF
+}
+
+# Formats the node's storage once: a data directory with meta.properties is
+# never formatted again (that is where the topics are).
+format_kafka() {
+  local svc="$1" dir id
+  dir="$(svc_dir "$svc")"
+  [[ -f "$dir/data/meta.properties" ]] && return 0
+  if [[ -s "$dir/cluster.id" ]]; then id="$(<"$dir/cluster.id")"; else id="$ATTEST_KAFKA_CLUSTER_ID"; fi
+  echo "$id" >"$dir/cluster.id"
+  log "$svc: formatting $dir/data (cluster id $id)"
+  printf '\n===== %s: formatting %s\n' "$(date -u +%FT%TZ)" "$dir/data" >>"$(stdout_log "$svc")"
+  java -Dlog4j2.configurationFile="$dir/log4j2.xml" -cp "$KAFKA_LIBS/*" \
+    kafka.tools.StorageTool format --config "$dir/server.properties" --cluster-id "$id" \
+    >>"$(stdout_log "$svc")" 2>&1 ||
+    die "$svc: formatting $dir/data failed; see $(stdout_log "$svc") and $(log_file "$svc")"
 }
 
 # ---------------------------------------------------------------------------
@@ -214,24 +424,31 @@ spawn() {
   mkdir -p "$ATTEST_RUN_DIR" "$(dirname "$logfile")"
   printf '\n===== %s: starting %s: %s\n' "$(date -u +%FT%TZ)" "$name" "$*" >>"$logfile"
   # In a non-interactive shell a background job is not a process-group leader, so
-  # setsid does not fork and $! is the service's own pid.
+  # setsid does not fork and $! is the service's own pid. (Were it not, svc_pid
+  # would still find the service by its command line.)
   (cd "$workdir" && exec setsid nohup "$@" >>"$logfile" 2>&1 </dev/null 9>&-) &
   echo $! >"$(pid_file "$name")"
 }
 
-start_tansu() {
-  have tansu || die "tansu not found on PATH; run scripts/install.sh"
-  mkdir -p "$TANSU_DIR"
-  # tansu resolves sqlite://FILE relative to its working directory, so it runs in $TANSU_DIR.
-  # The listener must be an IP literal: a host name (e.g. localhost) makes tansu bind [::].
-  # Unset env vars tansu reads as defaults for optional listeners/exporters.
-  spawn tansu "$(log_file tansu)" "$TANSU_DIR" \
-    env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT NO_COLOR=1 \
-    tansu broker \
-    --cluster-id "$ATTEST_KAFKA_CLUSTER_ID" \
-    --listener-url "tcp://127.0.0.1:$ATTEST_KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$ATTEST_KAFKA_PORT" \
-    --storage-engine "sqlite://tansu.db"
+start_kafka() {
+  local svc="$1" dir
+  dir="$(svc_dir "$svc")"
+  have java || die "java not found; run scripts/install.sh apt"
+  [[ -s "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ]] ||
+    die "Kafka $KAFKA_VERSION not found in $KAFKA_LIBS; run scripts/install.sh kafka"
+  write_kafka_config "$svc"
+  format_kafka "$svc"
+  # Kafka keeps a file open per log segment; allow as many as the hard limit.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  # JVM options as Kafka's kafka-run-class.sh sets them, plus: exit on
+  # OutOfMemoryError rather than linger half-alive.
+  # shellcheck disable=SC2086 # ATTEST_KAFKA_HEAP_OPTS holds several options
+  spawn "$svc" "$(stdout_log "$svc")" "$dir" \
+    java $ATTEST_KAFKA_HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.xml" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
 }
 
 start_clickhouse() {
@@ -243,68 +460,17 @@ start_clickhouse() {
     $cmd --config-file="$CH_DIR/config.xml"
 }
 
-up_one() {
-  local svc="$1" pf port
-  pf="$(pid_file "$svc")"
-  if svc_alive "$svc"; then
-    log "$svc already running (pid $(pid_of "$pf")), reusing"
-    return 0
-  fi
-  if [[ -f "$pf" ]]; then
-    log "$svc: removing stale pid file $pf"
-    rm -f "$pf"
-  fi
-  port="$(main_port "$svc")"
-  if tcp_open 127.0.0.1 "$port"; then
-    die "$svc: port 127.0.0.1:$port is already in use by a process this script did not start (see: ss -ltnp 'sport = :$port')"
-  fi
-  log "starting $svc on $(addr "$svc")"
-  "start_$svc"
-}
-
-wait_healthy() {
-  local svc="$1" pf
-  pf="$(pid_file "$svc")"
-  WAIT_FOR_ADDR="$(addr "$svc")" wait_for "$svc" "$ATTEST_STACK_TIMEOUT" "$(log_file "$svc")" \
-    alive_and_healthy "$svc"
-  log "$svc up: $(addr "$svc") pid $(pid_of "$pf")"
-}
-
-# Healthy, or the process died (then stop waiting and show its log). wait_for silences
-# its command's output, so errors go to fd 9, a copy of the script's stderr.
-alive_and_healthy() {
-  local svc="$1" pf lf f
-  pf="$(pid_file "$svc")"
-  if ! svc_alive "$svc"; then
-    lf="$(log_file "$svc")"
-    [[ "$svc" == clickhouse ]] && lf="$ATTEST_LOG_DIR/clickhouse-stdout.log $lf $ATTEST_LOG_DIR/clickhouse-server.err.log"
-    printf 'attest: ERROR: %s exited during startup (address %s)\n' "$svc" "$(addr "$svc")" >&9
-    for f in $lf; do
-      [[ -s "$f" ]] || continue
-      printf 'attest: --- last 20 lines of %s ---\n' "$f" >&9
-      tail -n 20 "$f" >&9
-    done
-    rm -f "$pf"
-    exit 1
-  fi
-  healthy "$svc"
-}
-
-down_one() {
-  local svc="$1" pf pid
-  pf="$(pid_file "$svc")"
-  if ! svc_alive "$svc"; then
-    [[ -f "$pf" ]] && rm -f "$pf"
-    log "$svc not running"
-    return 0
-  fi
+# The local broker was tansu before Kafka. A tansu this script started earlier
+# would hold the Kafka port: stop it (its data in .data/tansu is left alone).
+retire_tansu() {
+  local pf="$ATTEST_RUN_DIR/tansu.pid" pid
+  pid_alive "$pf" "tansu broker" || return 0
   pid="$(pid_of "$pf")"
-  log "stopping $svc (pid $pid)"
+  log "stopping the old tansu broker (pid $pid); Kafka replaces it (tansu's data stays in $ATTEST_DATA_DIR/tansu; delete it when you like)"
   kill -TERM "$pid" 2>/dev/null || true
   local start=$SECONDS
   while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS - start >= STOP_TIMEOUT)); then
-      warn "$svc did not stop within ${STOP_TIMEOUT}s; sending SIGKILL"
+    if ((SECONDS - start >= 20)); then
       kill -KILL "$pid" 2>/dev/null || true
       sleep 0.5
       break
@@ -312,27 +478,133 @@ down_one() {
     sleep 0.2
   done
   rm -f "$pf"
+}
+
+up_one() {
+  local svc="$1" pid port
+  if pid="$(svc_pid "$svc")"; then
+    log "$svc already running (pid $pid), reusing"
+    return 0
+  fi
+  if [[ -f "$(pid_file "$svc")" ]]; then
+    log "$svc: removing stale pid file $(pid_file "$svc")"
+    drop_pid_file "$svc"
+  fi
+  if port="$(port_in_use "$svc")"; then
+    die "$svc: port 127.0.0.1:$port is already in use by a process this script did not start (see: ss -ltnp 'sport = :$port')"
+  fi
+  log "starting $svc on $(addr "$svc")"
+  if is_kafka "$svc"; then start_kafka "$svc"; else start_clickhouse; fi
+}
+
+# startup_died SVC: if no process of SVC runs, say so with its logs' last lines
+# and exit. A dead service's pid file is left for the next 'up' to clear.
+startup_died() {
+  local svc="$1" f
+  svc_alive "$svc" && return 0
+  printf 'attest: ERROR: %s exited during startup (address %s)\n' "$svc" "$(addr "$svc")" >&9
+  while read -r f; do
+    [[ -s "$f" ]] || continue
+    printf 'attest: --- last 20 lines of %s ---\n' "$f" >&9
+    tail -n 20 "$f" >&9
+  done < <(log_files "$svc")
+  exit 1
+}
+
+# Healthy, or the process died (then stop waiting and show its logs). wait_for
+# silences its command's output, so errors go to fd 9, a copy of the script's
+# stderr.
+alive_and_healthy() {
+  startup_died "$1"
+  healthy "$1" "$2"
+}
+
+wait_healthy() {
+  local svc="$1" start=$SECONDS reason
+  WAIT_FOR_ADDR="$(addr "$svc")" wait_for "$svc" "$ATTEST_STACK_TIMEOUT" "$(log_file "$svc")" \
+    alive_and_healthy "$svc" quick
+  if ! is_kafka "$svc"; then
+    log "$svc up: $(addr "$svc") pid $(svc_pid "$svc")"
+    return 0
+  fi
+  # A broker answers ApiVersions before it takes writes (while it registers
+  # with the controllers, or recovers its logs after a kill), so the last word
+  # is a message produced and fetched, retried for the rest of the timeout.
+  while :; do
+    startup_died "$svc"
+    reason="$(healthy "$svc" full 2>&1 >/dev/null)" && break
+    if ((SECONDS - start >= ATTEST_STACK_TIMEOUT)); then
+      die "$svc answers at $(addr "$svc") but did not take a write within ${ATTEST_STACK_TIMEOUT}s: ${reason:-no reason given}; log: $(log_file "$svc")"
+    fi
+    sleep 1
+  done
+  log "$svc up: $(addr "$svc") pid $(svc_pid "$svc"); a message was produced (acks=all) and fetched"
+}
+
+down_one() {
+  local svc="$1" pid port timeout
+  if ! pid="$(svc_pid "$svc")"; then
+    if port="$(port_in_use "$svc")"; then
+      die "$svc: no process started by this script runs it, yet 127.0.0.1:$port is open; leaving it alone (see: ss -ltnp 'sport = :$port')"
+    fi
+    drop_pid_file "$svc"
+    log "$svc not running"
+    return 0
+  fi
+  timeout="$(stop_timeout "$svc")"
+  log "stopping $svc (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local start=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS - start >= timeout)); then
+      warn "$svc did not stop within ${timeout}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.2
+  done
+  kill -0 "$pid" 2>/dev/null && die "$svc (pid $pid) is still running after SIGKILL"
+  drop_pid_file "$svc"
   log "$svc stopped"
 }
 
+# reset_data SVC: delete the service's data, only when no process of it runs
+# and none of its ports answers (whoever holds a port may be using the data).
+reset_data() {
+  local svc="$1" dir port
+  if svc_alive "$svc"; then die "$svc is still running; not deleting its data"; fi
+  if port="$(port_in_use "$svc")"; then
+    die "$svc: 127.0.0.1:$port is open though no process of $svc runs; not deleting its data (see: ss -ltnp 'sport = :$port')"
+  fi
+  dir="$(svc_dir "$svc")"
+  rm -rf "$dir"
+  log "$svc data removed ($dir)"
+}
+
 status_one() {
-  local svc="$1" pf state pid
-  pf="$(pid_file "$svc")"
+  local svc="$1" state pid reason="" port
   pid="-"
-  if svc_alive "$svc"; then
-    pid="$(pid_of "$pf")"
-    if healthy "$svc" 2>/dev/null; then state=up; else state=unhealthy; fi
+  if pid="$(svc_pid "$svc")"; then
+    if reason="$(healthy "$svc" 2>&1 >/dev/null)"; then state=up; else state=unhealthy; fi
   else
+    pid="-"
     state=down
+    if port="$(port_in_use "$svc")"; then
+      reason="127.0.0.1:$port is open, but not by a process this script started"
+    fi
   fi
   printf '%-10s %-9s %-60s pid %-7s log %s\n' "$svc" "$state" "$(addr "$svc")" "$pid" "$(log_file "$svc")"
+  if [[ "$state" != up && -n "$reason" ]]; then
+    printf '%-10s %s\n' "" "$(tail -n 1 <<<"$reason")"
+  fi
   [[ "$state" == up ]]
 }
 
 # ---------------------------------------------------------------------------
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-}"
@@ -345,7 +617,15 @@ FOLLOW=0
 TARGETS=()
 for a in "$@"; do
   case "$a" in
-    tansu | kafka) TARGETS+=(tansu) ;;
+    kafka) TARGETS+=("${KAFKA_SERVICES[@]}") ;;
+    tansu)
+      warn "'tansu' is an old name: the local broker is Apache Kafka now; use 'kafka'"
+      TARGETS+=("${KAFKA_SERVICES[@]}")
+      ;;
+    kafka-[1-3])
+      ((ATTEST_KAFKA_NODES > 1)) || die "'$a' exists only with ATTEST_KAFKA_NODES=3; the single node is 'kafka'"
+      TARGETS+=("$a")
+      ;;
     clickhouse | ch) TARGETS+=(clickhouse) ;;
     -f | --follow) FOLLOW=1 ;;
     *) die "unknown service '$a' (services: ${SERVICES[*]})" ;;
@@ -356,32 +636,35 @@ done
 mkdir -p "$ATTEST_RUN_DIR" "$ATTEST_LOG_DIR"
 exec 9>&2
 
+any_kafka() {
+  local s
+  for s in "${TARGETS[@]}"; do is_kafka "$s" && return 0; done
+  return 1
+}
+
 case "$cmd" in
   up | start)
+    any_kafka && retire_tansu
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
-    log "KAFKA brokers: $ATTEST_KAFKA__BROKERS  ClickHouse: $ATTEST_CLICKHOUSE__URL"
+    log "Kafka brokers: $ATTEST_KAFKA__BROKERS  ClickHouse: $ATTEST_CLICKHOUSE__URL"
     ;;
   down | stop)
+    any_kafka && retire_tansu
     for s in "${TARGETS[@]}"; do down_one "$s"; done
     ;;
   restart)
+    any_kafka && retire_tansu
     for s in "${TARGETS[@]}"; do down_one "$s"; done
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     ;;
   reset)
     # Throws away the service's data (every topic, every database) and starts
-    # it empty. tansu keeps every topic the tests ever created (they are never
-    # deleted, see README), and a large sqlite file makes its restarts slow.
-    for s in "${TARGETS[@]}"; do
-      down_one "$s"
-      case "$s" in
-        tansu) rm -rf "$ATTEST_DATA_DIR/tansu" ;;
-        clickhouse) rm -rf "$CH_DIR" ;;
-      esac
-      log "$s data removed"
-    done
+    # it empty: the tests never delete their topics, so they pile up.
+    any_kafka && retire_tansu
+    for s in "${TARGETS[@]}"; do down_one "$s"; done
+    for s in "${TARGETS[@]}"; do reset_data "$s"; done
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     ;;
