@@ -3,7 +3,7 @@
 # failure. Installs what is missing and starts the stack if it is not up.
 #
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
-#   2. unit and integration tests (cargo test; integration tests use tansu
+#   2. unit and integration tests (cargo test; integration tests use Kafka
 #      and ClickHouse with their own topics and databases), then every
 #      migration and query on a current ClickHouse embedded by chdb
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Command 1: install what is missing, start the local stack (tansu + ClickHouse)
+# Command 1: install what is missing, start the local stack (Kafka + ClickHouse)
 # and the Attest server on loopback, and print the console URL. Idempotent.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
@@ -12,6 +12,7 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 # every tenant, each made once and kept out of the terminal's scrollback and
 # out of git (.data/ is ignored). A key whose record is gone (the ClickHouse
 # data was reset) or revoked is made again.
+# shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 : "${CARGO_TARGET_DIR:=$HOME/.cache/attest/target}"
 attest() { (cd "$ATTEST_ROOT" && "$CARGO_TARGET_DIR/debug/attest" "$@"); }

@@ -251,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
 
     let section = format!(
         "## Ingest (`cargo bench -p server --bench ingest`)\n\n\
-         Measured on {date}, on the local stack (tansu 0.6, 2 cores), release build, writer off.\n\
+         Measured on {date}, on the local stack (Apache Kafka 4.1, one KRaft node, 2 cores), release build, writer off.\n\
          {n} events as batches of {batch} from {clients} concurrent clients, each with an API key.\n\n\
          | path | rate | vs. bare producer |\n| --- | ---: | ---: |\n\
          | bare rdkafka producer, same encoded records, `acks=all`, idempotent | {bare_rate:.0} events/s | |\n\

@@ -1014,8 +1014,8 @@ fn report(
          server's own insert path (`Store::insert_events`, {insert_rows} rows per INSERT, hour by \
          hour so a block touches at most two month partitions) into the database \
          `{DATABASE}`, which later runs reuse. Kafka is not in this path: the writer benchmark \
-         covers it, and tansu serves about 4,500 messages/s here, so 10M events through it would \
-         take over half an hour. {provenance}\n\n\
+         covers it, and 10M events through the whole pipeline would make every regeneration \
+         much longer. {provenance}\n\n\
          **Latency** of the store calls behind the Search page's server functions \
          (`EventStore::search` and `facets`), in the bench process: ClickHouse over loopback HTTP \
          and RowBinary decoding included, browser and server-function encoding not. Production \

@@ -76,9 +76,11 @@ async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     );
     writer.kill_9();
 
-    // tansu drops a dead member only when a request arrives after its
-    // session expired; restarting sooner leaves the new writer waiting for a
-    // rebalance that never completes (Kafka would time the old member out).
+    // Waiting out the dead member's session was needed on tansu 0.6, the
+    // earlier local broker, which dropped a dead member only when a request
+    // arrived after its session expired (a sooner restart left the new writer
+    // waiting for a rebalance that never completed). Kafka times the old
+    // member out by itself, so on Kafka the wait is harmless.
     tokio::time::sleep(config.kafka.session_timeout + Duration::from_secs(5)).await;
     let writer = WriterProcess::start(&config, "faults-kill-2");
     let total = common::wait_for_distinct(&http, &config, 100_000, Duration::from_secs(240)).await;
@@ -125,8 +127,9 @@ async fn clickhouse_down_for_30_seconds_loses_nothing() {
 /// A second writer joins mid-stream and the first one leaves (SIGTERM):
 /// two rebalances under load, nothing lost, nothing shown twice. (A writer
 /// that dies without leaving is replaced once the broker expires its
-/// session; tansu 0.6 only notices that on a later join, so that failover is
-/// covered by the SIGKILL test's restart, and on Kafka by the session timeout.)
+/// session; tansu 0.6, the earlier local broker, only noticed that on a later
+/// join, so that failover is covered by the SIGKILL test's restart, and on
+/// Kafka by the session timeout.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_joining_and_leaving_the_group_lose_nothing() {
     let _serial = SERIAL.lock().await;
@@ -156,9 +159,10 @@ async fn writers_joining_and_leaving_the_group_lose_nothing() {
 
 /// Two writers share the group and one is killed with SIGKILL mid-run. Its
 /// partitions are handed over once the group notices its session expired:
-/// Kafka does so on its own after `session_timeout`; tansu 0.6 only when a
-/// member next joins, so a third writer joins after the timeout here (a
-/// deployment's replacement pod). The survivor keeps writing throughout.
+/// Kafka does so on its own after `session_timeout`; tansu 0.6, the earlier
+/// local broker, only when a member next joined, so a third writer joins
+/// after the timeout here (a deployment's replacement pod; on Kafka it is
+/// harmless). The survivor keeps writing throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_two_writers_killed_mid_run_loses_nothing() {
     let _serial = SERIAL.lock().await;

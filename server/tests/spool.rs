@@ -3,7 +3,7 @@
 //! is back they reach ClickHouse exactly once, even when Attest is killed
 //! with SIGKILL in the middle of draining the spool.
 //!
-//! These tests stop and start the shared local broker (tansu), so they run
+//! These tests stop and start the shared local broker (Kafka), so they run
 //! one at a time, in a test binary of their own.
 
 mod common;
@@ -17,9 +17,10 @@ use tokio::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The tests' configuration. The writer's group session outlasts the
-/// outage: tansu 0.6 does not let a consumer whose session expired during an
-/// outage rejoin its group (it expires members only lazily), which Kafka
-/// does. What these tests check is the spool, not group membership.
+/// outage. That began as a workaround for tansu 0.6, the earlier local
+/// broker, which did not let a consumer whose session expired during an
+/// outage rejoin its group; Kafka does, so here it is harmless, and it keeps
+/// these tests about the spool, not group membership.
 fn config() -> attest_server::config::Config {
     let mut config = common::test_config();
     config.kafka.session_timeout = Duration::from_secs(300);
@@ -27,8 +28,9 @@ fn config() -> attest_server::config::Config {
 }
 
 /// Waits until the restarted broker answers requests, not only accepts
-/// connections: tansu may spend minutes on its sqlite file after a start
-/// when the file is large.
+/// connections. The long deadline dates from tansu, the earlier local
+/// broker, which could spend minutes on its sqlite file after a start; Kafka
+/// answers within seconds, so on Kafka the wait is short and harmless.
 fn wait_for_broker(config: &attest_server::config::Config) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
@@ -109,7 +111,7 @@ async fn a_broker_outage_costs_no_event() {
     // The topics exist and the pipeline is live before the outage.
     post_all(&server.http, &server.base_url, &events("before", 10)).await;
 
-    common::stack("down", "tansu");
+    common::stack("down", "kafka");
     let during = events("outage", 5_000);
     // While the first batch waits for the broker (broker_timeout), it holds
     // all the room for events in flight: a second request gets 429 at once
@@ -145,7 +147,7 @@ async fn a_broker_outage_costs_no_event() {
         Some(5_000),
         "every event accepted during the outage waits in the spool"
     );
-    common::stack("up", "tansu");
+    common::stack("up", "kafka");
 
     let ids: Vec<String> = events("before", 10)
         .iter()
@@ -228,10 +230,10 @@ async fn attest_killed_while_draining_the_spool_loses_nothing() {
 
     let first = Attest::start(&config, "spool-kill-1");
     first.wait_ready(&http).await;
-    common::stack("down", "tansu");
+    common::stack("down", "kafka");
     let all = events("drain", 5_000);
     post_all(&http, &first.base, &all).await;
-    common::stack("up", "tansu");
+    common::stack("up", "kafka");
     wait_for_broker(&config);
 
     // Kill once the forwarder has sent part of the spool, not all of it.

@@ -1,8 +1,10 @@
-//! Helpers for integration tests against the real local stack (tansu and
+//! Helpers for integration tests against the real local stack (Kafka and
 //! ClickHouse started by `scripts/stack.sh up`). Addresses come from the same
 //! `ATTEST_*` variables the server reads. Each test gets its own topics,
 //! consumer group and ClickHouse database, so tests never see each other's
-//! data and never delete topics (tansu drops every topic when one is deleted).
+//! data. Tests never delete topics: tansu, the earlier local broker, dropped
+//! every topic when one was deleted. On Kafka deleting one would be safe;
+//! `scripts/stack.sh reset kafka` clears them all.
 
 #![allow(dead_code)]
 
@@ -383,7 +385,7 @@ pub async fn assert_exactly(http: &reqwest::Client, config: &Config, ids: &[Stri
     );
 }
 
-/// `scripts/stack.sh <action> <service>`: stops or starts tansu or
+/// `scripts/stack.sh <action> <service>`: stops or starts Kafka or
 /// ClickHouse for a fault test.
 pub fn stack(action: &str, service: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
