@@ -39,7 +39,12 @@ fi
 KAFKA_VERSION="4.1.1"
 : "${ATTEST_KAFKA_HOME:=$HOME/.cache/attest/kafka-$KAFKA_VERSION}"
 # 1: one combined broker+controller. 3: a three-node cluster like production's
-# docker-compose.yml (replication factor 3, min.insync.replicas 2).
+# docker-compose.yml (replication factor 3, min.insync.replicas 2). Unset: what
+# the last `stack.sh up` started (so `stack.sh down kafka-2`, the console and
+# the tests find a running three-node cluster without the variable), else 1.
+if [[ -z "${ATTEST_KAFKA_NODES:-}" && -s "$ATTEST_RUN_DIR/kafka-nodes" ]]; then
+  ATTEST_KAFKA_NODES="$(tr -dc '0-9' <"$ATTEST_RUN_DIR/kafka-nodes")"
+fi
 : "${ATTEST_KAFKA_NODES:=1}"
 
 # kafka_port NODE / kafka_controller_port NODE: the node's ports (node 1..3).
@@ -55,6 +60,12 @@ if [[ -z "${ATTEST_KAFKA__BROKERS:-}" ]]; then
   unset _n
 fi
 : "${ATTEST_CLICKHOUSE__URL:=http://127.0.0.1:$ATTEST_CLICKHOUSE_HTTP_PORT}"
+# On three nodes Attest's topics are replicated as in production.
+if ((ATTEST_KAFKA_NODES == 3)); then
+  : "${ATTEST_KAFKA__REPLICATION_FACTOR:=3}"
+  : "${ATTEST_KAFKA__MIN_INSYNC_REPLICAS:=2}"
+  export ATTEST_KAFKA__REPLICATION_FACTOR ATTEST_KAFKA__MIN_INSYNC_REPLICAS
+fi
 
 export ATTEST_ROOT ATTEST_DATA_DIR ATTEST_RUN_DIR ATTEST_LOG_DIR \
   ATTEST_KAFKA_PORT ATTEST_KAFKA_CONTROLLER_PORT ATTEST_KAFKA_HOME ATTEST_KAFKA_NODES \

@@ -491,6 +491,9 @@ up_one() {
     drop_pid_file "$svc"
   fi
   if port="$(port_in_use "$svc")"; then
+    if is_kafka "$svc" && pid="$(find_pid "kafka.Kafka $ATTEST_DATA_DIR/kafka")"; then
+      die "$svc: port 127.0.0.1:$port is taken by another Kafka node of this checkout (pid $pid), from a stack with a different ATTEST_KAFKA_NODES; stop that one first (ATTEST_KAFKA_NODES=… scripts/stack.sh down kafka)"
+    fi
     die "$svc: port 127.0.0.1:$port is already in use by a process this script did not start (see: ss -ltnp 'sport = :$port')"
   fi
   log "starting $svc on $(addr "$svc")"
@@ -541,32 +544,47 @@ wait_healthy() {
   log "$svc up: $(addr "$svc") pid $(svc_pid "$svc"); a message was produced (acks=all) and fetched"
 }
 
-down_one() {
-  local svc="$1" pid port timeout
-  if ! pid="$(svc_pid "$svc")"; then
-    if port="$(port_in_use "$svc")"; then
-      die "$svc: no process started by this script runs it, yet 127.0.0.1:$port is open; leaving it alone (see: ss -ltnp 'sport = :$port')"
+# down_many SVC...: stop the services together: SIGTERM to all, then wait for
+# each (SIGKILL after its stop timeout). Together, because a Kafka node's
+# controlled shutdown needs a controller quorum: stopped one after another,
+# the last node of three would wait for controllers that are already gone.
+down_many() {
+  local svc pid port timeout start killed i pids=() svcs=()
+  for svc in "$@"; do
+    if ! pid="$(svc_pid "$svc")"; then
+      if port="$(port_in_use "$svc")"; then
+        die "$svc: no process started by this script runs it, yet 127.0.0.1:$port is open; leaving it alone (see: ss -ltnp 'sport = :$port')"
+      fi
+      drop_pid_file "$svc"
+      log "$svc not running"
+      continue
     fi
-    drop_pid_file "$svc"
-    log "$svc not running"
-    return 0
-  fi
-  timeout="$(stop_timeout "$svc")"
-  log "stopping $svc (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  local start=$SECONDS
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((SECONDS - start >= timeout)); then
-      warn "$svc did not stop within ${timeout}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.2
+    log "stopping $svc (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    svcs+=("$svc")
+    pids+=("$pid")
   done
-  kill -0 "$pid" 2>/dev/null && die "$svc (pid $pid) is still running after SIGKILL"
-  drop_pid_file "$svc"
-  log "$svc stopped"
+  start=$SECONDS
+  for i in "${!svcs[@]}"; do
+    svc="${svcs[$i]}" pid="${pids[$i]}"
+    timeout="$(stop_timeout "$svc")"
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((SECONDS - start >= timeout)); then
+        warn "$svc did not stop within ${timeout}s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        break
+      fi
+      sleep 0.2
+    done
+    # A killed JVM takes a moment to release its memory and exit.
+    killed=$SECONDS
+    while kill -0 "$pid" 2>/dev/null; do
+      ((SECONDS - killed < 15)) || die "$svc (pid $pid) is still running after SIGKILL"
+      sleep 0.2
+    done
+    drop_pid_file "$svc"
+    log "$svc stopped"
+  done
 }
 
 # reset_data SVC: delete the service's data, only when no process of it runs
@@ -642,30 +660,54 @@ any_kafka() {
   return 1
 }
 
+# The shape of the running Kafka stack, for later commands without
+# ATTEST_KAFKA_NODES (read by lib.sh): written once the nodes are started,
+# removed once none runs.
+NODES_FILE="$ATTEST_RUN_DIR/kafka-nodes"
+remember_nodes() { any_kafka && echo "$ATTEST_KAFKA_NODES" >"$NODES_FILE"; return 0; }
+forget_nodes_if_down() {
+  local s
+  for s in "${KAFKA_SERVICES[@]}"; do svc_alive "$s" && return 0; done
+  rm -f "$NODES_FILE"
+}
+
 case "$cmd" in
   up | start)
     any_kafka && retire_tansu
     for s in "${TARGETS[@]}"; do up_one "$s"; done
+    remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     log "Kafka brokers: $ATTEST_KAFKA__BROKERS  ClickHouse: $ATTEST_CLICKHOUSE__URL"
     ;;
   down | stop)
     any_kafka && retire_tansu
-    for s in "${TARGETS[@]}"; do down_one "$s"; done
+    down_many "${TARGETS[@]}"
+    forget_nodes_if_down
     ;;
   restart)
     any_kafka && retire_tansu
-    for s in "${TARGETS[@]}"; do down_one "$s"; done
+    down_many "${TARGETS[@]}"
     for s in "${TARGETS[@]}"; do up_one "$s"; done
+    remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     ;;
   reset)
     # Throws away the service's data (every topic, every database) and starts
     # it empty: the tests never delete their topics, so they pile up.
     any_kafka && retire_tansu
-    for s in "${TARGETS[@]}"; do down_one "$s"; done
+    # The nodes of a cluster share one metadata log: wiping one node's copy
+    # while the others keep theirs makes a voter forget its votes.
+    if ((ATTEST_KAFKA_NODES > 1)); then
+      for s in "${KAFKA_SERVICES[@]}"; do
+        if any_kafka && [[ " ${TARGETS[*]} " != *" $s "* ]]; then
+          die "reset applies to all Kafka nodes at once: scripts/stack.sh reset kafka"
+        fi
+      done
+    fi
+    down_many "${TARGETS[@]}"
     for s in "${TARGETS[@]}"; do reset_data "$s"; done
     for s in "${TARGETS[@]}"; do up_one "$s"; done
+    remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
     ;;
   status)
