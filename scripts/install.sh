@@ -99,7 +99,8 @@ step_rust() {
 # The local broker's jars (scripts/kafka/pom.xml) from Maven Central into
 # $ATTEST_KAFKA_HOME/libs. The marker names the pom's checksum and every jar, so a
 # changed pom or a lost jar means "copy again"; a half-finished copy never
-# counts, because the jars land in libs.tmp first.
+# counts, because the jars land in libs.tmp first. A running broker keeps the
+# jars it opened; `scripts/stack.sh restart kafka` picks up new ones.
 kafka_pom() { echo "$ATTEST_ROOT/scripts/kafka/pom.xml"; }
 kafka_marker() { echo "$ATTEST_KAFKA_HOME/libs.complete"; }
 
@@ -131,8 +132,15 @@ step_kafka() {
   marker="$(kafka_marker)"
   mkdir -p "$ATTEST_KAFKA_HOME"
   rm -rf "$tmp" "$marker"
-  mvn -B -q -f "$(kafka_pom)" dependency:copy-dependencies -DoutputDirectory="$tmp" ||
+  # Maven's output only matters when it fails (quiet mode still prints colour resets).
+  local out
+  out="$(mktemp)"
+  if ! mvn -B -q -f "$(kafka_pom)" dependency:copy-dependencies -DoutputDirectory="$tmp" >"$out" 2>&1; then
+    cat "$out" >&2
+    rm -f "$out"
     die "mvn could not fetch the Kafka jars (Maven Central reachable? see the output above)"
+  fi
+  rm -f "$out"
   [[ -s "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "mvn finished but $tmp has no kafka_2.13-$KAFKA_VERSION.jar"
   rm -rf "$libs"
   mv "$tmp" "$libs"
