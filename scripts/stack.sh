@@ -139,6 +139,16 @@ svc_pid() {
 }
 svc_alive() { svc_pid "$1" >/dev/null 2>&1; }
 
+# running PID: the process exists and has not exited (an exited process that
+# its parent has not reaped yet, a zombie, still answers kill -0).
+running() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
 # drop_pid_file SVC: remove the pid file of a service that is not running.
 drop_pid_file() {
   local pf
@@ -469,7 +479,7 @@ retire_tansu() {
   log "stopping the old tansu broker (pid $pid); Kafka replaces it (tansu's data stays in $ATTEST_DATA_DIR/tansu; delete it when you like)"
   kill -TERM "$pid" 2>/dev/null || true
   local start=$SECONDS
-  while kill -0 "$pid" 2>/dev/null; do
+  while running "$pid"; do
     if ((SECONDS - start >= 20)); then
       kill -KILL "$pid" 2>/dev/null || true
       sleep 0.5
@@ -568,7 +578,7 @@ down_many() {
   for i in "${!svcs[@]}"; do
     svc="${svcs[$i]}" pid="${pids[$i]}"
     timeout="$(stop_timeout "$svc")"
-    while kill -0 "$pid" 2>/dev/null; do
+    while running "$pid"; do
       if ((SECONDS - start >= timeout)); then
         warn "$svc did not stop within ${timeout}s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
@@ -578,7 +588,7 @@ down_many() {
     done
     # A killed JVM takes a moment to release its memory and exit.
     killed=$SECONDS
-    while kill -0 "$pid" 2>/dev/null; do
+    while running "$pid"; do
       ((SECONDS - killed < 15)) || die "$svc (pid $pid) is still running after SIGKILL"
       sleep 0.2
     done
