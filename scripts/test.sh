@@ -8,18 +8,82 @@
 #      migration and query on a current ClickHouse embedded by chdb
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
 #      console instance of their own ("e2e": own port, topics and database)
+#
+# The last line is "summary: P passed, F failed, S skipped". The script exits
+# non-zero when F > 0 or S > 0: nothing in this project asks for a skip, so a
+# skipped (cargo: ignored) test is one that tested nothing.
+#
+#   scripts/test.sh summarize LOG…   only sum up saved runner output
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 # shellcheck source=scripts/lib.sh
 source "$here/lib.sh"
 : "${CARGO_TARGET_DIR:=$HOME/.cache/attest/target}"
 export CARGO_TARGET_DIR
+
+# summarize: reads runner output on stdin, prints the summary line.
+#   cargo:      "test result: ok. 5 passed; 0 failed; 2 ignored; …" (ignored is a skip)
+#   chdb check: "modern-clickhouse: N passed, M failed"
+#   Playwright: "  N passed (10.2s)", "  N failed", "  N flaky", "  N interrupted"
+#               (each a failure), "  N skipped", "  N did not run" (each a skip),
+#               "  N errors were not a part of any test" (failures)
+#   chaos.sh:   its final "chaos: acknowledged A, stored once S, missing M,
+#               duplicated D" is 1 passed when M and D are 0, else 1 failed
+#   run():      "runner failed: …" (a runner exited non-zero without reporting
+#               a failed test: a compile error, a crash) is 1 failed
+summarize() {
+  sed 's/\x1b\[[0-9;]*m//g' | awk '
+    /^test result:/ {
+      for (i = 1; i < NF; i++) {
+        if ($(i+1) ~ /^passed/) p += $i
+        if ($(i+1) ~ /^failed/) f += $i
+        if ($(i+1) ~ /^ignored/) s += $i
+      }
+    }
+    /^modern-clickhouse: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+    /^ +[0-9]+ passed \(/ { p += $1 }
+    /^ +[0-9]+ (failed|flaky|interrupted)$/ { f += $1 }
+    /^ +[0-9]+ (skipped|did not run)$/ { s += $1 }
+    /^ +[0-9]+ errors? (was|were) not a part of any test/ { f += $1 }
+    /^chaos: acknowledged [0-9]+, stored once [0-9]+, missing [0-9]+, duplicated [0-9]+$/ {
+      if ($0 ~ /, missing 0, duplicated 0$/) p++; else f++
+    }
+    /^runner failed: / { f++ }
+    END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, s }'
+}
+
+# summary_ok LINE: the summary line has no failure and no skip.
+summary_ok() { [[ "$1" =~ ^summary:\ [0-9]+\ passed,\ 0\ failed,\ 0\ skipped$ ]]; }
+
+if [[ "${1:-}" == summarize ]]; then
+  shift
+  line="$(cat "$@" | summarize)"
+  echo "$line"
+  summary_ok "$line"
+  exit
+fi
+
 cd "$ATTEST_ROOT"
 
-# Every runner's output also goes to one log, summed up at the end.
+# Every runner's output also goes to one log, summed up at the end. A failing
+# runner does not stop the runners after it (one run shows every failure),
+# but it always fails the script: its failed tests are counted, and if it
+# reported none (it did not compile, it crashed) a "runner failed" line is.
+# pipefail makes the pipeline's status the runner's, not tee's. Everything
+# outside run() (lints, builds, starting the stack and the console) stops
+# the script at once under set -e: the runners after it would test nothing.
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
-run() { "$@" 2>&1 | tee -a "$results"; }
+run() {
+  local out rc=0
+  out="$(mktemp)"
+  "$@" 2>&1 | tee "$out" || rc=$?
+  cat "$out" >>"$results"
+  if ((rc != 0)) && [[ "$(summarize <"$out")" == *" 0 failed,"* ]]; then
+    echo "runner failed: '$*' exited with status $rc without reporting a failed test" | tee -a "$results"
+  fi
+  rm -f "$out"
+}
 
 "$here/install.sh"
 "$here/stack.sh" up
@@ -35,7 +99,10 @@ run cargo test -p server
 
 log "migrations and queries on a current ClickHouse (chdb)"
 catalogue="$(mktemp)"
+# This builds the debug binary, which the check needs as well: it binds every
+# value through `attest sql --bind`, the server's own ClickHouse client.
 cargo run -q -p server --bin attest -- sql >"$catalogue"
+export ATTEST_BIN="$CARGO_TARGET_DIR/debug/attest"
 run python3 server/tests/modern_clickhouse.py "$catalogue"
 rm -f "$catalogue"
 
@@ -63,11 +130,6 @@ ATTEST_E2E_SCOPED_KEY="$(grant --name e2e-scoped-analyst --tenant e2e-scoped)"
 export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY
 (cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)
 
-# cargo: "test result: ok. N passed; M failed"; chdb check: "N passed, M failed";
-# Playwright: "N passed (…)" / "M failed".
-sed 's/\x1b\[[0-9;]*m//g' "$results" | awk '
-  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-  /^modern-clickhouse:/ { p += $2; f += $4 }
-  /^ +[0-9]+ passed \(/ { p += $1 }
-  /^ +[0-9]+ failed$/ { f += $1 }
-  END { printf "summary: %d passed, %d failed\n", p, f }'
+line="$(summarize <"$results")"
+echo "$line"
+summary_ok "$line"
