@@ -13,9 +13,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CARGO_LEPTOS_VERSION="0.3.10"
-# Java and Maven run the local Kafka broker and fetch its jars.
+# Java and Maven run the local Kafka broker and fetch its jars. binaryen's
+# wasm-opt shrinks the release WASM (`cargo leptos build --release`, what
+# scripts/up.sh serves); without it on PATH cargo-leptos would download one.
 APT_PACKAGES=(clickhouse-server clickhouse-client chromium openjdk-17-jre-headless maven
-  pkg-config libssl-dev curl make gcc g++)
+  pkg-config libssl-dev curl make gcc g++ binaryen)
 # Extra Debian packages can be added with ATTEST_APT_EXTRA="pkg1 pkg2".
 read -r -a _extra <<<"${ATTEST_APT_EXTRA:-}"
 APT_PACKAGES+=("${_extra[@]}")

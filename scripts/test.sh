@@ -107,6 +107,10 @@ run python3 server/tests/modern_clickhouse.py "$catalogue"
 rm -f "$catalogue"
 
 log "browser end-to-end tests"
+# The e2e console is a debug build: it compiles much faster than the release
+# build scripts/up.sh serves, and the unit and integration tests above have
+# already built most of it. It has its own site (target/site).
+export ATTEST_PROFILE=debug
 "$here/console.sh" build
 export ATTEST_INSTANCE=e2e
 export ATTEST_CONSOLE_PORT="${ATTEST_E2E_PORT:-3039}"
