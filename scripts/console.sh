@@ -53,11 +53,11 @@ fi
 healthy() { curl -sf --max-time 5 "http://$ADDR/healthz" >/dev/null; }
 
 # ready BODYFILE: GET /readyz answers 200. Its body (on 503, JSON naming the
-# checks that fail) is left in BODYFILE.
+# checks that fail) is left in BODYFILE, and the status in READY_CODE.
+READY_CODE=000
 ready() {
-  local code
-  code="$(curl -s --max-time 5 -o "$1" -w '%{http_code}' "http://$ADDR/readyz" 2>/dev/null)" || code=000
-  [[ "$code" == 200 ]]
+  READY_CODE="$(curl -s --max-time 5 -o "$1" -w '%{http_code}' "http://$ADDR/readyz" 2>/dev/null)" || READY_CODE=000
+  [[ "$READY_CODE" == 200 ]]
 }
 
 # wait_ready: until /readyz answers 200. Stops early if the process dies;
@@ -75,8 +75,11 @@ wait_ready() {
     fi
     if ((SECONDS - start >= ATTEST_STACK_TIMEOUT)); then
       if [[ -s "$body" ]]; then
-        printf 'attest: ERROR: %s is not ready after %ss; http://%s/readyz says: %s\n' \
-          "$ATTEST_INSTANCE" "$ATTEST_STACK_TIMEOUT" "$ADDR" "$(cat "$body")" >&2
+        printf 'attest: ERROR: %s is not ready after %ss; http://%s/readyz says (%s): %s\n' \
+          "$ATTEST_INSTANCE" "$ATTEST_STACK_TIMEOUT" "$ADDR" "$READY_CODE" "$(cat "$body")" >&2
+      elif [[ "$READY_CODE" != 000 ]]; then
+        printf 'attest: ERROR: %s is not ready after %ss; http://%s/readyz answers %s with an empty body; log: %s\n' \
+          "$ATTEST_INSTANCE" "$ATTEST_STACK_TIMEOUT" "$ADDR" "$READY_CODE" "$LOG_FILE" >&2
       else
         printf 'attest: ERROR: %s did not answer http://%s/readyz within %ss; log: %s\n' \
           "$ATTEST_INSTANCE" "$ADDR" "$ATTEST_STACK_TIMEOUT" "$LOG_FILE" >&2
@@ -165,7 +168,7 @@ status() {
   local body readiness
   if pid_alive "$PID_FILE" attest && healthy; then
     body="$(mktemp)"
-    if ready "$body"; then readiness=ready; else readiness="not ready: $(cat "$body")"; fi
+    if ready "$body"; then readiness=ready; else readiness="not ready ($READY_CODE): $(cat "$body")"; fi
     rm -f "$body"
     echo "$ATTEST_INSTANCE  up    http://$ADDR/  $ATTEST_PROFILE  pid $(pid_of "$PID_FILE")  log $LOG_FILE  $readiness"
   else
