@@ -161,7 +161,14 @@ pub struct KeyRing<K: StoredKey = KeyRow> {
     store: Store,
     keys: RwLock<HashMap<String, K>>,
     misses: Mutex<HashMap<String, Instant>>,
+    /// Start of the current second and the lookups of unknown ids made in it.
+    lookups: Mutex<(Instant, u32)>,
 }
+
+/// ClickHouse lookups of ids not in memory, per second, for the whole
+/// process. Made-up ids cost nothing past it (401 at once); a real key
+/// created meanwhile is still found by the next refresh.
+const LOOKUPS_PER_SECOND: u32 = 10;
 
 impl<K: StoredKey> KeyRing<K> {
     pub fn new(store: Store) -> KeyRing<K> {
@@ -169,6 +176,7 @@ impl<K: StoredKey> KeyRing<K> {
             store,
             keys: RwLock::new(HashMap::new()),
             misses: Mutex::new(HashMap::new()),
+            lookups: Mutex::new((Instant::now(), 0)),
         }
     }
 
@@ -222,11 +230,32 @@ impl<K: StoredKey> KeyRing<K> {
         self.keys.read().ok()?.get(id).cloned()
     }
 
+    /// Takes one of this second's lookups, if any are left.
+    fn may_look_up(&self) -> bool {
+        let Ok(mut window) = self.lookups.lock() else {
+            return false;
+        };
+        let (start, used) = &mut *window;
+        if start.elapsed() >= Duration::from_secs(1) {
+            *start = Instant::now();
+            *used = 0;
+        }
+        if *used < LOOKUPS_PER_SECOND {
+            *used += 1;
+            true
+        } else {
+            false
+        }
+    }
+
     async fn look_up(&self, id: &str) -> Result<K, AuthError> {
         if let Ok(misses) = self.misses.lock() {
             if misses.get(id).is_some_and(|at| at.elapsed() < MISS_TTL) {
                 return Err(AuthError::Unknown);
             }
+        }
+        if !self.may_look_up() {
+            return Err(AuthError::Unknown);
         }
         match K::load(&self.store, id)
             .await
@@ -375,6 +404,30 @@ impl KeyAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn made_up_ids_cost_at_most_a_few_lookups_a_second() {
+        // Nothing listens on port 1: each lookup that is made fails fast as
+        // "unavailable", each one refused by the bound is "unknown" at once.
+        let store = Store::new(&crate::config::ClickHouseConfig {
+            url: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        });
+        let ring: KeyRing<KeyRow> = KeyRing::new(store);
+        let (mut asked, mut refused) = (0, 0);
+        for i in 0..50 {
+            match ring.find(&format!("{i:016x}")).await {
+                Err(AuthError::Unavailable(_)) => asked += 1,
+                Err(AuthError::Unknown) => refused += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            asked <= 2 * LOOKUPS_PER_SECOND,
+            "{asked} lookups for 50 ids"
+        );
+        assert_eq!(asked + refused, 50);
+    }
 
     #[test]
     fn keys_split_only_in_their_exact_shape() {

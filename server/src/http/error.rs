@@ -29,6 +29,8 @@ pub enum ApiError {
         count: usize,
         limit: usize,
     },
+    /// Within Attest's limits, but above the broker's message size limit.
+    TooLargeForBroker,
     /// Part of a batch is stored, part is not; the body says which.
     NotAllStored {
         stored: Vec<EventResult>,
@@ -41,6 +43,10 @@ pub enum ApiError {
     NotFound(String),
     /// Too many events in flight; the client should retry shortly.
     Busy,
+    /// The body did not arrive in time.
+    RequestTimeout {
+        after_secs: u64,
+    },
     Internal,
 }
 
@@ -61,6 +67,8 @@ impl From<IngestError> for ApiError {
             IngestError::NotAllStored { stored, not_stored } => {
                 ApiError::NotAllStored { stored, not_stored }
             }
+            IngestError::Refused(error) if error.is_too_large() => ApiError::TooLargeForBroker,
+            IngestError::Refused(_) => ApiError::Internal,
             IngestError::Unavailable(_) => ApiError::Unavailable {
                 what:
                     "the event broker did not acknowledge the event; it was not stored, retry later",
@@ -117,6 +125,14 @@ impl IntoResponse for ApiError {
                 format!("the batch holds {count} events; the limit is {limit} per request"),
                 vec![],
             ),
+            ApiError::TooLargeForBroker => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the event is larger than the event broker accepts (its message.max.bytes); \
+                 nothing was stored; send a smaller event"
+                    .to_owned(),
+                vec![],
+            ),
             ApiError::NotAllStored { stored, not_stored } => {
                 let message = format!(
                     "{} event(s) were stored and {} were not; retry the batch with the same \
@@ -139,6 +155,12 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
+            ApiError::RequestTimeout { after_secs } => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the request body did not arrive within {after_secs} s; nothing was stored"),
+                vec![],
+            ),
             ApiError::Busy => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "busy",

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::strict_json;
 use super::validate::FieldError;
 use super::IngestError;
 
@@ -143,8 +144,13 @@ pub fn parse_batch(
     };
     let items = match format {
         BatchFormat::JsonArray => {
-            let value: serde_json::Value = serde_json::from_slice(body)
-                .map_err(|e| whole(format!("body is not valid JSON: {e}")))?;
+            let value = strict_json::parse(body).map_err(|e| {
+                BatchBodyError::Unreadable(vec![FieldError {
+                    index: e.index.unwrap_or(0),
+                    field_path: e.field_path,
+                    problem: e.problem,
+                }])
+            })?;
             match value {
                 serde_json::Value::Array(items) => items,
                 _ => {
@@ -170,12 +176,21 @@ pub fn parse_batch(
             let mut items = Vec::with_capacity(lines.len());
             let mut errors = Vec::new();
             for (index, line) in lines.into_iter().enumerate() {
-                match serde_json::from_slice(line) {
+                match strict_json::parse(line) {
                     Ok(value) => items.push(value),
-                    Err(e) => errors.push(FieldError {
+                    Err(e) if e.field_path.is_empty() => errors.push(FieldError {
                         index,
                         field_path: String::new(),
-                        problem: format!("line {} is not valid JSON: {e}", index + 1),
+                        problem: format!(
+                            "line {} {}",
+                            index + 1,
+                            e.problem.trim_start_matches("body ")
+                        ),
+                    }),
+                    Err(e) => errors.push(FieldError {
+                        index,
+                        field_path: e.field_path,
+                        problem: e.problem,
                     }),
                 }
             }

@@ -2,6 +2,7 @@
 //! that the broker has acknowledged. Nothing is produced for a rejected body.
 
 mod batch;
+mod strict_json;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub enum IngestError {
     Encode(#[from] EncodeError),
     #[error(transparent)]
     Unavailable(#[from] ProduceError),
+    /// The broker refuses the event for good (too large, no rights): not
+    /// stored, not spooled, and retrying it as is cannot help.
+    #[error("the broker refuses the event: {0}")]
+    Refused(Arc<ProduceError>),
     /// The broker did not take the event and neither could the spool.
     #[error(transparent)]
     Spool(Arc<SpoolError>),
@@ -93,11 +98,11 @@ impl Ingest {
         body: &[u8],
         principal: Option<&Principal>,
     ) -> Result<Accepted, IngestError> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        let value = strict_json::parse(body).map_err(|e| {
             IngestError::Invalid(vec![FieldError {
                 index: 0,
-                field_path: String::new(),
-                problem: format!("body is not valid JSON: {e}"),
+                field_path: e.field_path,
+                problem: e.problem,
             }])
         })?;
         self.accept_value(value, principal).await
@@ -276,7 +281,10 @@ impl Ingest {
         let mut unsent = Vec::new();
         for ((index, record), outcome) in outgoing.into_iter().zip(sent) {
             if let Err(error) = outcome {
-                if self.spool.is_some() {
+                if error.is_permanent() {
+                    error!(%error, topic = %record.topic, event_id = %record.event_id, "the broker refuses the event for good; answering with an error");
+                    results[index] = Err(IngestError::Refused(Arc::new(error)));
+                } else if self.spool.is_some() {
                     warn!(%error, topic = %record.topic, "broker did not acknowledge; spooling the event");
                     unsent.push((index, record));
                 } else {

@@ -30,6 +30,40 @@ pub enum ProduceError {
     },
 }
 
+impl ProduceError {
+    fn code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            ProduceError::NotAcknowledged(e) | ProduceError::Client(e) => e.rdkafka_error_code(),
+            _ => None,
+        }
+    }
+
+    /// The message is larger than the broker or the client allows.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+        )
+    }
+
+    /// No retry can succeed: the message itself, or Attest's rights on the
+    /// cluster, are the problem. Such an event is refused at the request
+    /// rather than spooled, where it would wait forever and hold up every
+    /// event behind it.
+    pub fn is_permanent(&self) -> bool {
+        self.is_too_large()
+            || matches!(
+                self.code(),
+                Some(
+                    RDKafkaErrorCode::InvalidRecord
+                        | RDKafkaErrorCode::TopicAuthorizationFailed
+                        | RDKafkaErrorCode::ClusterAuthorizationFailed
+                        | RDKafkaErrorCode::InvalidRequiredAcks
+                )
+            )
+    }
+}
+
 /// Where the broker stored a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {

@@ -23,6 +23,8 @@ pub enum ExternalError {
 
 pub struct External {
     base: String,
+    /// `base` without credentials: the only form that reaches errors and logs.
+    shown: String,
     client: reqwest::Client,
 }
 
@@ -42,6 +44,7 @@ impl External {
     pub fn new(base: &str, timeout: Duration) -> External {
         External {
             base: base.trim_end_matches('/').to_owned(),
+            shown: crate::config::redact_url(base.trim_end_matches('/')),
             client: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
@@ -49,14 +52,16 @@ impl External {
         }
     }
 
+    /// The registry's address for messages, credentials redacted.
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ExternalError {
         ExternalError::Unreachable {
-            url: self.base.clone(),
-            detail: e.to_string(),
+            url: self.shown.clone(),
+            // reqwest's message repeats the URL, credentials included.
+            detail: e.without_url().to_string(),
         }
     }
 
@@ -78,11 +83,11 @@ impl External {
                 .map_err(|e| self.unreachable(e))?
                 .id),
             404 => Err(ExternalError::NotRegistered {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 subject: subject.to_owned(),
             }),
             status => Err(ExternalError::Refused {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 status,
                 body: response.text().await.unwrap_or_default(),
             }),
@@ -107,7 +112,7 @@ impl External {
             )),
             404 => Ok(None),
             status => Err(ExternalError::Refused {
-                url: self.base.clone(),
+                url: self.shown.clone(),
                 status,
                 body: response.text().await.unwrap_or_default(),
             }),

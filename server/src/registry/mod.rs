@@ -2,6 +2,7 @@
 //! with the permanent id written into every Kafka message. Ingest encodes
 //! with the current version; the writer decodes any version ever used.
 
+mod bounds;
 pub mod external;
 pub mod wire;
 
@@ -321,6 +322,15 @@ impl Registry {
             let writer = self
                 .by_id(id)
                 .ok_or((index, DecodeFailure::UnknownSchemaId(id)))?;
+            bounds::check_record(&writer.schema, datum).map_err(|e| {
+                (
+                    index,
+                    DecodeFailure::Avro {
+                        id,
+                        detail: e.to_string(),
+                    },
+                )
+            })?;
             let reader = (writer.id != self.current.id).then_some(&self.current.schema);
             let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
                 (
@@ -342,6 +352,10 @@ impl Registry {
     pub fn decode(&self, message: &[u8]) -> Result<(u32, AuditEvent), DecodeFailure> {
         let (id, mut datum) = wire::unframe(message)?;
         let writer = self.lookup(id).ok_or(DecodeFailure::UnknownSchemaId(id))?;
+        bounds::check_record(&writer.schema, datum).map_err(|e| DecodeFailure::Avro {
+            id,
+            detail: e.to_string(),
+        })?;
         let reader = (writer.id != self.current.id).then_some(&self.current.schema);
         let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
             DecodeFailure::Avro {
