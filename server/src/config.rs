@@ -19,6 +19,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("configuration key `{key}` is invalid: {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("configuration file {} does not exist (or is not a file)", .0.display())]
+    Missing(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,7 +97,7 @@ impl fmt::Debug for ConsoleConfig {
 
 /// Where schema ids come from: Attest's own contract (default), or a
 /// Confluent-compatible registry run elsewhere.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Base URL of an external registry (`http://registry:8081`). Empty:
@@ -105,6 +107,34 @@ pub struct RegistryConfig {
     pub url: String,
     #[serde(with = "millis")]
     pub timeout: Duration,
+}
+
+impl fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` with any `user:password@` replaced, for logs, errors and
+/// `attest config`: a registry or ClickHouse URL may carry credentials.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}<redacted>@{}",
+            &url[..scheme_end],
+            &url[scheme_end + at + 1..]
+        ),
+        None => url.to_owned(),
+    }
 }
 
 impl Default for RegistryConfig {
@@ -171,7 +201,7 @@ pub struct ClickHouseConfig {
 impl fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClickHouseConfig")
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field("database", &self.database)
             .field("user", &self.user)
             .field(
@@ -193,6 +223,9 @@ pub struct WriterConfig {
     pub enabled: bool,
     /// A batch is inserted once it holds this many rows...
     pub max_rows: usize,
+    /// ...or this many bytes of rows and raw messages (what bounds the
+    /// batch's memory whatever the events' sizes)...
+    pub max_bytes: usize,
     /// ...or once its oldest row has waited this long.
     #[serde(with = "millis")]
     pub max_age: Duration,
@@ -204,6 +237,14 @@ pub struct WriterConfig {
     /// Most data (KiB) the Kafka client prefetches per partition queue while
     /// a batch waits: with `max_rows`, what bounds the writer's memory.
     pub prefetch_kbytes: u32,
+    /// Longest one INSERT may take before it is abandoned and retried.
+    #[serde(with = "millis")]
+    pub insert_timeout: Duration,
+    /// A writer that makes no progress this long while its topics have lag
+    /// is reported as stalled (log, `/readyz`, `attest_pipeline_stalled`);
+    /// so is a spool that holds events and has not shrunk for as long.
+    #[serde(with = "millis")]
+    pub stall_after: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +259,12 @@ pub struct IngestConfig {
     /// Most events in flight (being checked, encoded or acknowledged) at
     /// once; a request that does not fit gets 429. Bounds ingest's memory.
     pub max_in_flight_events: usize,
+    /// Most request body bytes being read or handled at once; a body that
+    /// does not fit gets 429 before it is read. At least `max_batch_bytes`.
+    pub max_in_flight_bytes: usize,
+    /// Longest a client may take to send a request body (408 after it).
+    #[serde(with = "millis")]
+    pub body_timeout: Duration,
     /// Every ingest request must carry an API key (`attest keys create`).
     /// Turn off only where the network itself decides who may send.
     pub require_api_key: bool,
@@ -234,8 +281,10 @@ pub struct IngestConfig {
     /// spools the event instead.
     #[serde(with = "millis")]
     pub broker_timeout: Duration,
-    /// Events the forwarder sends to Kafka per round while draining.
+    /// Events the forwarder sends to Kafka per round while draining...
     pub spool_forward_batch: usize,
+    /// ...and the most bytes of them (at least one event, however large).
+    pub spool_forward_bytes: u64,
 }
 
 /// How long audit events are kept. Whole months are the unit: a month is
@@ -330,10 +379,13 @@ impl Default for WriterConfig {
         WriterConfig {
             enabled: true,
             max_rows: 50_000,
+            max_bytes: 64 * 1024 * 1024,
             max_age: Duration::from_secs(1),
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             prefetch_kbytes: 65_536,
+            insert_timeout: Duration::from_secs(30),
+            stall_after: Duration::from_secs(60),
         }
     }
 }
@@ -345,12 +397,15 @@ impl Default for IngestConfig {
             max_batch_events: 10_000,
             max_batch_bytes: 10 * 1024 * 1024,
             max_in_flight_events: 100_000,
+            max_in_flight_bytes: 256 * 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
             require_api_key: true,
             key_refresh: Duration::from_secs(5),
             spool_dir: PathBuf::from(".data/spool"),
             spool_max_bytes: 1024 * 1024 * 1024,
             broker_timeout: Duration::from_secs(5),
             spool_forward_batch: 1000,
+            spool_forward_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -374,6 +429,11 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
+            // figment skips a missing file silently; a mistyped path would
+            // then run with the defaults, which point at the local stack.
+            if !path.is_file() {
+                return Err(ConfigError::Missing(path.to_owned()));
+            }
             figment = figment.merge(Toml::file(path));
         }
         let env = Env::prefixed("ATTEST_").split("__").filter(|key| {
@@ -470,6 +530,14 @@ impl Config {
         }
         if self.ingest.max_batch_events == 0 {
             return Err(invalid("ingest.max_batch_events", "must be at least 1"));
+        }
+        if self.ingest.max_in_flight_bytes < self.ingest.max_batch_bytes
+            || u32::try_from(self.ingest.max_in_flight_bytes).is_err()
+        {
+            return Err(invalid(
+                "ingest.max_in_flight_bytes",
+                "must be at least ingest.max_batch_bytes and below 4 GiB",
+            ));
         }
         if self.ingest.max_in_flight_events < self.ingest.max_batch_events {
             return Err(invalid(
@@ -640,6 +708,42 @@ mod tests {
             assert!(err.contains("brokerz"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_config_file_that_does_not_exist_is_refused() {
+        figment::Jail::expect_with(|_| {
+            let err = Config::load(Some(Path::new("atest.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("atest.toml does not exist"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://svc:s3cret@registry:8081/base?x=1"),
+            "https://<redacted>@registry:8081/base?x=1"
+        );
+        assert_eq!(
+            redact_url("http://registry:8081/a@b"),
+            "http://registry:8081/a@b"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+        let registry = RegistryConfig {
+            url: "http://u:hunter2@r:8081".into(),
+            ..RegistryConfig::default()
+        };
+        let clickhouse = ClickHouseConfig {
+            url: "http://u:hunter2@ch:8123".into(),
+            ..ClickHouseConfig::default()
+        };
+        for shown in [format!("{registry:?}"), format!("{clickhouse:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("<redacted>@"), "{shown}");
+        }
     }
 
     #[test]

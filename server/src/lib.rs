@@ -60,6 +60,9 @@ pub enum StartError {
     },
 }
 
+const SHUTDOWN_HTTP: Duration = Duration::from_secs(15);
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
 /// A started server or writer; dropping it does not stop it, `shutdown` does.
 pub struct Running {
     pub addr: SocketAddr,
@@ -73,13 +76,31 @@ pub struct Running {
 impl Running {
     /// Stops accepting requests, lets the writer insert and commit what it
     /// holds, and flushes the producer.
+    /// Bounded: requests in flight get `SHUTDOWN_HTTP` (they wait at most
+    /// `ingest.broker_timeout` for the broker before spooling), the writer
+    /// its own grace period, the producer `SHUTDOWN_FLUSH`. What the broker
+    /// has not taken by then is in the spool, and the log says how much.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        let _ = self.http.await;
+        if tokio::time::timeout(SHUTDOWN_HTTP, self.http)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still open at shutdown were cut off");
+        }
         if let Some(writer) = self.writer {
             let _ = writer.await;
         }
-        self.producer.flush(Duration::from_secs(10));
+        // librdkafka's flush blocks its thread: off the async workers.
+        let producer = self.producer;
+        let _ = tokio::task::spawn_blocking(move || producer.flush(SHUTDOWN_FLUSH)).await;
+        let spooled = self.metrics.spool_pending_events.get();
+        if spooled > 0 {
+            tracing::warn!(
+                events = spooled,
+                "stopped with accepted events still in the spool; they are forwarded on the next start"
+            );
+        }
     }
 
     /// Cancelling it (e.g. on a signal) starts the shutdown.
@@ -99,6 +120,11 @@ struct Prepared {
 /// Loads the contract, checks both dependencies, creates missing topics and
 /// applies migrations: a server and a writer may each start first.
 async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    // No string or byte run inside a record can be longer than the largest
+    // body Attest reads; the default (512 MiB) would let a few bytes ask for
+    // that much. Set before anything is decoded: the first call wins.
+    // (Block counts are bounded separately, in `registry::bounds`.)
+    apache_avro::util::max_allocation_bytes(config.ingest.max_batch_bytes);
     let mut registry = registry::Registry::load(&config.schemas_dir)?;
     if !config.registry.url.is_empty() {
         registry = registry.with_external(&config.registry.url, config.registry.timeout);
@@ -157,25 +183,101 @@ pub async fn open_retention(config: &Config) -> Result<retention::Retention, Sta
     ))
 }
 
+/// The writer under a supervisor: a writer task that ends while the server
+/// is not stopping (a panic, or the watchdog asking for a new consumer) is
+/// logged and replaced, so the pipeline heals without an operator.
 fn spawn_writer(
     config: &Config,
     prepared: &Prepared,
     stop: &CancellationToken,
-) -> Result<JoinHandle<()>, StartError> {
-    let writer = write::Writer::new(
-        &config.kafka,
-        config.writer.clone(),
-        prepared.registry.clone(),
-        prepared.store.clone(),
-        prepared.producer.clone(),
-        prepared.metrics.clone(),
-    )?;
+) -> Result<(JoinHandle<()>, Arc<health::ready::WriterWatch>), StartError> {
+    let new_writer = {
+        let (kafka, settings) = (config.kafka.clone(), config.writer.clone());
+        let (registry, store) = (prepared.registry.clone(), prepared.store.clone());
+        let (producer, metrics) = (prepared.producer.clone(), prepared.metrics.clone());
+        move || {
+            write::Writer::new(
+                &kafka,
+                settings.clone(),
+                registry.clone(),
+                store.clone(),
+                producer.clone(),
+                metrics.clone(),
+            )
+        }
+    };
+    // The first writer is made here, so a bad consumer setting fails start-up.
+    let first = new_writer()?;
     tokio::spawn(health::lag::run(
         config.kafka.clone(),
         prepared.metrics.clone(),
         stop.clone(),
     ));
-    Ok(tokio::spawn(writer.run(stop.clone())))
+    let watch = Arc::new(health::ready::WriterWatch::default());
+    // Marked started before the task runs, so readiness never sees a gap.
+    let first_incarnation = stop.child_token();
+    watch.started(first_incarnation.clone());
+    let supervised = {
+        let (watch, stop) = (watch.clone(), stop.clone());
+        async move {
+            let mut next = Some((first, first_incarnation));
+            loop {
+                let made = match next.take() {
+                    Some(first) => Ok(first),
+                    None => new_writer().map(|writer| {
+                        let incarnation = stop.child_token();
+                        watch.started(incarnation.clone());
+                        (writer, incarnation)
+                    }),
+                };
+                let (writer, incarnation) = match made {
+                    Ok((writer, incarnation)) => (writer.with_watch(watch.clone()), incarnation),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot create a writer; trying again");
+                        watch.ended(error.to_string());
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                        }
+                    }
+                };
+                let outcome = tokio::spawn(writer.run(incarnation)).await;
+                if stop.is_cancelled() {
+                    return;
+                }
+                let why = match outcome {
+                    Ok(()) => "restarted by the watchdog".to_owned(),
+                    Err(error) => format!("the writer task failed: {error}"),
+                };
+                tracing::error!(reason = %why, "writer ended while the server runs; starting a new one");
+                watch.ended(why);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    Ok((tokio::spawn(supervised), watch))
+}
+
+/// Readiness for this process, and its watchdog running beside it.
+fn readiness(
+    config: &Config,
+    prepared: &Prepared,
+    writer: Option<Arc<health::ready::WriterWatch>>,
+    stop: &CancellationToken,
+) -> Arc<health::ready::Readiness> {
+    let readiness = Arc::new(health::ready::Readiness::new(
+        config.kafka.clone(),
+        config.clickhouse.clone(),
+        prepared.store.clone(),
+        prepared.metrics.clone(),
+        writer,
+        config.writer.stall_after,
+    ));
+    tokio::spawn(readiness.clone().watch(stop.clone()));
+    readiness
 }
 
 async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
@@ -212,11 +314,13 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let prepared = prepare(&config).await?;
     let stop = CancellationToken::new();
-    let writer = if config.writer.enabled {
-        Some(spawn_writer(&config, &prepared, &stop)?)
+    let (writer, watch) = if config.writer.enabled {
+        let (writer, watch) = spawn_writer(&config, &prepared, &stop)?;
+        (Some(writer), Some(watch))
     } else {
-        None
+        (None, None)
     };
+    let readiness = readiness(&config, &prepared, watch, &stop);
     let spool = spool::Spool::open(
         &config.ingest.spool_dir,
         config.ingest.spool_max_bytes,
@@ -226,6 +330,7 @@ pub async fn start(
         spool.clone(),
         prepared.producer.clone(),
         config.ingest.spool_forward_batch,
+        config.ingest.spool_forward_bytes,
         stop.clone(),
     ));
     let ingest =
@@ -261,6 +366,11 @@ pub async fn start(
         in_flight: Arc::new(tokio::sync::Semaphore::new(
             config.ingest.max_in_flight_events,
         )),
+        in_flight_bytes: Arc::new(tokio::sync::Semaphore::new(
+            config.ingest.max_in_flight_bytes,
+        )),
+        body_timeout: config.ingest.body_timeout,
+        readiness,
     });
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
@@ -283,9 +393,14 @@ pub async fn start(
 pub async fn start_writer(config: Config) -> Result<Running, StartError> {
     let prepared = prepare(&config).await?;
     let stop = CancellationToken::new();
-    let writer = spawn_writer(&config, &prepared, &stop)?;
+    let (writer, watch) = spawn_writer(&config, &prepared, &stop)?;
+    let readiness = readiness(&config, &prepared, Some(watch), &stop);
     let (listener, addr) = bind(config.listen).await?;
-    let http = serve(listener, http::ops_router(prepared.metrics.clone()), &stop);
+    let http = serve(
+        listener,
+        http::ops_router(prepared.metrics.clone(), readiness),
+        &stop,
+    );
     info!(%addr, "attest writer running; metrics on /metrics");
     Ok(Running {
         addr,
@@ -324,15 +439,19 @@ fn console_auth(
         .console
         .secure_cookie
         .unwrap_or(!config.listen.ip().is_loopback());
-    http::ConsoleAuth::sign_in(
-        access::Sessions::new(
-            &config.console.session_secret,
-            config.console.session_ttl,
-            secure,
-            ring,
-        ),
-        ingest,
-    )
+    let sessions = Arc::new(access::Sessions::new(
+        &config.console.session_secret,
+        config.console.session_ttl,
+        secure,
+        ring,
+        prepared.store.clone(),
+    ));
+    tokio::spawn(
+        sessions
+            .clone()
+            .run_refresh(config.console.access_refresh, stop.clone()),
+    );
+    http::ConsoleAuth::sign_in(sessions, ingest)
 }
 
 /// The console's pages and server functions, the export download beside
@@ -357,7 +476,22 @@ fn console_router(
             if let Some(viewer) = &viewer {
                 provide_context(viewer.info());
             }
+            // Leptos has made this request's nonce by now; the page's
+            // policy allows the inline scripts that carry it and no others.
+            if let (Some(nonce), Some(response)) = (
+                leptos::nonce::use_nonce(),
+                leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+            ) {
+                if let Ok(policy) =
+                    axum::http::HeaderValue::from_str(&http::browser::page_policy(&nonce))
+                {
+                    response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+                }
+            }
             let viewer = viewer.unwrap_or_else(access::Viewer::nobody);
+            provide_context(app::export_progress::ProgressOwner(
+                viewer.access_id.clone(),
+            ));
             provide_context(SharedStore(Arc::new(access::ScopedStore::new(
                 store.clone(),
                 viewer,
@@ -386,4 +520,8 @@ fn console_router(
             auth,
             http::require_viewer,
         ))
+        // Outermost: a cross-site post is refused before anything reads it,
+        // and every answer (a sign-in redirect too) gets the headers.
+        .layer(axum::middleware::from_fn(http::browser::guard))
+        .layer(tower_http::compression::CompressionLayer::new())
 }

@@ -45,7 +45,14 @@ enum Command {
     Hold(HoldCommand),
     /// Print every migration and query template Attest sends to ClickHouse,
     /// as JSON, for review or for checking against another server version.
-    Sql,
+    Sql {
+        /// Instead: read `{"sql": …, "values": […]}` lines on stdin and
+        /// answer each with the statement as Attest's ClickHouse client
+        /// sends it, values bound and escaped (a JSON string per line), so
+        /// checks on another server bind hostile values exactly as we do.
+        #[arg(long)]
+        bind: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,10 +192,11 @@ async fn run() -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
-        Command::Sql => {
+        Command::Sql { bind: false } => {
             println!("{}", sql_catalogue()?);
             Ok(())
         }
+        Command::Sql { bind: true } => bind_statements(),
         Command::Serve => serve(config).await,
         Command::Dlq(command) => dead_letters(config, command).await,
         Command::Keys(command) => api_keys(config, command).await,
@@ -424,6 +432,24 @@ async fn holds(config: Config, command: HoldCommand) -> anyhow::Result<()> {
             let hold = retention.release_hold(&hold_id, &by).await?;
             println!("released {}", hold.hold_id);
         }
+    }
+    Ok(())
+}
+
+fn bind_statements() -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    #[derive(serde::Deserialize)]
+    struct Request {
+        sql: String,
+        values: Vec<serde_json::Value>,
+    }
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let request: Request = serde_json::from_str(&line?).context("a {sql, values} line")?;
+        let bound = attest_server::store::bound_sql(&request.sql, &request.values);
+        writeln!(out, "{}", serde_json::to_string(&bound)?)?;
+        // The caller waits for each answer before it sends the next line.
+        out.flush()?;
     }
     Ok(())
 }

@@ -22,7 +22,30 @@ pub struct Metrics {
     pub writer_committed_offset: IntGaugeVec,
     pub writer_end_offset: IntGaugeVec,
     pub writer_lag: IntGaugeVec,
+    pub writer_lag_checked: IntGauge,
+    pub pipeline_stalled: IntGaugeVec,
 }
+
+/// Every `result` of `attest_ingest_events_total`. Each starts at 0, so an
+/// alert on a rate works before the first such event.
+pub const INGEST_RESULTS: [&str; 6] = [
+    "accepted",
+    "rejected",
+    "forbidden",
+    "unauthorized",
+    "busy",
+    "unavailable",
+];
+
+/// Every `reason` of `attest_writer_dead_letters_total`, for the same reason.
+pub const DEAD_LETTER_REASONS: [&str; 6] = [
+    "bad_framing",
+    "unknown_schema_id",
+    "undecodable_payload",
+    "contract_mismatch",
+    crate::write::REASON_INVALID_EVENT,
+    crate::write::REASON_CLICKHOUSE_REJECTED,
+];
 
 /// The catalogue is fixed at compile time, so a registration failure is a
 /// programming error caught by the unit test below.
@@ -43,14 +66,16 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let partition = &["topic", "partition"];
-        Metrics {
+        let metrics = Metrics {
             registry: registry.clone(),
             ingest_events: register(
                 &registry,
                 IntCounterVec::new(
                     Opts::new(
                         "attest_ingest_events_total",
-                        "Events received, by result: accepted, rejected, unavailable",
+                        "Events received, by result: accepted, rejected (invalid), forbidden \
+                         (key not allowed), unauthorized (no valid key), busy (429), \
+                         unavailable (503)",
                     ),
                     &["result"],
                 )
@@ -132,7 +157,9 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new(
                         "attest_writer_dead_letters_total",
-                        "Messages sent to the dead-letter topic, by reason",
+                        "Messages sent to the dead-letter topic, by reason: bad_framing, \
+                         unknown_schema_id, undecodable_payload, contract_mismatch, \
+                         invalid_event, clickhouse_rejected",
                     ),
                     &["reason"],
                 )
@@ -171,7 +198,39 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            writer_lag_checked: register(
+                &registry,
+                IntGauge::new(
+                    "attest_writer_lag_checked_timestamp_seconds",
+                    "When the lag gauges were last read from the broker (Unix time); \
+                     0 until the first success. Alert when it stops moving: the lag \
+                     gauges are then stale",
+                )
+                .expect("valid"),
+            ),
+            pipeline_stalled: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "attest_pipeline_stalled",
+                        "1 while the watchdog finds a stage stuck (writer: not running, or no \
+                         progress with lag; spool: not shrinking), else 0",
+                    ),
+                    &["stage"],
+                )
+                .expect("valid"),
+            ),
+        };
+        for stage in ["writer", "spool"] {
+            metrics.pipeline_stalled.with_label_values(&[stage]);
         }
+        for result in INGEST_RESULTS {
+            metrics.ingest_events.with_label_values(&[result]);
+        }
+        for reason in DEAD_LETTER_REASONS {
+            metrics.writer_dead_letters.with_label_values(&[reason]);
+        }
+        metrics
     }
 
     /// Prometheus text exposition format.
@@ -188,6 +247,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_labels_start_at_zero() {
+        let text = Metrics::new().render();
+        for result in INGEST_RESULTS {
+            let line = format!("attest_ingest_events_total{{result=\"{result}\"}} 0");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        for reason in DEAD_LETTER_REASONS {
+            let line = format!("attest_writer_dead_letters_total{{reason=\"{reason}\"}} 0");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains("attest_writer_lag_checked_timestamp_seconds 0"));
+    }
 
     #[test]
     fn catalogue_registers_and_renders() {

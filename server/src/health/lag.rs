@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::warn;
 
 use crate::config::KafkaConfig;
 use crate::metrics::Metrics;
@@ -49,7 +49,7 @@ pub async fn run(kafka: KafkaConfig, metrics: Arc<Metrics>, stop: CancellationTo
     let client = match client {
         Ok(c) => Arc::new(c),
         Err(error) => {
-            tracing::warn!(%error, "lag monitor disabled: cannot create a Kafka client");
+            warn!(%error, "lag monitor disabled: cannot create a Kafka client");
             return;
         }
     };
@@ -76,9 +76,13 @@ pub async fn run(kafka: KafkaConfig, metrics: Arc<Metrics>, stop: CancellationTo
                         .with_label_values(&labels)
                         .set(row.lag(low));
                 }
+                metrics
+                    .writer_lag_checked
+                    .set(time::OffsetDateTime::now_utc().unix_timestamp());
             }
-            Ok(Err(error)) => debug!(%error, "lag measurement failed"),
-            Err(error) => debug!(%error, "lag measurement task failed"),
+            // Warn: stale lag gauges look exactly like a healthy pipeline.
+            Ok(Err(error)) => warn!(%error, "lag measurement failed; the lag gauges are stale"),
+            Err(error) => warn!(%error, "lag measurement task failed; the lag gauges are stale"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -1,6 +1,7 @@
 //! The HTTP API beside the console: ingest, the schema registry's read
 //! endpoints (Confluent REST subset) and health.
 
+pub mod browser;
 mod console_auth;
 mod error;
 pub mod export;
@@ -15,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
+use crate::health::ready::Readiness;
 use crate::ingest::{parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest, IngestError};
 use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
@@ -35,11 +37,17 @@ pub struct ApiState {
     /// Events being validated, encoded or waiting for the broker, across
     /// all requests: what bounds ingest's memory.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Request body bytes being read or handled, across all requests:
+    /// taken before a body is read.
+    pub in_flight_bytes: Arc<tokio::sync::Semaphore>,
+    /// Longest a client may take to send a body.
+    pub body_timeout: std::time::Duration,
+    pub readiness: Arc<Readiness>,
 }
 
 /// Ingest, the registry and the operational endpoints.
 pub fn router(state: ApiState) -> Router {
-    let ops = ops_router(state.metrics.clone());
+    let ops = ops_router(state.metrics.clone(), state.readiness.clone());
     let schemas = registry::router(state.registry.clone());
     Router::new()
         .route("/api/v1/events", post(post_event))
@@ -49,10 +57,23 @@ pub fn router(state: ApiState) -> Router {
         .merge(ops)
 }
 
-/// `/healthz` and `/metrics`: all a standalone writer serves.
-pub fn ops_router(metrics: Arc<Metrics>) -> Router {
+/// `/healthz` (the process answers), `/readyz` (it can do its job; 503 with
+/// what is wrong otherwise) and `/metrics`: all a standalone writer serves.
+pub fn ops_router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || async move {
+                let report = readiness.report().await;
+                let status = if report.ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (status, Json(report))
+            }),
+        )
         .route(
             "/metrics",
             get(move || async move {
@@ -118,7 +139,7 @@ async fn post_event(
         });
     }
     let _permit = admit(&state, 1)?;
-    let body = read_body(&headers, body, state.max_body_bytes).await?;
+    let (body, _bytes_permit) = read_body(&state, &headers, body, state.max_body_bytes).await?;
     let result = if avro {
         match state.ingest.avro_items(&body) {
             Ok(mut items) if items.len() == 1 => match items.pop() {
@@ -183,7 +204,17 @@ fn media_type(headers: &HeaderMap) -> &str {
 /// Reads the body once the request is known to be worth reading: a declared
 /// length over the limit is refused from the headers, before any byte of
 /// the body is read; a body that grows past it (chunked) is cut off there.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes, within `state.body_timeout`,
+/// after taking room for it among the bytes in flight (its declared length,
+/// or `limit` when it declares none): a flood of large bodies gets 429
+/// before any is read, and a body sent slowly is cut off with 408. The
+/// permit is held until the request is answered.
+async fn read_body<'a>(
+    state: &'a ApiState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Bytes, tokio::sync::SemaphorePermit<'a>), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -191,7 +222,17 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::TooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let room = declared.map_or(limit as u64, |n| n.max(1));
+    let permit = state
+        .in_flight_bytes
+        .try_acquire_many(u32::try_from(room).unwrap_or(u32::MAX))
+        .map_err(|_| ApiError::Busy)?;
+    let read = tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::RequestTimeout {
+            after_secs: state.body_timeout.as_secs(),
+        })?;
+    let bytes = read.map_err(|error| {
         let too_large = std::error::Error::source(&error)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -203,7 +244,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
                 problem: format!("cannot read the request body: {error}"),
             }])
         }
-    })
+    })?;
+    Ok((bytes, permit))
 }
 
 #[derive(serde::Deserialize)]
@@ -234,7 +276,7 @@ async fn post_batch(
             expected: "application/json (an array of events), application/x-ndjson or application/vnd.attest.avro",
         });
     };
-    let body = read_body(&headers, body, state.max_batch_bytes).await?;
+    let (body, _bytes_permit) = read_body(&state, &headers, body, state.max_batch_bytes).await?;
     let items = match format {
         Some(format) => {
             parse_batch(&body, format, state.max_batch_events).map_err(|e| match e {

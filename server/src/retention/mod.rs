@@ -23,6 +23,10 @@ use crate::ingest::{internal_event, new_event_id, now_ms, Ingest, IngestError};
 use crate::store::{HoldRow, Store, StoreError};
 pub use plan::{Held, Hold, Month, Plan, Removal};
 
+fn this_month(now_ms: i64) -> Result<Month, RetentionError> {
+    Month::of_epoch_ms(now_ms).ok_or(RetentionError::Partition(now_ms.to_string()))
+}
+
 /// Who retention events name as their actor.
 const ACTOR_ID: &str = "attest-retention";
 
@@ -60,8 +64,7 @@ impl Retention {
 
     /// Works out what the policy removes now; `execute` carries it out.
     pub async fn plan(&self, now_ms: i64) -> Result<Plan, RetentionError> {
-        let now =
-            Month::of_epoch_ms(now_ms).ok_or(RetentionError::Partition(now_ms.to_string()))?;
+        let now = this_month(now_ms)?;
         let mut contents = Vec::new();
         for partition in self.store.months_with_events().await? {
             let month =
@@ -69,23 +72,46 @@ impl Retention {
             if month >= now {
                 continue;
             }
-            let tenants = self
-                .store
-                .tenants_between(month.start_s(), month.next().start_s())
-                .await?;
-            contents.push(plan::MonthContents { month, tenants });
+            contents.push(self.contents(month).await?);
         }
         let holds = self.active_holds().await?;
         Ok(plan::plan(&contents, &self.policy, &holds, now))
     }
 
-    /// Records and carries out each removal of the plan, in order; stops at
-    /// the first that cannot be recorded or carried out.
+    async fn contents(&self, month: Month) -> Result<plan::MonthContents, RetentionError> {
+        let tenants = self
+            .store
+            .tenants_between(month.start_s(), month.next().start_s())
+            .await?;
+        Ok(plan::MonthContents { month, tenants })
+    }
+
+    /// Carries out the plan month by month. Each month is planned again
+    /// from fresh reads just before anything is removed: a hold placed
+    /// since the plan was made keeps its months, a late event of a tenant
+    /// whose policy keeps the month stops a whole-month drop, and the
+    /// count recorded is the count removed (late events included). Stops
+    /// at the first removal that cannot be recorded or carried out.
     pub async fn execute(&self, plan: &Plan) -> Result<(), RetentionError> {
         for held in &plan.held {
             info!(month = %held.month, tenant = %held.tenant, hold = %held.hold_id, "kept under legal hold");
         }
-        for removal in &plan.removals {
+        let mut months: Vec<Month> = plan.removals.iter().map(Removal::month).collect();
+        months.dedup();
+        for month in months {
+            let now = this_month(now_ms())?;
+            let holds = self.active_holds().await?;
+            let fresh = plan::plan(&[self.contents(month).await?], &self.policy, &holds, now);
+            for held in &fresh.held {
+                info!(%month, tenant = %held.tenant, hold = %held.hold_id, "kept under legal hold (seen just before removal)");
+            }
+            self.carry_out(&fresh.removals).await?;
+        }
+        Ok(())
+    }
+
+    async fn carry_out(&self, removals: &[Removal]) -> Result<(), RetentionError> {
+        for removal in removals {
             let (month, tenants, method) = match removal {
                 Removal::DropMonth { month, tenants } => {
                     (*month, tenants.clone(), "drop_partition")
@@ -185,22 +211,33 @@ impl Retention {
         Ok(())
     }
 
-    /// Holds in force now: the latest version of each, not released.
+    /// Holds in force now: the latest version of each, not released. A
+    /// hold whose months do not parse fails the whole read: retention then
+    /// removes nothing (fails closed) rather than ignore what it cannot read.
     pub async fn active_holds(&self) -> Result<Vec<Hold>, RetentionError> {
         let rows = self.store.legal_holds().await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .filter(|h| h.released_at == 0)
-            .filter_map(|h| {
-                Some(Hold {
-                    from: Month::parse(&h.from_month.to_string())?,
-                    to: Month::parse(&h.to_month.to_string())?,
+            .map(|h| {
+                let month = |m: u32| {
+                    Month::parse(&m.to_string()).ok_or_else(|| RetentionError::InvalidHold {
+                        field: "months",
+                        problem: format!(
+                            "hold {} has month {m}, which is not a month; retention removes \
+                             nothing until it is fixed",
+                            h.hold_id
+                        ),
+                    })
+                };
+                Ok(Hold {
+                    from: month(h.from_month)?,
+                    to: month(h.to_month)?,
                     hold_id: h.hold_id,
                     tenant_id: h.tenant_id,
                     reason: h.reason,
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Every hold, released ones included, for `attest hold list`.

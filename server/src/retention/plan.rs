@@ -117,6 +117,14 @@ pub enum Removal {
     },
 }
 
+impl Removal {
+    pub fn month(&self) -> Month {
+        match self {
+            Removal::DropMonth { month, .. } | Removal::DeleteTenantMonth { month, .. } => *month,
+        }
+    }
+}
+
 /// A tenant's month that the policy would remove but a hold keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Spool;
+use super::{Spool, SpoolError};
 use crate::produce::EventProducer;
 
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -20,12 +20,14 @@ pub async fn run(
     spool: Arc<Spool>,
     producer: EventProducer,
     batch: usize,
+    batch_bytes: u64,
     stop: CancellationToken,
 ) {
     let mut delay = RETRY_INITIAL;
     loop {
         let reader = spool.clone();
-        let chunk = tokio::task::spawn_blocking(move || reader.read_chunk(batch)).await;
+        let chunk =
+            tokio::task::spawn_blocking(move || reader.read_chunk(batch, batch_bytes)).await;
         let wait = match chunk {
             Ok(Ok(None)) => {
                 tokio::select! {
@@ -45,12 +47,13 @@ pub async fn run(
                 let results = futures::future::join_all(sends).await;
                 let failed = results.iter().filter(|r| r.is_err()).count();
                 if failed == 0 {
-                    match spool.commit(&chunk) {
+                    // The commit fsyncs the position: off the async workers.
+                    let (writer, records) = (spool.clone(), chunk.records.len());
+                    let committed =
+                        tokio::task::spawn_blocking(move || writer.commit(&chunk)).await;
+                    match committed.unwrap_or_else(|e| Err(SpoolError::Task(e.to_string()))) {
                         Ok(()) => {
-                            info!(
-                                records = chunk.records.len(),
-                                "forwarded spooled events to Kafka"
-                            );
+                            info!(records, "forwarded spooled events to Kafka");
                             delay = RETRY_INITIAL;
                             continue;
                         }
@@ -61,7 +64,7 @@ pub async fn run(
                 } else {
                     warn!(
                         failed,
-                        of = chunk.records.len(),
+                        of = results.len(),
                         retry_in_ms = delay.as_millis() as u64,
                         "broker still refuses spooled events"
                     );

@@ -41,6 +41,8 @@ pub enum SpoolError {
     Io { path: PathBuf, source: io::Error },
     #[error("spool segment {path} is damaged before its end ({problem}); move it aside to start, and keep it for recovery")]
     Damaged { path: PathBuf, problem: FormatError },
+    #[error("spool task failed: {0}")]
+    Task(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -253,9 +255,9 @@ impl Spool {
         Ok(())
     }
 
-    /// Up to `max` records from the position on; `None` when all are
-    /// forwarded.
-    pub fn read_chunk(&self, max: usize) -> Result<Option<Chunk>, SpoolError> {
+    /// Up to `max` records and about `max_bytes` from the position on (at
+    /// least one record, however large); `None` when all are forwarded.
+    pub fn read_chunk(&self, max: usize, max_bytes: u64) -> Result<Option<Chunk>, SpoolError> {
         let (start, head) = {
             let state = self.lock_state();
             (
@@ -272,10 +274,12 @@ impl Spool {
         let mut records = Vec::new();
         let mut at = start;
         let mut bytes = 0u64;
-        while records.len() < max && at < head {
+        let room =
+            |records: &Vec<SpoolRecord>, bytes: u64| records.len() < max && bytes < max_bytes;
+        while room(&records, bytes) && at < head {
             let path = segment_path(&self.dir, at.seq);
             let mut reader = SegmentReader::open(&path, at.offset).map_err(io_err(&path))?;
-            while records.len() < max && (at.seq < head.seq || reader.offset() < head.offset) {
+            while room(&records, bytes) && (at.seq < head.seq || reader.offset() < head.offset) {
                 match reader.next_record().map_err(io_err(&path))? {
                     Some(Ok(record)) => {
                         bytes += reader.offset() - at.offset;
@@ -286,7 +290,7 @@ impl Spool {
                     Some(Err(problem)) => return Err(SpoolError::Damaged { path, problem }),
                 }
             }
-            if records.len() < max && at.seq < head.seq {
+            if room(&records, bytes) && at.seq < head.seq {
                 // This segment is done; the next one starts at 0.
                 at = Position {
                     seq: at.seq + 1,
@@ -434,7 +438,7 @@ mod tests {
             spool.append((0..5).map(record).collect()).await.unwrap();
             spool.append(vec![record(5)]).await.unwrap();
             assert!(spool.is_active());
-            let chunk = spool.read_chunk(4).unwrap().unwrap();
+            let chunk = spool.read_chunk(4, u64::MAX).unwrap().unwrap();
             let ids: Vec<&str> = chunk.records.iter().map(|r| r.event_id.as_str()).collect();
             assert_eq!(ids, ["e-0", "e-1", "e-2", "e-3"]);
             spool.commit(&chunk).unwrap();
@@ -448,12 +452,33 @@ mod tests {
         let spool = Spool::open(&dir, 1 << 20, metrics.clone()).unwrap();
         assert!(spool.is_active());
         assert_eq!(metrics.spool_pending_events.get(), 2);
-        let chunk = spool.read_chunk(100).unwrap().unwrap();
+        let chunk = spool.read_chunk(100, u64::MAX).unwrap().unwrap();
         let ids: Vec<&str> = chunk.records.iter().map(|r| r.event_id.as_str()).collect();
         assert_eq!(ids, ["e-4", "e-5"]);
         spool.commit(&chunk).unwrap();
         assert!(!spool.is_active());
-        assert!(spool.read_chunk(100).unwrap().is_none());
+        assert!(spool.read_chunk(100, u64::MAX).unwrap().is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_chunk_is_bounded_by_bytes_with_maximum_size_events() {
+        let dir = temp();
+        let metrics = Arc::new(Metrics::new());
+        let spool = Spool::open(&dir, 64 << 20, metrics).unwrap();
+        // Events at the batch body limit's scale: 1 MiB payloads.
+        let big = |i: usize| SpoolRecord {
+            payload: vec![1; 1 << 20],
+            ..record(i)
+        };
+        spool.append((0..10).map(big).collect()).await.unwrap();
+        let chunk = spool.read_chunk(1000, 3 << 20).unwrap().unwrap();
+        assert_eq!(chunk.records.len(), 3, "3 MiB hold three 1 MiB events");
+        assert!(chunk.bytes >= 3 << 20 && chunk.bytes < 4 << 20);
+        // One event larger than the bound still moves: never stuck.
+        spool.commit(&chunk).unwrap();
+        let one = spool.read_chunk(1000, 1).unwrap().unwrap();
+        assert_eq!(one.records.len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -475,7 +500,7 @@ mod tests {
         file.write_all(&record(3).encode()[..20]).unwrap();
         drop(file);
         let spool = Spool::open(&dir, 300, metrics).unwrap();
-        let chunk = spool.read_chunk(100).unwrap().unwrap();
+        let chunk = spool.read_chunk(100, u64::MAX).unwrap().unwrap();
         assert_eq!(chunk.records.len(), 2);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -9,7 +9,7 @@ mod retention;
 mod saved;
 mod search;
 
-pub use access::AccessRow;
+pub use access::{AccessRow, SignOutRow};
 pub use keys::KeyRow;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
@@ -30,6 +30,8 @@ pub enum StoreError {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("ClickHouse answered with an unexpected version string {0:?}")]
     Version(String),
+    #[error("ClickHouse did not finish the request within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// One row of `audit_events`, in table column order.
@@ -69,6 +71,32 @@ pub struct Provenance {
 }
 
 impl EventRow {
+    /// Bytes the row's strings hold: what a batch of rows weighs.
+    pub fn heap_bytes(&self) -> usize {
+        let strings = [
+            &self.event_id,
+            &self.tenant_id,
+            &self.category,
+            &self.action,
+            &self.outcome,
+            &self.actor_id,
+            &self.actor_type,
+            &self.actor_ip,
+            &self.actor_user_agent,
+            &self.resource_type,
+            &self.resource_id,
+            &self.source_service,
+            &self.request_id,
+        ];
+        let metadata = self.metadata_key.iter().chain(&self.metadata_value);
+        strings
+            .into_iter()
+            .chain(metadata)
+            .map(String::len)
+            .sum::<usize>()
+            + std::mem::size_of::<EventRow>()
+    }
+
     pub fn new(event: AuditEvent, from: Provenance) -> EventRow {
         let (metadata_key, metadata_value) = event.metadata.into_iter().unzip();
         let (resource_type, resource_id) =
@@ -96,6 +124,17 @@ impl EventRow {
             kafka_offset: from.offset,
         }
     }
+}
+
+/// `sql` with `values` bound by the ClickHouse client exactly as the store
+/// binds them before sending (`attest sql --bind`): what the check on the
+/// current ClickHouse runs, so hostile values meet the real escaping.
+pub fn bound_sql(sql: &str, values: &[serde_json::Value]) -> String {
+    let client = Client::default();
+    let query = values
+        .iter()
+        .fold(client.query(sql), |query, value| query.bind(value));
+    query.sql_display().to_string()
 }
 
 #[derive(Clone)]

@@ -16,8 +16,19 @@ pub struct Origin {
     pub payload: Vec<u8>,
 }
 
+/// A message that becomes no row: it goes to the dead-letter topic with
+/// the batch's flush, before the batch's offsets are committed.
+pub struct SetAside {
+    /// Stable reason code (`attest.dlq.reason`).
+    pub reason: &'static str,
+    /// Why, for a human (`attest.dlq.detail`).
+    pub detail: String,
+    pub origin: Origin,
+}
+
 #[derive(Default)]
 pub struct Batch {
+    set_aside: Vec<SetAside>,
     rows: Vec<EventRow>,
     /// `origins[i]` is where `rows[i]` came from.
     origins: Vec<Origin>,
@@ -25,13 +36,42 @@ pub struct Batch {
     /// is what Kafka expects as a committed offset (last consumed + 1).
     next_offsets: BTreeMap<(String, i32), i64>,
     opened: Option<Instant>,
+    /// What the rows and their origins hold on the heap, roughly: the
+    /// batch's memory, bounded by `writer.max_bytes`.
+    bytes: usize,
 }
 
 impl Batch {
     pub fn push(&mut self, row: EventRow, origin: Origin) {
         self.consumed(&origin.topic, origin.partition, origin.offset);
+        self.bytes = self
+            .bytes
+            .saturating_add(row.heap_bytes())
+            .saturating_add(origin.payload.len() + origin.key.len() + origin.topic.len());
         self.rows.push(row);
         self.origins.push(origin);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// A message that becomes no row; the commit moves past it once the
+    /// flush has dead-lettered it.
+    pub fn set_aside(&mut self, reason: &'static str, detail: String, origin: Origin) {
+        self.consumed(&origin.topic, origin.partition, origin.offset);
+        self.bytes = self
+            .bytes
+            .saturating_add(origin.payload.len() + origin.key.len() + detail.len());
+        self.set_aside.push(SetAside {
+            reason,
+            detail,
+            origin,
+        });
+    }
+
+    pub fn set_aside_letters(&self) -> &[SetAside] {
+        &self.set_aside
     }
 
     /// Records a message that produced no row (it was dead-lettered), so the
@@ -69,9 +109,17 @@ impl Batch {
             .map(|opened| max_age.saturating_sub(now.duration_since(opened)))
     }
 
-    /// Due when full, or when its oldest message has waited `max_age`.
-    pub fn should_flush(&self, max_rows: usize, max_age: Duration, now: Instant) -> bool {
+    /// Due when full (by rows or by bytes), or when its oldest message has
+    /// waited `max_age`.
+    pub fn should_flush(
+        &self,
+        max_rows: usize,
+        max_bytes: usize,
+        max_age: Duration,
+        now: Instant,
+    ) -> bool {
         self.rows.len() >= max_rows
+            || self.bytes >= max_bytes
             || self
                 .time_left(max_age, now)
                 .is_some_and(|left| left.is_zero())
@@ -112,7 +160,7 @@ mod tests {
     fn empty_batch_is_never_due() {
         let b = Batch::default();
         assert!(b.is_empty());
-        assert!(!b.should_flush(1, Duration::ZERO, Instant::now()));
+        assert!(!b.should_flush(1, 1, Duration::ZERO, Instant::now()));
         assert_eq!(b.time_left(Duration::from_secs(1), Instant::now()), None);
     }
 
@@ -121,10 +169,52 @@ mod tests {
         let mut b = Batch::default();
         push(&mut b, "t", 0, 10);
         let now = Instant::now();
-        assert!(!b.should_flush(2, Duration::from_secs(60), now));
-        assert!(b.should_flush(2, Duration::from_secs(60), now + Duration::from_secs(61)));
+        let minute = Duration::from_secs(60);
+        assert!(!b.should_flush(2, usize::MAX, minute, now));
+        assert!(b.should_flush(2, usize::MAX, minute, now + Duration::from_secs(61)));
         push(&mut b, "t", 0, 11);
-        assert!(b.should_flush(2, Duration::from_secs(60), now));
+        assert!(b.should_flush(2, usize::MAX, minute, now));
+    }
+
+    #[test]
+    fn due_by_bytes_with_maximum_size_events() {
+        // Events at the contract's limits: 64 metadata values of 8 KiB and
+        // an 8 KiB user agent, ~0.5 MiB each with their payload.
+        let mut event = sample();
+        event.actor.user_agent = Some("u".repeat(8 * 1024));
+        event.metadata = (0..64)
+            .map(|i| (format!("key{i:02}"), "v".repeat(8 * 1024)))
+            .collect();
+        let big = EventRow::new(
+            event,
+            Provenance {
+                schema_id: 1,
+                partition: 0,
+                offset: 0,
+            },
+        );
+        let max_bytes = 4 * 1024 * 1024;
+        let mut b = Batch::default();
+        let now = Instant::now();
+        let mut pushed = 0;
+        while !b.should_flush(50_000, max_bytes, Duration::from_secs(60), now) {
+            b.push(
+                big.clone(),
+                Origin {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: pushed,
+                    key: Vec::new(),
+                    payload: vec![0; 540 * 1024],
+                },
+            );
+            pushed += 1;
+        }
+        assert!(b.bytes() >= max_bytes);
+        // Full by bytes after a handful of rows, far below max_rows, and
+        // never more than one event past the bound.
+        assert!((4..=5).contains(&pushed), "{pushed} rows");
+        assert!(b.bytes() < max_bytes + 2 * 1024 * 1024);
     }
 
     #[test]

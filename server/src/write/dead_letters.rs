@@ -17,6 +17,9 @@ pub const HEADER_OFFSET: &str = "attest.source.offset";
 
 /// The `attest.dlq.reason` of a row ClickHouse refused to store.
 pub const REASON_CLICKHOUSE_REJECTED: &str = "clickhouse_rejected";
+/// Decoded, but breaks a rule of the contract that ingest enforces (an
+/// empty id, a time before 2000, a control character): never stored.
+pub const REASON_INVALID_EVENT: &str = "invalid_event";
 
 /// Why a message was set aside: a stable code for filtering and replay, and
 /// the error for a human.
@@ -44,17 +47,37 @@ impl DeadLetters {
         DeadLetters { producer, topic }
     }
 
-    /// Retries until the dead-letter topic acknowledged the message, because
-    /// committing past an unrecorded poison message would lose it. False if
-    /// `stop` fired first.
-    pub async fn send_until_acknowledged(
+    /// One attempt for each letter, all sent at once (the producer batches
+    /// them on the wire); true for each the topic acknowledged.
+    pub async fn send_all(&self, letters: &[&super::SetAside]) -> Vec<bool> {
+        let sends = letters.iter().map(|letter| async move {
+            let origin = &letter.origin;
+            let why = Why {
+                reason: letter.reason,
+                detail: &letter.detail,
+            };
+            let source = Source {
+                topic: &origin.topic,
+                partition: origin.partition,
+                offset: origin.offset,
+            };
+            self.send_once(why, source, &origin.key, &origin.payload)
+                .await
+                .map_err(
+                    |error| warn!(%error, offset = origin.offset, "dead letter not acknowledged"),
+                )
+                .is_ok()
+        });
+        futures::future::join_all(sends).await
+    }
+
+    async fn send_once(
         &self,
         why: Why<'_>,
         source: Source<'_>,
         key: &[u8],
         payload: &[u8],
-        stop: &CancellationToken,
-    ) -> bool {
+    ) -> Result<(), crate::produce::ProduceError> {
         let Source {
             topic,
             partition,
@@ -78,18 +101,31 @@ impl DeadLetters {
             (HEADER_PARTITION, partition_s.as_bytes()),
             (HEADER_OFFSET, offset_s.as_bytes()),
         ];
+        self.producer
+            .send(Outgoing {
+                topic: &self.topic,
+                key: &key,
+                payload,
+                headers: &headers,
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Retries until the dead-letter topic acknowledged the message, because
+    /// committing past an unrecorded poison message would lose it. False if
+    /// `stop` fired first.
+    pub async fn send_until_acknowledged(
+        &self,
+        why: Why<'_>,
+        source: Source<'_>,
+        key: &[u8],
+        payload: &[u8],
+        stop: &CancellationToken,
+    ) -> bool {
         loop {
-            let sent = self
-                .producer
-                .send(Outgoing {
-                    topic: &self.topic,
-                    key: &key,
-                    payload,
-                    headers: &headers,
-                })
-                .await;
-            match sent {
-                Ok(_) => return true,
+            match self.send_once(why, source, key, payload).await {
+                Ok(()) => return true,
                 Err(error) => {
                     warn!(%error, "dead-letter topic did not acknowledge; retrying");
                     tokio::select! {

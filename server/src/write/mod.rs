@@ -24,18 +24,53 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{KafkaConfig, WriterConfig};
+use crate::health::ready::WriterWatch;
+use crate::ingest::{self, validate};
 use crate::metrics::Metrics;
 use crate::produce::EventProducer;
 use crate::registry::Registry;
-use crate::store::{EventRow, Provenance, Store};
+use crate::store::{EventRow, Provenance, Store, StoreError};
 use crate::topics;
-use batch::{Batch, Origin};
+use batch::{Batch, Origin, SetAside};
 use dead_letters::Why;
 pub use dead_letters::{
     DeadLetters, HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC,
-    REASON_CLICKHOUSE_REJECTED,
+    REASON_CLICKHOUSE_REJECTED, REASON_INVALID_EVENT,
 };
 use retry::Verdict;
+
+/// Why a message cannot become a row; permanent for that message, so it
+/// goes to the dead letters with the reason.
+enum Refused {
+    Undecodable(crate::registry::DecodeFailure),
+    Invalid(Vec<validate::FieldError>),
+}
+
+impl From<crate::registry::DecodeFailure> for Refused {
+    fn from(f: crate::registry::DecodeFailure) -> Refused {
+        Refused::Undecodable(f)
+    }
+}
+
+impl Refused {
+    fn code(&self) -> &'static str {
+        match self {
+            Refused::Undecodable(f) => f.code(),
+            Refused::Invalid(_) => REASON_INVALID_EVENT,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Refused::Undecodable(f) => f.to_string(),
+            Refused::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field_path, e.problem))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+}
 
 /// How long an idle writer waits for a message before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -55,6 +90,7 @@ pub struct Writer {
     dead_letters: DeadLetters,
     settings: WriterConfig,
     metrics: Arc<Metrics>,
+    watch: Arc<WriterWatch>,
 }
 
 /// What stopped a flush.
@@ -111,7 +147,15 @@ impl Writer {
             dead_letters: DeadLetters::new(producer, topics::dead_letters(&kafka.topic_prefix)),
             settings,
             metrics,
+            watch: Arc::default(),
         })
+    }
+
+    /// Reports progress and insert back-offs to `watch` (readiness and the
+    /// pipeline watchdog read it).
+    pub fn with_watch(mut self, watch: Arc<WriterWatch>) -> Writer {
+        self.watch = watch;
+        self
     }
 
     /// Runs until `stop` is cancelled; then inserts and commits what it holds
@@ -127,7 +171,7 @@ impl Writer {
         let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
             for message in std::mem::take(&mut held) {
-                if !self.add(&mut batch, &message, &stop).await {
+                if !self.add(&mut batch, &message, &mut held, &stop).await {
                     return;
                 }
             }
@@ -145,7 +189,7 @@ impl Writer {
                     }
                     Ok(Ok(message)) => {
                         let message = message.detach();
-                        if !self.add(&mut batch, &message, &stop).await {
+                        if !self.add(&mut batch, &message, &mut held, &stop).await {
                             return;
                         }
                     }
@@ -153,11 +197,18 @@ impl Writer {
             }
             if batch.should_flush(
                 self.settings.max_rows,
+                self.settings.max_bytes,
                 self.settings.max_age,
                 Instant::now(),
             ) {
-                match self.flush(&batch, &mut held, &stop).await {
-                    Flushed::Done => batch = Batch::default(),
+                match self
+                    .flush(&batch, &mut held, &stop, CommitMode::Async)
+                    .await
+                {
+                    Flushed::Done => {
+                        self.watch.progressed();
+                        batch = Batch::default();
+                    }
                     Flushed::Stopped => return,
                 }
             }
@@ -169,67 +220,110 @@ impl Writer {
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
                 expire.cancel();
             });
-            if let Flushed::Stopped = self.flush(&batch, &mut held, &grace).await {
+            if let Flushed::Stopped = self
+                .flush(&batch, &mut held, &grace, CommitMode::Sync)
+                .await
+            {
                 warn!("shutdown before the open batch was inserted; it will be re-read on restart");
             }
         }
         info!("writer stopped");
     }
 
-    /// Decodes one message into the batch, or dead-letters it. False if
-    /// `stop` fired while the dead-letter topic was unreachable.
+    /// Decodes one message into the batch, or sets it aside for the dead
+    /// letters (sent with the batch's flush, all at once). False if `stop`
+    /// fired while an external registry was unreachable.
     async fn add(
         &self,
         batch: &mut Batch,
         message: &OwnedMessage,
+        held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
     ) -> bool {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let payload = message.payload().unwrap_or_default();
-        if !self.ensure_schema(payload, stop).await {
+        if !self.ensure_schema(payload, held, stop).await {
             return false;
         }
-        match self.registry.decode(payload) {
+        let decoded = self
+            .registry
+            .decode(payload)
+            .map_err(Refused::from)
+            .and_then(|(schema_id, event)| {
+                // The rules of HTTP ingest apply to records another service
+                // produced straight onto the topic, too.
+                let errors = validate::check_event(0, &event, ingest::now_ms());
+                if errors.is_empty() {
+                    Ok((schema_id, event))
+                } else {
+                    Err(Refused::Invalid(errors))
+                }
+            });
+        let origin = Origin {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            key: message.key().unwrap_or_default().to_vec(),
+            payload: payload.to_vec(),
+        };
+        match decoded {
             Ok((schema_id, event)) => {
                 let provenance = Provenance {
                     schema_id,
                     partition,
                     offset,
                 };
-                let origin = Origin {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                    key: message.key().unwrap_or_default().to_vec(),
-                    payload: payload.to_vec(),
-                };
                 batch.push(EventRow::new(event, provenance), origin);
             }
-            Err(failure) => {
-                let key = message.key().unwrap_or_default();
-                let source = dead_letters::Source {
-                    topic,
-                    partition,
-                    offset,
-                };
-                let detail = failure.to_string();
-                let why = Why {
-                    reason: failure.code(),
-                    detail: &detail,
-                };
-                if !self
-                    .dead_letters
-                    .send_until_acknowledged(why, source, key, payload, stop)
-                    .await
-                {
-                    return false;
+            Err(failure) => batch.set_aside(failure.code(), failure.detail(), origin),
+        }
+        true
+    }
+
+    /// Sends the batch's set-aside messages to the dead-letter topic, all at
+    /// once, and again those not acknowledged, until every one is: the
+    /// commit must not move past an unrecorded poison message. Meanwhile
+    /// the partitions are paused and the consumer polled, so the writer
+    /// stays in its group however long the topic is away. False if `stop`
+    /// fired first.
+    async fn send_set_aside(
+        &self,
+        batch: &Batch,
+        paused: &mut bool,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let mut pending: Vec<&SetAside> = batch.set_aside_letters().iter().collect();
+        let mut delay = self.settings.retry_initial;
+        while !pending.is_empty() {
+            let sent = self.dead_letters.send_all(&pending).await;
+            let mut left = Vec::new();
+            for (letter, ok) in pending.into_iter().zip(sent) {
+                if ok {
+                    self.metrics
+                        .writer_dead_letters
+                        .with_label_values(&[letter.reason])
+                        .inc();
+                } else {
+                    left.push(letter);
                 }
-                self.metrics
-                    .writer_dead_letters
-                    .with_label_values(&[failure.code()])
-                    .inc();
-                batch.consumed(topic, partition, offset);
             }
+            pending = left;
+            if pending.is_empty() {
+                break;
+            }
+            warn!(
+                letters = pending.len(),
+                "dead-letter topic did not acknowledge; retrying"
+            );
+            if !*paused {
+                self.pause_all();
+                *paused = true;
+            }
+            if !self.wait_polling(jitter(delay), held, stop).await {
+                return false;
+            }
+            delay = (delay * 2).min(self.settings.retry_max);
         }
         true
     }
@@ -238,24 +332,38 @@ impl Writer {
     /// external registry that cannot be reached is waited for, never taken
     /// as "unknown id": that would dead-letter good events during its
     /// outage. False if `stop` fired meanwhile.
-    async fn ensure_schema(&self, payload: &[u8], stop: &CancellationToken) -> bool {
+    async fn ensure_schema(
+        &self,
+        payload: &[u8],
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> bool {
         let Ok((id, _)) = crate::registry::wire::unframe(payload) else {
             return true;
         };
         let mut delay = self.settings.retry_initial;
-        loop {
+        let mut paused = false;
+        let known = loop {
             match self.registry.fetch(id).await {
-                Ok(_) => return true,
+                Ok(_) => break true,
                 Err(error) => {
                     warn!(%error, id, "cannot fetch a schema; waiting for the registry");
-                    tokio::select! {
-                        _ = stop.cancelled() => return false,
-                        _ = tokio::time::sleep(jitter(delay)) => {}
+                    // Paused and polled while waiting, as during a flush.
+                    if !paused {
+                        self.pause_all();
+                        paused = true;
+                    }
+                    if !self.wait_polling(jitter(delay), held, stop).await {
+                        break false;
                     }
                     delay = (delay * 2).min(self.settings.retry_max);
                 }
             }
+        };
+        if paused {
+            self.resume_all();
         }
+        known
     }
 
     /// Inserts the batch, retrying with backoff, then commits its offsets.
@@ -273,10 +381,14 @@ impl Writer {
         batch: &Batch,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
+        mode: CommitMode,
     ) -> Flushed {
         let rows = batch.rows();
         let mut paused = false;
         let mut written = 0;
+        if !self.send_set_aside(batch, &mut paused, held, stop).await {
+            return Flushed::Stopped;
+        }
         // Runs still to insert, the next one last, so rows keep their order.
         let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
         pending.push(0..rows.len());
@@ -310,7 +422,7 @@ impl Writer {
             self.metrics.writer_rows_written.inc_by(written as u64);
             self.metrics.writer_batch_rows.observe(written as f64);
         }
-        self.commit(batch);
+        self.commit(batch, mode);
         Flushed::Done
     }
 
@@ -326,7 +438,14 @@ impl Writer {
         let mut delay = self.settings.retry_initial;
         loop {
             let started = Instant::now();
-            let error = match self.store.insert_events(rows).await {
+            // A hung INSERT must not hold the writer (or a shutdown) forever;
+            // a timed-out insert is retried like any failure, and a second
+            // copy of rows that did land collapses like a re-delivery.
+            let insert = self.store.insert_events(rows);
+            let outcome = tokio::time::timeout(self.settings.insert_timeout, insert)
+                .await
+                .unwrap_or(Err(StoreError::Timeout(self.settings.insert_timeout)));
+            let error = match outcome {
                 Ok(()) => {
                     self.metrics
                         .writer_insert_seconds
@@ -339,6 +458,7 @@ impl Writer {
                 return Inserted::Rejected(error);
             }
             self.metrics.writer_insert_retries.inc();
+            self.watch.backing_off(Some(error.to_string()));
             warn!(%error, rows = rows.len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
             if !*paused {
                 self.pause_all();
@@ -392,7 +512,12 @@ impl Writer {
         sent
     }
 
-    fn commit(&self, batch: &Batch) {
+    /// Commits the batch's offsets. While running, asynchronously: a
+    /// synchronous commit would hold a runtime thread for a broker round
+    /// trip per batch, and a commit that fails only means the batch is read
+    /// again and collapses. At shutdown, synchronously, so the last batch
+    /// is not re-read.
+    fn commit(&self, batch: &Batch, mode: CommitMode) {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in batch.offsets() {
             // Kafka's committed offset is the next one to read: last + 1.
@@ -402,11 +527,15 @@ impl Writer {
         }
         // A failed commit is not a loss: the batch is re-read and its rows
         // collapse with the ones just inserted.
-        if let Err(error) = self.consumer.commit(&list, CommitMode::Sync) {
+        if let Err(error) = self.consumer.commit(&list, mode) {
             warn!(%error, "offset commit failed; the batch will be re-read");
             return;
         }
-        debug!(rows = batch.rows().len(), "batch written and committed");
+        debug!(
+            rows = batch.rows().len(),
+            bytes = batch.bytes(),
+            "batch written and committed"
+        );
     }
 
     fn pause_all(&self) {
