@@ -107,16 +107,33 @@ impl RowCounter {
     }
 }
 
-/// A fresh token for one download, made in the browser.
+/// A fresh token for one download, made in the browser from 128 bits of
+/// the Web Crypto generator (`Math.random` is predictable). Without Web
+/// Crypto the download still works, unfollowed.
 #[cfg(feature = "hydrate")]
-pub fn new_token() -> String {
-    let mut token = String::with_capacity(32);
-    while token.len() < 32 {
-        let n = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-        token.push_str(&format!("{n:08x}"));
-    }
-    token.truncate(32);
-    token
+pub fn new_token() -> Option<String> {
+    use wasm_bindgen::JsCast;
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    let fill: js_sys::Function = js_sys::Reflect::get(&crypto, &"getRandomValues".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let bytes = js_sys::Uint8Array::new_with_length(16);
+    fill.call1(&crypto, &bytes).ok()?;
+    Some(bytes.to_vec().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Who started the exports the current request may ask about: the viewer's
+/// access id, provided by the server for each request.
+#[cfg(feature = "ssr")]
+#[derive(Clone, Debug)]
+pub struct ProgressOwner(pub String);
+
+/// Where the board keeps a download: under its viewer, so a token seen by
+/// someone else (a shared screen, a log) reads nothing for them.
+#[cfg(feature = "ssr")]
+pub fn board_key(owner: &str, token: &str) -> String {
+    format!("{owner}/{token}")
 }
 
 /// The server's record of exports under way and recently finished.
@@ -232,7 +249,10 @@ pub mod board {
 pub async fn export_progress(token: String) -> Result<Option<ExportStatus>, ServerFnError> {
     use std::sync::Arc;
     let board = use_context::<Arc<board::ExportBoard>>();
-    Ok(board.and_then(|b| b.status(&token)))
+    let Some(ProgressOwner(owner)) = use_context::<ProgressOwner>() else {
+        return Ok(None);
+    };
+    Ok(board.and_then(|b| b.status(&board_key(&owner, &token))))
 }
 
 #[cfg(test)]
@@ -296,5 +316,19 @@ mod tests {
             .unwrap()
             .describe()
             .contains("not visible"));
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn one_viewers_token_reads_nothing_for_another() {
+        let board = board::ExportBoard::default();
+        board.start(&board_key("alice", "0123456789abcdef"), 3);
+        assert!(board
+            .status(&board_key("alice", "0123456789abcdef"))
+            .is_some());
+        assert_eq!(
+            board.status(&board_key("mallory", "0123456789abcdef")),
+            None
+        );
     }
 }

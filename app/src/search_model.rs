@@ -13,6 +13,22 @@ pub const FACET_VALUES: usize = 10;
 /// How far "events around this one" looks either side, in ms.
 pub const AROUND_MS: i64 = 5 * 60_000;
 
+/// The last millisecond of the year 9999, the end of what RFC 3339 writes.
+const MAX_SNAPSHOT_MS: i64 = 253_402_300_799_999;
+
+/// A snapshot moment from a request (`?snapshot=`, a page cursor) checked
+/// before any arithmetic sees it: a made-up value must be a 400, never an
+/// overflow.
+pub fn checked_snapshot(ms: i64) -> Result<i64, SearchError> {
+    if (0..=MAX_SNAPSHOT_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(SearchError::BadRequest(format!(
+            "snapshot {ms} is not a moment between 1970 and 9999 in epoch milliseconds"
+        )))
+    }
+}
+
 /// A search as the store runs it: the query text (compiled on the server),
 /// the tenant, the window and where the page starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,12 +54,17 @@ impl SearchQuery {
     /// is compiled.
     pub fn from_params(params: &SearchParams, limit: u32) -> Result<SearchQuery, SearchError> {
         let window = params.window().map_err(SearchError::BadRequest)?;
+        let damaged = || {
+            SearchError::BadRequest(
+                "this page link is damaged; start again from the newest events".to_string(),
+            )
+        };
         let cursor = match &params.cursor {
-            Some(token) => Some(Cursor::decode(token).ok_or_else(|| {
-                SearchError::BadRequest(
-                    "this page link is damaged; start again from the newest events".to_string(),
-                )
-            })?),
+            Some(token) => {
+                let cursor = Cursor::decode(token).ok_or_else(damaged)?;
+                checked_snapshot(cursor.snapshot_ms).map_err(|_| damaged())?;
+                Some(cursor)
+            }
             None => None,
         };
         Ok(SearchQuery {
@@ -260,6 +281,8 @@ pub enum QueryLimit {
         "the search needed more memory than ClickHouse allows; narrow the time range or add terms"
     )]
     Memory,
+    #[error("you keep {max} saved searches, the most one access key may; delete one first")]
+    SavedSearches { max: u32 },
 }
 
 /// Why a search was not answered, as the browser sees it.
@@ -287,7 +310,21 @@ impl leptos::server_fn::error::FromServerFnError for SearchError {
     type Encoder = leptos::server_fn::codec::JsonEncoding;
 
     fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
-        SearchError::Transport(value.to_string())
+        use leptos::server_fn::error::ServerFnErrorErr as E;
+        match value {
+            // The request's own arguments (a field given twice, a number that
+            // is not one): the caller's mistake, a 400, not the server's.
+            E::Args(message) | E::MissingArg(message) => {
+                let error = SearchError::BadRequest(format!("bad request parameters: {message}"));
+                // Runs on the server inside the request when its arguments
+                // do not decode; the function body that would set the status
+                // never runs.
+                #[cfg(feature = "ssr")]
+                crate::pages::search::set_api_status(error.status());
+                error
+            }
+            other => SearchError::Transport(other.to_string()),
+        }
     }
 }
 
@@ -308,6 +345,33 @@ impl SearchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_snapshots_are_bad_requests_not_overflows() {
+        for ms in [i64::MIN, -1, MAX_SNAPSHOT_MS + 1, i64::MAX] {
+            assert!(
+                matches!(checked_snapshot(ms), Err(SearchError::BadRequest(_))),
+                "{ms}"
+            );
+            let cursor = Cursor {
+                snapshot_ms: ms,
+                occurred_at: i64::MIN,
+                event_id: "e".into(),
+                tenant_id: "t".into(),
+            };
+            let params = SearchParams {
+                cursor: Some(cursor.encode()),
+                ..SearchParams::default()
+            };
+            assert!(matches!(
+                SearchQuery::from_params(&params, 10),
+                Err(SearchError::BadRequest(_))
+            ));
+        }
+        assert_eq!(checked_snapshot(1_795_435_200_000), Ok(1_795_435_200_000));
+        let last = TimeWindow::Last(crate::model::TimeRange::default());
+        assert_eq!(last.bounds(i64::MIN).0, i64::MIN);
+    }
 
     #[test]
     fn facet_fields_parse_as_query_fields() {

@@ -30,7 +30,7 @@ impl TimeWindow {
     /// Inclusive `(from, to)` in epoch ms when the search runs at `at_ms`.
     pub fn bounds(self, at_ms: i64) -> (i64, i64) {
         match self {
-            TimeWindow::Last(range) => (at_ms - range.duration_ms(), at_ms),
+            TimeWindow::Last(range) => (at_ms.saturating_sub(range.duration_ms()), at_ms),
             TimeWindow::Since { from_ms } => (from_ms, at_ms),
             TimeWindow::Between { from_ms, to_ms } => (from_ms, to_ms),
         }

@@ -106,8 +106,8 @@ fn Detail(event: EventDetail, context: SearchParams) -> impl IntoView {
     let around = SearchParams {
         q: String::new(),
         tenant: Some(event.tenant_id.clone()),
-        from: Some(stamp(event.occurred_at - AROUND_MS)),
-        to: Some(stamp(event.occurred_at + AROUND_MS)),
+        from: Some(stamp(event.occurred_at.saturating_sub(AROUND_MS))),
+        to: Some(stamp(event.occurred_at.saturating_add(AROUND_MS))),
         ..SearchParams::default()
     }
     .href();

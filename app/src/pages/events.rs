@@ -8,48 +8,31 @@ use leptos_router::{
 };
 
 use crate::model::{EventPage, EventSummary, TimeRange};
+use crate::search_model::SearchError;
 use crate::timefmt::utc_millis;
 
-/// Newest events for one tenant (or all) within a relative time range.
-#[server]
-pub async fn list_events(
-    tenant: Option<String>,
-    range: String,
-) -> Result<EventPage, ServerFnError> {
+/// Newest events for one tenant (or all) within a relative time range. A
+/// tenant outside the viewer's grant is a 403, like on Search.
+#[server(endpoint = "events/list")]
+pub async fn list_events(tenant: Option<String>, range: String) -> Result<EventPage, SearchError> {
     use crate::model::{EventFilter, MAX_PAGE_ROWS};
-    use crate::store::SharedStore;
 
-    let store = use_context::<SharedStore>()
-        .ok_or_else(|| ServerFnError::new("the event store is not configured"))?;
-    let filter = EventFilter {
-        tenant: tenant.filter(|t| !t.trim().is_empty()),
-        range: TimeRange::from_param(&range),
-        limit: MAX_PAGE_ROWS,
-        within: Vec::new(),
-    };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    store
-        .0
-        .recent_events(&filter, now_ms)
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+    crate::pages::search::with_store(|store, now_ms| async move {
+        let filter = EventFilter {
+            tenant: tenant.filter(|t| !t.trim().is_empty()),
+            range: TimeRange::from_param(&range),
+            limit: MAX_PAGE_ROWS,
+            within: Vec::new(),
+        };
+        Ok(store.0.recent_events(&filter, now_ms).await?)
+    })
+    .await
 }
 
 /// Tenants that have sent events, for the tenant selector.
-#[server]
-pub async fn list_tenants() -> Result<Vec<String>, ServerFnError> {
-    use crate::store::SharedStore;
-
-    let store = use_context::<SharedStore>()
-        .ok_or_else(|| ServerFnError::new("the event store is not configured"))?;
-    store
-        .0
-        .tenants()
-        .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+#[server(endpoint = "events/tenants")]
+pub async fn list_tenants() -> Result<Vec<String>, SearchError> {
+    crate::pages::search::with_store(|store, _| async move { Ok(store.0.tenants().await?) }).await
 }
 
 #[component]

@@ -7,11 +7,10 @@ use leptos::prelude::*;
 use crate::search_model::{SavedSearch, SearchError};
 use crate::search_state::SearchParams;
 
+/// The viewer's own saved searches.
 #[server(endpoint = "search/saved")]
 pub async fn list_saved_searches() -> Result<Vec<SavedSearch>, SearchError> {
-    use crate::store::SharedStore;
-    let store = use_context::<SharedStore>().ok_or(SearchError::Unavailable)?;
-    Ok(store.0.saved_searches().await?)
+    super::search::with_store(|store, _| async move { Ok(store.0.saved_searches().await?) }).await
 }
 
 /// Saves the search the other fields describe (the Search page's own URL
@@ -55,11 +54,11 @@ pub async fn save_search(
     result
 }
 
+/// Deletes one of the viewer's saved searches; any other id is a 403.
 #[server(endpoint = "search/saved/delete")]
 pub async fn delete_saved_search(id: String) -> Result<(), SearchError> {
-    use crate::store::SharedStore;
-    let store = use_context::<SharedStore>().ok_or(SearchError::Unavailable)?;
-    Ok(store.0.delete_saved_search(&id).await?)
+    super::search::with_store(|store, _| async move { Ok(store.0.delete_saved_search(&id).await?) })
+        .await
 }
 
 #[component]

@@ -42,7 +42,7 @@ fn search_params(
 /// (400 for the analyst's mistakes, 422 for limits, 503 when the store is
 /// down).
 #[cfg(feature = "ssr")]
-async fn with_store<T, F>(
+pub(crate) async fn with_store<T, F>(
     answer: impl FnOnce(crate::store::SharedStore, i64) -> F,
 ) -> Result<T, SearchError>
 where
@@ -109,11 +109,12 @@ pub async fn count_facets(
     to: Option<String>,
     snapshot: Option<i64>,
 ) -> Result<Facets, SearchError> {
-    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    use crate::search_model::{checked_snapshot, SearchQuery, SEARCH_PAGE_ROWS};
     let params = search_params(q, tenant, range, from, to, None);
     with_store(|store, now_ms| async move {
         let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
-        Ok(store.0.facets(&query, snapshot.unwrap_or(now_ms)).await?)
+        let snapshot = checked_snapshot(snapshot.unwrap_or(now_ms))?;
+        Ok(store.0.facets(&query, snapshot).await?)
     })
     .await
 }
@@ -128,10 +129,11 @@ pub async fn count_newer(
     to: Option<String>,
     snapshot: i64,
 ) -> Result<u64, SearchError> {
-    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    use crate::search_model::{checked_snapshot, SearchQuery, SEARCH_PAGE_ROWS};
     let params = search_params(q, tenant, range, from, to, None);
     with_store(|store, now_ms| async move {
         let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        let snapshot = checked_snapshot(snapshot)?;
         Ok(store.0.newer_events(&query, snapshot, now_ms).await?)
     })
     .await
@@ -281,7 +283,7 @@ fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
     // effect), so the server-rendered links carry none.
     let token = RwSignal::new(None::<String>);
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| token.set(Some(crate::export_progress::new_token())));
+    Effect::new(move |_| token.set(crate::export_progress::new_token()));
     let status = RwSignal::new(None::<crate::export_progress::ExportStatus>);
     let href = move |format: &'static str| {
         let p = params.get();
@@ -303,7 +305,7 @@ fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
             // link changes only after this click's download has started
             // from it: the browser reads `href` after the handlers ran.
             set_timeout(
-                move || token.set(Some(crate::export_progress::new_token())),
+                move || token.set(crate::export_progress::new_token()),
                 std::time::Duration::ZERO,
             );
         }

@@ -14,7 +14,7 @@ use crate::search_state::SearchParams;
 #[component]
 pub fn QueryForm(
     params: Memo<SearchParams>,
-    tenants: Resource<Result<Vec<String>, ServerFnError>>,
+    tenants: Resource<Result<Vec<String>, crate::search_model::SearchError>>,
 ) -> impl IntoView {
     let draft = RwSignal::new(params.get_untracked().q);
     let from = RwSignal::new(params.get_untracked().from.unwrap_or_default());

@@ -15,22 +15,23 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
 use app::session::ViewerInfo;
 use app::store::{EventStore, StoreError as ConsoleError};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tracing::info;
 
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::validate::{identifier, MAX_ID};
 use crate::ingest::{internal_event, now_ms, Ingest, IngestError};
-use crate::keys::{mint, random_hex, AuthError, KeyRing, StoredKey};
+use crate::keys::{mint, StoredKey};
 use crate::store::{AccessRow, Store, StoreError};
+
+mod sessions;
+
+pub use sessions::{session_cookie, SessionError, Sessions};
 
 const PREFIX: &str = "atc_";
 
@@ -178,135 +179,6 @@ impl Scope {
             (None, several) => several.to_vec(),
         }
     }
-}
-
-/// Why a session cookie does not sign anyone in.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("not signed in")]
-    Missing,
-    #[error("the session cookie is malformed or its signature is wrong")]
-    Forged,
-    #[error("the session has expired")]
-    Expired,
-    #[error("the access key was revoked")]
-    Revoked,
-    #[error("console access cannot be checked right now")]
-    Unavailable(#[source] StoreError),
-}
-
-/// Issues and checks session cookies.
-pub struct Sessions {
-    key: Vec<u8>,
-    ttl: Duration,
-    secure: bool,
-    ring: Arc<KeyRing<AccessRow>>,
-}
-
-impl Sessions {
-    /// `secret` empty: a random key for this process only.
-    pub fn new(
-        secret: &str,
-        ttl: Duration,
-        secure: bool,
-        ring: Arc<KeyRing<AccessRow>>,
-    ) -> Sessions {
-        let key = if secret.is_empty() {
-            random_hex(32).into_bytes()
-        } else {
-            secret.as_bytes().to_vec()
-        };
-        Sessions {
-            key,
-            ttl,
-            secure,
-            ring,
-        }
-    }
-
-    fn mac(&self, payload: &str) -> Hmac<Sha256> {
-        // HMAC takes a key of any length; this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-        mac.update(payload.as_bytes());
-        mac
-    }
-
-    /// `<access id>.<expiry ms>.<hex HMAC of both>`.
-    pub fn issue(&self, access_id: &str, now_ms: i64) -> String {
-        let expires = now_ms + self.ttl.as_millis() as i64;
-        let payload = format!("{access_id}.{expires}");
-        let tag: String = self
-            .mac(&payload)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{payload}.{tag}")
-    }
-
-    /// The `Set-Cookie` value that signs a browser in.
-    pub fn cookie(&self, value: &str) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!(
-            "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-            self.ttl.as_secs()
-        )
-    }
-
-    /// The `Set-Cookie` value that signs a browser out.
-    pub fn clear_cookie(&self) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
-    }
-
-    /// Checks a presented access key and returns who it signs in.
-    pub async fn sign_in(&self, presented: &str) -> Result<Viewer, AuthError> {
-        self.ring.verify(presented).await.map(Viewer::from_row)
-    }
-
-    /// The viewer a cookie value signs in, checked against the current
-    /// grant.
-    pub async fn viewer(&self, value: &str, now_ms: i64) -> Result<Viewer, SessionError> {
-        let (payload, tag) = value.rsplit_once('.').ok_or(SessionError::Forged)?;
-        let tag = decode_hex(tag).ok_or(SessionError::Forged)?;
-        // Constant-time comparison inside `verify_slice`.
-        self.mac(payload)
-            .verify_slice(&tag)
-            .map_err(|_| SessionError::Forged)?;
-        let (access_id, expires) = payload.split_once('.').ok_or(SessionError::Forged)?;
-        let expires: i64 = expires.parse().map_err(|_| SessionError::Forged)?;
-        if expires <= now_ms {
-            return Err(SessionError::Expired);
-        }
-        match self.ring.find(access_id).await {
-            Ok(row) if row.revoked_at == 0 => Ok(Viewer::from_row(row)),
-            Ok(_) | Err(AuthError::Revoked) => Err(SessionError::Revoked),
-            Err(AuthError::Unavailable(error)) => Err(SessionError::Unavailable(error)),
-            Err(_) => Err(SessionError::Forged),
-        }
-    }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// The value of the session cookie in a `Cookie` header, if any.
-pub fn session_cookie(header: &str) -> Option<&str> {
-    header
-        .split(';')
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -547,9 +419,11 @@ impl EventStore for ScopedStore {
         EventStore::event_detail(&self.store, tenant, event_id, at_ms).await
     }
 
+    /// The viewer's own saved searches, and of those only the ones whose
+    /// tenant the viewer may still see (a grant can be narrowed later).
     async fn saved_searches(&self) -> Result<Vec<SavedSearch>, ConsoleError> {
-        let all = EventStore::saved_searches(&self.store).await?;
-        Ok(all
+        let own = self.store.saved_searches(&self.viewer.access_id).await?;
+        Ok(own
             .into_iter()
             .filter(|s| self.visible(&s.params))
             .collect())
@@ -566,16 +440,15 @@ impl EventStore for ScopedStore {
                 self.viewer.choices("that tenant is not"),
             ));
         }
-        EventStore::save_search(&self.store, name, params, now_ms).await
+        self.store
+            .save_search(&self.viewer.access_id, name, params, now_ms)
+            .await
     }
 
     async fn delete_saved_search(&self, id: &str) -> Result<(), ConsoleError> {
-        let visible = self.saved_searches().await?;
-        if !visible.iter().any(|s| s.id == id) {
-            // Unknown and invisible look the same, as deleting is idempotent.
-            return Ok(());
-        }
-        EventStore::delete_saved_search(&self.store, id).await
+        self.store
+            .delete_saved_search(&self.viewer.access_id, id)
+            .await
     }
 }
 
@@ -626,79 +499,5 @@ mod tests {
         assert!(nobody.scope(None).is_err());
         assert!(nobody.scope(Some("acme")).is_err());
         assert!(!nobody.may_see("acme"));
-    }
-
-    fn sessions_with(secret: &str) -> Sessions {
-        sessions_over(secret, false)
-    }
-
-    fn sessions_over(secret: &str, secure: bool) -> Sessions {
-        let store = Store::new(&crate::config::ClickHouseConfig::default());
-        Sessions::new(
-            secret,
-            Duration::from_secs(3600),
-            secure,
-            Arc::new(KeyRing::new(store)),
-        )
-    }
-
-    #[tokio::test]
-    async fn a_session_cookie_cannot_be_forged_or_extended() {
-        let secret = "s".repeat(32);
-        let sessions = sessions_with(&secret);
-        let now = 1_795_435_200_000;
-        let value = sessions.issue("0123456789abcdef", now);
-        let (payload, tag) = value.rsplit_once('.').unwrap();
-
-        // Each of these fails on the signature or the expiry, before any
-        // lookup of the grant (which would need ClickHouse).
-        let later = payload.replace(
-            &(now + 3_600_000).to_string(),
-            &(now + 99_999_999).to_string(),
-        );
-        let other = payload.replace("0123456789abcdef", "fedcba9876543210");
-        for (forged, why) in [
-            (format!("{later}.{tag}"), "extended expiry"),
-            (format!("{other}.{tag}"), "other access id"),
-            (format!("{payload}.{}", "0".repeat(64)), "zero tag"),
-            (format!("{payload}."), "empty tag"),
-            (format!("{payload}.zz"), "not hex"),
-            (payload.to_owned(), "no tag"),
-            (String::new(), "empty"),
-        ] {
-            let result = sessions.viewer(&forged, now).await;
-            assert!(
-                matches!(result, Err(SessionError::Forged)),
-                "{why}: {result:?}"
-            );
-        }
-        // The same cookie under another server's key is forged too.
-        let elsewhere = sessions_with(&"t".repeat(32));
-        assert!(matches!(
-            elsewhere.viewer(&value, now).await,
-            Err(SessionError::Forged)
-        ));
-        assert!(matches!(
-            sessions.viewer(&value, now + 3_600_000).await,
-            Err(SessionError::Expired)
-        ));
-    }
-
-    #[test]
-    fn cookies_are_http_only_and_found_among_others() {
-        let sessions = sessions_with("");
-        let cookie = sessions.cookie("v");
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
-        assert!(!cookie.contains("Secure"));
-        assert!(sessions.clear_cookie().contains("Max-Age=0"));
-        let behind_tls = sessions_over("", true);
-        assert!(behind_tls.cookie("v").ends_with("; Secure"));
-        assert!(behind_tls.clear_cookie().ends_with("; Secure"));
-        assert_eq!(
-            session_cookie("a=1; attest_session=abc.1.ff; b=2"),
-            Some("abc.1.ff")
-        );
-        assert_eq!(session_cookie("attest_session="), None);
-        assert_eq!(session_cookie("other=1"), None);
     }
 }

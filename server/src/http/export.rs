@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use app::export_progress::{board::ExportBoard, valid_token, RowCounter};
+use app::export_progress::{board::ExportBoard, board_key, valid_token, RowCounter};
 
 use crate::access::{Scope, Viewer};
 use crate::event::{Category, Outcome, Resource};
@@ -64,8 +64,12 @@ async fn export(
         Ok(params) => params,
         Err(rejection) => return bad_request(&rejection.body_text()),
     };
-    // The page's name for this download, if it follows its progress.
-    let token = params.get("progress").filter(|t| valid_token(t)).cloned();
+    // The page's name for this download, if it follows its progress; kept
+    // under the viewer's access id, so only they can read it back.
+    let token = params
+        .get("progress")
+        .filter(|t| valid_token(t))
+        .map(|t| board_key(&viewer.access_id, t));
     let response =
         export_response(store, viewer, recorder, &board, token.as_deref(), &params).await;
     if let (Some(token), false) = (&token, response.status().is_success()) {

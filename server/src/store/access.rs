@@ -40,8 +40,36 @@ pub struct AccessRow {
     pub revoked_at: u32,
 }
 
+const SIGNED_OUT_SQL: &str =
+    "SELECT DISTINCT session_id FROM attest_console_sign_outs WHERE expires_at > ?";
+
+const INSERT_SIGN_OUT_SQL: &str = "INSERT INTO attest_console_sign_outs \
+     (session_id, access_id, signed_out_at, expires_at) VALUES (?, ?, ?, ?)";
+
+/// A console session ended by its owner before it expired.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct SignOutRow {
+    pub session_id: String,
+    pub access_id: String,
+    /// Epoch milliseconds.
+    pub signed_out_at: i64,
+    /// When the session would have expired (epoch ms); after that the row
+    /// is no longer read.
+    pub expires_at: i64,
+}
+
 pub(crate) fn templates() -> Vec<QueryTemplate> {
     vec![
+        QueryTemplate {
+            name: "console_signed_out_sessions".into(),
+            sql: SIGNED_OUT_SQL.into(),
+            params: &["now_ms"],
+        },
+        QueryTemplate {
+            name: "console_sign_out".into(),
+            sql: INSERT_SIGN_OUT_SQL.into(),
+            params: &["session_id", "access_id", "signed_out_at", "expires_at"],
+        },
         QueryTemplate {
             name: "console_access".into(),
             sql: all_access_sql(),
@@ -70,6 +98,28 @@ impl Store {
             .bind(access_id)
             .fetch_optional()
             .await?)
+    }
+
+    /// Session ids signed out whose session has not expired at `now_ms`.
+    pub async fn signed_out_sessions(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .client
+            .query(SIGNED_OUT_SQL)
+            .bind(now_ms)
+            .fetch_all::<String>()
+            .await?)
+    }
+
+    pub async fn record_sign_out(&self, row: &SignOutRow) -> Result<(), StoreError> {
+        self.client
+            .query(INSERT_SIGN_OUT_SQL)
+            .bind(&row.session_id)
+            .bind(&row.access_id)
+            .bind(row.signed_out_at)
+            .bind(row.expires_at)
+            .execute()
+            .await?;
+        Ok(())
     }
 
     /// Stores a new version of a grant; the highest `version` wins.

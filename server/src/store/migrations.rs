@@ -55,6 +55,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "console_access",
         sql: include_str!("../../migrations/0008_console_access.sql"),
     },
+    Migration {
+        version: 12,
+        name: "console_sign_outs",
+        sql: include_str!("../../migrations/0012_console_sign_outs.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "saved_search_owner",
+        sql: include_str!("../../migrations/0013_saved_search_owner.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

@@ -260,8 +260,11 @@ impl EventStore for Store {
         Store::event_detail(self, tenant, event_id, at_ms).await
     }
 
+    // Unscoped, the store has no viewer: saved searches without an owner.
+    // The console always reaches these through `ScopedStore`, which names
+    // the signed-in grant.
     async fn saved_searches(&self) -> Result<Vec<SavedSearch>, ConsoleError> {
-        Store::saved_searches(self).await
+        Store::saved_searches(self, "").await
     }
 
     async fn save_search(
@@ -270,11 +273,11 @@ impl EventStore for Store {
         params: &SearchParams,
         now_ms: i64,
     ) -> Result<SavedSearch, ConsoleError> {
-        Store::save_search(self, name, params, now_ms).await
+        Store::save_search(self, "", name, params, now_ms).await
     }
 
     async fn delete_saved_search(&self, id: &str) -> Result<(), ConsoleError> {
-        Store::delete_saved_search(self, id).await
+        Store::delete_saved_search(self, "", id).await
     }
 }
 
