@@ -195,3 +195,37 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
     common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
 }
+
+/// A writer killed and replaced at once, well inside the group's session
+/// timeout (the dead member still holds its partitions): the new writer is
+/// handed them once the broker expires the old member, and every event is
+/// stored within a bound of that, with nobody restarting anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_restarted_inside_the_session_timeout_gets_the_partitions() {
+    let _serial = SERIAL.lock().await;
+    let mut config = common::test_config();
+    config.writer.max_rows = 2_000;
+    let http = reqwest::Client::new();
+    let before = common::produce_events(&config, 5_000, "restart-before").await;
+    let writer = WriterProcess::start(&config, "faults-restart-1");
+    assert_eq!(
+        common::wait_for_distinct(&http, &config, 5_000, Duration::from_secs(120)).await,
+        5_000
+    );
+    writer.kill_9();
+    // No wait: the replacement joins while the dead member is still in the
+    // group, as a supervisor restarting a crashed process would.
+    let restarted = Instant::now();
+    let writer = WriterProcess::start(&config, "faults-restart-2");
+    let after = common::produce_events(&config, 5_000, "restart-after").await;
+    // The bound: the old member's session, a rebalance, and the batches.
+    let bound = config.kafka.session_timeout + Duration::from_secs(60);
+    let total = common::wait_for_distinct(&http, &config, 10_000, bound).await;
+    let took = restarted.elapsed();
+    writer.terminate();
+    assert_eq!(total, 10_000, "every event stored within {bound:?}");
+    eprintln!("all stored {took:?} after the restart");
+    let ids: Vec<String> = before.into_iter().chain(after).collect();
+    common::assert_exactly(&http, &config, &ids).await;
+    common::drop_database(&http, &config).await;
+}

@@ -7,9 +7,11 @@ server binary prints (`attest sql`), applies every migration (including
 version-gated ones) to a fresh chdb session, inserts known rows, and runs every
 query template with bound values, comparing the answers with what we expect.
 
-Usage: modern_clickhouse.py CATALOGUE.json
+Usage: ATTEST_BIN=path/to/attest modern_clickhouse.py CATALOGUE.json
 """
 import json
+import os
+import subprocess
 import sys
 import tempfile
 
@@ -31,19 +33,34 @@ NOW_S = NOW_MS // 1000
 
 
 def literal(value):
+    """Only for the fixed rows this script inserts itself."""
     if isinstance(value, int):
         return str(value)
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     return f"'{escaped}'"
 
 
-def bind(sql, names, values):
-    parts = sql.split("?")
-    assert len(parts) - 1 == len(names), f"placeholders vs params: {sql}"
-    out = parts[0]
-    for name, part in zip(names, parts[1:]):
-        out += literal(values[name]) + part
-    return out
+class Binder:
+    """Binds values the way Attest does: `attest sql --bind` runs the server's
+    own ClickHouse client, so hostile values meet the escaping that really
+    reaches ClickHouse, not an imitation of it."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen(
+            [binary, "sql", "--bind"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def __call__(self, sql, names, values):
+        assert sql.count("?") == len(names), f"placeholders vs params: {sql}"
+        self.proc.stdin.write(json.dumps({"sql": sql, "values": [values[n] for n in names]}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("attest sql --bind stopped answering")
+        return json.loads(line)
+
+
+bind = None  # set in main(): a Binder over the attest binary
 
 
 def query_rows(sess, sql):
@@ -163,22 +180,45 @@ def check_saved_searches(sess, statements, check):
         check("saved search statements are in the catalogue", False, str(list(statements)))
         return
     rows = [
-        dict(search_id="s-1", name="zeta", params='{"q":"a"}', created_at=1, deleted=0, version=1),
-        dict(search_id="s-2", name="alpha", params='{"q":"b"}', created_at=2, deleted=0, version=1),
-        dict(search_id="s-1", name="", params="", created_at=0, deleted=1, version=2),
+        dict(search_id="s-1", owner="o1", name="zeta", params='{"q":"a"}', created_at=1, deleted=0, version=1),
+        dict(search_id="s-2", owner="o1", name="alpha", params='{"q":"b"}', created_at=2, deleted=0, version=1),
+        dict(search_id="s-3", owner="o2", name="theirs", params='{"q":"c"}', created_at=3, deleted=0, version=1),
+        dict(search_id="s-1", owner="o1", name="", params="", created_at=0, deleted=1, version=2),
     ]
     try:
         for row in rows:
             sess.query(bind(insert["sql"], insert["params"], row))
-        got = query_rows(sess, bind(listing["sql"], listing["params"], {"limit": 500}))
+        got = query_rows(sess, bind(listing["sql"], listing["params"], {"owner": "o1", "limit": 100}))
     except Exception as e:  # noqa: BLE001
         check("query saved_searches", False, str(e))
         return
     got = [(r["search_id"], r["name"], r["params"], int(r["created_at"])) for r in got]
-    check("query saved_search_insert and saved_searches", got == [("s-2", "alpha", '{"q":"b"}', 2)], str(got))
+    check("query saved_search_insert and saved_searches (one owner's)", got == [("s-2", "alpha", '{"q":"b"}', 2)], str(got))
+
+
+def check_sign_outs(sess, statements, check):
+    """A signed-out session is listed until it would have expired."""
+    insert, listing = statements.get("console_sign_out"), statements.get("console_signed_out_sessions")
+    if insert is None or listing is None:
+        check("sign-out statements are in the catalogue", False, str(list(statements)))
+        return
+    try:
+        for sid, expires in (("live", NOW_MS + HOUR_MS), ("over", NOW_MS - 1)):
+            row = dict(session_id=sid, access_id="c1", signed_out_at=NOW_MS - 5, expires_at=expires)
+            sess.query(bind(insert["sql"], insert["params"], row))
+        got = query_rows(sess, bind(listing["sql"], listing["params"], {"now_ms": NOW_MS}))
+    except Exception as e:  # noqa: BLE001
+        check("query console sign-outs", False, str(e))
+        return
+    check("query console_sign_out and console_signed_out_sessions", [r["session_id"] for r in got] == ["live"], str(got))
 
 
 def main(path):
+    global bind
+    binary = os.environ.get("ATTEST_BIN")
+    if not binary:
+        sys.exit("ATTEST_BIN must name the attest binary (values are bound by its own client)")
+    bind = Binder(binary)
     with open(path, encoding="utf-8") as f:
         catalogue = json.load(f)
     passed, failed = 0, 0
@@ -286,8 +326,10 @@ def main(path):
         }
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
-        reads = [q for q in catalogue["queries"] if not q["name"].startswith(("retention_", "saved_search"))]
+        writes = ("retention_", "saved_search", "console_sign")
+        reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
+        check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
         retention = {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("retention_")}
         for q in reads:
             try:

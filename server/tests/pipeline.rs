@@ -265,9 +265,9 @@ async fn migrations_are_recorded_once_and_gated_by_server_version() {
         .clickhouse("SELECT version FROM attest_schema_migrations ORDER BY version FORMAT TSV")
         .await;
     let expected = match major {
-        0..=19 => "1\n4\n5\n6\n7\n8\n",
-        20 => "1\n2\n4\n5\n6\n7\n8\n",
-        _ => "1\n2\n3\n4\n5\n6\n7\n8\n",
+        0..=19 => "1\n4\n5\n6\n7\n8\n12\n13\n",
+        20 => "1\n2\n4\n5\n6\n7\n8\n12\n13\n",
+        _ => "1\n2\n3\n4\n5\n6\n7\n8\n12\n13\n",
     };
     assert_eq!(ledger, expected, "ledger on ClickHouse {}", version.trim());
     second.stop().await;

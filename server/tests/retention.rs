@@ -172,3 +172,83 @@ async fn old_months_are_removed_except_under_legal_hold_and_each_removal_is_audi
     assert!(plan.held.is_empty());
     server.stop().await;
 }
+
+/// Posts one event of `tenant` in the middle of `month`.
+async fn post_in(server: &common::TestServer, id: &str, tenant: &str, month: &str) {
+    let event = json!({
+        "event_id": id,
+        "tenant_id": tenant,
+        "occurred_at": mid_month_ms(month),
+        "category": "data_access",
+        "action": "document.read",
+        "outcome": "success",
+        "actor": {"id": "alice", "type": "user"},
+        "source_service": "docs",
+    });
+    let (status, body) = server.post_json(event.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_changes_between_plan_and_removal_is_honoured() {
+    let mut config = common::test_config();
+    config.retention.default_months = 12;
+    config.retention.tenants.insert("keep".into(), 0);
+    let server = common::start(config.clone()).await;
+    post_in(&server, "held-1", "held", "2023-05").await;
+    post_in(&server, "late-1", "gone", "2023-06").await;
+    wait_until(&server, "SELECT count() FROM audit_events", "2").await;
+    // The 'keep' tenant's policy keeps everything; the others are expired.
+    let retention = attest_server::open_retention(&config)
+        .await
+        .expect("retention opens");
+    let plan = retention
+        .plan(attest_server::ingest::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(plan.removals.len(), 2, "{plan:?}");
+
+    // After the plan: a hold for May, and a late event in June of a tenant
+    // whose policy keeps everything. The plan in hand drops both months.
+    retention
+        .place_hold("held", "2023-05", "2023-05", "case 9", "counsel")
+        .await
+        .unwrap();
+    post_in(&server, "late-keep", "keep", "2023-06").await;
+    wait_until(
+        &server,
+        "SELECT count() FROM audit_events WHERE event_id = 'late-keep'",
+        "1",
+    )
+    .await;
+    retention.execute(&plan).await.unwrap();
+    // (Retention's own records, in the tenants' trails, are events too.)
+    wait_until(
+        &server,
+        "SELECT arraySort(groupArray(event_id)) FROM audit_events WHERE action = 'document.read'",
+        "['held-1','late-keep']",
+    )
+    .await;
+
+    // A hold whose months cannot be read stops every removal (fails closed).
+    let store = attest_server::store::Store::new(&config.clickhouse);
+    let broken = attest_server::store::HoldRow {
+        hold_id: "broken".into(),
+        tenant_id: "keep".into(),
+        from_month: 202313,
+        to_month: 202313,
+        reason: "typo".into(),
+        created_at: 1,
+        released_at: 0,
+    };
+    store.put_legal_hold(&broken, 1).await.unwrap();
+    let refused = retention.plan(attest_server::ingest::now_ms()).await;
+    let message = refused
+        .expect_err("no plan with an unreadable hold")
+        .to_string();
+    assert!(
+        message.contains("broken") && message.contains("202313"),
+        "{message}"
+    );
+    server.stop().await;
+}

@@ -74,14 +74,15 @@ async fn saved_searches_are_kept_listed_and_deleted() {
     assert_eq!(status, 200);
     assert_eq!(names(&list), [hostile, "alpha", "bob's week"]);
 
-    // Deleting is idempotent and leaves the others.
-    for _ in 0..2 {
-        let (status, _) =
-            server_fn(&server, "search/saved/delete", &[("id", week.id.clone())]).await;
-        assert_eq!(status, 200);
-    }
-    let (status, _) = server_fn(&server, "search/saved/delete", &form(&[("id", "nope")])).await;
+    // Deleting leaves the others; deleting what is gone (or never was) is
+    // refused, never a 200 that did nothing.
+    let (status, _) = server_fn(&server, "search/saved/delete", &[("id", week.id.clone())]).await;
     assert_eq!(status, 200);
+    for id in [week.id.as_str(), "nope"] {
+        let (status, answer) =
+            server_fn(&server, "search/saved/delete", &form(&[("id", id)])).await;
+        assert_eq!(status, 403, "{id}: {answer}");
+    }
     let (_, list) = server_fn(&server, "search/saved", &[]).await;
     assert_eq!(names(&list), [hostile, "alpha"]);
     assert_eq!(list[1]["params"]["q"], "outcome:failure");
