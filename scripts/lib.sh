@@ -115,6 +115,78 @@ pid_of() {
   if [[ -f "$1" ]]; then tr -dc '0-9' <"$1" 2>/dev/null || true; fi
 }
 
+# running PID: the process exists and has not exited (an exited process that
+# its parent has not reaped yet, a zombie, still answers kill -0).
+running() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
+# --- supervision (scripts/supervise.sh) ----------------------------------------
+# A supervised service runs as the child of scripts/supervise.sh NAME, which
+# starts it again when it dies, as docker's restart policy does in production.
+# $ATTEST_RUN_DIR/NAME.supervisor.pid names the supervisor, NAME.pid the
+# service, NAME.cmd the service's command.
+
+supervisor_pid_file() { echo "$ATTEST_RUN_DIR/$1.supervisor.pid"; }
+
+# supervisor_pid NAME: print the pid of NAME's live supervisor; false if none.
+supervisor_pid() {
+  local f pid
+  f="$(supervisor_pid_file "$1")"
+  # The trailing space keeps kafka's supervisor apart from kafka-2's.
+  pid_alive "$f" "supervise.sh $1 " || return 1
+  pid="$(pid_of "$f")"
+  running "$pid" || return 1
+  echo "$pid"
+}
+
+# start_supervised NAME LOGFILE WORKDIR CMD...: run CMD in WORKDIR under a
+# supervisor of its own (own session, survives this shell), output to LOGFILE.
+# The command goes through a file, not the supervisor's arguments, so that
+# only the service's own command line contains it.
+start_supervised() {
+  local name="$1" logfile="$2" workdir="$3"
+  shift 3
+  mkdir -p "$ATTEST_RUN_DIR" "$(dirname "$logfile")"
+  printf '%s\0' "$@" >"$ATTEST_RUN_DIR/$name.cmd"
+  (cd "$workdir" && exec setsid nohup bash "$ATTEST_ROOT/scripts/supervise.sh" "$name" \
+    >>"$logfile" 2>&1 </dev/null 9>&-) &
+  echo $! >"$(supervisor_pid_file "$name")"
+}
+
+# stop_supervisor NAME: tell NAME's supervisor to stop. It passes SIGTERM on
+# to the service, waits for it and exits without a restart; the caller
+# waits for the service (and may SIGKILL it). False if no supervisor runs.
+stop_supervisor() {
+  local pid
+  pid="$(supervisor_pid "$1")" || return 1
+  kill -TERM "$pid" 2>/dev/null || true
+}
+
+# wait_supervisor_gone NAME TIMEOUT: wait until NAME's supervisor has exited
+# (it does once its service has); SIGKILL it after TIMEOUT seconds.
+wait_supervisor_gone() {
+  local f pid start=$SECONDS
+  f="$(supervisor_pid_file "$1")"
+  pid="$(pid_of "$f")"
+  if [[ -n "$pid" ]] && pid_alive "$f" "supervise.sh $1 "; then
+    while running "$pid"; do
+      if ((SECONDS - start >= $2)); then
+        warn "the supervisor of $1 (pid $pid) did not exit within $2s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.5
+        break
+      fi
+      sleep 0.2
+    done
+  fi
+  rm -f "$f" "$ATTEST_RUN_DIR/$1.cmd"
+}
+
 # tcp_open HOST PORT: true if a TCP connect succeeds within ~1 s.
 tcp_open() {
   # shellcheck disable=SC2016 # $1/$2 expand in the child bash

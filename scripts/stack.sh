@@ -8,7 +8,12 @@
 #   scripts/stack.sh reset  [kafka|clickhouse]   stop, delete the data, start empty
 #   scripts/stack.sh status [kafka|clickhouse]   exit 0 if all up, 3 otherwise
 #   scripts/stack.sh logs   [-f] [kafka|clickhouse]
+#   scripts/stack.sh pid    kafka|clickhouse          the service's pid (exit 1 if not running)
 #
+# ATTEST_SUPERVISE=1 ... up runs each service under scripts/supervise.sh, which
+# starts it again within a second or two whenever it dies (kill -9 included),
+# as docker's restart policy does in production; 'down' stops supervisor and
+# service. The mode is remembered while supervisors run (.data/run/supervise).
 # ATTEST_KAFKA_NODES=3 runs a three-node Kafka cluster (kafka-1, kafka-2, kafka-3,
 # each broker and controller); "kafka" then means all three, "kafka-2" one of them.
 # "tansu" (the broker before Kafka) is accepted as an old name for kafka.
@@ -32,6 +37,24 @@ case "$ATTEST_KAFKA_NODES" in
   *) die "ATTEST_KAFKA_NODES must be 1 or 3 (a KRaft quorum of 2 tolerates no failure), not '$ATTEST_KAFKA_NODES'" ;;
 esac
 SERVICES=("${KAFKA_SERVICES[@]}" clickhouse)
+
+# Supervised or not. Unset: as the running stack is (its supervisors left a
+# note), else not. A note without a live supervisor (say, after a reboot) is
+# stale and ignored.
+SUPERVISE_FILE="$ATTEST_RUN_DIR/supervise"
+any_supervisor() {
+  local s
+  for s in "${SERVICES[@]}"; do supervisor_pid "$s" >/dev/null && return 0; done
+  return 1
+}
+if [[ -z "${ATTEST_SUPERVISE:-}" && -s "$SUPERVISE_FILE" ]] && any_supervisor; then
+  ATTEST_SUPERVISE="$(tr -dc '0-9' <"$SUPERVISE_FILE")"
+fi
+: "${ATTEST_SUPERVISE:=0}"
+case "$ATTEST_SUPERVISE" in
+  0 | 1) ;;
+  *) die "ATTEST_SUPERVISE must be 0 or 1, not '$ATTEST_SUPERVISE'" ;;
+esac
 KAFKA_LIBS="$ATTEST_KAFKA_HOME/libs"
 CH_DIR="$ATTEST_DATA_DIR/clickhouse"
 PROBE="$ATTEST_ROOT/scripts/kafka_probe.py"
@@ -138,16 +161,6 @@ svc_pid() {
   echo "$pid"
 }
 svc_alive() { svc_pid "$1" >/dev/null 2>&1; }
-
-# running PID: the process exists and has not exited (an exited process that
-# its parent has not reaped yet, a zombie, still answers kill -0).
-running() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ "${stat%% *}" != Z ]]
-}
 
 # drop_pid_file SVC: remove the pid file of a service that is not running.
 drop_pid_file() {
@@ -427,10 +440,15 @@ clickhouse_server_cmd() {
 # ---------------------------------------------------------------------------
 # start / stop
 
-# spawn NAME LOGFILE WORKDIR CMD...: start CMD detached (own session, survives this shell).
+# spawn NAME LOGFILE WORKDIR CMD...: start CMD detached (own session, survives
+# this shell); supervised, as the child of its supervisor, which writes its pid file.
 spawn() {
   local name="$1" logfile="$2" workdir="$3"
   shift 3
+  if ((ATTEST_SUPERVISE)); then
+    start_supervised "$name" "$logfile" "$workdir" "$@"
+    return 0
+  fi
   mkdir -p "$ATTEST_RUN_DIR" "$(dirname "$logfile")"
   printf '\n===== %s: starting %s: %s\n' "$(date -u +%FT%TZ)" "$name" "$*" >>"$logfile"
   # In a non-interactive shell a background job is not a process-group leader, so
@@ -491,9 +509,20 @@ retire_tansu() {
 }
 
 up_one() {
-  local svc="$1" pid port
+  local svc="$1" pid port sup
   if pid="$(svc_pid "$svc")"; then
-    log "$svc already running (pid $pid), reusing"
+    if sup="$(supervisor_pid "$svc")"; then
+      log "$svc already running (pid $pid, supervisor pid $sup), reusing"
+    else
+      log "$svc already running (pid $pid), reusing"
+      ((ATTEST_SUPERVISE)) &&
+        warn "$svc runs unsupervised; to supervise it: scripts/stack.sh down, then ATTEST_SUPERVISE=1 scripts/stack.sh up"
+    fi
+    return 0
+  fi
+  # Between a death and the restart its supervisor is about to make.
+  if sup="$(supervisor_pid "$svc")"; then
+    log "$svc is down and its supervisor (pid $sup) is starting it again"
     return 0
   fi
   if [[ -f "$(pid_file "$svc")" ]]; then
@@ -515,6 +544,8 @@ up_one() {
 startup_died() {
   local svc="$1" f
   svc_alive "$svc" && return 0
+  # Supervised: not started yet, or dead and about to be started again.
+  supervisor_pid "$svc" >/dev/null && return 0
   printf 'attest: ERROR: %s exited during startup (address %s)\n' "$svc" "$(addr "$svc")" >&9
   while read -r f; do
     [[ -s "$f" ]] || continue
@@ -559,7 +590,16 @@ wait_healthy() {
 # controlled shutdown needs a controller quorum: stopped one after another,
 # the last node of three would wait for controllers that are already gone.
 down_many() {
-  local svc pid port timeout start killed i pids=() svcs=()
+  local svc pid port timeout start killed i pids=() svcs=() supervised=() again=()
+  # First the supervisors, so that nothing is started again. Each passes
+  # SIGTERM on to its service: that one gets no second SIGTERM from here
+  # (ClickHouse takes a second one as "terminate immediately").
+  for svc in "$@"; do
+    if stop_supervisor "$svc"; then
+      log "stopping the supervisor of $svc (pid $(pid_of "$(supervisor_pid_file "$svc")"))"
+      supervised+=("$svc")
+    fi
+  done
   for svc in "$@"; do
     if ! pid="$(svc_pid "$svc")"; then
       if port="$(port_in_use "$svc")"; then
@@ -570,7 +610,7 @@ down_many() {
       continue
     fi
     log "stopping $svc (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
+    [[ " ${supervised[*]} " == *" $svc "* ]] || kill -TERM "$pid" 2>/dev/null || true
     svcs+=("$svc")
     pids+=("$pid")
   done
@@ -595,6 +635,16 @@ down_many() {
     drop_pid_file "$svc"
     log "$svc stopped"
   done
+  # A supervisor exits once its service has. One that was starting the
+  # service just as it was told to stop may have left it running: stop that.
+  for svc in "${supervised[@]}"; do
+    wait_supervisor_gone "$svc" 10
+    svc_alive "$svc" && again+=("$svc")
+  done
+  if ((${#again[@]})); then
+    down_many "${again[@]}"
+  fi
+  return 0
 }
 
 # reset_data SVC: delete the service's data, only when no process of it runs
@@ -611,18 +661,21 @@ reset_data() {
 }
 
 status_one() {
-  local svc="$1" state pid reason="" port
+  local svc="$1" state pid reason="" port sup supervision=""
   pid="-"
+  if sup="$(supervisor_pid "$svc")"; then supervision="  supervisor pid $sup"; fi
   if pid="$(svc_pid "$svc")"; then
     if reason="$(healthy "$svc" 2>&1 >/dev/null)"; then state=up; else state=unhealthy; fi
   else
     pid="-"
     state=down
-    if port="$(port_in_use "$svc")"; then
+    if [[ -n "$supervision" ]]; then
+      state=restarting
+    elif port="$(port_in_use "$svc")"; then
       reason="127.0.0.1:$port is open, but not by a process this script started"
     fi
   fi
-  printf '%-10s %-9s %-60s pid %-7s log %s\n' "$svc" "$state" "$(addr "$svc")" "$pid" "$(log_file "$svc")"
+  printf '%-10s %-10s %-60s pid %-7s log %s%s\n' "$svc" "$state" "$(addr "$svc")" "$pid" "$(log_file "$svc")" "$supervision"
   if [[ "$state" != up && -n "$reason" ]]; then
     printf '%-10s %s\n' "" "$(tail -n 1 <<<"$reason")"
   fi
@@ -632,7 +685,7 @@ status_one() {
 # ---------------------------------------------------------------------------
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd="${1:-}"
@@ -680,26 +733,43 @@ forget_nodes_if_down() {
   for s in "${KAFKA_SERVICES[@]}"; do svc_alive "$s" && return 0; done
   rm -f "$NODES_FILE"
 }
+# The supervised mode, for later commands without ATTEST_SUPERVISE: noted
+# before the services start (a start that fails halfway leaves supervisors
+# that later commands must know of), dropped when no supervisor runs.
+remember_supervise() { if ((ATTEST_SUPERVISE)); then echo 1 >"$SUPERVISE_FILE"; fi; }
+forget_supervise_if_down() { any_supervisor || rm -f "$SUPERVISE_FILE"; }
+mode_line() {
+  if any_supervisor; then
+    echo "mode: supervised (a service that dies is started again within a second or two; 'down' stops it for good)"
+  else
+    echo "mode: unsupervised"
+  fi
+}
 
 case "$cmd" in
   up | start)
     any_kafka && retire_tansu
+    remember_supervise
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
-    log "Kafka brokers: $ATTEST_KAFKA__BROKERS  ClickHouse: $ATTEST_CLICKHOUSE__URL"
+    forget_supervise_if_down
+    log "Kafka brokers: $ATTEST_KAFKA__BROKERS  ClickHouse: $ATTEST_CLICKHOUSE__URL  ($(mode_line))"
     ;;
   down | stop)
     any_kafka && retire_tansu
     down_many "${TARGETS[@]}"
     forget_nodes_if_down
+    forget_supervise_if_down
     ;;
   restart)
     any_kafka && retire_tansu
     down_many "${TARGETS[@]}"
+    remember_supervise
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
+    forget_supervise_if_down
     ;;
   reset)
     # Throws away the service's data (every topic, every database) and starts
@@ -716,14 +786,21 @@ case "$cmd" in
     fi
     down_many "${TARGETS[@]}"
     for s in "${TARGETS[@]}"; do reset_data "$s"; done
+    remember_supervise
     for s in "${TARGETS[@]}"; do up_one "$s"; done
     remember_nodes
     for s in "${TARGETS[@]}"; do wait_healthy "$s"; done
+    forget_supervise_if_down
     ;;
   status)
     rc=0
+    mode_line
     for s in "${TARGETS[@]}"; do status_one "$s" || rc=3; done
     exit "$rc"
+    ;;
+  pid)
+    ((${#TARGETS[@]} == 1)) || die "pid takes one service (${SERVICES[*]})"
+    svc_pid "${TARGETS[0]}"
     ;;
   logs)
     files=()

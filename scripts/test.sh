@@ -8,6 +8,9 @@
 #      migration and query on a current ClickHouse embedded by chdb
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
 #      console instance of their own ("e2e": own port, topics and database)
+#   4. scripts/chaos.sh: the server, the broker and ClickHouse killed with
+#      SIGKILL under load, brought back by supervisors; every acknowledged
+#      event stored once ("chaos: … missing 0, duplicated 0" counts as 1 passed)
 #
 # The last line is "summary: P passed, F failed, S skipped". The script exits
 # non-zero when F > 0 or S > 0: nothing in this project asks for a skip, so a
@@ -108,8 +111,7 @@ rm -f "$catalogue"
 
 log "browser end-to-end tests"
 # The e2e console is a debug build: it compiles much faster than the release
-# build scripts/up.sh serves, and the unit and integration tests above have
-# already built most of it. It has its own site (target/site).
+# build scripts/up.sh serves. It has its own site (target/site).
 export ATTEST_PROFILE=debug
 "$here/console.sh" build
 export ATTEST_INSTANCE=e2e
@@ -133,6 +135,12 @@ ATTEST_E2E_ACCESS_KEY="$(grant --name e2e-analyst --all-tenants)"
 ATTEST_E2E_SCOPED_KEY="$(grant --name e2e-scoped-analyst --tenant e2e-scoped)"
 export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY
 (cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)
+
+log "kill -9 campaign (scripts/chaos.sh)"
+# Last, because it restarts the stack twice (supervised, then back as it
+# was) and kills the broker and ClickHouse. The e2e console is done.
+"$here/console.sh" stop
+run "$here/chaos.sh"
 
 line="$(summarize <"$results")"
 echo "$line"
