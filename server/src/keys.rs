@@ -193,15 +193,12 @@ impl<K: StoredKey> KeyRing<K> {
     /// Refreshes every `every` until `stop`. While ClickHouse is away the
     /// last known keys stay in force.
     pub async fn run_refresh(self: Arc<Self>, every: Duration, stop: CancellationToken) {
-        loop {
+        crate::periodic::every(every, stop, || async {
             if let Err(error) = self.refresh().await {
                 warn!(%error, "cannot refresh keys; using the last known set");
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
+        })
+        .await;
     }
 
     /// Checks a presented key: its shape, its secret and that it is valid.

@@ -15,6 +15,7 @@ pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+mod periodic;
 pub mod produce;
 pub mod registry;
 pub mod retention;
@@ -295,15 +296,11 @@ fn serve(
     app: Router,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app.layer(TraceLayer::new_for_http()))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "http server failed");
-        }
-    })
+    tokio::spawn(http::serve::serve(
+        listener,
+        app.layer(TraceLayer::new_for_http()),
+        stop.clone(),
+    ))
 }
 
 /// The whole server: console, ingest API, registry, metrics and (unless

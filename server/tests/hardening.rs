@@ -480,3 +480,75 @@ async fn the_console_guards_its_viewers_and_their_things() {
     other.stop().await;
     server.stop().await;
 }
+
+/// Reads until the server has sent a response head or closed; what it
+/// said, and when.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Duration) {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buffer),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buffer[..n]);
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = common::test_config();
+    config.ingest.body_timeout = Duration::from_secs(1);
+    let server = common::start(config).await;
+    let addr = server.running.addr;
+
+    // Headers that never end: the connection is closed after the header
+    // deadline, not held.
+    let mut slow_headers = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_headers
+        .write_all(b"POST /api/v1/events HTTP/1.1\r\nHost: attest\r\n")
+        .await
+        .unwrap();
+    let limit = attest_server::http::serve::HEADER_TIMEOUT + Duration::from_secs(10);
+    let (_, took) = read_until_closed(&mut slow_headers, limit).await;
+    assert!(
+        took < limit,
+        "a connection with unfinished headers stayed open {took:?}"
+    );
+
+    // A body that stops half way: 408 after the body deadline.
+    let mut slow_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow_body
+        .write_all(
+            b"POST /api/v1/events HTTP/1.1\r\nHost: attest\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"tenant_id\":",
+        )
+        .await
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut slow_body, Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // And the server still serves everyone else.
+    let (status, _) = server.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}

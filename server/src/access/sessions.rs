@@ -208,15 +208,12 @@ impl Sessions {
 
     /// [`Sessions::refresh`] every `every` until `stop`.
     pub async fn run_refresh(self: Arc<Self>, every: Duration, stop: CancellationToken) {
-        loop {
+        crate::periodic::every(every, stop, || async {
             if let Err(error) = self.refresh().await {
                 warn!(%error, "cannot re-read console sign-outs; keeping the last list");
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
+        })
+        .await;
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn run(kafka: KafkaConfig, metrics: Arc<Metrics>, stop: CancellationTo
         }
     };
     let topics = topics::event_topics(&kafka.topic_prefix);
-    loop {
+    crate::periodic::every(EVERY, stop, || async {
         let c = client.clone();
         let t = topics.clone();
         match tokio::task::spawn_blocking(move || measure(&c, &t)).await {
@@ -84,11 +84,8 @@ pub async fn run(kafka: KafkaConfig, metrics: Arc<Metrics>, stop: CancellationTo
             Ok(Err(error)) => warn!(%error, "lag measurement failed; the lag gauges are stale"),
             Err(error) => warn!(%error, "lag measurement task failed; the lag gauges are stale"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(EVERY) => {}
-        }
-    }
+    })
+    .await;
 }
 
 /// Blocking: metadata, committed offsets and watermarks for every partition.

@@ -192,13 +192,7 @@ impl Readiness {
 
     /// The watchdog: judges progress every few seconds until `stop`.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
-        loop {
-            self.judge(now_ms());
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(WATCH_EVERY) => {}
-            }
-        }
+        crate::periodic::every(WATCH_EVERY, stop, || async { self.judge(now_ms()) }).await;
     }
 
     /// Messages behind on every events topic, and whether that figure was

@@ -6,6 +6,7 @@ mod console_auth;
 mod error;
 pub mod export;
 mod registry;
+pub mod serve;
 
 use std::sync::Arc;
 

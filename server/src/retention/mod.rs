@@ -158,7 +158,7 @@ impl Retention {
     /// Plans and executes every `interval` until `stop`.
     pub async fn run(self, interval: Duration, stop: CancellationToken) {
         info!(interval_s = interval.as_secs(), "retention job started");
-        loop {
+        crate::periodic::every(interval, stop, || async {
             match self.plan(now_ms()).await {
                 Ok(plan) => {
                     if let Err(error) = self.execute(&plan).await {
@@ -167,11 +167,8 @@ impl Retention {
                 }
                 Err(error) => warn!(%error, "retention could not plan"),
             }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
+        })
+        .await;
     }
 
     async fn record_removal(
