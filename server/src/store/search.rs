@@ -12,11 +12,12 @@ mod sql;
 
 pub(crate) use catalogue::templates;
 pub use export::{ExportFormat, ExportStream};
+pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
-    EventDetail, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
-    SearchQuery, FACET_VALUES, SEARCH_PAGE_ROWS,
+    EventDetail, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SameIdEvent, SearchHit,
+    SearchPage, SearchQuery, FACET_VALUES, SEARCH_PAGE_ROWS,
 };
 use app::search_state::{Cursor, TimeWindow};
 use app::store::StoreError as ConsoleError;
@@ -197,6 +198,59 @@ struct DetailRow {
     schema_id: u32,
     kafka_partition: i32,
     kafka_offset: i64,
+    content_hash: String,
+}
+
+impl DetailRow {
+    fn same_id(&self) -> SameIdEvent {
+        SameIdEvent {
+            content_hash: self.content_hash.clone(),
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            action: self.action.clone(),
+            actor_id: self.actor_id.clone(),
+            source_service: self.source_service.clone(),
+        }
+    }
+
+    fn into_detail(self, same_id: Vec<SameIdEvent>) -> EventDetail {
+        EventDetail {
+            metadata: self
+                .metadata_key
+                .into_iter()
+                .zip(self.metadata_value)
+                .collect(),
+            event_id: self.event_id,
+            tenant_id: self.tenant_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            category: self.category,
+            action: self.action,
+            outcome: self.outcome,
+            actor_id: self.actor_id,
+            actor_type: self.actor_type,
+            actor_ip: self.actor_ip,
+            actor_user_agent: self.actor_user_agent,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            source_service: self.source_service,
+            request_id: self.request_id,
+            schema_id: self.schema_id,
+            kafka_partition: self.kafka_partition,
+            kafka_offset: self.kafka_offset,
+            content_hash: self.content_hash,
+            same_id,
+        }
+    }
+}
+
+/// Which of the events sent with one id a detail link means: the first
+/// received among those with the hash prefix and time it names.
+fn pick(rows: &[DetailRow], at_ms: Option<i64>, content: Option<&str>) -> Option<usize> {
+    rows.iter().position(|r| {
+        at_ms.is_none_or(|at| r.occurred_at == at)
+            && content.is_none_or(|prefix| r.content_hash.starts_with(prefix))
+    })
 }
 
 impl Store {
@@ -253,6 +307,7 @@ impl Store {
                     occurred_at: last.occurred_at,
                     event_id: last.event_id.clone(),
                     tenant_id: last.tenant_id.clone(),
+                    content_hash: last.content_hash.clone(),
                 }
                 .encode()
             })
@@ -315,42 +370,25 @@ impl Store {
         tenant: &str,
         event_id: &str,
         at_ms: Option<i64>,
+        content: Option<&str>,
     ) -> Result<Option<EventDetail>, ConsoleError> {
-        let mut query = self
+        let query = self
             .client
-            .query(&sql::detail_sql(at_ms.is_some()))
+            .query(&sql::detail_sql())
             .bind(tenant)
-            .bind(event_id);
-        if let Some(at) = at_ms {
-            query = query.bind(sql::epoch_seconds(at)).bind(at);
-        }
-        let row = self
+            .bind(event_id)
+            .bind(sql::MAX_SAME_ID);
+        let mut rows = self
             .limits
             .apply(query, self.limits.max_execution_seconds)
-            .fetch_optional::<DetailRow>()
+            .fetch_all::<DetailRow>()
             .await
             .map_err(|e| self.search_failed(e))?;
-        Ok(row.map(|r| EventDetail {
-            metadata: r.metadata_key.into_iter().zip(r.metadata_value).collect(),
-            event_id: r.event_id,
-            tenant_id: r.tenant_id,
-            occurred_at: r.occurred_at,
-            received_at: r.received_at,
-            category: r.category,
-            action: r.action,
-            outcome: r.outcome,
-            actor_id: r.actor_id,
-            actor_type: r.actor_type,
-            actor_ip: r.actor_ip,
-            actor_user_agent: r.actor_user_agent,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            source_service: r.source_service,
-            request_id: r.request_id,
-            schema_id: r.schema_id,
-            kafka_partition: r.kafka_partition,
-            kafka_offset: r.kafka_offset,
-        }))
+        let Some(shown) = pick(&rows, at_ms, content) else {
+            return Ok(None);
+        };
+        let same_id = rows.iter().map(DetailRow::same_id).collect();
+        Ok(Some(rows.swap_remove(shown).into_detail(same_id)))
     }
 }
 
