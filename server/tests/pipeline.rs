@@ -332,7 +332,7 @@ async fn rollups_count_each_event_once_even_when_it_is_delivered_twice() {
     }
     let direct = server
         .clickhouse(
-            "SELECT outcome, uniqExact(event_id) FROM audit_events \
+            "SELECT outcome, uniqExact(event_id, content_hash) FROM audit_events \
              WHERE tenant_id = 'tenant-1' GROUP BY outcome ORDER BY outcome FORMAT TSV",
         )
         .await;
@@ -350,7 +350,7 @@ async fn rollups_count_each_event_once_even_when_it_is_delivered_twice() {
 
     let direct_actors = server
         .clickhouse(
-            "SELECT actor_id, uniqExact(event_id) AS n FROM audit_events \
+            "SELECT actor_id, uniqExact(event_id, content_hash) AS n FROM audit_events \
              WHERE tenant_id = 'tenant-1' AND outcome != 'success' \
              GROUP BY actor_id ORDER BY n DESC, actor_id FORMAT TSV",
         )
