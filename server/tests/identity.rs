@@ -233,7 +233,9 @@ async fn a_different_event_with_a_used_id_never_replaces_or_hides_the_first() {
 
 /// A client retry posts the same event twice, and a writer re-delivery
 /// inserts the same batch twice: each event counts once in every query and
-/// the rollups, and storage keeps one row each once merged.
+/// the rollups, and storage keeps one row each once merged. A re-send with
+/// one metadata value changed is no re-send: it counts as an event of its
+/// own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exact_resend_counts_once_everywhere() {
     let server = common::start(common::test_config()).await;
@@ -243,6 +245,7 @@ async fn an_exact_resend_counts_once_everywhere() {
         event("retried", "acme", now - 3 * MINUTE),
         json!({"outcome": "failure", "metadata": {"b": "2", "a": "1"}}),
     );
+    let altered = with(retried.clone(), json!({"metadata": {"b": "3", "a": "1"}}));
     seed(&server, &[retried.clone(), retried]).await;
     let batch: Vec<Value> = (0..3)
         .map(|i| {
@@ -303,6 +306,21 @@ async fn an_exact_resend_counts_once_everywhere() {
     // Once merged, one row per event.
     server.clickhouse("SYSTEM START MERGES audit_events").await;
     common::assert_exactly(&server.http, &server.config, &ids).await;
+
+    // One value changed: a second event with that id, kept and counted.
+    seed(&server, &[altered]).await;
+    server.clickhouse("OPTIMIZE TABLE audit_events FINAL").await;
+    assert_eq!(server.row_count().await, 5);
+    let at = attest_server::ingest::now_ms();
+    assert_eq!(
+        EventStore::facets(&store, &search, at).await.unwrap().total,
+        5
+    );
+    let detail = EventStore::event_detail(&store, "acme", "retried", None, None)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(detail.same_id.len(), 2, "a changed re-send is a conflict");
     server.stop().await;
 }
 

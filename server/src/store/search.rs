@@ -7,6 +7,7 @@
 //! limit that trips comes back as [`QueryLimit`], naming the limit.
 
 mod catalogue;
+mod detail;
 mod export;
 mod sql;
 
@@ -16,8 +17,8 @@ pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
-    EventDetail, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SameIdEvent, SearchHit,
-    SearchPage, SearchQuery, FACET_VALUES, SEARCH_PAGE_ROWS,
+    FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage, SearchQuery,
+    FACET_VALUES, SEARCH_PAGE_ROWS,
 };
 use app::search_state::{Cursor, TimeWindow};
 use app::store::StoreError as ConsoleError;
@@ -175,84 +176,6 @@ struct FacetRow {
     events: u64,
 }
 
-/// [`sql::DETAIL_COLUMNS`] in order.
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct DetailRow {
-    event_id: String,
-    tenant_id: String,
-    occurred_at: i64,
-    received_at: i64,
-    category: String,
-    action: String,
-    outcome: String,
-    actor_id: String,
-    actor_type: String,
-    actor_ip: String,
-    actor_user_agent: String,
-    resource_type: String,
-    resource_id: String,
-    source_service: String,
-    request_id: String,
-    metadata_key: Vec<String>,
-    metadata_value: Vec<String>,
-    schema_id: u32,
-    kafka_partition: i32,
-    kafka_offset: i64,
-    content_hash: String,
-}
-
-impl DetailRow {
-    fn same_id(&self) -> SameIdEvent {
-        SameIdEvent {
-            content_hash: self.content_hash.clone(),
-            occurred_at: self.occurred_at,
-            received_at: self.received_at,
-            action: self.action.clone(),
-            actor_id: self.actor_id.clone(),
-            source_service: self.source_service.clone(),
-        }
-    }
-
-    fn into_detail(self, same_id: Vec<SameIdEvent>) -> EventDetail {
-        EventDetail {
-            metadata: self
-                .metadata_key
-                .into_iter()
-                .zip(self.metadata_value)
-                .collect(),
-            event_id: self.event_id,
-            tenant_id: self.tenant_id,
-            occurred_at: self.occurred_at,
-            received_at: self.received_at,
-            category: self.category,
-            action: self.action,
-            outcome: self.outcome,
-            actor_id: self.actor_id,
-            actor_type: self.actor_type,
-            actor_ip: self.actor_ip,
-            actor_user_agent: self.actor_user_agent,
-            resource_type: self.resource_type,
-            resource_id: self.resource_id,
-            source_service: self.source_service,
-            request_id: self.request_id,
-            schema_id: self.schema_id,
-            kafka_partition: self.kafka_partition,
-            kafka_offset: self.kafka_offset,
-            content_hash: self.content_hash,
-            same_id,
-        }
-    }
-}
-
-/// Which of the events sent with one id a detail link means: the first
-/// received among those with the hash prefix and time it names.
-fn pick(rows: &[DetailRow], at_ms: Option<i64>, content: Option<&str>) -> Option<usize> {
-    rows.iter().position(|r| {
-        at_ms.is_none_or(|at| r.occurred_at == at)
-            && content.is_none_or(|prefix| r.content_hash.starts_with(prefix))
-    })
-}
-
 impl Store {
     fn search_query(&self, sql: &str, filter: &Filter) -> Query {
         let query = bind_all(self.client.query(sql), &filter.params);
@@ -363,32 +286,6 @@ impl Store {
             total: total?,
             fields,
         })
-    }
-
-    pub async fn event_detail(
-        &self,
-        tenant: &str,
-        event_id: &str,
-        at_ms: Option<i64>,
-        content: Option<&str>,
-    ) -> Result<Option<EventDetail>, ConsoleError> {
-        let query = self
-            .client
-            .query(&sql::detail_sql())
-            .bind(tenant)
-            .bind(event_id)
-            .bind(sql::MAX_SAME_ID);
-        let mut rows = self
-            .limits
-            .apply(query, self.limits.max_execution_seconds)
-            .fetch_all::<DetailRow>()
-            .await
-            .map_err(|e| self.search_failed(e))?;
-        let Some(shown) = pick(&rows, at_ms, content) else {
-            return Ok(None);
-        };
-        let same_id = rows.iter().map(DetailRow::same_id).collect();
-        Ok(Some(rows.swap_remove(shown).into_detail(same_id)))
     }
 }
 
