@@ -217,6 +217,9 @@ pub struct EventDetail {
     pub same_id: Vec<SameIdEvent>,
 }
 
+/// Most events sent with one id that the detail page lists.
+pub const MAX_SAME_ID: usize = 100;
+
 /// One of the events sent with one id, enough to tell them apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SameIdEvent {

@@ -228,6 +228,24 @@ async fn a_different_event_with_a_used_id_never_replaces_or_hides_the_first() {
     )
     .await;
     assert_eq!(status, 400);
+
+    // The page as the server renders it names the conflict and links both.
+    let page = server
+        .http
+        .get(format!("{}/events/acme/inv-7731", server.base_url))
+        .send()
+        .await
+        .expect("attest reachable");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("2 different events were sent with this id."),
+        "{html}"
+    );
+    for other in same_id {
+        let hash = other["content_hash"].as_str().unwrap();
+        assert!(html.contains(&format!("h={}", &hash[..16])), "{html}");
+    }
     server.stop().await;
 }
 

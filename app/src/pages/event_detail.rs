@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::query::{and_term, Precision, Timestamp};
-use crate::search_model::{EventDetail, SearchError, AROUND_MS};
+use crate::search_model::{EventDetail, SearchError, AROUND_MS, MAX_SAME_ID};
 use crate::search_state::SearchParams;
 use crate::timefmt::utc_millis;
 
@@ -201,6 +201,15 @@ fn Detail(event: EventDetail, context: SearchParams) -> impl IntoView {
     }
 }
 
+/// The warning's headline; the list stops at [`MAX_SAME_ID`].
+fn same_id_count(listed: usize) -> String {
+    if listed >= MAX_SAME_ID {
+        format!("{listed} or more different events were sent with this id.")
+    } else {
+        format!("{listed} different events were sent with this id.")
+    }
+}
+
 /// Several different events were sent with this id: Attest keeps them all
 /// (docs/DESIGN.md, "Event identity"), and the analyst must know which one
 /// the page shows and that the others exist.
@@ -237,11 +246,28 @@ fn SameIdWarning(event: EventDetail, context: SearchParams) -> impl IntoView {
     view! {
         <div class="notice" role="alert" data-testid="same-id-warning">
             <p>
-                <strong>{format!("{} different events were sent with this id.", event.same_id.len())}</strong>
+                <strong>{same_id_count(event.same_id.len())}</strong>
                 " Attest keeps every one of them: a later event never replaces an earlier one. \
                  Check which service sent each; this page shows the one marked below."
             </p>
             <ul>{items}</ul>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_says_when_the_list_is_cut() {
+        assert_eq!(
+            same_id_count(2),
+            "2 different events were sent with this id."
+        );
+        assert_eq!(
+            same_id_count(MAX_SAME_ID),
+            "100 or more different events were sent with this id."
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! One event in full, with every other event of its tenant sent with the
 //! same id (docs/DESIGN.md, "Event identity").
 
-use app::search_model::{EventDetail, SameIdEvent};
+use app::search_model::{EventDetail, SameIdEvent, MAX_SAME_ID};
 use app::store::StoreError as ConsoleError;
 
 use super::sql;
@@ -98,7 +98,7 @@ impl Store {
             .query(&sql::detail_sql())
             .bind(tenant)
             .bind(event_id)
-            .bind(sql::MAX_SAME_ID);
+            .bind(MAX_SAME_ID as u64);
         let mut rows = self
             .limits
             .apply(query, self.limits.max_execution_seconds)

@@ -188,9 +188,6 @@ pub(crate) const DETAIL_COLUMNS: &str = "event_id, tenant_id, occurred_at, recei
      resource_type, resource_id, source_service, request_id, metadata.key, metadata.value, \
      schema_id, kafka_partition, kafka_offset, content_hash";
 
-/// Most events sent with one id that the detail page lists.
-pub(crate) const MAX_SAME_ID: u64 = 100;
-
 /// Every event of a tenant sent with one id, each content once, first
 /// received first. It reads the tenant's ids in every month rather than
 /// the one the event is in, because a conflicting event may carry any
