@@ -98,6 +98,8 @@ pub struct SearchHit {
     pub resource_id: String,
     pub source_service: String,
     pub request_id: String,
+    /// With tenant and id, the event's identity (docs/DESIGN.md).
+    pub content_hash: String,
 }
 
 /// One page of results, newest first.
@@ -228,6 +230,39 @@ pub struct EventDetail {
     pub schema_id: u32,
     pub kafka_partition: i32,
     pub kafka_offset: i64,
+    /// SHA-256 of what the sender said; with tenant and id, the event's
+    /// identity (docs/DESIGN.md, "Event identity").
+    pub content_hash: String,
+    /// Every event of this tenant sent with this id, this one included,
+    /// first received first. More than one is a conflict the page flags.
+    pub same_id: Vec<SameIdEvent>,
+}
+
+/// Most events sent with one id that the detail page lists.
+pub const MAX_SAME_ID: usize = 100;
+
+/// One of the events sent with one id, enough to tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SameIdEvent {
+    pub content_hash: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub action: String,
+    pub actor_id: String,
+    pub source_service: String,
+}
+
+/// Hex digits of a content hash that a detail link carries (`?h=`): 64
+/// bits tell apart the few events that share one id.
+pub const HASH_PREFIX_CHARS: usize = 16;
+
+/// Whether `prefix` is a content-hash prefix a link may carry: lower-case
+/// hex, 1 to 64 digits.
+pub fn is_hash_prefix(prefix: &str) -> bool {
+    (1..=64).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A search kept under a name, to run again later.
@@ -358,6 +393,7 @@ mod tests {
                 occurred_at: i64::MIN,
                 event_id: "e".into(),
                 tenant_id: "t".into(),
+                content_hash: "00".into(),
             };
             let params = SearchParams {
                 cursor: Some(cursor.encode()),
@@ -388,10 +424,19 @@ mod tests {
     }
 
     #[test]
+    fn hash_prefixes_are_lower_case_hex() {
+        assert!(is_hash_prefix("0123456789abcdef"));
+        assert!(is_hash_prefix(&"f".repeat(64)));
+        for bad in ["", "ABC", "0x1", "ab'", "é", &"a".repeat(65)] {
+            assert!(!is_hash_prefix(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn params_become_a_query_or_a_clear_error() {
         let params = SearchParams {
             q: "actor:bob".into(),
-            cursor: Some("1.2.61.62".into()),
+            cursor: Some(format!("1.2.61.62.{}", "0".repeat(64))),
             ..SearchParams::default()
         };
         let query = SearchQuery::from_params(&params, 5).unwrap();

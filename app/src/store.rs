@@ -71,13 +71,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// Top values per facet field over every event the search matches.
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
 
-    /// Everything stored about one event; `at_ms`, its `occurred_at` when
-    /// known, lets ClickHouse read one month instead of all of them.
+    /// Everything stored about one event, with every other event of the
+    /// tenant sent with the same id. Several may share an id: `content`,
+    /// a prefix of one's content hash, and `at_ms`, its `occurred_at`, say
+    /// which to show; without them, the first received. `None` when no
+    /// event matches.
     async fn event_detail(
         &self,
         tenant: &str,
         event_id: &str,
         at_ms: Option<i64>,
+        content: Option<&str>,
     ) -> Result<Option<EventDetail>, StoreError>;
 
     /// Every saved search, by name.

@@ -242,11 +242,11 @@ async fn event_detail_has_every_field_and_stays_inside_its_tenant() {
     let store = store(&server);
     let at = now - 10 * MINUTE;
 
-    let detail = EventStore::event_detail(&store, "acme", "login-alice", Some(at))
+    let detail = EventStore::event_detail(&store, "acme", "login-alice", Some(at), None)
         .await
         .unwrap()
         .expect("found by time");
-    let without_time = EventStore::event_detail(&store, "acme", "login-alice", None)
+    let without_time = EventStore::event_detail(&store, "acme", "login-alice", None, None)
         .await
         .unwrap();
     assert_eq!(without_time.as_ref(), Some(&detail));
@@ -259,31 +259,32 @@ async fn event_detail_has_every_field_and_stays_inside_its_tenant() {
     );
     assert_eq!(detail.schema_id, 1);
     let stored = server
-        .clickhouse("SELECT kafka_partition, kafka_offset, received_at FROM audit_events WHERE event_id = 'login-alice' FORMAT TSV")
+        .clickhouse("SELECT kafka_partition, kafka_offset, received_at, content_hash FROM audit_events WHERE event_id = 'login-alice' FORMAT TSV")
         .await;
     assert_eq!(
         stored.trim(),
         format!(
-            "{}\t{}\t{}",
-            detail.kafka_partition, detail.kafka_offset, detail.received_at
+            "{}\t{}\t{}\t{}",
+            detail.kafka_partition, detail.kafka_offset, detail.received_at, detail.content_hash
         )
     );
+    assert_eq!(detail.same_id.len(), 1, "one event with this id");
 
     // Another tenant's id, a wrong time or an unknown id: nothing.
     assert_eq!(
-        EventStore::event_detail(&store, "globex", "login-alice", None)
+        EventStore::event_detail(&store, "globex", "login-alice", None, None)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        EventStore::event_detail(&store, "acme", "login-alice", Some(at + 1))
+        EventStore::event_detail(&store, "acme", "login-alice", Some(at + 1), None)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        EventStore::event_detail(&store, "acme", "nope", None)
+        EventStore::event_detail(&store, "acme", "nope", None, None)
             .await
             .unwrap(),
         None

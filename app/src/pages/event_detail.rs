@@ -1,30 +1,44 @@
 //! One event in full (`/events/:tenant/:id`), with the pivots an
 //! investigation takes next: everything by this actor, the history of this
-//! resource, the same request, and the events around it.
+//! resource, the same request, and the events around it. Several different
+//! events may have been sent with one id; the page then says so and links
+//! each (`?h=`, a prefix of its content hash, names one).
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::query::{and_term, Precision, Timestamp};
-use crate::search_model::{EventDetail, SearchError, AROUND_MS};
+use crate::search_model::{EventDetail, SearchError, AROUND_MS, MAX_SAME_ID};
 use crate::search_state::SearchParams;
 use crate::timefmt::utc_millis;
 
-/// Everything stored about one event of one tenant; `at` is its
-/// `occurred_at` when known, which saves reading every month.
+/// Everything stored about one event of one tenant and the others sent with
+/// its id; `at` (its `occurred_at`) and `h` (a prefix of its content hash)
+/// say which one to show.
 #[server(endpoint = "search/event")]
 pub async fn get_event(
     tenant: String,
     id: String,
     at: Option<i64>,
+    h: Option<String>,
 ) -> Result<Option<EventDetail>, SearchError> {
+    use crate::search_model::is_hash_prefix;
     use crate::store::SharedStore;
-    let store = use_context::<SharedStore>().ok_or(SearchError::Unavailable)?;
-    let result = store.0.event_detail(&tenant, &id, at).await;
-    if result.is_err() {
-        super::search::set_api_status(http::StatusCode::SERVICE_UNAVAILABLE);
+    let result = match (use_context::<SharedStore>(), h.as_deref()) {
+        (_, Some(h)) if !is_hash_prefix(h) => Err(SearchError::BadRequest(
+            "h must be lower-case hexadecimal digits of a content hash".to_string(),
+        )),
+        (None, _) => Err(SearchError::Unavailable),
+        (Some(store), h) => store
+            .0
+            .event_detail(&tenant, &id, at, h)
+            .await
+            .map_err(SearchError::from),
+    };
+    if let Err(error) = &result {
+        super::search::set_api_status(error.status());
     }
-    Ok(result?)
+    result
 }
 
 #[component]
@@ -33,11 +47,13 @@ pub fn EventDetailPage() -> impl IntoView {
     let query = use_query_map();
     let key = Memo::new(move |_| {
         let path = path.read();
-        let at = query.read().get("at").and_then(|v| v.parse::<i64>().ok());
+        let query = query.read();
+        let at = query.get("at").and_then(|v| v.parse::<i64>().ok());
         (
             path.get("tenant").unwrap_or_default(),
             path.get("id").unwrap_or_default(),
             at,
+            query.get("h").filter(|h| !h.is_empty()),
         )
     });
     // The search the event was found by: its links search the same window.
@@ -47,7 +63,7 @@ pub fn EventDetailPage() -> impl IntoView {
     });
     let event = Resource::new(
         move || key.get(),
-        |(tenant, id, at)| get_event(tenant, id, at),
+        |(tenant, id, at, h)| get_event(tenant, id, at, h),
     );
     view! {
         <section class="event-detail">
@@ -56,7 +72,7 @@ pub fn EventDetailPage() -> impl IntoView {
                 {move || event.get().map(|answer| match answer {
                     Ok(Some(event)) => view! { <Detail event context=context.get()/> }.into_any(),
                     Ok(None) => {
-                        let (tenant, id, _) = key.get();
+                        let (tenant, id, _, _) = key.get();
                         view! {
                             <p class="empty" data-testid="event-missing">
                                 {format!("No event {id} in tenant {tenant}.")}
@@ -112,6 +128,8 @@ fn Detail(event: EventDetail, context: SearchParams) -> impl IntoView {
     }
     .href();
     let delay_ms = event.received_at - event.occurred_at;
+    let same_id = (event.same_id.len() > 1)
+        .then(|| view! { <SameIdWarning event=event.clone() context=context.clone()/> });
     let outcome_class = format!("outcome outcome-{}", event.outcome);
     let row = |label: &'static str, value: String| {
         let shown = if value.is_empty() {
@@ -139,6 +157,7 @@ fn Detail(event: EventDetail, context: SearchParams) -> impl IntoView {
             <span class=outcome_class>{event.outcome.clone()}</span>
             <span class="muted">{format!(" · {} UTC", utc_millis(event.occurred_at))}</span>
         </h1>
+        {same_id}
         <nav class="pivots" aria-label="Related searches">
             <a href=by_actor data-testid="pivot-actor">"Everything by this actor"</a>
             {resource.map(|href| view! { <a href=href data-testid="pivot-resource">"History of this resource"</a> })}
@@ -175,8 +194,80 @@ fn Detail(event: EventDetail, context: SearchParams) -> impl IntoView {
                     {row("Schema id", event.schema_id.to_string())}
                     {row("Kafka partition", event.kafka_partition.to_string())}
                     {row("Kafka offset", event.kafka_offset.to_string())}
+                    {row("Content hash", event.content_hash.clone())}
                 </dl>
             </section>
         </div>
+    }
+}
+
+/// The warning's headline; the list stops at [`MAX_SAME_ID`].
+fn same_id_count(listed: usize) -> String {
+    if listed >= MAX_SAME_ID {
+        format!("{listed} or more different events were sent with this id.")
+    } else {
+        format!("{listed} different events were sent with this id.")
+    }
+}
+
+/// Several different events were sent with this id: Attest keeps them all
+/// (docs/DESIGN.md, "Event identity"), and the analyst must know which one
+/// the page shows and that the others exist.
+#[component]
+fn SameIdWarning(event: EventDetail, context: SearchParams) -> impl IntoView {
+    let items = event
+        .same_id
+        .iter()
+        .map(|other| {
+            let href = super::search_results::event_href(
+                &event.tenant_id,
+                &event.event_id,
+                other.occurred_at,
+                &other.content_hash,
+                &context,
+            );
+            let shown = other.content_hash == event.content_hash;
+            let text = format!(
+                "{} by {} from {}, occurred {} UTC, received {} UTC",
+                other.action,
+                other.actor_id,
+                other.source_service,
+                utc_millis(other.occurred_at),
+                utc_millis(other.received_at)
+            );
+            view! {
+                <li data-testid="same-id-event" data-content-hash=other.content_hash.clone()>
+                    <a href=href>{text}</a>
+                    {shown.then(|| view! { <strong>" (shown here)"</strong> })}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="notice" role="alert" data-testid="same-id-warning">
+            <p>
+                <strong>{same_id_count(event.same_id.len())}</strong>
+                " Attest keeps every one of them: a later event never replaces an earlier one. \
+                 Check which service sent each; this page shows the one marked below."
+            </p>
+            <ul>{items}</ul>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_says_when_the_list_is_cut() {
+        assert_eq!(
+            same_id_count(2),
+            "2 different events were sent with this id."
+        );
+        assert_eq!(
+            same_id_count(MAX_SAME_ID),
+            "100 or more different events were sent with this id."
+        );
     }
 }

@@ -4,19 +4,24 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::search_model::{SearchError, SearchHit, SearchPage};
+use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
 use crate::search_state::{toggle_column, Column, SearchParams};
 use crate::timefmt::utc_millis;
 
 /// The detail page of one event, keeping the search it was found by so its
-/// links search the same window.
+/// links search the same window. `h`, a prefix of the content hash, names
+/// this event among others sent with the same id.
 pub fn event_href(
     tenant: &str,
     event_id: &str,
     occurred_at: i64,
+    content_hash: &str,
     context: &SearchParams,
 ) -> String {
-    let mut pairs = vec![("at", occurred_at.to_string())];
+    let prefix = content_hash
+        .get(..HASH_PREFIX_CHARS)
+        .unwrap_or(content_hash);
+    let mut pairs = vec![("at", occurred_at.to_string()), ("h", prefix.to_string())];
     let context = SearchParams {
         cursor: None,
         columns: Column::DEFAULT.to_vec(),
@@ -128,12 +133,21 @@ pub fn ResultsTable(
 
 #[component]
 fn ResultRow(hit: SearchHit, columns: Vec<Column>, context: SearchParams) -> impl IntoView {
-    let detail = event_href(&hit.tenant_id, &hit.event_id, hit.occurred_at, &context);
+    let detail = event_href(
+        &hit.tenant_id,
+        &hit.event_id,
+        hit.occurred_at,
+        &hit.content_hash,
+        &context,
+    );
     let cells = columns
         .into_iter()
         .map(|column| cell(&hit, column, &detail))
         .collect_view();
-    view! { <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()>{cells}</tr> }
+    view! {
+        <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()
+            data-content-hash=hit.content_hash.clone()>{cells}</tr>
+    }
 }
 
 fn cell(hit: &SearchHit, column: Column, detail: &str) -> AnyView {

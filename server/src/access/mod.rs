@@ -410,13 +410,14 @@ impl EventStore for ScopedStore {
         tenant: &str,
         event_id: &str,
         at_ms: Option<i64>,
+        content: Option<&str>,
     ) -> Result<Option<EventDetail>, ConsoleError> {
         // Another tenant's event is answered like a missing one, so ids
         // cannot be probed across tenants.
         if !self.viewer.may_see(tenant) {
             return Ok(None);
         }
-        EventStore::event_detail(&self.store, tenant, event_id, at_ms).await
+        EventStore::event_detail(&self.store, tenant, event_id, at_ms, content).await
     }
 
     /// The viewer's own saved searches, and of those only the ones whose

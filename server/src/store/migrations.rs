@@ -56,6 +56,24 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0008_console_access.sql"),
     },
     Migration {
+        version: 9,
+        name: "event_identity",
+        sql: include_str!("../../migrations/0009_event_identity.sql"),
+    },
+    // 0009 rebuilt the events table from the portable core, so the
+    // version-gated extras apply to it again: at once where they had
+    // applied to the old table, after the upgrade where they wait.
+    Migration {
+        version: 10,
+        name: "actor_index_after_identity",
+        sql: include_str!("../../migrations/0002_actor_index.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "modern_types_after_identity",
+        sql: include_str!("../../migrations/0003_modern_types.sql"),
+    },
+    Migration {
         version: 12,
         name: "console_sign_outs",
         sql: include_str!("../../migrations/0012_console_sign_outs.sql"),
@@ -151,13 +169,61 @@ mod tests {
                 // A backfill into a rollup of distinct-event states is
                 // idempotent by construction: re-counting an event is a no-op.
                 let backfill = s.starts_with("INSERT INTO audit_") && s.contains("uniqExactState");
+                // A rebuild fills and swaps in a table that the statements
+                // before it dropped and created afresh.
+                let rebuild = s.starts_with("INSERT INTO audit_") && s.contains("_identity_new")
+                    || s.starts_with("RENAME TABLE") && s.contains("_identity_new TO");
                 assert!(
-                    s.contains("IF NOT EXISTS") || s.contains("IF EXISTS") || backfill,
+                    s.contains("IF NOT EXISTS") || s.contains("IF EXISTS") || backfill || rebuild,
                     "{} must be idempotent: {s}",
                     m.name
                 );
             }
         }
+    }
+
+    /// Each rebuild step drops what an interrupted run left before it
+    /// creates, and the old table goes only after the swap.
+    #[test]
+    fn identity_rebuild_is_ordered_to_survive_interruption() {
+        let steps = MIGRATIONS[8].statements();
+        let at = |prefix: &str| {
+            steps
+                .iter()
+                .position(|s| s.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no step {prefix}"))
+        };
+        for table in [
+            "audit_events",
+            "audit_counts_per_minute",
+            "audit_failures_per_minute",
+        ] {
+            let new = format!("{table}_identity_new");
+            let old = format!("{table}_identity_old");
+            let drop_new = at(&format!("DROP TABLE IF EXISTS {new}"));
+            let create = at(&format!("CREATE TABLE IF NOT EXISTS {new}"));
+            let fill = at(&format!("INSERT INTO {new}"));
+            let swap = at(&format!("RENAME TABLE {table} TO {old}"));
+            let drop_old: Vec<usize> = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| *s == &format!("DROP TABLE IF EXISTS {old}"))
+                .map(|(i, _)| i)
+                .collect();
+            assert!(drop_new < create && create < fill && fill < swap, "{table}");
+            assert_eq!(drop_old.len(), 2, "{table}");
+            assert!(drop_old[0] < swap && swap < drop_old[1], "{table}");
+        }
+        // The views are gone before the first swap and back after the last.
+        let views = at("CREATE MATERIALIZED VIEW IF NOT EXISTS audit_counts_per_minute_mv");
+        assert!(at("DROP TABLE IF EXISTS audit_counts_per_minute_mv") < at("RENAME TABLE"));
+        assert!(
+            steps[..views]
+                .iter()
+                .filter(|s| s.starts_with("RENAME"))
+                .count()
+                == 3
+        );
     }
 
     #[test]
@@ -166,6 +232,9 @@ mod tests {
         assert_eq!(MIGRATIONS[1].requires(), Some((20, 1)));
         assert_eq!(MIGRATIONS[2].requires(), Some((21, 1)));
         assert_eq!(MIGRATIONS[3].requires(), None);
+        assert_eq!(MIGRATIONS[8].requires(), None);
+        assert_eq!(MIGRATIONS[9].requires(), Some((20, 1)));
+        assert_eq!(MIGRATIONS[10].requires(), Some((21, 1)));
         assert_eq!(parse_version("18.16.1"), Some((18, 16)));
         assert_eq!(parse_version("26.5.1.1"), Some((26, 5)));
         assert!((18, 16) < (20, 1));

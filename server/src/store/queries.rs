@@ -13,16 +13,19 @@ use super::{Store, StoreError};
 const SUMMARY_COLUMNS: &str = "event_id, tenant_id, occurred_at, category, action, outcome, \
      actor_id, actor_type, actor_ip, resource_type, resource_id, source_service";
 
-/// Newest first. `LIMIT 1 BY event_id` hides duplicates that a re-delivered
-/// batch left before ReplacingMergeTree merged them; the `event_time` bounds
-/// let ClickHouse skip month partitions outside the window.
+/// Newest first. `LIMIT 1 BY` the event identity hides the copies that a
+/// re-delivered batch left before ReplacingMergeTree merged them, and
+/// nothing else: not another tenant's event, nor a different event sent
+/// with a used id. The `event_time` bounds let ClickHouse skip month
+/// partitions outside the window.
 pub(crate) fn recent_events_sql(tenants: usize) -> String {
+    use super::search::{IDENTITY, PAGE_ORDER};
     format!(
         "SELECT {SUMMARY_COLUMNS} FROM audit_events \
          WHERE event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
          AND occurred_at >= ? AND occurred_at <= ?{} \
-         ORDER BY occurred_at DESC, event_id DESC \
-         LIMIT 1 BY event_id \
+         ORDER BY {PAGE_ORDER} \
+         LIMIT 1 BY {IDENTITY} \
          LIMIT ?",
         tenant_condition(tenants)
     )
@@ -256,8 +259,9 @@ impl EventStore for Store {
         tenant: &str,
         event_id: &str,
         at_ms: Option<i64>,
+        content: Option<&str>,
     ) -> Result<Option<EventDetail>, ConsoleError> {
-        Store::event_detail(self, tenant, event_id, at_ms).await
+        Store::event_detail(self, tenant, event_id, at_ms, content).await
     }
 
     // Unscoped, the store has no viewer: saved searches without an owner.
@@ -305,9 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn query_is_bounded_in_time_and_deduplicated() {
+    fn query_is_bounded_in_time_and_deduplicated_by_identity() {
         let sql = recent_events_sql(1);
         assert!(sql.contains("event_time >= toDateTime(?"));
-        assert!(sql.contains("LIMIT 1 BY event_id"));
+        assert!(sql.contains("LIMIT 1 BY tenant_id, event_id, content_hash LIMIT ?"));
+        assert!(sql.contains(
+            "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC"
+        ));
     }
 }

@@ -20,8 +20,10 @@ pub(crate) const MONTHS_SQL: &str = "SELECT DISTINCT partition FROM system.parts
      WHERE database = currentDatabase() AND table = 'audit_events' AND active \
      ORDER BY partition";
 
+/// Distinct events by their identity (tenant, id, content hash), so the
+/// count recorded before a removal is what the tenant sent.
 pub(crate) const TENANTS_IN_MONTH_SQL: &str =
-    "SELECT tenant_id, uniqExact(event_id) FROM audit_events \
+    "SELECT tenant_id, uniqExact(event_id, content_hash) FROM audit_events \
      WHERE event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
      GROUP BY tenant_id ORDER BY tenant_id";
 
@@ -170,5 +172,18 @@ impl Store {
             .execute()
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A different event sent with a used id is an event of its own in
+    /// the count recorded before a removal.
+    #[test]
+    fn tenants_in_month_counts_identities() {
+        assert!(TENANTS_IN_MONTH_SQL.contains("uniqExact(event_id, content_hash)"));
+        assert!(TENANTS_IN_MONTH_SQL.contains("GROUP BY tenant_id"));
     }
 }

@@ -7,16 +7,18 @@
 //! limit that trips comes back as [`QueryLimit`], naming the limit.
 
 mod catalogue;
+mod detail;
 mod export;
 mod sql;
 
 pub(crate) use catalogue::templates;
 pub use export::{ExportFormat, ExportStream};
+pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
-    EventDetail, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
-    SearchQuery, FACET_VALUES, SEARCH_PAGE_ROWS,
+    FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage, SearchQuery,
+    FACET_VALUES, SEARCH_PAGE_ROWS,
 };
 use app::search_state::{Cursor, TimeWindow};
 use app::store::StoreError as ConsoleError;
@@ -174,31 +176,6 @@ struct FacetRow {
     events: u64,
 }
 
-/// [`sql::DETAIL_COLUMNS`] in order.
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct DetailRow {
-    event_id: String,
-    tenant_id: String,
-    occurred_at: i64,
-    received_at: i64,
-    category: String,
-    action: String,
-    outcome: String,
-    actor_id: String,
-    actor_type: String,
-    actor_ip: String,
-    actor_user_agent: String,
-    resource_type: String,
-    resource_id: String,
-    source_service: String,
-    request_id: String,
-    metadata_key: Vec<String>,
-    metadata_value: Vec<String>,
-    schema_id: u32,
-    kafka_partition: i32,
-    kafka_offset: i64,
-}
-
 impl Store {
     fn search_query(&self, sql: &str, filter: &Filter) -> Query {
         let query = bind_all(self.client.query(sql), &filter.params);
@@ -253,6 +230,7 @@ impl Store {
                     occurred_at: last.occurred_at,
                     event_id: last.event_id.clone(),
                     tenant_id: last.tenant_id.clone(),
+                    content_hash: last.content_hash.clone(),
                 }
                 .encode()
             })
@@ -308,49 +286,6 @@ impl Store {
             total: total?,
             fields,
         })
-    }
-
-    pub async fn event_detail(
-        &self,
-        tenant: &str,
-        event_id: &str,
-        at_ms: Option<i64>,
-    ) -> Result<Option<EventDetail>, ConsoleError> {
-        let mut query = self
-            .client
-            .query(&sql::detail_sql(at_ms.is_some()))
-            .bind(tenant)
-            .bind(event_id);
-        if let Some(at) = at_ms {
-            query = query.bind(sql::epoch_seconds(at)).bind(at);
-        }
-        let row = self
-            .limits
-            .apply(query, self.limits.max_execution_seconds)
-            .fetch_optional::<DetailRow>()
-            .await
-            .map_err(|e| self.search_failed(e))?;
-        Ok(row.map(|r| EventDetail {
-            metadata: r.metadata_key.into_iter().zip(r.metadata_value).collect(),
-            event_id: r.event_id,
-            tenant_id: r.tenant_id,
-            occurred_at: r.occurred_at,
-            received_at: r.received_at,
-            category: r.category,
-            action: r.action,
-            outcome: r.outcome,
-            actor_id: r.actor_id,
-            actor_type: r.actor_type,
-            actor_ip: r.actor_ip,
-            actor_user_agent: r.actor_user_agent,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            source_service: r.source_service,
-            request_id: r.request_id,
-            schema_id: r.schema_id,
-            kafka_partition: r.kafka_partition,
-            kafka_offset: r.kafka_offset,
-        }))
     }
 }
 

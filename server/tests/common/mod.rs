@@ -16,6 +16,11 @@ use leptos::config::LeptosOptions;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+mod exactly;
+// Each test crate uses some of these, none all of them.
+#[allow(unused_imports)]
+pub use exactly::{assert_exactly, distinct_events, wait_for_distinct};
+
 pub struct TestServer {
     pub config: Config,
     pub running: Running,
@@ -267,27 +272,6 @@ pub async fn produce_events(config: &Config, n: usize, tag: &str) -> Vec<String>
     events.into_iter().map(|(id, _, _)| id).collect()
 }
 
-/// The count analysts see: one row per event_id, whatever merges have run.
-pub async fn distinct_events(server_http: &reqwest::Client, config: &Config) -> u64 {
-    let response = server_http
-        .post(&config.clickhouse.url)
-        .query(&[("database", config.clickhouse.database.as_str())])
-        .body("SELECT uniqExact(event_id) FROM audit_events")
-        .send()
-        .await;
-    match response {
-        Ok(r) if r.status().is_success() => r
-            .text()
-            .await
-            .unwrap_or_default()
-            .trim()
-            .parse()
-            .unwrap_or(0),
-        // ClickHouse may be down on purpose in a fault test.
-        _ => 0,
-    }
-}
-
 /// The environment that points an `attest` child process at `config`.
 pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
     vec![
@@ -332,57 +316,6 @@ pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
         ),
         ("RUST_LOG", "warn,attest_server=info".into()),
     ]
-}
-
-/// Waits until `n` distinct events are stored (or `timeout` passes) and
-/// returns the count; 0 while ClickHouse is down on purpose.
-pub async fn wait_for_distinct(
-    http: &reqwest::Client,
-    config: &Config,
-    n: u64,
-    timeout: Duration,
-) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let count = distinct_events(http, config).await;
-        if count >= n || Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn query_clickhouse(http: &reqwest::Client, config: &Config, sql: &str) -> String {
-    let response = http
-        .post(&config.clickhouse.url)
-        .query(&[("database", config.clickhouse.database.as_str())])
-        .body(sql.to_owned())
-        .send()
-        .await
-        .expect("clickhouse reachable");
-    assert!(response.status().is_success());
-    response.text().await.expect("body")
-}
-
-/// Exactly the produced ids, each once in what analysts see.
-pub async fn assert_exactly(http: &reqwest::Client, config: &Config, ids: &[String]) {
-    let seen = query_clickhouse(
-        http,
-        config,
-        "SELECT event_id FROM audit_events LIMIT 1 BY event_id FORMAT TSV",
-    )
-    .await;
-    let seen: Vec<&str> = seen.lines().collect();
-    assert_eq!(seen.len(), ids.len(), "one row per event after LIMIT 1 BY");
-    let expected: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let got: std::collections::HashSet<&str> = seen.into_iter().collect();
-    assert_eq!(got, expected, "exactly the produced event ids");
-    let raw = query_clickhouse(http, config, "SELECT count() FROM audit_events").await;
-    eprintln!(
-        "raw rows {} for {} events (re-inserted rows merge away)",
-        raw.trim(),
-        ids.len()
-    );
 }
 
 /// `scripts/stack.sh <action> <service>`: stops or starts Kafka or

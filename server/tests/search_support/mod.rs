@@ -130,10 +130,10 @@ pub async fn keep_duplicates(server: &TestServer) {
 }
 
 /// Rows the writer inserted so far, from `/metrics`.
-/// Events as analysts count them: one per tenant and id.
+/// Events as analysts count them: one per identity (tenant, id, content).
 pub async fn distinct_events(server: &TestServer) -> u64 {
     server
-        .clickhouse("SELECT uniqExact(tenant_id, event_id) FROM audit_events")
+        .clickhouse("SELECT uniqExact(tenant_id, event_id, content_hash) FROM audit_events")
         .await
         .trim()
         .parse()

@@ -32,7 +32,7 @@ static PAGE_PARAMS: [&str; 16] = [
     "snapshot_ms",
     "limit",
 ];
-static TENANT_CURSOR_PARAMS: [&str; 12] = [
+static TENANT_CURSOR_PARAMS: [&str; 14] = [
     "from_s",
     "to_s",
     "from_ms",
@@ -44,6 +44,8 @@ static TENANT_CURSOR_PARAMS: [&str; 12] = [
     "cursor_id",
     "cursor_id",
     "cursor_tenant",
+    "cursor_tenant",
+    "cursor_hash",
     "limit",
 ];
 static WITHIN_PARAMS: [&str; 8] = [
@@ -122,13 +124,8 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
         QueryTemplate {
             name: "event_detail".into(),
-            sql: sql::detail_sql(false),
-            params: &["tenant", "event_id"],
-        },
-        QueryTemplate {
-            name: "event_detail_at".into(),
-            sql: sql::detail_sql(true),
-            params: &["tenant", "event_id", "at_s", "at_ms"],
+            sql: sql::detail_sql(),
+            params: &["tenant", "event_id", "limit"],
         },
         QueryTemplate {
             name: "search_export".into(),

@@ -10,7 +10,17 @@ use app::search_state::Cursor;
 /// (RowBinary is positional).
 pub(crate) const HIT_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, category, \
      action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
-     resource_id, source_service, request_id";
+     resource_id, source_service, request_id, content_hash";
+
+/// An event's identity (docs/DESIGN.md, "Event identity"): the id is chosen
+/// by each tenant, and two events sent with one id are two events unless
+/// their content is the same. Every query that dedupes or counts uses it.
+pub(crate) const IDENTITY: &str = "tenant_id, event_id, content_hash";
+
+/// The page order, newest first; the identity breaks ties, so every row has
+/// one place and the cursor can name it.
+pub(crate) const PAGE_ORDER: &str =
+    "occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
 
 /// Which events of the window a query counts, relative to the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,11 +66,11 @@ pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
     });
     sql.push_str(&crate::store::queries::tenant_condition(shape.tenants));
     if shape.cursor {
-        // Rows strictly after the cursor in the page order, which is
-        // (occurred_at, event_id, tenant_id) descending.
+        // Rows strictly after the cursor in PAGE_ORDER.
         sql.push_str(
             " AND (occurred_at < ? OR (occurred_at = ? AND (event_id < ? \
-             OR (event_id = ? AND tenant_id < ?))))",
+             OR (event_id = ? AND (tenant_id < ? \
+             OR (tenant_id = ? AND content_hash < ?))))))",
         );
     }
     sql
@@ -119,6 +129,8 @@ impl Filter {
             params.push(Param::Str(c.event_id.clone()));
             params.push(Param::Str(c.event_id.clone()));
             params.push(Param::Str(c.tenant_id.clone()));
+            params.push(Param::Str(c.tenant_id.clone()));
+            params.push(Param::Str(c.content_hash.clone()));
         }
         Filter {
             sql: where_sql(shape, &compiled.sql),
@@ -134,22 +146,21 @@ pub(crate) fn epoch_seconds(ms: i64) -> i64 {
     ms.div_euclid(1000).clamp(0, i64::from(u32::MAX))
 }
 
-/// Newest first. `LIMIT 1 BY` hides the copies a re-delivered batch left
-/// before ReplacingMergeTree merged them; the tenant is part of an event's
-/// identity because each tenant chooses its own ids. One row more than the
-/// page tells whether there is a next page.
+/// Newest first. `LIMIT 1 BY` the identity hides the copies a re-delivered
+/// batch left before ReplacingMergeTree merged them, and nothing else. One
+/// row more than the page tells whether there is a next page.
 pub(crate) fn page_sql(filter: &str) -> String {
     format!(
         "SELECT {HIT_COLUMNS} FROM audit_events {filter} \
-         ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
-         LIMIT 1 BY tenant_id, event_id \
+         ORDER BY {PAGE_ORDER} \
+         LIMIT 1 BY {IDENTITY} \
          LIMIT ?"
     )
 }
 
 /// Distinct events, whatever copies are stored.
 pub(crate) fn count_sql(filter: &str) -> String {
-    format!("SELECT uniqExact(tenant_id, event_id) AS events FROM audit_events {filter}")
+    format!("SELECT uniqExact({IDENTITY}) AS events FROM audit_events {filter}")
 }
 
 /// Top values of every facet field in one pass: each matching row is
@@ -160,8 +171,8 @@ pub(crate) fn facets_sql(filter: &str) -> String {
     let pairs: Vec<String> = columns.iter().map(|c| format!("('{c}', {c})")).collect();
     format!(
         "SELECT tupleElement(facet, 1) AS field, tupleElement(facet, 2) AS value, \
-         uniqExact(tenant_id, event_id) AS events \
-         FROM (SELECT tenant_id, event_id, {} FROM audit_events {filter}) \
+         uniqExact({IDENTITY}) AS events \
+         FROM (SELECT {IDENTITY}, {} FROM audit_events {filter}) \
          ARRAY JOIN [{}] AS facet \
          GROUP BY field, value \
          ORDER BY field, events DESC, value \
@@ -175,19 +186,19 @@ pub(crate) fn facets_sql(filter: &str) -> String {
 pub(crate) const DETAIL_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, \
      category, action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, \
      resource_type, resource_id, source_service, request_id, metadata.key, metadata.value, \
-     schema_id, kafka_partition, kafka_offset";
+     schema_id, kafka_partition, kafka_offset, content_hash";
 
-/// One event by tenant and id. With its time known, the month partition
-/// and the sorting key narrow the read to a few granules.
-pub(crate) fn detail_sql(with_time: bool) -> String {
-    let time = if with_time {
-        " AND event_time = toDateTime(?, 'UTC') AND occurred_at = ?"
-    } else {
-        ""
-    };
+/// Every event of a tenant sent with one id, each content once, first
+/// received first. It reads the tenant's ids in every month rather than
+/// the one the event is in, because a conflicting event may carry any
+/// time: the page must show them all.
+pub(crate) fn detail_sql() -> String {
     format!(
         "SELECT {DETAIL_COLUMNS} FROM audit_events \
-         WHERE tenant_id = ? AND event_id = ?{time} LIMIT 1"
+         WHERE tenant_id = ? AND event_id = ? \
+         ORDER BY received_at, content_hash \
+         LIMIT 1 BY content_hash \
+         LIMIT ?"
     )
 }
 
@@ -199,7 +210,7 @@ const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'U
 /// The columns of an export, in file order: the name in the file, what it
 /// is read from, and whether it is text the sending service chose (and so
 /// may start with anything) rather than a number, an enum or an array.
-const EXPORT_COLUMNS: [(&str, &str, bool); 21] = [
+const EXPORT_COLUMNS: [(&str, &str, bool); 22] = [
     ("event_id", "event_id", true),
     ("tenant_id", "tenant_id", true),
     ("occurred_at", "occurred_at", false),
@@ -221,6 +232,7 @@ const EXPORT_COLUMNS: [(&str, &str, bool); 21] = [
     ("schema_id", "schema_id", false),
     ("kafka_partition", "kafka_partition", false),
     ("kafka_offset", "kafka_offset", false),
+    ("content_hash", "content_hash", false),
 ];
 
 /// [`export_sql`] for CSV: a text cell a spreadsheet would run as a formula
@@ -267,8 +279,8 @@ pub(crate) fn export_sql(filter: &str) -> String {
     format!(
         "SELECT {} \
          FROM audit_events {filter} \
-         ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC \
-         LIMIT 1 BY tenant_id, event_id",
+         ORDER BY {PAGE_ORDER} \
+         LIMIT 1 BY {IDENTITY}",
         columns.join(", ")
     )
 }
@@ -284,6 +296,7 @@ mod tests {
             occurred_at: 5,
             event_id: "e'1".into(),
             tenant_id: "t".into(),
+            content_hash: "ab".repeat(32),
         }
     }
 
@@ -304,7 +317,11 @@ mod tests {
                     let c = cursor();
                     let filter = Filter::new(&compiled, tenants, span, with_cursor.then_some(&c));
                     assert_eq!(filter.sql.matches('?').count(), filter.params.len());
-                    assert_eq!(filter.sql.contains("tenant_id = ?"), tenants.len() == 1);
+                    // The cursor names a tenant too, after "(".
+                    assert_eq!(
+                        filter.sql.contains(" AND tenant_id = ?"),
+                        tenants.len() == 1
+                    );
                     assert_eq!(
                         filter.sql.contains("tenant_id IN (?, ?)"),
                         tenants.len() == 2
@@ -352,6 +369,8 @@ mod tests {
                 Param::Str("e'1".into()),
                 Param::Str("e'1".into()),
                 Param::Str("t".into()),
+                Param::Str("t".into()),
+                Param::Str("ab".repeat(32)),
             ]
         );
         assert!(filter.sql.starts_with("WHERE event_time"), "{}", filter.sql);
@@ -389,17 +408,59 @@ mod tests {
         assert_eq!(epoch_seconds(1_795_435_200_999), 1_795_435_200);
     }
 
+    /// Every query that dedupes or counts does so by the whole identity:
+    /// deduplicating by id alone would hide a different event sent with a
+    /// used id.
     #[test]
-    fn pages_are_deduplicated_and_ordered() {
+    fn pages_are_deduplicated_by_identity_and_ordered() {
+        let identity = "LIMIT 1 BY tenant_id, event_id, content_hash";
+        let order = "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
         let sql = page_sql("1");
-        assert!(sql.contains("ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC"));
-        assert!(sql.contains("LIMIT 1 BY tenant_id, event_id"));
-        assert!(export_sql("1").contains("LIMIT 1 BY tenant_id, event_id"));
-        assert!(count_sql("1").contains("uniqExact(tenant_id, event_id)"));
+        assert!(sql.contains(order) && sql.contains(identity), "{sql}");
+        assert!(
+            sql.starts_with("SELECT event_id,") && sql.contains("request_id, content_hash FROM")
+        );
+        let export = export_sql("1");
+        assert!(
+            export.contains(order) && export.contains(identity),
+            "{export}"
+        );
+        assert!(
+            export.contains("kafka_offset, content_hash FROM"),
+            "{export}"
+        );
+        assert!(csv_export_sql("1").contains(identity));
+        assert!(count_sql("1").contains("uniqExact(tenant_id, event_id, content_hash)"));
         let facets = facets_sql("1");
+        assert!(facets.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(facets.contains("FROM (SELECT tenant_id, event_id, content_hash, "));
         assert!(facets.contains("('actor_ip', actor_ip)"));
         assert!(facets.ends_with("LIMIT ? BY field"));
-        assert_eq!(detail_sql(true).matches('?').count(), 4);
-        assert_eq!(detail_sql(false).matches('?').count(), 2);
+        for sql in [page_sql("1"), export_sql("1"), facets, count_sql("1")] {
+            assert!(!sql.contains("BY event_id") && !sql.contains("BY tenant_id, event_id L"));
+        }
+    }
+
+    #[test]
+    fn detail_lists_every_content_of_an_id() {
+        let sql = detail_sql();
+        assert_eq!(sql.matches('?').count(), 3);
+        assert!(sql.contains("WHERE tenant_id = ? AND event_id = ?"));
+        assert!(sql.contains("LIMIT 1 BY content_hash"));
+        assert!(
+            sql.contains("metadata.value, schema_id, kafka_partition, kafka_offset, content_hash")
+        );
+    }
+
+    #[test]
+    fn the_cursor_resumes_after_the_whole_identity() {
+        let compiled = compile_str("").unwrap();
+        let c = cursor();
+        let filter = Filter::new(&compiled, &[], small_span(), Some(&c));
+        assert!(filter.sql.ends_with(
+            "AND (occurred_at < ? OR (occurred_at = ? AND (event_id < ? OR (event_id = ? \
+             AND (tenant_id < ? OR (tenant_id = ? AND content_hash < ?))))))"
+        ));
+        assert_eq!(filter.params.last(), Some(&Param::Str(c.content_hash)));
     }
 }
