@@ -113,6 +113,8 @@ secs() {
   local d=$((${2:-$(now_us)} - $1))
   printf '%d.%d' $((d / 1000000)) $((d % 1000000 / 100000))
 }
+# t: seconds since the load began.
+t() { echo "t=$((($(now_us) - load_start) / 1000000))s"; }
 # epoch FROM_US: epoch seconds, for chaos_load.py.
 epoch() { printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); }
 say() { printf 'chaos: %s\n' "$*"; }
@@ -279,7 +281,7 @@ for i in "${!victims[@]}"; do
     break
   }
   if ! pid="$(victim_pid "$victim")"; then
-    say "t=${at}s: $victim is not running before its kill (still down from earlier?)"
+    say "$(t): $victim is not running before its kill (still down from earlier?)"
     not_back+=("$victim")
     continue
   fi
@@ -288,18 +290,19 @@ for i in "${!victims[@]}"; do
   last_kill="$killed_at"
   last_victim="$victim"
   kills+=("$victim")
-  say "t=${at}s: kill -9 $victim (pid $pid)"
+  # Planned for t=${at}s; later if the previous victim took longer to come back.
+  say "$(t): kill -9 $victim (pid $pid)"
   back=0
   while (($(now_us) - killed_at < 180000000)); do
     if new="$(victim_pid "$victim")" && [[ "$new" != "$pid" ]] && victim_ok "$victim"; then
-      say "t=${at}s: $victim is back as pid $new, serving $(secs "$killed_at") s after the kill"
+      say "$(t): $victim is back as pid $new, serving $(secs "$killed_at") s after the kill"
       back=1
       break
     fi
     sleep 0.5
   done
   if ((!back)); then
-    say "t=${at}s: $victim did not come back within 180 s"
+    say "$(t): $victim did not come back within 180 s"
     not_back+=("$victim")
   fi
 done
