@@ -53,9 +53,11 @@ pub async fn guard(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Nothing leaves for other sites; the console's own requests keep
+    // theirs (under `no-referrer` a browser posts forms with `Origin: null`).
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if is_asset {
         // The bundle's names do not change between builds, so the browser
@@ -70,10 +72,11 @@ pub async fn guard(request: Request, next: Next) -> Response {
 }
 
 /// Whether a browser sent this on another site's behalf. `Sec-Fetch-Site`
-/// (every current browser) says so directly, and `same-site` counts: another
-/// port of the same host is another origin. Older browsers send `Origin` on
-/// cross-origin posts, compared with `Host`. Requests with neither (curl,
-/// services) are not a browser being misused.
+/// (every current browser) says so directly and is decisive when present:
+/// `same-site` counts as another site, since another port of the same host
+/// is another origin. Only without it is `Origin` compared with `Host` (an
+/// older browser's cross-origin post; `Origin: null` counts as foreign).
+/// Requests with neither (curl, services) are not a browser being misused.
 pub fn cross_site(headers: &HeaderMap) -> bool {
     let text = |name| {
         headers
@@ -81,9 +84,7 @@ pub fn cross_site(headers: &HeaderMap) -> bool {
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
-        if !matches!(site, "same-origin" | "none") {
-            return true;
-        }
+        return !matches!(site, "same-origin" | "none");
     }
     match (text(header::ORIGIN), text(header::HOST)) {
         (None, _) => false,
@@ -131,6 +132,13 @@ mod tests {
                 ("sec-fetch-site", site)
             ])));
         }
+        // A browser's own form post under a strict referrer policy: the
+        // fetch metadata says same-origin, whatever `Origin` says.
+        assert!(!cross_site(&headers(&[
+            ("host", "127.0.0.1:3030"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 
     #[test]

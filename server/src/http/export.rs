@@ -258,7 +258,9 @@ fn download(
         "attachment; filename=\"{}\"",
         file_name(tenant, now_ms, format.extension())
     );
-    let mut response = Body::from_stream(body).into_response();
+    // Fused: a body layer (compression) may poll once more after the end,
+    // and an unfused `unfold` panics then.
+    let mut response = Body::from_stream(futures::StreamExt::fuse(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
