@@ -185,6 +185,11 @@ pub struct KafkaConfig {
     /// hands its partitions to the others.
     #[serde(with = "millis")]
     pub session_timeout: Duration,
+    /// A producer whose sends have all failed for this long is replaced by
+    /// a new one (a new idempotent producer id); so is one that hit a fatal
+    /// error, at once.
+    #[serde(with = "millis")]
+    pub producer_recreate_after: Duration,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -359,6 +364,7 @@ impl Default for KafkaConfig {
             compression: "lz4".into(),
             consumer_group: "attest-writer".into(),
             session_timeout: Duration::from_secs(10),
+            producer_recreate_after: Duration::from_secs(60),
         }
     }
 }
@@ -549,6 +555,13 @@ impl Config {
             return Err(invalid(
                 "ingest.max_batch_bytes",
                 "must be at least ingest.max_body_bytes",
+            ));
+        }
+        if self.kafka.producer_recreate_after < self.kafka.message_timeout {
+            return Err(invalid(
+                "kafka.producer_recreate_after",
+                "must be at least kafka.message_timeout, or a producer would be replaced \
+                 before one message could time out",
             ));
         }
         if self.ingest.broker_timeout < Duration::from_millis(100)

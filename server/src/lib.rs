@@ -104,6 +104,11 @@ impl Running {
         }
     }
 
+    /// The producer this process sends through.
+    pub fn producer(&self) -> &produce::EventProducer {
+        &self.producer
+    }
+
     /// Cancelling it (e.g. on a signal) starts the shutdown.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

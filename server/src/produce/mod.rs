@@ -2,7 +2,9 @@
 //! acknowledged them: idempotent producer, `acks=all`, so an acknowledged
 //! event survives a broker failover and a retry never duplicates it.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -10,7 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::config::KafkaConfig;
 
@@ -80,10 +82,27 @@ pub struct Outgoing<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
 }
 
+/// The producer every part of Attest sends through. It replaces its
+/// librdkafka producer (and so its idempotent producer id) when that one is
+/// broken for good: a fatal error (librdkafka stops producing for good after
+/// one, e.g. a sequence or producer-id mismatch the broker reports after a
+/// crash), or sends failing without a single success for
+/// `kafka.producer_recreate_after`. Without this, one broker incident left
+/// every later produce failing and the spool growing until someone
+/// restarted Attest.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    shared: Arc<Shared>,
     timeout: Duration,
+}
+
+struct Shared {
+    config: ClientConfig,
+    current: RwLock<Arc<FutureProducer>>,
+    /// When sends started failing with no success since, if they are.
+    failing_since: Mutex<Option<Instant>>,
+    recreate_after: Duration,
+    recreated: AtomicU64,
 }
 
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -110,13 +129,98 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
 
 impl EventProducer {
     pub fn new(kafka: &KafkaConfig) -> Result<EventProducer, ProduceError> {
-        let producer: FutureProducer = client_config(kafka)
-            .create()
-            .map_err(ProduceError::Client)?;
+        let config = client_config(kafka);
+        let producer: FutureProducer = config.create().map_err(ProduceError::Client)?;
         Ok(EventProducer {
-            producer,
+            shared: Arc::new(Shared {
+                config,
+                current: RwLock::new(Arc::new(producer)),
+                failing_since: Mutex::new(None),
+                recreate_after: kafka.producer_recreate_after,
+                recreated: AtomicU64::new(0),
+            }),
             timeout: kafka.message_timeout,
         })
+    }
+
+    fn current(&self) -> Arc<FutureProducer> {
+        match self.shared.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// How many times the librdkafka producer was replaced.
+    pub fn recreated(&self) -> u64 {
+        self.shared.recreated.load(Ordering::Relaxed)
+    }
+
+    fn succeeded(&self) {
+        if let Ok(mut since) = self.shared.failing_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// Decides, after a failed send through `used`, whether it is broken
+    /// for good, and replaces it if so (once, however many sends failed
+    /// through it at the same time).
+    fn failed(&self, used: &Arc<FutureProducer>, error: &ProduceError) {
+        let fatal = used.client().fatal_error();
+        let stuck = match self.shared.failing_since.lock() {
+            Ok(mut since) => since
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+                .ge(&self.shared.recreate_after),
+            Err(_) => false,
+        };
+        if fatal.is_none() && !stuck {
+            return;
+        }
+        let fresh: FutureProducer = match self.shared.config.create() {
+            Ok(fresh) => fresh,
+            Err(create) => {
+                error!(%create, "cannot create a new Kafka producer; keeping the broken one");
+                return;
+            }
+        };
+        let Ok(mut current) = self.shared.current.write() else {
+            return;
+        };
+        if !Arc::ptr_eq(&current, used) {
+            return; // another send replaced it already
+        }
+        *current = Arc::new(fresh);
+        drop(current);
+        self.succeeded();
+        self.shared.recreated.fetch_add(1, Ordering::Relaxed);
+        match fatal {
+            Some((code, reason)) => {
+                warn!(?code, %reason, "the Kafka producer hit a fatal error; replaced it with a new producer id")
+            }
+            None => warn!(
+                %error,
+                failing_for_s = self.shared.recreate_after.as_secs(),
+                "no send has succeeded for kafka.producer_recreate_after; replaced the producer"
+            ),
+        }
+    }
+
+    /// Makes the current producer fail as after a fatal broker error,
+    /// through librdkafka's own test hook: what the recovery tests use to
+    /// put the producer in the state a crash of the broker left it in.
+    #[doc(hidden)]
+    pub fn inject_fatal_error_for_tests(&self) {
+        let producer = self.current();
+        let reason = c"injected by a test";
+        // SAFETY: the handle is alive (we hold an Arc to its producer) and
+        // the reason is a NUL-terminated string that outlives the call.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Resolves once the broker acknowledged the message (all in-sync
@@ -133,15 +237,21 @@ impl EventProducer {
             .key(msg.key)
             .payload(msg.payload)
             .headers(headers);
-        let delivery = self
-            .producer
-            .send(record, self.timeout)
-            .await
-            .map_err(|(e, _)| ProduceError::NotAcknowledged(e))?;
-        Ok(Delivery {
-            partition: delivery.partition,
-            offset: delivery.offset,
-        })
+        let producer = self.current();
+        match producer.send(record, self.timeout).await {
+            Ok(delivery) => {
+                self.succeeded();
+                Ok(Delivery {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                })
+            }
+            Err((e, _)) => {
+                let error = ProduceError::NotAcknowledged(e);
+                self.failed(&producer, &error);
+                Err(error)
+            }
+        }
     }
 
     /// Waits for everything in flight, for a clean shutdown.
@@ -165,7 +275,7 @@ impl EventProducer {
     }
 
     pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(timeout) {
+        if let Err(error) = self.current().flush(timeout) {
             tracing::warn!(%error, "producer flush did not complete");
         }
     }
