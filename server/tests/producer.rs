@@ -15,12 +15,16 @@ mod search_support;
 async fn a_producer_with_a_fatal_error_is_replaced_and_the_spool_drains() {
     let server = common::start(common::test_config()).await;
     let now = attest_server::ingest::now_ms();
-    let before: Vec<_> = (0..50).map(|i| event(&format!("before-{i}"), "acme", now)).collect();
+    let before: Vec<_> = (0..50)
+        .map(|i| event(&format!("before-{i}"), "acme", now))
+        .collect();
     post_all(&server, &before).await;
     assert_eq!(server.wait_for_rows(50, Duration::from_secs(60)).await, 50);
 
     server.running.producer().inject_fatal_error_for_tests();
-    let after: Vec<_> = (0..50).map(|i| event(&format!("after-{i}"), "acme", now)).collect();
+    let after: Vec<_> = (0..50)
+        .map(|i| event(&format!("after-{i}"), "acme", now))
+        .collect();
     post_all(&server, &after).await; // each must get 202 (spooled or sent)
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
