@@ -324,6 +324,17 @@ async fn the_console_guards_its_viewers_and_their_things() {
     let mut bob = Browser::new(&server.base_url);
     bob.sign_in(&bob_key, "/").await;
 
+    // The sign-in form carries where to go next in the page the server
+    // renders, so a key pasted before the WASM has loaded still returns
+    // there (a property set only after hydration lost it).
+    let stranger = Browser::new(&server.base_url);
+    let login = stranger.get("/login?next=%2Fsearch%3Fq%3Dx").await;
+    let html = login.text().await.unwrap();
+    assert!(
+        html.contains(r#"name="next" value="/search?q=x""#),
+        "{html}"
+    );
+
     // Security headers; the page's scripts carry this request's nonce.
     let page = alice.get("/search").await;
     assert_eq!(page.status().as_u16(), 200);

@@ -41,7 +41,7 @@ pub fn LoginPage() -> impl IntoView {
                     .then(|| view! { <p class="notice" data-testid="signed-out">"You are signed out."</p> })
             }}
             <form method="post" action="/login" class="login-form">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label for="login-key">"Access key"</label>
                 <input
                     id="login-key"

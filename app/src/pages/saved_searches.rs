@@ -102,12 +102,12 @@ pub fn SavedSearches(params: Memo<SearchParams>) -> impl IntoView {
                 })}
             </Transition>
             <ActionForm action=save attr:class="save-form">
-                <input type="hidden" name="q" prop:value=field("q")/>
-                <input type="hidden" name="tenant" prop:value=field("tenant")/>
-                <input type="hidden" name="range" prop:value=move || params.get().range.param()/>
-                <input type="hidden" name="from" prop:value=field("from")/>
-                <input type="hidden" name="to" prop:value=field("to")/>
-                <input type="hidden" name="cols" prop:value=field("cols")/>
+                <input type="hidden" name="q" value=field("q")/>
+                <input type="hidden" name="tenant" value=field("tenant")/>
+                <input type="hidden" name="range" value=move || params.get().range.param()/>
+                <input type="hidden" name="from" value=field("from")/>
+                <input type="hidden" name="to" value=field("to")/>
+                <input type="hidden" name="cols" value=field("cols")/>
                 <label for="saved-name" class="visually-hidden">"Name of this search"</label>
                 <input id="saved-name" name="name" type="text" required maxlength="100" placeholder="Name this search"/>
                 <button type="submit">"Save"</button>
