@@ -278,6 +278,7 @@ fn readiness(
         config.kafka.clone(),
         config.clickhouse.clone(),
         prepared.store.clone(),
+        prepared.producer.clone(),
         prepared.metrics.clone(),
         writer,
         config.writer.stall_after,

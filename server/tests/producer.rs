@@ -21,6 +21,28 @@ async fn a_producer_with_a_fatal_error_is_replaced_and_the_spool_drains() {
     post_all(&server, &before).await;
     assert_eq!(server.wait_for_rows(50, Duration::from_secs(60)).await, 50);
 
+    // Idle: readiness shows the fatal state or the watchdog has already
+    // replaced the producer; within a few of its rounds it has, unasked.
+    server.running.producer().inject_fatal_error_for_tests();
+    let (_, ready) = server.get_json("/readyz").await;
+    assert!(ready["checks"]["producer"].is_object(), "{ready}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.running.producer().recreated() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle fatal producer was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, ready) = server.get_json("/readyz").await;
+    assert_eq!(
+        (status, &ready["checks"]["producer"]["ok"]),
+        (200, &serde_json::json!(true)),
+        "{ready}"
+    );
+
+    // Failing sends: the producer is replaced by the send that finds it
+    // broken, and what failed meanwhile drains from the spool.
     server.running.producer().inject_fatal_error_for_tests();
     let after: Vec<_> = (0..50)
         .map(|i| event(&format!("after-{i}"), "acme", now))
@@ -43,7 +65,7 @@ async fn a_producer_with_a_fatal_error_is_replaced_and_the_spool_drains() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(server.running.producer().recreated() >= 1);
+    assert!(server.running.producer().recreated() >= 2);
     let ids: Vec<String> = before
         .iter()
         .chain(&after)

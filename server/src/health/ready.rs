@@ -2,7 +2,8 @@
 //! not, what is wrong. Liveness (`/healthz`) only says the process answers.
 //!
 //! Two kinds of check. Dependencies are asked on every call (Kafka metadata,
-//! ClickHouse `SELECT version()`, each with a short timeout). The pipeline's
+//! ClickHouse `SELECT version()`, each with a short timeout, and whether the
+//! producer is in a fatal state). The pipeline's
 //! own progress is judged by a watchdog that runs beside it: a writer whose
 //! task ended, or that made no progress for `writer.stall_after` while the
 //! broker says its partitions have lag, and a spool that holds events and
@@ -22,6 +23,7 @@ use tracing::{info, warn};
 use crate::config::{ClickHouseConfig, KafkaConfig};
 use crate::ingest::now_ms;
 use crate::metrics::Metrics;
+use crate::produce::EventProducer;
 use crate::store::Store;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,6 +128,7 @@ pub struct Readiness {
     kafka: KafkaConfig,
     clickhouse: ClickHouseConfig,
     store: Store,
+    producer: EventProducer,
     metrics: Arc<Metrics>,
     writer: Option<Arc<WriterWatch>>,
     stall_after_ms: i64,
@@ -137,6 +140,7 @@ impl Readiness {
         kafka: KafkaConfig,
         clickhouse: ClickHouseConfig,
         store: Store,
+        producer: EventProducer,
         metrics: Arc<Metrics>,
         writer: Option<Arc<WriterWatch>>,
         stall_after: Duration,
@@ -145,6 +149,7 @@ impl Readiness {
             kafka,
             clickhouse,
             store,
+            producer,
             metrics,
             writer,
             stall_after_ms: i64::try_from(stall_after.as_millis()).unwrap_or(i64::MAX),
@@ -169,6 +174,15 @@ impl Readiness {
                 |e| Check::failed(e.to_string()),
                 |(major, minor)| Check::ok(format!("version {major}.{minor}")),
             ),
+        );
+        checks.insert(
+            "producer",
+            match self.producer.fatal_error() {
+                Some(fatal) => Check::failed(format!(
+                    "the Kafka producer is in a fatal state ({fatal}); the watchdog replaces it"
+                )),
+                None => Check::ok(""),
+            },
         );
         // The writer's state is read now; the stall and the spool's
         // progress need history, which the watchdog keeps.
@@ -211,6 +225,9 @@ impl Readiness {
     }
 
     fn judge(&self, now: i64) {
+        // A producer in a fatal state produces nothing more; an idle process
+        // would only notice at its next send.
+        self.producer.replace_if_fatal();
         let (lag, lag_fresh) = self.lag(now);
         let writer = self
             .writer

@@ -165,7 +165,10 @@ impl EventProducer {
     /// for good, and replaces it if so (once, however many sends failed
     /// through it at the same time).
     fn failed(&self, used: &Arc<FutureProducer>, error: &ProduceError) {
-        let fatal = used.client().fatal_error();
+        if let Some((code, reason)) = used.client().fatal_error() {
+            self.replace(used, &format!("a fatal error ({code:?}: {reason})"));
+            return;
+        }
         let stuck = match self.shared.failing_since.lock() {
             Ok(mut since) => since
                 .get_or_insert_with(Instant::now)
@@ -173,36 +176,61 @@ impl EventProducer {
                 .ge(&self.shared.recreate_after),
             Err(_) => false,
         };
-        if fatal.is_none() && !stuck {
-            return;
+        if stuck {
+            self.replace(
+                used,
+                &format!("no send succeeded for kafka.producer_recreate_after ({error})"),
+            );
         }
+    }
+
+    /// The fatal error the current producer is in, if any: librdkafka
+    /// produces nothing more after one.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.current()
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code:?}: {reason}"))
+    }
+
+    /// Replaces the current producer if it is in a fatal state, without
+    /// waiting for a send to fail: the watchdog calls this, so an idle
+    /// process heals too. True if it did.
+    pub fn replace_if_fatal(&self) -> bool {
+        let current = self.current();
+        match current.client().fatal_error() {
+            Some((code, reason)) => {
+                self.replace(&current, &format!("a fatal error ({code:?}: {reason})"))
+            }
+            None => false,
+        }
+    }
+
+    /// Swaps `used` for a new producer (a new idempotent producer id),
+    /// once however many callers found it broken at the same time.
+    fn replace(&self, used: &Arc<FutureProducer>, why: &str) -> bool {
         let fresh: FutureProducer = match self.shared.config.create() {
             Ok(fresh) => fresh,
             Err(create) => {
                 error!(%create, "cannot create a new Kafka producer; keeping the broken one");
-                return;
+                return false;
             }
         };
         let Ok(mut current) = self.shared.current.write() else {
-            return;
+            return false;
         };
         if !Arc::ptr_eq(&current, used) {
-            return; // another send replaced it already
+            return false; // replaced already
         }
         *current = Arc::new(fresh);
         drop(current);
         self.succeeded();
         self.shared.recreated.fetch_add(1, Ordering::Relaxed);
-        match fatal {
-            Some((code, reason)) => {
-                warn!(?code, %reason, "the Kafka producer hit a fatal error; replaced it with a new producer id")
-            }
-            None => warn!(
-                %error,
-                failing_for_s = self.shared.recreate_after.as_secs(),
-                "no send has succeeded for kafka.producer_recreate_after; replaced the producer"
-            ),
-        }
+        warn!(
+            reason = why,
+            "replaced the Kafka producer with a new one (new producer id)"
+        );
+        true
     }
 
     /// Makes the current producer fail as after a fatal broker error,
