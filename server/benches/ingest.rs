@@ -251,10 +251,11 @@ async fn main() -> anyhow::Result<()> {
 
     let section = format!(
         "## Ingest (`cargo bench -p server --bench ingest`)\n\n\
-         Measured on {date}, on the local stack (Apache Kafka 4.1, one KRaft node, 2 cores), release build, writer off.\n\
+         Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), 2 cores, release build, writer off. \
+         Attest's ingest and the bare producer it is compared with were measured in the same run.\n\
          {n} events as batches of {batch} from {clients} concurrent clients, each with an API key.\n\n\
          | path | rate | vs. bare producer |\n| --- | ---: | ---: |\n\
-         | bare rdkafka producer, same encoded records, `acks=all`, idempotent | {bare_rate:.0} events/s | |\n\
+         | bare rdkafka producer, records of the same schema encoded beforehand, same `attest.event_id` header, `acks=all`, idempotent | {bare_rate:.0} events/s | |\n\
          | attest ingest (HTTP, key, validation, Avro, produce, `202` after the acknowledgement) | {ingest_rate:.0} events/s | {ratio:.2} (target ≥ 0.8) |\n\n\
          Latency per request of {batch} events at half of the peak ({target:.0} events/s for {steady_secs} s, \
          {samples} requests): p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 < 100 ms).\n",

@@ -301,7 +301,8 @@ async fn main() -> anyhow::Result<()> {
     let slower = consume_rate.min(insert_rate);
     let section = format!(
         "## Writer (`cargo bench -p server --bench writer`)\n\n\
-         Measured on {date}, on the local stack (Apache Kafka 4.1, one KRaft node, ClickHouse 18.16, 2 cores), release build.\n\
+         Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), ClickHouse 18.16, 2 cores, release build. \
+         The writer and the bare consumer and bare insert it is compared with were measured in the same run.\n\
          {n} pre-filled events (6 topics, 3 partitions each), batches of {max_rows} rows.\n\n\
          | path | rate | vs. the slower bare path |\n| --- | ---: | ---: |\n\
          | bare consumer (read only) | {consume_rate:.0} msg/s | |\n\
