@@ -1,3 +1,4 @@
+-- done-when-column: audit_events.content_hash
 -- An event's identity is (tenant_id, event_id, content_hash): an exact
 -- re-send collapses, a different event under a used id is kept beside the
 -- first (docs/DESIGN.md, "Event identity").

@@ -144,7 +144,7 @@ async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let mut all_topics = topics::event_topics(&config.kafka.topic_prefix);
     all_topics.push(topics::dead_letters(&config.kafka.topic_prefix));
     produce::ensure_topics(&config.kafka, &all_topics).await?;
-    store.migrate().await?;
+    migrate(&store).await?;
 
     Ok(Prepared {
         registry,
@@ -152,6 +152,28 @@ async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         producer: produce::EventProducer::new(&config.kafka)?,
         metrics: Arc::new(metrics::Metrics::new()),
     })
+}
+
+/// Applies the migrations. Processes that start together (a server and its
+/// writers) may run them at the same moment; one that loses a race with the
+/// other's rebuild fails a statement, waits and tries again, by which time
+/// the ledger says what the other finished.
+async fn migrate(store: &store::Store) -> Result<(), StartError> {
+    const ATTEMPTS: u32 = 6;
+    let mut delay = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match store.migrate().await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < ATTEMPTS => {
+                tracing::warn!(%error, attempt, "migration failed, perhaps beside another process's; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 fn new_ingest(config: &Config, prepared: &Prepared) -> ingest::Ingest {

@@ -97,6 +97,16 @@ impl Migration {
         parse_version(spec)
     }
 
+    /// `(table, column)` from a `-- done-when-column: TABLE.COLUMN` line: a
+    /// rebuild whose result is already there (another process just ran it)
+    /// is recorded, not run again over the rebuilt table.
+    pub fn done_when_column(&self) -> Option<(&'static str, &'static str)> {
+        self.sql
+            .lines()
+            .find_map(|line| line.strip_prefix("-- done-when-column:"))
+            .and_then(|spec| spec.trim().split_once('.'))
+    }
+
     /// Statements without comments; the HTTP interface runs one per request.
     pub fn statements(&self) -> Vec<String> {
         let without_comments: String = self
@@ -142,8 +152,39 @@ pub async fn apply(client: &Client, server_version: (u32, u32)) -> Result<(), St
                 continue;
             }
         }
-        for statement in m.statements() {
-            client.query(&statement).execute().await?;
+        // Another process may have applied it meanwhile (two start at once).
+        let again: Vec<u32> = client
+            .query("SELECT DISTINCT version FROM attest_schema_migrations WHERE version = ?")
+            .bind(m.version)
+            .fetch_all()
+            .await?;
+        if !again.is_empty() {
+            continue;
+        }
+        let done = match m.done_when_column() {
+            Some((table, column)) => {
+                let found: Vec<String> = client
+                    .query(
+                        "SELECT name FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_all()
+                    .await?;
+                !found.is_empty()
+            }
+            None => false,
+        };
+        if done {
+            info!(
+                migration = m.name,
+                "migration's result is already in place; recording it"
+            );
+        } else {
+            for statement in m.statements() {
+                client.query(&statement).execute().await?;
+            }
         }
         client
             .query("INSERT INTO attest_schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
@@ -224,6 +265,16 @@ mod tests {
                 .count()
                 == 3
         );
+    }
+
+    #[test]
+    fn the_identity_rebuild_knows_its_result() {
+        let rebuild = MIGRATIONS.iter().find(|m| m.version == 9).expect("0009");
+        assert_eq!(
+            rebuild.done_when_column(),
+            Some(("audit_events", "content_hash"))
+        );
+        assert_eq!(MIGRATIONS[0].done_when_column(), None);
     }
 
     #[test]
