@@ -23,6 +23,11 @@ use attest_server::produce::{ensure_topics, EventProducer};
 use attest_server::registry::Registry;
 use serde_json::{json, Value};
 
+// The allocator of the `attest` binary, for Attest's path and the bare one
+// alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod support;
 use support::{env_usize, percentile, unique, write_section};
 

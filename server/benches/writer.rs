@@ -22,6 +22,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use tokio_util::sync::CancellationToken;
 
+// The allocator of the `attest` binary, for Attest's path and the bare one
+// alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod support;
 use support::{env_usize, percentile, unique, write_section};
 

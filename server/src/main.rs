@@ -7,6 +7,9 @@ use attest_server::config::Config;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "attest", about = "Audit-trail pipeline and console")]
 struct Cli {

@@ -24,17 +24,9 @@ use search_support::{event, seed, MINUTE};
 
 /// Zig-zag varint, as Avro writes ints, longs and lengths.
 fn long(n: i64) -> Vec<u8> {
-    let mut v = ((n << 1) ^ (n >> 63)) as u64;
     let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+    attest_server::registry::binary::put_long(&mut out, n);
+    out
 }
 
 fn string(s: &str) -> Vec<u8> {

@@ -19,9 +19,8 @@ use apache_avro::schema::{Name, ResolvedSchema, Schema};
 /// without bound, and there the depth is chosen by the sender.
 const MAX_DEPTH: usize = 64;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BoundsError(String);
+use super::binary::Cursor;
+pub use super::binary::Malformed as BoundsError;
 
 /// Checks one record at the start of `datum` against `schema` and returns
 /// how many bytes it takes, so records written back to back can be walked
@@ -30,11 +29,10 @@ pub fn check_record(schema: &Schema, datum: &[u8]) -> Result<usize, BoundsError>
     let mut walk = Walk {
         root: schema,
         names: None,
-        datum,
-        at: 0,
+        cursor: Cursor::new(datum),
     };
     walk.value(schema, 0)?;
-    Ok(walk.at)
+    Ok(walk.cursor.position())
 }
 
 struct Walk<'a> {
@@ -42,54 +40,12 @@ struct Walk<'a> {
     /// Named types, resolved on the first reference only: the writer calls
     /// this for every message, and Attest's own schema has no references.
     names: Option<HashMap<Name, &'a Schema>>,
-    datum: &'a [u8],
-    at: usize,
+    cursor: Cursor<'a>,
 }
 
 impl<'a> Walk<'a> {
-    fn left(&self) -> usize {
-        self.datum.len().saturating_sub(self.at)
-    }
-
     fn skip(&mut self, n: usize, what: &str) -> Result<(), BoundsError> {
-        if n > self.left() {
-            return Err(BoundsError(format!(
-                "{what} declares {n} bytes at byte {} but only {} follow",
-                self.at,
-                self.left()
-            )));
-        }
-        self.at += n;
-        Ok(())
-    }
-
-    /// A zig-zag varint long, as Avro writes every int, long and length.
-    fn long(&mut self) -> Result<i64, BoundsError> {
-        let mut value: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&byte) = self.datum.get(self.at) else {
-                return Err(BoundsError(format!(
-                    "record ends inside a number at byte {}",
-                    self.at
-                )));
-            };
-            self.at += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-            }
-        }
-        Err(BoundsError(format!(
-            "number longer than 10 bytes at byte {}",
-            self.at
-        )))
-    }
-
-    fn length(&mut self, what: &str) -> Result<usize, BoundsError> {
-        let start = self.at;
-        let n = self.long()?;
-        usize::try_from(n)
-            .map_err(|_| BoundsError(format!("{what} has a negative length {n} at byte {start}")))
+        self.cursor.take(n, what).map(drop)
     }
 
     fn value(&mut self, schema: &Schema, depth: usize) -> Result<(), BoundsError> {
@@ -112,31 +68,22 @@ impl<'a> Walk<'a> {
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
             | Schema::LocalTimestampNanos
-            | Schema::Enum(_) => self.long().map(drop),
+            | Schema::Enum(_) => self.cursor.long().map(drop),
             Schema::Float => self.skip(4, "float"),
             Schema::Double => self.skip(8, "double"),
             Schema::Duration => self.skip(12, "duration"),
             Schema::Fixed(f) => self.skip(f.size, "fixed"),
             Schema::Bytes | Schema::String | Schema::BigDecimal | Schema::Uuid => {
-                let n = self.length("string or bytes")?;
-                self.skip(n, "string or bytes")
+                self.cursor.bytes("string or bytes").map(drop)
             }
             Schema::Decimal(d) => self.value(&d.inner, depth + 1),
             Schema::Array(a) => self.blocks(&[&a.items], "array", depth),
             // A map entry is a string key followed by its value.
             Schema::Map(m) => self.blocks(&[&Schema::String, &m.types], "map", depth),
             Schema::Union(u) => {
-                let start = self.at;
-                let index = self.long()?;
-                let branch = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| u.variants().get(i))
-                    .ok_or_else(|| {
-                        BoundsError(format!(
-                            "union branch {index} at byte {start} does not exist"
-                        ))
-                    })?;
-                self.value(branch, depth + 1)
+                let variants = u.variants();
+                let branch = self.cursor.index(variants.len(), "union branch")?;
+                self.value(&variants[branch], depth + 1)
             }
             Schema::Record(r) => r
                 .fields
@@ -164,25 +111,11 @@ impl<'a> Walk<'a> {
     /// Array or map blocks: a count (negative: followed by the block's byte
     /// size), then the entries, until a zero count.
     fn blocks(&mut self, entry: &[&Schema], what: &str, depth: usize) -> Result<(), BoundsError> {
-        let per_entry: usize = entry.iter().map(|s| min_size(s)).sum::<usize>().max(1);
+        let per_entry: usize = entry.iter().map(|s| min_size(s)).sum();
         loop {
-            let start = self.at;
-            let raw = self.long()?;
-            if raw == 0 {
+            let count = self.cursor.block(per_entry, what)?;
+            if count == 0 {
                 return Ok(());
-            }
-            if raw < 0 {
-                // The block's size in bytes; the entries are walked anyway.
-                self.long()?;
-            }
-            let count = raw.unsigned_abs();
-            let fits = (self.left() / per_entry) as u64;
-            if count > fits {
-                return Err(BoundsError(format!(
-                    "{what} block at byte {start} declares {count} entries, \
-                     but the {} bytes left hold at most {fits}",
-                    self.left()
-                )));
             }
             for _ in 0..count {
                 for schema in entry {
@@ -219,19 +152,10 @@ mod tests {
         Schema::parse_str(json).expect("test schema parses")
     }
 
-    /// Zig-zag varint, as Avro writes it.
     fn long(n: i64) -> Vec<u8> {
-        let mut v = ((n << 1) ^ (n >> 63)) as u64;
         let mut out = Vec::new();
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(byte);
-                return out;
-            }
-            out.push(byte | 0x80);
-        }
+        super::super::binary::put_long(&mut out, n);
+        out
     }
 
     const ALL: &str = r#"{"type": "record", "name": "R", "fields": [

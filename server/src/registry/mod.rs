@@ -2,7 +2,9 @@
 //! with the permanent id written into every Kafka message. Ingest encodes
 //! with the current version; the writer decodes any version ever used.
 
+pub mod binary;
 mod bounds;
+mod direct;
 pub mod external;
 pub mod wire;
 
@@ -85,6 +87,27 @@ pub struct SchemaVersion {
     pub schema: Schema,
     /// The schema as registered (compact JSON), as the REST API serves it.
     pub text: String,
+    /// Its data has the layout `direct` reads and writes.
+    direct: bool,
+}
+
+impl SchemaVersion {
+    pub fn new(
+        subject: String,
+        version: u32,
+        id: u32,
+        schema: Schema,
+        text: String,
+    ) -> SchemaVersion {
+        SchemaVersion {
+            direct: direct::handles(&schema),
+            subject,
+            version,
+            id,
+            schema,
+            text,
+        }
+    }
 }
 
 pub struct Registry {
@@ -140,13 +163,13 @@ impl Registry {
                         path: path.clone(),
                         source,
                     })?;
-                let version = Arc::new(SchemaVersion {
-                    subject: subject.clone(),
-                    version: entry.version,
-                    id: entry.id,
+                let version = Arc::new(SchemaVersion::new(
+                    subject.clone(),
+                    entry.version,
+                    entry.id,
                     schema,
-                    text: json.to_string(),
-                });
+                    json.to_string(),
+                ));
                 if by_id.insert(entry.id, version.clone()).is_some() {
                     return Err(RegistryError::Invalid(format!(
                         "schema id {} is used twice",
@@ -197,13 +220,13 @@ impl Registry {
         let id = external
             .lookup(&self.current.subject, &self.current.text)
             .await?;
-        let version = Arc::new(SchemaVersion {
-            subject: self.current.subject.clone(),
-            version: self.current.version,
+        let version = Arc::new(SchemaVersion::new(
+            self.current.subject.clone(),
+            self.current.version,
             id,
-            schema: self.current.schema.clone(),
-            text: self.current.text.clone(),
-        });
+            self.current.schema.clone(),
+            self.current.text.clone(),
+        ));
         tracing::info!(
             id,
             registry = external.url(),
@@ -234,13 +257,13 @@ impl Registry {
         let Ok(schema) = Schema::parse_str(&text) else {
             return Ok(false);
         };
-        let version = Arc::new(SchemaVersion {
-            subject: self.current.subject.clone(),
-            version: 0,
+        let version = Arc::new(SchemaVersion::new(
+            self.current.subject.clone(),
+            0,
             id,
             schema,
             text,
-        });
+        ));
         if let Ok(mut fetched) = self.fetched.write() {
             fetched.insert(id, version);
         }
@@ -303,6 +326,11 @@ impl Registry {
             id: 0,
             detail: "the external registry's id for the schema is not known yet".into(),
         })?;
+        if writer.direct {
+            let mut framed = wire::header(writer.id);
+            direct::encode(event, &mut framed);
+            return Ok(framed);
+        }
         let datum = to_avro_datum(&writer.schema, event.to_avro()).map_err(|e| EncodeError {
             id: writer.id,
             detail: e.to_string(),
@@ -318,58 +346,51 @@ impl Registry {
         let mut events = Vec::new();
         while !body.is_empty() {
             let index = events.len();
-            let (id, mut datum) = wire::unframe(body).map_err(|e| (index, e.into()))?;
+            let (id, datum) = wire::unframe(body).map_err(|e| (index, e.into()))?;
             let writer = self
                 .by_id(id)
                 .ok_or((index, DecodeFailure::UnknownSchemaId(id)))?;
-            bounds::check_record(&writer.schema, datum).map_err(|e| {
-                (
-                    index,
-                    DecodeFailure::Avro {
-                        id,
-                        detail: e.to_string(),
-                    },
-                )
-            })?;
-            let reader = (writer.id != self.current.id).then_some(&self.current.schema);
-            let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
-                (
-                    index,
-                    DecodeFailure::Avro {
-                        id,
-                        detail: e.to_string(),
-                    },
-                )
-            })?;
-            events.push(AuditEvent::from_avro(value).map_err(|e| (index, e.into()))?);
-            body = datum;
+            let (event, used) = self.decode_datum(writer, datum).map_err(|e| (index, e))?;
+            events.push(event);
+            body = &datum[used..];
         }
         Ok(events)
+    }
+
+    /// Reads one record from the start of `datum`, written with `writer`
+    /// and resolved to the current version; returns the bytes it took.
+    fn decode_datum(
+        &self,
+        writer: &SchemaVersion,
+        datum: &[u8],
+    ) -> Result<(AuditEvent, usize), DecodeFailure> {
+        let id = writer.id;
+        let malformed = |detail: String| DecodeFailure::Avro { id, detail };
+        if writer.direct {
+            return direct::decode(datum).map_err(|e| malformed(e.to_string()));
+        }
+        let used =
+            bounds::check_record(&writer.schema, datum).map_err(|e| malformed(e.to_string()))?;
+        let mut record = &datum[..used];
+        let reader = (writer.id != self.current.id).then_some(&self.current.schema);
+        let value = from_avro_datum(&writer.schema, &mut record, reader)
+            .map_err(|e| malformed(e.to_string()))?;
+        Ok((AuditEvent::from_avro(value)?, used))
     }
 
     /// Decodes a framed message written with any registered version,
     /// resolving it to the current one. Returns the writer's schema id too.
     pub fn decode(&self, message: &[u8]) -> Result<(u32, AuditEvent), DecodeFailure> {
-        let (id, mut datum) = wire::unframe(message)?;
+        let (id, datum) = wire::unframe(message)?;
         let writer = self.lookup(id).ok_or(DecodeFailure::UnknownSchemaId(id))?;
-        bounds::check_record(&writer.schema, datum).map_err(|e| DecodeFailure::Avro {
-            id,
-            detail: e.to_string(),
-        })?;
-        let reader = (writer.id != self.current.id).then_some(&self.current.schema);
-        let value = from_avro_datum(&writer.schema, &mut datum, reader).map_err(|e| {
-            DecodeFailure::Avro {
-                id,
-                detail: e.to_string(),
-            }
-        })?;
-        if !datum.is_empty() {
+        let (event, used) = self.decode_datum(&writer, datum)?;
+        if used != datum.len() {
             return Err(DecodeFailure::Avro {
                 id,
-                detail: format!("{} trailing bytes after the record", datum.len()),
+                detail: format!("{} trailing bytes after the record", datum.len() - used),
             });
         }
-        Ok((id, AuditEvent::from_avro(value)?))
+        Ok((id, event))
     }
 }
 

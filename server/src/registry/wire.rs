@@ -15,10 +15,17 @@ pub enum FramingError {
 
 /// Prepends the header to an Avro datum.
 pub fn frame(schema_id: u32, datum: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
+    let mut out = header(schema_id);
+    out.extend_from_slice(datum);
+    out
+}
+
+/// The frame's header alone, for a datum to be written after it.
+pub fn header(schema_id: u32) -> Vec<u8> {
+    // Room for a typical event, so writing one rarely reallocates.
+    let mut out = Vec::with_capacity(512);
     out.push(MAGIC_BYTE);
     out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(datum);
     out
 }
 

@@ -1,19 +1,57 @@
 //! One batch of rows on its way to ClickHouse, and the Kafka offsets that
 //! become safe to commit once it is inserted.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use rdkafka::message::{Message, OwnedMessage};
 
 use crate::store::EventRow;
 
-/// The Kafka message a row was decoded from, kept so that a row ClickHouse
-/// rejects can be dead-lettered exactly as it arrived.
-pub struct Origin {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Vec<u8>,
-    pub payload: Vec<u8>,
+/// The Kafka message a row was decoded from, kept (moved, not copied) so
+/// that a row ClickHouse rejects can be dead-lettered exactly as it arrived.
+pub struct Origin(OwnedMessage);
+
+impl Origin {
+    pub fn new(message: OwnedMessage) -> Origin {
+        Origin(message)
+    }
+
+    pub fn topic(&self) -> &str {
+        self.0.topic()
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.0.partition()
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.0.offset()
+    }
+
+    pub fn key(&self) -> &[u8] {
+        self.0.key().unwrap_or_default()
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        self.0.payload().unwrap_or_default()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.payload().len() + self.key().len() + self.topic().len()
+    }
+
+    #[cfg(test)]
+    fn for_test(topic: &str, partition: i32, offset: i64, key: &[u8], payload: Vec<u8>) -> Origin {
+        Origin(OwnedMessage::new(
+            Some(payload),
+            Some(key.to_vec()),
+            topic.to_owned(),
+            rdkafka::message::Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        ))
+    }
 }
 
 /// A message that becomes no row: it goes to the dead-letter topic with
@@ -32,9 +70,12 @@ pub struct Batch {
     rows: Vec<EventRow>,
     /// `origins[i]` is where `rows[i]` came from.
     origins: Vec<Origin>,
-    /// Per (topic, partition): the offset of the next message to read, which
-    /// is what Kafka expects as a committed offset (last consumed + 1).
-    next_offsets: BTreeMap<(String, i32), i64>,
+    /// Per (topic, partition), sorted: the offset of the next message to
+    /// read, which is what Kafka expects as a committed offset (last
+    /// consumed + 1). A sorted list, not a map keyed by an owned topic
+    /// name: a batch sees a handful of partitions and every message looks
+    /// its own up.
+    next_offsets: Vec<(String, i32, i64)>,
     opened: Option<Instant>,
     /// What the rows and their origins hold on the heap, roughly: the
     /// batch's memory, bounded by `writer.max_bytes`.
@@ -43,11 +84,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn push(&mut self, row: EventRow, origin: Origin) {
-        self.consumed(&origin.topic, origin.partition, origin.offset);
+        self.consumed(origin.topic(), origin.partition(), origin.offset());
         self.bytes = self
             .bytes
             .saturating_add(row.heap_bytes())
-            .saturating_add(origin.payload.len() + origin.key.len() + origin.topic.len());
+            .saturating_add(origin.heap_bytes());
         self.rows.push(row);
         self.origins.push(origin);
     }
@@ -59,10 +100,10 @@ impl Batch {
     /// A message that becomes no row; the commit moves past it once the
     /// flush has dead-lettered it.
     pub fn set_aside(&mut self, reason: &'static str, detail: String, origin: Origin) {
-        self.consumed(&origin.topic, origin.partition, origin.offset);
+        self.consumed(origin.topic(), origin.partition(), origin.offset());
         self.bytes = self
             .bytes
-            .saturating_add(origin.payload.len() + origin.key.len() + detail.len());
+            .saturating_add(origin.heap_bytes() + detail.len());
         self.set_aside.push(SetAside {
             reason,
             detail,
@@ -78,11 +119,19 @@ impl Batch {
     /// commit moves past it.
     pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64) {
         self.opened.get_or_insert_with(Instant::now);
-        let next = self
+        let next = offset.saturating_add(1);
+        match self
             .next_offsets
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset + 1);
-        *next = (*next).max(offset + 1);
+            .binary_search_by(|(t, p, _)| (t.as_str(), *p).cmp(&(topic, partition)))
+        {
+            Ok(at) => {
+                let known = &mut self.next_offsets[at].2;
+                *known = (*known).max(next);
+            }
+            Err(at) => self
+                .next_offsets
+                .insert(at, (topic.to_owned(), partition, next)),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,7 +149,7 @@ impl Batch {
     pub fn offsets(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.next_offsets
             .iter()
-            .map(|((t, p), o)| (t.as_str(), *p, *o))
+            .map(|(t, p, o)| (t.as_str(), *p, *o))
     }
 
     /// How long until the batch is due by age; `None` while it is empty.
@@ -135,13 +184,7 @@ mod tests {
     fn push(b: &mut Batch, topic: &str, partition: i32, offset: i64) {
         b.push(
             row(),
-            Origin {
-                topic: topic.into(),
-                partition,
-                offset,
-                key: b"k".to_vec(),
-                payload: vec![offset as u8],
-            },
+            Origin::for_test(topic, partition, offset, b"k", vec![offset as u8]),
         );
     }
 
@@ -200,13 +243,7 @@ mod tests {
         while !b.should_flush(50_000, max_bytes, Duration::from_secs(60), now) {
             b.push(
                 big.clone(),
-                Origin {
-                    topic: "t".into(),
-                    partition: 0,
-                    offset: pushed,
-                    key: Vec::new(),
-                    payload: vec![0; 540 * 1024],
-                },
+                Origin::for_test("t", 0, pushed, b"", vec![0; 540 * 1024]),
             );
             pushed += 1;
         }
@@ -229,10 +266,7 @@ mod tests {
         assert_eq!(offsets, [("a", 0, 13), ("a", 1, 4), ("b", 0, 8)]);
         assert_eq!(b.rows().len(), 3);
         let second = b.origin(1).expect("origin of the second row");
-        assert_eq!(
-            (second.offset, second.payload.as_slice()),
-            (12, &[12u8][..])
-        );
+        assert_eq!((second.offset(), second.payload()), (12, &[12u8][..]));
         assert!(!b.is_empty());
     }
 

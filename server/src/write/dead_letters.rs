@@ -57,14 +57,14 @@ impl DeadLetters {
                 detail: &letter.detail,
             };
             let source = Source {
-                topic: &origin.topic,
-                partition: origin.partition,
-                offset: origin.offset,
+                topic: origin.topic(),
+                partition: origin.partition(),
+                offset: origin.offset(),
             };
-            self.send_once(why, source, &origin.key, &origin.payload)
+            self.send_once(why, source, origin.key(), origin.payload())
                 .await
                 .map_err(
-                    |error| warn!(%error, offset = origin.offset, "dead letter not acknowledged"),
+                    |error| warn!(%error, offset = origin.offset(), "dead letter not acknowledged"),
                 )
                 .is_ok()
         });

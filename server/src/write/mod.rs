@@ -93,6 +93,26 @@ pub struct Writer {
     watch: Arc<WriterWatch>,
 }
 
+/// How a background insert ended, and how long it took.
+type Inserting = Result<(Result<(), StoreError>, Duration), tokio::task::JoinError>;
+
+/// A batch whose insert runs in the background while the next one fills.
+struct InFlight {
+    batch: Arc<Batch>,
+    insert: tokio::task::JoinHandle<(Result<(), StoreError>, Duration)>,
+}
+
+impl InFlight {
+    /// The insert's outcome; never ready without a batch in flight, so a
+    /// `select!` branch on it waits for the other branches.
+    async fn outcome(slot: &mut Option<impl std::borrow::BorrowMut<InFlight>>) -> Inserting {
+        match slot {
+            Some(in_flight) => (&mut in_flight.borrow_mut().insert).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// What stopped a flush.
 enum Flushed {
     Done,
@@ -160,6 +180,12 @@ impl Writer {
 
     /// Runs until `stop` is cancelled; then inserts and commits what it holds
     /// (if ClickHouse answers within the grace period) and returns.
+    ///
+    /// One batch is inserted while the next one fills: reading and decoding
+    /// do not wait for ClickHouse, and ClickHouse does not wait for them.
+    /// Commits stay in order, each after its own batch's insert: a batch is
+    /// finished (its insert awaited, its offsets committed) before the next
+    /// one is sent. Two batches are the most the writer holds.
     pub async fn run(self, stop: CancellationToken) {
         info!(
             max_rows = self.settings.max_rows,
@@ -167,11 +193,12 @@ impl Writer {
             "writer started"
         );
         let mut batch = Batch::default();
+        let mut inserting: Option<InFlight> = None;
         // Messages that arrived while a flush had the partitions paused.
         let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
             for message in std::mem::take(&mut held) {
-                if !self.add(&mut batch, &message, &mut held, &stop).await {
+                if !self.add(&mut batch, message, &mut held, &stop).await {
                     return;
                 }
             }
@@ -181,6 +208,13 @@ impl Writer {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
+                outcome = InFlight::outcome(&mut inserting) => {
+                    if let Some(done) = inserting.take() {
+                        if !self.finish(done.batch, outcome, &mut held, &stop, CommitMode::Async).await {
+                            return;
+                        }
+                    }
+                }
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Err(_) => {}
                     Ok(Err(error)) => {
@@ -188,8 +222,7 @@ impl Writer {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Ok(Ok(message)) => {
-                        let message = message.detach();
-                        if !self.add(&mut batch, &message, &mut held, &stop).await {
+                        if !self.add(&mut batch, message.detach(), &mut held, &stop).await {
                             return;
                         }
                     }
@@ -201,27 +234,37 @@ impl Writer {
                 self.settings.max_age,
                 Instant::now(),
             ) {
-                match self
-                    .flush(&batch, &mut held, &stop, CommitMode::Async)
-                    .await
-                {
-                    Flushed::Done => {
-                        self.watch.progressed();
-                        batch = Batch::default();
+                if let Some(mut previous) = inserting.take() {
+                    let outcome = InFlight::outcome(&mut Some(&mut previous)).await;
+                    if !self
+                        .finish(previous.batch, outcome, &mut held, &stop, CommitMode::Async)
+                        .await
+                    {
+                        return;
                     }
-                    Flushed::Stopped => return,
                 }
+                inserting = Some(self.launch(std::mem::take(&mut batch)));
+            }
+        }
+        let grace = CancellationToken::new();
+        let expire = grace.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            expire.cancel();
+        });
+        if let Some(mut previous) = inserting.take() {
+            let outcome = InFlight::outcome(&mut Some(&mut previous)).await;
+            if !self
+                .finish(previous.batch, outcome, &mut held, &grace, CommitMode::Sync)
+                .await
+            {
+                warn!("shutdown before the batch being inserted was committed; it will be re-read on restart");
+                return;
             }
         }
         if !batch.is_empty() {
-            let grace = CancellationToken::new();
-            let expire = grace.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-                expire.cancel();
-            });
             if let Flushed::Stopped = self
-                .flush(&batch, &mut held, &grace, CommitMode::Sync)
+                .flush(&batch, &mut held, &grace, CommitMode::Sync, false)
                 .await
             {
                 warn!("shutdown before the open batch was inserted; it will be re-read on restart");
@@ -230,17 +273,77 @@ impl Writer {
         info!("writer stopped");
     }
 
+    /// Starts inserting `batch` in the background: one attempt, bounded by
+    /// `writer.insert_timeout`. Whatever goes wrong is handled by
+    /// [`Writer::finish`], with every retry and split rule of a flush.
+    fn launch(&self, batch: Batch) -> InFlight {
+        let batch = Arc::new(batch);
+        let rows = batch.clone();
+        let store = self.store.clone();
+        let timeout = self.settings.insert_timeout;
+        let insert = tokio::spawn(async move {
+            let started = Instant::now();
+            if rows.rows().is_empty() {
+                return (Ok(()), Duration::ZERO);
+            }
+            let outcome = tokio::time::timeout(timeout, store.insert_events(rows.rows()))
+                .await
+                .unwrap_or(Err(StoreError::Timeout(timeout)));
+            (outcome, started.elapsed())
+        });
+        InFlight { batch, insert }
+    }
+
+    /// Completes a batch sent by [`Writer::launch`]: if its insert went
+    /// through, sends its dead letters and commits; if not, flushes it as
+    /// if nothing had been sent (rows that did land collapse like a
+    /// re-delivery). False if `stop` fired first.
+    async fn finish(
+        &self,
+        batch: Arc<Batch>,
+        outcome: Inserting,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+        mode: CommitMode,
+    ) -> bool {
+        let inserted = match outcome {
+            Ok((Ok(()), took)) => {
+                if !batch.rows().is_empty() {
+                    self.metrics
+                        .writer_insert_seconds
+                        .observe(took.as_secs_f64());
+                }
+                true
+            }
+            Ok((Err(error), _)) => {
+                debug!(%error, "background insert failed; flushing the batch with retries");
+                false
+            }
+            Err(error) => {
+                warn!(%error, "background insert task failed; flushing the batch with retries");
+                false
+            }
+        };
+        match self.flush(&batch, held, stop, mode, inserted).await {
+            Flushed::Done => {
+                self.watch.progressed();
+                true
+            }
+            Flushed::Stopped => false,
+        }
+    }
+
     /// Decodes one message into the batch, or sets it aside for the dead
     /// letters (sent with the batch's flush, all at once). False if `stop`
     /// fired while an external registry was unreachable.
     async fn add(
         &self,
         batch: &mut Batch,
-        message: &OwnedMessage,
+        message: OwnedMessage,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
     ) -> bool {
-        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let (partition, offset) = (message.partition(), message.offset());
         let payload = message.payload().unwrap_or_default();
         if !self.ensure_schema(payload, held, stop).await {
             return false;
@@ -259,13 +362,7 @@ impl Writer {
                     Err(Refused::Invalid(errors))
                 }
             });
-        let origin = Origin {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            key: message.key().unwrap_or_default().to_vec(),
-            payload: payload.to_vec(),
-        };
+        let origin = Origin::new(message);
         match decoded {
             Ok((schema_id, event)) => {
                 let provenance = Provenance {
@@ -376,22 +473,28 @@ impl Writer {
     /// until the rejected rows stand alone: those go to the dead-letter topic
     /// and every other row is written. Halves written before a crash are
     /// written again after it and collapse like any re-delivered batch.
+    ///
+    /// `inserted`: the rows are in ClickHouse already (a background insert
+    /// went through); only the dead letters and the commit are left.
     async fn flush(
         &self,
         batch: &Batch,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
         mode: CommitMode,
+        inserted: bool,
     ) -> Flushed {
         let rows = batch.rows();
         let mut paused = false;
-        let mut written = 0;
+        let mut written = if inserted { rows.len() } else { 0 };
         if !self.send_set_aside(batch, &mut paused, held, stop).await {
             return Flushed::Stopped;
         }
         // Runs still to insert, the next one last, so rows keep their order.
         let mut pending: Vec<std::ops::Range<usize>> = Vec::new();
-        pending.push(0..rows.len());
+        if !inserted {
+            pending.push(0..rows.len());
+        }
         while let Some(run) = pending.pop() {
             if run.is_empty() {
                 continue;
@@ -495,13 +598,13 @@ impl Writer {
             detail: &detail,
         };
         let source = dead_letters::Source {
-            topic: &origin.topic,
-            partition: origin.partition,
-            offset: origin.offset,
+            topic: origin.topic(),
+            partition: origin.partition(),
+            offset: origin.offset(),
         };
         let sent = self
             .dead_letters
-            .send_until_acknowledged(why, source, &origin.key, &origin.payload, stop)
+            .send_until_acknowledged(why, source, origin.key(), origin.payload(), stop)
             .await;
         if sent {
             self.metrics
