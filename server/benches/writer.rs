@@ -309,15 +309,16 @@ async fn main() -> anyhow::Result<()> {
          Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), ClickHouse 18.16, 2 cores, release build. \
          The writer and the bare consumer and bare insert it is compared with were measured in the same run.\n\
          {n} pre-filled events (6 topics, 3 partitions each), batches of {max_rows} rows.\n\n\
-         | path | rate | vs. the slower bare path |\n| --- | ---: | ---: |\n\
-         | bare consumer (read only) | {consume_rate:.0} msg/s | |\n\
-         | bare RowBinary insert | {insert_rate:.0} rows/s | |\n\
-         | attest writer (read, decode, insert, commit) | {writer_rate:.0} rows/s | {ratio:.2} (target ≥ 0.8) |\n\n\
+         | path | rate | vs. bare consumer (issue 12: ≥ 0.9) | vs. the slower bare path |\n| --- | ---: | ---: | ---: |\n\
+         | bare consumer (read only) | {consume_rate:.0} msg/s | | |\n\
+         | bare RowBinary insert | {insert_rate:.0} rows/s | | |\n\
+         | attest writer (read, decode, insert, commit) | {writer_rate:.0} rows/s | {consumer_ratio:.2} | {ratio:.2} |\n\n\
          End-to-end freshness (`202` → row visible in ClickHouse) at a steady {rate} events/s over {secs} s, \
          every 10th event sampled ({samples} samples): p50 {p50:.0} ms, p99 {p99:.0} ms.\n",
         date = time::OffsetDateTime::now_utc().date(),
         max_rows = config.writer.max_rows,
         ratio = writer_rate / slower,
+        consumer_ratio = writer_rate / consume_rate,
         samples = latencies.len(),
     );
     print!("\n{section}");

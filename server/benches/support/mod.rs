@@ -39,3 +39,87 @@ pub fn write_section(name: &str, section: &str) -> anyhow::Result<()> {
     std::fs::write(path, updated)?;
     Ok(())
 }
+
+/// CPU time used so far by this process, the Kafka broker(s) and the
+/// ClickHouse server, in seconds: on 2 shared cores, where a path's time
+/// goes says more than its rate alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub bench: f64,
+    pub broker: f64,
+    pub clickhouse: f64,
+}
+
+impl Cpu {
+    pub fn now() -> Cpu {
+        let ticks = clock_ticks();
+        let mut cpu = Cpu {
+            bench: process_ticks("self").unwrap_or(0) as f64 / ticks,
+            ..Cpu::default()
+        };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return cpu;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            let used = process_ticks(pid).unwrap_or(0) as f64 / ticks;
+            if cmdline.contains("kafka.Kafka") {
+                cpu.broker += used;
+            } else if cmdline.starts_with("clickhouse") || cmdline.contains("clickhouse-server") {
+                cpu.clickhouse += used;
+            }
+        }
+        cpu
+    }
+
+    /// CPU seconds from `earlier` to `self`.
+    pub fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            bench: self.bench - earlier.bench,
+            broker: self.broker - earlier.broker,
+            clickhouse: self.clickhouse - earlier.clickhouse,
+        }
+    }
+
+    /// "bench 1.2 + broker 3.4 + ClickHouse 0.5 = 5.1 CPU-s per million
+    /// events".
+    pub fn per_million(&self, events: usize) -> String {
+        let scale = 1e6 / events.max(1) as f64;
+        let (b, k, c) = (
+            self.bench * scale,
+            self.broker * scale,
+            self.clickhouse * scale,
+        );
+        format!("{b:.1} + {k:.1} + {c:.1} = {:.1}", b + k + c)
+    }
+}
+
+/// utime + stime of /proc/<pid>/stat, in clock ticks.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // Fields 14 and 15 of stat(5), counted from the state field (3).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}

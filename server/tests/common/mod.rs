@@ -208,10 +208,20 @@ pub fn as_i64(v: &serde_json::Value) -> i64 {
 /// Encodes `n` events the way ingest does and produces them straight to the
 /// event topics (fast enough for 100k), returning their ids.
 pub async fn produce_events(config: &Config, n: usize, tag: &str) -> Vec<String> {
+    produce(config, encoded_events(config, n, tag).await, false).await
+}
+
+/// [`produce_events`] with the `attest.event_id` header ingest writes on
+/// every message, so the broker stores what it stores for ingest.
+pub async fn produce_events_as_ingest(config: &Config, n: usize, tag: &str) -> Vec<String> {
+    produce(config, encoded_events(config, n, tag).await, true).await
+}
+
+/// `n` events of `tag` as (event id, topic, framed Avro), the topics made.
+async fn encoded_events(config: &Config, n: usize, tag: &str) -> Vec<(String, String, Vec<u8>)> {
     use attest_server::event::{Actor, AuditEvent, Category, Outcome, Resource};
-    use attest_server::produce::{ensure_topics, EventProducer, Outgoing};
+    use attest_server::produce::ensure_topics;
     use attest_server::registry::Registry;
-    use futures::stream::{self, StreamExt};
 
     let registry = Registry::load(&config.schemas_dir).expect("registry");
     let mut topics = attest_server::topics::event_topics(&config.kafka.topic_prefix);
@@ -219,9 +229,8 @@ pub async fn produce_events(config: &Config, n: usize, tag: &str) -> Vec<String>
         &config.kafka.topic_prefix,
     ));
     ensure_topics(&config.kafka, &topics).await.expect("topics");
-    let producer = EventProducer::new(&config.kafka).expect("producer");
     let now = attest_server::ingest::now_ms();
-    let events: Vec<(String, String, Vec<u8>)> = (0..n)
+    (0..n)
         .map(|i| {
             let category = Category::ALL[i % Category::ALL.len()];
             let event = AuditEvent {
@@ -250,20 +259,35 @@ pub async fn produce_events(config: &Config, n: usize, tag: &str) -> Vec<String>
             let payload = registry.encode(&event).expect("encodes");
             (event.event_id, topic, payload)
         })
-        .collect();
+        .collect()
+}
+
+async fn produce(
+    config: &Config,
+    events: Vec<(String, String, Vec<u8>)>,
+    with_header: bool,
+) -> Vec<String> {
+    use attest_server::produce::{EventProducer, Outgoing};
+    use futures::stream::{self, StreamExt};
+
+    let producer = EventProducer::new(&config.kafka).expect("producer");
     stream::iter(events.iter())
         .map(|(id, topic, payload)| {
             let producer = producer.clone();
             async move {
-                producer
-                    .send(Outgoing {
-                        topic,
-                        key: id,
-                        payload,
-                        headers: &[],
-                    })
-                    .await
-                    .expect("broker acknowledged")
+                let sent = if with_header {
+                    producer.send_event(topic, id, id, payload).await
+                } else {
+                    producer
+                        .send(Outgoing {
+                            topic,
+                            key: id,
+                            payload,
+                            headers: &[],
+                        })
+                        .await
+                };
+                sent.expect("broker acknowledged")
             }
         })
         .buffer_unordered(2000)
