@@ -232,7 +232,7 @@ async fn paced(
             .saturating_sub(written_before);
         max_lag = max_lag.max(a.saturating_sub(w));
         let elapsed = tick.duration_since(started).as_secs();
-        if elapsed % 10 == 0 {
+        if elapsed.is_multiple_of(10) {
             windows.push((a - last_accepted, w.saturating_sub(last_written)));
             (last_accepted, last_written) = (a, w);
         }
