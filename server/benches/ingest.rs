@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{env_usize, percentile, unique, write_section};
+use support::{env_usize, load_average, percentile, unique, write_section};
 
 const CATEGORIES: [&str; 6] = [
     "authentication",
@@ -257,13 +257,14 @@ async fn main() -> anyhow::Result<()> {
     let section = format!(
         "## Ingest (`cargo bench -p server --bench ingest`)\n\n\
          Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), 2 cores, release build, writer off. \
-         Attest's ingest and the bare producer it is compared with were measured in the same run.\n\
+         Attest's ingest and the bare producer it is compared with were measured in the same run. 1-minute load average at the end: {load}.\n\
          {n} events as batches of {batch} from {clients} concurrent clients, each with an API key.\n\n\
          | path | rate | vs. bare producer |\n| --- | ---: | ---: |\n\
          | bare rdkafka producer, records of the same schema encoded beforehand, same `attest.event_id` header, `acks=all`, idempotent | {bare_rate:.0} events/s | |\n\
          | attest ingest (HTTP, key, validation, Avro, produce, `202` after the acknowledgement) | {ingest_rate:.0} events/s | {ratio:.2} (issue 12: ≥ 0.9) |\n\n\
          Latency per request of {batch} events at half of the peak ({target:.0} events/s for {steady_secs} s, \
          {samples} requests): p50 {p50:.1} ms, p99 {p99:.1} ms (target p99 < 100 ms).\n",
+        load = load_average(),
         date = time::OffsetDateTime::now_utc().date(),
         ratio = ingest_rate / bare_rate,
         samples = latencies.len(),

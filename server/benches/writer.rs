@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{env_usize, percentile, unique, write_section};
+use support::{env_usize, load_average, percentile, unique, write_section};
 
 /// (partition, offset, payload) of one message read by the bare consumer.
 type Consumed = (i32, i64, Vec<u8>);
@@ -307,7 +307,7 @@ async fn main() -> anyhow::Result<()> {
     let section = format!(
         "## Writer (`cargo bench -p server --bench writer`)\n\n\
          Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), ClickHouse 18.16, 2 cores, release build. \
-         The writer and the bare consumer and bare insert it is compared with were measured in the same run.\n\
+         The writer and the bare consumer and bare insert it is compared with were measured in the same run. 1-minute load average at the end: {load}.\n\
          {n} pre-filled events (6 topics, 3 partitions each), batches of {max_rows} rows.\n\n\
          | path | rate | vs. bare consumer (issue 12: ≥ 0.9) | vs. the slower bare path |\n| --- | ---: | ---: | ---: |\n\
          | bare consumer (read only) | {consume_rate:.0} msg/s | | |\n\
@@ -315,6 +315,7 @@ async fn main() -> anyhow::Result<()> {
          | attest writer (read, decode, insert, commit) | {writer_rate:.0} rows/s | {consumer_ratio:.2} | {ratio:.2} |\n\n\
          End-to-end freshness (`202` → row visible in ClickHouse) at a steady {rate} events/s over {secs} s, \
          every 10th event sampled ({samples} samples): p50 {p50:.0} ms, p99 {p99:.0} ms.\n",
+        load = load_average(),
         date = time::OffsetDateTime::now_utc().date(),
         max_rows = config.writer.max_rows,
         ratio = writer_rate / slower,
