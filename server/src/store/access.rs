@@ -12,15 +12,16 @@ const COLUMNS: &str =
 
 /// Every grant with its role. The role lives in its own table (migration
 /// 0014); a grant without a role row reads '' there, which is an analyst.
-/// `ANY LEFT JOIN … USING` is how 18.16 and the current ClickHouse both
-/// join; each side is reduced to its latest version first.
+/// `ANY LEFT JOIN … USING` with aliased subqueries is how 18.16 and the
+/// current ClickHouse (which requires the aliases) both join; each side is
+/// reduced to its latest version first.
 fn access_sql(filter: &str) -> String {
     format!(
         "SELECT {COLUMNS}, role FROM \
-         (SELECT {COLUMNS} FROM attest_console_access FINAL {filter}) \
+         (SELECT {COLUMNS} FROM attest_console_access FINAL {filter}) AS grants \
          ANY LEFT JOIN \
          (SELECT access_id, argMax(role, version) AS role FROM attest_console_roles \
-          GROUP BY access_id) \
+          GROUP BY access_id) AS roles \
          USING access_id"
     )
 }
