@@ -322,3 +322,55 @@ async fn only_admins_see_the_pipeline_and_its_lag_is_the_brokers() {
     writer.shutdown().await;
     server.stop().await;
 }
+
+/// A broker and a ClickHouse node that do not answer (an address nothing
+/// listens on, where packets may simply vanish): the snapshot still comes
+/// within its bounds and says both are down, instead of hanging the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_broker_and_node_show_as_down_without_hanging() {
+    use attest_server::health::pipeline::PipelineCollector;
+    use attest_server::health::ready::Readiness;
+    use std::sync::Arc;
+
+    let mut config = common::test_config();
+    // TEST-NET-1 (RFC 5737): reserved, never routed to a host.
+    config.kafka.brokers = "192.0.2.1:9092".into();
+    config.clickhouse.url = "http://192.0.2.1:8123".into();
+    let store = attest_server::store::Store::new(&config.clickhouse);
+    let metrics = Arc::new(attest_server::metrics::Metrics::new());
+    let producer = EventProducer::new(&config.kafka).expect("a producer is created lazily");
+    let readiness = Arc::new(Readiness::new(
+        config.kafka.clone(),
+        config.clickhouse.clone(),
+        store.clone(),
+        producer,
+        metrics.clone(),
+        None,
+        config.writer.stall_after,
+    ));
+    let collector = PipelineCollector::new(
+        config.kafka.clone(),
+        &config.clickhouse,
+        store,
+        metrics,
+        readiness,
+    );
+    let started = Instant::now();
+    let snapshot = tokio::time::timeout(Duration::from_secs(15), collector.snapshot())
+        .await
+        .expect("the snapshot is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!snapshot.kafka.reachable, "{snapshot:?}");
+    assert_eq!(snapshot.kafka.brokers.len(), 1, "{snapshot:?}");
+    assert!(!snapshot.kafka.brokers[0].up);
+    assert_eq!(snapshot.kafka.brokers[0].address, "192.0.2.1:9092");
+    assert!(!snapshot.kafka.problems.is_empty());
+    assert!(!snapshot.clickhouse.up, "{snapshot:?}");
+    assert_eq!(snapshot.clickhouse.read_latency_ms, None);
+    assert!(!snapshot.clickhouse.problems.is_empty());
+    assert!(!snapshot.writer.in_this_process);
+}
