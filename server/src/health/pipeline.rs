@@ -248,6 +248,50 @@ fn unreachable_cluster(kafka: &KafkaConfig, why: String) -> KafkaHealth {
     }
 }
 
+/// Which brokers answer. Kafka's metadata lists only live brokers, so those
+/// listed are up; a broker that a partition names as a replica but the
+/// metadata does not list is down, and so is an address of `kafka.brokers`
+/// (the bootstrap list) that no listed broker has.
+fn broker_states(
+    listed: &[(i32, String)],
+    replica_ids: &[i32],
+    configured: &str,
+) -> Vec<BrokerHealth> {
+    let mut brokers: Vec<BrokerHealth> = listed
+        .iter()
+        .map(|(id, address)| BrokerHealth {
+            id: *id,
+            address: address.clone(),
+            up: true,
+            detail: String::new(),
+        })
+        .collect();
+    let mut missing: Vec<i32> = replica_ids
+        .iter()
+        .copied()
+        .filter(|id| !listed.iter().any(|(known, _)| known == id))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    brokers.extend(missing.into_iter().map(|id| BrokerHealth {
+        id,
+        address: String::new(),
+        up: false,
+        detail: "holds replicas but is not in the cluster's metadata".into(),
+    }));
+    for address in configured.split(',').map(str::trim) {
+        if !address.is_empty() && !listed.iter().any(|(_, a)| a == address) {
+            brokers.push(BrokerHealth {
+                id: -1,
+                address: address.to_owned(),
+                up: false,
+                detail: "configured in kafka.brokers but not in the cluster's metadata".into(),
+            });
+        }
+    }
+    brokers
+}
+
 /// Time left before `deadline`, or `None` when it has passed.
 fn left(deadline: Instant) -> Option<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
@@ -291,47 +335,17 @@ fn measure(kafka: &KafkaConfig, topics: &[String], deadline: Instant) -> KafkaHe
         ..KafkaHealth::default()
     };
 
-    // Brokers: those in the metadata answer; a replica id or a configured
-    // address missing from it does not.
     let listed: Vec<(i32, String)> = metadata
         .brokers()
         .iter()
         .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
         .collect();
-    for (id, address) in &listed {
-        health.brokers.push(BrokerHealth {
-            id: *id,
-            address: address.clone(),
-            up: true,
-            detail: String::new(),
-        });
-    }
-    let mut missing_ids: Vec<i32> = metadata
+    let replica_ids: Vec<i32> = metadata
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().flat_map(|p| p.replicas().to_vec()))
-        .filter(|id| !listed.iter().any(|(known, _)| known == id))
         .collect();
-    missing_ids.sort_unstable();
-    missing_ids.dedup();
-    for id in missing_ids {
-        health.brokers.push(BrokerHealth {
-            id,
-            address: String::new(),
-            up: false,
-            detail: "holds replicas but is not in the cluster's metadata".into(),
-        });
-    }
-    for address in kafka.brokers.split(',').map(str::trim) {
-        if !address.is_empty() && !listed.iter().any(|(_, a)| a == address) {
-            health.brokers.push(BrokerHealth {
-                id: -1,
-                address: address.to_owned(),
-                up: false,
-                detail: "configured in kafka.brokers but not in the cluster's metadata".into(),
-            });
-        }
-    }
+    health.brokers = broker_states(&listed, &replica_ids, &kafka.brokers);
 
     // Partitions of the events topics, and the group's commits for them.
     let mut wanted = TopicPartitionList::new();
@@ -533,4 +547,36 @@ async fn min_insync_of(
             Some((topic.clone(), value.trim().parse().ok()?))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_missing_from_the_metadata_are_down() {
+        let listed = vec![(1, "k1:9092".to_owned()), (3, "k3:9092".to_owned())];
+        let brokers = broker_states(&listed, &[1, 2, 3, 2], "k1:9092, k2:9092,k3:9092");
+        let state: Vec<(i32, &str, bool)> = brokers
+            .iter()
+            .map(|b| (b.id, b.address.as_str(), b.up))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                (1, "k1:9092", true),
+                (3, "k3:9092", true),
+                (2, "", false),
+                (-1, "k2:9092", false)
+            ]
+        );
+        let single = broker_states(&[(1, "127.0.0.1:19092".into())], &[1], "127.0.0.1:19092");
+        assert!(single.len() == 1 && single[0].up);
+    }
+
+    #[test]
+    fn the_budget_runs_out() {
+        assert!(left(Instant::now() + Duration::from_secs(5)).is_some());
+        assert!(left(Instant::now()).is_none());
+    }
 }
