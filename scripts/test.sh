@@ -127,13 +127,15 @@ export ATTEST_INGEST__REQUIRE_API_KEY=false
 trap '"$here/console.sh" stop; rm -f "$results"' EXIT
 "$here/console.sh" start
 # The e2e console asks for sign-in like any other: one key that sees every
-# tenant (the specs' storage state signs in with it) and one scoped to a
-# single tenant (login.spec.js). Granted through the binary, like an
+# tenant (the specs' storage state signs in with it), one scoped to a
+# single tenant (login.spec.js) and an admin (pipeline.spec.js). Granted through the binary, like an
 # operator would, into the e2e instance's own database.
 grant() { "$CARGO_TARGET_DIR/debug/attest" access grant --by scripts/test.sh "$@"; }
 ATTEST_E2E_ACCESS_KEY="$(grant --name e2e-analyst --all-tenants)"
 ATTEST_E2E_SCOPED_KEY="$(grant --name e2e-scoped-analyst --tenant e2e-scoped)"
-export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY
+# An admin for pipeline.spec.js (the two above are analysts, who get 403 there).
+ATTEST_E2E_ADMIN_KEY="$(grant --name e2e-admin --all-tenants --role admin)"
+export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY ATTEST_E2E_ADMIN_KEY
 (cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)
 
 log "kill -9 campaign (scripts/chaos.sh)"

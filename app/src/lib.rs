@@ -4,6 +4,7 @@
 pub mod export_progress;
 pub mod model;
 pub mod pages;
+pub mod pipeline_model;
 pub mod query;
 pub mod search_model;
 pub mod search_state;
@@ -60,6 +61,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
+                    <pages::pipeline::PipelineNavLink/>
                 </nav>
                 <session::ViewerMenu/>
             </header>
@@ -68,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=pages::events::EventsPage/>
                     <Route path=StaticSegment("search") view=pages::search::SearchPage/>
                     <Route path=StaticSegment("login") view=pages::login::LoginPage/>
+                    <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

@@ -6,6 +6,54 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// What a console grant may do beyond reading its tenants' events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads the events of the tenants they were granted; what every grant
+    /// made before roles existed is.
+    #[default]
+    Analyst,
+    /// Also sees how the pipeline itself is doing (`/pipeline`); every such
+    /// action is recorded in Attest's own trail.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Analyst, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role name that is not one of [`Role::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role {0:?}: choose admin or analyst")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    /// Exact lower-case names only: a role decides what someone may see,
+    /// so "Admin " or "administrator" is refused rather than guessed at.
+    fn from_str(s: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
 /// The viewer of the current request, as the server put it in context.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewerInfo {
@@ -17,6 +65,16 @@ pub struct ViewerInfo {
     /// False when the console runs without sign-in (`console.require_login`
     /// off), where there is nothing to sign out of.
     pub signed_in: bool,
+    /// Shown in the menu and used to offer the admin pages; the server
+    /// decides again on every admin request.
+    #[serde(default)]
+    pub role: Role,
+}
+
+impl ViewerInfo {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
 }
 
 /// What the tenant selector's empty choice means for this viewer: the
@@ -73,6 +131,15 @@ pub fn ViewerMenu() -> impl IntoView {
                                 <span class="viewer-name" title=format!("May see: {scope}")>
                                     {v.name.clone()}
                                 </span>
+                                {v
+                                    .is_admin()
+                                    .then(|| {
+                                        view! {
+                                            <span class="viewer-role" data-testid="viewer-role">
+                                                "admin"
+                                            </span>
+                                        }
+                                    })}
                                 <form method="post" action="/logout">
                                     <button type="submit" class="link-button">"Sign out"</button>
                                 </form>
@@ -94,7 +161,24 @@ mod tests {
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
             all_tenants,
             signed_in: true,
+            role: Role::Analyst,
         }
+    }
+
+    #[test]
+    fn roles_parse_exactly_and_default_to_analyst() {
+        assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+        assert_eq!("analyst".parse::<Role>(), Ok(Role::Analyst));
+        for bad in ["", "Admin", "admin ", "administrator", "root"] {
+            let error = bad.parse::<Role>().unwrap_err().to_string();
+            assert!(error.contains("admin or analyst"), "{bad:?}: {error}");
+        }
+        assert_eq!(Role::default(), Role::Analyst);
+        // A viewer serialized before roles existed reads as an analyst.
+        let old = r#"{"name":"v","tenants":[],"all_tenants":true,"signed_in":true}"#;
+        let info: ViewerInfo = serde_json::from_str(old).unwrap();
+        assert_eq!(info.role, Role::Analyst);
+        assert!(!info.is_admin());
     }
 
     #[test]

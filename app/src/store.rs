@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::model::{Activity, EventFilter, EventPage};
+use crate::pipeline_model::PipelineSnapshot;
 use crate::query::ParseError;
 use crate::search_model::{
     EventDetail, Facets, QueryLimit, SavedSearch, SearchError, SearchPage, SearchQuery,
@@ -102,3 +103,21 @@ pub trait EventStore: Send + Sync + 'static {
 /// What the server puts into Leptos context.
 #[derive(Clone)]
 pub struct SharedStore(pub Arc<dyn EventStore>);
+
+/// The pipeline's figures, for the admin page. The server provides it per
+/// request, already scoped to the viewer by its admin gate: `allowed` and
+/// `snapshot` answer from the same decision, so the page can set its
+/// status before it renders and the data is refused below the page.
+#[async_trait::async_trait]
+pub trait PipelineSource: Send + Sync + 'static {
+    /// Whether this request's viewer may see the pipeline.
+    fn allowed(&self) -> bool;
+
+    /// The figures now (recorded as an admin action), or `Forbidden` for
+    /// anyone but an admin.
+    async fn snapshot(&self) -> Result<PipelineSnapshot, StoreError>;
+}
+
+/// What the server puts into Leptos context for the pipeline page.
+#[derive(Clone)]
+pub struct SharedPipeline(pub Arc<dyn PipelineSource>);

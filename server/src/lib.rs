@@ -395,12 +395,25 @@ pub async fn start(
             config.ingest.max_in_flight_bytes,
         )),
         body_timeout: config.ingest.body_timeout,
-        readiness,
+        readiness: readiness.clone(),
     });
+    let collector = Arc::new(health::pipeline::PipelineCollector::new(
+        config.kafka.clone(),
+        &config.clickhouse,
+        prepared.store.clone(),
+        prepared.metrics.clone(),
+        readiness,
+    ));
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
-    let app =
-        console_router(leptos_options, prepared.store.clone(), console_auth, ingest).merge(api);
+    let app = console_router(
+        leptos_options,
+        prepared.store.clone(),
+        console_auth,
+        ingest,
+        collector,
+    )
+    .merge(api);
     let http = serve(listener, app, &stop);
     info!(%addr, "attest listening");
     Ok(Running {
@@ -482,18 +495,26 @@ fn console_auth(
 /// The console's pages and server functions, the export download beside
 /// them (it streams, which a server function cannot) and sign-in, all
 /// behind [`http::require_viewer`]. Each request's store is scoped to its
-/// viewer before any page or server function sees it.
+/// viewer before any page or server function sees it, and so is the
+/// pipeline (through the admin gate).
 fn console_router(
     options: LeptosOptions,
     store: store::Store,
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
+    collector: Arc<health::pipeline::PipelineCollector>,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
+    let recorder = match &auth {
+        http::ConsoleAuth::Open => None,
+        http::ConsoleAuth::SignIn { .. } => Some(ingest),
+    };
+    let gate = access::AdminGate::new(recorder.clone());
     let scoped = {
         let store = store.clone();
         let board = board.clone();
+        let (collector, gate) = (collector.clone(), gate.clone());
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -517,15 +538,18 @@ fn console_router(
             provide_context(app::export_progress::ProgressOwner(
                 viewer.access_id.clone(),
             ));
+            provide_context(app::store::SharedPipeline(Arc::new(
+                http::pipeline::ScopedPipeline {
+                    collector: collector.clone(),
+                    gate: gate.clone(),
+                    viewer: viewer.clone(),
+                },
+            )));
             provide_context(SharedStore(Arc::new(access::ScopedStore::new(
                 store.clone(),
                 viewer,
             ))));
         }
-    };
-    let recorder = match &auth {
-        http::ConsoleAuth::Open => None,
-        http::ConsoleAuth::SignIn { .. } => Some(ingest),
     };
     Router::new()
         .leptos_routes_with_context(&options, routes, scoped, {
@@ -535,6 +559,10 @@ fn console_router(
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
         .merge(http::export::export_router(store, board, recorder))
+        .merge(http::pipeline::router(http::pipeline::PipelineRoutes {
+            collector,
+            gate,
+        }))
         .merge(
             Router::new()
                 .route("/login", axum::routing::post(http::login))

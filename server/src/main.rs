@@ -116,6 +116,9 @@ enum AccessCommand {
         /// Every tenant, present and future.
         #[arg(long, conflicts_with = "tenants")]
         all_tenants: bool,
+        /// `analyst` reads events; `admin` also sees the pipeline page.
+        #[arg(long, default_value = "analyst", value_parser = parse_role)]
+        role: app::session::Role,
         /// Who grants it; recorded as the actor of the audit event.
         #[arg(long, env = "USER", default_value = "operator")]
         by: String,
@@ -312,6 +315,11 @@ async fn api_keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--role`: refused by clap, which names the flag, before anything runs.
+fn parse_role(value: &str) -> Result<app::session::Role, app::session::UnknownRole> {
+    value.parse()
+}
+
 async fn console_access(config: Config, command: AccessCommand) -> anyhow::Result<()> {
     let admin = attest_server::open_access(&config).await?;
     match command {
@@ -319,22 +327,26 @@ async fn console_access(config: Config, command: AccessCommand) -> anyhow::Resul
             name,
             tenants,
             all_tenants,
+            role,
             by,
         } => {
-            let granted = admin.grant(&name, &tenants, all_tenants, &by).await?;
+            let granted = admin.grant(&name, &tenants, all_tenants, role, &by).await?;
             let scope = if all_tenants {
                 "all tenants".to_owned()
             } else {
                 granted.row.tenants.join(", ")
             };
             eprintln!(
-                "attest: console access {} for {name} ({scope}); the key is shown only now:",
+                "attest: console access {} for {name} ({scope}, {role}); the key is shown only now:",
                 granted.row.access_id
             );
             println!("{}", granted.key);
         }
         AccessCommand::List => {
-            println!("{:<18} {:<30} {:<9} tenants", "access", "name", "state");
+            println!(
+                "{:<18} {:<30} {:<9} {:<8} tenants",
+                "access", "name", "state", "role"
+            );
             for a in admin.list().await? {
                 let state = if a.revoked_at == 0 {
                     "valid"
@@ -346,9 +358,10 @@ async fn console_access(config: Config, command: AccessCommand) -> anyhow::Resul
                 } else {
                     a.tenants.join(",")
                 };
+                let role = attest_server::access::stored_role(&a.access_id, &a.role);
                 println!(
-                    "{:<18} {:<30} {:<9} {}",
-                    a.access_id, a.name, state, tenants
+                    "{:<18} {:<30} {:<9} {:<8} {}",
+                    a.access_id, a.name, state, role, tenants
                 );
             }
         }

@@ -298,6 +298,64 @@ def check_sign_outs(sess, statements, check):
     check("query console_sign_out and console_signed_out_sessions", [r["session_id"] for r in got] == ["live"], str(got))
 
 
+def check_roles(sess, statements, check):
+    """A grant with an admin role row reads as admin; one without reads ''."""
+    insert, listing = statements.get("console_role"), statements.get("console_access")
+    if insert is None or listing is None:
+        check("role statements are in the catalogue", False, str(list(statements)))
+        return
+    access_insert = (
+        "INSERT INTO attest_console_access (access_id, name, tenants, all_tenants, secret_sha256, "
+        "created_at, revoked_at, version) VALUES "
+    )
+    try:
+        sess.query(access_insert + "('r1', 'oncall', [], 1, 'ef56', 50, 0, 1)")
+        sess.query(bind(insert["sql"], insert["params"], dict(access_id="r1", role="analyst", version=1)))
+        sess.query(bind(insert["sql"], insert["params"], dict(access_id="r1", role="admin", version=2)))
+        got = query_rows(sess, bind(listing["sql"], listing["params"], {}))
+    except Exception as e:  # noqa: BLE001
+        check("query console_role", False, str(e))
+        return
+    roles = {r["access_id"]: r["role"] for r in got}
+    check("query console_role and console_access (the newest role; none is '')", roles.get("r1") == "admin" and roles.get("c1") == "", str(got))
+
+
+def check_pipeline(sess, statements, check):
+    """The pipeline page's questions answer, with the shapes the page reads."""
+    def one(name):
+        q = statements.get(name)
+        if q is None:
+            check(f"pipeline statement {name} is in the catalogue", False, str(list(statements)))
+            return None
+        try:
+            return query_rows(sess, bind(q["sql"], q["params"], {}))
+        except Exception as e:  # noqa: BLE001
+            check(f"query {name}", False, str(e))
+            return None
+
+    rows = one("pipeline_node")
+    if rows is not None:
+        check("query pipeline_node", len(rows) == 1 and rows[0]["version"] and int(rows[0]["uptime_s"]) >= 0, str(rows))
+    rows = one("pipeline_probe")
+    if rows is not None:
+        check("query pipeline_probe", rows == [{"one": 1}], str(rows))
+    rows = one("pipeline_parts_limit")
+    if rows is not None:
+        check("query pipeline_parts_limit", len(rows) == 1 and int(rows[0]["parts_to_throw_insert"]) > 0, str(rows))
+    rows = one("pipeline_parts")
+    if rows is not None:
+        check("query pipeline_parts (active parts per month)", any(r["partition"] == "202611" and int(r["active_parts"]) >= 1 for r in rows), str(rows))
+    rows = one("pipeline_merges")
+    if rows is not None:
+        check("query pipeline_merges", len(rows) == 1 and int(rows[0]["merges"]) >= 0, str(rows))
+    rows = one("pipeline_has_disks")
+    if rows is not None:
+        check("query pipeline_has_disks (a current server has system.disks)", rows == [{"tables": 1}] or int(rows[0]["tables"]) == 1, str(rows))
+    rows = one("pipeline_disks")
+    if rows is not None:
+        check("query pipeline_disks", len(rows) >= 1 and all(int(r["total_bytes"]) >= int(r["free_bytes"]) for r in rows), str(rows))
+
+
 def main(path):
     global bind
     binary = os.environ.get("ATTEST_BIN")
@@ -411,7 +469,8 @@ def main(path):
         sess.query(access_insert + "('c1', 'alice', ['acme'], 0, 'cd34', 100, 0, 1)")
         sess.query(access_insert + "('c1', 'alice', ['acme'], 0, 'cd34', 100, 300, 2)")
         bound["access_id"] = "c1"
-        expected_access = {"console_access": [("c1", ["acme"], 300)], "console_access_by_id": [("c1", ["acme"], 300)]}
+        # No role row for c1: it reads '' (an analyst), like grants made before roles.
+        expected_access = {"console_access": [("c1", ["acme"], 300, "")], "console_access_by_id": [("c1", ["acme"], 300, "")]}
         expected = {
             "recent_events": ["e-3", "e-2", "e-1"],
             "recent_events_for_tenant": ["e-3", "e-1"],
@@ -419,7 +478,8 @@ def main(path):
         }
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
-        writes = ("retention_", "saved_search", "console_sign")
+        # The pipeline page's questions are about the node: checked on their own.
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -442,7 +502,7 @@ def main(path):
                     got = [(r["actor_id"], int(r["failures"])) for r in rows]
                 check(f"query {q['name']}", got == expected_rollups[q["name"]], str(got))
             elif q["name"] in expected_access:
-                got = [(r["access_id"], r["tenants"], int(r["revoked_at"])) for r in rows]
+                got = [(r["access_id"], r["tenants"], int(r["revoked_at"]), r["role"]) for r in rows]
                 check(f"query {q['name']}", got == expected_access[q["name"]], str(got))
             elif q["name"] in expected_keys:
                 got = [(r["key_id"], int(r["revoked_at"])) for r in rows]
@@ -470,6 +530,8 @@ def main(path):
             rows = query_rows(sess, bind(search_query["sql"], search_query["params"], hostile))
             check(f"bound search value {field} cannot widen the query", len(rows) <= 2, str(rows))
 
+        check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
+        check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)
 

@@ -1,6 +1,7 @@
 pub mod event_detail;
 pub mod events;
 pub mod login;
+pub mod pipeline;
 pub mod saved_searches;
 pub mod search;
 mod search_facets;

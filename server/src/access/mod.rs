@@ -19,9 +19,9 @@ use std::sync::Arc;
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
-use app::session::ViewerInfo;
+use app::session::{Role, ViewerInfo};
 use app::store::{EventStore, StoreError as ConsoleError};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::validate::{identifier, MAX_ID};
@@ -29,8 +29,10 @@ use crate::ingest::{internal_event, now_ms, Ingest, IngestError};
 use crate::keys::{mint, StoredKey};
 use crate::store::{AccessRow, Store, StoreError};
 
+mod admin;
 mod sessions;
 
+pub use admin::{require_admin, AdminGate, AdminRefusal, NotAdmin};
 pub use sessions::{session_cookie, SessionError, Sessions};
 
 const PREFIX: &str = "atc_";
@@ -71,10 +73,13 @@ pub struct Viewer {
     pub tenants: Vec<String>,
     pub all_tenants: bool,
     pub signed_in: bool,
+    pub role: Role,
 }
 
 impl Viewer {
-    /// Everyone, when the console runs without sign-in.
+    /// Everyone, when the console runs without sign-in: that mode is for
+    /// throwaway local runs, where whoever reaches the console already
+    /// sees every tenant, so the admin pages are theirs too.
     pub fn unrestricted() -> Viewer {
         Viewer {
             access_id: String::new(),
@@ -82,6 +87,7 @@ impl Viewer {
             tenants: Vec::new(),
             all_tenants: true,
             signed_in: false,
+            role: Role::Admin,
         }
     }
 
@@ -94,6 +100,7 @@ impl Viewer {
             tenants: Vec::new(),
             all_tenants: false,
             signed_in: false,
+            role: Role::Analyst,
         }
     }
 
@@ -102,6 +109,7 @@ impl Viewer {
         tenants.sort();
         tenants.dedup();
         Viewer {
+            role: stored_role(&row.access_id, &row.role),
             access_id: row.access_id,
             name: row.name,
             tenants,
@@ -157,8 +165,22 @@ impl Viewer {
             tenants: self.tenants.clone(),
             all_tenants: self.all_tenants,
             signed_in: self.signed_in,
+            role: self.role,
         }
     }
+}
+
+/// The role a stored grant has: no role row (a grant made before roles
+/// existed) is an analyst, and so is a value this version does not know,
+/// because a role that cannot be read must not grant more.
+pub fn stored_role(access_id: &str, stored: &str) -> Role {
+    if stored.is_empty() {
+        return Role::Analyst;
+    }
+    stored.parse().unwrap_or_else(|error| {
+        warn!(access_id, %error, "console grant with an unknown role; treated as analyst");
+        Role::Analyst
+    })
 }
 
 /// The tenants one request runs over: `tenant`, or without it the tenants
@@ -220,6 +242,7 @@ impl AccessAdmin {
         name: &str,
         tenants: &[String],
         all_tenants: bool,
+        role: Role,
         by: &str,
     ) -> Result<NewAccess, AccessAdminError> {
         let invalid = |field, problem: String| AccessAdminError::Invalid { field, problem };
@@ -253,10 +276,17 @@ impl AccessAdmin {
             secret_sha256: minted.secret_sha256,
             created_at: (now_ms() / 1000) as u32,
             revoked_at: 0,
+            role: role.as_str().to_owned(),
         };
         self.record(&row, "console_access.grant", by).await?;
-        self.store.put_console_access(&row, now_ms() as u64).await?;
-        info!(access_id = %row.access_id, name, "console access granted");
+        // The role first: should the grant's own row then fail, the role
+        // row names an access id that signs no one in.
+        let version = u64::try_from(now_ms()).unwrap_or_default();
+        self.store
+            .put_console_role(&row.access_id, &row.role, version)
+            .await?;
+        self.store.put_console_access(&row, version).await?;
+        info!(access_id = %row.access_id, name, %role, "console access granted");
         Ok(NewAccess {
             key: minted.key,
             row,
@@ -287,11 +317,17 @@ impl AccessAdmin {
         action: &str,
         by: &str,
     ) -> Result<(), AccessAdminError> {
-        let trails: Vec<&str> = if row.all_tenants != 0 {
+        let role = stored_role(&row.access_id, &row.role);
+        let mut trails: Vec<&str> = if row.all_tenants != 0 {
             vec![SYSTEM_TENANT]
         } else {
             row.tenants.iter().map(String::as_str).collect()
         };
+        // An admin sees Attest itself, beyond any tenant: Attest's own
+        // trail records that too.
+        if role == Role::Admin && !trails.contains(&SYSTEM_TENANT) {
+            trails.push(SYSTEM_TENANT);
+        }
         let scope = if row.all_tenants != 0 {
             "*".to_owned()
         } else {
@@ -313,6 +349,7 @@ impl AccessAdmin {
                     BTreeMap::from([
                         ("name".to_owned(), row.name.clone()),
                         ("tenants".to_owned(), scope.clone()),
+                        ("role".to_owned(), role.as_str().to_owned()),
                     ]),
                 )
             })
@@ -464,6 +501,7 @@ mod tests {
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
             all_tenants: all,
             signed_in: true,
+            role: Role::Analyst,
         }
     }
 
@@ -500,5 +538,16 @@ mod tests {
         assert!(nobody.scope(None).is_err());
         assert!(nobody.scope(Some("acme")).is_err());
         assert!(!nobody.may_see("acme"));
+    }
+
+    #[test]
+    fn a_stored_role_that_cannot_be_read_is_an_analyst() {
+        assert_eq!(stored_role("a", ""), Role::Analyst);
+        assert_eq!(stored_role("a", "analyst"), Role::Analyst);
+        assert_eq!(stored_role("a", "admin"), Role::Admin);
+        assert_eq!(stored_role("a", "superuser"), Role::Analyst);
+        assert_eq!(stored_role("a", "ADMIN"), Role::Analyst);
+        assert_eq!(Viewer::nobody().role, Role::Analyst);
+        assert_eq!(Viewer::unrestricted().role, Role::Admin);
     }
 }

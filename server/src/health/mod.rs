@@ -4,6 +4,7 @@
 //! a message naming it, its address and how to start it.
 
 pub mod lag;
+pub mod pipeline;
 pub mod ready;
 
 use std::time::Duration;

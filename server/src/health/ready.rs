@@ -35,8 +35,12 @@ const LAG_FRESH_MS: i64 = 30_000;
 #[derive(Debug, Default)]
 pub struct WriterWatch {
     running: AtomicBool,
-    /// When the writer last inserted and committed a batch.
+    /// When the writer last inserted and committed a batch, or started (a
+    /// stall is judged from either).
     progress_ms: AtomicI64,
+    /// When the writer last inserted and committed a batch; 0 for never.
+    /// Shown on the pipeline page.
+    last_insert_ms: AtomicI64,
     /// The insert error the writer is backing off from, if it is.
     backing_off: Mutex<Option<String>>,
     /// The last reason the writer task ended, if it did.
@@ -50,7 +54,7 @@ impl WriterWatch {
     /// A new writer incarnation runs until `restart` fires.
     pub fn started(&self, restart: CancellationToken) {
         self.running.store(true, Ordering::SeqCst);
-        self.progressed();
+        self.fresh_start();
         if let Ok(mut ended) = self.ended.lock() {
             *ended = None;
         }
@@ -59,9 +63,24 @@ impl WriterWatch {
         }
     }
 
+    /// A batch was inserted and committed.
     pub fn progressed(&self) {
+        let now = now_ms();
+        self.last_insert_ms.store(now, Ordering::SeqCst);
+        self.progress_ms.store(now, Ordering::SeqCst);
+        self.backing_off(None);
+    }
+
+    /// A new consumer starts: the stall clock starts again, but nothing
+    /// was inserted.
+    fn fresh_start(&self) {
         self.progress_ms.store(now_ms(), Ordering::SeqCst);
         self.backing_off(None);
+    }
+
+    /// Epoch ms of the last batch inserted and committed, if any.
+    pub fn last_insert_ms(&self) -> Option<i64> {
+        Some(self.last_insert_ms.load(Ordering::SeqCst)).filter(|&ms| ms > 0)
     }
 
     pub fn backing_off(&self, error: Option<String>) {
@@ -204,6 +223,18 @@ impl Readiness {
         }
     }
 
+    /// The writer of this process, if it runs one: its state in words (the
+    /// same judgement as `/readyz`) and when it last inserted.
+    pub fn writer_summary(&self) -> Option<(Check, Option<i64>)> {
+        let watch = self.writer.as_ref()?;
+        let now = now_ms();
+        let (lag, lag_fresh) = self.lag(now);
+        Some((
+            writer_state(watch, lag, lag_fresh, now, self.stall_after_ms),
+            watch.last_insert_ms(),
+        ))
+    }
+
     /// The watchdog: judges progress every few seconds until `stop`.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
         crate::periodic::every(WATCH_EVERY, stop, || async { self.judge(now_ms()) }).await;
@@ -266,7 +297,7 @@ impl Readiness {
             if check.detail.starts_with(STALLED) {
                 warn!("restarting the writer with a new consumer");
                 watch.request_restart();
-                watch.progressed();
+                watch.fresh_start();
             }
         }
         report_change(
@@ -341,6 +372,7 @@ mod tests {
         );
         let restart = CancellationToken::new();
         watch.started(restart.clone());
+        assert_eq!(watch.last_insert_ms(), None, "a start is not an insert");
         let t = watch.progress_ms.load(Ordering::SeqCst);
         assert!(
             writer_state(&watch, 0, true, t + 120_000, 60_000).ok,
@@ -365,6 +397,8 @@ mod tests {
             !waiting.ok && waiting.detail.contains("backing off"),
             "{waiting:?}"
         );
+        watch.progressed();
+        assert!(watch.last_insert_ms().is_some());
         watch.request_restart();
         assert!(restart.is_cancelled());
         watch.ended("it panicked: boom".into());

@@ -41,6 +41,9 @@ pub enum ApiError {
         retry_after_secs: u32,
     },
     NotFound(String),
+    /// A console page or stream for admins only, asked for by another
+    /// viewer; the message says how to get the role.
+    AdminOnly(String),
     /// Too many events in flight; the client should retry shortly.
     Busy,
     /// The body did not arrive in time.
@@ -74,6 +77,22 @@ impl From<IngestError> for ApiError {
                     "the event broker did not acknowledge the event; it was not stored, retry later",
                 retry_after_secs: BROKER_RETRY_AFTER_SECS,
             },
+        }
+    }
+}
+
+impl From<crate::access::AdminRefusal> for ApiError {
+    fn from(refusal: crate::access::AdminRefusal) -> ApiError {
+        use crate::access::AdminRefusal;
+        match refusal {
+            AdminRefusal::NotAdmin(not) => ApiError::AdminOnly(not.to_string()),
+            AdminRefusal::Unrecorded(error) => {
+                tracing::error!(%error, "cannot record an admin action; refusing it");
+                ApiError::Unavailable {
+                    what: "the admin action cannot be recorded in Attest's trail right now, so it was not done; retry shortly",
+                    retry_after_secs: BROKER_RETRY_AFTER_SECS,
+                }
+            }
         }
     }
 }
@@ -155,6 +174,7 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
+            ApiError::AdminOnly(why) => (StatusCode::FORBIDDEN, "forbidden", why, vec![]),
             ApiError::RequestTimeout { after_secs } => (
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -210,6 +230,8 @@ mod tests {
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let response = ApiError::NotFound("x".into()).into_response();
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        let response = ApiError::AdminOnly("admins only".into()).into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let response = ApiError::Busy.into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");

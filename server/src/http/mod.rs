@@ -5,6 +5,7 @@ pub mod browser;
 mod console_auth;
 mod error;
 pub mod export;
+pub mod pipeline;
 mod registry;
 pub mod serve;
 

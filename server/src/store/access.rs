@@ -10,17 +10,36 @@ use super::{QueryTemplate, Store, StoreError};
 const COLUMNS: &str =
     "access_id, name, tenants, all_tenants, secret_sha256, created_at, revoked_at";
 
+/// Every grant with its role. The role lives in its own table (migration
+/// 0014); a grant without a role row reads '' there, which is an analyst.
+/// `ANY LEFT JOIN … USING` with aliased subqueries is how 18.16 and the
+/// current ClickHouse (which requires the aliases) both join; each side is
+/// reduced to its latest version first.
+fn access_sql(filter: &str) -> String {
+    format!(
+        "SELECT {COLUMNS}, role FROM \
+         (SELECT {COLUMNS} FROM attest_console_access FINAL {filter}) AS grants \
+         ANY LEFT JOIN \
+         (SELECT access_id, argMax(role, version) AS role FROM attest_console_roles \
+          GROUP BY access_id) AS roles \
+         USING access_id"
+    )
+}
+
 fn all_access_sql() -> String {
-    format!("SELECT {COLUMNS} FROM attest_console_access FINAL ORDER BY created_at, access_id")
+    format!("{} ORDER BY created_at, access_id", access_sql(""))
 }
 
 fn access_by_id_sql() -> String {
-    format!("SELECT {COLUMNS} FROM attest_console_access FINAL WHERE access_id = ? LIMIT 1")
+    format!("{} LIMIT 1", access_sql("WHERE access_id = ?"))
 }
 
 const INSERT_ACCESS_SQL: &str = "INSERT INTO attest_console_access \
      (access_id, name, tenants, all_tenants, secret_sha256, created_at, revoked_at, version) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
+const INSERT_ROLE_SQL: &str =
+    "INSERT INTO attest_console_roles (access_id, role, version) VALUES (?, ?, ?)";
 
 /// The latest version of one console access grant.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -38,6 +57,9 @@ pub struct AccessRow {
     pub created_at: u32,
     /// Epoch seconds; 0 while the grant is valid.
     pub revoked_at: u32,
+    /// `admin` or `analyst`; empty (no role row) and anything unknown are
+    /// read as analyst by `crate::access`.
+    pub role: String,
 }
 
 const SIGNED_OUT_SQL: &str =
@@ -69,6 +91,11 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             name: "console_sign_out".into(),
             sql: INSERT_SIGN_OUT_SQL.into(),
             params: &["session_id", "access_id", "signed_out_at", "expires_at"],
+        },
+        QueryTemplate {
+            name: "console_role".into(),
+            sql: INSERT_ROLE_SQL.into(),
+            params: &["access_id", "role", "version"],
         },
         QueryTemplate {
             name: "console_access".into(),
@@ -117,6 +144,23 @@ impl Store {
             .bind(&row.access_id)
             .bind(row.signed_out_at)
             .bind(row.expires_at)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a grant's role; the highest `version` wins.
+    pub async fn put_console_role(
+        &self,
+        access_id: &str,
+        role: &str,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .query(INSERT_ROLE_SQL)
+            .bind(access_id)
+            .bind(role)
+            .bind(version)
             .execute()
             .await?;
         Ok(())

@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "saved_search_owner",
         sql: include_str!("../../migrations/0013_saved_search_owner.sql"),
     },
+    Migration {
+        version: 14,
+        name: "console_roles",
+        sql: include_str!("../../migrations/0014_console_roles.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

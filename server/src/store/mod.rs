@@ -4,6 +4,7 @@
 mod access;
 mod keys;
 pub mod migrations;
+mod pipeline;
 mod queries;
 mod retention;
 mod saved;
@@ -11,6 +12,7 @@ mod search;
 
 pub use access::{AccessRow, SignOutRow};
 pub use keys::KeyRow;
+pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
 pub use search::{ExportFormat, ExportStream, Limits as SearchLimits};

@@ -91,6 +91,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::retention::templates());
     all.extend(super::keys::templates());
     all.extend(super::access::templates());
+    all.extend(super::pipeline::templates());
     all
 }
 

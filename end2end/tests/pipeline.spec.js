@@ -1,0 +1,67 @@
+// The pipeline page in a real browser: an admin (ATTEST_E2E_ADMIN_KEY,
+// granted --role admin by scripts/test.sh) sees it, linked from the top
+// bar, with figures that the live stream replaces without a reload; an
+// analyst (the storage state's ATTEST_E2E_ACCESS_KEY) gets the 403 page
+// and no link.
+const { test, expect } = require('@playwright/test');
+
+function watchErrors(page) {
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('pageerror', (error) => errors.push(String(error)));
+  return errors;
+}
+
+async function hydrated(page) {
+  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+}
+
+test('an analyst gets the 403 page and no link', async ({ page }) => {
+  const response = await page.goto('/pipeline');
+  expect(response.status()).toBe(403);
+  await expect(page.getByTestId('forbidden')).toContainText('for admins only');
+  await expect(page.locator('[data-testid="partition"]')).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/pipeline-analyst-403.png', fullPage: true });
+  await page.goto('/search');
+  await hydrated(page);
+  await expect(page.locator('nav a[href="/pipeline"]')).toHaveCount(0);
+});
+
+test.describe('as an admin', () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test('sees the pipeline, updated live without a reload', async ({ page }) => {
+    // Not a skip: a run without the key has tested nothing and must fail.
+    expect(process.env.ATTEST_E2E_ADMIN_KEY, 'set by scripts/test.sh').toBeTruthy();
+    const errors = watchErrors(page);
+    const login = await page.request.post('/login', {
+      form: { key: process.env.ATTEST_E2E_ADMIN_KEY, next: '/search' },
+      maxRedirects: 0,
+    });
+    expect(login.status()).toBe(303);
+    expect(login.headers()['location']).toBe('/search');
+
+    await page.goto('/search');
+    await hydrated(page);
+    await page.locator('nav a[href="/pipeline"]').click();
+    await expect(page).toHaveURL(/\/pipeline$/);
+    await expect(page.getByTestId('kafka-state')).toHaveText('cluster answers');
+    await expect(page.getByTestId('clickhouse-state')).toHaveText('up');
+    await expect(page.locator('[data-testid="partition"]').first()).toBeVisible();
+
+    // The live stream replaces the figures: a newer snapshot arrives while
+    // the page stays where it is (the marker would not survive a reload).
+    const updated = page.getByTestId('pipeline-updated');
+    const first = await updated.getAttribute('data-taken-at');
+    await page.evaluate(() => { window.__stillThisPage = true; });
+    await expect(updated).toContainText('live', { timeout: 20_000 });
+    await expect
+      .poll(async () => updated.getAttribute('data-taken-at'), { timeout: 20_000 })
+      .not.toBe(first);
+    expect(await page.evaluate(() => window.__stillThisPage)).toBe(true);
+    await page.screenshot({ path: 'test-results/pipeline-admin.png', fullPage: true });
+    expect(errors).toEqual([]);
+  });
+});

@@ -1,0 +1,582 @@
+//! The pipeline page's figures, collected in one place: the Kafka cluster
+//! and the writer group's lag (from the brokers), this process's writer and
+//! spool (from the watchdog and the metrics), and the ClickHouse node (from
+//! its system tables). The result is `app::pipeline_model::PipelineSnapshot`,
+//! which the server function and the live stream both send.
+//!
+//! Every question is bounded: the Kafka half has `KAFKA_BUDGET` in all
+//! (each broker call gets what is left of it), each ClickHouse question
+//! `CLICKHOUSE_TIMEOUT`. A broker or node that does not answer shows as down
+//! with why; the page never hangs. A snapshot is reused for `FRESH`, so
+//! several admins watching cost the brokers one collection, not one each.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::pipeline_model::{
+    below_min_insync, lag_messages, lag_ms, near_parts_limit, under_replicated, BrokerHealth,
+    ClickHouseHealth, DiskSpace, KafkaHealth, LagTotals, PartitionHealth, PartsInPartition,
+    PipelineSnapshot, SpoolHealth, TopicHealth, WriterHealth,
+};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Mutex;
+use tracing::warn;
+
+use super::ready::Readiness;
+use crate::config::{redact_url, ClickHouseConfig, KafkaConfig};
+use crate::ingest::now_ms;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::topics;
+
+/// All the broker calls of one collection together.
+const KAFKA_BUDGET: Duration = Duration::from_secs(4);
+const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one snapshot is served before the next collection.
+const FRESH: Duration = Duration::from_secs(2);
+
+pub struct PipelineCollector {
+    kafka: KafkaConfig,
+    node: String,
+    store: Store,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    last: Mutex<Option<(Instant, PipelineSnapshot)>>,
+}
+
+impl PipelineCollector {
+    pub fn new(
+        kafka: KafkaConfig,
+        clickhouse: &ClickHouseConfig,
+        store: Store,
+        metrics: Arc<Metrics>,
+        readiness: Arc<Readiness>,
+    ) -> PipelineCollector {
+        PipelineCollector {
+            kafka,
+            node: redact_url(&clickhouse.url),
+            store,
+            metrics,
+            readiness,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The figures now, or from the last `FRESH`. Callers that arrive
+    /// during a collection wait for it rather than start their own.
+    pub async fn snapshot(&self) -> PipelineSnapshot {
+        let mut last = self.last.lock().await;
+        if let Some((at, snapshot)) = last.as_ref() {
+            if at.elapsed() < FRESH {
+                return snapshot.clone();
+            }
+        }
+        let snapshot = self.collect().await;
+        *last = Some((Instant::now(), snapshot.clone()));
+        snapshot
+    }
+
+    async fn collect(&self) -> PipelineSnapshot {
+        let started = Instant::now();
+        let taken_at_ms = now_ms();
+        let (kafka, clickhouse) = tokio::join!(self.kafka_health(), self.clickhouse_health());
+        let writer = match self.readiness.writer_summary() {
+            Some((check, last_insert_ms)) => WriterHealth {
+                in_this_process: true,
+                ok: check.ok,
+                // The lag in the words of `/readyz` comes from gauges that
+                // are refreshed every few seconds; the page shows the
+                // broker's own figures below, so only the state is said here.
+                state: if check.ok {
+                    "running".to_owned()
+                } else {
+                    check.detail
+                },
+                last_insert_ms,
+                rows_written: self.metrics.writer_rows_written.get(),
+            },
+            None => WriterHealth {
+                in_this_process: false,
+                ok: true,
+                state: "this process runs no writer (writer.enabled is off); the lag below is \
+                        the group's, whichever process writes"
+                    .into(),
+                last_insert_ms: None,
+                rows_written: 0,
+            },
+        };
+        let spool = SpoolHealth {
+            pending_events: self.metrics.spool_pending_events.get(),
+            pending_bytes: self.metrics.spool_pending_bytes.get(),
+        };
+        PipelineSnapshot {
+            taken_at_ms,
+            collect_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            kafka,
+            writer,
+            spool,
+            clickhouse,
+        }
+    }
+
+    async fn clickhouse_health(&self) -> ClickHouseHealth {
+        let f = self.store.node_figures(CLICKHOUSE_TIMEOUT).await;
+        let limit = f.parts_to_throw_insert;
+        ClickHouseHealth {
+            node: self.node.clone(),
+            up: f.read_latency.is_some(),
+            problems: f.problems,
+            version: f.version.unwrap_or_default(),
+            uptime_s: f.uptime_s.unwrap_or(0),
+            read_latency_ms: f
+                .read_latency
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            parts_to_throw_insert: limit,
+            partitions: f
+                .parts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| PartsInPartition {
+                    near_limit: near_parts_limit(p.active_parts, limit),
+                    partition: p.partition,
+                    active_parts: p.active_parts,
+                })
+                .collect(),
+            merges_running: f.merges,
+            disks: f.disks.and_then(|disks| {
+                disks.map(|rows| {
+                    rows.into_iter()
+                        .map(|d| DiskSpace {
+                            name: d.name,
+                            free_bytes: d.free_bytes,
+                            total_bytes: d.total_bytes,
+                        })
+                        .collect()
+                })
+            }),
+        }
+    }
+
+    async fn kafka_health(&self) -> KafkaHealth {
+        let deadline = Instant::now() + KAFKA_BUDGET;
+        let (kafka, topics) = (
+            self.kafka.clone(),
+            topics::event_topics(&self.kafka.topic_prefix),
+        );
+        // librdkafka's calls block their thread: off the async workers, and
+        // given up on (not waited for) past the budget.
+        let measured = tokio::time::timeout(
+            KAFKA_BUDGET + Duration::from_secs(1),
+            tokio::task::spawn_blocking(move || measure(&kafka, &topics, deadline)),
+        )
+        .await;
+        let mut health = match measured {
+            Ok(Ok(health)) => health,
+            Ok(Err(error)) => {
+                unreachable_cluster(&self.kafka, format!("the check failed: {error}"))
+            }
+            Err(_) => unreachable_cluster(
+                &self.kafka,
+                format!("no answer within {} s", KAFKA_BUDGET.as_secs()),
+            ),
+        };
+        health.consumer_group = self.kafka.consumer_group.clone();
+        if health.reachable {
+            self.apply_min_insync(&mut health).await;
+        }
+        let mut total = LagTotals::default();
+        for topic in &mut health.topics {
+            topic.total = LagTotals::of(&topic.partitions);
+            total.add(&topic.total);
+        }
+        health.total = total;
+        health
+    }
+
+    /// Reads each topic's `min.insync.replicas` from the brokers (an
+    /// operator may have changed it since Attest created the topic) and
+    /// flags the partitions below it. If the brokers do not say, the
+    /// configured value stands in, and the page says so.
+    async fn apply_min_insync(&self, health: &mut KafkaHealth) {
+        let configured = self.kafka.min_insync_replicas;
+        let names: Vec<String> = health.topics.iter().map(|t| t.topic.clone()).collect();
+        let from_brokers = match min_insync_of(&self.kafka, &names).await {
+            Ok(found) => found,
+            Err(problem) => {
+                health.problems.push(format!(
+                    "min.insync.replicas could not be read ({problem}); using the configured {configured}"
+                ));
+                Vec::new()
+            }
+        };
+        for topic in &mut health.topics {
+            topic.min_insync_replicas = from_brokers
+                .iter()
+                .find(|(name, _)| *name == topic.topic)
+                .map_or(configured, |(_, min)| *min);
+            for p in &mut topic.partitions {
+                p.below_min_insync = below_min_insync(&p.in_sync, topic.min_insync_replicas);
+            }
+        }
+    }
+}
+
+/// What the page says when the cluster did not answer at all: every
+/// configured broker down, with why.
+fn unreachable_cluster(kafka: &KafkaConfig, why: String) -> KafkaHealth {
+    KafkaHealth {
+        reachable: false,
+        brokers: kafka
+            .brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|address| BrokerHealth {
+                id: -1,
+                address: address.to_owned(),
+                up: false,
+                detail: why.clone(),
+            })
+            .collect(),
+        problems: vec![format!("Kafka at {}: {why}", kafka.brokers)],
+        ..KafkaHealth::default()
+    }
+}
+
+/// Which brokers answer. Kafka's metadata lists only live brokers, so those
+/// listed are up; a broker that a partition names as a replica but the
+/// metadata does not list is down, and so is an address of `kafka.brokers`
+/// (the bootstrap list) that no listed broker has.
+fn broker_states(
+    listed: &[(i32, String)],
+    replica_ids: &[i32],
+    configured: &str,
+) -> Vec<BrokerHealth> {
+    let mut brokers: Vec<BrokerHealth> = listed
+        .iter()
+        .map(|(id, address)| BrokerHealth {
+            id: *id,
+            address: address.clone(),
+            up: true,
+            detail: String::new(),
+        })
+        .collect();
+    let mut missing: Vec<i32> = replica_ids
+        .iter()
+        .copied()
+        .filter(|id| !listed.iter().any(|(known, _)| known == id))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    brokers.extend(missing.into_iter().map(|id| BrokerHealth {
+        id,
+        address: String::new(),
+        up: false,
+        detail: "holds replicas but is not in the cluster's metadata".into(),
+    }));
+    for address in configured.split(',').map(str::trim) {
+        if !address.is_empty() && !listed.iter().any(|(_, a)| a == address) {
+            brokers.push(BrokerHealth {
+                id: -1,
+                address: address.to_owned(),
+                up: false,
+                detail: "configured in kafka.brokers but not in the cluster's metadata".into(),
+            });
+        }
+    }
+    brokers
+}
+
+/// Time left before `deadline`, or `None` when it has passed.
+fn left(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+fn client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, rdkafka::error::KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", group)
+        // Never commits: these clients read the group's commits and peek
+        // at messages, they must not move anything.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+}
+
+/// Blocking: the cluster's brokers, the partitions of the events topics
+/// with their replicas, end offsets, the group's commits, and the age of
+/// the oldest message waiting on each partition that has lag.
+fn measure(kafka: &KafkaConfig, topics: &[String], deadline: Instant) -> KafkaHealth {
+    let out_of_time = || unreachable_cluster(kafka, "ran out of time".into());
+    // Same group id as the writers, never subscribed: it reads the group's
+    // commits without joining it (as `health::lag` does).
+    let reader = match client(kafka, &kafka.consumer_group) {
+        Ok(c) => c,
+        Err(error) => {
+            return unreachable_cluster(kafka, format!("cannot create a client: {error}"))
+        }
+    };
+    let Some(time) = left(deadline) else {
+        return out_of_time();
+    };
+    let metadata = match reader.fetch_metadata(None, time) {
+        Ok(m) => m,
+        Err(error) => return unreachable_cluster(kafka, format!("no cluster metadata: {error}")),
+    };
+    let mut health = KafkaHealth {
+        reachable: true,
+        ..KafkaHealth::default()
+    };
+
+    let listed: Vec<(i32, String)> = metadata
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
+        .collect();
+    let replica_ids: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().flat_map(|p| p.replicas().to_vec()))
+        .collect();
+    health.brokers = broker_states(&listed, &replica_ids, &kafka.brokers);
+
+    // Partitions of the events topics, and the group's commits for them.
+    let mut wanted = TopicPartitionList::new();
+    for name in topics {
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else {
+            health
+                .problems
+                .push(format!("topic {name} is not in the cluster's metadata"));
+            continue;
+        };
+        let mut partitions = Vec::new();
+        for p in topic.partitions() {
+            if let Some(error) = p.error() {
+                health
+                    .problems
+                    .push(format!("{name} partition {}: {error:?}", p.id()));
+            }
+            wanted.add_partition(name, p.id());
+            partitions.push(PartitionHealth {
+                partition: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                in_sync: p.isr().to_vec(),
+                under_replicated: under_replicated(p.replicas(), p.isr()),
+                ..PartitionHealth::default()
+            });
+        }
+        partitions.sort_by_key(|p| p.partition);
+        health.topics.push(TopicHealth {
+            topic: name.clone(),
+            min_insync_replicas: kafka.min_insync_replicas,
+            partitions,
+            total: LagTotals::default(),
+        });
+    }
+    let Some(time) = left(deadline) else {
+        health
+            .problems
+            .push("ran out of time before reading the lag".into());
+        return health;
+    };
+    let committed = match reader.committed_offsets(wanted, time) {
+        Ok(list) => list,
+        Err(error) => {
+            health.problems.push(format!(
+                "the writer group's commits could not be read: {error}"
+            ));
+            return health;
+        }
+    };
+
+    // End offsets, lag, and where the oldest waiting message is.
+    let mut waiting = TopicPartitionList::new();
+    let mut starts: Vec<(String, i32, i64)> = Vec::new();
+    'offsets: for topic in &mut health.topics {
+        for p in &mut topic.partitions {
+            let Some(time) = left(deadline) else {
+                health
+                    .problems
+                    .push("ran out of time reading end offsets; some lags are missing".into());
+                break 'offsets;
+            };
+            let (low, end) = match reader.fetch_watermarks(&topic.topic, p.partition, time) {
+                Ok(marks) => marks,
+                Err(error) => {
+                    health.problems.push(format!(
+                        "{} partition {}: end offset not read: {error}",
+                        topic.topic, p.partition
+                    ));
+                    p.lag_ms = None;
+                    continue;
+                }
+            };
+            p.end_offset = end;
+            p.committed = committed
+                .find_partition(&topic.topic, p.partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            p.lag_messages = lag_messages(end, p.committed, low);
+            p.lag_ms = Some(0);
+            if p.lag_messages > 0 {
+                // The next message the group will read is the oldest not
+                // yet written (Kafka's committed offset is exclusive).
+                let from = p.committed.unwrap_or(low).max(low);
+                starts.push((topic.topic.clone(), p.partition, from));
+                if let Err(error) =
+                    waiting.add_partition_offset(&topic.topic, p.partition, Offset::Offset(from))
+                {
+                    health.problems.push(format!("{}: {error}", topic.topic));
+                }
+            }
+        }
+    }
+    if !starts.is_empty() {
+        let ages = oldest_waiting(kafka, &waiting, &starts, deadline);
+        let now = now_ms();
+        for topic in &mut health.topics {
+            for p in &mut topic.partitions {
+                if p.lag_messages > 0 {
+                    let ts = ages
+                        .iter()
+                        .find(|(t, part, _)| *t == topic.topic && *part == p.partition)
+                        .map(|(_, _, ts)| *ts);
+                    p.lag_ms = lag_ms(p.lag_messages, now, ts);
+                }
+            }
+        }
+        let unread = health
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.lag_ms.is_none())
+            .count();
+        if unread > 0 {
+            health.problems.push(format!(
+                "the oldest waiting message of {unread} partition(s) could not be read in time"
+            ));
+        }
+    }
+    health
+}
+
+/// Blocking: the timestamp of the message at each `(topic, partition,
+/// offset)` in `starts`, as far as they arrive before `deadline`. A fresh
+/// consumer, assigned (not subscribed) and never committing.
+fn oldest_waiting(
+    kafka: &KafkaConfig,
+    waiting: &TopicPartitionList,
+    starts: &[(String, i32, i64)],
+    deadline: Instant,
+) -> Vec<(String, i32, i64)> {
+    let peek_group = format!("{}.pipeline-page", kafka.consumer_group);
+    let consumer = match client(kafka, &peek_group) {
+        Ok(c) => c,
+        Err(error) => {
+            warn!(%error, "cannot create a client to read message ages");
+            return Vec::new();
+        }
+    };
+    if let Err(error) = consumer.assign(waiting) {
+        warn!(%error, "cannot assign partitions to read message ages");
+        return Vec::new();
+    }
+    let mut found: Vec<(String, i32, i64)> = Vec::new();
+    while found.len() < starts.len() {
+        let Some(time) = left(deadline) else { break };
+        let Some(polled) = consumer.poll(time.min(Duration::from_millis(200))) else {
+            continue;
+        };
+        let Ok(message) = polled else { continue };
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let wanted = starts
+            .iter()
+            .any(|(t, p, o)| t == topic && *p == partition && *o <= offset);
+        let known = found.iter().any(|(t, p, _)| t == topic && *p == partition);
+        if wanted && !known {
+            if let Some(ts) = message.timestamp().to_millis() {
+                found.push((topic.to_owned(), partition, ts));
+            }
+            // This partition is done: stop fetching it.
+            let mut done = TopicPartitionList::new();
+            done.add_partition(topic, partition);
+            let _ = consumer.pause(&done);
+        }
+    }
+    found
+}
+
+/// `(topic, min.insync.replicas)` as the brokers report them.
+async fn min_insync_of(
+    kafka: &KafkaConfig,
+    topics: &[String],
+) -> Result<Vec<(String, i32)>, String> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let specifiers: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(2)));
+    let answer = tokio::time::timeout(
+        Duration::from_secs(3),
+        admin.describe_configs(&specifiers, &options),
+    )
+    .await
+    .map_err(|_| "no answer within 3 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    Ok(topics
+        .iter()
+        .zip(answer)
+        .filter_map(|(topic, result)| {
+            let resource = result.ok()?;
+            let value = resource.get("min.insync.replicas")?.value.as_deref()?;
+            Some((topic.clone(), value.trim().parse().ok()?))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_missing_from_the_metadata_are_down() {
+        let listed = vec![(1, "k1:9092".to_owned()), (3, "k3:9092".to_owned())];
+        let brokers = broker_states(&listed, &[1, 2, 3, 2], "k1:9092, k2:9092,k3:9092");
+        let state: Vec<(i32, &str, bool)> = brokers
+            .iter()
+            .map(|b| (b.id, b.address.as_str(), b.up))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                (1, "k1:9092", true),
+                (3, "k3:9092", true),
+                (2, "", false),
+                (-1, "k2:9092", false)
+            ]
+        );
+        let single = broker_states(&[(1, "127.0.0.1:19092".into())], &[1], "127.0.0.1:19092");
+        assert!(single.len() == 1 && single[0].up);
+    }
+
+    #[test]
+    fn the_budget_runs_out() {
+        assert!(left(Instant::now() + Duration::from_secs(5)).is_some());
+        assert!(left(Instant::now()).is_none());
+    }
+}
