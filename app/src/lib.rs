@@ -1,6 +1,8 @@
 //! The Attest console: pages, components, server functions and the types
 //! shared between the server and the browser.
 
+pub mod charts;
+pub mod dashboard_model;
 pub mod export_progress;
 pub mod model;
 pub mod pages;
