@@ -63,7 +63,7 @@ fn generate(tenant: &str, run: &str, now: i64) -> Vec<Made> {
         // events, some buckets stay empty in the last hour.
         let at = now - MINUTE - i * 347_000;
         let n = i as usize;
-        let mallory = n % 11 == 0;
+        let mallory = n.is_multiple_of(11);
         out.push(Made {
             id: format!("{run}-{i}"),
             tenant: tenant.to_owned(),
