@@ -186,6 +186,7 @@ pub fn stacked_bars(chart: &TimeChart) -> Result<String, ChartError> {
             .x_labels(12.min(labels.len().max(1)))
             .x_label_formatter(&x_label)
             .y_labels(6)
+            .light_line_style(TRANSPARENT)
             .x_desc(chart.x_desc.as_str())
             .y_desc(chart.unit.as_str())
             .label_style((FONT, 12))
@@ -260,22 +261,26 @@ pub fn horizontal_bars(chart: &TopChart) -> Result<String, ChartError> {
             .margin_right(30)
             .x_label_area_size(40)
             .y_label_area_size(180)
-            .build_cartesian_2d(0..x_max, 0..n)
+            // Segmented like the time axis: each label sits mid-bar.
+            .build_cartesian_2d(0..x_max, (0..n).into_segmented())
             .map_err(failed)?;
         // Row 0 is drawn at the top: y counts up from the bottom.
         let labels: Vec<String> = chart.rows.iter().map(|r| shorten(&r.label, 26)).collect();
-        let y_label = |y: &i32| {
-            n.checked_sub(*y + 1)
+        let y_label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(y) => n
+                .checked_sub(*y + 1)
                 .and_then(|row| usize::try_from(row).ok())
                 .and_then(|row| labels.get(row))
                 .cloned()
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            _ => String::new(),
         };
         plot.configure_mesh()
             .disable_y_mesh()
             .y_labels(labels.len().max(1))
             .y_label_formatter(&y_label)
             .x_labels(6)
+            .light_line_style(TRANSPARENT)
             .x_desc(chart.unit.as_str())
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
@@ -284,8 +289,8 @@ pub fn horizontal_bars(chart: &TopChart) -> Result<String, ChartError> {
         for (row_index, row) in chart.rows.iter().enumerate() {
             let row_index = i32::try_from(row_index).map_err(failed)?;
             let y = n - row_index - 1;
-            let (x0, y0) = plot.backend_coord(&(0, y));
-            let (x1, y1) = plot.backend_coord(&(row.value, y + 1));
+            let (x0, y0) = plot.backend_coord(&(0, SegmentValue::Exact(y)));
+            let (x1, y1) = plot.backend_coord(&(row.value, SegmentValue::Exact(y + 1)));
             let tip = format!("{}: {} {}", row.label, row.value, chart.unit);
             bars.push_str(&bar(x0, y0 - 3, x1, y1 + 3, NEUTRAL, &row.href, &tip));
         }
