@@ -1,6 +1,8 @@
 //! The Attest console: pages, components, server functions and the types
 //! shared between the server and the browser.
 
+pub mod charts;
+pub mod dashboard_model;
 pub mod export_progress;
 pub mod model;
 pub mod pages;
@@ -59,6 +61,7 @@ pub fn App() -> impl IntoView {
             <header class="topbar">
                 <A href="/search" attr:class="brand">"Attest"</A>
                 <nav aria-label="Main">
+                    <A href="/dashboard">"Dashboard"</A>
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
                     <pages::pipeline::PipelineNavLink/>
@@ -69,6 +72,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <pages::NotFound/> }>
                     <Route path=StaticSegment("") view=pages::events::EventsPage/>
                     <Route path=StaticSegment("search") view=pages::search::SearchPage/>
+                    <Route path=StaticSegment("dashboard") view=pages::dashboard::DashboardPage/>
                     <Route path=StaticSegment("login") view=pages::login::LoginPage/>
                     <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
                     <Route

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::dashboard_model::{SeriesBy, TimeSeries, TopActors};
 use crate::model::{Activity, EventFilter, EventPage};
 use crate::pipeline_model::PipelineSnapshot;
 use crate::query::ParseError;
@@ -71,6 +72,19 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Top values per facet field over every event the search matches.
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
+
+    /// Distinct events per time bucket and `by` over what the search
+    /// matches (its cursor aside), every bucket of the window present.
+    async fn time_series(
+        &self,
+        query: &SearchQuery,
+        by: SeriesBy,
+        now_ms: i64,
+    ) -> Result<TimeSeries, StoreError>;
+
+    /// The actors with the most matching events, and with the most failed
+    /// or denied ones.
+    async fn top_actors(&self, query: &SearchQuery, now_ms: i64) -> Result<TopActors, StoreError>;
 
     /// Everything stored about one event, with every other event of the
     /// tenant sent with the same id. Several may share an id: `content`,

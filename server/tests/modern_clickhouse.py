@@ -150,6 +150,8 @@ SEARCH_VALUES = {
     "other_tenant": "globex",
     "facet_values": 10,
     "event_id": "e-1",
+    "bucket_ms": HOUR_MS,
+    "bucket_offset_ms": 0,
 }
 
 
@@ -188,6 +190,19 @@ def search_answer(name, rows):
             for r in rows
         ]
         return got, [("e-1", "acme", NOW_MS - 2 * HOUR_MS + 5, ["k"], ["v"], 1, 0, 0)]
+    # The dashboard's panels: hour buckets (10:00 and 11:00), each event
+    # once although e-1 is stored twice.
+    bucket_ms = lambda r: int(r["bucket_ms"])  # noqa: E731
+    if name == "dashboard_series_by_category":
+        got = [(bucket_ms(r), r["key"], int(r["events"])) for r in rows]
+        return got, [(NOW_MS - 2 * HOUR_MS, "admin", 1), (NOW_MS - HOUR_MS, "admin", 2)]
+    if name == "dashboard_series_by_outcome_for_tenant":
+        got = [(bucket_ms(r), r["key"], int(r["events"])) for r in rows]
+        return got, [(NOW_MS - 2 * HOUR_MS, "success", 1), (NOW_MS - HOUR_MS, "failure", 1)]
+    if name == "dashboard_top_actors":
+        return [(r["actor_id"], int(r["events"])) for r in rows], [("mallory", 2)]
+    if name == "dashboard_top_actors_for_tenant":
+        return [(r["actor_id"], int(r["events"])) for r in rows], [("alice", 1), ("mallory", 1)]
     if name in ("search_export", "search_export_csv"):
         got = [(r["event_id"], r["occurred_at_utc"], r["metadata_key"]) for r in rows]
         return got, [("e-3", "2026-11-23 11:30:00.000", ["k"]), ("e-2", "2026-11-23 11:00:00.000", ["k"])]

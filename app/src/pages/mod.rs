@@ -1,3 +1,5 @@
+pub mod dashboard;
+mod dashboard_panels;
 pub mod event_detail;
 pub mod events;
 pub mod login;

@@ -20,7 +20,7 @@ const NEWER_POLL_SECONDS: u64 = 10;
 /// The parameters as a server function receives them: the URL's, flat, so
 /// the browser's form encoding carries them as they are.
 #[cfg(feature = "ssr")]
-fn search_params(
+pub(crate) fn search_params(
     q: Option<String>,
     tenant: Option<String>,
     range: Option<String>,

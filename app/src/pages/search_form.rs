@@ -10,12 +10,17 @@ use crate::search_state::SearchParams;
 
 /// The query bar, the time window and the tenant. Without JavaScript it is
 /// a plain GET form; with it, the URL is kept clean and selectors apply at
-/// once.
+/// once. `page` is where it leads (Search by default; the Dashboard keeps
+/// the same URL state under its own path).
 #[component]
 pub fn QueryForm(
     params: Memo<SearchParams>,
     tenants: Resource<Result<Vec<String>, crate::search_model::SearchError>>,
+    #[prop(optional)] page: Option<&'static str>,
+    #[prop(optional)] submit_label: Option<&'static str>,
 ) -> impl IntoView {
+    let page = page.unwrap_or("/search");
+    let href_of = move |p: &SearchParams| format!("{page}{}", p.query_string());
     let draft = RwSignal::new(params.get_untracked().q);
     let from = RwSignal::new(params.get_untracked().from.unwrap_or_default());
     let to = RwSignal::new(params.get_untracked().to.unwrap_or_default());
@@ -41,7 +46,7 @@ pub fn QueryForm(
     let window_error = Memo::new(move |_| typed.get().window().err());
 
     let navigate = use_navigate();
-    let go = move |p: SearchParams| navigate(&p.href(), Default::default());
+    let go = move |p: SearchParams| navigate(&href_of(&p), Default::default());
     let on_submit = {
         let go = go.clone();
         move |ev: leptos::ev::SubmitEvent| {
@@ -73,7 +78,7 @@ pub fn QueryForm(
     let custom = move || params.get().from.is_some();
 
     view! {
-        <form class="query-form" method="get" action="/search" role="search" on:submit=on_submit>
+        <form class="query-form" method="get" action=page role="search" on:submit=on_submit>
             <div class="query-line">
                 <label for="q" class="visually-hidden">"Query"</label>
                 <input
@@ -89,7 +94,7 @@ pub fn QueryForm(
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))
                 />
-                <button type="submit" class="primary">"Search"</button>
+                <button type="submit" class="primary">{submit_label.unwrap_or("Search")}</button>
             </div>
             <div id="q-status" class="query-status" aria-live="polite">
                 {move || draft_error.get().map(|error| view! { <QueryErrorMarker text=draft.get() error/> })}
@@ -98,7 +103,7 @@ pub fn QueryForm(
                 <summary>"Examples and fields"</summary>
                 <ul class="example-list">
                     {EXAMPLES.iter().map(|(example, about)| {
-                        let href = move || params.get().with_q(*example).href();
+                        let href = move || href_of(&params.get().with_q(*example));
                         view! { <li><a href=href><code>{*example}</code></a>" "<span class="muted">{*about}</span></li> }
                     }).collect_view()}
                 </ul>

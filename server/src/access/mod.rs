@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use app::dashboard_model::{SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -440,6 +441,23 @@ impl EventStore for ScopedStore {
 
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
         EventStore::facets(&self.store, &self.query(query)?, now_ms).await
+    }
+
+    async fn time_series(
+        &self,
+        query: &SearchQuery,
+        by: SeriesBy,
+        now_ms: i64,
+    ) -> Result<TimeSeries, ConsoleError> {
+        EventStore::time_series(&self.store, &self.query(query)?, by, now_ms).await
+    }
+
+    async fn top_actors(
+        &self,
+        query: &SearchQuery,
+        now_ms: i64,
+    ) -> Result<TopActors, ConsoleError> {
+        EventStore::top_actors(&self.store, &self.query(query)?, now_ms).await
     }
 
     async fn event_detail(

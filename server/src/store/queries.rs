@@ -1,6 +1,7 @@
 //! Read queries behind the console. User input only ever reaches ClickHouse
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
+use app::dashboard_model::{SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -253,6 +254,23 @@ impl EventStore for Store {
 
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
         Store::facets(self, query, now_ms).await
+    }
+
+    async fn time_series(
+        &self,
+        query: &SearchQuery,
+        by: SeriesBy,
+        now_ms: i64,
+    ) -> Result<TimeSeries, ConsoleError> {
+        Store::time_series(self, query, by, now_ms).await
+    }
+
+    async fn top_actors(
+        &self,
+        query: &SearchQuery,
+        now_ms: i64,
+    ) -> Result<TopActors, ConsoleError> {
+        Store::top_actors(self, query, now_ms).await
     }
 
     async fn event_detail(

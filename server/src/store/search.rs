@@ -7,6 +7,7 @@
 //! limit that trips comes back as [`QueryLimit`], naming the limit.
 
 mod catalogue;
+mod dashboard;
 mod detail;
 mod export;
 mod sql;

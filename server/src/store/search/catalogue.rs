@@ -70,6 +70,31 @@ static FACET_PARAMS: [&str; 7] = [
     "facet_values",
 ];
 
+/// The dashboard's series: the bucket's values, then a search's window.
+static SERIES_PARAMS: [&str; 9] = [
+    "bucket_offset_ms",
+    "bucket_ms",
+    "bucket_ms",
+    "bucket_offset_ms",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+];
+static SERIES_TENANT_PARAMS: [&str; 10] = [
+    "bucket_offset_ms",
+    "bucket_ms",
+    "bucket_ms",
+    "bucket_offset_ms",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+];
+
 /// Every search query, as templates for the catalogue.
 pub(crate) fn templates() -> Vec<QueryTemplate> {
     let representative = compile_str(REPRESENTATIVE_QUERY)
@@ -120,6 +145,36 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         QueryTemplate {
             name: "search_facets_for_tenant".into(),
             sql: sql::facets_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            params: &FACET_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_series_by_category".into(),
+            sql: super::dashboard::series_sql(
+                app::dashboard_model::SeriesBy::Category,
+                &sql::where_sql(shape(false, false, up_to), "1"),
+            ),
+            params: &SERIES_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_series_by_outcome_for_tenant".into(),
+            sql: super::dashboard::series_sql(
+                app::dashboard_model::SeriesBy::Outcome,
+                &sql::where_sql(shape(true, false, up_to), "1"),
+            ),
+            params: &SERIES_TENANT_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_top_actors".into(),
+            sql: super::dashboard::top_actors_sql(&sql::where_sql(
+                shape(false, false, up_to),
+                &representative,
+            )),
+            params: &PAGE_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_top_actors_for_tenant".into(),
+            sql: super::dashboard::top_actors_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            // The facets' values end in their limit too.
             params: &FACET_PARAMS,
         },
         QueryTemplate {

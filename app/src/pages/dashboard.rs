@@ -1,0 +1,166 @@
+//! The Dashboard: what happened over a window, who did it, one click from
+//! the events behind every bar. It takes Search's URL state (query, tenant,
+//! range or from/to) under `/dashboard`, and its server functions are
+//! scoped exactly like Search's: through the store in context, which the
+//! server narrows to the signed-in viewer's tenants.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use crate::model::TimeRange;
+use crate::pages::dashboard_panels::{ActorsPanel, SeriesPanel};
+use crate::pages::events::list_tenants;
+use crate::pages::search_form::QueryForm;
+use crate::search_model::SearchError;
+use crate::search_state::SearchParams;
+
+/// The presets offered as one-click links; the select has every range.
+const PRESETS: [TimeRange; 5] = [
+    TimeRange::LastHour,
+    TimeRange::Last24Hours,
+    TimeRange::Last7Days,
+    TimeRange::Last30Days,
+    TimeRange::Last90Days,
+];
+
+/// Distinct events per time bucket, stacked by `by` (`category` or
+/// `outcome`).
+#[server(endpoint = "dashboard/series")]
+pub async fn dashboard_series(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    by: String,
+) -> Result<TimeSeries, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = crate::pages::search::search_params(q, tenant, range, from, to, None);
+    crate::pages::search::with_store(|store, now_ms| async move {
+        let by = SeriesBy::from_param(&by).ok_or_else(|| {
+            SearchError::BadRequest(format!("by: {by:?} is neither category nor outcome"))
+        })?;
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        Ok(store.0.time_series(&query, by, now_ms).await?)
+    })
+    .await
+}
+
+/// The actors with the most events and the most failed or denied ones.
+#[server(endpoint = "dashboard/actors")]
+pub async fn dashboard_actors(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<TopActors, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = crate::pages::search::search_params(q, tenant, range, from, to, None);
+    crate::pages::search::with_store(|store, now_ms| async move {
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        Ok(store.0.top_actors(&query, now_ms).await?)
+    })
+    .await
+}
+
+/// What the panels ask with: the URL's state less what only Search uses.
+fn asked(params: &SearchParams) -> SearchParams {
+    SearchParams {
+        cursor: None,
+        columns: Vec::new(),
+        ..params.clone()
+    }
+}
+
+fn range_param(params: &SearchParams) -> Option<String> {
+    Some(params.range.param().to_string())
+}
+
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let query = use_query_map();
+    let params = Memo::new(move |_| {
+        let map = query.read();
+        SearchParams::from_lookup(|key| map.get(key))
+    });
+    let key = Memo::new(move |_| asked(&params.get()));
+    let series = move |by: SeriesBy| {
+        Resource::new(
+            move || key.get(),
+            move |p| {
+                dashboard_series(
+                    Some(p.q.clone()),
+                    p.tenant.clone(),
+                    range_param(&p),
+                    p.from.clone(),
+                    p.to.clone(),
+                    by.param().to_string(),
+                )
+            },
+        )
+    };
+    // One resource per panel: a slow or failing panel never blanks the
+    // others.
+    let categories = series(SeriesBy::Category);
+    let outcomes = series(SeriesBy::Outcome);
+    let actors = Resource::new(
+        move || key.get(),
+        |p| {
+            dashboard_actors(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+            )
+        },
+    );
+    let tenants = Resource::new(|| (), |_| list_tenants());
+    let preset_href = move |range: TimeRange| {
+        format!(
+            "/dashboard{}",
+            asked(&params.get()).with_range(range).query_string()
+        )
+    };
+
+    view! {
+        <section class="dashboard" aria-labelledby="dashboard-title">
+            <div class="toolbar">
+                <h1 id="dashboard-title">"Dashboard"</h1>
+                <nav class="presets" aria-label="Time range presets">
+                    {PRESETS.into_iter().map(|range| {
+                        let current = move || {
+                            let p = params.get();
+                            (p.from.is_none() && p.range == range).then_some("true")
+                        };
+                        view! {
+                            <a href=move || preset_href(range) aria-current=current data-testid=format!("preset-{}", range.param())>
+                                {range.param()}
+                            </a>
+                        }
+                    }).collect_view()}
+                </nav>
+            </div>
+            <QueryForm params=params tenants=tenants page="/dashboard" submit_label="Apply"/>
+            <div class="panels">
+                <SeriesPanel
+                    id="events"
+                    title="Events over time"
+                    about="Distinct events per time bucket, stacked by category. An event delivered more than once counts once."
+                    resource=categories
+                    params=key
+                />
+                <SeriesPanel
+                    id="outcomes"
+                    title="Outcomes over time"
+                    about="Distinct events per time bucket by outcome; the failure ratio is failed and denied events over all events."
+                    resource=outcomes
+                    params=key
+                />
+                <ActorsPanel resource=actors params=key/>
+            </div>
+        </section>
+    }
+}
