@@ -773,7 +773,7 @@ case "$cmd" in
     ;;
   reset)
     # Throws away the service's data (every topic, every database) and starts
-    # it empty: the tests never delete their topics, so they pile up.
+    # it empty. (What tests leave behind, scripts/sweep.py deletes alone.)
     any_kafka && retire_tansu
     # The nodes of a cluster share one metadata log: wiping one node's copy
     # while the others keep theirs makes a voter forget its votes.

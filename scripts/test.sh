@@ -90,6 +90,10 @@ run() {
 
 "$here/install.sh"
 "$here/stack.sh" up
+# Topics and databases that failed or interrupted runs left behind: the
+# broker recovers every partition after a kill -9 (step 4), and thousands of
+# leftovers once made that take minutes.
+python3 "$here/sweep.py"
 
 log "formatting and lints"
 cargo fmt --all -- --check

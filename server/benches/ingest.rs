@@ -280,5 +280,10 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await;
     let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
+    support::delete_topics(
+        &config.kafka.brokers,
+        &format!("{}.", config.kafka.topic_prefix),
+    )
+    .await;
     Ok(())
 }

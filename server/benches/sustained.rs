@@ -543,6 +543,11 @@ async fn main() -> anyhow::Result<()> {
         ))
         .send()
         .await;
+    support::delete_topics(
+        &config.kafka.brokers,
+        &format!("{}.", config.kafka.topic_prefix),
+    )
+    .await;
     Ok(())
 }
 

@@ -336,5 +336,10 @@ async fn main() -> anyhow::Result<()> {
             .send()
             .await;
     }
+    support::delete_topics(
+        &config.kafka.brokers,
+        &format!("{}.", config.kafka.topic_prefix),
+    )
+    .await;
     Ok(())
 }

@@ -88,6 +88,7 @@ async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     assert_eq!(total, 100_000);
     common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -122,6 +123,7 @@ async fn clickhouse_down_for_30_seconds_loses_nothing() {
     // Reported, not asserted: a memory figure is a benchmark, not a test.
     eprintln!("writer peak RSS: {rss_during:?} MiB during the outage, {peak:?} MiB overall");
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }
 
 /// A second writer joins mid-stream and the first one leaves (SIGTERM):
@@ -155,6 +157,7 @@ async fn writers_joining_and_leaving_the_group_lose_nothing() {
     assert_eq!(total, 60_000);
     common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }
 
 /// Two writers share the group and one is killed with SIGKILL mid-run. Its
@@ -194,6 +197,7 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
     assert_eq!(total, 60_000);
     common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }
 
 /// A writer killed and replaced at once, well inside the group's session
@@ -228,4 +232,5 @@ async fn a_writer_restarted_inside_the_session_timeout_gets_the_partitions() {
     let ids: Vec<String> = before.into_iter().chain(after).collect();
     common::assert_exactly(&http, &config, &ids).await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }

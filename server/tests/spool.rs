@@ -275,5 +275,6 @@ async fn attest_killed_while_draining_the_spool_loses_nothing() {
     let _ = child.wait();
     writer.shutdown().await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
     let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
 }

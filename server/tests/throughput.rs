@@ -79,4 +79,5 @@ async fn the_writer_keeps_its_rate_on_a_broker_holding_100k_events() {
     );
     writer.shutdown().await;
     common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
 }

@@ -10,6 +10,39 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Deletes every topic whose name starts with `prefix` (the bench's own and
+/// its bare paths'): leftover partitions slow the broker's recovery after a
+/// kill -9. Best effort; `scripts/sweep.py` deletes what stays.
+pub async fn delete_topics(brokers: &str, prefix: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let Ok(admin) = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let Ok(metadata) = admin
+        .inner()
+        .fetch_metadata(None, std::time::Duration::from_secs(10))
+    else {
+        return;
+    };
+    let names: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    if names.is_empty() {
+        return;
+    }
+    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(30)));
+    let _ = admin.delete_topics(&names, &options).await;
+}
+
 pub fn unique() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }

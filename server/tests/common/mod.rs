@@ -2,9 +2,11 @@
 //! ClickHouse started by `scripts/stack.sh up`). Addresses come from the same
 //! `ATTEST_*` variables the server reads. Each test gets its own topics,
 //! consumer group and ClickHouse database, so tests never see each other's
-//! data. Tests never delete topics: tansu, the earlier local broker, dropped
-//! every topic when one was deleted. On Kafka deleting one would be safe;
-//! `scripts/stack.sh reset kafka` clears them all.
+//! data. [`TestServer::stop`] deletes them again: leftover partitions are not
+//! free on Kafka (after a kill -9 the broker recovers every partition before
+//! it serves, two minutes with 6,000 of them). What a failed or interrupted
+//! test leaves behind, `scripts/sweep.py` deletes at the start of
+//! `scripts/test.sh`.
 
 #![allow(dead_code)]
 
@@ -187,14 +189,36 @@ impl TestServer {
         let (http, config) = (self.http.clone(), self.config.clone());
         self.running.shutdown().await;
         drop_database(&http, &config).await;
+        delete_topics(&config).await;
         let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
     }
 }
 
-/// Databases may be dropped (topics may not: see the module comment).
 pub async fn drop_database(http: &reqwest::Client, config: &Config) {
     let sql = format!("DROP DATABASE IF EXISTS {}", config.clickhouse.database);
     let _ = http.post(&config.clickhouse.url).body(sql).send().await;
+}
+
+/// Deletes the test's event and dead-letter topics. Best effort, like
+/// [`drop_database`]: a topic the test never made is not an error, and
+/// whatever stays is swept by the next `scripts/test.sh`.
+pub async fn delete_topics(config: &Config) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+
+    let Ok(admin) = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .create::<AdminClient<DefaultClientContext>>()
+    else {
+        return;
+    };
+    let mut topics = attest_server::topics::event_topics(&config.kafka.topic_prefix);
+    topics.push(attest_server::topics::dead_letters(
+        &config.kafka.topic_prefix,
+    ));
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let _ = admin.delete_topics(&names, &options).await;
 }
 
 /// A JSON number that ClickHouse may print quoted (64-bit ints on 18.16).
