@@ -101,8 +101,8 @@ cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 log "unit and integration tests"
-run cargo test -p app --features ssr
-run cargo test -p server
+run cargo test --no-fail-fast -p app --features ssr
+run cargo test --no-fail-fast -p server
 
 log "migrations and queries on a current ClickHouse (chdb)"
 catalogue="$(mktemp)"

@@ -313,6 +313,39 @@ def check_sign_outs(sess, statements, check):
     check("query console_sign_out and console_signed_out_sessions", [r["session_id"] for r in got] == ["live"], str(got))
 
 
+def check_migration_lock(sess, statements, check):
+    """The migration lock: a second CREATE is refused with TABLE_ALREADY_EXISTS
+    (code 57, which the server waits on), the heartbeat and ages read back."""
+    need = ("migration_lock_create", "migration_lock_beat", "migration_lock_holder",
+            "migration_lock_created", "migration_table_exists")
+    if any(n not in statements for n in need):
+        check("migration lock statements are in the catalogue", False, str(list(statements)))
+        return
+    create = statements["migration_lock_create"]["sql"]
+    try:
+        sess.query(create)
+        try:
+            sess.query(create)
+            refused = "a second CREATE succeeded"
+        except Exception as e:  # noqa: BLE001
+            refused = str(e)
+        beat = statements["migration_lock_beat"]
+        sess.query(bind(beat["sql"], beat["params"], {"holder": "pid 1 / x"}))
+        holder = query_rows(sess, statements["migration_lock_holder"]["sql"])
+        created = query_rows(sess, statements["migration_lock_created"]["sql"])
+        exists = statements["migration_table_exists"]
+        found = query_rows(sess, bind(exists["sql"], exists["params"], {"table": "attest_migration_lock"}))
+        sess.query("DROP TABLE IF EXISTS attest_migration_lock")
+    except Exception as e:  # noqa: BLE001
+        check("migration lock statements", False, str(e))
+        return
+    check("a second CREATE of the migration lock is refused with code 57", "Code: 57" in refused, refused)
+    check("migration_lock_holder reads the heartbeat",
+          len(holder) == 1 and holder[0]["holder"] == "pid 1 / x" and 0 <= int(holder[0]["age_s"]) < 60, str(holder))
+    check("migration_lock_created reads the lock's age", len(created) == 1 and 0 <= int(created[0]["age_s"]) < 60, str(created))
+    check("migration_table_exists finds the lock", found == [{"name": "attest_migration_lock"}], str(found))
+
+
 def check_roles(sess, statements, check):
     """A grant with an admin role row reads as admin; one without reads ''."""
     insert, listing = statements.get("console_role"), statements.get("console_access")
@@ -494,10 +527,11 @@ def main(path):
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
-        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_")
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
+        check_migration_lock(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("migration_")}, check)
         retention = {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("retention_")}
         for q in reads:
             try:

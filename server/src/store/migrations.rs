@@ -2,10 +2,14 @@
 //! in `attest_schema_migrations`. A migration may require a minimum server
 //! version (`-- requires: 20.1` on its first line): on an older server it is
 //! skipped, not recorded, and applies once the server is upgraded.
+//! Processes sharing a database take turns (`migration_lock`).
+
+use std::time::Duration;
 
 use clickhouse::Client;
-use tracing::info;
+use tracing::{info, warn};
 
+use super::migration_lock::MigrationLock;
 use super::StoreError;
 
 pub struct Migration {
@@ -112,6 +116,21 @@ impl Migration {
             .and_then(|spec| spec.trim().split_once('.'))
     }
 
+    /// `(table, old)` of each swap `RENAME TABLE table TO old, new TO table`.
+    pub fn swaps(&self) -> Vec<(String, String)> {
+        self.statements()
+            .iter()
+            .filter_map(|s| {
+                let pairs = s.strip_prefix("RENAME TABLE ")?;
+                let (first, second) = pairs.split_once(',')?;
+                let (table, old) = first.trim().split_once(" TO ")?;
+                let (_, back) = second.trim().split_once(" TO ")?;
+                (back.trim() == table.trim())
+                    .then(|| (table.trim().to_owned(), old.trim().to_owned()))
+            })
+            .collect()
+    }
+
     /// Statements without comments; the HTTP interface runs one per request.
     pub fn statements(&self) -> Vec<String> {
         let without_comments: String = self
@@ -137,7 +156,19 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// How long a migrating process may stay silent before another takes its
+/// lock over: well above a heartbeat interval (a quarter of it), short
+/// enough that a crashed deployment is not held up for long.
+const LOCK_LEASE: Duration = Duration::from_secs(60);
+
+/// Applies the pending migrations, one process at a time.
 pub async fn apply(client: &Client, server_version: (u32, u32)) -> Result<(), StoreError> {
+    let lock = MigrationLock::acquire(client, LOCK_LEASE).await?;
+    apply_locked(client, server_version).await?;
+    lock.release().await
+}
+
+async fn apply_locked(client: &Client, server_version: (u32, u32)) -> Result<(), StoreError> {
     client.query(LEDGER).execute().await?;
     let applied: Vec<u32> = client
         .query("SELECT DISTINCT version FROM attest_schema_migrations")
@@ -166,6 +197,7 @@ pub async fn apply(client: &Client, server_version: (u32, u32)) -> Result<(), St
         if !again.is_empty() {
             continue;
         }
+        repair_interrupted_swaps(client, m).await?;
         let done = match m.done_when_column() {
             Some((table, column)) => {
                 let found: Vec<String> = client
@@ -202,6 +234,46 @@ pub async fn apply(client: &Client, server_version: (u32, u32)) -> Result<(), St
     Ok(())
 }
 
+/// A swap `RENAME TABLE t TO old, new TO t` is two renames on ClickHouse,
+/// not one: a process that dies between them leaves no `t`, the data in
+/// `old`, and a rebuild that would fail forever reading `t` (and whose first
+/// step would drop `old`). Put `old` back before the rebuild runs again.
+async fn repair_interrupted_swaps(client: &Client, m: &Migration) -> Result<(), StoreError> {
+    for (table, old) in m.swaps() {
+        if !table_exists(client, &table).await? && table_exists(client, &old).await? {
+            warn!(
+                migration = m.name,
+                table, old, "an interrupted rebuild left the table renamed away; putting it back"
+            );
+            client
+                .query(&format!("RENAME TABLE {old} TO {table}"))
+                .execute()
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn templates() -> Vec<super::QueryTemplate> {
+    vec![super::QueryTemplate {
+        name: "migration_table_exists".into(),
+        sql: TABLE_EXISTS_SQL.into(),
+        params: &["table"],
+    }]
+}
+
+const TABLE_EXISTS_SQL: &str =
+    "SELECT name FROM system.tables WHERE database = currentDatabase() AND name = ?";
+
+async fn table_exists(client: &Client, table: &str) -> Result<bool, StoreError> {
+    let found: Vec<String> = client
+        .query(TABLE_EXISTS_SQL)
+        .bind(table)
+        .fetch_all()
+        .await?;
+    Ok(!found.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +298,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_identity_rebuild_swaps_three_tables() {
+        let swaps = MIGRATIONS[8].swaps();
+        assert_eq!(
+            swaps,
+            [
+                "audit_events",
+                "audit_counts_per_minute",
+                "audit_failures_per_minute"
+            ]
+            .map(|t| (t.to_owned(), format!("{t}_identity_old")))
+        );
+        assert!(MIGRATIONS[0].swaps().is_empty());
     }
 
     /// Each rebuild step drops what an interrupted run left before it

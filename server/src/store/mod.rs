@@ -3,6 +3,7 @@
 
 mod access;
 mod keys;
+mod migration_lock;
 pub mod migrations;
 mod pipeline;
 mod queries;
@@ -25,6 +26,17 @@ use crate::config::ClickHouseConfig;
 use crate::event::AuditEvent;
 
 pub const EVENTS_TABLE: &str = "audit_events";
+
+/// The number after `Code: ` in a ClickHouse exception, as 18.16
+/// (`Code: 159, e.displayText() = …`) and current releases
+/// (`Code: 159. DB::Exception: …`) write it.
+pub fn exception_code(message: &str) -> Option<u32> {
+    let rest = &message[message.find("Code: ")? + "Code: ".len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

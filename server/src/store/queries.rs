@@ -93,6 +93,8 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::keys::templates());
     all.extend(super::access::templates());
     all.extend(super::pipeline::templates());
+    all.extend(super::migrations::templates());
+    all.extend(super::migration_lock::templates());
     all
 }
 

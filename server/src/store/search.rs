@@ -26,7 +26,7 @@ use app::store::StoreError as ConsoleError;
 use clickhouse::query::Query;
 use tracing::error;
 
-use super::Store;
+use super::{exception_code, Store};
 use sql::{Arrival, Filter, Span};
 
 /// How long one search query may run.
@@ -101,17 +101,6 @@ impl Limits {
             }
         }
     }
-}
-
-/// The number after `Code: ` in a ClickHouse exception, as 18.16
-/// (`Code: 159, e.displayText() = …`) and current releases
-/// (`Code: 159. DB::Exception: …`) write it.
-pub fn exception_code(message: &str) -> Option<u32> {
-    let rest = &message[message.find("Code: ")? + "Code: ".len()..];
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 /// Binds values in placeholder order.

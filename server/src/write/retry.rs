@@ -35,7 +35,7 @@ pub fn classify(error: &StoreError) -> Verdict {
     let StoreError::ClickHouse(clickhouse::error::Error::BadResponse(text)) = error else {
         return Verdict::Retry;
     };
-    match code(text) {
+    match crate::store::exception_code(text) {
         Some(c) if ROW_CODES.contains(&c) => Verdict::Split,
         // TOO_MANY_PARTS is usually merges falling behind (wait), but a batch
         // spanning more months than `max_partitions_per_insert_block` fails
@@ -43,14 +43,6 @@ pub fn classify(error: &StoreError) -> Verdict {
         Some(252) if text.contains("partitions for single INSERT block") => Verdict::Split,
         _ => Verdict::Retry,
     }
-}
-
-/// The number after `Code: ` in an exception text; both the 18.x form
-/// (`Code: 395, e.displayText() = …`) and the current one (`Code: 395. DB::…`).
-fn code(text: &str) -> Option<u32> {
-    let rest = &text[text.find("Code: ")? + "Code: ".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 #[cfg(test)]
