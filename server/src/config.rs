@@ -195,8 +195,13 @@ pub struct KafkaConfig {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClickHouseConfig {
-    /// HTTP interface URL.
+    /// HTTP interface URL of the node the writer inserts into, migrations
+    /// run on, and console reads prefer.
     pub url: String,
+    /// Further nodes (replicas of `url`'s data) that console and API reads
+    /// fail over to when a node refuses connections or fails its ping, in
+    /// order of preference. Empty: every read goes to `url`.
+    pub read_urls: Vec<String>,
     pub database: String,
     pub user: String,
     /// Never logged or shown; `Debug` redacts it.
@@ -207,6 +212,14 @@ impl fmt::Debug for ClickHouseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClickHouseConfig")
             .field("url", &redact_url(&self.url))
+            .field(
+                "read_urls",
+                &self
+                    .read_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("database", &self.database)
             .field("user", &self.user)
             .field(
@@ -369,10 +382,24 @@ impl Default for KafkaConfig {
     }
 }
 
+impl ClickHouseConfig {
+    /// Every node reads may go to: `url` first, then `read_urls`.
+    pub fn read_nodes(&self) -> Vec<String> {
+        let mut nodes = vec![self.url.clone()];
+        for url in &self.read_urls {
+            if !nodes.contains(url) {
+                nodes.push(url.clone());
+            }
+        }
+        nodes
+    }
+}
+
 impl Default for ClickHouseConfig {
     fn default() -> Self {
         ClickHouseConfig {
             url: "http://127.0.0.1:18123".into(),
+            read_urls: Vec::new(),
             database: "attest".into(),
             user: "default".into(),
             password: String::new(),
@@ -507,6 +534,18 @@ impl Config {
             return Err(invalid(
                 "clickhouse.url",
                 "must be an http:// or https:// URL",
+            ));
+        }
+        // Read routing dials plain TCP: the client is built without TLS.
+        if let Some(bad) = self
+            .clickhouse
+            .read_urls
+            .iter()
+            .find(|u| !u.starts_with("http://"))
+        {
+            return Err(invalid(
+                "clickhouse.read_urls",
+                format!("{} must be an http:// URL", redact_url(bad)),
             ));
         }
         if !is_identifier(&self.clickhouse.database) {
@@ -719,6 +758,29 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("brokerz"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn read_nodes_come_from_the_environment_as_a_list_and_must_be_http() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "ATTEST_CLICKHOUSE__READ_URLS",
+                r#"["http://ch2:8123", "http://ch3:8123"]"#,
+            );
+            let c = Config::load(None).expect("loads");
+            assert_eq!(
+                c.clickhouse.read_nodes(),
+                [
+                    "http://127.0.0.1:18123",
+                    "http://ch2:8123",
+                    "http://ch3:8123"
+                ]
+            );
+            jail.set_env("ATTEST_CLICKHOUSE__READ_URLS", r#"["https://ch2:8443"]"#);
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("clickhouse.read_urls"), "{err}");
             Ok(())
         });
     }

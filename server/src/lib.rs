@@ -154,10 +154,9 @@ async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     })
 }
 
-/// Applies the migrations. Processes that start together (a server and its
-/// writers) may run them at the same moment; one that loses a race with the
-/// other's rebuild fails a statement, waits and tries again, by which time
-/// the ledger says what the other finished.
+/// Applies the migrations. Processes that start together take turns
+/// (`store::migration_lock`); a statement that fails (ClickHouse restarting,
+/// a lock taken over) is tried again a few times before start-up gives up.
 async fn migrate(store: &store::Store) -> Result<(), StartError> {
     const ATTEMPTS: u32 = 6;
     let mut delay = Duration::from_millis(500);
@@ -333,6 +332,11 @@ fn serve(
 
 /// The whole server: console, ingest API, registry, metrics and (unless
 /// `writer.enabled` is false) the writer.
+/// How often the read nodes are pinged, and how long a ping may take: a
+/// node that stops answering leaves the rotation within about three seconds.
+const READ_NODE_PING_EVERY: Duration = Duration::from_secs(2);
+const READ_NODE_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub async fn start(
     config: Config,
     mut leptos_options: LeptosOptions,
@@ -360,6 +364,19 @@ pub async fn start(
     ));
     let ingest =
         Arc::new(new_ingest(&config, &prepared).with_spool(spool, config.ingest.broker_timeout));
+    if prepared.store.read_nodes().is_some() {
+        let (store, clickhouse, stop) = (
+            prepared.store.clone(),
+            config.clickhouse.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            periodic::every(READ_NODE_PING_EVERY, stop, || {
+                store.ping_read_nodes(&clickhouse, READ_NODE_PING_TIMEOUT)
+            })
+            .await
+        });
+    }
     if config.retention.enabled {
         let retention = retention::Retention::new(
             prepared.store.clone(),

@@ -5,6 +5,7 @@ mod access;
 mod keys;
 mod migration_lock;
 pub mod migrations;
+pub mod nodes;
 mod pipeline;
 mod queries;
 mod retention;
@@ -18,6 +19,9 @@ pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
 pub use search::{ExportFormat, ExportStream, Limits as SearchLimits};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use clickhouse::{Client, Row};
 use serde::Serialize;
 use tracing::info;
@@ -26,6 +30,7 @@ use crate::config::ClickHouseConfig;
 use crate::event::AuditEvent;
 
 pub const EVENTS_TABLE: &str = "audit_events";
+const PING_SQL: &str = "SELECT 1";
 
 /// The number after `Code: ` in a ClickHouse exception, as 18.16
 /// (`Code: 159, e.displayText() = …`) and current releases
@@ -153,10 +158,17 @@ pub fn bound_sql(sql: &str, values: &[serde_json::Value]) -> String {
 
 #[derive(Clone)]
 pub struct Store {
-    /// Bound to the configured database.
+    /// Bound to the configured database; routed over every read node
+    /// (`nodes`) when there are several. Console and API queries use it.
     client: Client,
-    /// Bound to no database, for what must work before ours exists.
+    /// Bound to the configured database, on `clickhouse.url` only: the
+    /// writer's inserts and the migrations stay on one server.
+    primary: Client,
+    /// Bound to no database, on `clickhouse.url`, for what must work before
+    /// ours exists.
     server: Client,
+    /// The read nodes and their health, when there are several.
+    nodes: Option<Arc<nodes::Nodes>>,
     database: String,
     /// What one search query may cost ClickHouse.
     limits: SearchLimits,
@@ -165,12 +177,74 @@ pub struct Store {
 impl Store {
     /// A client for the configured database; no network traffic yet.
     pub fn new(config: &ClickHouseConfig) -> Store {
-        let server = base_client(config);
+        let server = base_client(Client::default(), config);
+        let primary = server.clone().with_database(&config.database);
+        let read_nodes = config.read_nodes();
+        // Config::validate checked every URL, so this holds; a store that
+        // cannot route still reads from the primary.
+        let nodes = (read_nodes.len() > 1)
+            .then(|| nodes::Nodes::new(&read_nodes).map(Arc::new))
+            .and_then(Result::ok);
+        let client = match &nodes {
+            Some(nodes) => {
+                let http = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                // See `nodes`: a pooled connection would outlive its node's
+                // place in the rotation.
+                .pool_max_idle_per_host(0)
+                .build(nodes::Failover::new(nodes.clone()));
+                base_client(Client::with_http_client(http), config).with_database(&config.database)
+            }
+            None => primary.clone(),
+        };
         Store {
-            client: server.clone().with_database(&config.database),
+            client,
+            primary,
             server,
+            nodes,
             database: config.database.clone(),
             limits: SearchLimits::default(),
+        }
+    }
+
+    /// The read nodes and their health; `None` with a single node.
+    pub fn read_nodes(&self) -> Option<&Arc<nodes::Nodes>> {
+        self.nodes.as_ref()
+    }
+
+    /// Pings every read node (`SELECT 1`, bounded by `timeout`), in
+    /// rotation or not: a node that accepts connections but does not answer
+    /// leaves the rotation here, before a query waits on it, and one that
+    /// is back rejoins without waiting for its back-off.
+    pub async fn ping_read_nodes(&self, config: &ClickHouseConfig, timeout: Duration) {
+        let Some(nodes) = &self.nodes else { return };
+        let pings = config.read_nodes().into_iter().map(|url| {
+            let client = base_client(
+                Client::default(),
+                &ClickHouseConfig {
+                    url,
+                    ..config.clone()
+                },
+            );
+            async move {
+                match tokio::time::timeout(timeout, client.query(PING_SQL).fetch_one::<u8>()).await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err(format!(
+                        "no answer to a ping within {} ms",
+                        timeout.as_millis()
+                    )),
+                }
+            }
+        });
+        for (i, outcome) in futures::future::join_all(pings)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            nodes.record_ping(i, outcome);
         }
     }
 
@@ -194,12 +268,12 @@ impl Store {
             .await?;
         let version = self.server_version().await?;
         info!(version = %format!("{}.{}", version.0, version.1), database = %self.database, "clickhouse schema check");
-        migrations::apply(&self.client, version).await
+        migrations::apply(&self.primary, version).await
     }
 
     /// Inserts one batch in a single INSERT: it lands whole or not at all.
     pub async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StoreError> {
-        let mut insert = self.client.insert::<EventRow>(EVENTS_TABLE).await?;
+        let mut insert = self.primary.insert::<EventRow>(EVENTS_TABLE).await?;
         for row in rows {
             insert.write(row).await?;
         }
@@ -208,8 +282,10 @@ impl Store {
     }
 }
 
-fn base_client(config: &ClickHouseConfig) -> Client {
-    let mut client = Client::default()
+fn base_client(client: Client, config: &ClickHouseConfig) -> Client {
+    // With read routing the URL's host is not dialled (the connector picks
+    // the node); the path and credentials still apply.
+    let mut client = client
         .with_url(&config.url)
         .with_user(&config.user)
         // 18.16 cannot answer RowBinaryWithNamesAndTypes, which validation needs.

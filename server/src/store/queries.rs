@@ -95,6 +95,11 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::pipeline::templates());
     all.extend(super::migrations::templates());
     all.extend(super::migration_lock::templates());
+    all.push(QueryTemplate {
+        name: "read_node_ping".into(),
+        sql: super::PING_SQL.into(),
+        params: &[],
+    });
     all
 }
 
