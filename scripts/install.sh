@@ -223,15 +223,17 @@ step_python() {
     warn "python3 not found; skipping python packages"
     return 0
   fi
-  # confluent_kafka: scripts/kafka_probe.py, the broker's health check (produce + fetch).
-  if python3 -c 'import chdb, fastavro, confluent_kafka' >/dev/null 2>&1; then
-    skip python "chdb, fastavro and confluent_kafka importable"
+  # confluent_kafka: scripts/kafka_probe.py, the broker's health check (produce + fetch);
+  # with its schemaregistry and avro extras: server/tests/confluent_clients.py,
+  # Confluent's own client with its defaults against Attest's registry.
+  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro' >/dev/null 2>&1; then
+    skip python "chdb, fastavro and confluent_kafka (schema registry, avro) importable"
     return 0
   fi
-  need "python packages chdb-core-lite fastavro confluent-kafka" || return 0
+  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro]" || return 0
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
-  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro confluent-kafka; then
-    warn "pip install chdb-core-lite fastavro confluent-kafka failed; tests that need them will be skipped or fail, and scripts/stack.sh cannot check the broker"
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]'; then
+    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
   fi
 }
 

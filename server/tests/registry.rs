@@ -234,3 +234,177 @@ async fn an_external_registry_gives_the_ids_and_ingest_fails_closed_without_it()
     external.stop().await;
     let _ = std::fs::remove_dir_all(own);
 }
+
+/// Confluent's own Python client with its defaults (AvroDeserializer,
+/// SchemaRegistryClient) decodes every message Attest wrote and gets its
+/// answers and error codes from the registry (scripts in
+/// `confluent_clients.py`). Before, it decoded 0 of 21,179: it asks
+/// `/associations/…` first, and got the console's sign-in redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_python_client_with_defaults_decodes_every_message() {
+    let server = common::start(common::test_config()).await;
+    let categories = ["authentication", "data_access", "admin"];
+    let batch: Vec<Value> = (0..60)
+        .map(|i| {
+            let category = categories[i % 3];
+            json!({
+                "event_id": format!("confluent-{i}"),
+                "tenant_id": "acme",
+                "occurred_at": attest_server::ingest::now_ms() - 1000,
+                "category": category,
+                "action": "user.login",
+                "outcome": "success",
+                "actor": {"id": format!("user-{i}"), "type": "user"},
+                "source_service": "sso",
+                "metadata": {"region": "eu-west-1"}
+            })
+        })
+        .collect();
+    let response = server
+        .http
+        .post(format!("{}/api/v1/events/batch", server.base_url))
+        .json(&batch)
+        .send()
+        .await
+        .expect("attest reachable");
+    assert_eq!(response.status().as_u16(), 202);
+
+    let topics = attest_server::topics::event_topics(&server.config.kafka.topic_prefix).join(",");
+    let output = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/confluent_clients.py"))
+        .args(["--registry", &server.base_url])
+        .args(["--brokers", &server.config.kafka.brokers])
+        .args(["--topics", &topics])
+        .args(["--expect", "60"])
+        .output()
+        .expect("python3 runs (scripts/install.sh python installs confluent-kafka[schemaregistry,avro])");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no report; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let failed: Vec<(&String, &Value)> = report["checks"]
+        .as_object()
+        .expect("checks")
+        .iter()
+        .filter(|(_, c)| c["ok"] != json!(true))
+        .collect();
+    assert!(failed.is_empty(), "failed checks: {failed:?}");
+    let mut decoded: Vec<String> = report["decoded"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    decoded.sort();
+    let mut want: Vec<String> = (0..60).map(|i| format!("confluent-{i}")).collect();
+    want.sort();
+    assert_eq!(decoded, want);
+    assert!(output.status.success());
+    server.stop().await;
+}
+
+/// What the registry answers that the console must never: every path under
+/// its prefixes is JSON, writes are refused as read-only, and a schema whose
+/// default differs from the registered one is not found as that version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_paths_never_fall_through_to_the_console() {
+    let server = common::start(common::test_config()).await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let get = |path: String| {
+        let request = no_redirects.get(format!("{}{path}", server.base_url));
+        async move {
+            let response = request.send().await.expect("attest reachable");
+            let status = response.status().as_u16();
+            let media = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            (status, media, response.text().await.unwrap_or_default())
+        }
+    };
+    for (path, status) in [
+        (
+            "/associations/resources/-/attest.events.admin?resourceType=topic&associationType=value".to_owned(),
+            200,
+        ),
+        ("/config".to_owned(), 200),
+        (format!("/config/{SUBJECT}"), 200),
+        ("/mode".to_owned(), 200),
+        (format!("/mode/{SUBJECT}"), 200),
+        ("/schemas/types".to_owned(), 200),
+        ("/schemas/ids/1/subjects?deleted=true".to_owned(), 200),
+        ("/schemas/ids/1/versions".to_owned(), 200),
+        (format!("/subjects/{SUBJECT}/versions/1/schema"), 200),
+        ("/subjects?deleted=true".to_owned(), 200),
+        ("/config/no.such.Subject".to_owned(), 404),
+        (format!("/subjects/{SUBJECT}/no/such/thing"), 404),
+        ("/exporters".to_owned(), 404),
+        ("/contexts/.x/subjects".to_owned(), 404),
+    ] {
+        let (got, media, body) = get(path.clone()).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            media.starts_with("application/vnd.schemaregistry.v1+json"),
+            "{path}: {media}"
+        );
+        let json: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: {body}"));
+        if status == 404 {
+            assert!(json["error_code"].as_i64().is_some(), "{path}: {body}");
+        }
+    }
+    let (_, _, schema) = get(format!("/subjects/{SUBJECT}/versions/1/schema")).await;
+    let parsed: Value = serde_json::from_str(&schema).expect("the schema itself");
+    assert_eq!(parsed["name"], "AuditEvent");
+
+    // Writes: Confluent's read-only error, not an empty 405.
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            format!("/subjects/{SUBJECT}/versions"),
+        ),
+        (reqwest::Method::DELETE, format!("/subjects/{SUBJECT}")),
+        (reqwest::Method::PUT, "/config".to_owned()),
+        (reqwest::Method::PUT, format!("/mode/{SUBJECT}")),
+    ] {
+        let response = no_redirects
+            .request(method.clone(), format!("{}{path}", server.base_url))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .body(json!({"schema": schema}).to_string())
+            .send()
+            .await
+            .expect("attest reachable");
+        assert_eq!(response.status().as_u16(), 422, "{method} {path}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error_code"], 42205, "{method} {path}");
+    }
+
+    // Lookup: the registered schema is found; the same with another default
+    // for a field is a different schema (40403), as in Confluent.
+    let lookup = format!("/subjects/{SUBJECT}");
+    let (status, body, _) = post_json(&server, &lookup, &json!({"schema": schema})).await;
+    assert_eq!((status, &body["id"]), (200, &json!(1)), "{body}");
+    let mut changed = parsed.clone();
+    let field = changed["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .iter_mut()
+        .find(|f| f["name"] == "metadata")
+        .expect("the metadata field, whose default is {}");
+    field["default"] = json!({"region": "eu-west-1"});
+    let (status, body, _) =
+        post_json(&server, &lookup, &json!({"schema": changed.to_string()})).await;
+    assert_eq!(
+        (status, &body["error_code"]),
+        (404, &json!(40403)),
+        "{body}"
+    );
+    server.stop().await;
+}

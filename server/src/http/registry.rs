@@ -3,14 +3,21 @@
 //! (`{"error_code": 40401, "message": …}`) and the
 //! `application/vnd.schemaregistry.v1+json` media type, so a Confluent-aware
 //! deserializer pointed at Attest decodes its topics unchanged.
+//!
+//! The registry shares `/` with the console, whose fallback sends unknown
+//! paths to the sign-in page. A stock client that asked for something this
+//! subset did not serve used to get that redirect (confluent-kafka 2.16
+//! asks `/associations/…` before decoding, and took the login page for a
+//! failure): so every path under the registry's prefixes answers here, with
+//! Confluent's JSON, and every write with Confluent's read-only error.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,17 +26,70 @@ use crate::registry::{Registry, SchemaVersion};
 
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
 
+/// The level Attest holds its contract to: every version reads what every
+/// earlier version wrote (the contract test checks it).
+const COMPATIBILITY: &str = "BACKWARD_TRANSITIVE";
+
 pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
-        .route("/subjects", get(subjects))
-        .route("/subjects/{subject}", post(lookup))
-        .route("/subjects/{subject}/versions", get(versions))
-        .route("/subjects/{subject}/versions/{version}", get(version))
-        .route("/schemas/ids/{id}", get(schema_by_id))
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(compatibility),
+    type Routes = Router<Arc<Registry>>;
+    // Each prefix is a nested router with its own fallbacks, so an unknown
+    // path or method under it is answered here (a catch-all route beside
+    // the parameter routes would not be accepted by the router).
+    let nest = |router: Routes, prefix: &str, under: Routes| {
+        router.nest(
+            prefix,
+            under
+                .fallback(unknown)
+                .method_not_allowed_fallback(read_only),
         )
+    };
+    let subjects_routes = Router::new()
+        .route("/{subject}", post(lookup).delete(read_only))
+        .route("/{subject}/versions", get(versions).post(read_only))
+        .route(
+            "/{subject}/versions/{version}",
+            get(version).delete(read_only),
+        )
+        .route("/{subject}/versions/{version}/schema", get(version_schema));
+    let schemas_routes = Router::new()
+        .route("/ids/{id}", get(schema_by_id))
+        .route("/ids/{id}/schema", get(schema_text_by_id))
+        .route("/ids/{id}/subjects", get(subjects_by_id))
+        .route("/ids/{id}/versions", get(versions_by_id))
+        .route("/types", get(schema_types));
+    let config_routes = Router::new().route(
+        "/{subject}",
+        get(subject_config).put(read_only).delete(read_only),
+    );
+    let mode_routes = Router::new().route("/{subject}", get(mode).put(read_only).delete(read_only));
+    let compatibility_routes = Router::new()
+        .route("/subjects/{subject}/versions", post(compatibility_all))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            post(compatibility),
+        );
+    let associations_routes =
+        Router::new().route("/resources/{namespace}/{name}", get(no_associations));
+    let mut router: Routes = Router::new()
+        .route("/subjects", get(subjects).fallback(read_only))
+        .route("/config", get(global_config).fallback(read_only))
+        .route("/mode", get(mode).fallback(read_only))
+        .route("/contexts", get(contexts).fallback(read_only));
+    router = nest(router, "/subjects", subjects_routes);
+    router = nest(router, "/schemas", schemas_routes);
+    router = nest(router, "/config", config_routes);
+    router = nest(router, "/mode", mode_routes);
+    router = nest(router, "/compatibility", compatibility_routes);
+    router = nest(router, "/associations", associations_routes);
+    for prefix in ["/contexts", "/exporters", "/dek-registry"] {
+        router = nest(router, prefix, Router::new());
+    }
+    router
+        .route("/exporters", any(unknown))
+        .route("/dek-registry", any(unknown))
+        .route("/schemas", any(unknown))
+        .route("/compatibility", any(unknown))
+        .route("/associations", any(unknown))
         .with_state(registry)
 }
 
@@ -40,6 +100,10 @@ enum RegistryError {
     SchemaNotFound,
     InvalidVersion(String),
     InvalidSchema(String),
+    /// Attest is the only writer of its contract (`schemas/registry.json`).
+    ReadOnly,
+    /// A path under the registry that this subset does not serve.
+    UnknownPath,
 }
 
 impl IntoResponse for RegistryError {
@@ -58,6 +122,12 @@ impl IntoResponse for RegistryError {
                 42201,
                 format!("Either the input schema or one of its references is invalid: {why}"),
             ),
+            RegistryError::ReadOnly => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42205,
+                "The registry is in read-only mode: Attest's schemas change only through a new version in schemas/registry.json".to_owned(),
+            ),
+            RegistryError::UnknownPath => (StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found".to_owned()),
         };
         reply(status, json!({"error_code": code, "message": message}))
     }
@@ -114,22 +184,139 @@ async fn version(
     ))
 }
 
+fn by_id<'a>(registry: &'a Registry, id: &str) -> Result<&'a SchemaVersion, RegistryError> {
+    id.parse::<u32>()
+        .ok()
+        .and_then(|id| registry.by_id(id))
+        .ok_or(RegistryError::SchemaNotFound)
+}
+
 async fn schema_by_id(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
 ) -> Result<Response, RegistryError> {
-    let v = id
-        .parse::<u32>()
-        .ok()
-        .and_then(|id| registry.by_id(id))
-        .ok_or(RegistryError::SchemaNotFound)?;
+    let v = by_id(&registry, &id)?;
     Ok(reply(StatusCode::OK, json!({"schema": v.text})))
 }
 
+/// The schema itself, as Confluent's `/schema` endpoints return it.
+fn raw_schema(v: &SchemaVersion) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, REGISTRY_JSON)],
+        v.text.clone(),
+    )
+        .into_response()
+}
+
+async fn schema_text_by_id(
+    State(registry): State<Arc<Registry>>,
+    Path(id): Path<String>,
+) -> Result<Response, RegistryError> {
+    Ok(raw_schema(by_id(&registry, &id)?))
+}
+
+async fn version_schema(
+    State(registry): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
+    Ok(raw_schema(find(&registry, &subject, &version)?))
+}
+
+/// Every (subject, version) registered under schema `id`; ids are unique
+/// to a schema here, as in Confluent.
+fn uses_of<'a>(registry: &'a Registry, id: &str) -> Result<Vec<&'a SchemaVersion>, RegistryError> {
+    let id: u32 = id.parse().map_err(|_| RegistryError::SchemaNotFound)?;
+    let uses: Vec<&SchemaVersion> = registry
+        .subjects()
+        .flat_map(|(_, versions)| versions.iter().map(Arc::as_ref))
+        .filter(|v| v.id == id)
+        .collect();
+    if uses.is_empty() {
+        return Err(RegistryError::SchemaNotFound);
+    }
+    Ok(uses)
+}
+
+#[derive(Deserialize)]
+struct SubjectFilter {
+    subject: Option<String>,
+}
+
+async fn subjects_by_id(
+    State(registry): State<Arc<Registry>>,
+    Path(id): Path<String>,
+    Query(filter): Query<SubjectFilter>,
+) -> Result<Response, RegistryError> {
+    let mut names: Vec<&str> = uses_of(&registry, &id)?
+        .into_iter()
+        .map(|v| v.subject.as_str())
+        .filter(|s| filter.subject.as_deref().is_none_or(|f| f == *s))
+        .collect();
+    names.dedup();
+    Ok(reply(StatusCode::OK, json!(names)))
+}
+
+async fn versions_by_id(
+    State(registry): State<Arc<Registry>>,
+    Path(id): Path<String>,
+    Query(filter): Query<SubjectFilter>,
+) -> Result<Response, RegistryError> {
+    let pairs: Vec<serde_json::Value> = uses_of(&registry, &id)?
+        .into_iter()
+        .filter(|v| filter.subject.as_deref().is_none_or(|f| f == v.subject))
+        .map(|v| json!({"subject": v.subject, "version": v.version}))
+        .collect();
+    Ok(reply(StatusCode::OK, json!(pairs)))
+}
+
+async fn schema_types() -> Response {
+    reply(StatusCode::OK, json!(["AVRO"]))
+}
+
+async fn global_config() -> Response {
+    reply(StatusCode::OK, json!({"compatibilityLevel": COMPATIBILITY}))
+}
+
+/// Every subject is held to the one level, as if configured on it.
+async fn subject_config(
+    State(registry): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+) -> Result<Response, RegistryError> {
+    registry
+        .versions(&subject)
+        .ok_or(RegistryError::SubjectNotFound)?;
+    Ok(global_config().await)
+}
+
+async fn mode() -> Response {
+    reply(StatusCode::OK, json!({"mode": "READONLY"}))
+}
+
+async fn contexts() -> Response {
+    reply(StatusCode::OK, json!(["."]))
+}
+
+/// Attest associates no subject with a topic: clients fall back to their
+/// naming strategy, and decode by the id in each message either way.
+async fn no_associations() -> Response {
+    reply(StatusCode::OK, json!([]))
+}
+
+async fn read_only() -> RegistryError {
+    RegistryError::ReadOnly
+}
+
+async fn unknown() -> RegistryError {
+    RegistryError::UnknownPath
+}
+
 /// `POST /subjects/{subject}`: under which version and id is this schema
-/// registered? (What a serializer asks before it writes.) Schemas are
-/// compared in Avro's parsing canonical form, so whitespace, docs and field
-/// order of attributes do not matter.
+/// registered? (What a serializer asks before it writes.) Schemas match
+/// when their parsing canonical form and every field's default agree:
+/// canonical form alone drops defaults, and two schemas whose defaults
+/// differ resolve old data differently, so Confluent tells them apart too.
+/// Whitespace and the order of attributes do not matter.
 async fn lookup(
     State(registry): State<Arc<Registry>>,
     Path(subject): Path<String>,
@@ -144,12 +331,41 @@ async fn lookup(
     let canonical = parsed.canonical_form();
     let found = versions
         .iter()
-        .find(|v| v.schema.canonical_form() == canonical)
+        .find(|v| {
+            v.schema.canonical_form() == canonical && defaults(&v.schema) == defaults(&parsed)
+        })
         .ok_or(RegistryError::SchemaNotFound)?;
     Ok(reply(
         StatusCode::OK,
         json!({"subject": found.subject, "version": found.version, "id": found.id, "schema": found.text}),
     ))
+}
+
+/// Every field's default, by its path through nested records.
+fn defaults(schema: &apache_avro::Schema) -> Vec<(String, Option<serde_json::Value>)> {
+    use apache_avro::Schema;
+    fn walk(schema: &Schema, path: &str, out: &mut Vec<(String, Option<serde_json::Value>)>) {
+        match schema {
+            Schema::Record(record) => {
+                for field in &record.fields {
+                    let at = format!("{path}.{}", field.name);
+                    out.push((at.clone(), field.default.clone()));
+                    walk(&field.schema, &at, out);
+                }
+            }
+            Schema::Union(union) => {
+                for (i, branch) in union.variants().iter().enumerate() {
+                    walk(branch, &format!("{path}[{i}]"), out);
+                }
+            }
+            Schema::Array(array) => walk(&array.items, &format!("{path}[]"), out),
+            Schema::Map(map) => walk(&map.types, &format!("{path}{{}}"), out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, "", &mut out);
+    out
 }
 
 #[derive(Deserialize)]
@@ -160,12 +376,9 @@ struct Candidate {
     schema_type: Option<String>,
 }
 
-async fn compatibility(
-    State(registry): State<Arc<Registry>>,
-    Path((subject, version)): Path<(String, String)>,
+fn avro_candidate(
     body: Result<Json<Candidate>, JsonRejection>,
-) -> Result<Response, RegistryError> {
-    let existing = find(&registry, &subject, &version)?;
+) -> Result<Candidate, RegistryError> {
     let Json(candidate) = body.map_err(|e| RegistryError::InvalidSchema(e.body_text()))?;
     if candidate
         .schema_type
@@ -176,12 +389,48 @@ async fn compatibility(
             "only AVRO schemas are registered here".into(),
         ));
     }
-    match Registry::can_read(existing, &candidate.schema) {
-        Err(why) => Err(RegistryError::InvalidSchema(why)),
-        Ok(Ok(())) => Ok(reply(StatusCode::OK, json!({"is_compatible": true}))),
-        Ok(Err(why)) => Ok(reply(
-            StatusCode::OK,
-            json!({"is_compatible": false, "messages": [why]}),
-        )),
+    Ok(candidate)
+}
+
+/// Whether `candidate` reads what each of `existing` wrote; every reason
+/// it does not.
+fn check(existing: &[&SchemaVersion], candidate: &Candidate) -> Result<Response, RegistryError> {
+    let mut messages = Vec::new();
+    for version in existing {
+        match Registry::can_read(version, &candidate.schema) {
+            Err(why) => return Err(RegistryError::InvalidSchema(why)),
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => messages.push(format!("version {}: {why}", version.version)),
+        }
     }
+    Ok(if messages.is_empty() {
+        reply(StatusCode::OK, json!({"is_compatible": true}))
+    } else {
+        reply(
+            StatusCode::OK,
+            json!({"is_compatible": false, "messages": messages}),
+        )
+    })
+}
+
+async fn compatibility(
+    State(registry): State<Arc<Registry>>,
+    Path((subject, version)): Path<(String, String)>,
+    body: Result<Json<Candidate>, JsonRejection>,
+) -> Result<Response, RegistryError> {
+    let existing = find(&registry, &subject, &version)?;
+    check(&[existing], &avro_candidate(body)?)
+}
+
+/// Against every version: the level is transitive.
+async fn compatibility_all(
+    State(registry): State<Arc<Registry>>,
+    Path(subject): Path<String>,
+    body: Result<Json<Candidate>, JsonRejection>,
+) -> Result<Response, RegistryError> {
+    let versions = registry
+        .versions(&subject)
+        .ok_or(RegistryError::SubjectNotFound)?;
+    let existing: Vec<&SchemaVersion> = versions.iter().map(Arc::as_ref).collect();
+    check(&existing, &avro_candidate(body)?)
 }
