@@ -556,6 +556,8 @@ def main(path):
             elif q["name"] in expected_keys:
                 got = [(r["key_id"], int(r["revoked_at"])) for r in rows]
                 check(f"query {q['name']}", got == expected_keys[q["name"]], str(got))
+            elif q["name"] == "read_node_ping":
+                check("query read_node_ping", rows == [{"1": 1}], str(rows))
             elif q["name"] == "tenants":
                 got = [r["tenant_id"] for r in rows]
                 check("query tenants", got == ["acme", "globex"], str(got))
