@@ -432,7 +432,7 @@ mod tests {
             action: action.into(),
             reason: String::new(),
             actor: "ops".into(),
-            acted_at: 1,
+            first_acted_at: 1,
         };
         let now = now_ms();
         let make = |offset, reason: &str, payload: &[u8], h: Option<HandledLetter>| Letter {

@@ -22,7 +22,7 @@ fn insert_sql(rows: usize) -> String {
 /// acting at once leave two rows; the letter is handled either way).
 pub(crate) const HANDLED_SQL: &str = "SELECT dlq_partition, dlq_offset, \
      argMin(action, acted_at) AS action, argMin(reason, acted_at) AS reason, \
-     argMin(actor, acted_at) AS actor, min(acted_at) AS acted_at \
+     argMin(actor, acted_at) AS actor, min(acted_at) AS first_acted_at \
      FROM attest_dead_letter_actions WHERE dlq_topic = ? \
      GROUP BY dlq_partition, dlq_offset ORDER BY dlq_partition, dlq_offset";
 
@@ -51,7 +51,7 @@ pub struct HandledLetter {
     pub action: String,
     pub reason: String,
     pub actor: String,
-    pub acted_at: i64,
+    pub first_acted_at: i64,
 }
 
 impl Store {
