@@ -115,11 +115,19 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
         "{listing}"
     );
 
+    // The replay is an admin action: its audit event lands too.
     assert_eq!(
-        server.wait_for_rows(3, Duration::from_secs(60)).await,
-        3,
-        "the replayed event lands"
+        server.wait_for_rows(4, Duration::from_secs(60)).await,
+        4,
+        "the replayed event lands, beside the replay's audit event"
     );
+    let audited = server
+        .clickhouse(
+            "SELECT count() FROM audit_events WHERE tenant_id = 'attest' \
+             AND action = 'dead_letters.redrive' FORMAT TSV",
+        )
+        .await;
+    assert_eq!(audited, "1\n");
     let landed = server
         .clickhouse("SELECT schema_id FROM audit_events WHERE event_id = 'late-schema' FORMAT TSV")
         .await;
