@@ -307,7 +307,17 @@ mod tests {
             }
         );
         assert_eq!(id.to_string(), "2/41");
-        for bad in ["", "2", "2/", "/4", "a/1", "1/-4", "-1/4", "1/2/3", "99999999999/1"] {
+        for bad in [
+            "",
+            "2",
+            "2/",
+            "/4",
+            "a/1",
+            "1/-4",
+            "-1/4",
+            "1/2/3",
+            "99999999999/1",
+        ] {
             assert!(bad.parse::<LetterId>().is_err(), "{bad}");
         }
     }
@@ -328,7 +338,10 @@ mod tests {
 
     #[test]
     fn a_discard_needs_a_reason_of_bounded_length() {
-        assert_eq!(discard_reason("  ticket OPS-12 \n").unwrap(), "ticket OPS-12");
+        assert_eq!(
+            discard_reason("  ticket OPS-12 \n").unwrap(),
+            "ticket OPS-12"
+        );
         assert!(discard_reason("").unwrap_err().starts_with("reason:"));
         assert!(discard_reason(" \n\t ").is_err());
         assert!(discard_reason(&"x".repeat(MAX_DISCARD_REASON)).is_ok());

@@ -75,10 +75,7 @@ async fn wait_for_waiting(admin: &Browser, waiting: u64) -> Value {
         if page["counts"]["waiting"].as_u64() == Some(waiting) {
             return page;
         }
-        assert!(
-            Instant::now() < deadline,
-            "never {waiting} waiting: {page}"
-        );
+        assert!(Instant::now() < deadline, "never {waiting} waiting: {page}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -101,7 +98,10 @@ fn id_of(letter: &Value) -> String {
 fn messages_for(config: &Config, topic: &str, event_id: &str) -> Vec<(String, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", format!("{}-inspect", config.kafka.consumer_group))
+        .set(
+            "group.id",
+            format!("{}-inspect", config.kafka.consumer_group),
+        )
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
@@ -166,7 +166,10 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     // Sessions outlive a restart of the server.
     config.console.session_secret = "dead-letter-inbox-test-secret-0123456789".into();
     let server = common::start(config.clone()).await;
-    let admin_key = grant(&config, &["--name", "oncall", "--all-tenants", "--role", "admin"]);
+    let admin_key = grant(
+        &config,
+        &["--name", "oncall", "--all-tenants", "--role", "admin"],
+    );
     let analyst_key = grant(&config, &["--name", "analyst-1", "--all-tenants"]);
 
     // Three poison records: not Avro at all; a real event framed with a
@@ -193,18 +196,30 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     let html = page.text().await.unwrap();
     assert!(html.contains("for admins only"), "{html}");
     assert!(!html.contains("data-testid=\"dead-letter\""), "{html}");
-    assert!(!html.contains("href=\"/dead-letters\""), "no link for analysts");
+    assert!(
+        !html.contains("href=\"/dead-letters\""),
+        "no link for analysts"
+    );
     for (function, form) in [
         ("dead_letters/page", vec![]),
         ("dead_letters/redrive", vec![("all", "true")]),
         ("dead_letters/redrive", vec![("ids", "0/0")]),
-        ("dead_letters/discard", vec![("ids", "0/0"), ("reason", "mine")]),
+        (
+            "dead_letters/discard",
+            vec![("ids", "0/0"), ("reason", "mine")],
+        ),
         // Refused before its arguments are looked at.
-        ("dead_letters/discard", vec![("ids", "garbage"), ("reason", "")]),
+        (
+            "dead_letters/discard",
+            vec![("ids", "garbage"), ("reason", "")],
+        ),
     ] {
         let (status, answer) = analyst.call(function, &form).await;
         assert_eq!(status, 403, "{function} {form:?}: {answer}");
-        assert!(answer.get("letters").is_none() && answer.get("done").is_none(), "{answer}");
+        assert!(
+            answer.get("letters").is_none() && answer.get("done").is_none(),
+            "{answer}"
+        );
     }
 
     // The admin sees all three, with their reasons and origins.
@@ -222,10 +237,19 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
         assert!(l["dead_lettered_at_ms"].as_i64() > Some(0), "{l}");
         assert_eq!(l["ready"], false, "{l}");
     }
-    assert!(unknown["detail"].as_str().unwrap().contains("999"), "{unknown}");
-    assert!(unknown["raw"].as_str().unwrap().contains("schema id 999"), "{unknown}");
+    assert!(
+        unknown["detail"].as_str().unwrap().contains("999"),
+        "{unknown}"
+    );
+    assert!(
+        unknown["raw"].as_str().unwrap().contains("schema id 999"),
+        "{unknown}"
+    );
     assert_eq!(unknown["preview"], Value::Null, "does not decode yet");
-    assert!(invalid["recheck"].as_str().unwrap().contains("occurred_at"), "{invalid}");
+    assert!(
+        invalid["recheck"].as_str().unwrap().contains("occurred_at"),
+        "{invalid}"
+    );
     assert_eq!(page["counts"]["ready"], 0);
 
     // Masking: keys shown, values replaced, no IP address; nowhere in the
@@ -249,7 +273,10 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     let framing_id = id_of(framing);
     for bad in ["", "   ", &"x".repeat(501)] {
         let (status, answer) = admin
-            .call("dead_letters/discard", &[("ids", &framing_id), ("reason", bad)])
+            .call(
+                "dead_letters/discard",
+                &[("ids", &framing_id), ("reason", bad)],
+            )
             .await;
         assert_eq!(status, 400, "{answer}");
         assert!(answer.to_string().contains("reason"), "{answer}");
@@ -257,7 +284,10 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     let (status, report) = admin
         .call(
             "dead_letters/discard",
-            &[("ids", &framing_id), ("reason", "junk from a test producer, OPS-1")],
+            &[
+                ("ids", &framing_id),
+                ("reason", "junk from a test producer, OPS-1"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{report}");
@@ -312,12 +342,17 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
         .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["done"], serde_json::json!([]), "{again}");
-    assert!(again.to_string().contains("already redriven by oncall"), "{again}");
-    let (status, all) = admin
-        .call("dead_letters/redrive", &[("all", "true")])
-        .await;
+    assert!(
+        again.to_string().contains("already redriven by oncall"),
+        "{again}"
+    );
+    let (status, all) = admin.call("dead_letters/redrive", &[("all", "true")]).await;
     assert_eq!(status, 200, "{all}");
-    assert_eq!(all["done"], serde_json::json!([]), "the invalid one stays: {all}");
+    assert_eq!(
+        all["done"],
+        serde_json::json!([]),
+        "the invalid one stays: {all}"
+    );
 
     // A crash between sending and recording sends it once more: the table
     // still holds the event once.
@@ -343,7 +378,10 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     // The writer has taken the resend once its group committed past it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while !writer_caught_up(&fixed_config, &topic) {
-        assert!(Instant::now() < deadline, "the writer never took the resend");
+        assert!(
+            Instant::now() < deadline,
+            "the writer never took the resend"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     server.clickhouse("OPTIMIZE TABLE audit_events FINAL").await;

@@ -154,14 +154,22 @@ pub fn DeadLettersPage() -> impl IntoView {
     let redrive = ServerAction::<RedriveDeadLetters>::new();
     let discard = ServerAction::<DiscardDeadLetters>::new();
     let inbox = Resource::new(
-        move || (asked.get(), redrive.version().get(), discard.version().get()),
+        move || {
+            (
+                asked.get(),
+                redrive.version().get(),
+                discard.version().get(),
+            )
+        },
         |((page, reason), _, _)| read_dead_letters(page, reason),
     );
     let selected = RwSignal::new(BTreeSet::<LetterId>::new());
-    // What the list shows changed: a selection of letters no longer shown
-    // would act on letters the admin cannot see.
+    // After an action or on another page the list changes: a selection of
+    // letters no longer shown would act on letters the admin cannot see.
     Effect::new(move |_| {
-        inbox.with(|_| ());
+        asked.track();
+        redrive.version().track();
+        discard.version().track();
         selected.set(BTreeSet::new());
     });
 

@@ -114,7 +114,11 @@ impl Inbox {
     /// The letters `which` names that can be acted on now, and why the
     /// others cannot. `need_ready`: only letters that decode and validate
     /// (a redrive); a discard takes any waiting letter.
-    fn choose(&self, which: &Selection, need_ready: bool) -> (Vec<&Letter>, Vec<(LetterId, String)>) {
+    fn choose(
+        &self,
+        which: &Selection,
+        need_ready: bool,
+    ) -> (Vec<&Letter>, Vec<(LetterId, String)>) {
         let mut chosen: Vec<&Letter> = Vec::new();
         let mut skipped = Vec::new();
         let candidates: Vec<Result<&Letter, LetterId>> = match which {
@@ -182,8 +186,8 @@ impl DeadLetterInbox {
     /// only through [`DeadLetterInbox::view`].
     pub async fn read(&self) -> Result<Inbox, DlqError> {
         let kafka = self.kafka.clone();
-        let mut letters = tokio::task::spawn_blocking(move || read_all(&kafka, READ_TIMEOUT))
-            .await??;
+        let mut letters =
+            tokio::task::spawn_blocking(move || read_all(&kafka, READ_TIMEOUT)).await??;
         letters.sort_by_key(|l| (l.timestamp_ms, l.partition, l.offset));
         let handled: BTreeMap<(i32, i64), HandledLetter> = self
             .store
@@ -229,8 +233,13 @@ impl DeadLetterInbox {
         viewer: &Viewer,
         query: &InboxQuery,
     ) -> Result<InboxPage, DlqError> {
-        gate.admit_with(viewer, "dead_letters.view", self.resource(), BTreeMap::new())
-            .await?;
+        gate.admit_with(
+            viewer,
+            "dead_letters.view",
+            self.resource(),
+            BTreeMap::new(),
+        )
+        .await?;
         Ok(self.read().await?.page(query))
     }
 
@@ -276,7 +285,9 @@ impl DeadLetterInbox {
             let mut rows = Vec::new();
             for (l, outcome) in chunk.iter().zip(outcomes) {
                 match outcome {
-                    Ok(event) => rows.push(self.action_row(l, REDRIVEN, "", viewer, &event.event_id)),
+                    Ok(event) => {
+                        rows.push(self.action_row(l, REDRIVEN, "", viewer, &event.event_id))
+                    }
                     Err(why) => report.skipped.push((l.id(), why)),
                 }
             }
@@ -496,19 +507,23 @@ mod tests {
             partition: 0,
             offset,
         };
-        let (chosen, skipped) = inbox.choose(
-            &Selection::Letters(vec![id(0), id(1), id(2), id(9)]),
-            true,
-        );
+        let (chosen, skipped) =
+            inbox.choose(&Selection::Letters(vec![id(0), id(1), id(2), id(9)]), true);
         assert_eq!(chosen.iter().map(|l| l.id()).collect::<Vec<_>>(), [id(1)]);
-        let why: Vec<(i64, &str)> = skipped.iter().map(|(i, w)| (i.offset, w.as_str())).collect();
+        let why: Vec<(i64, &str)> = skipped
+            .iter()
+            .map(|(i, w)| (i.offset, w.as_str()))
+            .collect();
         assert_eq!(why[0].0, 0);
         assert!(why[0].1.starts_with("bad_framing"), "{why:?}");
         assert_eq!(why[1], (2, "already redriven by ops"));
         assert_eq!(why[2], (9, "not in the dead-letter topic"));
 
         let (all, _) = inbox.choose(&Selection::AllReady { reason: None }, true);
-        assert_eq!(all.iter().map(|l| l.id()).collect::<Vec<_>>(), [id(1), id(4)]);
+        assert_eq!(
+            all.iter().map(|l| l.id()).collect::<Vec<_>>(),
+            [id(1), id(4)]
+        );
         let (none, skipped) = inbox.choose(
             &Selection::AllReady {
                 reason: Some("bad_framing".into()),

@@ -82,9 +82,9 @@ pub fn view(letter: &DeadLetter, recheck: &Recheck) -> LetterView {
         dead_lettered_at_ms: letter.timestamp_ms,
         size_bytes: u64::try_from(letter.payload.len()).unwrap_or(u64::MAX),
         ready,
-        recheck: recheck.why_not().unwrap_or_else(|| {
-            "decodes and validates now: a redrive stores it".to_owned()
-        }),
+        recheck: recheck
+            .why_not()
+            .unwrap_or_else(|| "decodes and validates now: a redrive stores it".to_owned()),
         preview: recheck.event().map(preview),
         raw: raw_description(&letter.payload),
     }
@@ -191,7 +191,10 @@ pub fn safe_detail(text: &str) -> String {
 pub fn offsets_for_audit(ids: &[LetterId]) -> String {
     let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for id in ids {
-        by_partition.entry(id.partition).or_default().push(id.offset);
+        by_partition
+            .entry(id.partition)
+            .or_default()
+            .push(id.offset);
     }
     by_partition
         .into_iter()
@@ -257,7 +260,10 @@ mod tests {
         let payload = r.encode(&event).unwrap();
         let check = Recheck::of(&r, &payload, crate::ingest::now_ms());
         assert!(check.is_ready());
-        let view = view(&letter(payload, "unknown_schema_id", "unknown schema id 1"), &check);
+        let view = view(
+            &letter(payload, "unknown_schema_id", "unknown schema id 1"),
+            &check,
+        );
         assert!(view.ready);
         let p = view.preview.clone().expect("a preview");
         assert_eq!(p.event_id, event.event_id);
@@ -279,7 +285,10 @@ mod tests {
         let check = Recheck::of(&r, &payload, crate::ingest::now_ms());
         assert!(!check.is_ready());
         assert!(check.event().is_some());
-        assert!(check.why_not().unwrap().starts_with("invalid_event: occurred_at"));
+        assert!(check
+            .why_not()
+            .unwrap()
+            .starts_with("invalid_event: occurred_at"));
     }
 
     #[test]
@@ -287,7 +296,10 @@ mod tests {
         let r = registry();
         let check = Recheck::of(&r, b"{\"secret\": \"s3cr3t\"}", 0);
         assert!(check.why_not().unwrap().starts_with("bad_framing"));
-        let view = view(&letter(b"{\"secret\": \"s3cr3t\"}".to_vec(), "bad_framing", "x"), &check);
+        let view = view(
+            &letter(b"{\"secret\": \"s3cr3t\"}".to_vec(), "bad_framing", "x"),
+            &check,
+        );
         assert_eq!(view.preview, None);
         assert_eq!(
             view.raw,
@@ -325,7 +337,15 @@ mod tests {
     #[test]
     fn audit_offsets_are_ranges_per_partition() {
         let id = |partition, offset| LetterId { partition, offset };
-        let ids = [id(0, 3), id(0, 4), id(0, 5), id(0, 9), id(1, 2), id(0, 7), id(0, 4)];
+        let ids = [
+            id(0, 3),
+            id(0, 4),
+            id(0, 5),
+            id(0, 9),
+            id(1, 2),
+            id(0, 7),
+            id(0, 4),
+        ];
         assert_eq!(offsets_for_audit(&ids), "0:3-5,7,9;1:2");
         assert_eq!(offsets_for_audit(&[]), "");
         assert_eq!(
