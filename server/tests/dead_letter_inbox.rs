@@ -421,17 +421,55 @@ async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
         "only actions that did something are recorded as actions"
     );
 
-    // The command line reads the same inbox.
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
-        .args(["dlq", "list"])
-        .envs(common::child_env(&fixed_config))
-        .output()
-        .expect("attest dlq list runs");
+    // The command line acts on the same inbox: a discard needs a reason,
+    // and its letter is then counted as discarded.
+    let attest = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
+            .args(args)
+            .envs(common::child_env(&fixed_config))
+            .output()
+            .expect("attest runs")
+    };
+    let invalid_id = id_of(invalid);
+    let refused = attest(&[
+        "dlq",
+        "discard",
+        "--ids",
+        &invalid_id,
+        "--reason",
+        " ",
+        "--by",
+        "ops-cli",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("reason:"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let discarded = attest(&[
+        "dlq",
+        "discard",
+        "--ids",
+        &invalid_id,
+        "--reason",
+        "from 1970: the sender is fixed",
+        "--by",
+        "ops-cli",
+    ]);
+    let said = String::from_utf8_lossy(&discarded.stdout);
+    assert!(
+        discarded.status.success() && said.contains("Discarded 1 letter(s)"),
+        "{said}"
+    );
+    let listed = attest(&["dlq", "list"]);
     let listing = String::from_utf8_lossy(&listed.stdout);
     assert!(
-        listing.contains("3 dead letter(s): 1 waiting, 1 redriven, 1 discarded"),
+        listing.contains("3 dead letter(s): 0 waiting, 1 redriven, 2 discarded"),
         "{listing}"
     );
+    let page = wait_for_waiting(&admin, 0).await;
+    assert_eq!(page["letters"], serde_json::json!([]));
     server.stop().await;
     let _ = std::fs::remove_dir_all(fixed);
 }
