@@ -137,7 +137,10 @@ trap '"$here/console.sh" stop; rm -f "$results"' EXIT
 grant() { "$CARGO_TARGET_DIR/debug/attest" access grant --by scripts/test.sh "$@"; }
 ATTEST_E2E_ACCESS_KEY="$(grant --name e2e-analyst --all-tenants)"
 ATTEST_E2E_SCOPED_KEY="$(grant --name e2e-scoped-analyst --tenant e2e-scoped)"
-# An admin for pipeline.spec.js (the two above are analysts, who get 403 there).
+# An admin for pipeline.spec.js and dead_letters.spec.js (the two above are
+# analysts, who get 403 there). dead_letters.spec.js also produces a poison
+# record onto this instance's topics (ATTEST_KAFKA__TOPIC_PREFIX, and
+# ATTEST_KAFKA__BROKERS from lib.sh).
 ATTEST_E2E_ADMIN_KEY="$(grant --name e2e-admin --all-tenants --role admin)"
 export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY ATTEST_E2E_ADMIN_KEY
 (cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)

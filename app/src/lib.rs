@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod dashboard_model;
+pub mod dead_letters_model;
 pub mod export_progress;
 pub mod model;
 pub mod pages;
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
                     <pages::pipeline::PipelineNavLink/>
+                    <pages::dead_letters::DeadLettersNavLink/>
                 </nav>
                 <session::ViewerMenu/>
             </header>
@@ -75,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("dashboard") view=pages::dashboard::DashboardPage/>
                     <Route path=StaticSegment("login") view=pages::login::LoginPage/>
                     <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
+                    <Route path=StaticSegment("dead-letters") view=pages::dead_letters::DeadLettersPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

@@ -191,6 +191,22 @@ pub async fn open_access(config: &Config) -> Result<access::AccessAdmin, StartEr
     Ok(access::AccessAdmin::new(prepared.store, ingest))
 }
 
+/// The dead-letter inbox for `attest dlq`, prepared like
+/// [`open_retention`], with the gate that records the operator's actions.
+pub async fn open_dead_letters(
+    config: &Config,
+) -> Result<(dlq::DeadLetterInbox, access::AdminGate), StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    let inbox = dlq::DeadLetterInbox::new(
+        config.kafka.clone(),
+        prepared.registry,
+        prepared.producer,
+        prepared.store,
+    );
+    Ok((inbox, access::AdminGate::new(Some(ingest))))
+}
+
 /// Key administration for `attest keys`, prepared like [`open_retention`].
 pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
     let prepared = prepare(config).await?;
@@ -421,6 +437,12 @@ pub async fn start(
         prepared.metrics.clone(),
         readiness,
     ));
+    let inbox = Arc::new(dlq::DeadLetterInbox::new(
+        config.kafka.clone(),
+        prepared.registry.clone(),
+        prepared.producer.clone(),
+        prepared.store.clone(),
+    ));
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -429,6 +451,7 @@ pub async fn start(
         console_auth,
         ingest,
         collector,
+        inbox,
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -520,6 +543,7 @@ fn console_router(
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
     collector: Arc<health::pipeline::PipelineCollector>,
+    inbox: Arc<dlq::DeadLetterInbox>,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
@@ -558,6 +582,13 @@ fn console_router(
             provide_context(app::store::SharedPipeline(Arc::new(
                 http::pipeline::ScopedPipeline {
                     collector: collector.clone(),
+                    gate: gate.clone(),
+                    viewer: viewer.clone(),
+                },
+            )));
+            provide_context(app::dead_letters_model::SharedDeadLetters(Arc::new(
+                http::dead_letters::ScopedDeadLetters {
+                    inbox: inbox.clone(),
                     gate: gate.clone(),
                     viewer: viewer.clone(),
                 },

@@ -60,14 +60,34 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// List dead letters: where each came from and why it was set aside.
+    /// List dead letters: where each came from, why it was set aside, and
+    /// whether it waits or was redriven or discarded.
     List,
-    /// Re-produce dead letters that decode now to the topic they came from.
+    /// Redrive the waiting dead letters that decode and validate now, each
+    /// back onto the topic it came from (the console's "redrive all that
+    /// now decode"); recorded in Attest's trail.
     Replay {
         /// Only letters with this reason (bad_framing, unknown_schema_id,
-        /// undecodable_payload, contract_mismatch, clickhouse_rejected).
+        /// undecodable_payload, contract_mismatch, invalid_event,
+        /// clickhouse_rejected).
         #[arg(long)]
         reason: Option<String>,
+        /// Who redrives them; recorded as the actor of the audit event.
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Discard waiting dead letters with a written reason; recorded in
+    /// Attest's trail.
+    Discard {
+        /// The letters, as `dlq list` shows them: partition/offset, comma
+        /// separated.
+        #[arg(long)]
+        ids: String,
+        /// Why they are discarded (required).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
     },
 }
 
@@ -222,45 +242,65 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn dead_letters(config: Config, command: DlqCommand) -> anyhow::Result<()> {
+    use app::dead_letters_model::{parse_ids, Selection};
     use attest_server::dlq;
-    let kafka = config.kafka.clone();
-    let letters = tokio::task::spawn_blocking(move || {
-        dlq::read_all(&kafka, std::time::Duration::from_secs(30))
-    })
-    .await??;
+    let (inbox, gate) = attest_server::open_dead_letters(&config).await?;
     match command {
         DlqCommand::List => {
-            println!("{:<10} {:<20} {:<40} detail", "dlq", "reason", "source");
-            for l in &letters {
+            let read = inbox.read().await?;
+            println!(
+                "{:<10} {:<10} {:<20} {:<40} detail",
+                "dlq", "state", "reason", "source"
+            );
+            let (mut waiting, mut redriven, mut discarded) = (0, 0, 0);
+            for l in &read.letters {
+                let state = match l.handled.as_ref().map(|h| h.action.as_str()) {
+                    None if l.recheck.is_ready() => "ready",
+                    None => "waiting",
+                    Some(action) => action,
+                };
+                match l.handled.as_ref().map(|h| h.action.as_str()) {
+                    None => waiting += 1,
+                    Some("redriven") => redriven += 1,
+                    Some(_) => discarded += 1,
+                }
+                let letter = &l.letter;
                 println!(
-                    "{:<10} {:<20} {:<40} {}",
-                    format!("{}/{}", l.partition, l.offset),
-                    l.reason,
+                    "{:<10} {:<10} {:<20} {:<40} {}",
+                    format!("{}/{}", letter.partition, letter.offset),
+                    state,
+                    letter.reason,
                     format!(
                         "{}/{}/{}",
-                        l.source_topic, l.source_partition, l.source_offset
+                        letter.source_topic, letter.source_partition, letter.source_offset
                     ),
-                    l.detail
-                );
-            }
-            println!("{} dead letter(s)", letters.len());
-        }
-        DlqCommand::Replay { reason } => {
-            let registry = attest_server::registry::Registry::load(&config.schemas_dir)?;
-            let producer = attest_server::produce::EventProducer::new(&config.kafka)?;
-            let report = dlq::replay(letters, reason.as_deref(), &registry, &producer).await?;
-            producer.flush(std::time::Duration::from_secs(10));
-            for (l, why) in &report.still_failing {
-                println!(
-                    "still undecodable: {}/{} ({}): {why}",
-                    l.partition, l.offset, l.reason
+                    letter.detail
                 );
             }
             println!(
-                "replayed {}, still undecodable {}",
-                report.replayed.len(),
-                report.still_failing.len()
+                "{} dead letter(s): {waiting} waiting, {redriven} redriven, {discarded} discarded",
+                read.letters.len()
             );
+        }
+        DlqCommand::Replay { reason, by } => {
+            let report = inbox
+                .redrive(&gate, &dlq::operator(&by), &Selection::AllReady { reason })
+                .await?;
+            for (id, why) in &report.skipped {
+                println!("not redriven: {id}: {why}");
+            }
+            println!(
+                "replayed {}, still undecodable {}",
+                report.done.len(),
+                report.skipped.len()
+            );
+        }
+        DlqCommand::Discard { ids, reason, by } => {
+            let ids = parse_ids(&ids).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let report = inbox
+                .discard(&gate, &dlq::operator(&by), &ids, &reason)
+                .await?;
+            println!("{}", report.summary());
         }
     }
     Ok(())

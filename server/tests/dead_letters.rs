@@ -115,11 +115,19 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
         "{listing}"
     );
 
+    // The replay is an admin action: its audit event lands too.
     assert_eq!(
-        server.wait_for_rows(3, Duration::from_secs(60)).await,
-        3,
-        "the replayed event lands"
+        server.wait_for_rows(4, Duration::from_secs(60)).await,
+        4,
+        "the replayed event lands, beside the replay's audit event"
     );
+    let audited = server
+        .clickhouse(
+            "SELECT count() FROM audit_events WHERE tenant_id = 'attest' \
+             AND action = 'dead_letters.redrive' FORMAT TSV",
+        )
+        .await;
+    assert_eq!(audited, "1\n");
     let landed = server
         .clickhouse("SELECT schema_id FROM audit_events WHERE event_id = 'late-schema' FORMAT TSV")
         .await;
@@ -191,11 +199,25 @@ async fn rows_clickhouse_rejects_are_dead_lettered_alone_and_replayed_after_the_
     server
         .clickhouse("ALTER TABLE audit_events DROP COLUMN poison_rule")
         .await;
-    let report =
-        attest_server::dlq::replay(letters, Some("clickhouse_rejected"), &registry, &producer)
-            .await
-            .expect("replay");
-    assert_eq!(report.replayed.len(), 1);
+    // Through the inbox's redrive, which `attest dlq replay` and the
+    // console's page share.
+    let inbox = attest_server::dlq::DeadLetterInbox::new(
+        config.kafka.clone(),
+        std::sync::Arc::new(registry),
+        producer.clone(),
+        attest_server::store::Store::new(&config.clickhouse),
+    );
+    let report = inbox
+        .redrive(
+            &attest_server::access::AdminGate::new(None),
+            &attest_server::dlq::operator("test"),
+            &app::dead_letters_model::Selection::AllReady {
+                reason: Some("clickhouse_rejected".into()),
+            },
+        )
+        .await
+        .expect("replay");
+    assert_eq!(report.done.len(), 1, "{report:?}");
     assert_eq!(
         server.wait_for_rows(21, Duration::from_secs(60)).await,
         21,

@@ -404,6 +404,36 @@ def check_pipeline(sess, statements, check):
         check("query pipeline_disks", len(rows) >= 1 and all(int(r["total_bytes"]) >= int(r["free_bytes"]) for r in rows), str(rows))
 
 
+def check_dead_letters(sess, statements, check):
+    """Two admins act on one letter, another letter is discarded, a letter
+    of another topic is redriven: per letter of the topic, the first action."""
+    insert = statements.get("dead_letter_action_insert")
+    listing = statements.get("dead_letter_actions_handled")
+    if not insert or not listing:
+        check("dead-letter statements are in the catalogue", False, str(list(statements)))
+        return
+    rows = [
+        dict(dlq_topic="p.dead_letters", dlq_partition=0, dlq_offset=4, action="redriven", reason="",
+             actor="alice", access_id="a1", event_id="e-4", acted_at=200),
+        dict(dlq_topic="p.dead_letters", dlq_partition=0, dlq_offset=4, action="discarded", reason="late",
+             actor="bob", access_id="b1", event_id="e-4", acted_at=300),
+        dict(dlq_topic="p.dead_letters", dlq_partition=1, dlq_offset=2, action="discarded",
+             reason="junk', 'x", actor="bob", access_id="b1", event_id="", acted_at=100),
+        dict(dlq_topic="q.dead_letters", dlq_partition=0, dlq_offset=9, action="redriven", reason="",
+             actor="carol", access_id="c1", event_id="e-9", acted_at=50),
+    ]
+    try:
+        for row in rows:
+            sess.query(bind(insert["sql"], insert["params"], row))
+        got = query_rows(sess, bind(listing["sql"], listing["params"], {"dlq_topic": "p.dead_letters"}))
+    except Exception as e:  # noqa: BLE001
+        check("dead-letter statements", False, str(e))
+        return
+    got = [(int(r["dlq_partition"]), int(r["dlq_offset"]), r["action"], r["reason"], r["actor"], int(r["first_acted_at"])) for r in got]
+    want = [(0, 4, "redriven", "", "alice", 200), (1, 2, "discarded", "junk', 'x", "bob", 100)]
+    check("query dead_letter_actions_handled", got == want, str(got))
+
+
 def main(path):
     global bind
     binary = os.environ.get("ATTEST_BIN")
@@ -527,11 +557,12 @@ def main(path):
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
-        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_")
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
         check_migration_lock(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("migration_")}, check)
+        check_dead_letters(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("dead_letter")}, check)
         retention = {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("retention_")}
         for q in reads:
             try:

@@ -1,5 +1,6 @@
 pub mod dashboard;
 mod dashboard_panels;
+pub mod dead_letters;
 pub mod event_detail;
 pub mod events;
 pub mod login;

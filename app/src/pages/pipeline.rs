@@ -186,6 +186,7 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
             <p class="muted" data-testid="pipeline-updated" data-taken-at=taken_at_ms.to_string()>
                 "As of "{utc_millis(taken_at_ms)}" ("{collect_ms}" ms to read) · "
                 {move || if connected.get() { "live" } else { "not live; showing the last figures" }}
+                " · "<a href="/dead-letters" data-testid="dead-letters-link">"Dead-letter inbox"</a>
             </p>
         </div>
         <div class="pipeline-grid">

@@ -65,6 +65,24 @@ impl AdminGate {
         action: &str,
         resource: &str,
     ) -> Result<(), AdminRefusal> {
+        let resource = Resource {
+            kind: "pipeline".into(),
+            id: resource.to_owned(),
+        };
+        self.admit_with(viewer, action, resource, BTreeMap::new())
+            .await
+    }
+
+    /// [`AdminGate::admit`] for an action that says what it acts on and
+    /// how (which dead letters, the written reason): `details` become the
+    /// event's metadata, beside the viewer's access id.
+    pub async fn admit_with(
+        &self,
+        viewer: &Viewer,
+        action: &str,
+        resource: Resource,
+        details: BTreeMap<String, String>,
+    ) -> Result<(), AdminRefusal> {
         if let Err(refused) = require_admin(viewer) {
             info!(access_id = %viewer.access_id, action, "admin action refused to a non-admin");
             return Err(refused.into());
@@ -72,17 +90,16 @@ impl AdminGate {
         let Some(ingest) = &self.recorder else {
             return Ok(());
         };
+        let mut metadata = details;
+        metadata.insert("access_id".to_owned(), viewer.access_id.clone());
         let event = internal_event(
             SYSTEM_TENANT,
             Category::Admin,
             action,
             Outcome::Success,
-            Resource {
-                kind: "pipeline".into(),
-                id: resource.to_owned(),
-            },
+            resource,
             &viewer.name,
-            BTreeMap::from([("access_id".to_owned(), viewer.access_id.clone())]),
+            metadata,
         );
         ingest
             .record(event)

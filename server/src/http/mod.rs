@@ -3,6 +3,7 @@
 
 pub mod browser;
 mod console_auth;
+pub mod dead_letters;
 mod error;
 pub mod export;
 pub mod pipeline;

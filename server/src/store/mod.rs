@@ -2,6 +2,7 @@
 //! read queries behind the console.
 
 mod access;
+mod dead_letters;
 mod keys;
 mod migration_lock;
 pub mod migrations;
@@ -13,6 +14,7 @@ mod saved;
 mod search;
 
 pub use access::{AccessRow, SignOutRow};
+pub use dead_letters::{DeadLetterAction, HandledLetter};
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};

@@ -100,6 +100,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
         sql: super::PING_SQL.into(),
         params: &[],
     });
+    all.extend(super::dead_letters::templates());
     all
 }
 

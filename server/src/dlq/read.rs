@@ -1,38 +1,25 @@
-//! Reading and replaying the dead-letter topic (`attest dlq list|replay`).
-//!
-//! Replay re-produces a dead letter to the topic it came from once it
-//! decodes (after the fix: a schema registered, a bug deployed). Replaying
-//! twice is harmless: the event keeps its event_id, and rows with the same
-//! event_id collapse in ClickHouse and in every query.
+//! Reading the whole dead-letter topic, as it is now.
 
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::DlqError;
 use crate::config::KafkaConfig;
-use crate::produce::{EventProducer, Outgoing, ProduceError};
-use crate::registry::Registry;
 use crate::topics;
 use crate::write::{HEADER_DETAIL, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
 
-pub const HEADER_REPLAYED_FROM: &str = "attest.replayed_from";
-
-#[derive(Debug, thiserror::Error)]
-pub enum DlqError {
-    #[error("cannot read the dead-letter topic: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("dead letters were still arriving after {0:?}; try again")]
-    Timeout(Duration),
-}
-
+/// One message of the dead-letter topic: the record as the writer read it
+/// (key and payload unchanged) and the headers it added.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     pub partition: i32,
     pub offset: i64,
+    /// When the writer set it aside (the message's timestamp, epoch ms).
+    pub timestamp_ms: i64,
     pub reason: String,
     pub detail: String,
     pub source_topic: String,
@@ -95,6 +82,7 @@ pub fn read_all(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<DeadLetter
         letters.push(DeadLetter {
             partition,
             offset,
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
             reason: header(HEADER_REASON),
             detail: header(HEADER_DETAIL),
             source_topic: header(HEADER_TOPIC),
@@ -106,43 +94,4 @@ pub fn read_all(kafka: &KafkaConfig, timeout: Duration) -> Result<Vec<DeadLetter
     }
     letters.sort_by_key(|l| (l.partition, l.offset));
     Ok(letters)
-}
-
-#[derive(Debug, Default)]
-pub struct ReplayReport {
-    pub replayed: Vec<DeadLetter>,
-    /// Letters that still do not decode, with the reason; left in place.
-    pub still_failing: Vec<(DeadLetter, String)>,
-}
-
-/// Replays the letters (optionally only those with `reason`) that decode
-/// with `registry` now, each to its source topic with its original key.
-pub async fn replay(
-    letters: Vec<DeadLetter>,
-    reason: Option<&str>,
-    registry: &Registry,
-    producer: &EventProducer,
-) -> Result<ReplayReport, ProduceError> {
-    let mut report = ReplayReport::default();
-    for letter in letters {
-        if reason.is_some_and(|r| r != letter.reason) {
-            continue;
-        }
-        if let Err(failure) = registry.decode(&letter.payload) {
-            report.still_failing.push((letter, failure.to_string()));
-            continue;
-        }
-        let from = format!("{}/{}", letter.partition, letter.offset);
-        let key = String::from_utf8_lossy(&letter.key).into_owned();
-        producer
-            .send(Outgoing {
-                topic: &letter.source_topic,
-                key: &key,
-                payload: &letter.payload,
-                headers: &[(HEADER_REPLAYED_FROM, from.as_bytes())],
-            })
-            .await?;
-        report.replayed.push(letter);
-    }
-    Ok(report)
 }
