@@ -44,6 +44,16 @@ pub enum Panel {
 }
 
 impl Panel {
+    /// The top-N lists a breakdown panel shows.
+    pub fn fields(self) -> &'static [TopField] {
+        match self {
+            Panel::FailureSources => &[TopField::Ip, TopField::Service],
+            Panel::Privileged => &[TopField::Action, TopField::Actor],
+            Panel::Tenants => &[TopField::Tenant],
+            Panel::Changes | Panel::NewActors | Panel::Heatmap => &[],
+        }
+    }
+
     pub const ALL: [Panel; 6] = [
         Panel::FailureSources,
         Panel::Changes,
@@ -151,8 +161,7 @@ pub struct ValueCount {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopValues {
     pub field: TopField,
-    /// Matching events with a non-empty value: the list's own total.
-    pub with_value: u64,
+    /// Most first; events without a value (no IP sent) are not listed.
     pub rows: Vec<ValueCount>,
 }
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use app::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -458,6 +458,16 @@ impl EventStore for ScopedStore {
         now_ms: i64,
     ) -> Result<TopActors, ConsoleError> {
         EventStore::top_actors(&self.store, &self.query(query)?, now_ms).await
+    }
+
+    async fn dashboard_panel(
+        &self,
+        query: &SearchQuery,
+        panel: Panel,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<PanelData, ConsoleError> {
+        EventStore::dashboard_panel(&self.store, &self.query(query)?, panel, tz, now_ms).await
     }
 
     async fn event_detail(
