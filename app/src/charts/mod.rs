@@ -12,6 +12,7 @@ mod palette;
 
 pub use palette::{colour_of, Colour, NEUTRAL};
 
+
 use plotters::prelude::*;
 
 /// Chart size in SVG user units; the page scales it to its column.
@@ -21,7 +22,7 @@ const HEIGHT: u32 = 280;
 const LEGEND_WIDTH: u32 = 170;
 const FONT: &str = "sans-serif";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("the chart could not be drawn: {0}")]
 pub struct ChartError(String);
 
