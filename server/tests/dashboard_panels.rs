@@ -95,7 +95,7 @@ fn generate(tenant: &str, run: &str, now: i64, count: i64) -> Vec<Made> {
             let at = now - MINUTE - i * 557_000;
             let age_days = (now - at) / DAY;
             // Actors "new-k" act only in their last k days, every 13th event.
-            let actor = if n % 13 == 0 && age_days < 6 {
+            let actor = if n.is_multiple_of(13) && age_days < 6 {
                 format!("new-{}-{run}", age_days.min(3))
             } else {
                 format!("actor-{}-{run}", n % 9)
@@ -110,7 +110,7 @@ fn generate(tenant: &str, run: &str, now: i64, count: i64) -> Vec<Made> {
                 action: format!("act.{}", n % 7),
                 ip: IPS[n % IPS.len()],
                 service: SERVICES[(n / 3) % SERVICES.len()],
-                privileged: n % 17 == 0,
+                privileged: n.is_multiple_of(17),
             }
         })
         .collect()
@@ -218,7 +218,10 @@ async fn panels_four_to_nine_equal_the_raw_count_and_their_links_find_their_valu
         .trim()
         .parse()
         .unwrap();
-    assert!(stored > made.len() as u64, "the copies are stored: {stored}");
+    assert!(
+        stored > made.len() as u64,
+        "the copies are stored: {stored}"
+    );
 
     let store = store(&server);
     let at = attest_server::ingest::now_ms();
@@ -254,14 +257,25 @@ async fn panels_four_to_nine_equal_the_raw_count_and_their_links_find_their_valu
                     else {
                         panic!("{panel:?} answered another shape")
                     };
-                    let mine: Vec<&Made> =
-                        inside.iter().copied().filter(|e| in_panel(panel, e)).collect();
+                    let mine: Vec<&Made> = inside
+                        .iter()
+                        .copied()
+                        .filter(|e| in_panel(panel, e))
+                        .collect();
                     assert_eq!(b.total, mine.len() as u64, "{panel:?} total {what}");
                     assert_eq!(b.lists.len(), panel.fields().len());
                     for list in &b.lists {
-                        let got: Vec<(String, u64)> =
-                            list.rows.iter().map(|r| (r.value.clone(), r.events)).collect();
-                        assert_eq!(got, top(&mine, list.field), "{panel:?} {:?} {what}", list.field);
+                        let got: Vec<(String, u64)> = list
+                            .rows
+                            .iter()
+                            .map(|r| (r.value.clone(), r.events))
+                            .collect();
+                        assert_eq!(
+                            got,
+                            top(&mine, list.field),
+                            "{panel:?} {:?} {what}",
+                            list.field
+                        );
                     }
                     if follow_links {
                         check_breakdown_links(&store, &params, &b, at).await;
@@ -393,7 +407,14 @@ fn check_new_actors(n: &NewActors, scoped: &[&Made], inside: &[&Made], what: &st
     let got: Vec<(String, String, i64, u64)> = n
         .rows
         .iter()
-        .map(|r| (r.tenant_id.clone(), r.actor_id.clone(), r.first_ms, r.events))
+        .map(|r| {
+            (
+                r.tenant_id.clone(),
+                r.actor_id.clone(),
+                r.first_ms,
+                r.events,
+            )
+        })
         .collect();
     assert_eq!(got, want, "new actors {what}");
     // The generator makes new actors in every window this test asks.
@@ -421,7 +442,12 @@ async fn check_breakdown_links(
     }
 }
 
-async fn check_cells(store: &attest_server::store::Store, params: &SearchParams, map: &HeatMap, at: i64) {
+async fn check_cells(
+    store: &attest_server::store::Store,
+    params: &SearchParams,
+    map: &HeatMap,
+    at: i64,
+) {
     let mut checked = 0;
     for d in 0..7 {
         for h in 0..24 {
@@ -430,7 +456,11 @@ async fn check_cells(store: &attest_server::store::Store, params: &SearchParams,
                 continue;
             };
             // Every cell, empty ones too: Search finds nothing there.
-            assert_eq!(found(store, &href, at).await, map.count(d, h), "cell {d} {h}");
+            assert_eq!(
+                found(store, &href, at).await,
+                map.count(d, h),
+                "cell {d} {h}"
+            );
             checked += 1;
         }
     }
@@ -471,7 +501,9 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_any_panel() {
         &["--name", "alice@acme.example", "--tenant", "acme"],
     );
     let mut browser = Browser::new(&server.base_url);
-    let (status, _) = browser.call("dashboard/panel", &[("panel", "changes")]).await;
+    let (status, _) = browser
+        .call("dashboard/panel", &[("panel", "changes")])
+        .await;
     assert_eq!(status, 401, "signed out: nothing");
     browser.sign_in(&key, "/dashboard").await;
     let page = browser.get("/dashboard").await;
@@ -480,7 +512,10 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_any_panel() {
         !html.contains("gus-of-globex") && !html.contains("198.51.100.77"),
         "the first paint shows globex"
     );
-    assert!(html.contains("svc-acme"), "the first paint draws panels 4–9");
+    assert!(
+        html.contains("svc-acme"),
+        "the first paint draws panels 4–9"
+    );
 
     for panel in Panel::ALL {
         let p = panel.param();
@@ -499,20 +534,31 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_any_panel() {
         let (_, answer) = browser
             .call(
                 "dashboard/panel",
-                &[("panel", p), ("q", "actor:gus-of-globex OR ip:198.51.100.77")],
+                &[
+                    ("panel", p),
+                    ("q", "actor:gus-of-globex OR ip:198.51.100.77"),
+                ],
             )
             .await;
         assert!(!answer.to_string().contains("globex"), "{p}: {answer}");
     }
     // Her tenant's numbers are there: the panels are not just empty.
     let (_, answer) = browser
-        .call("dashboard/panel", &[("panel", "failure-sources"), ("q", "action:user.login")])
+        .call(
+            "dashboard/panel",
+            &[("panel", "failure-sources"), ("q", "action:user.login")],
+        )
         .await;
     assert_eq!(answer["Breakdown"]["total"], 2, "{answer}");
-    let (status, _) = browser.call("dashboard/panel", &[("panel", "nonsense")]).await;
+    let (status, _) = browser
+        .call("dashboard/panel", &[("panel", "nonsense")])
+        .await;
     assert_eq!(status, 400);
     let (status, answer) = browser
-        .call("dashboard/panel", &[("panel", "heatmap"), ("tz", "Mars/Olympus")])
+        .call(
+            "dashboard/panel",
+            &[("panel", "heatmap"), ("tz", "Mars/Olympus")],
+        )
         .await;
     assert_eq!(status, 400, "{answer}");
     server.stop().await;

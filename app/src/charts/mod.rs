@@ -12,7 +12,6 @@ mod palette;
 
 pub use palette::{colour_of, Colour, NEUTRAL};
 
-
 use plotters::prelude::*;
 
 /// Chart size in SVG user units; the page scales it to its column.
@@ -343,7 +342,13 @@ fn heat(value: u64, max: u64) -> Colour {
 pub fn heatmap(chart: &HeatChart) -> Result<String, ChartError> {
     let columns = i32::try_from(chart.column_labels.len().max(1)).map_err(failed)?;
     let rows = i32::try_from(chart.row_labels.len().max(1)).map_err(failed)?;
-    let max = chart.cells.iter().flatten().map(|c| c.value).max().unwrap_or(0);
+    let max = chart
+        .cells
+        .iter()
+        .flatten()
+        .map(|c| c.value)
+        .max()
+        .unwrap_or(0);
     let mut svg = String::new();
     let mut cells = String::new();
     {
@@ -354,10 +359,7 @@ pub fn heatmap(chart: &HeatChart) -> Result<String, ChartError> {
             .margin_right(20)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(
-                (0..columns).into_segmented(),
-                (0..rows).into_segmented(),
-            )
+            .build_cartesian_2d((0..columns).into_segmented(), (0..rows).into_segmented())
             .map_err(failed)?;
         let x_label = |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) => usize::try_from(*i)
@@ -392,13 +394,16 @@ pub fn heatmap(chart: &HeatChart) -> Result<String, ChartError> {
             let y = rows - i32::try_from(r).map_err(failed)? - 1;
             for (c, cell) in row.iter().enumerate() {
                 let x = i32::try_from(c).map_err(failed)?;
-                let (x0, y0) = plot.backend_coord(&(SegmentValue::Exact(x), SegmentValue::Exact(y)));
+                let (x0, y0) =
+                    plot.backend_coord(&(SegmentValue::Exact(x), SegmentValue::Exact(y)));
                 let (x1, y1) =
                     plot.backend_coord(&(SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)));
                 let tip = format!("{}: {} {}", cell.name, cell.value, chart.unit);
                 let fill = heat(cell.value, max);
                 match &cell.href {
-                    Some(href) => cells.push_str(&bar(x0 + 1, y0 - 1, x1 - 1, y1 + 1, fill, href, &tip)),
+                    Some(href) => {
+                        cells.push_str(&bar(x0 + 1, y0 - 1, x1 - 1, y1 + 1, fill, href, &tip))
+                    }
                     None => cells.push_str(&format!(
                         "<rect class=\"cell\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
                          fill=\"{}\"><title>{}</title></rect>\n",
@@ -571,7 +576,13 @@ mod tests {
         // 7 × 24 cells, all drawn; the 7 at 03:00 have no link.
         assert_eq!(svg.matches("<rect class=\"bar\"").count(), 7 * 23, "{svg}");
         assert_eq!(svg.matches("<rect class=\"cell\"").count(), 7);
-        for label in ["\nMon\n", "\nSun\n", "\n00\n", "\n23\n", "hour of day (UTC)"] {
+        for label in [
+            "\nMon\n",
+            "\nSun\n",
+            "\n00\n",
+            "\n23\n",
+            "hour of day (UTC)",
+        ] {
             assert!(svg.contains(label), "{label}");
         }
         assert!(svg.contains("<title>Mon 13:00 UTC: 9 events</title>"));

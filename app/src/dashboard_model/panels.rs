@@ -371,7 +371,12 @@ fn minute(ms: i64) -> String {
 pub fn value_href(params: &SearchParams, b: &Breakdown, field: TopField, value: &str) -> String {
     let q = b.panel.query(&params.q);
     match field.query_field() {
-        Some(name) => search_href(params, &and_term(&q, name, value, false), b.from_ms, b.to_ms),
+        Some(name) => search_href(
+            params,
+            &and_term(&q, name, value, false),
+            b.from_ms,
+            b.to_ms,
+        ),
         None => {
             let one = SearchParams {
                 tenant: Some(value.to_string()),
@@ -447,7 +452,12 @@ pub fn cell_query(q: &str, intervals: &[(i64, i64)]) -> Option<String> {
 }
 
 /// The Search link behind one heatmap cell.
-pub fn cell_href(params: &SearchParams, map: &HeatMap, weekday: usize, hour: usize) -> Option<String> {
+pub fn cell_href(
+    params: &SearchParams,
+    map: &HeatMap,
+    weekday: usize,
+    hour: usize,
+) -> Option<String> {
     let intervals = map.intervals.get(weekday)?.get(hour)?;
     let q = cell_query(&params.q, intervals)?;
     Some(search_href(params, &q, map.from_ms, map.to_ms))
@@ -495,13 +505,20 @@ mod tests {
     fn quarters_land_in_their_local_cell() {
         let (from, to) = (DAY, DAY + 7 * 24 * HOUR - 1);
         let slots = HeatMap::slots(from, to, utc);
-        let quarters = [(DAY, 2), (DAY + 45 * 60_000, 1), (DAY + 24 * HOUR + 13 * HOUR, 5)];
+        let quarters = [
+            (DAY, 2),
+            (DAY + 45 * 60_000, 1),
+            (DAY + 24 * HOUR + 13 * HOUR, 5),
+        ];
         let map = HeatMap::assemble(from, to, to, "UTC", &slots, &quarters);
         assert_eq!(map.count(6, 0), 3); // Sunday 00:00
         assert_eq!(map.count(0, 13), 5); // Monday 13:00
         assert_eq!(map.total(), 8);
         // One stretch per day of the week.
-        assert_eq!(map.intervals[0][13], vec![(DAY + 37 * HOUR, DAY + 38 * HOUR)]);
+        assert_eq!(
+            map.intervals[0][13],
+            vec![(DAY + 37 * HOUR, DAY + 38 * HOUR)]
+        );
         let q = cell_query("actor:bob OR actor:eve", &map.intervals[0][13]).unwrap();
         assert_eq!(
             q,

@@ -150,7 +150,16 @@ pub fn DashboardPage() -> impl IntoView {
     let zone = RwSignal::new("UTC".to_string());
     let panel = move |which: Panel| {
         Resource::new(
-            move || (key.get(), if which == Panel::Heatmap { zone.get() } else { String::new() }),
+            move || {
+                (
+                    key.get(),
+                    if which == Panel::Heatmap {
+                        zone.get()
+                    } else {
+                        String::new()
+                    },
+                )
+            },
             move |(p, tz)| {
                 dashboard_panel(
                     Some(p.q.clone()),

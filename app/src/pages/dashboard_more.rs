@@ -43,7 +43,12 @@ pub(crate) fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
 /// server-rendered page before (or without) WebAssembly.
 #[component]
 pub(crate) fn Downloads(name: String, svg: Option<String>, csv: String) -> impl IntoView {
-    let svg_href = svg.map(|svg| format!("data:image/svg+xml;charset=utf-8,{}", encode_component(&svg)));
+    let svg_href = svg.map(|svg| {
+        format!(
+            "data:image/svg+xml;charset=utf-8,{}",
+            encode_component(&svg)
+        )
+    });
     let csv_href = format!("data:text/csv;charset=utf-8,{}", encode_component(&csv));
     view! {
         <p class="downloads">
@@ -60,7 +65,8 @@ fn loading() -> impl IntoView {
 }
 
 fn wrong_answer() -> AnyView {
-    view! { <p class="error" role="alert">"The server answered another panel's data."</p> }.into_any()
+    view! { <p class="error" role="alert">"The server answered another panel's data."</p> }
+        .into_any()
 }
 
 /// Panels 4, 6 and 9: the panel's total and one top-N chart per field.
@@ -179,7 +185,12 @@ pub fn ChangesPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoVi
 }
 
 fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
-    let all = panel_href(p, crate::dashboard_model::Panel::Changes, c.from_ms, c.to_ms);
+    let all = panel_href(
+        p,
+        crate::dashboard_model::Panel::Changes,
+        c.from_ms,
+        c.to_ms,
+    );
     let data: Vec<Vec<String>> = c
         .newest
         .iter()
@@ -196,7 +207,15 @@ fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
         })
         .collect();
     let file = csv(
-        &["occurred_at_utc", "tenant", "actor", "action", "resource", "outcome", "event_id"],
+        &[
+            "occurred_at_utc",
+            "tenant",
+            "actor",
+            "action",
+            "resource",
+            "outcome",
+            "event_id",
+        ],
         &data,
     );
     let shown = c.newest.len();
@@ -541,7 +560,10 @@ mod tests {
     fn csv_quotes_and_defuses_formulas() {
         let file = csv(
             &["actor", "events"],
-            &[vec!["=cmd|' /C calc'!A0".into(), "3".into()], vec!["o\"brien".into(), "1".into()]],
+            &[
+                vec!["=cmd|' /C calc'!A0".into(), "3".into()],
+                vec!["o\"brien".into(), "1".into()],
+            ],
         );
         assert_eq!(
             file,

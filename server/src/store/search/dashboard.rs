@@ -12,11 +12,11 @@
 use app::dashboard_model::{
     failures_query, ActorCount, SeriesBy, SeriesRow, TimeSeries, TopActors,
 };
-use app::dashboard_model::{Bucket, TOP_ACTORS};
 use app::dashboard_model::{
     Breakdown, Changes, HeatMap, NewActor, NewActors, Panel, PanelData, TopField, TopValues,
     ValueCount, CHANGE_ROWS, PANEL_ROWS,
 };
+use app::dashboard_model::{Bucket, TOP_ACTORS};
 use app::search_model::SearchQuery;
 use app::store::StoreError as ConsoleError;
 
@@ -138,7 +138,10 @@ pub(crate) fn local_slot(zone: &jiff::tz::TimeZone, ms: i64) -> (u8, u8) {
         Ok(at) => {
             let local = at.to_zoned(zone.clone());
             let weekday = local.weekday().to_monday_zero_offset();
-            (u8::try_from(weekday).unwrap_or(0), u8::try_from(local.hour()).unwrap_or(0))
+            (
+                u8::try_from(weekday).unwrap_or(0),
+                u8::try_from(local.hour()).unwrap_or(0),
+            )
         }
         // Outside jiff's range (years beyond ±9999): the window is clamped
         // to real event times long before this.
@@ -222,8 +225,8 @@ impl Store {
                 let rows = before(&new_actors_sql(&filter.sql, tenants.len()))
                     .bind(PANEL_ROWS)
                     .fetch_all::<NewActor>();
-                let total = before(&new_actors_count_sql(&filter.sql, tenants.len()))
-                    .fetch_one::<u64>();
+                let total =
+                    before(&new_actors_count_sql(&filter.sql, tenants.len())).fetch_one::<u64>();
                 let (rows, total) = futures::join!(rows, total);
                 PanelData::NewActors(NewActors {
                     from_ms: span.from_ms,
