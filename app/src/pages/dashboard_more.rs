@@ -453,7 +453,7 @@ mod prefs {
     pub fn set(key: &str, value: &str) {
         let Some(storage) = storage() else { return };
         if let Ok(set) = js_sys::Reflect::get(&storage, &"setItem".into())
-            .and_then(|f| f.dyn_into::<js_sys::Function>().map_err(JsValue::from))
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
         {
             let _ = set.call2(&storage, &key.into(), &value.into());
         }
