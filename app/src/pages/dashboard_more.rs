@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use crate::charts::{heatmap, horizontal_bars, Cell, Describe, HeatChart, Row, TopChart};
 use crate::dashboard_model::{
     cell_href, change_href, new_actor_href, panel_href, value_href, Breakdown, Changes, HeatMap,
-    NewActors, PanelData, TopValues, WEEKDAYS,
+    NewActors, PanelData, TopField, TopValues, WEEKDAYS,
 };
 use crate::pages::dashboard_panels::{chart_view, minute_text, panel_error};
 use crate::search_model::SearchError;
@@ -117,7 +117,10 @@ fn ValueList(id: &'static str, list: TopValues, b: Breakdown, p: SearchParams) -
         })
         .collect();
     let name = format!("{id}-by-{}", field.column());
-    let title = format!("By {}", field.label().to_lowercase());
+    let title = match field {
+        TopField::Ip => "By IP address".to_string(),
+        other => format!("By {}", other.label().to_lowercase()),
+    };
     let chart = TopChart {
         describe: Describe {
             id: format!("chart-{name}"),
@@ -125,7 +128,7 @@ fn ValueList(id: &'static str, list: TopValues, b: Breakdown, p: SearchParams) -
             desc: format!(
                 "The {} values of {} with the most events from {} to {} UTC.",
                 rows.len(),
-                field.label().to_lowercase(),
+                field.label(),
                 minute_text(b.from_ms),
                 minute_text(b.to_ms)
             ),
