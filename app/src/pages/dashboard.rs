@@ -10,7 +10,8 @@ use leptos_router::hooks::use_query_map;
 use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use crate::model::TimeRange;
 use crate::pages::dashboard_more::{
-    BreakdownPanel, ChangesPanel, HeatmapPanel, NewActorsPanel, ThemeAndZone,
+    chosen_tenants, BreakdownPanel, ChangesPanel, HeatmapPanel, NewActorsPanel, TenantPicker,
+    ThemeAndZone,
 };
 use crate::pages::dashboard_panels::{ActorsPanel, SeriesPanel};
 use crate::pages::events::list_tenants;
@@ -179,7 +180,7 @@ pub fn DashboardPage() -> impl IntoView {
     let new_actors = panel(Panel::NewActors);
     let heat = panel(Panel::Heatmap);
     let per_tenant = panel(Panel::Tenants);
-    let several = move || params.get().tenant.is_none();
+    let several = move || chosen_tenants(&params.get()).len() != 1;
     let tenants = Resource::new(|| (), |_| list_tenants());
     let preset_href = move |range: TimeRange| {
         format!(
@@ -208,6 +209,7 @@ pub fn DashboardPage() -> impl IntoView {
                 </nav>
             </div>
             <QueryForm params=params tenants=tenants page="/dashboard" submit_label="Apply"/>
+            <TenantPicker params tenants/>
             <div class="panels">
                 <SeriesPanel
                     id="events"

@@ -482,6 +482,81 @@ mod prefs {
     }
 }
 
+/// The tenants a dashboard link names: one, several (`a,b`: tenant ids
+/// cannot hold a comma) or none for all the viewer's.
+pub fn chosen_tenants(params: &SearchParams) -> Vec<String> {
+    params
+        .tenant
+        .as_deref()
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The dashboard with `name` added to or taken from its tenants.
+fn toggled(params: &SearchParams, name: &str) -> String {
+    let mut chosen = chosen_tenants(params);
+    match chosen.iter().position(|t| t == name) {
+        Some(at) => {
+            chosen.remove(at);
+        }
+        None => chosen.push(name.to_string()),
+    }
+    chosen.sort();
+    let p = SearchParams {
+        tenant: Some(chosen.join(",")).filter(|t| !t.is_empty()),
+        cursor: None,
+        columns: Vec::new(),
+        ..params.clone()
+    };
+    format!("/dashboard{}", p.query_string())
+}
+
+/// Several tenants at once, as links (they work before hydration): each
+/// adds its tenant to the choice or takes it away. The server checks every
+/// one against the viewer's access.
+#[component]
+pub fn TenantPicker(
+    params: Memo<SearchParams>,
+    tenants: Resource<Result<Vec<String>, SearchError>>,
+) -> impl IntoView {
+    let all = move || {
+        let p = SearchParams {
+            tenant: None,
+            cursor: None,
+            columns: Vec::new(),
+            ..params.get()
+        };
+        format!("/dashboard{}", p.query_string())
+    };
+    view! {
+        <nav class="tenant-pick" aria-label="Tenants shown" data-testid="tenant-pick">
+            <span class="muted">"Tenants: "</span>
+            <a href=all aria-pressed=move || params.get().tenant.is_none().to_string()>"all yours"</a>
+            <Transition fallback=|| ()>
+                {move || {
+                    let p = params.get();
+                    let chosen = chosen_tenants(&p);
+                    tenants.get().and_then(Result::ok).map(|names| {
+                        names.into_iter().map(|name| {
+                            let on = chosen.contains(&name);
+                            view! {
+                                <a href=toggled(&p, &name) aria-pressed=on.to_string()
+                                    data-testid=format!("pick-{name}")>{name.clone()}</a>
+                            }
+                        }).collect_view()
+                    })
+                }}
+            </Transition>
+        </nav>
+    }
+}
+
 const THEMES: [&str; 3] = ["auto", "light", "dark"];
 
 /// The theme switch (automatic follows `prefers-color-scheme`) and the
@@ -558,6 +633,22 @@ pub fn ThemeAndZone(zone: RwSignal<String>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenants_are_added_and_taken_away() {
+        let p = SearchParams {
+            tenant: Some("globex".into()),
+            ..SearchParams::default()
+        };
+        assert_eq!(toggled(&p, "acme"), "/dashboard?tenant=acme%2Cglobex");
+        let both = SearchParams {
+            tenant: Some("acme,globex".into()),
+            ..SearchParams::default()
+        };
+        assert_eq!(chosen_tenants(&both), ["acme", "globex"]);
+        assert_eq!(toggled(&both, "acme"), "/dashboard?tenant=globex");
+        assert_eq!(toggled(&p, "globex"), "/dashboard");
+    }
 
     #[test]
     fn csv_quotes_and_defuses_formulas() {
