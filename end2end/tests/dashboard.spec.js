@@ -153,6 +153,20 @@ test.describe('panels 4 to 9', () => {
     await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
     await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText(cellCount);
 
+    // Two tenants at once: the volume per tenant shows both, and a bar
+    // opens Search over that tenant alone with the same count.
+    await page.goto(`/dashboard?tenant=${encodeURIComponent(`${own},${tenant}`)}&range=24h`);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    const perTenant = page.locator('[data-testid="panel-tenants"]');
+    await expect(perTenant.locator('[data-testid="panel-total"]')).toHaveText('72');
+    await expect(page.getByTestId(`pick-${own}`)).toHaveAttribute('aria-pressed', 'true');
+    const ownBar = perTenant.locator('a.bar-link', { has: page.locator('title', { hasText: `${own}: 14 events` }) });
+    await ownBar.click();
+    await expect(page).toHaveURL(/\/search\?/);
+    expect(new URL(page.url()).searchParams.get('tenant')).toBe(own);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('14');
+
     // The top failing IP's bar opens exactly its 7 events.
     await page.goto(dashboard);
     await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });

@@ -511,7 +511,6 @@ fn toggled(params: &SearchParams, name: &str) -> String {
     let p = SearchParams {
         tenant: Some(chosen.join(",")).filter(|t| !t.is_empty()),
         cursor: None,
-        columns: Vec::new(),
         ..params.clone()
     };
     format!("/dashboard{}", p.query_string())
@@ -529,7 +528,6 @@ pub fn TenantPicker(
         let p = SearchParams {
             tenant: None,
             cursor: None,
-            columns: Vec::new(),
             ..params.get()
         };
         format!("/dashboard{}", p.query_string())
@@ -636,14 +634,15 @@ mod tests {
 
     #[test]
     fn tenants_are_added_and_taken_away() {
+        // As the page reads its URL: Search's default columns.
         let p = SearchParams {
             tenant: Some("globex".into()),
-            ..SearchParams::default()
+            ..SearchParams::from_lookup(|_| None)
         };
         assert_eq!(toggled(&p, "acme"), "/dashboard?tenant=acme%2Cglobex");
         let both = SearchParams {
             tenant: Some("acme,globex".into()),
-            ..SearchParams::default()
+            ..SearchParams::from_lookup(|_| None)
         };
         assert_eq!(chosen_tenants(&both), ["acme", "globex"]);
         assert_eq!(toggled(&both, "acme"), "/dashboard?tenant=globex");
