@@ -552,19 +552,33 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_any_panel() {
     assert_eq!(answer["Breakdown"]["total"], 2, "{answer}");
     // Several tenants at once: only when every one is hers.
     let (status, answer) = browser
-        .call("dashboard/panel", &[("panel", "tenants"), ("tenant", "acme,globex")])
+        .call(
+            "dashboard/panel",
+            &[("panel", "tenants"), ("tenant", "acme,globex")],
+        )
         .await;
     assert_eq!(status, 403, "{answer}");
     let both = grant(
         &config,
-        &["--name", "bo@both.example", "--tenant", "acme", "--tenant", "globex"],
+        &[
+            "--name",
+            "bo@both.example",
+            "--tenant",
+            "acme",
+            "--tenant",
+            "globex",
+        ],
     );
     let mut bo = Browser::new(&server.base_url);
     bo.sign_in(&both, "/dashboard").await;
     let (status, answer) = bo
         .call(
             "dashboard/panel",
-            &[("panel", "tenants"), ("tenant", "globex,acme"), ("q", "action:user.login")],
+            &[
+                ("panel", "tenants"),
+                ("tenant", "globex,acme"),
+                ("q", "action:user.login"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{answer}");
@@ -573,7 +587,10 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_any_panel() {
         json!([{"value": "globex", "events": 3}, {"value": "acme", "events": 2}])
     );
     let (status, answer) = bo
-        .call("dashboard/panel", &[("panel", "tenants"), ("tenant", "acme,initech")])
+        .call(
+            "dashboard/panel",
+            &[("panel", "tenants"), ("tenant", "acme,initech")],
+        )
         .await;
     assert_eq!(status, 403, "{answer}");
     let (status, _) = browser

@@ -141,7 +141,9 @@ impl Viewer {
             wanted.sort();
             wanted.dedup();
             if !wanted.iter().all(|t| self.may_see(t)) {
-                return Err(ConsoleError::Forbidden(self.choices("one of those tenants is not")));
+                return Err(ConsoleError::Forbidden(
+                    self.choices("one of those tenants is not"),
+                ));
             }
             return match wanted.as_slice() {
                 [] => self.scope(None),
