@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::query::{and_term, Precision, Timestamp};
 use crate::search_state::SearchParams;
 
+mod panels;
+pub use panels::*;
+
 /// Bars one time chart draws at most; the bucket grows until the window
 /// fits (a year in weeks is 53).
 pub const MAX_BUCKETS: i64 = 200;

@@ -60,7 +60,7 @@ pub fn App() -> impl IntoView {
         <Title text="Attest"/>
         <Router>
             <header class="topbar">
-                <A href="/search" attr:class="brand">"Attest"</A>
+                <A href="/dashboard" attr:class="brand">"Attest"</A>
                 <nav aria-label="Main">
                     <A href="/dashboard">"Dashboard"</A>
                     <A href="/search" attr:class="nav-primary">"Search"</A>

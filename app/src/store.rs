@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use crate::model::{Activity, EventFilter, EventPage};
 use crate::pipeline_model::PipelineSnapshot;
 use crate::query::ParseError;
@@ -85,6 +85,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The actors with the most matching events, and with the most failed
     /// or denied ones.
     async fn top_actors(&self, query: &SearchQuery, now_ms: i64) -> Result<TopActors, StoreError>;
+
+    /// One of the dashboard's panels 4–9 over what the search matches (its
+    /// cursor aside); `tz` ("UTC" or an IANA name) places the heatmap.
+    async fn dashboard_panel(
+        &self,
+        query: &SearchQuery,
+        panel: Panel,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<PanelData, StoreError>;
 
     /// Everything stored about one event, with every other event of the
     /// tenant sent with the same id. Several may share an id: `content`,

@@ -79,3 +79,105 @@ test('a burst of failed logins tops the failures chart and its bar opens exactly
 
   expect(errors, errors.join('\n')).toEqual([]);
 });
+
+// Panels 4–9: a source IP's failures, a heatmap cell and the changes list
+// each open Search with the same count; the heatmap switches to the
+// browser's zone; the page is captured in light and dark.
+test.describe('panels 4 to 9', () => {
+  test.use({ timezoneId: 'America/New_York' });
+
+  test('rows and cells open Search with the same count; light and dark screenshots', async ({ page, request }) => {
+    const errors = watchErrors(page);
+    const own = `e2e-dash2-${run}`;
+    const post = (fields) => postEvent(request, { tenant_id: own, ...fields });
+    const posts = [];
+    for (let i = 0; i < 7; i++) {
+      posts.push(post({ outcome: 'failure', actor: { id: brute, type: 'user', ip: '198.51.100.23' }, metadata: { n: String(i) } }));
+    }
+    for (let i = 0; i < 4; i++) {
+      posts.push(post({ category: 'permission_change', action: 'role.grant', resource: { type: 'role', id: `r-${i}` } }));
+    }
+    for (let i = 0; i < 3; i++) {
+      posts.push(post({ category: 'admin', action: 'plan.change', metadata: { n: String(i) } }));
+    }
+    await Promise.all(posts);
+
+    const dashboard = `/dashboard?tenant=${encodeURIComponent(own)}&range=24h`;
+    await expect(async () => {
+      await page.goto(dashboard);
+      await expect(page.locator('[data-testid="panel-events"] [data-testid="panel-total"]')).toHaveText('14', { timeout: 2_000 });
+    }).toPass({ timeout: 60_000 });
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+
+    // Every panel drew, each with a total.
+    for (const id of ['failure-sources', 'changes', 'privileged', 'new-actors', 'heatmap']) {
+      await expect(page.locator(`[data-testid="panel-${id}"] [data-testid="panel-total"]`)).toBeVisible();
+    }
+    await expect(page.locator('[data-testid="panel-failure-sources"] [data-testid="panel-total"]')).toHaveText('7');
+    await expect(page.locator('[data-testid="panel-changes"] [data-testid="panel-total"]')).toHaveText('4');
+    await expect(page.locator('[data-testid="panel-changes"] tbody tr')).toHaveCount(4);
+    await expect(page.locator('[data-testid="panel-privileged"] [data-testid="panel-total"]')).toHaveText('3');
+    await expect(page.locator('[data-testid="panel-heatmap"] svg[role="img"] title').first()).toContainText('weekday and hour');
+    // Downloads are there, as files.
+    await expect(page.locator('[data-testid="panel-heatmap"] [data-testid="download-svg"]')).toHaveAttribute('download', 'heatmap.svg');
+    await expect(page.locator('[data-testid="panel-changes"] [data-testid="download-csv"]')).toHaveAttribute('href', /^data:text\/csv/);
+
+    await page.screenshot({ path: 'test-results/dashboard-light.png', fullPage: true });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: 'test-results/dashboard-dark.png', fullPage: true });
+    await page.emulateMedia({ colorScheme: 'light' });
+    // The switch wins over the system setting: auto → light → dark.
+    const theme = page.getByTestId('theme-toggle');
+    await theme.click();
+    await theme.click();
+    await expect(theme).toHaveText('Theme: dark');
+    await expect(page.locator('html[data-theme="dark"]')).toHaveCount(1);
+    const panelBg = await page.locator('[data-testid="panel-heatmap"]').evaluate((el) => getComputedStyle(el).backgroundColor);
+    expect(panelBg).toBe('rgb(24, 29, 36)');
+    await theme.click();
+
+    // The heatmap in the browser's zone.
+    const zone = page.getByTestId('zone-toggle');
+    await expect(zone).toContainText('America/New_York');
+    await zone.click();
+    await expect(page.locator('[data-testid="panel-heatmap"] .panel-total')).toContainText('America/New_York');
+    await expect(page.locator('[data-testid="panel-heatmap"] [data-testid="panel-total"]')).toHaveText('14');
+
+    // A heatmap cell opens Search with its count.
+    const heat = page.locator('[data-testid="panel-heatmap"]');
+    await heat.locator('summary').click();
+    const cell = heat.locator('td a').first();
+    const cellCount = await cell.textContent();
+    await cell.click();
+    await expect(page).toHaveURL(/\/search\?/);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText(cellCount);
+
+    // Two tenants at once: the volume per tenant shows both, and a bar
+    // opens Search over that tenant alone with the same count.
+    await page.goto(`/dashboard?tenant=${encodeURIComponent(`${own},${tenant}`)}&range=24h`);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    const perTenant = page.locator('[data-testid="panel-tenants"]');
+    await expect(perTenant.locator('[data-testid="panel-total"]')).toHaveText('72');
+    await expect(page.getByTestId(`pick-${own}`)).toHaveAttribute('aria-pressed', 'true');
+    const ownBar = perTenant.locator('a.bar-link', { has: page.locator('title', { hasText: `${own}: 14 events` }) });
+    await ownBar.click();
+    await expect(page).toHaveURL(/\/search\?/);
+    expect(new URL(page.url()).searchParams.get('tenant')).toBe(own);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('14');
+
+    // The top failing IP's bar opens exactly its 7 events.
+    await page.goto(dashboard);
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    const ipBar = page.locator('[data-testid="failure-sources-by-actor_ip"] a.bar-link').first();
+    await expect(ipBar.locator('title')).toHaveText('198.51.100.23: 7 events');
+    await ipBar.click();
+    await expect(page).toHaveURL(/\/search\?/);
+    expect(new URL(page.url()).searchParams.get('q')).toContain('actor.ip:"198.51.100.23"');
+    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('7');
+
+    expect(errors, errors.join('\n')).toEqual([]);
+  });
+});

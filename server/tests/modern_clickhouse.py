@@ -203,6 +203,32 @@ def search_answer(name, rows):
         return [(r["actor_id"], int(r["events"])) for r in rows], [("mallory", 2)]
     if name == "dashboard_top_actors_for_tenant":
         return [(r["actor_id"], int(r["events"])) for r in rows], [("alice", 1), ("mallory", 1)]
+    # Panels 4-9 over the last 24 h (e-old is before it).
+    tops = {
+        "dashboard_top_actor_ip": [("203.0.113.1", 3)],
+        "dashboard_top_source_service": [("iam", 3)],
+        "dashboard_top_action": [("user.update", 3)],
+        "dashboard_top_actor_id": [("mallory", 2), ("alice", 1)],
+        "dashboard_top_tenant_id": [("acme", 2), ("globex", 1)],
+    }
+    if name in tops:
+        return [(r["value"], int(r["events"])) for r in rows], tops[name]
+    new_actor = lambda r: (r["tenant_id"], r["actor_id"], int(r["first_ms"]), int(r["events"]))  # noqa: E731
+    if name == "dashboard_new_actors_for_tenant":
+        # alice acted in acme before the window (e-old): not new.
+        return [new_actor(r) for r in rows], [("acme", "mallory", NOW_MS - 30 * 60_000, 1)]
+    if name == "dashboard_new_actors_count_for_tenant":
+        return [int(r["actors"]) for r in rows], [1]
+    if name == "dashboard_new_actors":
+        # Per tenant: globex's mallory is new to globex too.
+        return [new_actor(r) for r in rows], [
+            ("acme", "mallory", NOW_MS - 30 * 60_000, 1),
+            ("globex", "mallory", NOW_MS - HOUR_MS, 1),
+        ]
+    if name == "dashboard_heatmap_quarters":
+        # e-1 is stored twice and counts once.
+        got = [(int(r["quarter_ms"]), int(r["events"])) for r in rows]
+        return got, [(NOW_MS - 2 * HOUR_MS, 1), (NOW_MS - HOUR_MS, 1), (NOW_MS - 30 * 60_000, 1)]
     if name in ("search_export", "search_export_csv"):
         got = [(r["event_id"], r["occurred_at_utc"], r["metadata_key"]) for r in rows]
         return got, [("e-3", "2026-11-23 11:30:00.000", ["k"]), ("e-2", "2026-11-23 11:00:00.000", ["k"])]

@@ -21,7 +21,7 @@ const HEIGHT: u32 = 280;
 const LEGEND_WIDTH: u32 = 170;
 const FONT: &str = "sans-serif";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("the chart could not be drawn: {0}")]
 pub struct ChartError(String);
 
@@ -299,6 +299,129 @@ pub fn horizontal_bars(chart: &TopChart) -> Result<String, ChartError> {
     Ok(finish(svg, &chart.describe, &bars))
 }
 
+/// One cell of a heatmap.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub value: u64,
+    /// `None`: the cell names no Search (it still shows its value).
+    pub href: Option<String>,
+    /// Its whole name in the tooltip ("Mon 13:00–14:00 Europe/Berlin").
+    pub name: String,
+}
+
+/// A grid of counts: rows top to bottom, columns left to right.
+#[derive(Clone, Debug)]
+pub struct HeatChart {
+    pub describe: Describe,
+    pub x_desc: String,
+    pub unit: String,
+    pub row_labels: Vec<String>,
+    pub column_labels: Vec<String>,
+    /// `cells[row][column]`.
+    pub cells: Vec<Vec<Cell>>,
+}
+
+/// The fill of a cell: from near-white (none) to the neutral blue (the
+/// most), on a square-root scale so a few busy hours do not wash out the
+/// rest.
+fn heat(value: u64, max: u64) -> Colour {
+    if value == 0 || max == 0 {
+        return Colour(238, 240, 244);
+    }
+    let t = ((value as f64) / (max as f64)).sqrt().clamp(0.0, 1.0);
+    let mix = |low: u8, high: u8| {
+        let v = f64::from(low) + (f64::from(high) - f64::from(low)) * (0.15 + 0.85 * t);
+        v.round().clamp(0.0, 255.0) as u8
+    };
+    let Colour(r, g, b) = NEUTRAL;
+    Colour(mix(226, r), mix(234, g), mix(252, b))
+}
+
+/// A weekday × hour grid (or any rows × columns), one linked cell each,
+/// every cell drawn, zero included.
+pub fn heatmap(chart: &HeatChart) -> Result<String, ChartError> {
+    let columns = i32::try_from(chart.column_labels.len().max(1)).map_err(failed)?;
+    let rows = i32::try_from(chart.row_labels.len().max(1)).map_err(failed)?;
+    let max = chart
+        .cells
+        .iter()
+        .flatten()
+        .map(|c| c.value)
+        .max()
+        .unwrap_or(0);
+    let mut svg = String::new();
+    let mut cells = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(failed)?;
+        let mut plot = ChartBuilder::on(&root)
+            .margin(10)
+            .margin_right(20)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d((0..columns).into_segmented(), (0..rows).into_segmented())
+            .map_err(failed)?;
+        let x_label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(i) => usize::try_from(*i)
+                .ok()
+                .and_then(|i| chart.column_labels.get(i))
+                .cloned()
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        // Row 0 at the top: y counts up from the bottom.
+        let y_label = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(y) => rows
+                .checked_sub(*y + 1)
+                .and_then(|row| usize::try_from(row).ok())
+                .and_then(|row| chart.row_labels.get(row))
+                .cloned()
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        plot.configure_mesh()
+            .disable_mesh()
+            .x_labels(chart.column_labels.len().max(1))
+            .x_label_formatter(&x_label)
+            .y_labels(chart.row_labels.len().max(1))
+            .y_label_formatter(&y_label)
+            .x_desc(chart.x_desc.as_str())
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 13))
+            .draw()
+            .map_err(failed)?;
+        for (r, row) in chart.cells.iter().enumerate() {
+            let y = rows - i32::try_from(r).map_err(failed)? - 1;
+            for (c, cell) in row.iter().enumerate() {
+                let x = i32::try_from(c).map_err(failed)?;
+                let (x0, y0) =
+                    plot.backend_coord(&(SegmentValue::Exact(x), SegmentValue::Exact(y)));
+                let (x1, y1) =
+                    plot.backend_coord(&(SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)));
+                let tip = format!("{}: {} {}", cell.name, cell.value, chart.unit);
+                let fill = heat(cell.value, max);
+                match &cell.href {
+                    Some(href) => {
+                        cells.push_str(&bar(x0 + 1, y0 - 1, x1 - 1, y1 + 1, fill, href, &tip))
+                    }
+                    None => cells.push_str(&format!(
+                        "<rect class=\"cell\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
+                         fill=\"{}\"><title>{}</title></rect>\n",
+                        x0.min(x1) + 1,
+                        y0.min(y1) + 1,
+                        ((x1 - x0).abs() - 2).max(1),
+                        ((y1 - y0).abs() - 2).max(1),
+                        fill.hex(),
+                        xml(&tip)
+                    )),
+                }
+            }
+        }
+        root.present().map_err(failed)?;
+    }
+    Ok(finish(svg, &chart.describe, &cells))
+}
+
 /// At most `max` characters, with an ellipsis when cut; the tooltip and
 /// the table keep the whole text.
 fn shorten(text: &str, max: usize) -> String {
@@ -423,6 +546,50 @@ mod tests {
             })
             .collect();
         assert!(widths.len() >= 2);
+    }
+
+    #[test]
+    fn heatmap_draws_every_cell_with_its_label_value_and_link() {
+        let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let cells = days
+            .iter()
+            .enumerate()
+            .map(|(d, day)| {
+                (0..24)
+                    .map(|h| Cell {
+                        value: if d == 0 && h == 13 { 9 } else { (d as u64) % 2 },
+                        href: (h != 3).then(|| format!("/search?d={d}&h={h}")),
+                        name: format!("{day} {h:02}:00 UTC"),
+                    })
+                    .collect()
+            })
+            .collect();
+        let chart = HeatChart {
+            describe: describe(),
+            x_desc: "hour of day (UTC)".into(),
+            unit: "events".into(),
+            row_labels: days.iter().map(|d| d.to_string()).collect(),
+            column_labels: (0..24).map(|h| format!("{h:02}")).collect(),
+            cells,
+        };
+        let svg = heatmap(&chart).unwrap();
+        // 7 × 24 cells, all drawn; the 7 at 03:00 have no link.
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 7 * 23, "{svg}");
+        assert_eq!(svg.matches("<rect class=\"cell\"").count(), 7);
+        for label in [
+            "\nMon\n",
+            "\nSun\n",
+            "\n00\n",
+            "\n23\n",
+            "hour of day (UTC)",
+        ] {
+            assert!(svg.contains(label), "{label}");
+        }
+        assert!(svg.contains("<title>Mon 13:00 UTC: 9 events</title>"));
+        assert!(svg.contains("href=\"/search?d=0&amp;h=13\""));
+        // The busiest cell is the darkest: the neutral colour itself.
+        assert!(svg.contains(&NEUTRAL.hex()));
+        assert!(svg.contains(&heat(0, 9).hex()));
     }
 
     #[test]

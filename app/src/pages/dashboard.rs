@@ -7,8 +7,12 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use crate::model::TimeRange;
+use crate::pages::dashboard_more::{
+    chosen_tenants, BreakdownPanel, ChangesPanel, HeatmapPanel, NewActorsPanel, TenantPicker,
+    ThemeAndZone,
+};
 use crate::pages::dashboard_panels::{ActorsPanel, SeriesPanel};
 use crate::pages::events::list_tenants;
 use crate::pages::search_form::QueryForm;
@@ -65,6 +69,30 @@ pub async fn dashboard_actors(
     .await
 }
 
+/// One of panels 4–9. `tz` ("UTC" when absent) places the heatmap.
+#[server(endpoint = "dashboard/panel")]
+pub async fn dashboard_panel(
+    q: Option<String>,
+    tenant: Option<String>,
+    range: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    panel: String,
+    tz: Option<String>,
+) -> Result<PanelData, SearchError> {
+    use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let params = crate::pages::search::search_params(q, tenant, range, from, to, None);
+    crate::pages::search::with_store(|store, now_ms| async move {
+        let which = Panel::from_param(&panel).ok_or_else(|| {
+            SearchError::BadRequest(format!("panel: {panel:?} is not a dashboard panel"))
+        })?;
+        let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
+        let tz = tz.unwrap_or_else(|| "UTC".to_string());
+        Ok(store.0.dashboard_panel(&query, which, &tz, now_ms).await?)
+    })
+    .await
+}
+
 /// What the panels ask with: the URL's state less what only Search uses.
 fn asked(params: &SearchParams) -> SearchParams {
     SearchParams {
@@ -117,6 +145,42 @@ pub fn DashboardPage() -> impl IntoView {
             )
         },
     );
+    // The zone the heatmap is drawn in: UTC until the analyst switches to
+    // their browser's (a preference kept in the browser, not in the URL,
+    // so a shared link opens in the reader's own choice).
+    let zone = RwSignal::new("UTC".to_string());
+    let panel = move |which: Panel| {
+        Resource::new(
+            move || {
+                (
+                    key.get(),
+                    if which == Panel::Heatmap {
+                        zone.get()
+                    } else {
+                        String::new()
+                    },
+                )
+            },
+            move |(p, tz)| {
+                dashboard_panel(
+                    Some(p.q.clone()),
+                    p.tenant.clone(),
+                    range_param(&p),
+                    p.from.clone(),
+                    p.to.clone(),
+                    which.param().to_string(),
+                    Some(tz).filter(|t| !t.is_empty()),
+                )
+            },
+        )
+    };
+    let sources = panel(Panel::FailureSources);
+    let changes = panel(Panel::Changes);
+    let privileged = panel(Panel::Privileged);
+    let new_actors = panel(Panel::NewActors);
+    let heat = panel(Panel::Heatmap);
+    let per_tenant = panel(Panel::Tenants);
+    let several = move || chosen_tenants(&params.get()).len() != 1;
     let tenants = Resource::new(|| (), |_| list_tenants());
     let preset_href = move |range: TimeRange| {
         format!(
@@ -129,6 +193,7 @@ pub fn DashboardPage() -> impl IntoView {
         <section class="dashboard" aria-labelledby="dashboard-title">
             <div class="toolbar">
                 <h1 id="dashboard-title">"Dashboard"</h1>
+                <ThemeAndZone zone/>
                 <nav class="presets" aria-label="Time range presets">
                     {PRESETS.into_iter().map(|range| {
                         let current = move || {
@@ -144,6 +209,7 @@ pub fn DashboardPage() -> impl IntoView {
                 </nav>
             </div>
             <QueryForm params=params tenants=tenants page="/dashboard" submit_label="Apply"/>
+            <TenantPicker params tenants/>
             <div class="panels">
                 <SeriesPanel
                     id="events"
@@ -160,6 +226,32 @@ pub fn DashboardPage() -> impl IntoView {
                     params=key
                 />
                 <ActorsPanel resource=actors params=key/>
+                <BreakdownPanel
+                    id="failure-sources"
+                    title="Top sources of failures"
+                    about="Failed and denied events by the IP address they came from and by the calling service (events sent without an IP are not listed by IP)."
+                    resource=sources
+                    params=key
+                />
+                <ChangesPanel resource=changes params=key/>
+                <BreakdownPanel
+                    id="privileged"
+                    title="Privileged and admin actions"
+                    about="Events in the admin category, and any event its service marked metadata.privileged:true, by action and by actor."
+                    resource=privileged
+                    params=key
+                />
+                <NewActorsPanel resource=new_actors params=key/>
+                <HeatmapPanel resource=heat params=key/>
+                <Show when=several>
+                    <BreakdownPanel
+                        id="tenants"
+                        title="Volume per tenant"
+                        about="Distinct events per tenant, over every tenant selected."
+                        resource=per_tenant
+                        params=key
+                    />
+                </Show>
             </div>
         </section>
     }

@@ -8,6 +8,7 @@ use crate::charts::{
     colour_of, horizontal_bars, stacked_bars, Column, Describe, Row, Segment, TimeChart, TopChart,
 };
 use crate::dashboard_model::{actor_href, series_href, ActorCount, TimeSeries, TopActors};
+use crate::pages::dashboard_more::{csv, Downloads};
 use crate::pages::search::error_text;
 use crate::query::{Precision, Timestamp};
 use crate::search_model::SearchError;
@@ -16,7 +17,7 @@ use crate::search_state::SearchParams;
 type Answer<T> = Resource<Result<T, SearchError>>;
 
 /// `2026-03-01 13:00` (UTC).
-fn minute_text(ms: i64) -> String {
+pub(crate) fn minute_text(ms: i64) -> String {
     Timestamp {
         ms,
         precision: Precision::Minute,
@@ -77,14 +78,14 @@ fn time_chart(id: &str, title: &str, series: &TimeSeries, params: &SearchParams)
 }
 
 /// The chart, or why it could not be drawn.
-fn chart_view(drawn: Result<String, crate::charts::ChartError>) -> AnyView {
+pub(crate) fn chart_view(drawn: Result<String, crate::charts::ChartError>) -> AnyView {
     match drawn {
         Ok(svg) => view! { <div class="chart-box" inner_html=svg></div> }.into_any(),
         Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
     }
 }
 
-fn panel_error(error: SearchError) -> AnyView {
+pub(crate) fn panel_error(error: SearchError) -> AnyView {
     view! { <p class="error" role="alert" data-testid="panel-error">{error_text(&error)}</p> }
         .into_any()
 }
@@ -110,10 +111,13 @@ pub fn SeriesPanel(
                         None => " · no events, no failure ratio".to_string(),
                     }
                 });
+                let drawn = stacked_bars(&chart);
+                let file = series_csv(&series);
                 view! {
                     <p class="panel-total"><strong data-testid="panel-total">{total.to_string()}</strong>" events"{ratio}</p>
-                    {chart_view(stacked_bars(&chart))}
+                    {chart_view(drawn.clone())}
                     <SeriesTable series p/>
+                    <Downloads name=id.to_string() svg=drawn.ok() csv=file/>
                 }
                 .into_any()
             }
@@ -129,6 +133,26 @@ pub fn SeriesPanel(
             </Transition>
         </article>
     }
+}
+
+/// Every bucket (empty ones too) and key, as CSV.
+fn series_csv(series: &TimeSeries) -> String {
+    let mut header = vec!["bucket_start_utc", "bucket_end_utc"];
+    header.extend(series.keys.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = (0..series.starts.len())
+        .map(|b| {
+            let (from, to) = series.bucket_window(b);
+            let mut row = vec![minute_text(from), minute_text(to)];
+            row.extend(
+                series
+                    .counts
+                    .iter()
+                    .map(|c| c.get(b).copied().unwrap_or(0).to_string()),
+            );
+            row
+        })
+        .collect();
+    csv(&header, &rows)
 }
 
 /// The numbers behind a time chart, non-empty buckets only; each cell
@@ -241,13 +265,20 @@ fn TopList(
         unit: unit.to_string(),
         rows: chart_rows.clone(),
     };
+    let drawn = horizontal_bars(&chart);
+    let data: Vec<Vec<String>> = chart_rows
+        .iter()
+        .map(|r| vec![r.label.clone(), r.value.to_string()])
+        .collect();
+    let file = csv(&["actor", unit], &data);
+    let empty = rows.is_empty();
     view! {
         <section class="top-list" data-testid=id aria-label=title>
             <h3>{title}</h3>
             {if rows.is_empty() {
                 view! { <p class="muted">"No events in this window."</p> }.into_any()
             } else {
-                chart_view(horizontal_bars(&chart))
+                chart_view(drawn.clone())
             }}
             <details class="as-table">
                 <summary>"As table"</summary>
@@ -260,6 +291,7 @@ fn TopList(
                     </tbody>
                 </table>
             </details>
+            <Downloads name=id.to_string() svg=drawn.ok().filter(|_| !empty) csv=file/>
         </section>
     }
 }

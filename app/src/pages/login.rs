@@ -14,7 +14,7 @@ pub fn LoginPage() -> impl IntoView {
             .read()
             .get("next")
             .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-            .unwrap_or_else(|| "/search".to_owned())
+            .unwrap_or_else(|| "/dashboard".to_owned())
     };
     let message = move || match query.read().get("error").as_deref() {
         Some("invalid") => Some("That access key is not valid, or it was revoked."),

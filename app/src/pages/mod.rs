@@ -1,4 +1,5 @@
 pub mod dashboard;
+mod dashboard_more;
 mod dashboard_panels;
 pub mod dead_letters;
 pub mod event_detail;

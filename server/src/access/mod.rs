@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use app::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -127,7 +127,33 @@ impl Viewer {
     /// may see it; without one, every tenant for a viewer of all, or just
     /// the viewer's tenants (the only one, or `within` for several).
     /// Another tenant is refused with what they may choose.
+    ///
+    /// Several tenants are asked for as `a,b` (tenant ids cannot hold a
+    /// comma): every one must be visible, or the request is refused.
     pub fn scope(&self, requested: Option<&str>) -> Result<Scope, ConsoleError> {
+        if let Some(list) = requested.filter(|r| r.contains(',')) {
+            let mut wanted: Vec<String> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect();
+            wanted.sort();
+            wanted.dedup();
+            if !wanted.iter().all(|t| self.may_see(t)) {
+                return Err(ConsoleError::Forbidden(
+                    self.choices("one of those tenants is not"),
+                ));
+            }
+            return match wanted.as_slice() {
+                [] => self.scope(None),
+                [only] => self.scope(Some(only.as_str())),
+                _ => Ok(Scope {
+                    tenant: None,
+                    within: wanted,
+                }),
+            };
+        }
         match requested {
             Some(tenant) if self.may_see(tenant) => Ok(Scope {
                 tenant: Some(tenant.to_owned()),
@@ -460,6 +486,16 @@ impl EventStore for ScopedStore {
         EventStore::top_actors(&self.store, &self.query(query)?, now_ms).await
     }
 
+    async fn dashboard_panel(
+        &self,
+        query: &SearchQuery,
+        panel: Panel,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<PanelData, ConsoleError> {
+        EventStore::dashboard_panel(&self.store, &self.query(query)?, panel, tz, now_ms).await
+    }
+
     async fn event_detail(
         &self,
         tenant: &str,
@@ -551,6 +587,15 @@ mod tests {
         assert_eq!(all.scope(None).unwrap(), Scope::default());
         assert_eq!(all.scope(None).unwrap().trails(), [SYSTEM_TENANT]);
         assert_eq!(all.scope(Some("any")).unwrap(), one("any"));
+
+        // Several at once: each must be theirs.
+        let three = viewer(&["acme", "globex", "initech"], false);
+        let two_of = three.scope(Some("initech, acme")).unwrap();
+        assert_eq!(two_of.tenant, None);
+        assert_eq!(two_of.within, ["acme", "initech"]);
+        assert_eq!(three.scope(Some("acme,")).unwrap(), one("acme"));
+        assert!(two.scope(Some("acme,initech")).is_err());
+        assert_eq!(all.scope(Some("b,a")).unwrap().within, ["a", "b"]);
 
         let nobody = Viewer::nobody();
         assert!(nobody.scope(None).is_err());

@@ -176,7 +176,8 @@ fn local_path(next: &str) -> &str {
     if safe && next != "/login" && !next.starts_with("/login?") {
         next
     } else {
-        "/search"
+        // The landing page after sign-in.
+        "/dashboard"
     }
 }
 
@@ -381,7 +382,7 @@ mod tests {
             "/login?next=/x",
             "/a\r\nSet-Cookie: x=1",
         ] {
-            assert_eq!(local_path(bad), "/search", "{bad:?}");
+            assert_eq!(local_path(bad), "/dashboard", "{bad:?}");
         }
     }
 

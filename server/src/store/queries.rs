@@ -1,7 +1,7 @@
 //! Read queries behind the console. User input only ever reaches ClickHouse
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
-use app::dashboard_model::{SeriesBy, TimeSeries, TopActors};
+use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -279,6 +279,16 @@ impl EventStore for Store {
         now_ms: i64,
     ) -> Result<TopActors, ConsoleError> {
         Store::top_actors(self, query, now_ms).await
+    }
+
+    async fn dashboard_panel(
+        &self,
+        query: &SearchQuery,
+        panel: Panel,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<PanelData, ConsoleError> {
+        Store::dashboard_panel(self, query, panel, tz, now_ms).await
     }
 
     async fn event_detail(

@@ -95,6 +95,87 @@ static SERIES_TENANT_PARAMS: [&str; 10] = [
     "tenant",
 ];
 
+/// A window without tenant, then a limit: the dashboard's top values.
+static TOP_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms", "limit"];
+/// New actors: a tenant's window, then what "before" means (the window's
+/// start and the snapshot, the tenant again), then the limit.
+static NEW_ACTORS_TENANT_PARAMS: [&str; 11] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "from_s",
+    "from_ms",
+    "snapshot_ms",
+    "tenant",
+    "limit",
+];
+static NEW_ACTORS_PARAMS: [&str; 9] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "from_s",
+    "from_ms",
+    "snapshot_ms",
+    "limit",
+];
+
+/// The dashboard's panels 4–9 (server/src/store/search/dashboard.rs).
+fn panel_templates() -> Vec<QueryTemplate> {
+    use app::dashboard_model::TopField;
+    let window = |tenants| {
+        sql::where_sql(
+            Shape {
+                tenants,
+                cursor: false,
+                arrival: Arrival::UpToSnapshot,
+            },
+            "1",
+        )
+    };
+    let mut out: Vec<QueryTemplate> = [
+        TopField::Ip,
+        TopField::Service,
+        TopField::Action,
+        TopField::Actor,
+        TopField::Tenant,
+    ]
+    .into_iter()
+    .map(|field| QueryTemplate {
+        name: format!("dashboard_top_{}", field.column()),
+        sql: super::dashboard::top_values_sql(field, &window(0)),
+        params: &TOP_PARAMS,
+    })
+    .collect();
+    out.extend([
+        QueryTemplate {
+            name: "dashboard_new_actors_for_tenant".into(),
+            sql: super::dashboard::new_actors_sql(&window(1), 1),
+            params: &NEW_ACTORS_TENANT_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_new_actors_count_for_tenant".into(),
+            sql: super::dashboard::new_actors_count_sql(&window(1), 1),
+            params: &NEW_ACTORS_TENANT_PARAMS[..NEW_ACTORS_TENANT_PARAMS.len() - 1],
+        },
+        QueryTemplate {
+            name: "dashboard_new_actors".into(),
+            sql: super::dashboard::new_actors_sql(&window(0), 0),
+            params: &NEW_ACTORS_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_heatmap_quarters".into(),
+            sql: super::dashboard::quarters_sql(&window(0)),
+            params: &COUNT_PARAMS,
+        },
+    ]);
+    out
+}
+
 /// Every search query, as templates for the catalogue.
 pub(crate) fn templates() -> Vec<QueryTemplate> {
     let representative = compile_str(REPRESENTATIVE_QUERY)
@@ -106,7 +187,7 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         arrival,
     };
     let up_to = Arrival::UpToSnapshot;
-    vec![
+    let mut all = vec![
         QueryTemplate {
             name: "search_page".into(),
             sql: sql::page_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
@@ -193,7 +274,9 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             sql: sql::csv_export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
             params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
         },
-    ]
+    ];
+    all.extend(panel_templates());
+    all
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 use app::dashboard_model::{
     failures_query, ActorCount, SeriesBy, SeriesRow, TimeSeries, TopActors,
 };
+use app::dashboard_model::{
+    Breakdown, Changes, HeatMap, NewActor, NewActors, Panel, PanelData, TopField, TopValues,
+    ValueCount, CHANGE_ROWS, PANEL_ROWS,
+};
 use app::dashboard_model::{Bucket, TOP_ACTORS};
 use app::search_model::SearchQuery;
 use app::store::StoreError as ConsoleError;
@@ -48,7 +52,212 @@ pub(crate) fn top_actors_sql(filter: &str) -> String {
     )
 }
 
+/// The most frequent values of one column, ties by value. Events without
+/// a value (no IP sent) are left out: Search cannot name an empty value.
+/// The column comes from [`TopField::column`], a fixed name.
+pub(crate) fn top_values_sql(field: TopField, filter: &str) -> String {
+    let column = field.column();
+    format!(
+        "SELECT {column} AS value, uniqExact({IDENTITY}) AS events \
+         FROM audit_events {filter} AND {column} != '' \
+         GROUP BY value \
+         ORDER BY events DESC, value \
+         LIMIT ?"
+    )
+}
+
+/// Actors (per tenant: each tenant names its own) with matching events in
+/// the window and no event at all before it, in the same tenants and up to
+/// the same snapshot. The "before" side ignores the analyst's query: an
+/// actor who only logged in before is not new because they now do
+/// something else. Its values follow the filter's: the window's start in
+/// seconds and ms, the snapshot, the tenants.
+fn new_actors_from(filter: &str, tenants: usize) -> String {
+    format!(
+        "FROM audit_events {filter} \
+         AND (tenant_id, actor_id) NOT IN (SELECT tenant_id, actor_id FROM audit_events \
+         WHERE event_time <= toDateTime(?, 'UTC') AND occurred_at < ? AND received_at <= ?{}) \
+         GROUP BY tenant_id, actor_id",
+        crate::store::queries::tenant_condition(tenants)
+    )
+}
+
+/// The newest new actors first; then the limit.
+pub(crate) fn new_actors_sql(filter: &str, tenants: usize) -> String {
+    format!(
+        "SELECT tenant_id, actor_id, min(occurred_at) AS first_ms, \
+         uniqExact({IDENTITY}) AS events {} \
+         ORDER BY first_ms DESC, tenant_id, actor_id \
+         LIMIT ?",
+        new_actors_from(filter, tenants)
+    )
+}
+
+/// How many new actors there are in all.
+pub(crate) fn new_actors_count_sql(filter: &str, tenants: usize) -> String {
+    format!(
+        "SELECT count() AS actors FROM (SELECT tenant_id, actor_id {})",
+        new_actors_from(filter, tenants)
+    )
+}
+
+/// Distinct events per UTC quarter hour. Every zone's offset is a whole
+/// number of quarter hours, so each quarter lies in one local hour, and the
+/// server maps quarters to weekday and hour in the chosen zone (with the
+/// same tz database that names the cells' Search stretches).
+pub(crate) fn quarters_sql(filter: &str) -> String {
+    format!(
+        "SELECT toInt64(intDiv(occurred_at, 900000) * 900000) AS quarter_ms, \
+         uniqExact({IDENTITY}) AS events \
+         FROM audit_events {filter} \
+         GROUP BY quarter_ms \
+         ORDER BY quarter_ms"
+    )
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct QuarterRow {
+    quarter_ms: i64,
+    events: u64,
+}
+
+/// A zone by IANA name ("UTC" included), or a clear error naming `tz`.
+pub(crate) fn zone(name: &str) -> Result<jiff::tz::TimeZone, ConsoleError> {
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        ConsoleError::BadQuery(app::query::ParseError {
+            position: 0,
+            message: format!("tz: unknown time zone {name:?}"),
+            hint: Some("use an IANA name such as Europe/Berlin, or UTC".into()),
+        })
+    })
+}
+
+/// Weekday (Monday 0) and hour of an instant in `zone`.
+pub(crate) fn local_slot(zone: &jiff::tz::TimeZone, ms: i64) -> (u8, u8) {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(at) => {
+            let local = at.to_zoned(zone.clone());
+            let weekday = local.weekday().to_monday_zero_offset();
+            (
+                u8::try_from(weekday).unwrap_or(0),
+                u8::try_from(local.hour()).unwrap_or(0),
+            )
+        }
+        // Outside jiff's range (years beyond ±9999): the window is clamped
+        // to real event times long before this.
+        Err(_) => (0, 0),
+    }
+}
+
 impl Store {
+    /// One of panels 4–9 over what the search matches.
+    pub async fn dashboard_panel(
+        &self,
+        query: &SearchQuery,
+        panel: Panel,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<PanelData, ConsoleError> {
+        // The analyst's query first, so its errors point into their text.
+        Plan::new(query, now_ms)?;
+        let narrowed = SearchQuery {
+            q: panel.query(&query.q),
+            cursor: None,
+            ..query.clone()
+        };
+        let plan = Plan::new(&narrowed, now_ms)?;
+        let span = plan.span();
+        let tenants = query.tenants();
+        let filter = Filter::new(&plan.compiled, &tenants, span, None);
+        Ok(match panel {
+            Panel::FailureSources | Panel::Privileged | Panel::Tenants => {
+                let lists = futures::future::join_all(panel.fields().iter().map(|field| {
+                    let field = *field;
+                    let filter = &filter;
+                    async move {
+                        let rows = self
+                            .search_query(&top_values_sql(field, &filter.sql), filter)
+                            .bind(PANEL_ROWS)
+                            .fetch_all::<ValueCount>()
+                            .await
+                            .map_err(|e| self.search_failed(e))?;
+                        Ok::<_, ConsoleError>(TopValues { field, rows })
+                    }
+                }));
+                let (lists, total) = futures::join!(lists, self.count(&filter));
+                PanelData::Breakdown(Breakdown {
+                    panel,
+                    from_ms: span.from_ms,
+                    to_ms: span.to_ms,
+                    snapshot_ms: plan.snapshot_ms,
+                    total: total?,
+                    lists: lists.into_iter().collect::<Result<_, _>>()?,
+                })
+            }
+            Panel::Changes => {
+                let newest = SearchQuery {
+                    limit: CHANGE_ROWS,
+                    ..narrowed.clone()
+                };
+                let page = self.search(&newest, plan.snapshot_ms);
+                let (page, total) = futures::join!(page, self.count(&filter));
+                let page = page?;
+                PanelData::Changes(Changes {
+                    from_ms: span.from_ms,
+                    to_ms: span.to_ms,
+                    snapshot_ms: plan.snapshot_ms,
+                    total: total?,
+                    newest: page.hits,
+                })
+            }
+            Panel::NewActors => {
+                let before = |sql: &str| {
+                    let mut q = self
+                        .search_query(sql, &filter)
+                        .bind(super::sql::epoch_seconds(span.from_ms))
+                        .bind(span.from_ms)
+                        .bind(plan.snapshot_ms);
+                    for tenant in &tenants {
+                        q = q.bind(tenant.as_str());
+                    }
+                    q
+                };
+                let rows = before(&new_actors_sql(&filter.sql, tenants.len()))
+                    .bind(PANEL_ROWS)
+                    .fetch_all::<NewActor>();
+                let total =
+                    before(&new_actors_count_sql(&filter.sql, tenants.len())).fetch_one::<u64>();
+                let (rows, total) = futures::join!(rows, total);
+                PanelData::NewActors(NewActors {
+                    from_ms: span.from_ms,
+                    to_ms: span.to_ms,
+                    snapshot_ms: plan.snapshot_ms,
+                    total: total.map_err(|e| self.search_failed(e))?,
+                    rows: rows.map_err(|e| self.search_failed(e))?,
+                })
+            }
+            Panel::Heatmap => {
+                let zone = zone(tz)?;
+                let quarters = self
+                    .search_query(&quarters_sql(&filter.sql), &filter)
+                    .fetch_all::<QuarterRow>()
+                    .await
+                    .map_err(|e| self.search_failed(e))?;
+                let quarters: Vec<(i64, u64)> =
+                    quarters.iter().map(|r| (r.quarter_ms, r.events)).collect();
+                let slots = HeatMap::slots(span.from_ms, span.to_ms, |ms| local_slot(&zone, ms));
+                PanelData::HeatMap(HeatMap::assemble(
+                    span.from_ms,
+                    span.to_ms,
+                    plan.snapshot_ms,
+                    tz,
+                    &slots,
+                    &quarters,
+                ))
+            }
+        })
+    }
+
     pub async fn time_series(
         &self,
         query: &SearchQuery,
@@ -126,6 +335,49 @@ mod tests {
     use app::query::compile_str;
 
     #[test]
+    fn heatmap_hours_follow_the_zone_across_dst() {
+        let berlin = zone("Europe/Berlin").unwrap();
+        // 2026-03-29: clocks go from 02:00 to 03:00 in Berlin (01:00Z).
+        let spring = 1_774_746_000_000; // 2026-03-29T01:00Z
+        assert_eq!(local_slot(&berlin, spring - 1), (6, 1));
+        assert_eq!(local_slot(&berlin, spring), (6, 3));
+        // 2026-10-25: 03:00 back to 02:00 (01:00Z); 02:xx happens twice.
+        let autumn = 1_792_890_000_000; // 2026-10-25T01:00Z
+        assert_eq!(local_slot(&berlin, autumn - 3_600_000), (6, 2));
+        assert_eq!(local_slot(&berlin, autumn), (6, 2));
+        assert_eq!(local_slot(&berlin, autumn + 3_600_000), (6, 3));
+        let hour = 3_600_000;
+        // Saturday 00:00Z to Monday 00:00Z around each change.
+        let slot = |from: i64, to: i64| HeatMap::slots(from, to, |ms| local_slot(&berlin, ms));
+        let spring_day = slot(spring - 25 * hour, spring + 23 * hour - 1);
+        let sunday: Vec<_> = spring_day.iter().filter(|s| s.weekday == 6).collect();
+        // Sunday has 23 hours: 02:00 does not occur.
+        assert_eq!(sunday.len(), 23);
+        assert!(sunday.iter().all(|s| s.hour != 2));
+        let autumn_day = slot(autumn - 25 * hour, autumn + 23 * hour - 1);
+        let two: Vec<_> = autumn_day
+            .iter()
+            .filter(|s| s.weekday == 6 && s.hour == 2)
+            .collect();
+        // One stretch of two hours: 02:00 CEST then 02:00 CET.
+        assert_eq!(two.len(), 1);
+        assert_eq!(two[0].until_ms - two[0].from_ms, 2 * hour);
+        let quarters = [(autumn - hour, 3), (autumn + 15 * 60_000, 4)];
+        let map = HeatMap::assemble(
+            autumn - 25 * hour,
+            autumn + 23 * hour - 1,
+            0,
+            "Europe/Berlin",
+            &autumn_day,
+            &quarters,
+        );
+        assert_eq!(map.count(6, 2), 7);
+        assert_eq!(map.total(), 7);
+        assert!(zone("Mars/Olympus").is_err());
+        assert_eq!(local_slot(&zone("UTC").unwrap(), autumn), (6, 1));
+    }
+
+    #[test]
     fn panels_count_identities_over_the_search_filter() {
         let compiled = compile_str("actor:bob").unwrap();
         let span = Span {
@@ -145,5 +397,18 @@ mod tests {
         assert!(top.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
         assert_eq!(top.matches('?').count(), filter.params.len() + 1);
         assert!(top.ends_with("ORDER BY events DESC, actor_id LIMIT ?"));
+        let values = top_values_sql(TopField::Ip, &filter.sql);
+        assert!(values.contains("AND actor_ip != ''"));
+        assert_eq!(values.matches('?').count(), filter.params.len() + 1);
+        let new = new_actors_sql(&filter.sql, 1);
+        // The filter's, the window start twice, the snapshot, the tenant,
+        // the limit.
+        assert_eq!(new.matches('?').count(), filter.params.len() + 5);
+        assert!(new.contains("(tenant_id, actor_id) NOT IN (SELECT"));
+        assert_eq!(
+            new_actors_count_sql(&filter.sql, 2).matches('?').count(),
+            filter.params.len() + 5
+        );
+        assert!(quarters_sql(&filter.sql).contains("intDiv(occurred_at, 900000)"));
     }
 }
