@@ -7,6 +7,7 @@
 //! `EventStore` interface.
 
 pub mod access;
+pub mod backoff;
 pub mod config;
 pub mod dlq;
 pub mod event;
