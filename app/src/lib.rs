@@ -1,6 +1,7 @@
 //! The Attest console: pages, components, server functions and the types
 //! shared between the server and the browser.
 
+pub mod alerts_model;
 pub mod charts;
 pub mod dashboard_model;
 pub mod export_progress;
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
                     <pages::pipeline::PipelineNavLink/>
+                    <pages::alerts::AlertsNavLink/>
                 </nav>
                 <session::ViewerMenu/>
             </header>
@@ -75,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("dashboard") view=pages::dashboard::DashboardPage/>
                     <Route path=StaticSegment("login") view=pages::login::LoginPage/>
                     <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
+                    <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

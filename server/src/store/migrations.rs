@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "console_roles",
         sql: include_str!("../../migrations/0014_console_roles.sql"),
     },
+    Migration {
+        version: 15,
+        name: "alerts",
+        sql: include_str!("../../migrations/0015_alerts.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

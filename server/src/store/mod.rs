@@ -2,6 +2,7 @@
 //! read queries behind the console.
 
 mod access;
+mod alerts;
 mod keys;
 pub mod migrations;
 mod pipeline;
@@ -11,6 +12,7 @@ mod saved;
 mod search;
 
 pub use access::{AccessRow, SignOutRow};
+pub use alerts::RulesRow;
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};

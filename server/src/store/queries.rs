@@ -93,6 +93,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::keys::templates());
     all.extend(super::access::templates());
     all.extend(super::pipeline::templates());
+    all.extend(super::alerts::templates());
     all
 }
 
