@@ -21,7 +21,7 @@ pub const RULE_WRITER_STALLED: &str = "writer_stalled";
 
 /// The thresholds of every rule. Seconds and percents as whole numbers, so
 /// a form field and a TOML value read the same.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuleSettings {
     /// Writer lag in time (age of the oldest event not yet in ClickHouse),
@@ -116,20 +116,6 @@ impl Default for AfterRule {
         AfterRule {
             enabled: true,
             after_s: 300,
-        }
-    }
-}
-
-impl Default for RuleSettings {
-    fn default() -> Self {
-        RuleSettings {
-            writer_lag: LagRule::default(),
-            kafka_unhealthy: Toggle::default(),
-            clickhouse_down: Toggle::default(),
-            parts_near_limit: PartsRule::default(),
-            dead_letters_growing: WindowRule::default(),
-            spool_not_empty: AfterRule::default(),
-            writer_stalled: Toggle::default(),
         }
     }
 }
