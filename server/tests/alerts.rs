@@ -351,22 +351,6 @@ async fn stop_all(servers: Vec<common::TestServer>, config: &Config) {
         let _ = std::fs::remove_dir_all(&server.config.ingest.spool_dir);
     }
     common::delete_topics(config).await;
-    delete_election_topic(config).await;
-}
-
-async fn delete_election_topic(config: &Config) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::config::ClientConfig;
-    if let Ok(admin) = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .create::<AdminClient<DefaultClientContext>>()
-    {
-        let topic = attest_server::alert::election_topic(&config.kafka.topic_prefix);
-        let _ = admin
-            .delete_topics(&[topic.as_str()], &AdminOptions::new())
-            .await;
-    }
 }
 
 /// Waits until exactly one of `servers` is the elected evaluator; its index.
