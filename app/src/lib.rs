@@ -1,6 +1,7 @@
 //! The Attest console: pages, components, server functions and the types
 //! shared between the server and the browser.
 
+pub mod alerts_model;
 pub mod charts;
 pub mod dashboard_model;
 pub mod dead_letters_model;
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <A href="/" exact=true>"Latest events"</A>
                     <pages::pipeline::PipelineNavLink/>
                     <pages::dead_letters::DeadLettersNavLink/>
+                    <pages::alerts::AlertsNavLink/>
                 </nav>
                 <session::ViewerMenu/>
             </header>
@@ -78,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("login") view=pages::login::LoginPage/>
                     <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
                     <Route path=StaticSegment("dead-letters") view=pages::dead_letters::DeadLettersPage/>
+                    <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

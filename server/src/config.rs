@@ -37,6 +37,7 @@ pub struct Config {
     pub retention: RetentionConfig,
     pub registry: RegistryConfig,
     pub console: ConsoleConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// Who may use the console. Analysts sign in with a console access key
@@ -357,6 +358,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             registry: RegistryConfig::default(),
             console: ConsoleConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -455,6 +457,7 @@ const ENV_KEYS: &[&str] = &[
     "retention",
     "registry",
     "console",
+    "alerts",
 ];
 
 impl Config {
@@ -661,6 +664,7 @@ impl Config {
                 ));
             }
         }
+        self.alerts.validate()?;
         Ok(())
     }
 }
@@ -677,6 +681,171 @@ pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Pipeline alerts (docs/DESIGN.md, "Alerts"): rules over the pipeline's
+/// figures, evaluated by one elected server process, delivered to webhooks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Take part in the election of the process that evaluates the rules.
+    pub enabled: bool,
+    /// How often the elected process evaluates them.
+    #[serde(with = "millis")]
+    pub evaluate_every: Duration,
+    /// A rule's condition must hold this long before its alert fires...
+    #[serde(with = "millis")]
+    pub fire_after: Duration,
+    /// ...and be gone this long before a firing alert resolves.
+    #[serde(with = "millis")]
+    pub resolve_after: Duration,
+    /// The thresholds until an admin changes them in the console.
+    pub rules: app::alerts_model::RuleSettings,
+    /// Where alerts are delivered (`[[alerts.webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            enabled: true,
+            evaluate_every: Duration::from_secs(10),
+            fire_after: Duration::from_secs(30),
+            resolve_after: Duration::from_secs(30),
+            rules: app::alerts_model::RuleSettings::default(),
+            webhooks: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl AlertsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        if self.evaluate_every < Duration::from_millis(100) {
+            return Err(invalid(
+                "alerts.evaluate_every",
+                "must be at least 100 ms".into(),
+            ));
+        }
+        self.rules
+            .validate()
+            .map_err(|bad| invalid("alerts.rules", bad.to_string()))?;
+        let d = &self.delivery;
+        if d.attempts == 0 || d.attempts > 20 {
+            return Err(invalid(
+                "alerts.delivery.attempts",
+                "must be between 1 and 20".into(),
+            ));
+        }
+        if d.timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "alerts.delivery.timeout",
+                "must be at least 100 ms".into(),
+            ));
+        }
+        if d.retry_initial.is_zero() || d.retry_initial > d.retry_max {
+            return Err(invalid(
+                "alerts.delivery.retry_initial",
+                "must be more than 0 ms and at most alerts.delivery.retry_max".into(),
+            ));
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            if hook.name.trim().is_empty() || hook.name.len() > 100 {
+                return Err(invalid(
+                    "alerts.webhooks.name",
+                    format!("webhook {}: must be 1-100 characters", i + 1),
+                ));
+            }
+            if self.webhooks[..i].iter().any(|h| h.name == hook.name) {
+                return Err(invalid(
+                    "alerts.webhooks.name",
+                    format!("{:?} is used by two webhooks", hook.name),
+                ));
+            }
+            // This build's HTTP client has no TLS: an https:// receiver
+            // would fail every delivery, so it is refused at start-up.
+            if !hook.url.starts_with("http://") {
+                return Err(invalid(
+                    "alerts.webhooks.url",
+                    format!(
+                        "webhook {:?}: must be an http:// URL (https needs an egress relay;                          this build sends no TLS)",
+                        hook.name
+                    ),
+                ));
+            }
+            if hook.secret.len() < 16 {
+                return Err(invalid(
+                    "alerts.webhooks.secret",
+                    format!("webhook {:?}: must be at least 16 characters", hook.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One receiver of alerts.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Shown on the alerts page and in logs, instead of the URL.
+    pub name: String,
+    /// Never logged or shown (a chat webhook's URL is itself a credential).
+    pub url: String,
+    /// Key of the `X-Attest-Signature` HMAC; never logged or shown.
+    pub secret: String,
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &"<redacted>")
+            .field("secret", &"<redacted>")
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// `json`: the alert as a JSON document; `slack`: Slack's incoming-webhook
+/// body (`text` and a coloured attachment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Json,
+    Slack,
+}
+
+/// How deliveries are attempted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Attempts per message and webhook, the first included.
+    pub attempts: u32,
+    /// Longest one attempt may take.
+    #[serde(with = "millis")]
+    pub timeout: Duration,
+    /// First wait between attempts; doubles up to `retry_max` (jittered).
+    #[serde(with = "millis")]
+    pub retry_initial: Duration,
+    #[serde(with = "millis")]
+    pub retry_max: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            attempts: 6,
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
 }
 
 mod millis {
@@ -819,6 +988,43 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("<redacted>@"), "{shown}");
         }
+    }
+
+    #[test]
+    fn alert_settings_are_checked_and_webhook_secrets_redacted() {
+        let mut c = Config::default();
+        c.alerts.rules.writer_lag.threshold_s = 0;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("writer_lag.threshold_s"), "{err}");
+        let hook = WebhookConfig {
+            name: "ops".into(),
+            url: "http://hooks.example/T0/B0/tok3n".into(),
+            secret: "s3cret-s3cret-s3cret".into(),
+            format: WebhookFormat::Slack,
+        };
+        let mut c = Config::default();
+        c.alerts.webhooks = vec![hook.clone(), hook.clone()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("used by two"));
+        c.alerts.webhooks = vec![WebhookConfig {
+            secret: "short".into(),
+            ..hook.clone()
+        }];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("alerts.webhooks.secret"));
+        c.alerts.webhooks = vec![hook.clone()];
+        c.validate().expect("a good webhook");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("tok3n"),
+            "{shown}"
+        );
     }
 
     #[test]

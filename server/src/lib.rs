@@ -7,6 +7,8 @@
 //! `EventStore` interface.
 
 pub mod access;
+pub mod alert;
+pub mod backoff;
 pub mod config;
 pub mod dlq;
 pub mod event;
@@ -15,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
+pub mod notify;
 mod periodic;
 pub mod produce;
 pub mod registry;
@@ -54,6 +57,8 @@ pub enum StartError {
     Writer(#[from] write::WriteError),
     #[error("cannot open the spool: {0}")]
     Spool(#[from] spool::SpoolError),
+    #[error(transparent)]
+    Alerts(#[from] alert::AlertStartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -443,6 +448,21 @@ pub async fn start(
         prepared.producer.clone(),
         prepared.store.clone(),
     ));
+    let alerts = if config.alerts.enabled {
+        let alerts = alert::Alerts::start(
+            config.alerts.clone(),
+            &config.kafka,
+            prepared.store.clone(),
+            collector.clone(),
+            prepared.metrics.clone(),
+            &stop,
+        )
+        .await?;
+        tokio::spawn(alerts.clone().run(stop.clone()));
+        Some(alerts)
+    } else {
+        None
+    };
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -452,6 +472,7 @@ pub async fn start(
         ingest,
         collector,
         inbox,
+        alerts,
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -544,6 +565,7 @@ fn console_router(
     ingest: Arc<ingest::Ingest>,
     collector: Arc<health::pipeline::PipelineCollector>,
     inbox: Arc<dlq::DeadLetterInbox>,
+    alerts: Option<Arc<alert::Alerts>>,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
@@ -556,6 +578,7 @@ fn console_router(
         let store = store.clone();
         let board = board.clone();
         let (collector, gate) = (collector.clone(), gate.clone());
+        let alerts = alerts.clone();
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -593,6 +616,15 @@ fn console_router(
                     viewer: viewer.clone(),
                 },
             )));
+            if let Some(alerts) = &alerts {
+                provide_context(app::alerts_model::SharedAlerts(Arc::new(
+                    alert::console::ScopedAlerts {
+                        alerts: alerts.clone(),
+                        gate: gate.clone(),
+                        viewer: viewer.clone(),
+                    },
+                )));
+            }
             provide_context(SharedStore(Arc::new(access::ScopedStore::new(
                 store.clone(),
                 viewer,

@@ -24,7 +24,24 @@ pub struct Metrics {
     pub writer_lag: IntGaugeVec,
     pub writer_lag_checked: IntGauge,
     pub pipeline_stalled: IntGaugeVec,
+    pub alerts_firing: IntGaugeVec,
+    pub alert_evaluator: IntGauge,
+    pub alert_lag_average_ms: IntGauge,
+    pub alert_lag_ms: IntGauge,
+    pub notify_attempts: IntCounterVec,
+    pub notify_given_up: IntCounter,
 }
+
+/// Every `rule` of `attest_alerts_firing`.
+pub const ALERT_RULES: [&str; 7] = [
+    app::alerts_model::RULE_WRITER_LAG,
+    app::alerts_model::RULE_KAFKA,
+    app::alerts_model::RULE_CLICKHOUSE_DOWN,
+    app::alerts_model::RULE_PARTS,
+    app::alerts_model::RULE_DEAD_LETTERS,
+    app::alerts_model::RULE_SPOOL,
+    app::alerts_model::RULE_WRITER_STALLED,
+];
 
 /// Every `result` of `attest_ingest_events_total`. Each starts at 0, so an
 /// alert on a rate works before the first such event.
@@ -220,7 +237,70 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            alerts_firing: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "attest_alerts_firing",
+                        "1 while the rule's alert fires, else 0; set by the process elected                          to evaluate alerts (attest_alert_evaluator 1), 0 on the others",
+                    ),
+                    &["rule"],
+                )
+                .expect("valid"),
+            ),
+            alert_evaluator: register(
+                &registry,
+                IntGauge::new(
+                    "attest_alert_evaluator",
+                    "1 while this process is the one elected to evaluate alert rules",
+                )
+                .expect("valid"),
+            ),
+            alert_lag_average_ms: register(
+                &registry,
+                IntGauge::new(
+                    "attest_alert_writer_lag_average_ms",
+                    "Writer lag in time averaged over the writer_lag rule's window, as the \
+                     elected evaluator last computed it (-1 before the window is filled)",
+                )
+                .expect("valid"),
+            ),
+            alert_lag_ms: register(
+                &registry,
+                IntGauge::new(
+                    "attest_alert_writer_lag_ms",
+                    "Writer lag in time (age of the oldest event not yet written) at the \
+                     elected evaluator's last round: the sample behind the average",
+                )
+                .expect("valid"),
+            ),
+            notify_attempts: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "attest_notify_attempts_total",
+                        "Webhook delivery attempts, by result: delivered (2xx) or failed",
+                    ),
+                    &["result"],
+                )
+                .expect("valid"),
+            ),
+            notify_given_up: register(
+                &registry,
+                IntCounter::new(
+                    "attest_notify_given_up_total",
+                    "Webhook deliveries abandoned after alerts.delivery.attempts failures",
+                )
+                .expect("valid"),
+            ),
         };
+        for rule in ALERT_RULES {
+            metrics.alerts_firing.with_label_values(&[rule]);
+        }
+        for result in ["delivered", "failed"] {
+            metrics.notify_attempts.with_label_values(&[result]);
+        }
+        metrics.alert_lag_average_ms.set(-1);
         for stage in ["writer", "spool"] {
             metrics.pipeline_stalled.with_label_values(&[stage]);
         }

@@ -394,6 +394,46 @@ def check_roles(sess, statements, check):
     check("query console_role and console_access (the newest role; none is '')", roles.get("r1") == "admin" and roles.get("c1") == "", str(got))
 
 
+def check_alerts(sess, statements, check):
+    """Alerts: a fired and resolved alert, one still firing (its row written
+    twice), delivery attempts and two saved rule versions read back as the
+    alerts page and the evaluator read them."""
+    names = ("alert_change_insert", "alert_firing", "alert_history", "alert_delivery_insert",
+             "alert_deliveries", "alert_rules_insert", "alert_rules")
+    missing = [n for n in names if n not in statements]
+    if missing:
+        check("alert statements are in the catalogue", False, str(missing))
+        return
+    q = statements
+    try:
+        for alert_id, rule, state, at in (("a1", "clickhouse_down", "firing", 10), ("a1", "clickhouse_down", "resolved", 20),
+                                          ("a2", "writer_lag", "firing", 30), ("a2", "writer_lag", "firing", 30)):
+            row = dict(alert_id=alert_id, rule=rule, state=state, summary=f"{rule} {state}", at_ms=at)
+            sess.query(bind(q["alert_change_insert"]["sql"], q["alert_change_insert"]["params"], row))
+        firing = query_rows(sess, bind(q["alert_firing"]["sql"], q["alert_firing"]["params"], {}))
+        history = query_rows(sess, bind(q["alert_history"]["sql"], q["alert_history"]["params"], {"limit": 10}))
+        for attempt, status, error in ((1, 0, "cannot connect to the receiver"), (2, 200, "")):
+            row = dict(subject="alert:a2:firing", webhook="ops", attempt=attempt, at_ms=30 + attempt,
+                       status=status, error=error, duration_ms=5)
+            sess.query(bind(q["alert_delivery_insert"]["sql"], q["alert_delivery_insert"]["params"], row))
+        deliveries = query_rows(sess, bind(q["alert_deliveries"]["sql"], q["alert_deliveries"]["params"], {"limit": 10}))
+        for settings, by, at in (('{"writer_lag":{"threshold_s":5}}', "alice", 100), ('{"writer_lag":{"threshold_s":9}}', "bob", 200)):
+            row = dict(settings=settings, changed_by=by, changed_ms=at)
+            sess.query(bind(q["alert_rules_insert"]["sql"], q["alert_rules_insert"]["params"], row))
+        rules = query_rows(sess, bind(q["alert_rules"]["sql"], q["alert_rules"]["params"], {}))
+    except Exception as e:  # noqa: BLE001
+        check("alert statements", False, str(e))
+        return
+    got = [(r["alert_id"], r["rule"], r["summary"], int(r["since_ms"])) for r in firing]
+    check("query alert_firing (firing and not resolved, a doubled row once)", got == [("a2", "writer_lag", "writer_lag firing", 30)], str(got))
+    got = [(r["alert_id"], r["state"], int(r["at_ms"])) for r in history]
+    check("query alert_history (newest first, each change once)", got == [("a2", "firing", 30), ("a1", "resolved", 20), ("a1", "firing", 10)], str(got))
+    got = [(int(r["attempt"]), int(r["status"]), r["error"]) for r in deliveries]
+    check("query alert_deliveries (newest first)", got == [(2, 200, ""), (1, 0, "cannot connect to the receiver")], str(got))
+    got = [(r["changed_by"], r["settings"]) for r in rules]
+    check("query alert_rules (the newest version)", got == [("bob", '{"writer_lag":{"threshold_s":9}}')], str(got))
+
+
 def check_pipeline(sess, statements, check):
     """The pipeline page's questions answer, with the shapes the page reads."""
     def one(name):
@@ -583,7 +623,7 @@ def main(path):
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
-        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter")
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -639,6 +679,7 @@ def main(path):
             check(f"bound search value {field} cannot widen the query", len(rows) <= 2, str(rows))
 
         check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
+        check_alerts(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)

@@ -1,3 +1,4 @@
+pub mod alerts;
 pub mod dashboard;
 mod dashboard_more;
 mod dashboard_panels;

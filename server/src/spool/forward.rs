@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Spool, SpoolError};
+use crate::backoff::Backoff;
 use crate::produce::EventProducer;
 
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -23,7 +24,8 @@ pub async fn run(
     batch_bytes: u64,
     stop: CancellationToken,
 ) {
-    let mut delay = RETRY_INITIAL;
+    // Not jittered: one forwarder per process, draining its own spool.
+    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX).without_jitter();
     loop {
         let reader = spool.clone();
         let chunk =
@@ -54,36 +56,37 @@ pub async fn run(
                     match committed.unwrap_or_else(|e| Err(SpoolError::Task(e.to_string()))) {
                         Ok(()) => {
                             info!(records, "forwarded spooled events to Kafka");
-                            delay = RETRY_INITIAL;
+                            backoff.reset();
                             continue;
                         }
                         Err(error) => {
-                            warn!(%error, "cannot record the spool position; the chunk will be sent again")
+                            warn!(%error, "cannot record the spool position; the chunk will be sent again");
+                            backoff.next_delay()
                         }
                     }
                 } else {
+                    let wait = backoff.next_delay();
                     warn!(
                         failed,
                         of = results.len(),
-                        retry_in_ms = delay.as_millis() as u64,
+                        retry_in_ms = wait.as_millis() as u64,
                         "broker still refuses spooled events"
                     );
+                    wait
                 }
-                delay
             }
             Ok(Err(error)) => {
                 warn!(%error, "cannot read the spool");
-                delay
+                backoff.next_delay()
             }
             Err(error) => {
                 warn!(%error, "spool reader task failed");
-                delay
+                backoff.next_delay()
             }
         };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        delay = (delay * 2).min(RETRY_MAX);
     }
 }

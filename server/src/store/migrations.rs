@@ -97,6 +97,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "dead_letter_actions",
         sql: include_str!("../../migrations/0015_dead_letter_actions.sql"),
     },
+    Migration {
+        version: 16,
+        name: "alerts",
+        sql: include_str!("../../migrations/0016_alerts.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

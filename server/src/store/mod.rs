@@ -3,6 +3,7 @@
 
 mod access;
 mod dead_letters;
+mod alerts;
 mod keys;
 mod migration_lock;
 pub mod migrations;
@@ -15,6 +16,7 @@ mod search;
 
 pub use access::{AccessRow, SignOutRow};
 pub use dead_letters::{DeadLetterAction, HandledLetter};
+pub use alerts::RulesRow;
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};

@@ -101,6 +101,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
         params: &[],
     });
     all.extend(super::dead_letters::templates());
+    all.extend(super::alerts::templates());
     all
 }
 

@@ -14,7 +14,6 @@ mod retry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -23,6 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::{KafkaConfig, WriterConfig};
 use crate::health::ready::WriterWatch;
 use crate::ingest::{self, validate};
@@ -391,7 +391,7 @@ impl Writer {
         stop: &CancellationToken,
     ) -> bool {
         let mut pending: Vec<&SetAside> = batch.set_aside_letters().iter().collect();
-        let mut delay = self.settings.retry_initial;
+        let mut backoff = self.backoff();
         while !pending.is_empty() {
             let sent = self.dead_letters.send_all(&pending).await;
             let mut left = Vec::new();
@@ -417,10 +417,9 @@ impl Writer {
                 self.pause_all();
                 *paused = true;
             }
-            if !self.wait_polling(jitter(delay), held, stop).await {
+            if !self.wait_polling(backoff.next_delay(), held, stop).await {
                 return false;
             }
-            delay = (delay * 2).min(self.settings.retry_max);
         }
         true
     }
@@ -438,7 +437,7 @@ impl Writer {
         let Ok((id, _)) = crate::registry::wire::unframe(payload) else {
             return true;
         };
-        let mut delay = self.settings.retry_initial;
+        let mut backoff = self.backoff();
         let mut paused = false;
         let known = loop {
             match self.registry.fetch(id).await {
@@ -450,10 +449,9 @@ impl Writer {
                         self.pause_all();
                         paused = true;
                     }
-                    if !self.wait_polling(jitter(delay), held, stop).await {
+                    if !self.wait_polling(backoff.next_delay(), held, stop).await {
                         break false;
                     }
-                    delay = (delay * 2).min(self.settings.retry_max);
                 }
             }
         };
@@ -538,7 +536,7 @@ impl Writer {
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
     ) -> Inserted {
-        let mut delay = self.settings.retry_initial;
+        let mut backoff = self.backoff();
         loop {
             let started = Instant::now();
             // A hung INSERT must not hold the writer (or a shutdown) forever;
@@ -562,15 +560,15 @@ impl Writer {
             }
             self.metrics.writer_insert_retries.inc();
             self.watch.backing_off(Some(error.to_string()));
-            warn!(%error, rows = rows.len(), retry_in_ms = delay.as_millis() as u64, "insert failed; will retry");
+            let wait = backoff.next_delay();
+            warn!(%error, rows = rows.len(), retry_in_ms = wait.as_millis() as u64, "insert failed; will retry");
             if !*paused {
                 self.pause_all();
                 *paused = true;
             }
-            if !self.wait_polling(jitter(delay), held, stop).await {
+            if !self.wait_polling(wait, held, stop).await {
                 return Inserted::Stopped;
             }
-            delay = (delay * 2).min(self.settings.retry_max);
         }
     }
 
@@ -641,6 +639,12 @@ impl Writer {
         );
     }
 
+    /// The retry policy of every wait in the writer, fresh for each run of
+    /// failures.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.settings.retry_initial, self.settings.retry_max)
+    }
+
     fn pause_all(&self) {
         match self.consumer.assignment() {
             Ok(assignment) => {
@@ -688,27 +692,6 @@ impl Writer {
                     Err(error) => warn!(%error, "kafka consumer error while paused"),
                 }
             }
-        }
-    }
-}
-
-/// Full jitter on half the delay, so writers that failed together do not
-/// retry together.
-fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + Duration::from_millis(rand::thread_rng().gen_range(0..=half.as_millis() as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_half_to_full_delay() {
-        let d = Duration::from_millis(400);
-        for _ in 0..100 {
-            let j = jitter(d);
-            assert!(j >= d / 2 && j <= d, "{j:?}");
         }
     }
 }

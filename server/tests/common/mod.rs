@@ -216,6 +216,10 @@ pub async fn delete_topics(config: &Config) {
     topics.push(attest_server::topics::dead_letters(
         &config.kafka.topic_prefix,
     ));
+    // Every server (alerts on by default) joins the alerts election.
+    topics.push(attest_server::alert::election_topic(
+        &config.kafka.topic_prefix,
+    ));
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let _ = admin.delete_topics(&names, &options).await;
