@@ -6,7 +6,8 @@
 //! while no wait is shorter than half the policy's delay.
 //!
 //! Used by the writer (inserts, dead letters, the schema registry), the
-//! spool's forwarder and webhook delivery.
+//! spool's forwarder, webhook delivery and read routing (a ClickHouse node
+//! out of rotation, `store::nodes`).
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! read queries behind the console.
 
 mod access;
-mod dead_letters;
 mod alerts;
+mod dead_letters;
 mod keys;
 mod migration_lock;
 pub mod migrations;
@@ -15,8 +15,8 @@ mod saved;
 mod search;
 
 pub use access::{AccessRow, SignOutRow};
-pub use dead_letters::{DeadLetterAction, HandledLetter};
 pub use alerts::RulesRow;
+pub use dead_letters::{DeadLetterAction, HandledLetter};
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};

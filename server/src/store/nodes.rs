@@ -23,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::redact_url;
 
 /// How long one node may take to accept a connection before the next is
@@ -48,13 +49,26 @@ struct Node {
     health: Mutex<Health>,
 }
 
-#[derive(Default)]
 struct Health {
     /// `None` while in rotation.
     out_until: Option<Instant>,
-    /// Consecutive failures, for the back-off.
+    /// The one retry policy (`crate::backoff`), without jitter: one process
+    /// retrying its own connection has nobody to desynchronise from.
+    backoff: Backoff,
+    /// Consecutive failures, to log once when a node leaves.
     failures: u32,
     last_error: Option<String>,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            out_until: None,
+            backoff: Backoff::new(BACKOFF_FIRST, BACKOFF_MAX).without_jitter(),
+            failures: 0,
+            last_error: None,
+        }
+    }
 }
 
 /// A node as the pipeline page shows it.
@@ -129,9 +143,7 @@ impl Nodes {
         let node = &self.nodes[i];
         let mut health = lock(&node.health);
         health.failures = health.failures.saturating_add(1);
-        let backoff = BACKOFF_FIRST
-            .saturating_mul(1u32 << health.failures.saturating_sub(1).min(5))
-            .min(BACKOFF_MAX);
+        let backoff = health.backoff.next_delay();
         if health.out_until.is_none() {
             warn!(node = %node.shown, %error, retry_in_s = backoff.as_secs(), "ClickHouse node out of rotation");
         }
