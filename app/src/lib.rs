@@ -66,9 +66,9 @@ pub fn App() -> impl IntoView {
                     <A href="/dashboard">"Dashboard"</A>
                     <A href="/search" attr:class="nav-primary">"Search"</A>
                     <A href="/" exact=true>"Latest events"</A>
-                    <pages::pipeline::PipelineNavLink/>
-                    <pages::dead_letters::DeadLettersNavLink/>
-                    <pages::alerts::AlertsNavLink/>
+                    <pages::AdminNavLink href="/pipeline" label="Pipeline"/>
+                    <pages::AdminNavLink href="/dead-letters" label="Dead letters"/>
+                    <pages::AdminNavLink href="/alerts" label="Alerts"/>
                 </nav>
                 <session::ViewerMenu/>
             </header>

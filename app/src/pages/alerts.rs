@@ -90,24 +90,6 @@ pub async fn save_alert_rules(
     result
 }
 
-/// "Alerts" in the top bar, for admins only.
-#[component]
-pub fn AlertsNavLink() -> impl IntoView {
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                crate::session::viewer()
-                    .filter(|v| v.is_admin())
-                    .map(|_| {
-                        view! {
-                            <leptos_router::components::A href="/alerts">"Alerts"</leptos_router::components::A>
-                        }
-                    })
-            }}
-        </Suspense>
-    }
-}
-
 #[component]
 pub fn AlertsPage() -> impl IntoView {
     #[cfg(feature = "ssr")]

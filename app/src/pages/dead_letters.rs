@@ -111,24 +111,6 @@ pub async fn discard_dead_letters(
     .await
 }
 
-/// "Dead letters" in the top bar, for admins only.
-#[component]
-pub fn DeadLettersNavLink() -> impl IntoView {
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                crate::session::viewer()
-                    .filter(|v| v.is_admin())
-                    .map(|_| {
-                        view! {
-                            <leptos_router::components::A href="/dead-letters">"Dead letters"</leptos_router::components::A>
-                        }
-                    })
-            }}
-        </Suspense>
-    }
-}
-
 #[component]
 pub fn DeadLettersPage() -> impl IntoView {
     // The status goes out before anything streams: decided here, by the

@@ -30,3 +30,18 @@ pub fn NotFound() -> impl IntoView {
         </section>
     }
 }
+
+/// A top-bar link to an admin page, shown to admins only (the page refuses
+/// others anyway; the link just does not tempt them).
+#[component]
+pub fn AdminNavLink(href: &'static str, label: &'static str) -> impl IntoView {
+    view! {
+        <Suspense fallback=|| ()>
+            {move || {
+                crate::session::viewer()
+                    .filter(|v| v.is_admin())
+                    .map(|_| view! { <leptos_router::components::A href=href>{label}</leptos_router::components::A> })
+            }}
+        </Suspense>
+    }
+}

@@ -31,25 +31,6 @@ pub async fn read_pipeline() -> Result<PipelineSnapshot, SearchError> {
     result
 }
 
-/// "Pipeline" in the top bar, for admins only (the page refuses others
-/// anyway; the link just does not tempt them).
-#[component]
-pub fn PipelineNavLink() -> impl IntoView {
-    view! {
-        <Suspense fallback=|| ()>
-            {move || {
-                crate::session::viewer()
-                    .filter(|v| v.is_admin())
-                    .map(|_| {
-                        view! {
-                            <leptos_router::components::A href="/pipeline">"Pipeline"</leptos_router::components::A>
-                        }
-                    })
-            }}
-        </Suspense>
-    }
-}
-
 #[component]
 pub fn PipelinePage() -> impl IntoView {
     // The status goes out before anything streams, so it is decided here,
