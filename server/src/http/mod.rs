@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::health::ready::Readiness;
-use crate::ingest::{parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest, IngestError};
+use crate::ingest::{
+    parse_batch, BatchBodyError, BatchFormat, BatchMode, Ingest, IngestError, Submitted,
+};
 use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -146,7 +148,7 @@ async fn post_event(
     let result = if avro {
         match state.ingest.avro_items(&body) {
             Ok(mut items) if items.len() == 1 => match items.pop() {
-                Some(item) => state.ingest.accept_value(item, principal.as_ref()).await,
+                Some(item) => state.ingest.accept_one(item, principal.as_ref()).await,
                 None => Err(IngestError::Internal("one Avro record expected")),
             },
             Ok(items) => Err(IngestError::Invalid(vec![
@@ -162,7 +164,10 @@ async fn post_event(
             Err(error) => Err(error),
         }
     } else {
-        state.ingest.accept_json(&body, principal.as_ref()).await
+        state
+            .ingest
+            .accept_one(Submitted::Body(&body), principal.as_ref())
+            .await
     };
     let label = match &result {
         Ok(_) => "accepted",

@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 
-use super::strict_json;
-use super::validate::FieldError;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+
+use super::validate::{FieldError, Submitted};
 use super::IngestError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +132,13 @@ pub enum BatchBodyError {
 }
 
 /// Splits a body into events, checking the count before any validation.
+/// The body's syntax is checked here, as a whole; each event's fields are
+/// read once, later, by [`super::validate::Incoming::read`].
 pub fn parse_batch(
     body: &[u8],
     format: BatchFormat,
     max_events: usize,
-) -> Result<Vec<serde_json::Value>, BatchBodyError> {
+) -> Result<Vec<Submitted<'_>>, BatchBodyError> {
     let whole = |problem: String| {
         BatchBodyError::Unreadable(vec![FieldError {
             index: 0,
@@ -142,25 +146,24 @@ pub fn parse_batch(
             problem,
         }])
     };
-    let items = match format {
+    let items: Vec<Submitted<'_>> = match format {
         BatchFormat::JsonArray => {
-            let value = strict_json::parse(body).map_err(|e| {
-                BatchBodyError::Unreadable(vec![FieldError {
-                    index: e.index.unwrap_or(0),
-                    field_path: e.field_path,
-                    problem: e.problem,
-                }])
-            })?;
-            match value {
-                serde_json::Value::Array(items) => items,
-                _ => {
-                    return Err(whole(
-                        "body must be a JSON array of events (or NDJSON, one event per line, \
-                         with Content-Type: application/x-ndjson)"
-                            .into(),
-                    ))
-                }
+            if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+                return Err(whole(match serde_json::from_slice::<IgnoredAny>(body) {
+                    Ok(_) => "body must be a JSON array of events (or NDJSON, one event per \
+                              line, with Content-Type: application/x-ndjson)"
+                        .into(),
+                    Err(e) => format!("body is not valid JSON: {e}"),
+                }));
             }
+            // Borrowed slices of the body: the array's syntax is checked
+            // without building anything per event.
+            let elements: Vec<&RawValue> = serde_json::from_slice(body)
+                .map_err(|e| whole(format!("body is not valid JSON: {e}")))?;
+            elements
+                .into_iter()
+                .map(|raw| Submitted::Item(raw.get().as_bytes()))
+                .collect()
         }
         BatchFormat::Ndjson => {
             let lines: Vec<&[u8]> = body
@@ -173,31 +176,24 @@ pub fn parse_batch(
                     limit: max_events,
                 });
             }
-            let mut items = Vec::with_capacity(lines.len());
-            let mut errors = Vec::new();
-            for (index, line) in lines.into_iter().enumerate() {
-                match strict_json::parse(line) {
-                    Ok(value) => items.push(value),
-                    Err(e) if e.field_path.is_empty() => errors.push(FieldError {
+            // A broken line makes the body unreadable, as a broken array
+            // does, whatever the batch mode.
+            let errors: Vec<FieldError> = lines
+                .iter()
+                .enumerate()
+                .filter_map(|(index, line)| {
+                    let e = serde_json::from_slice::<IgnoredAny>(line).err()?;
+                    Some(FieldError {
                         index,
                         field_path: String::new(),
-                        problem: format!(
-                            "line {} {}",
-                            index + 1,
-                            e.problem.trim_start_matches("body ")
-                        ),
-                    }),
-                    Err(e) => errors.push(FieldError {
-                        index,
-                        field_path: e.field_path,
-                        problem: e.problem,
-                    }),
-                }
-            }
+                        problem: format!("line {} is not valid JSON: {e}", index + 1),
+                    })
+                })
+                .collect();
             if !errors.is_empty() {
                 return Err(BatchBodyError::Unreadable(errors));
             }
-            items
+            lines.into_iter().map(Submitted::Item).collect()
         }
     };
     if items.len() > max_events {
@@ -218,10 +214,19 @@ mod tests {
 
     #[test]
     fn reads_arrays_and_ndjson() {
-        let array = parse_batch(br#"[{"a":1},{"a":2}]"#, BatchFormat::JsonArray, 10).unwrap();
-        assert_eq!(array.len(), 2);
+        let json = |items: Vec<Submitted<'_>>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|item| match item {
+                    Submitted::Item(bytes) => String::from_utf8_lossy(bytes).trim().to_owned(),
+                    _ => panic!("JSON batches hold items"),
+                })
+                .collect()
+        };
+        let array = parse_batch(br#"[{"a":1}, {"a":2}]"#, BatchFormat::JsonArray, 10).unwrap();
+        assert_eq!(json(array), [r#"{"a":1}"#, r#"{"a":2}"#]);
         let lines = parse_batch(b"{\"a\":1}\n\n{\"a\":2}\r\n", BatchFormat::Ndjson, 10).unwrap();
-        assert_eq!(lines, array);
+        assert_eq!(json(lines), [r#"{"a":1}"#, r#"{"a":2}"#]);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! that the broker has acknowledged. Nothing is produced for a rejected body.
 
 mod batch;
-mod strict_json;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -20,7 +19,8 @@ use crate::spool::{Spool, SpoolError, SpoolRecord};
 use crate::topics;
 use batch::Rejection;
 pub use batch::{parse_batch, BatchAccepted, BatchBodyError, BatchFormat, BatchMode, EventResult};
-use validate::FieldError;
+pub use validate::Submitted;
+use validate::{FieldError, Incoming};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -91,37 +91,20 @@ impl Ingest {
         self
     }
 
-    /// Validates one JSON event and returns once the broker acknowledged it.
+    /// Validates one event and returns once the broker acknowledged it.
     /// With a `principal`, the event belongs to the key's tenant and service.
-    pub async fn accept_json(
+    pub async fn accept_one(
         &self,
-        body: &[u8],
+        submitted: Submitted<'_>,
         principal: Option<&Principal>,
     ) -> Result<Accepted, IngestError> {
-        let value = strict_json::parse(body).map_err(|e| {
-            IngestError::Invalid(vec![FieldError {
-                index: 0,
-                field_path: e.field_path,
-                problem: e.problem,
-            }])
-        })?;
-        self.accept_value(value, principal).await
-    }
-
-    /// [`Ingest::accept_json`] for an event already read (from Avro).
-    pub async fn accept_value(
-        &self,
-        value: serde_json::Value,
-        principal: Option<&Principal>,
-    ) -> Result<Accepted, IngestError> {
-        let event = prepare(0, value, principal, now_ms()).map_err(Rejection::into_error)?;
+        let event = prepare(0, submitted, principal, now_ms()).map_err(Rejection::into_error)?;
         self.record(event).await
     }
 
     /// Decodes a body of Confluent-framed Avro records (for services that
-    /// already encode) into the same form as JSON input, so that both pass
-    /// the same checks: an Avro record is held to every rule a JSON one is.
-    pub fn avro_items(&self, body: &[u8]) -> Result<Vec<serde_json::Value>, IngestError> {
+    /// already encode). Each is then held to every rule a JSON event is.
+    pub fn avro_items(&self, body: &[u8]) -> Result<Vec<Submitted<'static>>, IngestError> {
         let events = self
             .registry
             .decode_many(body)
@@ -139,7 +122,7 @@ impl Ingest {
                 problem: "the body holds no Avro records".into(),
             }]));
         }
-        Ok(events.iter().map(as_input).collect())
+        Ok(events.into_iter().map(Submitted::Decoded).collect())
     }
 
     /// Validates every event of a batch, then produces the valid ones
@@ -148,15 +131,15 @@ impl Ingest {
     /// event rejects the request before anything is produced.
     pub async fn accept_batch(
         &self,
-        items: Vec<serde_json::Value>,
+        items: Vec<Submitted<'_>>,
         principal: Option<&Principal>,
         mode: BatchMode,
     ) -> Result<BatchAccepted, IngestError> {
         let now = now_ms();
         let mut events = Vec::with_capacity(items.len());
         let mut rejected: Vec<Rejection> = Vec::new();
-        for (index, value) in items.into_iter().enumerate() {
-            match prepare(index, value, principal, now) {
+        for (index, item) in items.into_iter().enumerate() {
+            match prepare(index, item, principal, now) {
                 Ok(event) => events.push((index, event)),
                 Err(rejection) => rejected.push(rejection),
             }
@@ -297,80 +280,27 @@ impl Ingest {
     }
 }
 
-/// An event in the shape a client sends it. `received_at` is left out: it
-/// is Attest's to set, whatever a client's record says.
-fn as_input(e: &AuditEvent) -> serde_json::Value {
-    serde_json::json!({
-        "event_id": e.event_id,
-        "tenant_id": e.tenant_id,
-        "occurred_at": e.occurred_at,
-        "category": e.category.as_str(),
-        "action": e.action,
-        "outcome": e.outcome.as_str(),
-        "actor": {
-            "id": e.actor.id,
-            "type": e.actor.kind,
-            "ip": e.actor.ip,
-            "user_agent": e.actor.user_agent,
-        },
-        "resource": e.resource.as_ref().map(|r| serde_json::json!({"type": r.kind, "id": r.id})),
-        "source_service": e.source_service,
-        "request_id": e.request_id,
-        "metadata": e.metadata,
-    })
-}
-
-/// One event of a request, checked against the contract and the caller's key.
+/// One event of a request, read once and checked against the contract and
+/// the caller's key.
 fn prepare(
     index: usize,
-    mut value: serde_json::Value,
+    submitted: Submitted<'_>,
     principal: Option<&Principal>,
     now: i64,
 ) -> Result<AuditEvent, Rejection> {
+    let mut incoming = Incoming::read(index, submitted).map_err(Rejection::invalid)?;
     if let Some(principal) = principal {
-        bind_to_key(index, &mut value, principal).map_err(Rejection::forbidden)?;
+        incoming
+            .bind(index, &principal.tenant_id, &principal.source_service)
+            .map_err(Rejection::forbidden)?;
     }
-    let event =
-        validate::parse_value(index, value, now, new_event_id).map_err(Rejection::invalid)?;
+    let event = incoming
+        .into_event(index, now, new_event_id)
+        .map_err(Rejection::invalid)?;
     if let Some(principal) = principal {
         check_category(index, &event, principal).map_err(Rejection::forbidden)?;
     }
     Ok(event)
-}
-
-/// The key decides the tenant and the source service: a body may leave them
-/// out (they are filled in) or repeat them, but never name others.
-fn bind_to_key(
-    index: usize,
-    value: &mut serde_json::Value,
-    principal: &Principal,
-) -> Result<(), Vec<FieldError>> {
-    let Some(object) = value.as_object_mut() else {
-        // Not an object: validation names the problem.
-        return Ok(());
-    };
-    let mut errors = Vec::new();
-    for (field, bound) in [
-        ("tenant_id", &principal.tenant_id),
-        ("source_service", &principal.source_service),
-    ] {
-        match object.get(field) {
-            None | Some(serde_json::Value::Null) => {
-                object.insert(field.to_owned(), serde_json::Value::String(bound.clone()));
-            }
-            Some(serde_json::Value::String(given)) if given == bound => {}
-            Some(_) => errors.push(FieldError {
-                index,
-                field_path: field.to_owned(),
-                problem: format!("this API key may only send events with {field} {bound:?}"),
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
 }
 
 fn check_category(

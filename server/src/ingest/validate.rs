@@ -3,8 +3,10 @@
 //! exhaustively and the HTTP layer only maps the result.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -31,11 +33,36 @@ const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
 /// 2000-01-01: anything earlier is almost surely seconds sent as milliseconds.
 const MIN_OCCURRED_AT_MS: i64 = 946_684_800_000;
 
+/// One event as it reached ingest, before any check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Submitted<'a> {
+    /// A request body that must hold exactly one event.
+    Body(&'a [u8]),
+    /// One element of a JSON array batch, or one NDJSON line.
+    Item(&'a [u8]),
+    /// A record decoded from Confluent-framed Avro: typed already, but held
+    /// to every rule a JSON event is.
+    Decoded(AuditEvent),
+}
+
+/// An event read in one pass from its JSON (or taken from a decoded
+/// record), not yet checked: tenant and service still as given, because an
+/// API key may fill them in or must match them.
+pub struct Incoming(IncomingEvent);
+
+// Read straight from the request's bytes, never through a
+// `serde_json::Value`: the derived visitor refuses a field given twice
+// ("duplicate field"), and so do `Bound` and `unique_keys` below, so a key
+// repeated in any object of the contract is refused, never resolved. That
+// matters for an audit trail: `{"tenant_id": "a", "tenant_id": "b"}` read as
+// `b` here and as `a` by the proxy or WAF in front would be two readers and
+// two events.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IncomingEvent {
     event_id: Option<String>,
-    tenant_id: String,
+    #[serde(default)]
+    tenant_id: Bound,
     #[serde(deserialize_with = "timestamp")]
     occurred_at: i64,
     category: Category,
@@ -43,9 +70,10 @@ struct IncomingEvent {
     outcome: Outcome,
     actor: IncomingActor,
     resource: Option<IncomingResource>,
-    source_service: String,
-    request_id: Option<String>,
     #[serde(default)]
+    source_service: Bound,
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "unique_keys")]
     metadata: BTreeMap<String, String>,
 }
 
@@ -65,6 +93,122 @@ struct IncomingResource {
     #[serde(rename = "type")]
     kind: String,
     id: String,
+}
+
+/// A field an API key decides (`tenant_id`, `source_service`), read as
+/// given so that a key's caller naming another tenant, in any JSON type, is
+/// answered 403 for that field rather than a type error.
+#[derive(Default)]
+enum Bound {
+    #[default]
+    Absent,
+    Null,
+    Text(String),
+    /// Not a string: serde's description of what was given.
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Bound {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(BoundVisitor)
+    }
+}
+
+struct BoundVisitor;
+
+impl<'de> Visitor<'de> for BoundVisitor {
+    type Value = Bound;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Bound, E> {
+        Ok(Bound::Text(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Bound, E> {
+        Ok(Bound::Text(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Bound, E> {
+        Ok(Bound::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Bound, E> {
+        Ok(Bound::Null)
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Bound, E> {
+        Ok(Bound::Other(Unexpected::Bool(v).to_string()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Bound, E> {
+        Ok(Bound::Other(Unexpected::Signed(v).to_string()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Bound, E> {
+        Ok(Bound::Other(Unexpected::Unsigned(v).to_string()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Bound, E> {
+        Ok(Bound::Other(Unexpected::Float(v).to_string()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bound, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Bound::Other(Unexpected::Seq.to_string()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Bound, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Bound::Other(Unexpected::Map.to_string()))
+    }
+}
+
+impl Bound {
+    /// The value once any key has had its say; the error names the field.
+    fn into_text(self, index: usize, field: &str) -> Result<String, FieldError> {
+        let problem = match self {
+            Bound::Text(text) => return Ok(text),
+            Bound::Absent => "is required".to_owned(),
+            Bound::Null => "invalid type: null, expected a string".to_owned(),
+            Bound::Other(given) => format!("invalid type: {given}, expected a string"),
+        };
+        Err(FieldError {
+            index,
+            field_path: field.to_owned(),
+            problem,
+        })
+    }
+}
+
+/// `metadata` as a map that refuses a key given twice (a `BTreeMap` would
+/// keep the last).
+fn unique_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of string keys to string values")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate field `{key}`"
+                    )));
+                }
+                let value = map.next_value::<String>()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Keys)
 }
 
 /// Accepts RFC 3339 text or an integer of epoch milliseconds.
@@ -87,38 +231,169 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-/// Parses and checks one JSON event. `event_id` and `received_at` are
-/// assigned by the caller-supplied functions so tests stay deterministic.
+impl Incoming {
+    /// Reads one submitted event in a single pass; structural problems
+    /// (syntax, types, unknown or repeated fields) name the field.
+    pub fn read(index: usize, submitted: Submitted<'_>) -> Result<Incoming, Vec<FieldError>> {
+        let (bytes, what) = match submitted {
+            Submitted::Decoded(event) => return Ok(Incoming::decoded(event)),
+            Submitted::Body(bytes) => (bytes, "body must be"),
+            Submitted::Item(bytes) => (bytes, "must be"),
+        };
+        // serde would read a struct from an array too, and then blame "[0]".
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            let problem = match serde_json::from_slice::<IgnoredAny>(bytes) {
+                Ok(_) => format!("{what} a JSON object holding one audit event"),
+                Err(e) => format!("body is not valid JSON: {e}"),
+            };
+            return Err(vec![FieldError {
+                index,
+                field_path: String::new(),
+                problem,
+            }]);
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let incoming = incoming(index, &mut deserializer)?;
+        deserializer.end().map_err(|e| {
+            vec![FieldError {
+                index,
+                field_path: String::new(),
+                problem: format!("body is not valid JSON: {e}"),
+            }]
+        })?;
+        Ok(incoming)
+    }
+
+    fn decoded(e: AuditEvent) -> Incoming {
+        // `received_at` is Attest's to set, whatever the record says.
+        Incoming(IncomingEvent {
+            event_id: Some(e.event_id),
+            tenant_id: Bound::Text(e.tenant_id),
+            occurred_at: e.occurred_at,
+            category: e.category,
+            action: e.action,
+            outcome: e.outcome,
+            actor: IncomingActor {
+                id: e.actor.id,
+                kind: e.actor.kind,
+                ip: e.actor.ip,
+                user_agent: e.actor.user_agent,
+            },
+            resource: e.resource.map(|r| IncomingResource {
+                kind: r.kind,
+                id: r.id,
+            }),
+            source_service: Bound::Text(e.source_service),
+            request_id: e.request_id,
+            metadata: e.metadata,
+        })
+    }
+
+    /// The key decides the tenant and the source service: an event may
+    /// leave them out (they are filled in) or repeat them, but never name
+    /// others. The errors are the key's refusals (403), field by field.
+    pub fn bind(
+        &mut self,
+        index: usize,
+        tenant_id: &str,
+        source_service: &str,
+    ) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (field, given, bound) in [
+            ("tenant_id", &mut self.0.tenant_id, tenant_id),
+            ("source_service", &mut self.0.source_service, source_service),
+        ] {
+            match given {
+                Bound::Absent | Bound::Null => *given = Bound::Text(bound.to_owned()),
+                Bound::Text(text) if text == bound => {}
+                Bound::Text(_) | Bound::Other(_) => errors.push(FieldError {
+                    index,
+                    field_path: field.to_owned(),
+                    problem: format!("this API key may only send events with {field} {bound:?}"),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The event, if it meets every rule ([`check_event`]). `event_id` and
+    /// `received_at` come from the caller so tests stay deterministic.
+    pub fn into_event(
+        self,
+        index: usize,
+        now_ms: i64,
+        new_id: impl FnOnce() -> String,
+    ) -> Result<AuditEvent, Vec<FieldError>> {
+        let incoming = self.0;
+        let tenant_id = incoming.tenant_id.into_text(index, "tenant_id");
+        let source_service = incoming.source_service.into_text(index, "source_service");
+        let (tenant_id, source_service) = match (tenant_id, source_service) {
+            (Ok(tenant), Ok(service)) => (tenant, service),
+            (tenant, service) => {
+                return Err([tenant.err(), service.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
+        };
+        let event = AuditEvent {
+            event_id: incoming.event_id.unwrap_or_else(new_id),
+            tenant_id,
+            occurred_at: incoming.occurred_at,
+            received_at: now_ms,
+            category: incoming.category,
+            action: incoming.action,
+            outcome: incoming.outcome,
+            actor: Actor {
+                id: incoming.actor.id,
+                kind: incoming.actor.kind,
+                ip: incoming.actor.ip,
+                user_agent: incoming.actor.user_agent,
+            },
+            resource: incoming.resource.map(|r| Resource {
+                kind: r.kind,
+                id: r.id,
+            }),
+            source_service,
+            request_id: incoming.request_id,
+            metadata: incoming.metadata,
+        };
+        let errors = check_event(index, &event, now_ms);
+        if errors.is_empty() {
+            Ok(event)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Deserializes the contract's shape from any JSON source, keeping the
+/// path of the first problem.
+fn incoming<'de, D>(index: usize, d: D) -> Result<Incoming, Vec<FieldError>>
+where
+    D: Deserializer<'de, Error = serde_json::Error>,
+{
+    serde_path_to_error::deserialize(d)
+        .map(Incoming)
+        .map_err(|e| vec![structural_error(index, &e.path().to_string(), e.inner())])
+}
+
+/// Parses and checks one JSON event body (no API key).
 pub fn parse_event(
     index: usize,
     body: &[u8],
     now_ms: i64,
     new_id: impl FnOnce() -> String,
 ) -> Result<AuditEvent, Vec<FieldError>> {
-    // serde would read a struct from an array too, and then blame "[0]".
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        let problem = match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => "body must be a JSON object holding one audit event".to_owned(),
-            Err(e) => format!("body is not valid JSON: {e}"),
-        };
-        return Err(vec![FieldError {
-            index,
-            field_path: String::new(),
-            problem,
-        }]);
-    }
-    let value = super::strict_json::parse(body).map_err(|e| {
-        vec![FieldError {
-            index,
-            field_path: e.field_path,
-            problem: e.problem,
-        }]
-    })?;
-    parse_value(index, value, now_ms, new_id)
+    Incoming::read(index, Submitted::Body(body))?.into_event(index, now_ms, new_id)
 }
 
-/// [`parse_event`] for a body already read as JSON (one element of a batch,
-/// or an event whose tenant was filled in from its API key).
+/// [`parse_event`] for an event already held as a JSON value (tests and
+/// seeding tools build them that way).
 pub fn parse_value(
     index: usize,
     value: serde_json::Value,
@@ -132,38 +407,7 @@ pub fn parse_value(
             problem: "must be a JSON object holding one audit event".to_owned(),
         }]);
     }
-    let incoming: IncomingEvent = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        vec![structural_error(index, &path, e.inner())]
-    })?;
-    let event = AuditEvent {
-        event_id: incoming.event_id.unwrap_or_else(new_id),
-        tenant_id: incoming.tenant_id,
-        occurred_at: incoming.occurred_at,
-        received_at: now_ms,
-        category: incoming.category,
-        action: incoming.action,
-        outcome: incoming.outcome,
-        actor: Actor {
-            id: incoming.actor.id,
-            kind: incoming.actor.kind,
-            ip: incoming.actor.ip,
-            user_agent: incoming.actor.user_agent,
-        },
-        resource: incoming.resource.map(|r| Resource {
-            kind: r.kind,
-            id: r.id,
-        }),
-        source_service: incoming.source_service,
-        request_id: incoming.request_id,
-        metadata: incoming.metadata,
-    };
-    let errors = check_event(index, &event, now_ms);
-    if errors.is_empty() {
-        Ok(event)
-    } else {
-        Err(errors)
-    }
+    incoming(index, value)?.into_event(index, now_ms, new_id)
 }
 
 /// Every rule an event must meet to enter the trail, whichever way it came:
@@ -253,6 +497,13 @@ fn structural_error(index: usize, path: &str, err: &serde_json::Error) -> FieldE
             index,
             field_path: join(name),
             problem: "is required".into(),
+        };
+    }
+    if let Some(name) = backticked_after(&message, "duplicate field ") {
+        return FieldError {
+            index,
+            field_path: join(name),
+            problem: "is given more than once in the same object; ambiguous JSON is refused".into(),
         };
     }
     if message.starts_with("unknown field ") {
@@ -440,6 +691,89 @@ mod tests {
             e[0].problem.starts_with("body is not valid JSON"),
             "{}",
             e[0].problem
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        let body = valid().to_string();
+        for (twice, path) in [
+            (r#"{"tenant_id": "a", "tenant_id": "a","#, "tenant_id"),
+            (r#"{"event_id": "e", "event_id": "e","#, "event_id"),
+            (
+                r#"{"actor": {"id": "a", "id": "b", "type": "user"},"#,
+                "actor.id",
+            ),
+            (
+                r#"{"resource": {"type": "t", "type": "t", "id": "1"},"#,
+                "resource.type",
+            ),
+            (r#"{"metadata": {"k": "1", "k": "2"},"#, "metadata.k"),
+        ] {
+            // The duplicate comes first, so the field given later again
+            // is a second problem serde never reaches.
+            let first = twice.trim_end_matches(',').trim_start_matches('{');
+            let key = first.split('"').nth(1).unwrap();
+            let rest: serde_json::Value = {
+                let mut v = valid();
+                v.as_object_mut().unwrap().remove(key);
+                v
+            };
+            let json = format!("{twice}{}", &rest.to_string()[1..]);
+            let e = parse_event(0, json.as_bytes(), NOW, || "x".into()).unwrap_err();
+            assert_eq!(e.len(), 1, "{json}: {e:?}");
+            assert_eq!(e[0].field_path, path, "{json}");
+            assert!(e[0].problem.contains("more than once"), "{}", e[0].problem);
+        }
+        assert!(parse_event(0, body.as_bytes(), NOW, || "x".into()).is_ok());
+    }
+
+    #[test]
+    fn a_key_fills_in_or_must_match_tenant_and_service() {
+        let read = |v: &serde_json::Value| {
+            Incoming::read(0, Submitted::Item(v.to_string().as_bytes())).expect("readable")
+        };
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove("tenant_id");
+        v["source_service"] = serde_json::Value::Null;
+        let mut incoming = read(&v);
+        incoming.bind(0, "acme", "auth").expect("filled in");
+        let event = incoming.into_event(0, NOW, || "x".into()).expect("valid");
+        assert_eq!(
+            (event.tenant_id.as_str(), event.source_service.as_str()),
+            ("acme", "auth")
+        );
+
+        for other in [
+            serde_json::json!("globex"),
+            serde_json::json!(7),
+            serde_json::json!({"$ne": ""}),
+        ] {
+            let mut v = valid();
+            v["tenant_id"] = other.clone();
+            let errors = read(&v).bind(0, "acme", "auth").unwrap_err();
+            assert_eq!(errors.len(), 1, "{other}");
+            assert_eq!(errors[0].field_path, "tenant_id");
+        }
+
+        // Without a key, a tenant that is not a string is a type error.
+        let mut v = valid();
+        v["tenant_id"] = 7.into();
+        let e = only_error(&v);
+        assert_eq!(
+            (e.field_path.as_str(), e.problem.as_str()),
+            ("tenant_id", "invalid type: integer `7`, expected a string")
+        );
+    }
+
+    #[test]
+    fn batch_items_and_bodies_name_a_non_object_differently() {
+        let e = Incoming::read(4, Submitted::Item(b"[1]"))
+            .err()
+            .expect("refused");
+        assert_eq!(
+            (e[0].index, e[0].problem.as_str()),
+            (4, "must be a JSON object holding one audit event")
         );
     }
 
