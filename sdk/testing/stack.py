@@ -73,11 +73,13 @@ class Server:
     and spool, on `brokers` (the shared broker unless told otherwise)."""
 
     def __init__(self, name: str, brokers: str | None = None, extra_env: dict | None = None):
-        run = uuid.uuid4().hex[:12]
+        # A 32-hex-digit id, as the Rust tests use: what a failed run
+        # leaves, scripts/sweep.py removes.
+        run = uuid.uuid4().hex
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.database = f"attest_sdk_{name.replace('-', '_')}_{run}"
-        self.prefix = f"attest-sdk.{name}.{run}"
+        self.database = f"attest_sdk_{run}"
+        self.prefix = f"attest-sdk.{run}"
         self.brokers = brokers or shared_brokers()
         self.work = Path(tempfile.mkdtemp(prefix=f"attest-sdk-{name}-"))
         self.log_path = self.work / "attest.log"
