@@ -50,7 +50,9 @@ async fn main() -> std::process::ExitCode {
                 "actor": {"id": format!("user-{}", n % 97), "type": "user", "ip": "10.0.0.1"},
                 "resource": {"type": "invoice", "id": format!("inv-{n}")},
                 "source_service": "sdk-tests",
-                "metadata": {"n": n.to_string()},
+                // As sdk/testing/restart.py pads its events: the server's
+                // small spool fills within the outage.
+                "metadata": {"n": n.to_string(), "pad": "x".repeat(600)},
             })
         });
         match client.send_batch(events).await {

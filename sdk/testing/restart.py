@@ -8,8 +8,9 @@ Starts a private one-node Kafka (its own ports and temporary data; the
 shared broker is never touched) and an `attest serve` of its own on it
 (own topics, consumer group, database and spool; the shared ClickHouse).
 The SDK sends at a steady pace; when a third of the events are queued the
-broker is stopped (SIGTERM) and started again, while the SDK keeps
-sending. Then it waits until every event id the SDK returned is in
+broker is stopped (SIGTERM) for 8 s and started again, while the SDK keeps
+sending: the server spools, then (its spool kept small) answers 503, which
+the SDK retries with the same event ids. Then it waits until every event id the SDK returned is in
 ClickHouse, merges (OPTIMIZE ... FINAL), and counts rows per
 (tenant_id, event_id). The last line is
     sdk-restart: 1 passed, 0 failed
@@ -38,6 +39,13 @@ sys.path.insert(0, str(HERE.parent / "python"))
 import stack  # noqa: E402
 
 PACE = 600  # events per second: 10,000 take about 17 s, the restart fits inside
+# The broker stays down this long: longer than ingest waits for it (the
+# server spools), and long enough to fill the small spool below (the
+# server answers 503 and the SDK retries).
+OUTAGE_S = 8
+# Each event carries this much metadata (as send_events does), so that the
+# 1 MiB spool fills within the outage.
+PAD = 600
 
 
 def say(text: str) -> None:
@@ -52,7 +60,10 @@ def python_sender(url: str, tenant: str, count: int, progress) -> list[str]:
         chunk = 50
         started = time.monotonic()
         for first in range(0, count, chunk):
-            events = [stack.event(tenant, n) for n in range(first, min(first + chunk, count))]
+            events = [
+                stack.event(tenant, n, metadata={"n": str(n), "pad": "x" * PAD})
+                for n in range(first, min(first + chunk, count))
+            ]
             ids += client.send_batch(events)
             progress(len(ids))
             # Keep a steady pace, so that the restart falls mid-way.
@@ -93,11 +104,18 @@ def main() -> int:
 
     kafka = stack.PrivateKafka().start()
     say(f"private Kafka on {kafka.brokers} ({kafka.dir})")
-    # The spool takes what the broker does not acknowledge within
-    # ingest.broker_timeout (5 s),
-    # so a restart is answered 202 from the spool and replayed later: both
-    # paths are exercised.
-    server = stack.Server(f"restart-{args.sdk}", brokers=kafka.brokers)
+    # Ingest spools what the broker does not acknowledge within 200 ms, and
+    # answers 503 once the spool holds 1 MiB (its smallest): so during the
+    # outage events are answered 202 from the spool, then 503, which the
+    # SDK retries with the same ids. Every path a restart opens is taken.
+    server = stack.Server(
+        f"restart-{args.sdk}",
+        brokers=kafka.brokers,
+        extra_env={
+            "ATTEST_INGEST__BROKER_TIMEOUT": "200",
+            "ATTEST_INGEST__SPOOL_MAX_BYTES": str(1024 * 1024),
+        },
+    )
     try:
         server.start()
     except Exception as error:
@@ -111,8 +129,10 @@ def main() -> int:
 
     def restart() -> None:
         try:
-            say("restarting the broker")
-            kafka.restart()
+            say(f"stopping the broker for {OUTAGE_S} s")
+            kafka.stop()
+            time.sleep(OUTAGE_S)
+            kafka.start()
             say("the broker is back")
         except BaseException as error:  # reported below
             restart_error.append(error)
@@ -136,6 +156,14 @@ def main() -> int:
             raise RuntimeError("the sender finished before the restart was due")
         if len(ids) != args.events or len(set(ids)) != args.events:
             raise RuntimeError(f"the SDK returned {len(ids)} ids, {len(set(ids))} distinct, for {args.events} events")
+        # What the outage did to the path: the spool took events and, once
+        # full, the server answered 503, which the SDK retried. Without
+        # both the outage did not meet the load, and the test proved less.
+        spooled = server.metric("attest_spool_appended_total")
+        refused = server.metric('attest_ingest_events_total{result="unavailable"}')
+        say(f"during the outage the server spooled {spooled:.0f} event(s) and answered {refused:.0f} with 503")
+        if spooled == 0 or refused == 0:
+            raise RuntimeError("the outage did not meet the load (nothing spooled, or no 503 to retry)")
         expected = {(tenant, i) for i in ids}
         missing = server.wait_for(expected, timeout=300)
         copies = {k: v for k, v in server.copies().items() if k[0] == tenant}

@@ -151,6 +151,16 @@ class Server:
         except Exception:  # the broker may be gone already: nothing to clean
             pass
 
+    def metric(self, name: str) -> float:
+        """The sum of a Prometheus series over its labels (0 when absent)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def table(self) -> str:
         return f"{self.database}.audit_events"
 
