@@ -120,7 +120,8 @@ def render(doc):
                     add("")
                 body = op.get("requestBody")
                 if body:
-                    add(f"Request body: {cell(body.get('description'))}")
+                    text = cell(body.get("description"))
+                    add(f"Request body: {text}" if text else "Request body:")
                     add("")
                     for media, content in body.get("content", {}).items():
                         add(f"- `{media}`: {type_of(content.get('schema'))}")

@@ -177,7 +177,7 @@ async fn subjects(State(registry): State<Arc<Registry>>) -> Response {
     path = "/subjects/{subject}/versions",
     tag = "registry",
     summary = "The versions of a subject",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
     responses(
         (status = 200, description = "Version numbers", body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "40401 subject not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -198,7 +198,7 @@ async fn versions(State(registry): State<Arc<Registry>>, Path(subject): Path<Str
     path = "/subjects/{subject}/versions/{version}",
     tag = "registry",
     summary = "One version of a subject",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
     responses(
         (status = 200, description = "The version", body = crate::http::openapi::SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "40401 subject or 40402 version not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -275,7 +275,7 @@ async fn schema_text_by_id(
     path = "/subjects/{subject}/versions/{version}/schema",
     tag = "registry",
     summary = "The schema text of one version",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
     responses(
         (status = 200, description = "The Avro schema (JSON)", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "40401 subject or 40402 version not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -390,7 +390,7 @@ async fn global_config() -> Response {
     path = "/config/{subject}",
     tag = "registry",
     summary = "A subject's compatibility level (the global one)",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
     responses(
         (status = 200, description = "`{\"compatibilityLevel\": …}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
         (status = 404, description = "40401 subject not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -448,7 +448,7 @@ async fn unknown() -> RegistryError {
     path = "/subjects/{subject}",
     tag = "registry",
     summary = "Under which version and id a schema is registered (defaults included in the comparison)",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
     request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, description = "The matching version", body = crate::http::openapi::SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -557,7 +557,7 @@ fn check(existing: &[&SchemaVersion], candidate: &Candidate) -> Result<Response,
     path = "/compatibility/subjects/{subject}/versions/{version}",
     tag = "registry",
     summary = "Whether a schema reads what one version wrote",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
     request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, description = "`{\"is_compatible\": bool, \"messages\": […]}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -580,7 +580,7 @@ async fn compatibility(
     path = "/compatibility/subjects/{subject}/versions",
     tag = "registry",
     summary = "Whether a schema reads what every version wrote (the level is transitive)",
-    params(("subject" = String, Path, description = "e.g. `attest.audit_event-value`")),
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
     request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, description = "`{\"is_compatible\": bool, \"messages\": […]}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
