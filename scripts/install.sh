@@ -226,14 +226,15 @@ step_python() {
   # confluent_kafka: scripts/kafka_probe.py, the broker's health check (produce + fetch);
   # with its schemaregistry and avro extras: server/tests/confluent_clients.py,
   # Confluent's own client with its defaults against Attest's registry.
-  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro' >/dev/null 2>&1; then
-    skip python "chdb, fastavro and confluent_kafka (schema registry, avro) importable"
+  # openapi-spec-validator: scripts/api_doc.py check, the API's OpenAPI 3.1 document.
+  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro, openapi_spec_validator' >/dev/null 2>&1; then
+    skip python "chdb, fastavro, confluent_kafka (schema registry, avro) and openapi_spec_validator importable"
     return 0
   fi
-  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro]" || return 0
+  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator" || return 0
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
-  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]'; then
-    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]' openapi-spec-validator; then
+    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
   fi
 }
 

@@ -11,8 +11,10 @@ with 6,000 leftover partitions that took two minutes instead of seconds
 
 Only names that carry such an id are touched:
   topics     attest-test.<id>.*, attest-bench[-ingest|-sustained].<id>.*,
+             attest-sdk.<id>.* (sdk/testing/stack.py),
              attest.chaos.<run>.* (scripts/chaos.sh drops its old databases)
-  databases  attest_test_<id>, attest_bench_[ingest_|sustained_]<id>[_bare|_fresh]
+  databases  attest_test_<id>, attest_sdk_<id>,
+             attest_bench_[ingest_|sustained_]<id>[_bare|_fresh]
 so the console's and e2e's topics, `attest_bench_search` (the search
 benchmark's data set, slow to build) and anything of production shape stay.
 A test running at the same moment loses its topics: do not sweep while
@@ -33,8 +35,8 @@ import urllib.request
 ID = r"[0-9a-f]{32}"
 # scripts/chaos.sh names its runs by the time they started (14 digits).
 RUN = r"[0-9]{14}"
-TOPIC = re.compile(rf"^attest-(test|bench|bench-ingest|bench-sustained)\.{ID}\.|^attest\.chaos\.{RUN}\.")
-DATABASE = re.compile(rf"^attest_(test|bench|bench_ingest|bench_sustained)_{ID}(_bare|_fresh)?$")
+TOPIC = re.compile(rf"^attest-(test|sdk|bench|bench-ingest|bench-sustained)\.{ID}\.|^attest\.chaos\.{RUN}\.")
+DATABASE = re.compile(rf"^attest_(test|sdk|bench|bench_ingest|bench_sustained)_{ID}(_bare|_fresh)?$")
 
 
 def clickhouse(url, sql):

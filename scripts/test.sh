@@ -5,7 +5,9 @@
 #   1. formatting and lints (cargo fmt, clippy -D warnings)
 #   2. unit and integration tests (cargo test; integration tests use Kafka
 #      and ClickHouse with their own topics and databases), then every
-#      migration and query on a current ClickHouse embedded by chdb
+#      migration and query on a current ClickHouse embedded by chdb, the
+#      OpenAPI document (valid 3.1, docs/API.md current), the SDKs' tests
+#      and their broker-restart test (a private broker)
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
 #      console instance of their own ("e2e": own port, topics and database)
 #   4. scripts/chaos.sh: the server, the broker and ClickHouse killed with
@@ -26,7 +28,9 @@ export CARGO_TARGET_DIR
 
 # summarize: reads runner output on stdin, prints the summary line.
 #   cargo:      "test result: ok. 5 passed; 0 failed; 2 ignored; …" (ignored is a skip)
-#   chdb check: "modern-clickhouse: N passed, M failed"
+#   chdb check: "modern-clickhouse: N passed, M failed" (and the same line
+#               from api_doc.py "api-doc:", the SDK tests "sdk-python:",
+#               "sdk-restart:")
 #   Playwright: "  N passed (10.2s)", "  N failed", "  N flaky", "  N interrupted"
 #               (each a failure), "  N skipped", "  N did not run" (each a skip),
 #               "  N errors were not a part of any test" (failures)
@@ -43,7 +47,7 @@ summarize() {
         if ($(i+1) ~ /^ignored/) s += $i
       }
     }
-    /^modern-clickhouse: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+    /^(modern-clickhouse|api-doc|sdk-python|sdk-restart): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
     /^ +[0-9]+ passed \(/ { p += $1 }
     /^ +[0-9]+ (failed|flaky|interrupted)$/ { f += $1 }
     /^ +[0-9]+ (skipped|did not run)$/ { s += $1 }
@@ -103,6 +107,7 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 log "unit and integration tests"
 run cargo test --no-fail-fast -p app --features ssr
 run cargo test --no-fail-fast -p server
+run cargo test --no-fail-fast -p attest-client
 
 log "migrations and queries on a current ClickHouse (chdb)"
 catalogue="$(mktemp)"
@@ -112,6 +117,18 @@ cargo run -q -p server --bin attest -- sql >"$catalogue"
 export ATTEST_BIN="$CARGO_TARGET_DIR/debug/attest"
 run python3 server/tests/modern_clickhouse.py "$catalogue"
 rm -f "$catalogue"
+
+log "the OpenAPI document (valid 3.1) and docs/API.md rendered from it"
+run python3 "$here/api_doc.py" check
+
+log "the SDKs: the Python client's tests, then 10,000 events through each SDK across a broker restart"
+# Each starts its own `attest serve` (the debug binary above); the restart
+# test also starts a private Kafka broker (its own ports and data), so the
+# shared one is never restarted.
+run python3 sdk/python/tests/run.py
+cargo build -q -p attest-client --examples
+run python3 sdk/testing/restart.py python
+run python3 sdk/testing/restart.py rust
 
 log "browser end-to-end tests"
 # The e2e console is a debug build: it compiles much faster than the release

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// What kind of action an event records. The order is the Avro enum's symbol
 /// order, which the binary encoding depends on: append only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Authentication,
@@ -47,7 +47,7 @@ impl Category {
 }
 
 /// Same append-only rule as [`Category`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,

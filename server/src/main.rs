@@ -46,6 +46,9 @@ enum Command {
     /// Place, list or release legal holds, which retention never removes.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Print the API's OpenAPI 3.1 document (what `/api/v1/openapi.json`
+    /// serves) and exit; needs no configuration.
+    Openapi,
     /// Print every migration and query template Attest sends to ClickHouse,
     /// as JSON, for review or for checking against another server version.
     Sql {
@@ -212,8 +215,14 @@ async fn run() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", attest_server::http::openapi::document());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command.unwrap_or(Command::Serve) {
+        // Answered above, before the configuration is read.
+        Command::Openapi => Ok(()),
         Command::Config => {
             println!("{config:#?}");
             Ok(())

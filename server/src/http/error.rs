@@ -5,13 +5,32 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::ingest::validate::FieldError;
 use crate::ingest::{EventResult, IngestError};
 
 /// How long a client should wait after the broker did not acknowledge.
 const BROKER_RETRY_AFTER_SECS: u32 = 5;
+
+/// The body of every error answer of the ingest API (the one shape the
+/// OpenAPI document describes, because it is this type).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `invalid_event`, `unauthorized`, `forbidden`,
+    /// `unsupported_media_type`, `payload_too_large`, `too_many_events`,
+    /// `busy`, `unavailable`, `not_found`, `request_timeout`, `internal`.
+    pub error: &'static str,
+    /// What went wrong and what to do about it, for a person.
+    pub message: String,
+    /// Every problem found, each naming its event (`index`) and field
+    /// (`field_path`); empty when the request as a whole is refused.
+    pub errors: Vec<FieldError>,
+    /// A batch answered `503` after part of it was stored: the events that
+    /// were (retry the batch with the same `event_id`s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Vec<EventResult>>,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -195,10 +214,12 @@ impl IntoResponse for ApiError {
             ),
         };
         let challenge = status == StatusCode::UNAUTHORIZED;
-        let mut body = json!({"error": code, "message": message, "errors": errors});
-        if let Some(stored) = stored_part {
-            body["stored"] = json!(stored);
-        }
+        let body = ErrorBody {
+            error: code,
+            message,
+            errors,
+            stored: stored_part,
+        };
         let mut response = (status, Json(body)).into_response();
         if challenge {
             response.headers_mut().insert(

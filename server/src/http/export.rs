@@ -49,6 +49,40 @@ pub fn export_router(
         })
 }
 
+/// Download the events a console search finds.
+///
+/// For a signed-in console session (the `attest_session` cookie that
+/// `POST /login` sets); the viewer's tenants bound what it returns, and
+/// each export is recorded as a `data.export` audit event first (an export
+/// that cannot be recorded is refused with 503).
+#[utoipa::path(
+    get,
+    path = "/api/v1/export",
+    tag = "export",
+    operation_id = "export",
+    params(
+        ("format" = Option<String>, Query, description = "`csv` (default) or `ndjson`"),
+        ("q" = Option<String>, Query, description = "The search, in the console's query language (docs/SEARCH.md)"),
+        ("tenant" = Option<String>, Query, description = "Only this tenant"),
+        ("range" = Option<String>, Query, description = "A relative time range such as `24h` or `7d`"),
+        ("from" = Option<String>, Query, description = "Start (RFC 3339), with `to`, instead of `range`"),
+        ("to" = Option<String>, Query, description = "End (RFC 3339)"),
+        ("progress" = Option<String>, Query, description = "A token under which the console follows the download's progress"),
+    ),
+    responses(
+        (status = 200, description = "The rows, streamed", content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson"),
+        )),
+        (status = 400, description = "A parameter is invalid; the message names it", body = crate::http::openapi::MessageBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::openapi::MessageBody),
+        (status = 403, description = "The viewer may not see that tenant", body = crate::http::openapi::MessageBody),
+        (status = 422, description = "The search would read more than the store allows", body = crate::http::openapi::MessageBody),
+        (status = 503, description = "ClickHouse is unavailable, or the export cannot be recorded", body = crate::http::openapi::MessageBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
 async fn export(
     State(ExportState {
         store,

@@ -6,6 +6,7 @@ mod console_auth;
 pub mod dead_letters;
 mod error;
 pub mod export;
+pub mod openapi;
 pub mod pipeline;
 mod registry;
 pub mod serve;
@@ -27,7 +28,7 @@ use crate::keys::{AuthError, KeyRing, Principal};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 pub use console_auth::{login, logout, require_viewer, ConsoleAuth};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/events/batch", post(post_batch))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .with_state(state)
         .merge(schemas)
         .merge(ops)
@@ -129,6 +131,38 @@ async fn authenticate(
     }
 }
 
+/// Store one audit event.
+///
+/// Answers once the event is durable (acknowledged by every in-sync Kafka
+/// replica, or written to the server's spool while the broker is away).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "ingest",
+    operation_id = "send_event",
+    request_body(
+        description = "One event: JSON, or one Confluent-framed Avro record (magic byte 0, the schema id, the record) of a registered version",
+        content(
+            (crate::ingest::validate::IncomingEvent = "application/json"),
+            (openapi::AvroRecords = "application/vnd.attest.avro"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Stored", body = crate::ingest::Accepted),
+        (status = 400, description = "Invalid: `errors` names each field and problem; nothing was stored", body = ErrorBody),
+        (status = 401, description = "No API key, or one that is unknown or revoked", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"attest\"`"))),
+        (status = 403, description = "The key may not send this tenant, service or category", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `ingest.body_timeout`", body = ErrorBody),
+        (status = 413, description = "Larger than `ingest.max_body_bytes`, or than the broker takes", body = ErrorBody),
+        (status = 415, description = "Another Content-Type", body = ErrorBody),
+        (status = 429, description = "Too many events in flight; nothing was stored, retry after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "The broker (and the spool) or the key store is unavailable; nothing was stored, retry with the same event_id after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security((), ("api_key" = [])),
+)]
 async fn post_event(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -256,7 +290,8 @@ async fn read_body<'a>(
     Ok((bytes, permit))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct BatchParams {
     /// Accept the valid events and report the rest, instead of rejecting
     /// the whole request.
@@ -264,6 +299,41 @@ struct BatchParams {
     partial: bool,
 }
 
+/// Store several audit events in one request.
+///
+/// By default all or nothing: one invalid event rejects the request before
+/// anything is stored. With `partial=true` the valid events are stored and
+/// `results` says, per index, why each other one was not.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/batch",
+    tag = "ingest",
+    operation_id = "send_batch",
+    params(BatchParams),
+    request_body(
+        description = "At most `ingest.max_batch_events` events, in `ingest.max_batch_bytes`: a JSON array, NDJSON (one event object per line), or Confluent-framed Avro records one after another",
+        content(
+            (Vec<crate::ingest::validate::IncomingEvent> = "application/json"),
+            (String = "application/x-ndjson"),
+            (openapi::AvroRecords = "application/vnd.attest.avro"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Stored (with `partial=true`, the valid events; `results` says which)", body = crate::ingest::BatchAccepted),
+        (status = 400, description = "Invalid: `errors` names each event (`index`) and field; nothing was stored", body = ErrorBody),
+        (status = 401, description = "No API key, or one that is unknown or revoked", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"attest\"`"))),
+        (status = 403, description = "The key may not send an event's tenant, service or category", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `ingest.body_timeout`", body = ErrorBody),
+        (status = 413, description = "Larger than `ingest.max_batch_bytes` or more than `ingest.max_batch_events` events", body = ErrorBody),
+        (status = 415, description = "Another Content-Type", body = ErrorBody),
+        (status = 429, description = "Too many events in flight; nothing was stored, retry after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "Unavailable; `stored` lists the events that were stored anyway: retry the whole batch with the same event_ids after Retry-After (an exact re-send is stored once)", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security((), ("api_key" = [])),
+)]
 async fn post_batch(
     State(state): State<ApiState>,
     Query(params): Query<BatchParams>,

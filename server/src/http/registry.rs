@@ -158,11 +158,31 @@ fn find<'a>(
     found.map(Arc::as_ref).ok_or(RegistryError::VersionNotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects",
+    tag = "registry",
+    summary = "Every subject",
+    responses(
+        (status = 200, description = "Subject names", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn subjects(State(registry): State<Arc<Registry>>) -> Response {
     let names: Vec<&str> = registry.subjects().map(|(s, _)| s).collect();
     reply(StatusCode::OK, json!(names))
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions",
+    tag = "registry",
+    summary = "The versions of a subject",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
+    responses(
+        (status = 200, description = "Version numbers", body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn versions(State(registry): State<Arc<Registry>>, Path(subject): Path<String>) -> Response {
     match registry.versions(&subject) {
         Some(versions) => reply(
@@ -173,6 +193,18 @@ async fn versions(State(registry): State<Arc<Registry>>, Path(subject): Path<Str
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions/{version}",
+    tag = "registry",
+    summary = "One version of a subject",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    responses(
+        (status = 200, description = "The version", body = crate::http::openapi::SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject or 40402 version not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 422, description = "42202 not a version number or `latest`", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn version(
     State(registry): State<Arc<Registry>>,
     Path((subject, version)): Path<(String, String)>,
@@ -191,6 +223,17 @@ fn by_id<'a>(registry: &'a Registry, id: &str) -> Result<&'a SchemaVersion, Regi
         .ok_or(RegistryError::SchemaNotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}",
+    tag = "registry",
+    summary = "A schema by its id (the id in every message's Confluent framing)",
+    params(("id" = u32, Path, description = "Schema id")),
+    responses(
+        (status = 200, description = "`{\"schema\": text}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40403 schema not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn schema_by_id(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
@@ -209,6 +252,17 @@ fn raw_schema(v: &SchemaVersion) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/schema",
+    tag = "registry",
+    summary = "The schema text by its id",
+    params(("id" = u32, Path, description = "Schema id")),
+    responses(
+        (status = 200, description = "The Avro schema (JSON)", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40403 schema not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn schema_text_by_id(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
@@ -216,6 +270,18 @@ async fn schema_text_by_id(
     Ok(raw_schema(by_id(&registry, &id)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions/{version}/schema",
+    tag = "registry",
+    summary = "The schema text of one version",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    responses(
+        (status = 200, description = "The Avro schema (JSON)", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject or 40402 version not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 422, description = "42202 not a version number or `latest`", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn version_schema(
     State(registry): State<Arc<Registry>>,
     Path((subject, version)): Path<(String, String)>,
@@ -243,6 +309,17 @@ struct SubjectFilter {
     subject: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/subjects",
+    tag = "registry",
+    summary = "The subjects a schema id is registered under",
+    params(("id" = u32, Path, description = "Schema id"), ("subject" = Option<String>, Query, description = "Only this subject")),
+    responses(
+        (status = 200, description = "Subject names", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40403 schema not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn subjects_by_id(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
@@ -257,6 +334,17 @@ async fn subjects_by_id(
     Ok(reply(StatusCode::OK, json!(names)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/versions",
+    tag = "registry",
+    summary = "The (subject, version) pairs of a schema id",
+    params(("id" = u32, Path, description = "Schema id"), ("subject" = Option<String>, Query, description = "Only this subject")),
+    responses(
+        (status = 200, description = "Subject and version pairs", body = Vec<Object>, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40403 schema not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn versions_by_id(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
@@ -270,15 +358,44 @@ async fn versions_by_id(
     Ok(reply(StatusCode::OK, json!(pairs)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/types",
+    tag = "registry",
+    summary = "The schema types served",
+    responses(
+        (status = 200, description = "`[\"AVRO\"]`", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn schema_types() -> Response {
     reply(StatusCode::OK, json!(["AVRO"]))
 }
 
+#[utoipa::path(
+    get,
+    path = "/config",
+    tag = "registry",
+    summary = "The compatibility level (BACKWARD_TRANSITIVE)",
+    responses(
+        (status = 200, description = "`{\"compatibilityLevel\": …}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn global_config() -> Response {
     reply(StatusCode::OK, json!({"compatibilityLevel": COMPATIBILITY}))
 }
 
 /// Every subject is held to the one level, as if configured on it.
+#[utoipa::path(
+    get,
+    path = "/config/{subject}",
+    tag = "registry",
+    summary = "A subject's compatibility level (the global one)",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
+    responses(
+        (status = 200, description = "`{\"compatibilityLevel\": …}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn subject_config(
     State(registry): State<Arc<Registry>>,
     Path(subject): Path<String>,
@@ -289,6 +406,15 @@ async fn subject_config(
     Ok(global_config().await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/mode",
+    tag = "registry",
+    summary = "The registry's mode: READONLY (Attest is the only writer of its schemas)",
+    responses(
+        (status = 200, description = "`{\"mode\": \"READONLY\"}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn mode() -> Response {
     reply(StatusCode::OK, json!({"mode": "READONLY"}))
 }
@@ -317,6 +443,19 @@ async fn unknown() -> RegistryError {
 /// canonical form alone drops defaults, and two schemas whose defaults
 /// differ resolve old data differently, so Confluent tells them apart too.
 /// Whitespace and the order of attributes do not matter.
+#[utoipa::path(
+    post,
+    path = "/subjects/{subject}",
+    tag = "registry",
+    summary = "Under which version and id a schema is registered (defaults included in the comparison)",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
+    request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, description = "The matching version", body = crate::http::openapi::SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject or 40403 schema not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 422, description = "42201 not a valid Avro schema", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn lookup(
     State(registry): State<Arc<Registry>>,
     Path(subject): Path<String>,
@@ -413,6 +552,19 @@ fn check(existing: &[&SchemaVersion], candidate: &Candidate) -> Result<Response,
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/compatibility/subjects/{subject}/versions/{version}",
+    tag = "registry",
+    summary = "Whether a schema reads what one version wrote",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)"), ("version" = String, Path, description = "A version number, `latest` or `-1`")),
+    request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, description = "`{\"is_compatible\": bool, \"messages\": […]}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject or 40402 version not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 422, description = "42201 invalid schema or 42202 invalid version", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn compatibility(
     State(registry): State<Arc<Registry>>,
     Path((subject, version)): Path<(String, String)>,
@@ -423,6 +575,19 @@ async fn compatibility(
 }
 
 /// Against every version: the level is transitive.
+#[utoipa::path(
+    post,
+    path = "/compatibility/subjects/{subject}/versions",
+    tag = "registry",
+    summary = "Whether a schema reads what every version wrote (the level is transitive)",
+    params(("subject" = String, Path, description = "e.g. `dev.attest.AuditEvent` (record-name strategy)")),
+    request_body(content = crate::http::openapi::SchemaCandidate, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, description = "`{\"is_compatible\": bool, \"messages\": […]}`", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 404, description = "40401 subject not found", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        (status = 422, description = "42201 invalid schema", body = crate::http::openapi::RegistryErrorBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    ),
+)]
 async fn compatibility_all(
     State(registry): State<Arc<Registry>>,
     Path(subject): Path<String>,

@@ -26,7 +26,7 @@ pub enum BatchFormat {
 }
 
 /// The answer for one event of a batch: its id, or why it was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventResult {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,7 +45,9 @@ impl EventResult {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// How a batch went: every event's id, or (with `?partial=true`) why an
+/// event was not taken.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchAccepted {
     pub accepted: usize,
     pub rejected: usize,

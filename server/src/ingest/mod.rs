@@ -56,7 +56,8 @@ pub enum IngestError {
     },
 }
 
-#[derive(Debug, Serialize)]
+/// A stored event: its id (the one sent, or the one Attest gave it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub event_id: String,
 }
