@@ -123,7 +123,10 @@ impl Ingest {
                 problem: "the body holds no Avro records".into(),
             }]));
         }
-        Ok(events.into_iter().map(Submitted::Decoded).collect())
+        Ok(events
+            .into_iter()
+            .map(|event| Submitted::Decoded(Box::new(event)))
+            .collect())
     }
 
     /// Validates every event of a batch, then produces the valid ones

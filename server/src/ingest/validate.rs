@@ -42,7 +42,7 @@ pub enum Submitted<'a> {
     Item(&'a [u8]),
     /// A record decoded from Confluent-framed Avro: typed already, but held
     /// to every rule a JSON event is.
-    Decoded(AuditEvent),
+    Decoded(Box<AuditEvent>),
 }
 
 /// An event read in one pass from its JSON (or taken from a decoded
@@ -263,7 +263,7 @@ impl Incoming {
     /// (syntax, types, unknown or repeated fields) name the field.
     pub fn read(index: usize, submitted: Submitted<'_>) -> Result<Incoming, Vec<FieldError>> {
         let (bytes, what) = match submitted {
-            Submitted::Decoded(event) => return Ok(Incoming::decoded(event)),
+            Submitted::Decoded(event) => return Ok(Incoming::decoded(*event)),
             Submitted::Body(bytes) => (bytes, "body must be"),
             Submitted::Item(bytes) => (bytes, "must be"),
         };
