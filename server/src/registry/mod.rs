@@ -6,6 +6,7 @@ pub mod binary;
 mod bounds;
 mod direct;
 pub mod external;
+pub mod resolution;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 use serde::Deserialize;
 
 use crate::event::{AuditEvent, DecodeError};
 use external::External;
 pub use external::ExternalError;
+use resolution::Incompatible;
 use wire::FramingError;
 
 /// The subject (Confluent RecordNameStrategy) of the audit event record.
@@ -309,14 +310,21 @@ impl Registry {
     }
 
     /// Whether data written with `version` can be read with `candidate`
-    /// (Confluent's BACKWARD rule for one version); `Err` when the
+    /// (Confluent's BACKWARD rule for one version), by the Avro
+    /// specification's resolution rules ([`resolution`]); `Err` when the
     /// candidate is not a valid Avro schema.
     pub fn can_read(
         version: &SchemaVersion,
         candidate: &str,
-    ) -> Result<Result<(), String>, String> {
-        let reader = Schema::parse_str(candidate).map_err(|e| e.to_string())?;
-        Ok(SchemaCompatibility::can_read(&version.schema, &reader).map_err(|e| e.to_string()))
+    ) -> Result<Result<(), Incompatible>, String> {
+        // apache-avro decodes what Attest reads, so it must accept the
+        // schema too, not only the resolution model.
+        Schema::parse_str(candidate).map_err(|e| e.to_string())?;
+        let reader: serde_json::Value =
+            serde_json::from_str(candidate).map_err(|e| e.to_string())?;
+        let writer: serde_json::Value =
+            serde_json::from_str(&version.text).map_err(|e| e.to_string())?;
+        resolution::check(&writer, &reader).map_err(|e| e.to_string())
     }
 
     /// Avro-encodes an event with the current schema, Confluent-framed.
