@@ -46,7 +46,11 @@ fn patch(mut doc: Value, ops: &Value) -> Value {
         let value = match op["op"].as_str() {
             Some("copy") => {
                 let from = op["from"].as_str().expect("copy has from");
-                Some(doc.pointer(from).unwrap_or_else(|| panic!("no {from}")).clone())
+                Some(
+                    doc.pointer(from)
+                        .unwrap_or_else(|| panic!("no {from}"))
+                        .clone(),
+                )
             }
             Some("remove") => None,
             Some("add" | "replace") => Some(op["value"].clone()),
@@ -72,7 +76,8 @@ fn patch(mut doc: Value, ops: &Value) -> Value {
                 map.insert(last, value);
             }
             (Value::Object(map), None) => {
-                map.remove(&last).unwrap_or_else(|| panic!("nothing at {path}"));
+                map.remove(&last)
+                    .unwrap_or_else(|| panic!("nothing at {path}"));
             }
             (_, _) => panic!("{parent} is not a container"),
         }
@@ -86,8 +91,7 @@ fn table() -> Vec<Row> {
     )
     .expect("contract is JSON");
     let table: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("server/tests/avro_evolutions.json"))
-            .expect("table"),
+        &std::fs::read_to_string(root().join("server/tests/avro_evolutions.json")).expect("table"),
     )
     .expect("table is JSON");
     let answer = |v: &Value| v.as_str().expect("an answer").to_owned();
@@ -165,13 +169,14 @@ fn run_checker(command: &mut Command) -> BTreeMap<String, (String, String)> {
         .iter()
         .map(|r| serde_json::json!({"name": r.name, "writer": r.writer, "reader": r.reader}))
         .collect();
-    let file = std::env::temp_dir().join(format!(
-        "attest-avro-evolutions-{}-{:?}.json",
-        std::process::id(),
-        std::thread::current().id()
-    ))
-    .to_string_lossy()
-    .replace(['(', ')'], "");
+    let file = std::env::temp_dir()
+        .join(format!(
+            "attest-avro-evolutions-{}-{:?}.json",
+            std::process::id(),
+            std::thread::current().id()
+        ))
+        .to_string_lossy()
+        .replace(['(', ')'], "");
     std::fs::write(&file, serde_json::to_vec(&pairs).expect("pairs")).expect("write pairs");
     let output = command.arg(&file).output();
     let _ = std::fs::remove_file(&file);
@@ -189,22 +194,35 @@ fn run_checker(command: &mut Command) -> BTreeMap<String, (String, String)> {
             (s("name"), (s("answer"), s("detail")))
         })
         .collect();
-    assert_eq!(answers.len(), rows.len(), "{command:?} answered {answers:?}");
+    assert_eq!(
+        answers.len(),
+        rows.len(),
+        "{command:?} answered {answers:?}"
+    );
     answers
 }
 
 /// Every row's answer from `answers` is the one the table expects of that
 /// checker: the specification's, or the disagreement it records.
-fn agrees(checker: &str, answers: &BTreeMap<String, (String, String)>, own: fn(&Row) -> &Option<String>) {
+fn agrees(
+    checker: &str,
+    answers: &BTreeMap<String, (String, String)>,
+    own: fn(&Row) -> &Option<String>,
+) {
     let wrong: Vec<String> = table()
         .iter()
         .filter_map(|row| {
             let expected = own(row).as_ref().unwrap_or(&row.expected);
             let (got, detail) = &answers[&row.name];
-            (got != expected).then(|| format!("{}: {got} ({detail}), expected {expected}", row.name))
+            (got != expected)
+                .then(|| format!("{}: {got} ({detail}), expected {expected}", row.name))
         })
         .collect();
-    assert!(wrong.is_empty(), "{checker} answers otherwise:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{checker} answers otherwise:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

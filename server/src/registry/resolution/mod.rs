@@ -39,8 +39,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use model::{Model, Primitive, Type, TypeId};
 pub use model::ModelError;
+use model::{Model, Primitive, Type, TypeId};
 
 /// One reason a reader cannot read a writer's data, and where: the path of
 /// field names from the top record (`actor.ip`), with `[Branch]` for a union
@@ -157,9 +157,7 @@ impl Checker<'_> {
             (Type::Array(_), Type::Array(_)) | (Type::Map(_), Type::Map(_)) => true,
             (Type::Record { name: r, .. }, Type::Record { name: w, .. })
             | (Type::Enum { name: r, .. }, Type::Enum { name: w, .. })
-            | (Type::Fixed { name: r, .. }, Type::Fixed { name: w, .. }) => {
-                Self::names_match(r, w)
-            }
+            | (Type::Fixed { name: r, .. }, Type::Fixed { name: w, .. }) => Self::names_match(r, w),
             _ => false,
         }
     }
@@ -167,8 +165,7 @@ impl Checker<'_> {
     /// Two decimals match only with the same precision and scale: the
     /// unscaled integer would otherwise be read as a different number.
     fn same_decimal(&mut self, r: TypeId, w: TypeId) {
-        if let (Some(rd), Some(wd)) = (self.reader.decimals.get(&r), self.writer.decimals.get(&w))
-        {
+        if let (Some(rd), Some(wd)) = (self.reader.decimals.get(&r), self.writer.decimals.get(&w)) {
             if rd != wd {
                 self.fail(format!(
                     "decimal({}, {}) does not read the writer's decimal({}, {})",
@@ -212,7 +209,13 @@ impl Checker<'_> {
             }
             (Type::Array(ri), Type::Array(wi)) => self.within("[]".into(), *ri, *wi),
             (Type::Map(rv), Type::Map(wv)) => self.within("{}".into(), *rv, *wv),
-            (Type::Record { name: rn, fields }, Type::Record { name: wn, fields: wf }) => {
+            (
+                Type::Record { name: rn, fields },
+                Type::Record {
+                    name: wn,
+                    fields: wf,
+                },
+            ) => {
                 if !Self::names_match(rn, wn) {
                     self.fail(format!(
                         "record {} does not read record {} (different name, no alias)",

@@ -185,9 +185,7 @@ impl Model {
             Type::Primitive(p) => match p {
                 Primitive::Null => value.is_null(),
                 Primitive::Boolean => value.is_boolean(),
-                Primitive::Int => value
-                    .as_i64()
-                    .is_some_and(|n| i32::try_from(n).is_ok()),
+                Primitive::Int => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
                 Primitive::Long => value.as_i64().is_some(),
                 Primitive::Float | Primitive::Double => value.is_number(),
                 Primitive::Bytes | Primitive::String => value.is_string(),

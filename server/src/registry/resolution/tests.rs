@@ -24,7 +24,9 @@ fn reasons(writer: &Value, reader: &Value) -> Vec<Incompatibility> {
 
 #[test]
 fn primitives_read_themselves_and_their_promotions_only() {
-    let all = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+    let all = [
+        "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+    ];
     let promoted = [
         ("int", "long"),
         ("int", "float"),
@@ -134,7 +136,10 @@ fn enums_need_every_writer_symbol_or_a_default() {
     };
     assert!(reads(&e(&["a", "b"], None), &e(&["a", "b", "c"], None)));
     assert!(!reads(&e(&["a", "b", "c"], None), &e(&["a", "b"], None)));
-    assert!(reads(&e(&["a", "b", "c"], None), &e(&["a", "b"], Some("a"))));
+    assert!(reads(
+        &e(&["a", "b", "c"], None),
+        &e(&["a", "b"], Some("a"))
+    ));
     let why = reasons(&e(&["a", "b", "c"], None), &e(&["a"], None));
     assert_eq!(why[0].path, "f");
     assert!(why[0].reason.contains("b, c"), "{}", why[0]);
@@ -155,7 +160,10 @@ fn fixed_needs_the_same_name_and_size() {
 fn unions_read_branch_by_branch() {
     let opt = |t: &str| one(json!(["null", t]));
     // Widening a union, and a value into a union that holds its type.
-    assert!(reads(&opt("string"), &one(json!(["null", "string", "long"]))));
+    assert!(reads(
+        &opt("string"),
+        &one(json!(["null", "string", "long"]))
+    ));
     assert!(reads(&one(json!("string")), &opt("string")));
     assert!(reads(&one(json!("int")), &opt("long")));
     // Every writer branch must be read.
@@ -213,15 +221,16 @@ fn every_reason_is_reported() {
         {"name": "a", "type": "long"}, {"name": "b", "type": "string"}]});
     let reader = json!({"type": "record", "name": "R", "fields": [
         {"name": "a", "type": "int"}, {"name": "b", "type": "boolean"}, {"name": "c", "type": "int"}]});
-    let paths: Vec<String> = reasons(&writer, &reader).into_iter().map(|i| i.path).collect();
+    let paths: Vec<String> = reasons(&writer, &reader)
+        .into_iter()
+        .map(|i| i.path)
+        .collect();
     assert_eq!(paths, ["a", "b", "c"]);
 }
 
 #[test]
 fn defaults_must_be_values_of_their_field_type() {
-    let with = |ty: Value, default: Value| {
-        json!({"type": "record", "name": "R", "fields": [{"name": "f", "type": ty, "default": default}]})
-    };
+    let with = |ty: Value, default: Value| json!({"type": "record", "name": "R", "fields": [{"name": "f", "type": ty, "default": default}]});
     let valid = [
         (json!("string"), json!("x")),
         (json!("int"), json!(1)),
@@ -233,12 +242,21 @@ fn defaults_must_be_values_of_their_field_type() {
         (json!(["null", "string"]), json!("x")),
         (json!({"type": "map", "values": "string"}), json!({})),
         (json!({"type": "array", "items": "int"}), json!([1, 2])),
-        (json!({"type": "enum", "name": "E", "symbols": ["a"]}), json!("a")),
-        (json!({"type": "fixed", "name": "F", "size": 2}), json!("ab")),
+        (
+            json!({"type": "enum", "name": "E", "symbols": ["a"]}),
+            json!("a"),
+        ),
+        (
+            json!({"type": "fixed", "name": "F", "size": 2}),
+            json!("ab"),
+        ),
     ];
     for (ty, default) in valid {
         let schema = with(ty.clone(), default.clone());
-        assert!(check(&schema, &schema).is_ok(), "{ty} with default {default}");
+        assert!(
+            check(&schema, &schema).is_ok(),
+            "{ty} with default {default}"
+        );
     }
     let invalid = [
         (json!("string"), json!(1)),
@@ -247,8 +265,14 @@ fn defaults_must_be_values_of_their_field_type() {
         (json!("boolean"), json!("true")),
         (json!(["null", "string"]), json!(1)),
         (json!({"type": "map", "values": "string"}), json!({"k": 1})),
-        (json!({"type": "enum", "name": "E", "symbols": ["a"]}), json!("b")),
-        (json!({"type": "fixed", "name": "F", "size": 2}), json!("abc")),
+        (
+            json!({"type": "enum", "name": "E", "symbols": ["a"]}),
+            json!("b"),
+        ),
+        (
+            json!({"type": "fixed", "name": "F", "size": 2}),
+            json!("abc"),
+        ),
     ];
     for (ty, default) in invalid {
         let schema = with(ty.clone(), default.clone());
@@ -275,6 +299,10 @@ fn the_first_matching_reader_branch_is_the_one_resolved() {
     // specification picks that branch and no other.
     assert!(reads(&one(json!("int")), &one(json!(["string", "long"]))));
     // A record branch is picked by name, then resolved field by field.
-    let rec = |ty: &str| json!({"type": "record", "name": "A", "fields": [{"name": "x", "type": ty}]});
-    assert!(!reads(&one(rec("string")), &one(json!(["null", rec("int")]))));
+    let rec =
+        |ty: &str| json!({"type": "record", "name": "A", "fields": [{"name": "x", "type": ty}]});
+    assert!(!reads(
+        &one(rec("string")),
+        &one(json!(["null", rec("int")]))
+    ));
 }
