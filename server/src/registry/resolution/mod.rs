@@ -146,7 +146,7 @@ impl Checker<'_> {
     /// Whether named types match by the specification: equal unqualified
     /// names, or a reader alias naming the writer's full name.
     fn names_match(reader: &model::Name, writer: &model::Name) -> bool {
-        reader.short == writer.short || reader.aliases.iter().any(|a| *a == writer.full)
+        reader.short == writer.short || reader.aliases.contains(&writer.full)
     }
 
     /// The specification's "match" without looking inside: what picks the
@@ -224,10 +224,10 @@ impl Checker<'_> {
                     return;
                 }
                 for field in fields {
-                    let from = wf.iter().find(|f| f.name == field.name).or_else(|| {
-                        wf.iter()
-                            .find(|f| field.aliases.iter().any(|a| *a == f.name))
-                    });
+                    let from = wf
+                        .iter()
+                        .find(|f| f.name == field.name)
+                        .or_else(|| wf.iter().find(|f| field.aliases.contains(&f.name)));
                     match from {
                         Some(from) => self.within(field.name.clone(), field.ty, from.ty),
                         None if field.default.is_some() => {}
