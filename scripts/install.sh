@@ -4,10 +4,10 @@
 #
 #   scripts/install.sh                 # install what is missing
 #   scripts/install.sh --check         # only report what is missing (exit 1 if anything is)
-#   scripts/install.sh [--check] STEP… # only these steps: apt rust kafka leptos wasm-bindgen npm python
+#   scripts/install.sh [--check] STEP… # only these steps: apt rust kafka avro leptos wasm-bindgen npm python
 #
 # Never downloads browsers or prebuilt binaries: Debian apt, crates.io, Maven Central
-# (the Kafka broker's jars), npm and PyPI only.
+# (the Kafka broker's jars, Apache Avro's Java checker), npm and PyPI only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,7 +21,7 @@ APT_PACKAGES=(clickhouse-server clickhouse-client chromium openjdk-17-jre-headle
 # Extra Debian packages can be added with ATTEST_APT_EXTRA="pkg1 pkg2".
 read -r -a _extra <<<"${ATTEST_APT_EXTRA:-}"
 APT_PACKAGES+=("${_extra[@]}")
-ALL_STEPS=(apt rust kafka leptos wasm-bindgen npm python)
+ALL_STEPS=(apt rust kafka avro leptos wasm-bindgen npm python)
 
 CHECK=0
 STEPS=()
@@ -32,7 +32,7 @@ for arg in "$@"; do
       sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    apt | rust | kafka | leptos | wasm-bindgen | npm | python) STEPS+=("$arg") ;;
+    apt | rust | kafka | avro | leptos | wasm-bindgen | npm | python) STEPS+=("$arg") ;;
     tansu)
       warn "step 'tansu' is gone: the local broker is Apache Kafka now; running step 'kafka'"
       STEPS+=(kafka)
@@ -154,6 +154,34 @@ step_kafka() {
   log "kafka: $(wc -l <"$marker" | awk '{print $1 - 1}') jars in $libs"
 }
 
+# Apache Avro's Java library and its dependencies (scripts/avro/pom.xml) from
+# Maven Central into $ATTEST_AVRO_JAVA_LIBS, for the evolution table's Java
+# check (server/tests/avro_evolutions.rs). As for Kafka's jars, they land in a
+# temporary directory first, so a half-finished copy never counts.
+step_avro() {
+  local libs="$ATTEST_AVRO_JAVA_LIBS" tmp="$ATTEST_AVRO_JAVA_LIBS.tmp" out
+  if [[ -s "$libs/avro-$AVRO_JAVA_VERSION.jar" ]]; then
+    skip avro "Apache Avro $AVRO_JAVA_VERSION jars in $libs"
+    return 0
+  fi
+  need "Apache Avro $AVRO_JAVA_VERSION jars from Maven Central into $libs" || return 0
+  have mvn || die "mvn not found; run scripts/install.sh apt (Debian package maven)"
+  rm -rf "$tmp"
+  mkdir -p "$(dirname "$libs")"
+  out="$(mktemp)"
+  if ! mvn -B -q -f "$ATTEST_ROOT/scripts/avro/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$tmp" >"$out" 2>&1; then
+    cat "$out" >&2
+    rm -f "$out"
+    die "mvn could not fetch the Apache Avro jars (Maven Central reachable? see the output above)"
+  fi
+  rm -f "$out"
+  [[ -s "$tmp/avro-$AVRO_JAVA_VERSION.jar" ]] || die "mvn finished but $tmp has no avro-$AVRO_JAVA_VERSION.jar"
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+  log "avro: $(find "$libs" -name '*.jar' | wc -l) jars in $libs"
+}
+
 step_leptos() {
   local v
   v="$(cargo leptos --version 2>/dev/null || true)"
@@ -227,14 +255,16 @@ step_python() {
   # with its schemaregistry and avro extras: server/tests/confluent_clients.py,
   # Confluent's own client with its defaults against Attest's registry.
   # openapi-spec-validator: scripts/api_doc.py check, the API's OpenAPI 3.1 document.
-  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro, openapi_spec_validator' >/dev/null 2>&1; then
-    skip python "chdb, fastavro, confluent_kafka (schema registry, avro) and openapi_spec_validator importable"
+  # avro (pinned): Apache Avro's Python compatibility checker, which
+  # server/tests/avro_evolutions.rs holds to the evolution table.
+  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro, openapi_spec_validator, avro.compatibility, sys; import avro; sys.exit(avro.__version__ != "1.12.2")' >/dev/null 2>&1; then
+    skip python "chdb, fastavro, confluent_kafka (schema registry, avro), openapi_spec_validator and avro 1.12.2 importable"
     return 0
   fi
-  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator" || return 0
+  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2" || return 0
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
-  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]' openapi-spec-validator; then
-    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]' openapi-spec-validator avro==1.12.2; then
+    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2 failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
   fi
 }
 

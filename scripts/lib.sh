@@ -47,6 +47,12 @@ if [[ -z "${ATTEST_KAFKA_NODES:-}" && -s "$ATTEST_RUN_DIR/kafka-nodes" ]]; then
 fi
 : "${ATTEST_KAFKA_NODES:=1}"
 
+# --- Apache Avro's Java library (its reference compatibility checker) -------------
+# server/tests/avro_evolutions.rs runs org.apache.avro.SchemaCompatibility from these
+# jars (scripts/avro/pom.xml, scripts/install.sh avro) over the evolution table.
+AVRO_JAVA_VERSION="1.12.1"
+: "${ATTEST_AVRO_JAVA_LIBS:=$HOME/.cache/attest/avro-java-$AVRO_JAVA_VERSION/libs}"
+
 # kafka_port NODE / kafka_controller_port NODE: the node's ports (node 1..3).
 kafka_port() { echo $((ATTEST_KAFKA_PORT + 2 * ($1 - 1))); }
 kafka_controller_port() { echo $((ATTEST_KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
@@ -70,7 +76,8 @@ fi
 export ATTEST_ROOT ATTEST_DATA_DIR ATTEST_RUN_DIR ATTEST_LOG_DIR \
   ATTEST_KAFKA_PORT ATTEST_KAFKA_CONTROLLER_PORT ATTEST_KAFKA_HOME ATTEST_KAFKA_NODES \
   ATTEST_CLICKHOUSE_HTTP_PORT ATTEST_CLICKHOUSE_TCP_PORT \
-  ATTEST_CONSOLE_PORT ATTEST_STACK_TIMEOUT ATTEST_KAFKA__BROKERS ATTEST_CLICKHOUSE__URL
+  ATTEST_CONSOLE_PORT ATTEST_STACK_TIMEOUT ATTEST_KAFKA__BROKERS ATTEST_CLICKHOUSE__URL \
+  ATTEST_AVRO_JAVA_LIBS
 
 # Put cargo-installed binaries (cargo-leptos, wasm-bindgen) on PATH.
 ensure_cargo_bin() {

@@ -24,7 +24,7 @@ async function hydrated(page) {
 }
 
 // Encodes the event with the committed contract (fastavro, Confluent
-// framing with the current schema id) and produces it with acks=all,
+// framing with the schema id ingest writes with) and produces it with acks=all,
 // as another service writing straight onto the topic would.
 function producePoison(eventId) {
   const code = `
@@ -33,7 +33,9 @@ import fastavro
 from confluent_kafka import Producer
 schemas, brokers, topic, event_id, secret = sys.argv[1:6]
 manifest = json.load(open(schemas + "/registry.json"))
-current = max(manifest["subjects"]["dev.attest.AuditEvent"], key=lambda v: v["version"])
+versions = manifest["subjects"]["dev.attest.AuditEvent"]
+latest = max(v["version"] for v in versions)
+current = next(v for v in versions if v["version"] == manifest.get("ingest_version", latest))
 schema = fastavro.parse_schema(json.load(open(schemas + "/" + current["file"])))
 record = {
     "event_id": event_id, "tenant_id": "e2e-dlq", "occurred_at": 5, "received_at": 5,

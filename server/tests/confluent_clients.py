@@ -82,9 +82,9 @@ def main():
 
     current = call("get_version latest", lambda: registry.get_latest_version(SUBJECT), lambda v: v.version >= 1)
     text = current.schema.schema_str if current else "{}"
-    call("get_compatibility (global)", lambda: registry.get_compatibility(), lambda c: c.startswith("BACKWARD"))
-    call("get_compatibility (subject)", lambda: registry.get_compatibility(SUBJECT), lambda c: c.startswith("BACKWARD"))
-    call("get_config", lambda: registry.get_config(), lambda c: "BACKWARD" in str(c.compatibility_level))
+    call("get_compatibility (global)", lambda: registry.get_compatibility(), lambda c: c == "FULL_TRANSITIVE")
+    call("get_compatibility (subject)", lambda: registry.get_compatibility(SUBJECT), lambda c: c == "FULL_TRANSITIVE")
+    call("get_config", lambda: registry.get_config(), lambda c: "FULL_TRANSITIVE" in str(c.compatibility_level))
     call("get_mode", lambda: registry.get_mode(SUBJECT), lambda m: m == "READONLY")
     call("test_compatibility_all_versions (the current schema)",
          lambda: registry.test_compatibility_all_versions(SUBJECT, Schema(text, "AVRO")), lambda ok: ok is True)
@@ -93,7 +93,8 @@ def main():
     call("get_subjects_by_schema_id", lambda: registry.get_subjects_by_schema_id(1), lambda s: SUBJECT in s)
     call("get_schema_versions", lambda: registry.get_schema_versions(1),
          lambda vs: any(v.subject == SUBJECT and v.version == 1 for v in vs))
-    call("lookup_schema", lambda: registry.lookup_schema(SUBJECT, Schema(text, "AVRO")), lambda r: r.schema_id == 1)
+    call("lookup_schema", lambda: registry.lookup_schema(SUBJECT, Schema(text, "AVRO")),
+         lambda r: current is not None and r.schema_id == current.schema_id)
     call("get_subjects", lambda: registry.get_subjects(), lambda s: SUBJECT in s)
     call("get_versions", lambda: registry.get_versions(SUBJECT), lambda v: 1 in v)
 

@@ -41,15 +41,15 @@ async fn confluent_rest_subset_answers_like_a_schema_registry() {
     let (status, versions) = server
         .get_json(&format!("/subjects/{SUBJECT}/versions"))
         .await;
-    assert_eq!((status, versions), (200, json!([1])));
-    for v in ["1", "latest"] {
+    assert_eq!((status, versions), (200, json!([1, 2])));
+    for (v, version, id) in [("1", 1, 1), ("2", 2, 2), ("latest", 2, 2)] {
         let (status, body) = server
             .get_json(&format!("/subjects/{SUBJECT}/versions/{v}"))
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
             (&body["subject"], &body["version"], &body["id"]),
-            (&json!(SUBJECT), &json!(1), &json!(1))
+            (&json!(SUBJECT), &json!(version), &json!(id))
         );
         apache_avro::Schema::parse_str(body["schema"].as_str().unwrap())
             .expect("schema text parses");
@@ -72,8 +72,8 @@ async fn confluent_rest_subset_answers_like_a_schema_registry() {
         );
     }
 
-    // Compatibility as Confluent's BACKWARD rule: can the candidate read
-    // what version 1 wrote?
+    // Compatibility as Confluent's FULL rule: do the candidate and the
+    // latest version (2) read each other's data? Version 1 does.
     let (_, current) = server.get_json("/schemas/ids/1").await;
     let mut schema: Value = serde_json::from_str(current["schema"].as_str().unwrap()).unwrap();
     let path = format!("/compatibility/subjects/{SUBJECT}/versions/latest");

@@ -22,13 +22,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::registry::{Registry, SchemaVersion};
+use crate::registry::{Registry, SchemaVersion, COMPATIBILITY};
 
 const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
-
-/// The level Attest holds its contract to: every version reads what every
-/// earlier version wrote (the contract test checks it).
-const COMPATIBILITY: &str = "BACKWARD_TRANSITIVE";
 
 pub fn router(registry: Arc<Registry>) -> Router {
     type Routes = Router<Arc<Registry>>;
@@ -531,15 +527,15 @@ fn avro_candidate(
     Ok(candidate)
 }
 
-/// Whether `candidate` reads what each of `existing` wrote; every reason
-/// it does not.
+/// Whether `candidate` and each of `existing` read each other's data (the
+/// level, [`COMPATIBILITY`], is FULL); every reason they do not.
 fn check(existing: &[&SchemaVersion], candidate: &Candidate) -> Result<Response, RegistryError> {
     let mut messages = Vec::new();
     for version in existing {
-        match Registry::can_read(version, &candidate.schema) {
+        match Registry::compatible(version, &candidate.schema) {
             Err(why) => return Err(RegistryError::InvalidSchema(why)),
             Ok(Ok(())) => {}
-            Ok(Err(why)) => messages.push(format!("version {}: {why}", version.version)),
+            Ok(Err(reasons)) => messages.extend(reasons),
         }
     }
     Ok(if messages.is_empty() {

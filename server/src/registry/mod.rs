@@ -6,6 +6,7 @@ pub mod binary;
 mod bounds;
 mod direct;
 pub mod external;
+pub mod resolution;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,17 +14,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
 use serde::Deserialize;
 
 use crate::event::{AuditEvent, DecodeError};
 use external::External;
 pub use external::ExternalError;
+use resolution::Incompatible;
 use wire::FramingError;
 
 /// The subject (Confluent RecordNameStrategy) of the audit event record.
 pub const AUDIT_EVENT_SUBJECT: &str = "dev.attest.AuditEvent";
+
+/// The compatibility Attest holds every subject's versions to, in
+/// Confluent's terms: each version reads the data of every other, older or
+/// newer. Newer versions must read older data (consumers upgrade first), and
+/// the version ingest writes with must read newer data too, because the
+/// writer decodes every message, whatever its version, to that one before
+/// storing it. The contract test checks it; the registry's compatibility
+/// endpoints apply it to a candidate.
+pub const COMPATIBILITY: &str = "FULL_TRANSITIVE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -126,6 +136,10 @@ pub struct Registry {
 #[derive(Deserialize)]
 struct Manifest {
     subjects: BTreeMap<String, Vec<ManifestEntry>>,
+    /// The version of the audit event subject that ingest encodes with and
+    /// that stored events have; the latest when absent.
+    #[serde(default)]
+    ingest_version: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -186,12 +200,23 @@ impl Registry {
             }
             subjects.insert(subject, versions);
         }
-        let current = subjects
-            .get(AUDIT_EVENT_SUBJECT)
-            .and_then(|v| v.last().cloned())
-            .ok_or_else(|| {
-                RegistryError::Invalid(format!("no versions of subject {AUDIT_EVENT_SUBJECT}"))
-            })?;
+        for (subject, versions) in &subjects {
+            refuse_incompatible(subject, versions)?;
+        }
+        let events = subjects.get(AUDIT_EVENT_SUBJECT).ok_or_else(|| {
+            RegistryError::Invalid(format!("no versions of subject {AUDIT_EVENT_SUBJECT}"))
+        })?;
+        let current = match manifest.ingest_version {
+            None => events.last(),
+            Some(n) => events.iter().find(|v| v.version == n),
+        }
+        .cloned()
+        .ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "ingest_version {:?} is not a version of subject {AUDIT_EVENT_SUBJECT}",
+                manifest.ingest_version
+            ))
+        })?;
         Ok(Registry {
             subjects,
             by_id,
@@ -288,7 +313,8 @@ impl Registry {
             .or_else(|| self.fetched.read().ok()?.get(&id).cloned())
     }
 
-    /// The version ingest writes with.
+    /// The version ingest writes with, and that every message is resolved
+    /// to before it is stored (`ingest_version` in registry.json).
     pub fn current(&self) -> &SchemaVersion {
         &self.current
     }
@@ -309,14 +335,55 @@ impl Registry {
     }
 
     /// Whether data written with `version` can be read with `candidate`
-    /// (Confluent's BACKWARD rule for one version); `Err` when the
+    /// (Confluent's BACKWARD rule for one version), by the Avro
+    /// specification's resolution rules ([`resolution`]); `Err` when the
     /// candidate is not a valid Avro schema.
     pub fn can_read(
         version: &SchemaVersion,
         candidate: &str,
-    ) -> Result<Result<(), String>, String> {
-        let reader = Schema::parse_str(candidate).map_err(|e| e.to_string())?;
-        Ok(SchemaCompatibility::can_read(&version.schema, &reader).map_err(|e| e.to_string()))
+    ) -> Result<Result<(), Incompatible>, String> {
+        // apache-avro decodes what Attest reads, so it must accept the
+        // schema too, not only the resolution model.
+        Schema::parse_str(candidate).map_err(|e| e.to_string())?;
+        let reader: serde_json::Value =
+            serde_json::from_str(candidate).map_err(|e| e.to_string())?;
+        let writer: serde_json::Value =
+            serde_json::from_str(&version.text).map_err(|e| e.to_string())?;
+        resolution::check(&writer, &reader).map_err(|e| e.to_string())
+    }
+
+    /// Whether `candidate` and `version` read each other's data, as
+    /// [`COMPATIBILITY`] asks of every pair of versions: every reason they do
+    /// not, each saying which way; `Err` when the candidate is not valid.
+    pub fn compatible(
+        version: &SchemaVersion,
+        candidate: &str,
+    ) -> Result<Result<(), Vec<String>>, String> {
+        let mut reasons = Vec::new();
+        if let Err(why) = Registry::can_read(version, candidate)? {
+            reasons.push(format!(
+                "it cannot read what version {} wrote: {why}",
+                version.version
+            ));
+        }
+        let reverse = SchemaVersion::new(
+            version.subject.clone(),
+            0,
+            0,
+            Schema::parse_str(candidate).map_err(|e| e.to_string())?,
+            candidate.to_owned(),
+        );
+        if let Err(why) = Registry::can_read(&reverse, &version.text)? {
+            reasons.push(format!(
+                "version {} cannot read what it writes: {why}",
+                version.version
+            ));
+        }
+        Ok(if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        })
     }
 
     /// Avro-encodes an event with the current schema, Confluent-framed.
@@ -394,6 +461,34 @@ impl Registry {
     }
 }
 
+/// A version that some other cannot read is refused at start-up: the
+/// contract is [`COMPATIBILITY`], so such a version is never in effect.
+fn refuse_incompatible(
+    subject: &str,
+    versions: &[Arc<SchemaVersion>],
+) -> Result<(), RegistryError> {
+    for reader in versions {
+        for writer in versions {
+            match Registry::can_read(writer, &reader.text) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    return Err(RegistryError::Invalid(format!(
+                        "{subject}: version {} cannot read what version {} wrote ({COMPATIBILITY} is required): {why}",
+                        reader.version, writer.version
+                    )))
+                }
+                Err(why) => {
+                    return Err(RegistryError::Invalid(format!(
+                        "{subject}: version {}: {why}",
+                        reader.version
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read(path: &Path) -> Result<String, RegistryError> {
     std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
         path: path.to_owned(),
@@ -435,15 +530,15 @@ mod tests {
         assert_eq!(ids.len(), n);
     }
 
-    /// The contract's evolution rule: every version reads everything any
-    /// earlier version wrote (BACKWARD_TRANSITIVE). A schema change that
-    /// breaks this fails the test command.
+    /// The contract's evolution rule ([`COMPATIBILITY`]): every version
+    /// reads everything every other version wrote, older or newer. A schema
+    /// change that breaks this fails the test command.
     #[test]
-    fn every_version_reads_what_every_earlier_version_wrote() {
+    fn every_version_reads_what_every_other_version_wrote() {
         let r = registry();
         for (subject, versions) in r.subjects() {
-            for (i, reader) in versions.iter().enumerate() {
-                for writer in &versions[..i] {
+            for reader in versions {
+                for writer in versions {
                     assert_eq!(
                         Registry::can_read(writer, &reader.text),
                         Ok(Ok(())),
@@ -454,6 +549,115 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An event as a version 2 writer sends it: version 1's fields and the
+    /// trace id.
+    fn version_2_datum(r: &Registry, trace_id: Option<&str>) -> Vec<u8> {
+        let v2 = r.by_id(2).expect("version 2 is registered");
+        let apache_avro::types::Value::Record(mut fields) = sample().to_avro() else {
+            panic!("an event is a record");
+        };
+        fields.push((
+            "trace_id".into(),
+            match trace_id {
+                Some(t) => apache_avro::types::Value::Union(
+                    1,
+                    Box::new(apache_avro::types::Value::String(t.into())),
+                ),
+                None => {
+                    apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null))
+                }
+            },
+        ));
+        to_avro_datum(&v2.schema, apache_avro::types::Value::Record(fields))
+            .expect("fits version 2")
+    }
+
+    /// Version 2 adds a field with a default and changes nothing else:
+    /// ingest still writes version 1 and the same rows are stored, and data
+    /// written with either version is read with the other.
+    #[test]
+    fn version_1_and_version_2_read_each_others_data() {
+        let r = registry();
+        assert_eq!(
+            (r.current().version, r.current().id),
+            (1, 1),
+            "ingest writes version 1"
+        );
+        assert_eq!(r.versions(AUDIT_EVENT_SUBJECT).map(<[_]>::len), Some(2));
+
+        // Version 2 data, read as version 1 (what the writer stores): the
+        // same event, the trace id skipped.
+        for trace in [Some("4bf92f3577b34da6a3ce929d0e0e4736"), None] {
+            let framed = wire::frame(2, &version_2_datum(&r, trace));
+            assert_eq!(r.decode(&framed).expect("decodes"), (2, sample()));
+            let mut many = framed.clone();
+            many.extend(r.encode(&sample()).expect("encodes"));
+            assert_eq!(r.decode_many(&many).expect("decodes"), [sample(), sample()]);
+        }
+
+        // Version 1 data (what ingest writes), read with version 2: every
+        // field as written, the trace id null by its default.
+        let framed = r.encode(&sample()).expect("encodes");
+        let (id, mut datum) = wire::unframe(&framed).expect("framed");
+        let v1 = r.by_id(id).expect("version 1");
+        let v2 = r.by_id(2).expect("version 2");
+        let read = from_avro_datum(&v1.schema, &mut datum, Some(&v2.schema)).expect("v2 reads v1");
+        let apache_avro::types::Value::Record(mut fields) = read else {
+            panic!("a record");
+        };
+        assert_eq!(
+            fields.pop(),
+            Some((
+                "trace_id".into(),
+                apache_avro::types::Value::Union(0, Box::new(apache_avro::types::Value::Null))
+            ))
+        );
+        assert_eq!(
+            apache_avro::types::Value::Record(fields),
+            sample().to_avro()
+        );
+        assert!(datum.is_empty(), "the whole datum was read");
+    }
+
+    #[test]
+    fn a_manifest_with_a_version_that_breaks_compatibility_is_refused() {
+        let dir = std::env::temp_dir().join(format!("attest-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        let v1 = std::fs::read_to_string(contract.join("audit_event.avsc")).unwrap();
+        let mut breaking: serde_json::Value = serde_json::from_str(&v1).unwrap();
+        // Retiring a symbol without an enum default: version 2 cannot read
+        // version 1's "system" events.
+        breaking["fields"][4]["type"]["symbols"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        std::fs::write(dir.join("v1.avsc"), &v1).unwrap();
+        std::fs::write(dir.join("v2.avsc"), breaking.to_string()).unwrap();
+        let manifest = |ingest: u32| {
+            serde_json::json!({"ingest_version": ingest, "subjects": {AUDIT_EVENT_SUBJECT: [
+                {"version": 1, "id": 1, "file": "v1.avsc"},
+                {"version": 2, "id": 2, "file": "v2.avsc"}]}})
+            .to_string()
+        };
+        std::fs::write(dir.join("registry.json"), manifest(1)).unwrap();
+        let err = Registry::load(&dir).err().expect("refused").to_string();
+        assert!(
+            err.contains("version 2 cannot read what version 1 wrote"),
+            "{err}"
+        );
+        assert!(err.contains("system"), "{err}");
+
+        // With an enum default the retirement is allowed (Avro 1.9+).
+        breaking["fields"][4]["type"]["default"] = "admin".into();
+        std::fs::write(dir.join("v2.avsc"), breaking.to_string()).unwrap();
+        let r = Registry::load(&dir).expect("an enum default makes it compatible");
+        assert_eq!(r.current().version, 1);
+        std::fs::write(dir.join("registry.json"), manifest(3)).unwrap();
+        assert!(Registry::load(&dir).is_err(), "no version 3");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
