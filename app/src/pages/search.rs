@@ -10,6 +10,7 @@ use crate::pages::events::list_tenants;
 use crate::pages::saved_searches::SavedSearches;
 use crate::pages::search_facets::FacetsPanel;
 use crate::pages::search_form::QueryForm;
+use crate::pages::search_histogram::{count_values, search_histogram, CountByPanel, Histogram};
 use crate::pages::search_results::{ResultsTable, SearchErrorView};
 use crate::search_model::{Facets, SearchError, SearchPage};
 use crate::search_state::SearchParams;
@@ -150,9 +151,11 @@ pub fn SearchPage() -> impl IntoView {
         let map = query.read();
         SearchParams::from_lookup(|key| map.get(key))
     });
-    // Columns change what is shown, not what is asked.
+    // Columns change what is shown, not what is asked; the counted field
+    // changes only the count-by table.
     let asked = Memo::new(move |_| SearchParams {
         columns: Vec::new(),
+        count_by: None,
         ..params.get()
     });
     let facet_key = Memo::new(move |_| {
@@ -164,10 +167,13 @@ pub fn SearchPage() -> impl IntoView {
             .map(|c| c.snapshot_ms);
         (SearchParams { cursor: None, ..p }, snapshot)
     });
+    // Each answer carries the search it answers, so the page can tell a
+    // result of the current search from one of an earlier search and never
+    // shows the latter as current (it stays only dimmed, while busy).
     let page = Resource::new(
         move || asked.get(),
-        |p| {
-            find_events(
+        |p| async move {
+            let answer = find_events(
                 Some(p.q.clone()),
                 p.tenant.clone(),
                 range_param(&p),
@@ -175,8 +181,51 @@ pub fn SearchPage() -> impl IntoView {
                 p.to.clone(),
                 p.cursor.clone(),
             )
+            .await;
+            (p, answer)
         },
     );
+    let histogram = Resource::new(
+        move || facet_key.get(),
+        |(p, snapshot)| {
+            search_histogram(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+                snapshot,
+            )
+        },
+    );
+    let count_key = Memo::new(move |_| (facet_key.get(), params.get().count_by));
+    let counted = Resource::new(
+        move || count_key.get(),
+        |((p, snapshot), field)| async move {
+            match field {
+                Some(field) => count_values(
+                    Some(p.q.clone()),
+                    p.tenant.clone(),
+                    range_param(&p),
+                    p.from.clone(),
+                    p.to.clone(),
+                    field.query_field().to_string(),
+                    snapshot,
+                )
+                .await
+                .map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    // Busy: a search is on its way, or the answer shown is an earlier
+    // search's (the new one has not come yet).
+    let (pending, set_pending) = signal(false);
+    let stale = Memo::new(move |_| {
+        page.get()
+            .is_some_and(|(answered, _)| answered != asked.get())
+    });
+    let busy = move || pending.get() || stale.get();
     let facets = Resource::new(
         move || facet_key.get(),
         |(p, snapshot)| {
@@ -195,7 +244,7 @@ pub fn SearchPage() -> impl IntoView {
     // Newer events: asked for every few seconds while the page is open.
     let polled = RwSignal::new(None::<(i64, u64)>);
     Effect::new(move |_| {
-        let Some(Ok(current)) = page.get() else {
+        let Some((_, Ok(current))) = page.get() else {
             return;
         };
         let p = asked.get_untracked();
@@ -230,7 +279,41 @@ pub fn SearchPage() -> impl IntoView {
         polled.set(None);
         page.refetch();
         facets.refetch();
+        histogram.refetch();
+        counted.refetch();
     });
+
+    // Built apart and type-erased: nested in the page's view, the whole
+    // page's view type grows past the compiler's recursion limit.
+    let results = view! {
+        <div class="results" id="results" tabindex="-1" class:busy=busy aria-busy=move || busy().to_string() data-testid="results">
+            {move || busy().then(|| view! {
+                <div class="busy-indicator" role="status" data-testid="search-busy">
+                    <progress aria-label="Searching"></progress>" Searching…"
+                </div>
+            })}
+            <Histogram resource=histogram params=params/>
+            <CountByPanel resource=counted params=params/>
+            <Transition fallback=move || view! { <p class="muted">"Searching…"</p> } set_pending=set_pending>
+                {move || page.get().map(|(_, answer)| match answer {
+                    Ok(page) => {
+                        let snapshot = page.snapshot_ms;
+                        let own = page.newer;
+                        let newer = Signal::derive(move || {
+                            let polled = polled
+                                .get()
+                                .filter(|(s, _)| *s == snapshot)
+                                .map_or(0, |(_, n)| n);
+                            polled.max(own)
+                        });
+                        view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
+                    }
+                    Err(error) => view! { <SearchErrorView error/> }.into_any(),
+                })}
+            </Transition>
+        </div>
+    }
+    .into_any();
 
     view! {
         <section class="search" aria-labelledby="search-title">
@@ -250,25 +333,7 @@ pub fn SearchPage() -> impl IntoView {
                         })}
                     </Transition>
                 </aside>
-                <div class="results">
-                    <Transition fallback=move || view! { <p class="muted">"Searching…"</p> }>
-                        {move || page.get().map(|answer| match answer {
-                            Ok(page) => {
-                                let snapshot = page.snapshot_ms;
-                                let own = page.newer;
-                                let newer = Signal::derive(move || {
-                                    let polled = polled
-                                        .get()
-                                        .filter(|(s, _)| *s == snapshot)
-                                        .map_or(0, |(_, n)| n);
-                                    polled.max(own)
-                                });
-                                view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
-                            }
-                            Err(error) => view! { <SearchErrorView error/> }.into_any(),
-                        })}
-                    </Transition>
-                </div>
+                {results}
             </div>
         </section>
     }
