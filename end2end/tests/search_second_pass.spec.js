@@ -175,3 +175,25 @@ for (const scheme of ['light', 'dark']) {
     expect(errors).toEqual([]);
   });
 }
+
+test('keyboard: / focuses the query, j and k move through results, Enter opens one', async ({ page }) => {
+  const errors = watchErrors(page);
+  await openWhenAllArrived(page, `/search?tenant=${tenant}&range=1h`, 12);
+  await expect(page.locator('a.skip-link')).toHaveAttribute('href', '#results');
+  await page.locator('h1').click();
+  await page.keyboard.press('/');
+  await expect(page.locator('#q')).toBeFocused();
+  await page.locator('h1').click();
+  const link = (n) => rows(page).nth(n).locator('a[href^="/events/"]').first();
+  await page.keyboard.press('j');
+  await expect(link(0)).toBeFocused();
+  await page.keyboard.press('j');
+  await page.keyboard.press('j');
+  await expect(link(2)).toBeFocused();
+  await page.keyboard.press('k');
+  await expect(link(1)).toBeFocused();
+  const id = await rows(page).nth(1).getAttribute('data-event-id');
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(new RegExp(`/events/[^/]+/${id}`));
+  expect(errors).toEqual([]);
+});

@@ -226,6 +226,14 @@ pub fn SearchPage() -> impl IntoView {
             .is_some_and(|(answered, _)| answered != asked.get())
     });
     let busy = move || pending.get() || stale.get();
+    // Keyboard: `/` focuses the query, `j`/`k` move through the results'
+    // event links (Enter then opens one). Only in the browser, and never
+    // while typing in a field.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, keyboard_shortcut);
+        on_cleanup(move || handle.remove());
+    }
     let facets = Resource::new(
         move || facet_key.get(),
         |(p, snapshot)| {
@@ -317,6 +325,7 @@ pub fn SearchPage() -> impl IntoView {
 
     view! {
         <section class="search" aria-labelledby="search-title">
+            <a class="skip-link" href="#results">"Skip to results"</a>
             <div class="toolbar">
                 <h1 id="search-title">"Search"</h1>
                 <ExportLinks params=params/>
@@ -336,6 +345,62 @@ pub fn SearchPage() -> impl IntoView {
                 {results}
             </div>
         </section>
+    }
+}
+
+/// The Search page's keys; see [`SearchPage`].
+#[cfg(feature = "hydrate")]
+fn keyboard_shortcut(ev: leptos::web_sys::KeyboardEvent) {
+    use wasm_bindgen::JsCast;
+    if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        return;
+    }
+    let doc = document();
+    let active = doc.active_element();
+    let typing = active.as_ref().is_some_and(|el| {
+        matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+            || el.has_attribute("contenteditable")
+    });
+    if typing {
+        return;
+    }
+    let focus = |selector: &str| {
+        doc.query_selector(selector)
+            .ok()
+            .flatten()
+            .and_then(|el| el.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+            .map(|el| el.focus().is_ok())
+            .unwrap_or(false)
+    };
+    let key = ev.key();
+    let moved = match key.as_str() {
+        "/" => focus("#q"),
+        "j" | "k" => {
+            // Position of the focused result row among its siblings.
+            let row = active.and_then(|el| el.closest("tbody tr[data-event-id]").ok().flatten());
+            let index = row.map(|row| {
+                let mut n = 0u32;
+                let mut at = row.previous_element_sibling();
+                while let Some(el) = at {
+                    n = n.saturating_add(1);
+                    at = el.previous_element_sibling();
+                }
+                n
+            });
+            let next = match (key.as_str(), index) {
+                (_, None) => 0,
+                ("j", Some(i)) => i.saturating_add(1),
+                (_, Some(i)) => i.saturating_sub(1),
+            };
+            focus(&format!(
+                "tbody tr[data-event-id]:nth-child({}) a[href^=\"/events/\"]",
+                next.saturating_add(1)
+            ))
+        }
+        _ => false,
+    };
+    if moved {
+        ev.prevent_default();
     }
 }
 
