@@ -10,6 +10,8 @@ use crate::search_state::{Cursor, SearchParams, TimeWindow};
 pub const SEARCH_PAGE_ROWS: u32 = 100;
 /// Values listed per facet.
 pub const FACET_VALUES: usize = 10;
+/// Values a "count by" lists.
+pub const COUNT_BY_VALUES: u32 = 20;
 /// How far "events around this one" looks either side, in ms.
 pub const AROUND_MS: i64 = 5 * 60_000;
 
@@ -182,6 +184,28 @@ impl FacetField {
     pub fn from_column(column: &str) -> Option<FacetField> {
         FacetField::ALL.into_iter().find(|f| f.column() == column)
     }
+
+    /// By its query-language name (`actor`, `actor.ip`), as the URL's
+    /// `count_by` names it.
+    pub fn from_query_field(name: &str) -> Option<FacetField> {
+        FacetField::ALL
+            .into_iter()
+            .find(|f| f.query_field() == name)
+    }
+}
+
+/// "Count by a field": the most frequent values of one field over every
+/// event the search matches, counted exactly like the facets (distinct
+/// event identities), so each count is what Search finds with the value
+/// added to the query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountBy {
+    pub field: FacetField,
+    /// Distinct matching events, all values together.
+    pub total: u64,
+    /// Most events first, ties by value; at most [`COUNT_BY_VALUES`].
+    pub values: Vec<FacetValue>,
+    pub snapshot_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

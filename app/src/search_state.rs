@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::TimeRange;
-use crate::query::Timestamp;
+use crate::query::TimeValue;
 
 mod columns;
 mod cursor;
@@ -24,6 +24,12 @@ pub enum TimeWindow {
     Since { from_ms: i64 },
     /// Fixed bounds, both inclusive.
     Between { from_ms: i64, to_ms: i64 },
+    /// Bounds of which at least one counts from the moment of the search
+    /// (`now-7d/d`); no `to` means up to that moment.
+    Relative {
+        from: TimeValue,
+        to: Option<TimeValue>,
+    },
 }
 
 impl TimeWindow {
@@ -33,13 +39,22 @@ impl TimeWindow {
             TimeWindow::Last(range) => (at_ms.saturating_sub(range.duration_ms()), at_ms),
             TimeWindow::Since { from_ms } => (from_ms, at_ms),
             TimeWindow::Between { from_ms, to_ms } => (from_ms, to_ms),
+            TimeWindow::Relative { from, to } => (
+                from.interval(at_ms).0,
+                // `to` names an interval, its end included, as for Between.
+                to.map_or(at_ms, |to| to.interval(at_ms).1.saturating_sub(1)),
+            ),
         }
     }
 
     /// Whether events arriving later can still fall inside the window, which
     /// is what the "newer events" notice counts.
     pub fn open_ended(self) -> bool {
-        !matches!(self, TimeWindow::Between { .. })
+        match self {
+            TimeWindow::Between { .. } => false,
+            TimeWindow::Relative { to, .. } => to.is_none(),
+            TimeWindow::Last(_) | TimeWindow::Since { .. } => true,
+        }
     }
 }
 
@@ -57,6 +72,10 @@ pub struct SearchParams {
     /// An opaque [`Cursor`] token: the page after it. `None`: the newest page.
     pub cursor: Option<String>,
     pub columns: Vec<Column>,
+    /// The field whose top values are counted above the results; saved
+    /// searches stored before it read as none.
+    #[serde(default)]
+    pub count_by: Option<crate::search_model::FacetField>,
 }
 
 impl SearchParams {
@@ -76,6 +95,8 @@ impl SearchParams {
             to: text("to"),
             cursor: text("cursor"),
             columns: parse_columns(text("cols").as_deref()),
+            count_by: text("count_by")
+                .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
         }
     }
 
@@ -113,6 +134,9 @@ impl SearchParams {
         if self.columns != Column::DEFAULT {
             let keys: Vec<&str> = self.columns.iter().map(|c| c.key()).collect();
             pairs.push(("cols", keys.join(",")));
+        }
+        if let Some(field) = self.count_by {
+            pairs.push(("count_by", field.query_field().to_string()));
         }
         pairs
     }
@@ -156,20 +180,26 @@ impl SearchParams {
     }
 
     /// The time window the parameters name, or what is wrong with `from`/`to`.
+    /// Either may be relative (`now-7d/d`); such a window is placed when
+    /// the search runs, and one that ends before it starts finds nothing.
     pub fn window(&self) -> Result<TimeWindow, String> {
         let from = match &self.from {
-            Some(text) => Some(Timestamp::parse(text).map_err(|e| format!("from: {e}"))?),
+            Some(text) => Some(TimeValue::parse(text).map_err(|e| format!("from: {e}"))?),
             None => None,
         };
         let to = match &self.to {
-            Some(text) => Some(Timestamp::parse(text).map_err(|e| format!("to: {e}"))?),
+            Some(text) => Some(TimeValue::parse(text).map_err(|e| format!("to: {e}"))?),
             None => None,
         };
         match (from, to) {
             (None, None) => Ok(TimeWindow::Last(self.range)),
-            (Some(from), None) => Ok(TimeWindow::Since { from_ms: from.ms }),
             (None, Some(_)) => Err("to: set from as well".to_string()),
-            (Some(from), Some(to)) => {
+            (Some(TimeValue::At(from)), None) => Ok(TimeWindow::Since { from_ms: from.ms }),
+            (Some(from), to @ (None | Some(TimeValue::Now(_))))
+            | (Some(from @ TimeValue::Now(_)), to @ Some(_)) => {
+                Ok(TimeWindow::Relative { from, to })
+            }
+            (Some(TimeValue::At(from)), Some(TimeValue::At(to))) => {
                 // `to` names an interval like a query term does, so
                 // `to=2026-03-01` includes that whole day.
                 let to_ms = to.end_ms().saturating_sub(1);
@@ -261,6 +291,16 @@ mod tests {
         assert_eq!(p.first_page().cursor, None);
         assert_eq!(p.with_q("x").cursor, None);
         assert_eq!(p.with_q("x").tenant.as_deref(), Some("acme"));
+        let p = params(&[("count_by", "actor.ip")]);
+        assert_eq!(p.count_by, Some(crate::search_model::FacetField::ActorIp));
+        assert_eq!(p.href(), "/search?count_by=actor.ip");
+        assert_eq!(params(&[("count_by", "nonsense")]).count_by, None);
+        // Saved searches stored before count_by still read.
+        let old: SearchParams = serde_json::from_str(
+            r#"{"q":"a","tenant":null,"range":"Last24Hours","from":null,"to":null,"cursor":null,"columns":[]}"#,
+        )
+        .unwrap();
+        assert_eq!((old.q.as_str(), old.count_by), ("a", None));
     }
 
     #[test]
@@ -300,6 +340,21 @@ mod tests {
             to_ms: 1
         }
         .open_ended());
+        // Relative bounds are placed when the search runs.
+        let now = day + 13 * 3_600_000;
+        let p = params(&[("from", "now-7d/d"), ("to", "now-1d/d")]);
+        let window = p.window().unwrap();
+        assert_eq!(window.bounds(now), (day - 7 * 86_400_000, day - 1));
+        assert!(!window.open_ended());
+        let p = params(&[("from", "now-1h")]);
+        assert_eq!(p.window().unwrap().bounds(now), (now - 3_600_000, now));
+        assert!(p.window().unwrap().open_ended());
+        let p = params(&[("from", "2026-03-01"), ("to", "now")]);
+        assert_eq!(p.window().unwrap().bounds(now), (day, now));
+        assert!(params(&[("from", "now-1y")])
+            .window()
+            .unwrap_err()
+            .starts_with("from: bad relative time"));
         let reset =
             params(&[("from", "2026-03-01"), ("cursor", "c")]).with_range(TimeRange::Last7Days);
         assert_eq!((reset.from, reset.cursor), (None, None));

@@ -73,6 +73,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// Top values per facet field over every event the search matches.
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
 
+    /// The [`COUNT_BY_VALUES`](crate::search_model::COUNT_BY_VALUES) most
+    /// frequent values of `field` over every event the search matches,
+    /// counted like the facets.
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: crate::search_model::FacetField,
+        now_ms: i64,
+    ) -> Result<crate::search_model::CountBy, StoreError>;
+
     /// Distinct events per time bucket and `by` over what the search
     /// matches (its cursor aside), every bucket of the window present.
     async fn time_series(

@@ -524,7 +524,7 @@ mod tests {
             q,
             "(actor:bob OR actor:eve) (occurred_at>=2026-03-02T13:00 occurred_at<2026-03-02T14:00)"
         );
-        assert!(crate::query::compile_str(&q).is_ok());
+        assert!(crate::query::compile_str(&q, 0).is_ok());
         // A year has 53 Mondays: too many stretches to name in one query.
         let year = HeatMap::slots(DAY, DAY + 371 * 24 * HOUR - 1, utc);
         let map = HeatMap::assemble(DAY, DAY + 371 * 24 * HOUR, DAY, "UTC", &year, &[]);
@@ -533,7 +533,7 @@ mod tests {
         let quarter = HeatMap::slots(DAY, DAY + 90 * 24 * HOUR - 1, utc);
         let map = HeatMap::assemble(DAY, DAY + 90 * 24 * HOUR - 1, DAY, "UTC", &quarter, &[]);
         let q = cell_query("category:authentication", &map.intervals[0][13]).unwrap();
-        assert!(crate::query::compile_str(&q).is_ok(), "{q}");
+        assert!(crate::query::compile_str(&q, 0).is_ok(), "{q}");
     }
 
     #[test]
@@ -549,7 +549,7 @@ mod tests {
         );
         for p in Panel::ALL {
             assert_eq!(Panel::from_param(p.param()), Some(p));
-            assert!(crate::query::compile_str(&p.query("actor:x OR ip:1.2.3.4")).is_ok());
+            assert!(crate::query::compile_str(&p.query("actor:x OR ip:1.2.3.4"), 0).is_ok());
         }
         let b = Breakdown {
             panel: Panel::FailureSources,

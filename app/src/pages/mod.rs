@@ -11,6 +11,7 @@ pub mod saved_searches;
 pub mod search;
 mod search_facets;
 mod search_form;
+mod search_histogram;
 mod search_results;
 
 use leptos::prelude::*;

@@ -10,6 +10,7 @@ use crate::pages::events::list_tenants;
 use crate::pages::saved_searches::SavedSearches;
 use crate::pages::search_facets::FacetsPanel;
 use crate::pages::search_form::QueryForm;
+use crate::pages::search_histogram::{count_values, search_histogram, CountByPanel, Histogram};
 use crate::pages::search_results::{ResultsTable, SearchErrorView};
 use crate::search_model::{Facets, SearchError, SearchPage};
 use crate::search_state::SearchParams;
@@ -150,9 +151,11 @@ pub fn SearchPage() -> impl IntoView {
         let map = query.read();
         SearchParams::from_lookup(|key| map.get(key))
     });
-    // Columns change what is shown, not what is asked.
+    // Columns change what is shown, not what is asked; the counted field
+    // changes only the count-by table.
     let asked = Memo::new(move |_| SearchParams {
         columns: Vec::new(),
+        count_by: None,
         ..params.get()
     });
     let facet_key = Memo::new(move |_| {
@@ -164,10 +167,13 @@ pub fn SearchPage() -> impl IntoView {
             .map(|c| c.snapshot_ms);
         (SearchParams { cursor: None, ..p }, snapshot)
     });
+    // Each answer carries the search it answers, so the page can tell a
+    // result of the current search from one of an earlier search and never
+    // shows the latter as current (it stays only dimmed, while busy).
     let page = Resource::new(
         move || asked.get(),
-        |p| {
-            find_events(
+        |p| async move {
+            let answer = find_events(
                 Some(p.q.clone()),
                 p.tenant.clone(),
                 range_param(&p),
@@ -175,8 +181,59 @@ pub fn SearchPage() -> impl IntoView {
                 p.to.clone(),
                 p.cursor.clone(),
             )
+            .await;
+            (p, answer)
         },
     );
+    let histogram = Resource::new(
+        move || facet_key.get(),
+        |(p, snapshot)| {
+            search_histogram(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+                snapshot,
+            )
+        },
+    );
+    let count_key = Memo::new(move |_| (facet_key.get(), params.get().count_by));
+    let counted = Resource::new(
+        move || count_key.get(),
+        |((p, snapshot), field)| async move {
+            match field {
+                Some(field) => count_values(
+                    Some(p.q.clone()),
+                    p.tenant.clone(),
+                    range_param(&p),
+                    p.from.clone(),
+                    p.to.clone(),
+                    field.query_field().to_string(),
+                    snapshot,
+                )
+                .await
+                .map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    // Busy: a search is on its way, or the answer shown is an earlier
+    // search's (the new one has not come yet).
+    let (pending, set_pending) = signal(false);
+    let stale = Memo::new(move |_| {
+        page.get()
+            .is_some_and(|(answered, _)| answered != asked.get())
+    });
+    let busy = move || pending.get() || stale.get();
+    // Keyboard: `/` focuses the query, `j`/`k` move through the results'
+    // event links (Enter then opens one). Only in the browser, and never
+    // while typing in a field.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, keyboard_shortcut);
+        on_cleanup(move || handle.remove());
+    }
     let facets = Resource::new(
         move || facet_key.get(),
         |(p, snapshot)| {
@@ -195,7 +252,7 @@ pub fn SearchPage() -> impl IntoView {
     // Newer events: asked for every few seconds while the page is open.
     let polled = RwSignal::new(None::<(i64, u64)>);
     Effect::new(move |_| {
-        let Some(Ok(current)) = page.get() else {
+        let Some((_, Ok(current))) = page.get() else {
             return;
         };
         let p = asked.get_untracked();
@@ -230,10 +287,45 @@ pub fn SearchPage() -> impl IntoView {
         polled.set(None);
         page.refetch();
         facets.refetch();
+        histogram.refetch();
+        counted.refetch();
     });
+
+    // Built apart and type-erased: nested in the page's view, the whole
+    // page's view type grows past the compiler's recursion limit.
+    let results = view! {
+        <div class="results" id="results" tabindex="-1" class:busy=busy aria-busy=move || busy().to_string() data-testid="results">
+            {move || busy().then(|| view! {
+                <div class="busy-indicator" role="status" data-testid="search-busy">
+                    <progress aria-label="Searching"></progress>" Searching…"
+                </div>
+            })}
+            <Histogram resource=histogram params=params/>
+            <CountByPanel resource=counted params=params/>
+            <Transition fallback=move || view! { <p class="muted">"Searching…"</p> } set_pending=set_pending>
+                {move || page.get().map(|(_, answer)| match answer {
+                    Ok(page) => {
+                        let snapshot = page.snapshot_ms;
+                        let own = page.newer;
+                        let newer = Signal::derive(move || {
+                            let polled = polled
+                                .get()
+                                .filter(|(s, _)| *s == snapshot)
+                                .map_or(0, |(_, n)| n);
+                            polled.max(own)
+                        });
+                        view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
+                    }
+                    Err(error) => view! { <SearchErrorView error/> }.into_any(),
+                })}
+            </Transition>
+        </div>
+    }
+    .into_any();
 
     view! {
         <section class="search" aria-labelledby="search-title">
+            <a class="skip-link" href="#results">"Skip to results"</a>
             <div class="toolbar">
                 <h1 id="search-title">"Search"</h1>
                 <ExportLinks params=params/>
@@ -250,27 +342,65 @@ pub fn SearchPage() -> impl IntoView {
                         })}
                     </Transition>
                 </aside>
-                <div class="results">
-                    <Transition fallback=move || view! { <p class="muted">"Searching…"</p> }>
-                        {move || page.get().map(|answer| match answer {
-                            Ok(page) => {
-                                let snapshot = page.snapshot_ms;
-                                let own = page.newer;
-                                let newer = Signal::derive(move || {
-                                    let polled = polled
-                                        .get()
-                                        .filter(|(s, _)| *s == snapshot)
-                                        .map_or(0, |(_, n)| n);
-                                    polled.max(own)
-                                });
-                                view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
-                            }
-                            Err(error) => view! { <SearchErrorView error/> }.into_any(),
-                        })}
-                    </Transition>
-                </div>
+                {results}
             </div>
         </section>
+    }
+}
+
+/// The Search page's keys; see [`SearchPage`].
+#[cfg(feature = "hydrate")]
+fn keyboard_shortcut(ev: leptos::web_sys::KeyboardEvent) {
+    use wasm_bindgen::JsCast;
+    if ev.ctrl_key() || ev.meta_key() || ev.alt_key() {
+        return;
+    }
+    let doc = document();
+    let active = doc.active_element();
+    let typing = active.as_ref().is_some_and(|el| {
+        matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+            || el.has_attribute("contenteditable")
+    });
+    if typing {
+        return;
+    }
+    let focus = |selector: &str| {
+        doc.query_selector(selector)
+            .ok()
+            .flatten()
+            .and_then(|el| el.dyn_into::<leptos::web_sys::HtmlElement>().ok())
+            .map(|el| el.focus().is_ok())
+            .unwrap_or(false)
+    };
+    let key = ev.key();
+    let moved = match key.as_str() {
+        "/" => focus("#q"),
+        "j" | "k" => {
+            // Position of the focused result row among its siblings.
+            let row = active.and_then(|el| el.closest("tbody tr[data-event-id]").ok().flatten());
+            let index = row.map(|row| {
+                let mut n = 0u32;
+                let mut at = row.previous_element_sibling();
+                while let Some(el) = at {
+                    n = n.saturating_add(1);
+                    at = el.previous_element_sibling();
+                }
+                n
+            });
+            let next = match (key.as_str(), index) {
+                (_, None) => 0,
+                ("j", Some(i)) => i.saturating_add(1),
+                (_, Some(i)) => i.saturating_sub(1),
+            };
+            focus(&format!(
+                "tbody tr[data-event-id]:nth-child({}) a[href^=\"/events/\"]",
+                next.saturating_add(1)
+            ))
+        }
+        _ => false,
+    };
+    if moved {
+        ev.prevent_default();
     }
 }
 

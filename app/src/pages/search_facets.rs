@@ -66,9 +66,18 @@ fn FacetGroup(counts: FacetCounts, params: SearchParams) -> impl IntoView {
             }
         })
         .collect_view();
+    let count_href = SearchParams {
+        count_by: Some(field),
+        ..params.clone()
+    }
+    .href();
+    let count_label = format!("Count the top 20 values of {}", field.label());
     view! {
         <section class="facet" data-facet=field.column()>
-            <h2>{field.label()}</h2>
+            <h2>
+                {field.label()}" "
+                <a class="facet-count-by" href=count_href title=count_label.clone() aria-label=count_label>"top 20"</a>
+            </h2>
             <ul>{items}</ul>
         </section>
     }

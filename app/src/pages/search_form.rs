@@ -144,12 +144,12 @@ pub fn QueryForm(
                 </label>
                 <label>
                     "From (UTC)"
-                    <input name="from" id="search-from" type="text" inputmode="numeric" placeholder="2026-03-01T12:30"
+                    <input name="from" id="search-from" type="text" inputmode="numeric" placeholder="2026-03-01T12:30 or now-7d/d"
                         prop:value=move || from.get() on:input=move |ev| from.set(event_target_value(&ev))/>
                 </label>
                 <label>
                     "To (UTC)"
-                    <input name="to" id="search-to" type="text" inputmode="numeric" placeholder="empty: now"
+                    <input name="to" id="search-to" type="text" inputmode="numeric" placeholder="empty: now; or now-1h"
                         prop:value=move || to.get() on:input=move |ev| to.set(event_target_value(&ev))/>
                 </label>
                 <input type="hidden" name="cols" prop:value=move || {

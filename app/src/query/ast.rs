@@ -3,9 +3,10 @@
 //! `Display` writes text that [`super::parse`] turns back into an equal tree,
 //! so the console can show what it understood and edit it safely.
 
-use super::time::Timestamp;
+use super::time::TimeValue;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 
 /// A parsed query. `expr` is `None` for an empty query, which matches every
 /// event of the tenant.
@@ -34,8 +35,56 @@ pub enum Expr {
     Time {
         field: TimeField,
         op: Op,
-        value: Timestamp,
+        value: TimeValue,
     },
+    /// `actor.ip:198.51.100.0/24`: the actor's address is in the network.
+    IpIn(Cidr),
+}
+
+/// An IPv4 or IPv6 network. The address is kept with its host bits
+/// cleared, so `10.1.2.3/8` and `10.0.0.0/8` are the same network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cidr {
+    pub network: IpAddr,
+    /// 0–32 for IPv4, 0–128 for IPv6.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// The network of `addr/prefix`, or `None` when the prefix is too long
+    /// for the address family.
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+        let network = match addr {
+            IpAddr::V4(v4) if prefix <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) if prefix <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+            _ => return None,
+        };
+        Some(Cidr { network, prefix })
+    }
+
+    /// First and last address of the network, as numbers.
+    pub fn range(&self) -> (u128, u128) {
+        let (start, bits) = match self.network {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        // A /0 IPv6 network spans all 2^128 addresses, one more than fits.
+        let size = 1u128.checked_shl(host_bits).map_or(u128::MAX, |n| n - 1);
+        (start, start.saturating_add(size))
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
 }
 
 /// A string value as typed: exact, or with `*` wildcards between the parts.
@@ -184,6 +233,7 @@ impl fmt::Display for Expr {
             }
             Expr::SchemaId { op, value } => write!(f, "schema_id{op}{value}"),
             Expr::Time { field, op, value } => write!(f, "{}{op}{value}", field.column()),
+            Expr::IpIn(cidr) => write!(f, "{}:{cidr}", TextField::ActorIp),
         }
     }
 }
@@ -209,6 +259,13 @@ fn operand(f: &mut fmt::Formatter<'_>, expr: &Expr, parens: bool) -> fmt::Result
     } else {
         write!(f, "{expr}")
     }
+}
+
+/// Whether an unquoted word is an operator: `AND`, `OR`, `NOT` in any case.
+pub fn is_keyword(word: &str) -> bool {
+    ["AND", "OR", "NOT"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(word))
 }
 
 /// Characters that end an unquoted word, so a value holding one must be quoted.
@@ -252,7 +309,7 @@ fn write_text(f: &mut fmt::Formatter<'_>, value: &Pattern) -> fmt::Result {
         // An empty search matches everything, as `*` does.
         Pattern::Exact(text) if text.is_empty() => f.write_str("*"),
         Pattern::Exact(text) => {
-            let plain = !matches!(text.as_str(), "AND" | "OR" | "NOT")
+            let plain = !is_keyword(text)
                 && !text.starts_with('-')
                 && !text
                     .chars()
@@ -324,7 +381,9 @@ mod tests {
             "occurred_at>2026-03-01 occurred_at<2026-03-01T12:30:05 received_at:1772323200001",
             "schema_id:0 schema_id<4294967295",
             "outcome:failure category:authentication actor.ip:10.0.*",
-            "\"x y\" zü* -\"NOT\" and or not",
+            "\"x y\" zü* -\"NOT\" \"and\" \"Or\" \"not\"",
+            "a and b or not c",
+            "actor.ip:198.51.100.0/24 ip:2001:db8::/32 occurred_at>=now-7d/d received_at<now",
             "*a*b* \\path\\ x\\y",
             "actor:\"\" resource:a\\b",
         ] {

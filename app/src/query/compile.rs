@@ -8,10 +8,11 @@
 //! than `LIKE` patterns because the escaping rules of `LIKE` changed between
 //! those versions, while RE2's did not.
 
-use super::ast::{Expr, Op, Pattern, Query, TextField};
-use super::time::{Precision, Timestamp};
+use super::ast::{Cidr, Expr, Op, Pattern, Query, TextField};
+use super::time::TimeValue;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write};
+use std::net::IpAddr;
 
 /// A value for one `?` of [`Compiled::sql`], to pass to `Query::bind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,22 +39,44 @@ impl fmt::Display for Param {
     }
 }
 
-/// Compiles a parsed query. Every piece of user text goes into `params`;
-/// `sql` holds only fixed column names, functions, operators and `?`.
-pub fn compile(query: &Query) -> Compiled {
+/// Compiles a parsed query for a search that runs at `now_ms`, the moment
+/// relative times (`now-1h`) count from. Every piece of user text goes into
+/// `params`; `sql` holds only fixed column names, functions, operators and `?`.
+pub fn compile(query: &Query, now_ms: i64) -> Compiled {
     let mut out = Compiled {
         sql: String::new(),
         params: Vec::new(),
     };
     match &query.expr {
-        Some(expr) => out.expr(expr),
+        Some(expr) => out.expr(expr, now_ms),
         None => out.sql.push('1'),
     }
     out
 }
 
-/// Columns that free text searches, besides metadata values.
-const TEXT_COLUMNS: [&str; 3] = ["action", "resource_id", "actor_id"];
+/// Columns that free text searches, besides metadata values. The actor's
+/// address is among them so that pasting an IP from a firewall log finds
+/// its events.
+const TEXT_COLUMNS: [&str; 4] = ["action", "resource_id", "actor_id", "actor_ip"];
+
+/// A dotted-quad IPv4 address as `IPv4StringToNum` reads it, octets
+/// without leading zeros.
+const IPV4_REGEX: &str = "^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}\
+                          (?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";
+
+/// An IPv6 address of hex groups, with at most one `::`: eight groups, or
+/// `a` groups, `::`, `b` groups with `a + b <= 7`. Forms with an embedded
+/// IPv4 tail or a zone are left out.
+fn ipv6_regex() -> String {
+    let groups = |n: usize| vec!["[0-9A-Fa-f]{1,4}"; n].join(":");
+    let mut forms = vec![groups(8)];
+    for before in 0..=7 {
+        for after in 0..=(7 - before) {
+            forms.push(format!("{}::{}", groups(before), groups(after)));
+        }
+    }
+    format!("^(?:{})$", forms.join("|"))
+}
 
 impl Compiled {
     fn push(&mut self, sql: &str) {
@@ -65,13 +88,13 @@ impl Compiled {
         self.params.push(param);
     }
 
-    fn expr(&mut self, expr: &Expr) {
+    fn expr(&mut self, expr: &Expr, now_ms: i64) {
         match expr {
-            Expr::And(items) => self.group(items, " AND ", "1"),
-            Expr::Or(items) => self.group(items, " OR ", "0"),
+            Expr::And(items) => self.group(items, " AND ", "1", now_ms),
+            Expr::Or(items) => self.group(items, " OR ", "0", now_ms),
             Expr::Not(inner) => {
                 self.push("(NOT ");
-                self.expr(inner);
+                self.expr(inner, now_ms);
                 self.push(")");
             }
             Expr::Text(pattern) => self.free_text(pattern),
@@ -89,13 +112,57 @@ impl Compiled {
                 self.compare("schema_id", sql_op(*op), Param::Int(i64::from(*value)));
                 self.push(")");
             }
-            Expr::Time { field, op, value } => self.time(field.column(), *op, *value),
+            Expr::Time { field, op, value } => self.time(field.column(), *op, *value, now_ms),
+            Expr::IpIn(cidr) => self.ip_in(cidr),
         }
+    }
+
+    /// The stored address is text, and the conversion functions of current
+    /// ClickHouse releases throw on text that is no address (18.16's return
+    /// zero). So a regular expression first says whether the text is an
+    /// address of the network's family, only such text reaches the
+    /// conversion (anything else is swapped for a constant), and the number
+    /// is compared with the network's first and last address. IPv6 numbers
+    /// are compared as 32 hex digits, which order like the numbers.
+    fn ip_in(&mut self, cidr: &Cidr) {
+        let (first, last) = cidr.range();
+        let (regex, convert, close, fallback, first, last) = match cidr.network {
+            IpAddr::V4(_) => (
+                IPV4_REGEX.to_string(),
+                "IPv4StringToNum(if(match(actor_ip, ",
+                ")",
+                "0.0.0.0",
+                Param::Int(i64::try_from(first).unwrap_or(i64::MAX)),
+                Param::Int(i64::try_from(last).unwrap_or(i64::MAX)),
+            ),
+            IpAddr::V6(_) => (
+                ipv6_regex(),
+                "hex(IPv6StringToNum(if(match(actor_ip, ",
+                "))",
+                "::",
+                Param::Str(format!("{first:032X}")),
+                Param::Str(format!("{last:032X}")),
+            ),
+        };
+        self.push("(match(actor_ip, ");
+        self.bind(Param::Str(regex.clone()));
+        self.push(") AND ");
+        self.push(convert);
+        self.bind(Param::Str(regex));
+        self.push("), actor_ip, ");
+        self.bind(Param::Str(fallback.to_string()));
+        self.push(")");
+        self.push(close);
+        self.push(" BETWEEN ");
+        self.bind(first);
+        self.push(" AND ");
+        self.bind(last);
+        self.push(")");
     }
 
     /// `empty` keeps hand-built trees with no operands valid SQL: the
     /// identity of AND, the identity of OR.
-    fn group(&mut self, items: &[Expr], separator: &str, empty: &str) {
+    fn group(&mut self, items: &[Expr], separator: &str, empty: &str, now_ms: i64) {
         if items.is_empty() {
             return self.push(empty);
         }
@@ -104,7 +171,7 @@ impl Compiled {
             if index > 0 {
                 self.push(separator);
             }
-            self.expr(item);
+            self.expr(item, now_ms);
         }
         self.push(")");
     }
@@ -178,22 +245,23 @@ impl Compiled {
 
     /// A timestamp names an interval; `>` means after its end and `<=`
     /// means up to its end, so `occurred_at<=2026-03-01` includes that day.
-    fn time(&mut self, column: &str, op: Op, value: Timestamp) {
-        let (start, end) = (Param::Int(value.ms), Param::Int(value.end_ms()));
+    fn time(&mut self, column: &str, op: Op, value: TimeValue, now_ms: i64) {
+        let (start, end) = value.interval(now_ms);
+        let (start, end) = (Param::Int(start), Param::Int(end));
         self.push("(");
-        match (op, value.precision) {
+        match op {
             // A single millisecond needs no interval arithmetic, which also
             // keeps i64::MAX from overflowing.
-            (_, Precision::Millis) => self.compare(column, sql_op(op), start),
-            (Op::Eq, _) => {
+            _ if value.is_instant() => self.compare(column, sql_op(op), start),
+            Op::Eq => {
                 self.compare(column, ">=", start);
                 self.push(" AND ");
                 self.compare(column, "<", end);
             }
-            (Op::Gt, _) => self.compare(column, ">=", end),
-            (Op::Ge, _) => self.compare(column, ">=", start),
-            (Op::Lt, _) => self.compare(column, "<", start),
-            (Op::Le, _) => self.compare(column, "<", end),
+            Op::Gt => self.compare(column, ">=", end),
+            Op::Ge => self.compare(column, ">=", start),
+            Op::Lt => self.compare(column, "<", start),
+            Op::Le => self.compare(column, "<", end),
         }
         self.push(")");
     }
@@ -251,8 +319,11 @@ mod tests {
     use super::*;
     use crate::query::compile_str;
 
+    /// 2026-03-04T13:45:30.250Z.
+    const NOW: i64 = 1_772_631_930_250;
+
     fn sql(input: &str) -> (String, Vec<Param>) {
-        let compiled = compile_str(input).expect(input);
+        let compiled = compile_str(input, NOW).expect(input);
         (compiled.sql, compiled.params)
     }
 
@@ -263,6 +334,7 @@ mod tests {
     const FREE_TEXT: &str = "(positionCaseInsensitiveUTF8(action, ?) > 0 \
         OR positionCaseInsensitiveUTF8(resource_id, ?) > 0 \
         OR positionCaseInsensitiveUTF8(actor_id, ?) > 0 \
+        OR positionCaseInsensitiveUTF8(actor_ip, ?) > 0 \
         OR arrayExists(v -> positionCaseInsensitiveUTF8(v, ?) > 0, metadata.value))";
 
     #[test]
@@ -317,7 +389,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            compile(&hand_built).params,
+            compile(&hand_built, NOW).params,
             vec![s("^\\(\\x{00}\\x{7f}é.*$")]
         );
     }
@@ -342,15 +414,15 @@ mod tests {
 
     #[test]
     fn free_text() {
-        assert_eq!(sql("Admin"), (FREE_TEXT.into(), vec![s("admin"); 4]));
+        assert_eq!(sql("Admin"), (FREE_TEXT.into(), vec![s("admin"); 5]));
         assert_eq!(
             sql("\"Q3 Report*\""),
-            (FREE_TEXT.into(), vec![s("q3 report*"); 4])
+            (FREE_TEXT.into(), vec![s("q3 report*"); 5])
         );
         let wildcard = FREE_TEXT
             .replace("positionCaseInsensitiveUTF8(", "match(")
             .replace(", ?) > 0", ", ?)");
-        assert_eq!(sql("*Foo*.Bar*"), (wildcard, vec![s("(?i)foo.*\\.bar"); 4]));
+        assert_eq!(sql("*Foo*.Bar*"), (wildcard, vec![s("(?i)foo.*\\.bar"); 5]));
     }
 
     #[test]
@@ -369,7 +441,7 @@ mod tests {
                 vec![s("a"), s("b"), s("c")]
             )
         );
-        let empty = |expr| compile(&Query { expr: Some(expr) }).sql;
+        let empty = |expr| compile(&Query { expr: Some(expr) }, NOW).sql;
         assert_eq!(empty(Expr::And(vec![])), "1");
         assert_eq!(empty(Expr::Or(vec![])), "0");
     }
@@ -411,6 +483,118 @@ mod tests {
         for (input, expected_sql, values) in cases {
             let params = values.into_iter().map(Param::Int).collect::<Vec<_>>();
             assert_eq!(sql(input), (expected_sql.to_string(), params), "{input}");
+        }
+    }
+
+    #[test]
+    fn relative_times_count_from_the_search() {
+        let hour = 3_600_000;
+        let today = NOW - (NOW % 86_400_000);
+        let cases = [
+            (
+                "occurred_at>=now-1h",
+                "(occurred_at >= ?)",
+                vec![NOW - hour],
+            ),
+            ("occurred_at<now", "(occurred_at < ?)", vec![NOW]),
+            (
+                "occurred_at:now/d",
+                "(occurred_at >= ? AND occurred_at < ?)",
+                vec![today, today + 86_400_000],
+            ),
+            (
+                "received_at>=now-7d/d",
+                "(received_at >= ?)",
+                vec![today - 7 * 86_400_000],
+            ),
+            ("received_at<=now-1d/d", "(received_at < ?)", vec![today]),
+        ];
+        for (input, expected_sql, values) in cases {
+            let params = values.into_iter().map(Param::Int).collect::<Vec<_>>();
+            assert_eq!(sql(input), (expected_sql.to_string(), params), "{input}");
+        }
+        let later = compile_str("occurred_at>now-1h", NOW + 5).unwrap();
+        assert_eq!(later.params, vec![Param::Int(NOW + 5 - hour)]);
+    }
+
+    #[test]
+    fn networks_compare_numbers_of_checked_addresses() {
+        let (v4_sql, v4) = sql("actor.ip:198.51.100.7/24");
+        assert_eq!(
+            v4_sql,
+            "(match(actor_ip, ?) AND IPv4StringToNum(if(match(actor_ip, ?), actor_ip, ?)) \
+             BETWEEN ? AND ?)"
+        );
+        assert_eq!(
+            v4[2..],
+            [
+                s("0.0.0.0"),
+                Param::Int(0xC633_6400),
+                Param::Int(0xC633_64FF)
+            ]
+        );
+        assert_eq!(v4[0], s(IPV4_REGEX));
+        let (v6_sql, v6) = sql("ip:2001:db8::/32");
+        assert_eq!(
+            v6_sql,
+            "(match(actor_ip, ?) AND hex(IPv6StringToNum(if(match(actor_ip, ?), actor_ip, ?))) \
+             BETWEEN ? AND ?)"
+        );
+        assert_eq!(
+            v6[2..],
+            [
+                s("::"),
+                s("20010DB8000000000000000000000000"),
+                s("20010DB8FFFFFFFFFFFFFFFFFFFFFFFF")
+            ]
+        );
+    }
+
+    /// The address patterns, checked with the `regex` crate, whose syntax
+    /// is RE2's for everything they use.
+    #[test]
+    fn address_patterns_accept_addresses_only() {
+        let v4 = regex::Regex::new(IPV4_REGEX).unwrap();
+        let v6 = regex::Regex::new(&ipv6_regex()).unwrap();
+        for ok in ["0.0.0.0", "198.51.100.7", "255.255.255.255", "10.0.0.1"] {
+            assert!(v4.is_match(ok) && !v6.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.4 ",
+            "",
+            "a.b.c.d",
+        ] {
+            assert!(!v4.is_match(bad), "{bad}");
+        }
+        for ok in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "2001:DB8:0:0:0:0:0:1",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "fe80::1:2",
+        ] {
+            assert!(v6.is_match(ok), "{ok}");
+            assert!(ok.parse::<std::net::Ipv6Addr>().is_ok(), "{ok}");
+        }
+        for bad in [
+            ":::",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            "12345::",
+            "g::1",
+            "1:2:3:4:5:6:7",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            "",
+        ] {
+            assert!(!v6.is_match(bad), "{bad}");
         }
     }
 }

@@ -140,7 +140,9 @@ impl Lexer {
             .chars()
             .position(|c| matches!(c, ':' | '<' | '>' | '='))
         else {
-            return Ok(match word.as_str() {
+            // Operators in any case: analysts used to other consoles type
+            // `and`, and reading it as a word to search for found nothing.
+            return Ok(match word.to_ascii_uppercase().as_str() {
                 "AND" => TokenKind::And,
                 "OR" => TokenKind::Or,
                 "NOT" => TokenKind::Not,
@@ -249,7 +251,7 @@ mod tests {
                 Not,
                 Minus,
                 Word("c".into()),
-                Word("and".into()),
+                And,
                 Phrase("x y".into()),
                 Word("z".into()),
                 Word("NOT-c".into()),
@@ -264,6 +266,27 @@ mod tests {
                 LParen,
                 Word("x".into()),
                 RParen
+            ]
+        );
+    }
+
+    #[test]
+    fn operators_in_any_case() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds("a and b Or c not d nOt e \"and\" andy"),
+            vec![
+                Word("a".into()),
+                And,
+                Word("b".into()),
+                Or,
+                Word("c".into()),
+                Not,
+                Word("d".into()),
+                Not,
+                Word("e".into()),
+                Phrase("and".into()),
+                Word("andy".into()),
             ]
         );
     }

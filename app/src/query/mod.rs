@@ -26,11 +26,11 @@ mod testing;
 mod time;
 mod values;
 
-pub use ast::{Expr, Op, Pattern, Query, TextField, TimeField, CATEGORIES, OUTCOMES};
+pub use ast::{Cidr, Expr, Op, Pattern, Query, TextField, TimeField, CATEGORIES, OUTCOMES};
 pub use compile::{compile, Compiled, Param};
 pub use facet::and_term;
 pub use parse::parse;
-pub use time::{Precision, Timestamp};
+pub use time::{Precision, Relative, TimeValue, Timestamp, Unit};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +87,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("actor.type", "Kind of actor, e.g. user or service"),
     (
         "actor.ip",
-        "The actor's IP address (also ip); 10.0.* for a range",
+        "The actor's IP address (also ip); 10.0.* for a prefix, 198.51.100.0/24 or 2001:db8::/32 for a network",
     ),
     ("actor.user_agent", "The actor's user agent"),
     ("resource", "The resource's id (also resource.id)"),
@@ -106,7 +106,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ),
     (
         "occurred_at",
-        "When it happened, UTC: 2026-03-01, 2026-03-01T12:30 or epoch ms; also > >= < <=",
+        "When it happened, UTC: 2026-03-01, 2026-03-01T12:30, epoch ms, now-1h or now-7d/d; also > >= < <=",
     ),
     (
         "received_at",
@@ -154,9 +154,9 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Parses and compiles in one step.
-pub fn compile_str(input: &str) -> Result<Compiled, ParseError> {
-    parse(input).map(|query| compile(&query))
+/// Parses and compiles in one step, for a search that runs at `now_ms`.
+pub fn compile_str(input: &str, now_ms: i64) -> Result<Compiled, ParseError> {
+    parse(input).map(|query| compile(&query, now_ms))
 }
 
 /// Cuts user text for messages so one long token cannot flood the UI.
@@ -210,6 +210,9 @@ mod tests {
         assert_eq!(shorten("äöü", 3), "äöü");
     }
 
+    /// 2026-03-04T13:45:30.250Z, the moment the tests' searches run.
+    const NOW: i64 = 1_772_631_930_250;
+
     /// Words that may appear in generated SQL; anything else came from the user.
     const SQL_WORDS: &[&str] = &[
         "AND",
@@ -222,6 +225,11 @@ mod tests {
         "v",
         "0",
         "1",
+        "IPv4StringToNum",
+        "IPv6StringToNum",
+        "hex",
+        "if",
+        "BETWEEN",
         "metadata.key",
         "metadata.value",
         "event_id",
@@ -289,7 +297,7 @@ mod tests {
     fn user_text_never_reaches_sql() {
         let mut compiled_count = 0;
         for input in HOSTILE {
-            match compile_str(input) {
+            match compile_str(input, NOW) {
                 Ok(compiled) => {
                     assert_fixed_sql(input, &compiled);
                     compiled_count += 1;
@@ -313,8 +321,12 @@ mod tests {
                 ("\"{}\"", "x"),
             ] {
                 let input = template.replace("{}", &quote(value));
-                let compiled = compile_str(&input).expect(&input);
-                assert_eq!(compiled.sql, compile_str(benign).unwrap().sql, "{input}");
+                let compiled = compile_str(&input, NOW).expect(&input);
+                assert_eq!(
+                    compiled.sql,
+                    compile_str(benign, NOW).unwrap().sql,
+                    "{input}"
+                );
                 let bound = match template {
                     "\"{}\"" => value.to_lowercase(),
                     _ => value.to_string(),
@@ -366,6 +378,14 @@ mod tests {
             "é",
             "🙂",
             "and",
+            "Or",
+            "not",
+            "ip:10.0.0.0/8",
+            "ip:2001:db8::/33",
+            "ip:1.2.3.4/",
+            "occurred_at>now-1h",
+            "received_at:now/d",
+            "now-",
             "-x",
             "\"a\\\"b\"",
             "?",
@@ -393,7 +413,7 @@ mod tests {
                     parsed += 1;
                     let shown = query.to_string();
                     assert_eq!(parse(&shown).as_ref(), Ok(&query), "{input:?} -> {shown:?}");
-                    assert_fixed_sql(&input, &compile(&query));
+                    assert_fixed_sql(&input, &compile(&query, NOW));
                 }
                 Err(error) => assert!(
                     error.position <= input.chars().count(),

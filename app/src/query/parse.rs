@@ -288,10 +288,14 @@ mod tests {
         assert_eq!(tree("-(a b)"), not(and(&[&a, &b])));
         assert_eq!(tree("NOT NOT a"), not(not(a.clone())));
         assert_eq!(tree("a OR (b OR c)"), or(&[&a, &b, &c]));
+        // Lower case works like upper case.
         assert_eq!(
             tree("a and b or not c"),
-            and(&[&a, &word("and"), &b, &word("or"), &word("not"), &c])
+            or(&[&and(&[&a, &b]), &not(c.clone())])
         );
+        assert_eq!(tree("a and b or not c"), tree("a AND b OR NOT c"));
+        assert_eq!(error("a or"), (2, "\"OR\" needs a term after it".into()));
+        assert_eq!(tree("\"and\""), word("and"));
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct Timestamp {
 }
 
 const FORMATS: &str = "use 2026-03-01, 2026-03-01T12:30, 2026-03-01T12:30:05 or \
-                       2026-03-01T12:30:05.123, all UTC with optional Z, or epoch milliseconds";
+                       2026-03-01T12:30:05.123, all UTC with optional Z, epoch milliseconds, \
+                       or now-1h, now-7d/d";
 
 impl Timestamp {
     /// The hint shown with every bad-date error.
@@ -150,6 +151,208 @@ impl fmt::Display for Timestamp {
             Precision::Minute => write!(f, "T{hour:02}:{minute:02}"),
             Precision::Second => write!(f, "T{hour:02}:{minute:02}:{second:02}"),
             Precision::Millis => write!(f, "T{hour:02}:{minute:02}:{second:02}.{millis:03}"),
+        }
+    }
+}
+
+/// A time relative to the moment the search runs: `now`, `now-1h`,
+/// `now+30m`, `now-7d/d`. The offset is applied first, then the time is
+/// rounded down to the start of the unit after `/`. A rounded time stands
+/// for that whole unit, as a typed date does, so `occurred_at<=now-1d/d`
+/// includes all of yesterday; an unrounded one is a single millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relative {
+    /// Signed count of `unit`s added to now; 0 for plain `now`.
+    pub amount: i64,
+    pub unit: Unit,
+    pub round: Option<Unit>,
+}
+
+/// The units of relative times, as typed: `s`, `m`, `h`, `d`, `w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unit {
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+}
+
+impl Unit {
+    fn from_char(c: char) -> Option<Unit> {
+        Some(match c {
+            's' => Unit::Second,
+            'm' => Unit::Minute,
+            'h' => Unit::Hour,
+            'd' => Unit::Day,
+            'w' => Unit::Week,
+            _ => return None,
+        })
+    }
+
+    fn letter(self) -> char {
+        match self {
+            Unit::Second => 's',
+            Unit::Minute => 'm',
+            Unit::Hour => 'h',
+            Unit::Day => 'd',
+            Unit::Week => 'w',
+        }
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Unit::Second => MS_PER_SECOND,
+            Unit::Minute => MS_PER_MINUTE,
+            Unit::Hour => 60 * MS_PER_MINUTE,
+            Unit::Day => MS_PER_DAY,
+            Unit::Week => 7 * MS_PER_DAY,
+        }
+    }
+}
+
+/// Largest offset accepted: about 1000 years in any unit keeps every
+/// product far from overflowing.
+const MAX_OFFSET_MS: i64 = 1_000 * 366 * MS_PER_DAY;
+
+const RELATIVE_FORMS: &str = "relative times are now, now-15m, now-1h, now-7d or now-7d/d \
+                              (units s m h d w; /unit rounds down to its start)";
+
+impl Relative {
+    /// Parses `now[(+|-)N<unit>][/<unit>]`; `now` is case-insensitive, the
+    /// units are lower case (`m` is minutes). `None`: not a relative time
+    /// at all (it does not start with `now`).
+    pub fn parse(text: &str) -> Option<Result<Relative, String>> {
+        let head = text.get(..3)?;
+        if !head.eq_ignore_ascii_case("now") {
+            return None;
+        }
+        let bad = || format!("bad relative time \"{}\": {RELATIVE_FORMS}", shorten(text));
+        let rest = &text[3..];
+        let (offset, round) = match rest.split_once('/') {
+            Some((offset, round)) => (offset, Some(round)),
+            None => (rest, None),
+        };
+        let (amount, unit) = if offset.is_empty() {
+            (0, Unit::Second)
+        } else {
+            let sign = match offset.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return Some(Err(bad())),
+            };
+            let body = &offset[1..];
+            let Some(unit) = body.chars().last().and_then(Unit::from_char) else {
+                return Some(Err(bad()));
+            };
+            let digits = &body[..body.len() - 1];
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Some(Err(bad()));
+            }
+            match digits.parse::<i64>() {
+                Ok(n) if n.saturating_mul(unit.ms()) <= MAX_OFFSET_MS => (sign * n, unit),
+                _ => return Some(Err(format!("{}: at most 1000 years", bad()))),
+            }
+        };
+        let round = match round {
+            None => None,
+            Some(r) => {
+                let mut chars = r.chars();
+                match (chars.next().and_then(Unit::from_char), chars.next()) {
+                    (Some(unit), None) => Some(unit),
+                    _ => return Some(Err(bad())),
+                }
+            }
+        };
+        Some(Ok(Relative {
+            amount,
+            unit,
+            round,
+        }))
+    }
+
+    /// The interval it names when the search runs at `now_ms`: start and
+    /// the first millisecond after it. Weeks round to Monday 00:00 UTC.
+    pub fn resolve(self, now_ms: i64) -> (i64, i64) {
+        let at = now_ms.saturating_add(self.amount.saturating_mul(self.unit.ms()));
+        match self.round {
+            None => (at, at.saturating_add(1)),
+            Some(unit) => {
+                // 1970-01-01 was a Thursday; weeks start on Monday, 3 days later.
+                let shift = if unit == Unit::Week {
+                    4 * MS_PER_DAY
+                } else {
+                    0
+                };
+                let start = at
+                    .saturating_sub(shift)
+                    .div_euclid(unit.ms())
+                    .saturating_mul(unit.ms())
+                    .saturating_add(shift);
+                (start, start.saturating_add(unit.ms()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Relative {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("now")?;
+        if self.amount != 0 {
+            let sign = if self.amount < 0 { '-' } else { '+' };
+            write!(
+                f,
+                "{sign}{}{}",
+                self.amount.unsigned_abs(),
+                self.unit.letter()
+            )?;
+        }
+        if let Some(unit) = self.round {
+            write!(f, "/{}", unit.letter())?;
+        }
+        Ok(())
+    }
+}
+
+/// A time in a query or the time picker: a calendar time, or one relative
+/// to the moment the search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeValue {
+    At(Timestamp),
+    Now(Relative),
+}
+
+impl TimeValue {
+    pub fn parse(text: &str) -> Result<TimeValue, String> {
+        match Relative::parse(text) {
+            Some(relative) => relative.map(TimeValue::Now),
+            None => Timestamp::parse(text).map(TimeValue::At),
+        }
+    }
+
+    /// The interval it names at `now_ms`: its first millisecond and the
+    /// first one after it.
+    pub fn interval(self, now_ms: i64) -> (i64, i64) {
+        match self {
+            TimeValue::At(t) => (t.ms, t.end_ms()),
+            TimeValue::Now(r) => r.resolve(now_ms),
+        }
+    }
+
+    /// Whether it names one millisecond, so comparisons need no interval.
+    pub fn is_instant(self) -> bool {
+        match self {
+            TimeValue::At(t) => t.precision == Precision::Millis,
+            TimeValue::Now(r) => r.round.is_none(),
+        }
+    }
+}
+
+impl fmt::Display for TimeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeValue::At(t) => t.fmt(f),
+            TimeValue::Now(r) => r.fmt(f),
         }
     }
 }
@@ -334,5 +537,73 @@ mod tests {
         assert_eq!(epoch.to_string(), "2026-03-01T00:00:00.000");
         let huge = Timestamp::parse(&i64::MAX.to_string()).unwrap();
         assert_eq!(huge.to_string(), i64::MAX.to_string());
+    }
+
+    fn relative(text: &str) -> Relative {
+        match TimeValue::parse(text) {
+            Ok(TimeValue::Now(r)) => r,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_times() {
+        // 2026-03-04 (a Wednesday) 13:45:30.250 UTC.
+        let now = ms("2026-03-04T13:45:30.250");
+        let hour = 3_600_000;
+        assert_eq!(relative("now").resolve(now), (now, now + 1));
+        assert_eq!(relative("NOW").resolve(now), (now, now + 1));
+        assert_eq!(
+            relative("now-1h").resolve(now),
+            (now - hour, now - hour + 1)
+        );
+        assert_eq!(relative("now+30m").resolve(now).0, now + 30 * MS_PER_MINUTE);
+        assert_eq!(
+            relative("now-7d/d").resolve(now),
+            (ms("2026-02-25"), ms("2026-02-26"))
+        );
+        assert_eq!(
+            relative("now/d").resolve(now),
+            (ms("2026-03-04"), ms("2026-03-05"))
+        );
+        assert_eq!(
+            relative("now-1h/h").resolve(now),
+            (ms("2026-03-04T12:00"), ms("2026-03-04T13:00"))
+        );
+        // Weeks start on Monday, 2 March 2026.
+        assert_eq!(
+            relative("now/w").resolve(now),
+            (ms("2026-03-02"), ms("2026-03-09"))
+        );
+        assert_eq!(relative("now-2w").resolve(now).0, now - 14 * MS_PER_DAY);
+        for text in ["now", "now-1h", "now+30m", "now-7d/d", "now/w", "now-90s/m"] {
+            assert_eq!(relative(text).to_string(), text);
+        }
+        assert_eq!(relative("Now-0d").to_string(), "now");
+        for bad in [
+            "now-",
+            "now-h",
+            "now-1",
+            "now-1y",
+            "now1h",
+            "now-1h/",
+            "now-1h/dd",
+            "now-1.5h",
+            "nowx",
+            "now-99999999999999w",
+        ] {
+            let error = TimeValue::parse(bad).unwrap_err();
+            assert!(error.contains("relative time"), "{bad}: {error}");
+        }
+        // Not starting with now: a calendar time, or its error.
+        assert!(TimeValue::parse("no").unwrap_err().starts_with("bad date"));
+        assert!(matches!(
+            TimeValue::parse("2026-03-01"),
+            Ok(TimeValue::At(_))
+        ));
+        assert!(TimeValue::parse("now-1h").unwrap().is_instant());
+        assert!(!TimeValue::parse("now/d").unwrap().is_instant());
+        // Extremes saturate instead of overflowing.
+        assert_eq!(relative("now+1000w").resolve(i64::MAX).0, i64::MAX);
     }
 }

@@ -1,9 +1,9 @@
 //! The typed value each field takes, checked as the query is parsed.
 
-use super::ast::{Expr, Op, Pattern};
+use super::ast::{Cidr, Expr, Op, Pattern, TextField};
 use super::lex::FieldToken;
 use super::names::{resolve, Resolved};
-use super::time::Timestamp;
+use super::time::{TimeValue, Timestamp};
 use super::{shorten, ParseError};
 
 /// Splits an unquoted value at `*`. Runs of stars act as one.
@@ -46,6 +46,9 @@ pub(super) fn field_term(token: FieldToken, pos: usize) -> Result<Expr, ParseErr
                      occurred_at, received_at and schema_id"
                 )));
             }
+            if field == TextField::ActorIp && !token.quoted && token.value.contains('/') {
+                return cidr(&token.value, token.value_pos).map(Expr::IpIn);
+            }
             let mut value = if token.quoted {
                 Pattern::Exact(token.value)
             } else {
@@ -80,7 +83,7 @@ pub(super) fn field_term(token: FieldToken, pos: usize) -> Result<Expr, ParseErr
                 ))),
             }
         }
-        Resolved::Time(field) => match Timestamp::parse(&token.value) {
+        Resolved::Time(field) => match TimeValue::parse(&token.value) {
             Ok(value) => Ok(Expr::Time {
                 field,
                 op: token.op,
@@ -91,6 +94,39 @@ pub(super) fn field_term(token: FieldToken, pos: usize) -> Result<Expr, ParseErr
             }
         },
     }
+}
+
+/// `address/prefix` as a network; `pos` is where the value starts. A `*`
+/// makes no sense in one, so it is an error rather than a wildcard.
+fn cidr(text: &str, pos: usize) -> Result<Cidr, ParseError> {
+    let hint = "write a network as 198.51.100.0/24 or 2001:db8::/32; quote the value to match \
+                the text exactly";
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let address_chars = address.chars().count();
+    let addr = address.parse::<std::net::IpAddr>().map_err(|_| {
+        ParseError::new(
+            pos,
+            format!("bad network address \"{}\"", shorten(address, 40)),
+        )
+        .with_hint(hint)
+    })?;
+    let prefix_pos = pos + address_chars + 1;
+    let bits = if addr.is_ipv4() { 32 } else { 128 };
+    let bad_prefix = || {
+        ParseError::new(
+            prefix_pos,
+            format!(
+                "bad prefix length \"{}\": use 0 to {bits}",
+                shorten(prefix, 12)
+            ),
+        )
+        .with_hint(hint)
+    };
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) || prefix.len() > 3 {
+        return Err(bad_prefix());
+    }
+    let length = prefix.parse::<u8>().map_err(|_| bad_prefix())?;
+    Cidr::new(addr, length).ok_or_else(bad_prefix)
 }
 
 #[cfg(test)]
@@ -221,7 +257,7 @@ mod tests {
                 Expr::Time {
                     field: TimeField::OccurredAt,
                     op,
-                    value: day
+                    value: TimeValue::At(day)
                 },
                 "{input}"
             );
@@ -235,7 +271,7 @@ mod tests {
             Expr::Time {
                 field: TimeField::ReceivedAt,
                 op: Op::Ge,
-                value: epoch
+                value: TimeValue::At(epoch)
             }
         );
         let (position, message, hint) = error("occurred_at>2026-13-01");
@@ -247,5 +283,79 @@ mod tests {
         assert_eq!(error("x received_at:yesterday").1, "bad date \"yesterday\"");
         assert_eq!(error("x received_at:yesterday").0, 14);
         assert_eq!(error("occurred_at:2026-*").0, 17);
+    }
+
+    #[test]
+    fn relative_time_values() {
+        let expr = tree("occurred_at>=now-7d/d");
+        let Expr::Time { op, value, .. } = expr else {
+            panic!("{expr:?}");
+        };
+        assert_eq!(op, Op::Ge);
+        assert_eq!(value.to_string(), "now-7d/d");
+        let (position, message, hint) = error("received_at<now-1y");
+        assert_eq!(position, 12);
+        assert!(
+            message.starts_with("bad relative time \"now-1y\""),
+            "{message}"
+        );
+        assert!(hint.contains("now-7d/d"), "{hint}");
+    }
+
+    #[test]
+    fn networks() {
+        let net = |input: &str| match tree(input) {
+            Expr::IpIn(cidr) => (cidr.to_string(), cidr.range()),
+            other => panic!("{input}: {other:?}"),
+        };
+        let v4 = |text: &str| u128::from(u32::from(text.parse::<std::net::Ipv4Addr>().unwrap()));
+        assert_eq!(
+            net("actor.ip:198.51.100.0/24"),
+            (
+                "198.51.100.0/24".into(),
+                (v4("198.51.100.0"), v4("198.51.100.255"))
+            )
+        );
+        // Host bits are cleared.
+        assert_eq!(net("ip:10.1.2.3/8").0, "10.0.0.0/8");
+        assert_eq!(net("ip:10.1.2.3/32").1, (v4("10.1.2.3"), v4("10.1.2.3")));
+        assert_eq!(net("ip:0.0.0.0/0").1, (0, u128::from(u32::MAX)));
+        let v6 = |text: &str| u128::from(text.parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(
+            net("ip:2001:DB8:0:0:1::/32"),
+            (
+                "2001:db8::/32".into(),
+                (
+                    v6("2001:db8::"),
+                    v6("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")
+                )
+            )
+        );
+        assert_eq!(net("ip:::/0").1, (0, u128::MAX));
+        assert_eq!(net("ip:fe80::1/128").1, (v6("fe80::1"), v6("fe80::1")));
+        // Quoted, it is the text itself.
+        assert_eq!(
+            tree("ip:\"10.0.0.0/8\""),
+            matches(TextField::ActorIp, "10.0.0.0/8")
+        );
+        for (input, position, start) in [
+            (
+                "ip:10.0.0.0/33",
+                12,
+                "bad prefix length \"33\": use 0 to 32",
+            ),
+            ("ip:10.0.0.0/", 12, "bad prefix length"),
+            ("ip:10.0.0.0/8/8", 12, "bad prefix length"),
+            ("ip:10.0.0.0/-1", 12, "bad prefix length"),
+            ("ip:::1/129", 7, "bad prefix length \"129\": use 0 to 128"),
+            ("actor.ip:10.0.*/8", 9, "bad network address \"10.0.*\""),
+            ("actor.ip:10.0.0/8", 9, "bad network address"),
+            ("x ip:/8", 5, "bad network address"),
+        ] {
+            let (at, message, hint) = error(input);
+            assert_eq!(at, position, "{input}");
+            assert!(message.starts_with(start), "{input}: {message}");
+            assert!(hint.contains("198.51.100.0/24"), "{hint}");
+        }
     }
 }

@@ -478,6 +478,15 @@ impl EventStore for ScopedStore {
         EventStore::time_series(&self.store, &self.query(query)?, by, now_ms).await
     }
 
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: app::search_model::FacetField,
+        now_ms: i64,
+    ) -> Result<app::search_model::CountBy, ConsoleError> {
+        EventStore::count_by(&self.store, &self.query(query)?, field, now_ms).await
+    }
+
     async fn top_actors(
         &self,
         query: &SearchQuery,

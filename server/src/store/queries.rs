@@ -274,6 +274,15 @@ impl EventStore for Store {
         Store::time_series(self, query, by, now_ms).await
     }
 
+    async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: app::search_model::FacetField,
+        now_ms: i64,
+    ) -> Result<app::search_model::CountBy, ConsoleError> {
+        Store::count_by(self, query, field, now_ms).await
+    }
+
     async fn top_actors(
         &self,
         query: &SearchQuery,

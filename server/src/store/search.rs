@@ -18,8 +18,8 @@ pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
-    FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage, SearchQuery,
-    FACET_VALUES, SEARCH_PAGE_ROWS,
+    CountBy, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
+    SearchQuery, COUNT_BY_VALUES, FACET_VALUES, SEARCH_PAGE_ROWS,
 };
 use app::search_state::{Cursor, TimeWindow};
 use app::store::StoreError as ConsoleError;
@@ -123,12 +123,14 @@ struct Plan {
 
 impl Plan {
     fn new(query: &SearchQuery, now_ms: i64) -> Result<Plan, ConsoleError> {
+        // Later pages keep the first page's moment: a relative window
+        // does not slide and late arrivals do not shift the pages. Relative
+        // times in the query (`now-1h`) count from the same moment.
+        let snapshot_ms = query.cursor.as_ref().map_or(now_ms, |c| c.snapshot_ms);
         Ok(Plan {
-            compiled: compile_str(&query.q).map_err(ConsoleError::BadQuery)?,
+            compiled: compile_str(&query.q, snapshot_ms).map_err(ConsoleError::BadQuery)?,
             window: query.window,
-            // Later pages keep the first page's moment: a relative window
-            // does not slide and late arrivals do not shift the pages.
-            snapshot_ms: query.cursor.as_ref().map_or(now_ms, |c| c.snapshot_ms),
+            snapshot_ms,
         })
     }
 
@@ -162,6 +164,13 @@ impl Plan {
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct FacetRow {
     field: String,
+    value: String,
+    events: u64,
+}
+
+/// The count-by query's rows.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct CountRow {
     value: String,
     events: u64,
 }
@@ -247,6 +256,36 @@ impl Store {
         let span = plan.newer_span(snapshot_ms, now_ms);
         self.count(&Filter::new(&plan.compiled, &query.tenants(), span, None))
             .await
+    }
+
+    /// The top values of one field, and the total they are a part of.
+    pub async fn count_by(
+        &self,
+        query: &SearchQuery,
+        field: FacetField,
+        now_ms: i64,
+    ) -> Result<CountBy, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
+        let rows = self
+            .search_query(&sql::count_by_sql(field, &filter.sql), &filter)
+            .bind(COUNT_BY_VALUES)
+            .fetch_all::<CountRow>();
+        let (rows, total) = futures::join!(rows, self.count(&filter));
+        let values = rows
+            .map_err(|e| self.search_failed(e))?
+            .into_iter()
+            .map(|r| FacetValue {
+                value: r.value,
+                events: r.events,
+            })
+            .collect();
+        Ok(CountBy {
+            field,
+            total: total?,
+            values,
+            snapshot_ms: plan.snapshot_ms,
+        })
     }
 
     pub async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {

@@ -14,13 +14,14 @@ pub(crate) const REPRESENTATIVE_QUERY: &str =
 /// order: [`REPRESENTATIVE_QUERY`]'s values where it is used (its
 /// conditions stand first, in PREWHERE), then the window, then tenant and
 /// cursor where the shape has them.
-static PAGE_PARAMS: [&str; 16] = [
+static PAGE_PARAMS: [&str; 17] = [
     "q_outcome_1",
     "q_outcome_2",
     "q_actor_type",
     "q_action_regex",
     "q_metadata_key",
     "q_metadata_value",
+    "q_text",
     "q_text",
     "q_text",
     "q_text",
@@ -59,6 +60,26 @@ static WITHIN_PARAMS: [&str; 8] = [
     "limit",
 ];
 static COUNT_PARAMS: [&str; 5] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms"];
+/// Networks of both families, to run the address checks on a current
+/// ClickHouse, whose conversion functions throw on text that is no address.
+pub(crate) const NETWORK_QUERY: &str = "ip:203.0.113.0/25 OR ip:2001:db8::/32";
+static NETWORK_PARAMS: [&str; 15] = [
+    "q_ipv4_regex",
+    "q_ipv4_regex",
+    "q_ipv4_fallback",
+    "q_ipv4_first",
+    "q_ipv4_last",
+    "q_ipv6_regex",
+    "q_ipv6_regex",
+    "q_ipv6_fallback",
+    "q_ipv6_first",
+    "q_ipv6_last",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+];
 static NEWER_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "since_ms", "tenant"];
 static FACET_PARAMS: [&str; 7] = [
     "from_s",
@@ -178,7 +199,7 @@ fn panel_templates() -> Vec<QueryTemplate> {
 
 /// Every search query, as templates for the catalogue.
 pub(crate) fn templates() -> Vec<QueryTemplate> {
-    let representative = compile_str(REPRESENTATIVE_QUERY)
+    let representative = compile_str(REPRESENTATIVE_QUERY, 0)
         .map(|c| c.sql)
         .unwrap_or_default();
     let shape = |tenant: bool, cursor, arrival| Shape {
@@ -214,6 +235,16 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             name: "search_count".into(),
             sql: sql::count_sql(&sql::where_sql(shape(false, false, up_to), "1")),
             params: &COUNT_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_count_in_networks".into(),
+            sql: sql::count_sql(&sql::where_sql(
+                shape(false, false, up_to),
+                &compile_str(NETWORK_QUERY, 0)
+                    .map(|c| c.sql)
+                    .unwrap_or_default(),
+            )),
+            params: &NETWORK_PARAMS,
         },
         QueryTemplate {
             name: "search_newer_for_tenant".into(),
@@ -276,6 +307,14 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
     ];
     all.extend(panel_templates());
+    all.extend(app::search_model::FacetField::ALL.into_iter().map(|field| {
+        QueryTemplate {
+            name: format!("search_count_by_{}_for_tenant", field.column()),
+            sql: sql::count_by_sql(field, &sql::where_sql(shape(true, false, up_to), "1")),
+            // The facets' values: the window, the tenant, then the limit.
+            params: &FACET_PARAMS,
+        }
+    }));
     all
 }
 
@@ -285,9 +324,11 @@ mod tests {
 
     #[test]
     fn representative_query_names_each_value() {
-        let compiled = compile_str(REPRESENTATIVE_QUERY).unwrap();
+        let compiled = compile_str(REPRESENTATIVE_QUERY, 0).unwrap();
         // The window's five values and the limit surround the query's.
         assert_eq!(compiled.params.len(), PAGE_PARAMS.len() - 6);
+        let networks = compile_str(NETWORK_QUERY, 0).unwrap();
+        assert_eq!(networks.params.len(), NETWORK_PARAMS.len() - 5);
         for template in templates() {
             assert_eq!(
                 template.sql.matches('?').count(),

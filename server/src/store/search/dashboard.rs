@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn panels_count_identities_over_the_search_filter() {
-        let compiled = compile_str("actor:bob").unwrap();
+        let compiled = compile_str("actor:bob", 0).unwrap();
         let span = Span {
             from_ms: 0,
             to_ms: 1,

@@ -182,6 +182,19 @@ pub(crate) fn facets_sql(filter: &str) -> String {
     )
 }
 
+/// The most frequent values of one facet field, ties by value; then the
+/// limit. Empty values are counted too, as the facets count them.
+pub(crate) fn count_by_sql(field: app::search_model::FacetField, filter: &str) -> String {
+    let column = field.column();
+    format!(
+        "SELECT {column} AS value, uniqExact({IDENTITY}) AS events \
+         FROM audit_events {filter} \
+         GROUP BY value \
+         ORDER BY events DESC, value \
+         LIMIT ?"
+    )
+}
+
 /// Columns of the detail row, in its field order.
 pub(crate) const DETAIL_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, \
      category, action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, \
@@ -302,7 +315,7 @@ mod tests {
 
     #[test]
     fn every_shape_binds_each_placeholder() {
-        let compiled = compile_str("outcome:failure \"x y\" metadata.k:v*").unwrap();
+        let compiled = compile_str("outcome:failure \"x y\" metadata.k:v*", 0).unwrap();
         let one = ["acme".to_owned()];
         let two = ["acme".to_owned(), "globex".to_owned()];
         for tenants in [&[][..], &one[..], &two[..]] {
@@ -351,7 +364,7 @@ mod tests {
 
     #[test]
     fn cursor_values_follow_the_page_order() {
-        let compiled = compile_str("").unwrap();
+        let compiled = compile_str("", 0).unwrap();
         let span = small_span();
         let c = cursor();
         let filter = Filter::new(&compiled, &["acme".to_owned()], span, Some(&c));
@@ -379,7 +392,7 @@ mod tests {
 
     #[test]
     fn the_query_stands_first_in_prewhere_with_its_values_first() {
-        let compiled = compile_str("outcome:failure").unwrap();
+        let compiled = compile_str("outcome:failure", 0).unwrap();
         let span = small_span();
         let filter = Filter::new(&compiled, &["acme".to_owned()], span, None);
         let (prewhere, rest) = filter.sql.split_once(" WHERE ").unwrap();
@@ -454,7 +467,7 @@ mod tests {
 
     #[test]
     fn the_cursor_resumes_after_the_whole_identity() {
-        let compiled = compile_str("").unwrap();
+        let compiled = compile_str("", 0).unwrap();
         let c = cursor();
         let filter = Filter::new(&compiled, &[], small_span(), Some(&c));
         assert!(filter.sql.ends_with(
