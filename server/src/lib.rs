@@ -10,6 +10,7 @@ pub mod access;
 pub mod alert;
 pub mod backoff;
 pub mod config;
+pub mod detect;
 pub mod dlq;
 pub mod event;
 pub mod health;
@@ -463,6 +464,28 @@ pub async fn start(
     } else {
         None
     };
+    let detections = match (&alerts, config.detections.enabled) {
+        (Some(alerts), true) => {
+            let detections = detect::Detections::start(
+                config.detections.clone(),
+                prepared.store.clone(),
+                ingest.clone(),
+                alerts,
+                prepared.metrics.clone(),
+                &stop,
+            );
+            tokio::spawn(detections.clone().run(stop.clone()));
+            Some(detections)
+        }
+        (None, true) => {
+            tracing::warn!(
+                "detections need alerts.enabled (the alerts election picks the process that \
+                 evaluates them): detections are off"
+            );
+            None
+        }
+        (_, false) => None,
+    };
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -473,6 +496,7 @@ pub async fn start(
         collector,
         inbox,
         alerts,
+        detections,
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -566,6 +590,7 @@ fn console_router(
     collector: Arc<health::pipeline::PipelineCollector>,
     inbox: Arc<dlq::DeadLetterInbox>,
     alerts: Option<Arc<alert::Alerts>>,
+    detections: Option<Arc<detect::Detections>>,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
@@ -579,6 +604,7 @@ fn console_router(
         let board = board.clone();
         let (collector, gate) = (collector.clone(), gate.clone());
         let alerts = alerts.clone();
+        let detections = detections.clone();
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -621,6 +647,14 @@ fn console_router(
                     alert::console::ScopedAlerts {
                         alerts: alerts.clone(),
                         gate: gate.clone(),
+                        viewer: viewer.clone(),
+                    },
+                )));
+            }
+            if let Some(detections) = &detections {
+                provide_context(app::detections_model::SharedDetections(Arc::new(
+                    detect::console::ScopedDetections {
+                        detections: detections.clone(),
                         viewer: viewer.clone(),
                     },
                 )));
