@@ -495,7 +495,7 @@ def check_detections(sess, statements, bound, check):
     got = [r["firing_id"] for r in acme_firings]
     check("query detection_firings_for_tenant", got == ["f1"], str(got))
     check("query detection_firings (window outside the range)", outside == [], str(outside))
-    got = [(r["group_value"], int(r["until_ms"])) for r in until]
+    got = [(r["group_value"], int(r["next_ms"])) for r in until]
     check("query detection_until", got == [("mallory", 600)], str(got))
     check("query detection_firing_exists", int(exists[0]["n"]) == 2 and int(not_theirs[0]["n"]) == 0, str((exists, not_theirs)))
     got = [r["subject"] for r in deliveries]

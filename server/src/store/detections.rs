@@ -5,8 +5,18 @@
 use app::alerts_model::DeliveryAttempt;
 use app::detections_model::{DetectionRule, Firing};
 
-use super::queries::tenant_condition;
 use super::{QueryTemplate, Store, StoreError};
+
+/// `tenant` narrowed to `n` bound values, as `queries::tenant_condition`
+/// narrows `tenant_id`: none for every tenant, `=` for one, `IN` for
+/// several.
+fn tenant_condition(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => " AND tenant = ?".to_owned(),
+        n => format!(" AND tenant IN ({})", vec!["?"; n].join(", ")),
+    }
+}
 
 const RULE_COLUMNS: &str = "rule_id, tenant, name, query, group_by, threshold, window_minutes, \
      enabled, changed_by, changed_ms";
@@ -65,7 +75,9 @@ fn firings_sql(tenants: usize) -> String {
 }
 
 /// Where each value of a rule may next fire: the latest `until` stored.
-const UNTIL_SQL: &str = "SELECT group_value, max(until_ms) AS until_ms \
+/// The alias is not `until_ms`: current releases would read the WHERE's
+/// `until_ms` as the aggregate.
+const UNTIL_SQL: &str = "SELECT group_value, max(until_ms) AS next_ms \
      FROM attest_detection_firings \
      WHERE tenant = ? AND rule_id = ? AND until_ms > ? \
      GROUP BY group_value";
@@ -85,7 +97,7 @@ pub const DELIVERY_SUBJECT_PREFIX: &str = "detection:";
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct UntilRow {
     group_value: String,
-    until_ms: i64,
+    next_ms: i64,
 }
 
 pub(crate) fn templates() -> Vec<QueryTemplate> {
@@ -274,7 +286,7 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (r.group_value, r.until_ms))
+            .map(|r| (r.group_value, r.next_ms))
             .collect())
     }
 
@@ -322,5 +334,8 @@ mod tests {
         }
         assert!(firings_sql(1).contains("LIMIT 1 BY firing_id"));
         assert!(rules_sql(0).contains("LIMIT 1 BY rule_id) WHERE deleted = 0"));
+        assert!(rules_sql(1).contains("WHERE 1 AND tenant = ?"));
+        assert!(firings_sql(2).contains("AND tenant IN (?, ?)"));
+        assert!(!firings_sql(2).contains("tenant_id"));
     }
 }
