@@ -274,27 +274,29 @@ fn RuleRow(
     } else {
         ("true", "Resume")
     };
-    let id = rule.rule_id.clone();
+    let (toggle_id, delete_id) = (rule.rule_id.clone(), rule.rule_id.clone());
+    let (name, shown_name) = (rule.name.clone(), rule.name.clone());
+    let (tenant, query) = (rule.tenant.clone(), rule.query.clone());
     let condition = rule.condition();
     let changed = format!("{} by {}", when(rule.changed_ms), rule.changed_by);
     let row_class = if on { "" } else { "paused" };
     let state = if on { "on" } else { "paused" };
     view! {
-        <tr data-testid="rule" data-rule-name=rule.name.clone() class=row_class>
-            <th scope="row">{rule.name.clone()}</th>
-            <td>{rule.tenant.clone()}</td>
-            <td><code>{rule.query.clone()}</code></td>
+        <tr data-testid="rule" data-rule-name=name class=row_class>
+            <th scope="row">{shown_name}</th>
+            <td>{tenant}</td>
+            <td><code>{query}</code></td>
             <td>{condition}</td>
             <td>{state}</td>
             <td>{changed}</td>
             <td class="rule-actions">
                 <ActionForm action=enable>
-                    <input type="hidden" name="rule_id" value=id.clone()/>
+                    <input type="hidden" name="rule_id" value=toggle_id/>
                     <input type="hidden" name="enabled" value=toggle_to/>
                     <button type="submit" data-testid="toggle-rule">{toggle_label}</button>
                 </ActionForm>
                 <ActionForm action=delete>
-                    <input type="hidden" name="rule_id" value=id.clone()/>
+                    <input type="hidden" name="rule_id" value=delete_id/>
                     <button type="submit" class="danger" data-testid="delete-rule">"Delete"</button>
                 </ActionForm>
                 <details>
