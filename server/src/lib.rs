@@ -495,8 +495,7 @@ pub async fn start(
         ingest,
         collector,
         inbox,
-        alerts,
-        detections,
+        Evaluators { alerts, detections },
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -577,6 +576,13 @@ fn console_auth(
     http::ConsoleAuth::sign_in(sessions, ingest)
 }
 
+/// What the elected process evaluates, when on: pipeline alerts and
+/// detections (detections need the alerts' election).
+struct Evaluators {
+    alerts: Option<Arc<alert::Alerts>>,
+    detections: Option<Arc<detect::Detections>>,
+}
+
 /// The console's pages and server functions, the export download beside
 /// them (it streams, which a server function cannot) and sign-in, all
 /// behind [`http::require_viewer`]. Each request's store is scoped to its
@@ -589,9 +595,9 @@ fn console_router(
     ingest: Arc<ingest::Ingest>,
     collector: Arc<health::pipeline::PipelineCollector>,
     inbox: Arc<dlq::DeadLetterInbox>,
-    alerts: Option<Arc<alert::Alerts>>,
-    detections: Option<Arc<detect::Detections>>,
+    evaluators: Evaluators,
 ) -> Router {
+    let Evaluators { alerts, detections } = evaluators;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
     let recorder = match &auth {
