@@ -144,6 +144,13 @@ export ATTEST_CLICKHOUSE__DATABASE=attest_e2e
 # their own making, so this instance does not ask for API keys (which
 # server/tests/ingest_keys.rs covers).
 export ATTEST_INGEST__REQUIRE_API_KEY=false
+# detections.spec.js runs a webhook receiver on this port with this secret;
+# the console delivers detections there and evaluates every second.
+export ATTEST_E2E_DETECTIONS_HOOK_PORT="${ATTEST_E2E_DETECTIONS_HOOK_PORT:-3049}"
+ATTEST_E2E_DETECTIONS_SECRET="e2e-detections-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+export ATTEST_E2E_DETECTIONS_SECRET
+export ATTEST_DETECTIONS__EVALUATE_EVERY=1000
+export ATTEST_DETECTIONS__WEBHOOKS="[{name=\"e2e-soc\",url=\"http://127.0.0.1:$ATTEST_E2E_DETECTIONS_HOOK_PORT/hook\",secret=\"$ATTEST_E2E_DETECTIONS_SECRET\"}]"
 "$here/console.sh" stop
 trap '"$here/console.sh" stop; rm -f "$results"' EXIT
 "$here/console.sh" start

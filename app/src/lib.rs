@@ -5,6 +5,7 @@ pub mod alerts_model;
 pub mod charts;
 pub mod dashboard_model;
 pub mod dead_letters_model;
+pub mod detections_model;
 pub mod export_progress;
 pub mod model;
 pub mod pages;
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/dashboard">"Dashboard"</A>
                     <A href="/search" attr:class="nav-primary">"Search"</A>
+                    <A href="/detections">"Detections"</A>
                     <A href="/" exact=true>"Latest events"</A>
                     <pages::AdminNavLink href="/pipeline" label="Pipeline"/>
                     <pages::AdminNavLink href="/dead-letters" label="Dead letters"/>
@@ -81,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("pipeline") view=pages::pipeline::PipelinePage/>
                     <Route path=StaticSegment("dead-letters") view=pages::dead_letters::DeadLettersPage/>
                     <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
+                    <Route path=StaticSegment("detections") view=pages::detections::DetectionsPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

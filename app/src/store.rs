@@ -28,6 +28,9 @@ pub enum StoreError {
     /// says what they may see instead.
     #[error("{0}")]
     Forbidden(String),
+    /// A field of what was sent is wrong; the message names it.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl From<StoreError> for SearchError {
@@ -37,6 +40,7 @@ impl From<StoreError> for SearchError {
             StoreError::BadQuery(e) => SearchError::BadQuery(e),
             StoreError::Limit(limit) => SearchError::Limit(limit),
             StoreError::Forbidden(message) => SearchError::Forbidden(message),
+            StoreError::Invalid(message) => SearchError::BadRequest(message),
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub console: ConsoleConfig,
     pub alerts: AlertsConfig,
+    pub detections: DetectionsConfig,
 }
 
 /// Who may use the console. Analysts sign in with a console access key
@@ -359,6 +360,7 @@ impl Default for Config {
             registry: RegistryConfig::default(),
             console: ConsoleConfig::default(),
             alerts: AlertsConfig::default(),
+            detections: DetectionsConfig::default(),
         }
     }
 }
@@ -458,6 +460,7 @@ const ENV_KEYS: &[&str] = &[
     "registry",
     "console",
     "alerts",
+    "detections",
 ];
 
 impl Config {
@@ -665,6 +668,7 @@ impl Config {
             }
         }
         self.alerts.validate()?;
+        self.detections.validate()?;
         Ok(())
     }
 }
@@ -732,61 +736,146 @@ impl AlertsConfig {
         self.rules
             .validate()
             .map_err(|bad| invalid("alerts.rules", bad.to_string()))?;
-        let d = &self.delivery;
-        if d.attempts == 0 || d.attempts > 20 {
-            return Err(invalid(
-                "alerts.delivery.attempts",
-                "must be between 1 and 20".into(),
-            ));
-        }
-        if d.timeout < Duration::from_millis(100) {
-            return Err(invalid(
-                "alerts.delivery.timeout",
-                "must be at least 100 ms".into(),
-            ));
-        }
-        if d.retry_initial.is_zero() || d.retry_initial > d.retry_max {
-            return Err(invalid(
-                "alerts.delivery.retry_initial",
-                "must be more than 0 ms and at most alerts.delivery.retry_max".into(),
-            ));
-        }
-        for (i, hook) in self.webhooks.iter().enumerate() {
-            if hook.name.trim().is_empty() || hook.name.len() > 100 {
-                return Err(invalid(
-                    "alerts.webhooks.name",
-                    format!("webhook {}: must be 1-100 characters", i + 1),
-                ));
-            }
-            if self.webhooks[..i].iter().any(|h| h.name == hook.name) {
-                return Err(invalid(
-                    "alerts.webhooks.name",
-                    format!("{:?} is used by two webhooks", hook.name),
-                ));
-            }
-            // This build's HTTP client has no TLS: an https:// receiver
-            // would fail every delivery, so it is refused at start-up.
-            if !hook.url.starts_with("http://") {
-                return Err(invalid(
-                    "alerts.webhooks.url",
-                    format!(
-                        "webhook {:?}: must be an http:// URL (https needs an egress relay;                          this build sends no TLS)",
-                        hook.name
-                    ),
-                ));
-            }
-            if hook.secret.len() < 16 {
-                return Err(invalid(
-                    "alerts.webhooks.secret",
-                    format!("webhook {:?}: must be at least 16 characters", hook.name),
-                ));
-            }
-        }
-        Ok(())
+        validate_delivery(&self.delivery, &self.webhooks, &ALERT_KEYS)
     }
 }
 
-/// One receiver of alerts.
+/// The configuration keys a section's delivery settings are named by in
+/// errors (`alerts.…`, `detections.…`).
+struct DeliveryKeys {
+    attempts: &'static str,
+    timeout: &'static str,
+    retry_initial: &'static str,
+    name: &'static str,
+    url: &'static str,
+    secret: &'static str,
+}
+
+const ALERT_KEYS: DeliveryKeys = DeliveryKeys {
+    attempts: "alerts.delivery.attempts",
+    timeout: "alerts.delivery.timeout",
+    retry_initial: "alerts.delivery.retry_initial",
+    name: "alerts.webhooks.name",
+    url: "alerts.webhooks.url",
+    secret: "alerts.webhooks.secret",
+};
+
+const DETECTION_KEYS: DeliveryKeys = DeliveryKeys {
+    attempts: "detections.delivery.attempts",
+    timeout: "detections.delivery.timeout",
+    retry_initial: "detections.delivery.retry_initial",
+    name: "detections.webhooks.name",
+    url: "detections.webhooks.url",
+    secret: "detections.webhooks.secret",
+};
+
+/// The one check of webhook delivery settings, for alerts and detections.
+fn validate_delivery(
+    d: &DeliveryConfig,
+    webhooks: &[WebhookConfig],
+    keys: &DeliveryKeys,
+) -> Result<(), ConfigError> {
+    let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+    if d.attempts == 0 || d.attempts > 20 {
+        return Err(invalid(keys.attempts, "must be between 1 and 20".into()));
+    }
+    if d.timeout < Duration::from_millis(100) {
+        return Err(invalid(keys.timeout, "must be at least 100 ms".into()));
+    }
+    if d.retry_initial.is_zero() || d.retry_initial > d.retry_max {
+        return Err(invalid(
+            keys.retry_initial,
+            "must be more than 0 ms and at most the section's delivery.retry_max".into(),
+        ));
+    }
+    for (i, hook) in webhooks.iter().enumerate() {
+        if hook.name.trim().is_empty() || hook.name.len() > 100 {
+            return Err(invalid(
+                keys.name,
+                format!("webhook {}: must be 1-100 characters", i + 1),
+            ));
+        }
+        if webhooks[..i].iter().any(|h| h.name == hook.name) {
+            return Err(invalid(
+                keys.name,
+                format!("{:?} is used by two webhooks", hook.name),
+            ));
+        }
+        // This build's HTTP client has no TLS: an https:// receiver
+        // would fail every delivery, so it is refused at start-up.
+        if !hook.url.starts_with("http://") {
+            return Err(invalid(
+                keys.url,
+                format!(
+                    "webhook {:?}: must be an http:// URL (https needs an egress relay; \
+                     this build sends no TLS)",
+                    hook.name
+                ),
+            ));
+        }
+        if hook.secret.len() < 16 {
+            return Err(invalid(
+                keys.secret,
+                format!("webhook {:?}: must be at least 16 characters", hook.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Detections (docs/DESIGN.md, "Detections"): rules over the audit events
+/// that analysts keep in the console per tenant, evaluated by the process
+/// the alerts election chose, delivered to `[[detections.webhooks]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectionsConfig {
+    /// Evaluate rules (needs `alerts.enabled`: the same election decides
+    /// which process evaluates).
+    pub enabled: bool,
+    /// How often the elected process evaluates every enabled rule.
+    #[serde(with = "millis")]
+    pub evaluate_every: Duration,
+    /// How late an event may arrive and still be counted: each evaluation
+    /// looks back over a rule's window plus this.
+    #[serde(with = "millis")]
+    pub lateness: Duration,
+    /// Where firings are delivered.
+    pub webhooks: Vec<WebhookConfig>,
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for DetectionsConfig {
+    fn default() -> Self {
+        DetectionsConfig {
+            enabled: true,
+            evaluate_every: Duration::from_secs(30),
+            lateness: Duration::from_secs(600),
+            webhooks: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl DetectionsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid { key, problem };
+        if self.evaluate_every < Duration::from_millis(100) {
+            return Err(invalid(
+                "detections.evaluate_every",
+                "must be at least 100 ms".into(),
+            ));
+        }
+        if self.lateness > Duration::from_secs(24 * 3600) {
+            return Err(invalid(
+                "detections.lateness",
+                "must be at most a day".into(),
+            ));
+        }
+        validate_delivery(&self.delivery, &self.webhooks, &DETECTION_KEYS)
+    }
+}
+
+/// One receiver of alerts or detections.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {

@@ -10,6 +10,7 @@ pub mod access;
 pub mod alert;
 pub mod backoff;
 pub mod config;
+pub mod detect;
 pub mod dlq;
 pub mod event;
 pub mod health;
@@ -463,6 +464,28 @@ pub async fn start(
     } else {
         None
     };
+    let detections = match (&alerts, config.detections.enabled) {
+        (Some(alerts), true) => {
+            let detections = detect::Detections::start(
+                config.detections.clone(),
+                prepared.store.clone(),
+                ingest.clone(),
+                alerts,
+                prepared.metrics.clone(),
+                &stop,
+            );
+            tokio::spawn(detections.clone().run(stop.clone()));
+            Some(detections)
+        }
+        (None, true) => {
+            tracing::warn!(
+                "detections need alerts.enabled (the alerts election picks the process that \
+                 evaluates them): detections are off"
+            );
+            None
+        }
+        (_, false) => None,
+    };
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -472,7 +495,7 @@ pub async fn start(
         ingest,
         collector,
         inbox,
-        alerts,
+        Evaluators { alerts, detections },
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -553,6 +576,13 @@ fn console_auth(
     http::ConsoleAuth::sign_in(sessions, ingest)
 }
 
+/// What the elected process evaluates, when on: pipeline alerts and
+/// detections (detections need the alerts' election).
+struct Evaluators {
+    alerts: Option<Arc<alert::Alerts>>,
+    detections: Option<Arc<detect::Detections>>,
+}
+
 /// The console's pages and server functions, the export download beside
 /// them (it streams, which a server function cannot) and sign-in, all
 /// behind [`http::require_viewer`]. Each request's store is scoped to its
@@ -565,8 +595,9 @@ fn console_router(
     ingest: Arc<ingest::Ingest>,
     collector: Arc<health::pipeline::PipelineCollector>,
     inbox: Arc<dlq::DeadLetterInbox>,
-    alerts: Option<Arc<alert::Alerts>>,
+    evaluators: Evaluators,
 ) -> Router {
+    let Evaluators { alerts, detections } = evaluators;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
     let recorder = match &auth {
@@ -579,6 +610,7 @@ fn console_router(
         let board = board.clone();
         let (collector, gate) = (collector.clone(), gate.clone());
         let alerts = alerts.clone();
+        let detections = detections.clone();
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -621,6 +653,14 @@ fn console_router(
                     alert::console::ScopedAlerts {
                         alerts: alerts.clone(),
                         gate: gate.clone(),
+                        viewer: viewer.clone(),
+                    },
+                )));
+            }
+            if let Some(detections) = &detections {
+                provide_context(app::detections_model::SharedDetections(Arc::new(
+                    detect::console::ScopedDetections {
+                        detections: detections.clone(),
                         viewer: viewer.clone(),
                     },
                 )));

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub alert_lag_average_ms: IntGauge,
     pub alert_lag_ms: IntGauge,
     pub notify_attempts: IntCounterVec,
+    pub detections_fired: IntCounter,
     pub notify_given_up: IntCounter,
 }
 
@@ -282,6 +283,15 @@ impl Metrics {
                         "Webhook delivery attempts, by result: delivered (2xx) or failed",
                     ),
                     &["result"],
+                )
+                .expect("valid"),
+            ),
+            detections_fired: register(
+                &registry,
+                IntCounter::new(
+                    "attest_detections_fired_total",
+                    "Detections this process stored and queued for delivery (the elected \
+                     evaluator's; each firing once across processes)",
                 )
                 .expect("valid"),
             ),

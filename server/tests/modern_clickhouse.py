@@ -475,6 +475,79 @@ def check_alerts(sess, statements, check):
     check("query alert_rules (the newest version)", got == [("bob", '{"writer_lag":{"threshold_s":9}}')], str(got))
 
 
+def check_detections(sess, statements, bound, check):
+    """Detections: a rule edited and another deleted read back as their
+    newest versions; a firing written twice reads once; where a value may
+    next fire; the deliveries of detections only; and the per-minute
+    counts of the representative query, per group-by field."""
+    names = ("detection_rule_insert", "detection_rules", "detection_rules_for_tenant", "detection_rule",
+             "detection_firing_insert", "detection_firings", "detection_firings_for_tenant",
+             "detection_until", "detection_firing_exists", "detection_deliveries",
+             "detection_counts_by_actor", "detection_counts_by_ip", "detection_counts_by_resource",
+             "detection_counts_by_service")
+    missing = [n for n in names if n not in statements]
+    if missing:
+        check("detection statements are in the catalogue", False, str(missing))
+        return
+    q = statements
+
+    def run(name, values, fetch=True):
+        sql = bind(q[name]["sql"], q[name]["params"], values)
+        return query_rows(sess, sql) if fetch else sess.query(sql)
+
+    try:
+        for rule_id, tenant, name, threshold, deleted, at in (
+                ("r1", "acme", "Brute force", 10, 0, 100), ("r1", "acme", "Brute force v2", 12, 0, 200),
+                ("r2", "globex", "Gone", 5, 0, 100), ("r2", "globex", "Gone", 5, 1, 300),
+                ("r3", "globex", "Globex", 3, 0, 100)):
+            run("detection_rule_insert", dict(rule_id=rule_id, tenant=tenant, name=name, query="outcome:failure",
+                                              group_by="actor", threshold=threshold, window_minutes=5, enabled=1,
+                                              deleted=deleted, changed_by="alice", changed_ms=at), fetch=False)
+        rules = run("detection_rules", {"limit": 10})
+        acme_rules = run("detection_rules_for_tenant", {"tenant": "acme", "limit": 10})
+        one = run("detection_rule", {"rule_id": "r1"})
+        gone = run("detection_rule", {"rule_id": "r2"})
+        for firing_id, tenant, value, until in (("f1", "acme", "mallory", 600), ("f1", "acme", "mallory", 600),
+                                               ("f2", "globex", "gus", 900)):
+            run("detection_firing_insert", dict(firing_id=firing_id, rule_id="r1", rule_name="Brute force",
+                                                tenant=tenant, query="outcome:failure", group_by="actor",
+                                                group_value=value, window_from_ms=100, window_to_ms=299,
+                                                until_ms=until, events=12, threshold=10, fired_ms=until), fetch=False)
+        firings = run("detection_firings", {"from_ms": 0, "to_ms": 1000, "limit": 10})
+        acme_firings = run("detection_firings_for_tenant", {"from_ms": 0, "to_ms": 1000, "tenant": "acme", "limit": 10})
+        outside = run("detection_firings", {"from_ms": 300, "to_ms": 1000, "limit": 10})
+        until = run("detection_until", {"tenant": "acme", "rule_id": "r1", "since_ms": 0})
+        exists = run("detection_firing_exists", {"tenant": "acme", "firing_id": "f1"})
+        not_theirs = run("detection_firing_exists", {"tenant": "globex", "firing_id": "f1"})
+        sess.query("INSERT INTO attest_webhook_deliveries (subject, webhook, attempt, at_ms, status, error, duration_ms) "
+                   "VALUES ('detection:f1', 'soc', 1, 50, 200, '', 3), ('alert:a1:firing', 'ops', 1, 60, 200, '', 3)")
+        deliveries = run("detection_deliveries", {"subject_like": "detection:%", "limit": 10})
+        counts = {g: run(f"detection_counts_by_{g}", bound) for g in ("actor", "ip", "resource", "service")}
+    except Exception as e:  # noqa: BLE001
+        check("detection statements", False, str(e))
+        return
+    got = [(r["rule_id"], r["name"], int(r["threshold"])) for r in rules]
+    check("query detection_rules (newest versions, deleted left out)", got == [("r1", "Brute force v2", 12), ("r3", "Globex", 3)], str(got))
+    got = [r["rule_id"] for r in acme_rules]
+    check("query detection_rules_for_tenant", got == ["r1"], str(got))
+    check("query detection_rule", [r["name"] for r in one] == ["Brute force v2"] and gone == [], str((one, gone)))
+    got = [r["firing_id"] for r in firings]
+    check("query detection_firings (a doubled row once, newest first)", got == ["f2", "f1"], str(got))
+    got = [r["firing_id"] for r in acme_firings]
+    check("query detection_firings_for_tenant", got == ["f1"], str(got))
+    check("query detection_firings (window outside the range)", outside == [], str(outside))
+    got = [(r["group_value"], int(r["next_ms"])) for r in until]
+    check("query detection_until", got == [("mallory", 600)], str(got))
+    check("query detection_firing_exists", int(exists[0]["n"]) == 2 and int(not_theirs[0]["n"]) == 0, str((exists, not_theirs)))
+    got = [r["subject"] for r in deliveries]
+    check("query detection_deliveries (detections only)", got == ["detection:f1"], str(got))
+    minute = (NOW_MS - 30 * 60_000) // 60_000
+    want = {"actor": "mallory", "ip": "203.0.113.1", "resource": "u-1", "service": "iam"}
+    for g, rows in counts.items():
+        got = [(r["group_value"], int(r["minute_n"]), int(r["events"])) for r in rows]
+        check(f"query detection_counts_by_{g}", got == [(want[g], minute, 1)], str(got))
+
+
 def check_pipeline(sess, statements, check):
     """The pipeline page's questions answer, with the shapes the page reads."""
     def one(name):
@@ -664,7 +737,8 @@ def main(path):
         # Retention statements change data: run after every read query.
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
-        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_")
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
+                  "detection_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -721,6 +795,7 @@ def main(path):
 
         check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
         check_alerts(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_")}, check)
+        check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)

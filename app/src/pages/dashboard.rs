@@ -14,6 +14,7 @@ use crate::pages::dashboard_more::{
     ThemeAndZone,
 };
 use crate::pages::dashboard_panels::{ActorsPanel, SeriesPanel};
+use crate::pages::detections::DetectionsPanel;
 use crate::pages::events::list_tenants;
 use crate::pages::search_form::QueryForm;
 use crate::search_model::SearchError;
@@ -226,6 +227,7 @@ pub fn DashboardPage() -> impl IntoView {
                     params=key
                 />
                 <ActorsPanel resource=actors params=key/>
+                <DetectionsPanel params=key/>
                 <BreakdownPanel
                     id="failure-sources"
                     title="Top sources of failures"

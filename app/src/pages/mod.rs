@@ -3,6 +3,7 @@ pub mod dashboard;
 mod dashboard_more;
 mod dashboard_panels;
 pub mod dead_letters;
+pub mod detections;
 pub mod event_detail;
 pub mod events;
 pub mod login;

@@ -31,7 +31,7 @@ use crate::ingest::now_ms;
 use crate::metrics::{Metrics, ALERT_RULES};
 use crate::notify::{AttemptLog, Message, Notifier};
 use crate::store::{RulesRow, Store};
-pub use leader::{group as election_group, topic as election_topic};
+pub use leader::{group as election_group, topic as election_topic, Leadership};
 use rules::{Observer, Round};
 use state::{Book, Change, Firing};
 
@@ -174,6 +174,18 @@ impl Alerts {
 
     pub fn elected(&self) -> bool {
         self.leadership.elected()
+    }
+
+    /// This process's part in the election, for detections: the same
+    /// process evaluates both.
+    pub fn leadership(&self) -> Arc<Leadership> {
+        self.leadership.clone()
+    }
+
+    /// Where delivery attempts go (the outbox to ClickHouse), for other
+    /// senders through `crate::notify`.
+    pub fn attempt_log(&self) -> Arc<dyn AttemptLog> {
+        self.outbox.clone()
     }
 
     async fn round(&self, e: &mut Evaluation) {

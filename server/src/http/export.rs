@@ -377,6 +377,7 @@ fn refused(error: StoreError) -> Response {
             Json(json!({"error": "limit_exceeded", "message": limit.to_string()})),
         )
             .into_response(),
+        StoreError::Invalid(message) => bad_request(&message),
         StoreError::Forbidden(message) => (
             StatusCode::FORBIDDEN,
             Json(json!({"error": "forbidden", "message": message})),

@@ -102,6 +102,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../../migrations/0016_alerts.sql"),
     },
+    Migration {
+        version: 17,
+        name: "detections",
+        sql: include_str!("../../migrations/0017_detections.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

@@ -4,6 +4,7 @@
 mod access;
 mod alerts;
 mod dead_letters;
+mod detections;
 mod keys;
 mod migration_lock;
 pub mod migrations;
@@ -17,11 +18,12 @@ mod search;
 pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
 pub use dead_letters::{DeadLetterAction, HandledLetter};
+pub use detections::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
-pub use search::{ExportFormat, ExportStream, Limits as SearchLimits};
+pub use search::{ExportFormat, ExportStream, Limits as SearchLimits, MinuteCount};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -102,6 +102,8 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     });
     all.extend(super::dead_letters::templates());
     all.extend(super::alerts::templates());
+    all.extend(super::detections::templates());
+    all.extend(super::search::detection_templates());
     all
 }
 

@@ -9,10 +9,13 @@
 mod catalogue;
 mod dashboard;
 mod detail;
+mod detections;
 mod export;
 mod sql;
 
 pub(crate) use catalogue::templates;
+pub(crate) use detections::templates as detection_templates;
+pub use detections::MinuteCount;
 pub use export::{ExportFormat, ExportStream};
 pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
