@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use crate::model::{Activity, EventFilter, EventPage};
 use crate::pipeline_model::PipelineSnapshot;
+use crate::trends_model::{TrendWindow, Trends};
 use crate::query::ParseError;
 use crate::search_model::{
     EventDetail, Facets, QueryLimit, SavedSearch, SearchError, SearchPage, SearchQuery,
@@ -140,6 +141,10 @@ pub trait PipelineSource: Send + Sync + 'static {
     /// The figures now (recorded as an admin action), or `Forbidden` for
     /// anyone but an admin.
     async fn snapshot(&self) -> Result<PipelineSnapshot, StoreError>;
+
+    /// The sampled figures over `window`, or `Forbidden` for anyone but an
+    /// admin.
+    async fn trends(&self, window: TrendWindow) -> Result<Trends, StoreError>;
 }
 
 /// What the server puts into Leptos context for the pipeline page.
