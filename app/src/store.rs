@@ -7,12 +7,12 @@ use std::sync::Arc;
 use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use crate::model::{Activity, EventFilter, EventPage};
 use crate::pipeline_model::PipelineSnapshot;
-use crate::trends_model::{TrendWindow, Trends};
 use crate::query::ParseError;
 use crate::search_model::{
     EventDetail, Facets, QueryLimit, SavedSearch, SearchError, SearchPage, SearchQuery,
 };
 use crate::search_state::SearchParams;
+use crate::trends_model::{TrendWindow, Trends};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

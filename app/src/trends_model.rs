@@ -186,10 +186,7 @@ pub const TREND_CHARTS: &[TrendChart] = &[
         title: "Latency (sampling process)",
         unit: "milliseconds",
         reduce: Reduce::Max,
-        lines: &[
-            (INGEST_P99_MS, "ingest p99"),
-            (INSERT_P99_MS, "insert p99"),
-        ],
+        lines: &[(INGEST_P99_MS, "ingest p99"), (INSERT_P99_MS, "insert p99")],
     },
     TrendChart {
         id: "trend-spool",

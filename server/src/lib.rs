@@ -25,6 +25,7 @@ pub mod retention;
 pub mod spool;
 pub mod store;
 pub mod topics;
+pub mod trends;
 pub mod write;
 
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ pub enum StartError {
     Spool(#[from] spool::SpoolError),
     #[error(transparent)]
     Alerts(#[from] alert::AlertStartError),
+    #[error(transparent)]
+    Trends(#[from] trends::TrendsStartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -463,6 +466,19 @@ pub async fn start(
     } else {
         None
     };
+    if config.trends.enabled {
+        let sampler = trends::Sampler::start(
+            config.trends.clone(),
+            config.alerts.keep_days,
+            &config.kafka,
+            prepared.store.clone(),
+            collector.clone(),
+            prepared.metrics.clone(),
+            &stop,
+        )
+        .await?;
+        tokio::spawn(sampler.run(stop.clone()));
+    }
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -473,6 +489,7 @@ pub async fn start(
         collector,
         inbox,
         alerts,
+        config.trends.sample_every,
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -566,6 +583,7 @@ fn console_router(
     collector: Arc<health::pipeline::PipelineCollector>,
     inbox: Arc<dlq::DeadLetterInbox>,
     alerts: Option<Arc<alert::Alerts>>,
+    sample_every: Duration,
 ) -> Router {
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
@@ -605,6 +623,8 @@ fn console_router(
             provide_context(app::store::SharedPipeline(Arc::new(
                 http::pipeline::ScopedPipeline {
                     collector: collector.clone(),
+                    store: store.clone(),
+                    sample_every,
                     gate: gate.clone(),
                     viewer: viewer.clone(),
                 },

@@ -731,7 +731,13 @@ mod tests {
                     label: "lag <max>".into(),
                     colour: line_colour(0),
                     // A gap between 30 s and 70 s: two polylines.
-                    points: vec![(0, 1.0), (10_000, 4.0), (30_000, 2.0), (70_000, 3.0), (80_000, 0.0)],
+                    points: vec![
+                        (0, 1.0),
+                        (10_000, 4.0),
+                        (30_000, 2.0),
+                        (70_000, 3.0),
+                        (80_000, 0.0),
+                    ],
                 },
                 Line {
                     label: "empty".into(),

@@ -7,11 +7,11 @@
 
 use leptos::prelude::*;
 
+use crate::pages::pipeline_trends::TrendsPanel;
 use crate::pipeline_model::{
     human_bytes, human_duration_ms, ClickHouseHealth, IngestHealth, KafkaHealth, PipelineSnapshot,
     SpoolHealth, TopicHealth, WriterHealth,
 };
-use crate::pages::pipeline_trends::TrendsPanel;
 use crate::search_model::SearchError;
 use crate::timefmt::utc_millis;
 
@@ -309,7 +309,12 @@ fn NodesPanel(nodes: Vec<ClickHouseHealth>) -> impl IntoView {
 
 #[component]
 fn NodeRow(n: ClickHouseHealth) -> impl IntoView {
-    let parts = n.partitions.iter().map(|p| p.active_parts).max().unwrap_or(0);
+    let parts = n
+        .partitions
+        .iter()
+        .map(|p| p.active_parts)
+        .max()
+        .unwrap_or(0);
     let near = n.partitions.iter().any(|p| p.near_limit);
     let limit = n
         .parts_to_throw_insert

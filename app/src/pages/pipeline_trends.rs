@@ -40,10 +40,7 @@ pub async fn read_trends(window: String) -> Result<Trends, SearchError> {
 #[component]
 pub fn TrendsPanel() -> impl IntoView {
     let window = RwSignal::new(TrendWindow::Hour);
-    let trends = Resource::new(
-        move || window.get(),
-        |w| read_trends(w.code().to_owned()),
-    );
+    let trends = Resource::new(move || window.get(), |w| read_trends(w.code().to_owned()));
     view! {
         <section class="panel trends" data-testid="trends">
             <div class="toolbar">

@@ -102,6 +102,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../../migrations/0016_alerts.sql"),
     },
+    Migration {
+        version: 18,
+        name: "pipeline_trends",
+        sql: include_str!("../../migrations/0018_pipeline_trends.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

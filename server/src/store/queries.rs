@@ -102,6 +102,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     });
     all.extend(super::dead_letters::templates());
     all.extend(super::alerts::templates());
+    all.extend(super::trends::templates());
     all
 }
 
