@@ -486,10 +486,12 @@ pub async fn start(
         prepared.store.clone(),
         console_auth,
         ingest,
-        collector,
-        inbox,
-        alerts,
-        config.trends.sample_every,
+        AdminParts {
+            collector,
+            inbox,
+            alerts,
+            sample_every: config.trends.sample_every,
+        },
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -570,6 +572,16 @@ fn console_auth(
     http::ConsoleAuth::sign_in(sessions, ingest)
 }
 
+/// What the admin pages read: the pipeline's figures and trends, the
+/// dead-letter inbox and the alerts.
+struct AdminParts {
+    collector: Arc<health::pipeline::PipelineCollector>,
+    inbox: Arc<dlq::DeadLetterInbox>,
+    alerts: Option<Arc<alert::Alerts>>,
+    /// `trends.sample_every`, for the trend charts' buckets.
+    sample_every: Duration,
+}
+
 /// The console's pages and server functions, the export download beside
 /// them (it streams, which a server function cannot) and sign-in, all
 /// behind [`http::require_viewer`]. Each request's store is scoped to its
@@ -580,11 +592,14 @@ fn console_router(
     store: store::Store,
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
-    collector: Arc<health::pipeline::PipelineCollector>,
-    inbox: Arc<dlq::DeadLetterInbox>,
-    alerts: Option<Arc<alert::Alerts>>,
-    sample_every: Duration,
+    admin: AdminParts,
 ) -> Router {
+    let AdminParts {
+        collector,
+        inbox,
+        alerts,
+        sample_every,
+    } = admin;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
     let recorder = match &auth {
