@@ -158,7 +158,7 @@ mod tests {
         let partition = PartitionHealth {
             end_offset: end,
             lag_messages: lag,
-            lag_ms: Some(4_000),
+            lag_ms: Some(if lag > 0 { 4_000 } else { 0 }),
             ..PartitionHealth::default()
         };
         let total = LagTotals::of([&partition]);
