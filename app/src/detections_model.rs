@@ -123,7 +123,7 @@ impl RuleInput {
         if self.query.chars().count() > MAX_QUERY_CHARS {
             return bad("query", format!("at most {MAX_QUERY_CHARS} characters"));
         }
-        if let Err(error) = crate::query::compile_str(&self.query) {
+        if let Err(error) = crate::query::parse(&self.query) {
             return bad("query", error.to_string());
         }
         let Some(group_by) = GroupBy::from_param(&self.group_by) else {

@@ -17,6 +17,7 @@ pub mod session;
 #[cfg(feature = "ssr")]
 pub mod store;
 pub mod timefmt;
+pub mod trends_model;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -19,7 +19,14 @@ pub struct PipelineSnapshot {
     pub kafka: KafkaHealth,
     pub writer: WriterHealth,
     pub spool: SpoolHealth,
+    /// This process's ingest over the last minute.
+    pub ingest: IngestHealth,
+    /// The node the writer inserts into and migrations run on
+    /// (`clickhouse.url`).
     pub clickhouse: ClickHouseHealth,
+    /// Every configured node (`clickhouse.url`, then `read_urls`), each
+    /// asked on its own, and which of them serves the console's reads.
+    pub nodes: Vec<ClickHouseHealth>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,13 +111,47 @@ pub struct WriterHealth {
 pub struct SpoolHealth {
     pub pending_events: i64,
     pub pending_bytes: i64,
+    /// How long the oldest event still in the spool has waited; `None`
+    /// when the spool is empty.
+    pub oldest_age_ms: Option<i64>,
 }
+
+/// What this server process's ingest API did over the last `window_ms`
+/// (up to a minute; less just after start-up), from its own counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestHealth {
+    /// The span the figures cover.
+    pub window_ms: i64,
+    pub accepted_per_min: f64,
+    pub rejected_per_min: f64,
+    /// Events refused with 429 (too many in flight) in the window.
+    pub busy: u64,
+    /// Events answered 503 (nothing stored) in the window.
+    pub unavailable: u64,
+    /// Request latency quantiles in the window, from the histogram's
+    /// buckets (an upper bound: the bucket's edge); `None` without requests.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+// The rates and quantiles come from counters and fixed bucket bounds: never
+// NaN, so equality is total, as the snapshot (compared whole) needs.
+impl Eq for IngestHealth {}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClickHouseHealth {
     /// The node's address, credentials removed.
     pub node: String,
     pub up: bool,
+    /// In the read rotation (not backed off after a failure).
+    pub in_rotation: bool,
+    /// The node the console's reads go to now: the first in rotation.
+    pub serves_reads: bool,
+    /// From `system.replicas`, where the node has replicated tables of
+    /// this database: entries waiting in the replication queue...
+    pub replication_queue: Option<u64>,
+    /// ...and the largest replica delay in seconds.
+    pub replication_delay_s: Option<u64>,
     pub problems: Vec<String>,
     pub version: String,
     pub uptime_s: u64,
@@ -200,6 +241,54 @@ impl LagTotals {
         self.under_replicated = self.under_replicated.saturating_add(other.under_replicated);
         self.below_min_insync = self.below_min_insync.saturating_add(other.below_min_insync);
     }
+}
+
+/// Events per minute from two readings of a counter `elapsed_ms` apart.
+/// A counter that went backwards (a restart) or no time passing gives 0.
+pub fn per_minute(before: u64, now: u64, elapsed_ms: i64) -> f64 {
+    if elapsed_ms <= 0 {
+        return 0.0;
+    }
+    now.saturating_sub(before) as f64 * 60_000.0 / elapsed_ms as f64
+}
+
+/// Per second from two readings of an ever-growing total (offsets summed
+/// over partitions) `elapsed_ms` apart; `None` when it went backwards (a
+/// topic recreated) or no time passed, so a chart shows a gap, not a lie.
+pub fn per_second(before: i64, now: i64, elapsed_ms: i64) -> Option<f64> {
+    let grown = now.checked_sub(before)?;
+    (grown >= 0 && elapsed_ms > 0).then(|| grown as f64 * 1_000.0 / elapsed_ms as f64)
+}
+
+/// The `q` quantile (0..=1) of observations counted into cumulative
+/// histogram buckets (`(upper bound, count at or below it)`, ascending, as
+/// Prometheus keeps them): the upper bound of the first bucket holding it.
+/// Past the last finite bound it is that bound (the true value is larger).
+/// `None` with no observations.
+pub fn quantile(buckets: &[(f64, u64)], total: u64, q: f64) -> Option<f64> {
+    if total == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= rank)
+        .or(buckets.last())
+        .map(|(bound, _)| *bound)
+}
+
+/// Cumulative bucket counts `now` minus `before` (the same bounds), for a
+/// window's share of a histogram that only grows.
+pub fn bucket_delta(before: &[(f64, u64)], now: &[(f64, u64)]) -> Vec<(f64, u64)> {
+    now.iter()
+        .map(|(bound, count)| {
+            let old = before
+                .iter()
+                .find(|(b, _)| b == bound)
+                .map_or(0, |(_, c)| *c);
+            (*bound, count.saturating_sub(old))
+        })
+        .collect()
 }
 
 /// "3 h 04 min", "12 s", "850 ms": a lag or an uptime at a glance.
@@ -305,6 +394,35 @@ mod tests {
         assert!(near_parts_limit(150, Some(300)));
         assert!(!near_parts_limit(1_000, None));
         assert!(!near_parts_limit(1_000, Some(0)));
+    }
+
+    #[test]
+    fn rates_from_two_readings() {
+        assert_eq!(per_minute(10, 40, 30_000), 60.0);
+        assert_eq!(per_minute(40, 10, 30_000), 0.0, "counter reset");
+        assert_eq!(per_minute(0, 5, 0), 0.0);
+        assert_eq!(per_second(100, 600, 10_000), Some(50.0));
+        assert_eq!(per_second(600, 100, 10_000), None, "topic recreated");
+        assert_eq!(per_second(0, 1, 0), None);
+        assert_eq!(per_second(i64::MIN, i64::MAX, 1), None, "overflow");
+    }
+
+    #[test]
+    fn quantiles_are_the_bucket_edges() {
+        let buckets = [(0.005, 10), (0.01, 50), (0.1, 99), (1.0, 100)];
+        assert_eq!(quantile(&buckets, 100, 0.5), Some(0.01));
+        assert_eq!(quantile(&buckets, 100, 0.99), Some(0.1));
+        assert_eq!(quantile(&buckets, 100, 1.0), Some(1.0));
+        assert_eq!(quantile(&buckets, 100, 0.0), Some(0.005));
+        assert_eq!(quantile(&buckets, 0, 0.5), None);
+        // Beyond the last bound: the last bound, a lower limit.
+        assert_eq!(quantile(&[(0.1, 1)], 5, 0.99), Some(0.1));
+        let before = [(0.005, 10), (0.01, 50), (0.1, 99), (1.0, 100)];
+        let now = [(0.005, 10), (0.01, 52), (0.1, 140), (1.0, 141)];
+        let window = bucket_delta(&before, &now);
+        assert_eq!(window, [(0.005, 0), (0.01, 2), (0.1, 41), (1.0, 41)]);
+        assert_eq!(quantile(&window, 41, 0.5), Some(0.1));
+        assert_eq!(bucket_delta(&now, &before)[1], (0.01, 0), "never negative");
     }
 
     #[test]

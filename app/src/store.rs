@@ -12,6 +12,7 @@ use crate::search_model::{
     EventDetail, Facets, QueryLimit, SavedSearch, SearchError, SearchPage, SearchQuery,
 };
 use crate::search_state::SearchParams;
+use crate::trends_model::{TrendWindow, Trends};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,6 +155,10 @@ pub trait PipelineSource: Send + Sync + 'static {
     /// The figures now (recorded as an admin action), or `Forbidden` for
     /// anyone but an admin.
     async fn snapshot(&self) -> Result<PipelineSnapshot, StoreError>;
+
+    /// The sampled figures over `window`, or `Forbidden` for anyone but an
+    /// admin.
+    async fn trends(&self, window: TrendWindow) -> Result<Trends, StoreError>;
 }
 
 /// What the server puts into Leptos context for the pipeline page.

@@ -61,7 +61,39 @@ test.describe('as an admin', () => {
       .poll(async () => updated.getAttribute('data-taken-at'), { timeout: 20_000 })
       .not.toBe(first);
     expect(await page.evaluate(() => window.__stillThisPage)).toBe(true);
+
+    // Ingest figures and every ClickHouse node, the one serving reads marked.
+    await expect(page.getByTestId('ingest-p99')).toBeVisible();
+    await expect(page.getByTestId('spool-oldest')).toHaveText('nothing waits');
+    const node = page.locator('[data-testid="node"]').first();
+    await expect(node).toHaveAttribute('data-up', 'true');
+    await expect(node).toHaveAttribute('data-serves-reads', 'true');
+
+    // Trends: the charts over the last hour, drawn as SVG lines, then over
+    // 24 h and 7 d on a click, without a reload.
+    const trends = page.getByTestId('trends');
+    await expect(trends.locator('[data-testid="trend-chart"]')).toHaveCount(5);
+    const lagChart = trends.locator('[data-chart="trend-lag-time"]');
+    await expect(lagChart).toHaveAttribute('data-window', '1h');
+    await expect(lagChart.locator('svg[role="img"]')).toBeVisible();
+    // The console has run for a while (the sampler writes every 10 s):
+    // at least one line is drawn.
+    await expect
+      .poll(async () => {
+        await page.getByTestId('trend-window-24h').click();
+        await page.getByTestId('trend-window-1h').click();
+        return trends.locator('polyline.trend-line').count();
+      }, { timeout: 60_000 })
+      .toBeGreaterThan(0);
     await page.screenshot({ path: 'test-results/pipeline-admin.png', fullPage: true });
+    for (const window of ['24h', '7d']) {
+      await page.getByTestId(`trend-window-${window}`).click();
+      await expect(lagChart).toHaveAttribute('data-window', window);
+      await expect(page.getByTestId(`trend-window-${window}`)).toHaveAttribute('aria-pressed', 'true');
+    }
+    await expect(page.getByTestId('trends-about')).toContainText('sampled every');
+    await page.screenshot({ path: 'test-results/pipeline-trends-7d.png', fullPage: true });
+    expect(await page.evaluate(() => window.__stillThisPage)).toBe(true);
     expect(errors).toEqual([]);
   });
 });

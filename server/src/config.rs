@@ -39,6 +39,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub alerts: AlertsConfig,
     pub detections: DetectionsConfig,
+    pub trends: TrendsConfig,
 }
 
 /// Who may use the console. Analysts sign in with a console access key
@@ -361,6 +362,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             alerts: AlertsConfig::default(),
             detections: DetectionsConfig::default(),
+            trends: TrendsConfig::default(),
         }
     }
 }
@@ -461,6 +463,7 @@ const ENV_KEYS: &[&str] = &[
     "console",
     "alerts",
     "detections",
+    "trends",
 ];
 
 impl Config {
@@ -669,6 +672,7 @@ impl Config {
         }
         self.alerts.validate()?;
         self.detections.validate()?;
+        self.trends.validate()?;
         Ok(())
     }
 }
@@ -685,6 +689,67 @@ pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Pipeline trends (docs/DESIGN.md, "Pipeline trends"): the pipeline
+/// page's figures sampled into ClickHouse by one elected server process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrendsConfig {
+    /// Take part in the election of the process that samples.
+    pub enabled: bool,
+    /// How often the elected process samples the figures.
+    #[serde(with = "millis")]
+    pub sample_every: Duration,
+    /// Whole UTC days of samples kept (the 7 d chart needs 8).
+    pub keep_days: u32,
+    /// How often the elected process removes samples past `keep_days` (and
+    /// alert history past `alerts.keep_days`).
+    #[serde(with = "millis")]
+    pub retention_every: Duration,
+}
+
+impl Default for TrendsConfig {
+    fn default() -> Self {
+        TrendsConfig {
+            enabled: true,
+            sample_every: Duration::from_secs(10),
+            keep_days: 30,
+            retention_every: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl TrendsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        };
+        // Below a second the sampling would cost more than the figures are
+        // worth; above ten minutes the 1 h chart has six points.
+        if self.sample_every < Duration::from_secs(1)
+            || self.sample_every > Duration::from_secs(600)
+        {
+            return Err(invalid(
+                "trends.sample_every",
+                "must be between 1000 and 600000 ms",
+            ));
+        }
+        if !(8..=3650).contains(&self.keep_days) {
+            return Err(invalid(
+                "trends.keep_days",
+                "must be between 8 (the 7 d chart and the day being written) and 3650",
+            ));
+        }
+        if self.retention_every < Duration::from_secs(1) {
+            return Err(invalid(
+                "trends.retention_every",
+                "must be at least 1000 ms",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Pipeline alerts (docs/DESIGN.md, "Alerts"): rules over the pipeline's
@@ -708,6 +773,10 @@ pub struct AlertsConfig {
     /// Where alerts are delivered (`[[alerts.webhooks]]`).
     pub webhooks: Vec<WebhookConfig>,
     pub delivery: DeliveryConfig,
+    /// Days of alert history kept: delivery attempts, resolved alerts and
+    /// superseded rule versions older than this are removed by the trends
+    /// sampler's retention round; 0 keeps everything.
+    pub keep_days: u32,
 }
 
 impl Default for AlertsConfig {
@@ -720,6 +789,7 @@ impl Default for AlertsConfig {
             rules: app::alerts_model::RuleSettings::default(),
             webhooks: Vec::new(),
             delivery: DeliveryConfig::default(),
+            keep_days: 90,
         }
     }
 }
@@ -1123,5 +1193,23 @@ mod tests {
             ..ClickHouseConfig::default()
         };
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trends_settings_are_bounded() {
+        let check = |change: fn(&mut Config)| {
+            let mut c = Config::default();
+            change(&mut c);
+            c.validate().err().map(|e| e.to_string())
+        };
+        assert!(check(|_| {}).is_none());
+        let too_often = check(|c| c.trends.sample_every = Duration::from_millis(500));
+        assert!(too_often.is_some_and(|e| e.contains("trends.sample_every")));
+        let too_rare = check(|c| c.trends.sample_every = Duration::from_secs(601));
+        assert!(too_rare.is_some_and(|e| e.contains("trends.sample_every")));
+        let short = check(|c| c.trends.keep_days = 7);
+        assert!(short.is_some_and(|e| e.contains("trends.keep_days")));
+        let busy = check(|c| c.trends.retention_every = Duration::ZERO);
+        assert!(busy.is_some_and(|e| e.contains("trends.retention_every")));
     }
 }

@@ -26,6 +26,7 @@ pub mod retention;
 pub mod spool;
 pub mod store;
 pub mod topics;
+pub mod trends;
 pub mod write;
 
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ pub enum StartError {
     Spool(#[from] spool::SpoolError),
     #[error(transparent)]
     Alerts(#[from] alert::AlertStartError),
+    #[error(transparent)]
+    Trends(#[from] trends::TrendsStartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -486,6 +489,19 @@ pub async fn start(
         }
         (_, false) => None,
     };
+    if config.trends.enabled {
+        let sampler = trends::Sampler::start(
+            config.trends.clone(),
+            config.alerts.keep_days,
+            &config.kafka,
+            prepared.store.clone(),
+            collector.clone(),
+            prepared.metrics.clone(),
+            &stop,
+        )
+        .await?;
+        tokio::spawn(sampler.run(stop.clone()));
+    }
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
     let app = console_router(
@@ -493,9 +509,13 @@ pub async fn start(
         prepared.store.clone(),
         console_auth,
         ingest,
-        collector,
-        inbox,
-        Evaluators { alerts, detections },
+        AdminParts {
+            collector,
+            inbox,
+            alerts,
+            detections,
+            sample_every: config.trends.sample_every,
+        },
     )
     .merge(api);
     let http = serve(listener, app, &stop);
@@ -576,11 +596,17 @@ fn console_auth(
     http::ConsoleAuth::sign_in(sessions, ingest)
 }
 
-/// What the elected process evaluates, when on: pipeline alerts and
-/// detections (detections need the alerts' election).
-struct Evaluators {
+/// What the admin pages and the evaluators' pages read: the pipeline's
+/// figures and trends, the dead-letter inbox, and what the elected process
+/// evaluates when on (pipeline alerts; detections, which need the alerts'
+/// election).
+struct AdminParts {
+    collector: Arc<health::pipeline::PipelineCollector>,
+    inbox: Arc<dlq::DeadLetterInbox>,
     alerts: Option<Arc<alert::Alerts>>,
     detections: Option<Arc<detect::Detections>>,
+    /// `trends.sample_every`, for the trend charts' buckets.
+    sample_every: Duration,
 }
 
 /// The console's pages and server functions, the export download beside
@@ -593,11 +619,15 @@ fn console_router(
     store: store::Store,
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
-    collector: Arc<health::pipeline::PipelineCollector>,
-    inbox: Arc<dlq::DeadLetterInbox>,
-    evaluators: Evaluators,
+    admin: AdminParts,
 ) -> Router {
-    let Evaluators { alerts, detections } = evaluators;
+    let AdminParts {
+        collector,
+        inbox,
+        alerts,
+        detections,
+        sample_every,
+    } = admin;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
     let recorder = match &auth {
@@ -637,6 +667,8 @@ fn console_router(
             provide_context(app::store::SharedPipeline(Arc::new(
                 http::pipeline::ScopedPipeline {
                     collector: collector.clone(),
+                    store: store.clone(),
+                    sample_every,
                     gate: gate.clone(),
                     viewer: viewer.clone(),
                 },

@@ -10,7 +10,9 @@ use prometheus::{
 pub struct Metrics {
     registry: Registry,
     pub ingest_events: IntCounterVec,
+    pub ingest_request_seconds: Histogram,
     pub spool_pending_events: IntGauge,
+    pub spool_oldest_pending_ms: IntGauge,
     pub spool_pending_bytes: IntGauge,
     pub spool_appended: IntCounter,
     pub spool_forwarded: IntCounter,
@@ -31,6 +33,8 @@ pub struct Metrics {
     pub notify_attempts: IntCounterVec,
     pub detections_fired: IntCounter,
     pub notify_given_up: IntCounter,
+    pub trends_sampler: IntGauge,
+    pub trends_samples_written: IntCounter,
 }
 
 /// Every `rule` of `attest_alerts_firing`.
@@ -96,6 +100,31 @@ impl Metrics {
                          unavailable (503)",
                     ),
                     &["result"],
+                )
+                .expect("valid"),
+            ),
+            ingest_request_seconds: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "attest_ingest_request_seconds",
+                        "Duration of one ingest request (single event or batch), from its \
+                         first byte read to the answer, whatever the answer",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ]),
+                )
+                .expect("valid"),
+            ),
+            spool_oldest_pending_ms: register(
+                &registry,
+                IntGauge::new(
+                    "attest_spool_oldest_pending_timestamp_ms",
+                    "When the oldest event still in the spool was appended (Unix ms); 0 while \
+                     the spool is empty. After a restart, the time its spool was reopened: \
+                     the age is then a lower bound",
                 )
                 .expect("valid"),
             ),
@@ -303,6 +332,22 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            trends_sampler: register(
+                &registry,
+                IntGauge::new(
+                    "attest_trends_sampler",
+                    "1 while this process is the one elected to sample the pipeline's trends",
+                )
+                .expect("valid"),
+            ),
+            trends_samples_written: register(
+                &registry,
+                IntCounter::new(
+                    "attest_trends_samples_written_total",
+                    "Trend samples (one row per series) this process wrote to ClickHouse",
+                )
+                .expect("valid"),
+            ),
         };
         for rule in ALERT_RULES {
             metrics.alerts_firing.with_label_values(&[rule]);
@@ -334,6 +379,27 @@ impl Metrics {
     }
 }
 
+/// A histogram's cumulative buckets `(upper bound, observations at or
+/// below it)` and its total count, for quantiles over a window
+/// (`app::pipeline_model::quantile`).
+pub fn histogram_buckets(histogram: &Histogram) -> (Vec<(f64, u64)>, u64) {
+    use prometheus::core::Collector;
+    let families = histogram.collect();
+    let Some(data) = families
+        .first()
+        .and_then(|f| f.get_metric().first())
+        .map(|m| m.get_histogram())
+    else {
+        return (Vec::new(), 0);
+    };
+    let buckets = data
+        .get_bucket()
+        .iter()
+        .map(|b| (b.upper_bound(), b.cumulative_count()))
+        .collect();
+    (buckets, data.get_sample_count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +416,19 @@ mod tests {
             assert!(text.contains(&line), "{line} in {text}");
         }
         assert!(text.contains("attest_writer_lag_checked_timestamp_seconds 0"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::new();
+        for seconds in [0.002, 0.002, 0.3] {
+            m.ingest_request_seconds.observe(seconds);
+        }
+        let (buckets, total) = histogram_buckets(&m.ingest_request_seconds);
+        assert_eq!(total, 3);
+        assert_eq!(buckets[0], (0.001, 0));
+        assert_eq!(buckets[1], (0.0025, 2));
+        assert_eq!(buckets.last(), Some(&(10.0, 3)));
     }
 
     #[test]

@@ -547,6 +547,66 @@ def check_detections(sess, statements, bound, check):
         got = [(r["group_value"], int(r["minute_n"]), int(r["events"])) for r in rows]
         check(f"query detection_counts_by_{g}", got == [(want[g], minute, 1)], str(got))
 
+def check_alert_retention(sess, statements, check):
+    """Alert history retention on the rows check_alerts left: a1 (resolved
+    at 20) goes whole, a2 (still firing) stays however old; deliveries
+    before the cutoff go; every rule version but the newest goes."""
+    def run(name, before_ms):
+        q = statements.get(name)
+        if q is None:
+            check(f"query {name} is in the catalogue", False)
+            return False
+        try:
+            sess.query(bind(q["sql"], q["params"], {"before_ms": before_ms}) + " SETTINGS mutations_sync = 1")
+            return True
+        except Exception as e:  # noqa: BLE001
+            check(f"query {name}", False, str(e))
+            return False
+
+    if run("alert_retention_changes", 1_000):
+        got = sorted({r["alert_id"] for r in query_rows(sess, "SELECT alert_id FROM attest_alert_changes")})
+        check("query alert_retention_changes (resolved alerts go, firing ones stay)", got == ["a2"], str(got))
+    if run("alert_retention_deliveries", 32):
+        got = [int(r["attempt"]) for r in query_rows(sess, "SELECT attempt FROM attest_webhook_deliveries")]
+        check("query alert_retention_deliveries", got == [2], str(got))
+    if run("alert_retention_rules", 10_000):
+        got = [r["changed_by"] for r in query_rows(sess, "SELECT changed_by FROM attest_alert_rules")]
+        check("query alert_retention_rules (the newest version stays)", got == ["bob"], str(got))
+
+
+def check_trends(sess, statements, check):
+    """Trend samples: written in one insert, read back per bucket (mean and
+    highest) for the series asked, their days listed and dropped."""
+    q = statements
+    names = ("trends_insert", "trends_window", "trends_days", "trends_retention_drop_day")
+    missing = [n for n in names if n not in q]
+    if missing:
+        check("trends statements are in the catalogue", False, str(missing))
+        return
+    day = 86_400_000
+    try:
+        for at, series, value in ((NOW_MS, "lag_s", 1.0), (NOW_MS + 10_000, "lag_s", 3.0),
+                                  (NOW_MS + 20_000, "lag_s", 8.0), (NOW_MS, "spool_events", 5.0),
+                                  (NOW_MS - 10 * day, "lag_s", 99.0)):
+            row = dict(at_ms=at, series=series, value=value, sampler="pid 1")
+            sess.query(bind(q["trends_insert"]["sql"], q["trends_insert"]["params"], row))
+        values = dict(bucket_ms=20_000, from_ms=NOW_MS - HOUR_MS, to_ms=NOW_MS + HOUR_MS, series_list=["lag_s"])
+        rows = query_rows(sess, bind(q["trends_window"]["sql"], q["trends_window"]["params"], values))
+        days = query_rows(sess, bind(q["trends_days"]["sql"], q["trends_days"]["params"], {}))
+        old_day = (NOW_MS - 10 * day) // day
+        sess.query(bind(q["trends_retention_drop_day"]["sql"], q["trends_retention_drop_day"]["params"], {"day": old_day}))
+        left = query_rows(sess, "SELECT count() AS n FROM attest_pipeline_samples")
+    except Exception as e:  # noqa: BLE001
+        check("trends statements", False, str(e))
+        return
+    got = [(r["series"], int(r["bucket_ms"]), float(r["mean"]), float(r["max"])) for r in rows]
+    # NOW_MS is a whole hour: 20 s buckets start at NOW_MS and NOW_MS + 20 s.
+    want = [("lag_s", NOW_MS, 2.0, 3.0), ("lag_s", NOW_MS + 20_000, 8.0, 8.0)]
+    check("query trends_window (the series asked, per bucket)", got == want, str(got))
+    got = [int(r["day"]) for r in days]
+    check("query trends_days", got == [(NOW_MS - 10 * day) // day, NOW_MS // day], str(got))
+    check("query trends_retention_drop_day", left in ([{"n": "4"}], [{"n": 4}]), str(left))
+
 
 def check_pipeline(sess, statements, check):
     """The pipeline page's questions answer, with the shapes the page reads."""
@@ -579,6 +639,9 @@ def check_pipeline(sess, statements, check):
     rows = one("pipeline_has_disks")
     if rows is not None:
         check("query pipeline_has_disks (a current server has system.disks)", rows == [{"tables": 1}] or int(rows[0]["tables"]) == 1, str(rows))
+    rows = one("pipeline_replicas")
+    if rows is not None:
+        check("query pipeline_replicas (no replicated tables here)", len(rows) == 1 and int(rows[0]["tables"]) == 0, str(rows))
     rows = one("pipeline_disks")
     if rows is not None:
         check("query pipeline_disks", len(rows) >= 1 and all(int(r["total_bytes"]) >= int(r["free_bytes"]) for r in rows), str(rows))
@@ -739,6 +802,8 @@ def main(path):
         # The pipeline page's questions are about the node: checked on their own.
         writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
                   "detection_")
+
+        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_", "trends_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -796,6 +861,9 @@ def main(path):
         check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
         check_alerts(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_")}, check)
         check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
+
+        check_alert_retention(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_retention_")}, check)
+        check_trends(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("trends_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)

@@ -10,7 +10,7 @@
 
 mod palette;
 
-pub use palette::{colour_of, Colour, NEUTRAL};
+pub use palette::{colour_of, line_colour, Colour, NEUTRAL};
 
 use plotters::prelude::*;
 
@@ -422,6 +422,131 @@ pub fn heatmap(chart: &HeatChart) -> Result<String, ChartError> {
     Ok(finish(svg, &chart.describe, &cells))
 }
 
+/// One line of a [`LineChart`].
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// In the legend.
+    pub label: String,
+    pub colour: Colour,
+    /// `(epoch ms, value)`, ascending in time.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Lines over time (the pipeline's trends).
+#[derive(Clone, Debug)]
+pub struct LineChart {
+    pub describe: Describe,
+    pub x_desc: String,
+    pub unit: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Neighbouring points further apart than this are not joined: no
+    /// samples in between is a gap, not a straight line.
+    pub gap_ms: i64,
+    /// Tick label for an instant ("13:00", "03-01").
+    pub x_label: fn(i64) -> String,
+    pub lines: Vec<Line>,
+}
+
+/// Lines over a time axis, with a legend on the right; each run of
+/// points without a gap is one `<polyline class="trend-line">`.
+pub fn lines(chart: &LineChart) -> Result<String, ChartError> {
+    let to = chart.to_ms.max(chart.from_ms.saturating_add(1));
+    let top = chart
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|(_, v)| *v))
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    // Headroom above the highest point; an axis from 0 to 1 when all is 0.
+    let y_max = if top > 0.0 { top * 1.1 } else { 1.0 };
+    let mut svg = String::new();
+    let mut legend = String::new();
+    let mut drawn = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(failed)?;
+        let mut plot = ChartBuilder::on(&root)
+            .margin(10)
+            .margin_right(LEGEND_WIDTH)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(chart.from_ms..to, 0.0..y_max)
+            .map_err(failed)?;
+        let x_label = |v: &i64| (chart.x_label)(*v);
+        plot.configure_mesh()
+            .x_labels(7)
+            .x_label_formatter(&x_label)
+            .y_labels(6)
+            .light_line_style(TRANSPARENT)
+            .x_desc(chart.x_desc.as_str())
+            .y_desc(chart.unit.as_str())
+            .label_style((FONT, 12))
+            .axis_desc_style((FONT, 13))
+            .draw()
+            .map_err(failed)?;
+        // Written here like the bars, on the chart's own coordinates: the
+        // colour goes in `style`, which the stylesheet's rule for the
+        // frame's polylines does not override, and each line has its name.
+        for line in &chart.lines {
+            for run in runs(&line.points, chart.gap_ms) {
+                let points: Vec<String> = run
+                    .iter()
+                    .map(|(at, v)| {
+                        let (x, y) = plot.backend_coord(&(*at, *v));
+                        format!("{x},{y}")
+                    })
+                    .collect();
+                drawn.push_str(&format!(
+                    "<polyline class=\"trend-line\" fill=\"none\" stroke-width=\"2\" \
+                     style=\"stroke:{}\" points=\"{}\"><title>{}</title></polyline>\n",
+                    line.colour.hex(),
+                    points.join(" "),
+                    xml(&line.label)
+                ));
+            }
+        }
+        for (row, line) in chart.lines.iter().enumerate() {
+            let y = 16 + 20 * i32::try_from(row).map_err(failed)?;
+            let x = (WIDTH - LEGEND_WIDTH + 16) as i32;
+            let latest = line
+                .points
+                .last()
+                .map_or_else(|| "no samples".to_owned(), |(_, v)| format!("now {v:.1}"));
+            legend.push_str(&format!(
+                "<g class=\"legend-item\"><rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"3\" \
+                 fill=\"{}\"/><text x=\"{}\" y=\"{}\" font-family=\"{FONT}\" font-size=\"12\">{}<title>{}</title></text></g>\n",
+                y - 1,
+                line.colour.hex(),
+                x + 18,
+                y + 4,
+                xml(&shorten(&line.label, 22)),
+                xml(&format!("{}: {latest} {}", line.label, chart.unit))
+            ));
+        }
+        root.present().map_err(failed)?;
+    }
+    drawn.push_str(&legend);
+    Ok(finish(svg, &chart.describe, &drawn))
+}
+
+/// The points split where neighbours are more than `gap_ms` apart; points
+/// with a value that is not finite are left out. A lone point is a run of
+/// one: a polyline of one point, which shows as a dot with round caps.
+fn runs(points: &[(i64, f64)], gap_ms: i64) -> Vec<Vec<(i64, f64)>> {
+    let mut out: Vec<Vec<(i64, f64)>> = Vec::new();
+    let mut last: Option<i64> = None;
+    for &(at, value) in points.iter().filter(|(_, v)| v.is_finite()) {
+        let joined = last.is_some_and(|before| at.saturating_sub(before) <= gap_ms);
+        match out.last_mut() {
+            Some(run) if joined => run.push((at, value)),
+            _ => out.push(vec![(at, value)]),
+        }
+        last = Some(at);
+    }
+    out
+}
+
 /// At most `max` characters, with an ellipsis when cut; the tooltip and
 /// the table keep the whole text.
 fn shorten(text: &str, max: usize) -> String {
@@ -590,6 +715,63 @@ mod tests {
         // The busiest cell is the darkest: the neutral colour itself.
         assert!(svg.contains(&NEUTRAL.hex()));
         assert!(svg.contains(&heat(0, 9).hex()));
+    }
+
+    fn line_chart() -> LineChart {
+        LineChart {
+            describe: describe(),
+            x_desc: "time (UTC)".into(),
+            unit: "seconds".into(),
+            from_ms: 0,
+            to_ms: 100_000,
+            gap_ms: 20_000,
+            x_label: |ms| format!("t{}", ms / 1000),
+            lines: vec![
+                Line {
+                    label: "lag <max>".into(),
+                    colour: line_colour(0),
+                    // A gap between 30 s and 70 s: two polylines.
+                    points: vec![
+                        (0, 1.0),
+                        (10_000, 4.0),
+                        (30_000, 2.0),
+                        (70_000, 3.0),
+                        (80_000, 0.0),
+                    ],
+                },
+                Line {
+                    label: "empty".into(),
+                    colour: line_colour(1),
+                    points: Vec::new(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn lines_break_at_gaps_and_carry_a_legend() {
+        let svg = lines(&line_chart()).unwrap();
+        assert_eq!(svg.matches("class=\"trend-line\"").count(), 2, "{svg}");
+        assert!(svg.contains(&line_colour(0).hex()));
+        assert!(svg.contains("lag &lt;max&gt;"), "escaped label");
+        assert!(svg.contains("lag &lt;max&gt;: now 0.0 seconds"));
+        assert!(svg.contains("empty: no samples seconds"));
+        assert!(svg.contains("role=\"img\" aria-labelledby=\"c1-title\""));
+        assert!(svg.contains("\nt0\n") || svg.contains(">t0<"), "{svg}");
+        assert!(svg.contains("seconds"));
+    }
+
+    #[test]
+    fn runs_split_on_gaps_and_skip_non_finite_values() {
+        let r = runs(&[(0, 1.0), (5, f64::NAN), (10, 2.0), (40, 3.0)], 10);
+        assert_eq!(r, vec![vec![(0, 1.0), (10, 2.0)], vec![(40, 3.0)]]);
+        assert!(runs(&[], 10).is_empty());
+        // All zero still draws an axis.
+        let mut chart = line_chart();
+        chart.lines[0].points = vec![(0, 0.0), (10_000, 0.0)];
+        assert!(lines(&chart).unwrap().contains("class=\"trend-line\""));
+        chart.to_ms = chart.from_ms;
+        assert!(lines(&chart).is_ok(), "an empty span still draws");
     }
 
     #[test]

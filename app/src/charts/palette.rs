@@ -36,6 +36,15 @@ pub const NEUTRAL: Colour = Colour(47, 91, 211);
 /// today.
 const OTHER: Colour = Colour(160, 160, 160);
 
+/// Lines of a chart that are no category or outcome (pipeline trends), in
+/// order: Okabe and Ito's blue, vermillion and bluish green.
+const LINE_COLOURS: [Colour; 3] = [Colour(0, 114, 178), Colour(213, 94, 0), Colour(0, 158, 115)];
+
+/// The colour of a chart's `i`-th line.
+pub fn line_colour(i: usize) -> Colour {
+    LINE_COLOURS[i % LINE_COLOURS.len()]
+}
+
 /// The colour of a category or outcome.
 pub fn colour_of(key: &str) -> Colour {
     CATEGORY_COLOURS

@@ -7,9 +7,10 @@
 
 use leptos::prelude::*;
 
+use crate::pages::pipeline_trends::TrendsPanel;
 use crate::pipeline_model::{
-    human_bytes, human_duration_ms, ClickHouseHealth, KafkaHealth, PipelineSnapshot, SpoolHealth,
-    TopicHealth, WriterHealth,
+    human_bytes, human_duration_ms, ClickHouseHealth, IngestHealth, KafkaHealth, PipelineSnapshot,
+    SpoolHealth, TopicHealth, WriterHealth,
 };
 use crate::search_model::SearchError;
 use crate::timefmt::utc_millis;
@@ -72,6 +73,15 @@ pub fn PipelinePage() -> impl IntoView {
                                     .into_any()
                             }
                         })
+                }}
+            </Suspense>
+            // Apart from the live figures: they re-render every few
+            // seconds, the charts only when their window changes.
+            <Suspense fallback=|| ()>
+                {move || {
+                    first
+                        .get()
+                        .map(|answer| answer.is_ok().then(|| view! { <TrendsPanel/> }))
                 }}
             </Suspense>
         </section>
@@ -159,7 +169,9 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
         kafka,
         writer,
         spool,
+        ingest,
         clickhouse,
+        nodes,
     } = snapshot;
     view! {
         <div class="toolbar">
@@ -172,8 +184,10 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
         </div>
         <div class="pipeline-grid">
             <WriterPanel writer spool/>
+            <IngestPanel ingest/>
             <ClickHousePanel clickhouse/>
         </div>
+        <NodesPanel nodes/>
         <KafkaPanel kafka taken_at_ms/>
     }
 }
@@ -217,8 +231,135 @@ fn WriterPanel(writer: WriterHealth, spool: SpoolHealth) -> impl IntoView {
                 <dd data-testid="spool-events">{spool.pending_events}</dd>
                 <dt>"Bytes"</dt>
                 <dd>{human_bytes(u64::try_from(spool.pending_bytes).unwrap_or(0))}</dd>
+                <dt>"Oldest waiting"</dt>
+                <dd data-testid="spool-oldest">
+                    {spool.oldest_age_ms.map_or_else(|| "nothing waits".to_owned(), human_duration_ms)}
+                </dd>
             </dl>
         </section>
+    }
+}
+
+/// A latency quantile, or why there is none.
+fn latency(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "no requests".to_owned(), |ms| format!("≤ {ms:.0} ms"))
+}
+
+#[component]
+fn IngestPanel(ingest: IngestHealth) -> impl IntoView {
+    let IngestHealth {
+        window_ms,
+        accepted_per_min,
+        rejected_per_min,
+        busy,
+        unavailable,
+        p50_ms,
+        p99_ms,
+    } = ingest;
+    view! {
+        <section class="panel" data-testid="ingest">
+            <h2>"Ingest " <span class="muted">"this process, last "{human_duration_ms(window_ms)}</span></h2>
+            <dl class="figures">
+                <dt>"Accepted per minute"</dt>
+                <dd data-testid="ingest-accepted">{format!("{accepted_per_min:.0}")}</dd>
+                <dt>"Rejected per minute"</dt>
+                <dd data-testid="ingest-rejected">{format!("{rejected_per_min:.0}")}</dd>
+                <dt>"Refused 429 (busy)"</dt>
+                <dd data-testid="ingest-429">{busy}</dd>
+                <dt>"Answered 503 (nothing stored)"</dt>
+                <dd data-testid="ingest-503">{unavailable}</dd>
+                <dt>"Latency p50"</dt>
+                <dd data-testid="ingest-p50">{latency(p50_ms)}</dd>
+                <dt>"Latency p99"</dt>
+                <dd data-testid="ingest-p99">{latency(p99_ms)}</dd>
+            </dl>
+        </section>
+    }
+}
+
+/// Every configured ClickHouse node side by side, and which one the
+/// console reads from.
+#[component]
+fn NodesPanel(nodes: Vec<ClickHouseHealth>) -> impl IntoView {
+    view! {
+        <section class="panel" data-testid="nodes">
+            <h2>"ClickHouse nodes"</h2>
+            <table class="compact">
+                <thead>
+                    <tr>
+                        <th>"Node"</th>
+                        <th>"State"</th>
+                        <th>"Reads"</th>
+                        <th>"Version"</th>
+                        <th>"Uptime"</th>
+                        <th>"Read probe"</th>
+                        <th>"Most parts in a partition"</th>
+                        <th>"Merges"</th>
+                        <th>"Free disk"</th>
+                        <th>"Replication"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {nodes.into_iter().map(|n| view! { <NodeRow n/> }).collect_view()}
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn NodeRow(n: ClickHouseHealth) -> impl IntoView {
+    let parts = n
+        .partitions
+        .iter()
+        .map(|p| p.active_parts)
+        .max()
+        .unwrap_or(0);
+    let near = n.partitions.iter().any(|p| p.near_limit);
+    let limit = n
+        .parts_to_throw_insert
+        .map_or_else(|| "?".to_owned(), |l| l.to_string());
+    let reads = if n.serves_reads {
+        "serves reads"
+    } else if n.in_rotation {
+        "standby"
+    } else {
+        "out of rotation"
+    };
+    let disk = match &n.disks {
+        None => "not reported".to_owned(),
+        Some(disks) => disks
+            .iter()
+            .map(|d| human_bytes(d.free_bytes))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let replication = match (n.replication_queue, n.replication_delay_s) {
+        (Some(queue), Some(delay)) => format!("{queue} queued, {delay} s behind"),
+        _ => "no replicated tables".to_owned(),
+    };
+    let why = n.problems.join("; ");
+    let node = n.node.clone();
+    view! {
+        <tr
+            data-testid="node"
+            data-node=node
+            data-up=n.up.to_string()
+            data-serves-reads=n.serves_reads.to_string()
+            class:bad=!n.up
+            class:warn=near
+        >
+            <td><code>{n.node}</code></td>
+            <td class=state_class(n.up) title=why>{if n.up { "up" } else { "down" }}</td>
+            <td>{reads}</td>
+            <td>{n.version}</td>
+            <td>{human_duration_ms(i64::try_from(n.uptime_s.saturating_mul(1000)).unwrap_or(i64::MAX))}</td>
+            <td>{n.read_latency_ms.map_or_else(|| "no answer".to_owned(), |ms| format!("{ms} ms"))}</td>
+            <td>{format!("{parts} of {limit}")}</td>
+            <td>{n.merges_running.map_or_else(|| "?".to_owned(), |m| m.to_string())}</td>
+            <td>{disk}</td>
+            <td>{replication}</td>
+        </tr>
     }
 }
 
@@ -235,6 +376,7 @@ fn ClickHousePanel(clickhouse: ClickHouseHealth) -> impl IntoView {
         partitions,
         merges_running,
         disks,
+        ..
     } = clickhouse;
     let limit = parts_to_throw_insert.map_or_else(|| "unknown".to_owned(), |l| l.to_string());
     view! {

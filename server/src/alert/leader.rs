@@ -1,7 +1,9 @@
-//! Which server process evaluates the alert rules: the one the Kafka group
-//! coordinator assigns the single partition of `<prefix>.alerts-leader`
-//! to (docs/DESIGN.md, "Alerts: one evaluator"). Every process with alerts
-//! enabled joins the group `<consumer_group>.alerts`; nothing is ever
+//! Which server process does a job that must run once: the one the Kafka
+//! group coordinator assigns the single partition of
+//! `<prefix>.<role>-leader` to (docs/DESIGN.md, "Alerts: one evaluator").
+//! The alert evaluator (role `alerts`) and the trends sampler (role
+//! `trends`) each hold their own election. Every process with the job
+//! enabled joins the group `<consumer_group>.<role>`; nothing is ever
 //! produced to the topic, the group is only an election. Kafka hands the
 //! partition to one member at a time, and with the eager assignors the
 //! group uses, a member gives it up at the start of a rebalance before
@@ -25,13 +27,13 @@ use crate::config::KafkaConfig;
 use crate::produce::{ensure_topics, ProduceError};
 
 /// The election topic's name for `prefix`.
-pub fn topic(prefix: &str) -> String {
-    format!("{prefix}.alerts-leader")
+pub fn topic(prefix: &str, role: &str) -> String {
+    format!("{prefix}.{role}-leader")
 }
 
 /// The election group's id.
-pub fn group(consumer_group: &str) -> String {
-    format!("{consumer_group}.alerts")
+pub fn group(consumer_group: &str, role: &str) -> String {
+    format!("{consumer_group}.{role}")
 }
 
 /// How often the consumer is polled, which keeps it in the group and runs
@@ -41,6 +43,7 @@ const POLL: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct Leadership {
     elected: AtomicBool,
+    role: Role,
 }
 
 impl Leadership {
@@ -55,6 +58,10 @@ impl Leadership {
 struct Election {
     leadership: Arc<Leadership>,
 }
+
+/// What a [`Leadership`] is for, in its log lines.
+#[derive(Debug, Default)]
+struct Role(String);
 
 impl ClientContext for Election {}
 
@@ -77,36 +84,42 @@ impl Leadership {
         if self.elected.swap(now, Ordering::SeqCst) != now {
             info!(
                 elected = now,
-                "alerts election: this process {} the alert evaluator",
-                if now { "is now" } else { "is no longer" }
+                role = %self.role.0,
+                "election: this process {} the {} leader",
+                if now { "is now" } else { "is no longer" },
+                self.role.0
             );
         }
     }
 }
 
 /// Creates the one-partition topic if needed.
-pub async fn prepare(kafka: &KafkaConfig) -> Result<(), ProduceError> {
+pub async fn prepare(kafka: &KafkaConfig, role: &str) -> Result<(), ProduceError> {
     let one = KafkaConfig {
         partitions: 1,
         ..kafka.clone()
     };
-    ensure_topics(&one, &[topic(&kafka.topic_prefix)]).await
+    ensure_topics(&one, &[topic(&kafka.topic_prefix, role)]).await
 }
 
 /// Joins the election and keeps [`Leadership`] current until `stop`; then
 /// leaves the group, so another process takes over at once.
 pub fn join(
     kafka: &KafkaConfig,
+    role: &str,
     stop: CancellationToken,
 ) -> Result<Arc<Leadership>, rdkafka::error::KafkaError> {
-    let leadership = Arc::new(Leadership::default());
+    let leadership = Arc::new(Leadership {
+        elected: AtomicBool::new(false),
+        role: Role(role.to_owned()),
+    });
     let context = Election {
         leadership: leadership.clone(),
     };
     let consumer: StreamConsumer<Election> = ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
-        .set("group.id", group(&kafka.consumer_group))
-        .set("client.id", "attest-alerts")
+        .set("group.id", group(&kafka.consumer_group, role))
+        .set("client.id", format!("attest-{role}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set(
@@ -114,7 +127,7 @@ pub fn join(
             kafka.session_timeout.as_millis().to_string(),
         )
         .create_with_context(context)?;
-    consumer.subscribe(&[&topic(&kafka.topic_prefix)])?;
+    consumer.subscribe(&[&topic(&kafka.topic_prefix, role)])?;
     let state = leadership.clone();
     tokio::spawn(async move {
         loop {
@@ -122,7 +135,7 @@ pub fn join(
                 _ = stop.cancelled() => break,
                 received = tokio::time::timeout(POLL, consumer.recv()) => {
                     if let Ok(Err(error)) = received {
-                        warn!(%error, "alerts election: kafka consumer error");
+                        warn!(%error, "election: kafka consumer error");
                     }
                 }
             }

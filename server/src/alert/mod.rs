@@ -10,7 +10,7 @@
 //! until ClickHouse takes them.
 
 pub mod console;
-mod leader;
+pub(crate) mod leader;
 mod rules;
 mod state;
 
@@ -31,7 +31,19 @@ use crate::ingest::now_ms;
 use crate::metrics::{Metrics, ALERT_RULES};
 use crate::notify::{AttemptLog, Message, Notifier};
 use crate::store::{RulesRow, Store};
-pub use leader::{group as election_group, topic as election_topic, Leadership};
+pub use leader::Leadership;
+/// The alert evaluator's election (`leader`).
+const ROLE: &str = "alerts";
+
+/// The alerts election's topic for `prefix`.
+pub fn election_topic(prefix: &str) -> String {
+    leader::topic(prefix, ROLE)
+}
+
+/// The alerts election's group.
+pub fn election_group(consumer_group: &str) -> String {
+    leader::group(consumer_group, ROLE)
+}
 use rules::{Observer, Round};
 use state::{Book, Change, Firing};
 
@@ -139,8 +151,8 @@ impl Alerts {
         metrics: Arc<Metrics>,
         stop: &CancellationToken,
     ) -> Result<Arc<Alerts>, AlertStartError> {
-        leader::prepare(kafka).await?;
-        let leadership = leader::join(kafka, stop.clone())?;
+        leader::prepare(kafka, ROLE).await?;
+        let leadership = leader::join(kafka, ROLE, stop.clone())?;
         let outbox = Arc::new(Outbox::default());
         let notifier = Notifier::start(
             &config.webhooks,

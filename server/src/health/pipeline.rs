@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::pipeline_model::{
-    below_min_insync, lag_messages, lag_ms, near_parts_limit, under_replicated, BrokerHealth,
-    ClickHouseHealth, DiskSpace, KafkaHealth, LagTotals, PartitionHealth, PartsInPartition,
-    PipelineSnapshot, SpoolHealth, TopicHealth, WriterHealth,
+    below_min_insync, bucket_delta, lag_messages, lag_ms, near_parts_limit, per_minute, quantile,
+    under_replicated, BrokerHealth, ClickHouseHealth, DiskSpace, IngestHealth, KafkaHealth,
+    LagTotals, PartitionHealth, PartsInPartition, PipelineSnapshot, SpoolHealth, TopicHealth,
+    WriterHealth,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -39,6 +40,92 @@ const KAFKA_BUDGET: Duration = Duration::from_secs(4);
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one snapshot is served before the next collection.
 const FRESH: Duration = Duration::from_secs(2);
+/// The span the ingest figures cover.
+const INGEST_WINDOW_MS: i64 = 60_000;
+
+/// This process's ingest counters at one instant.
+#[derive(Clone, Debug, Default)]
+struct IngestReading {
+    at_ms: i64,
+    accepted: u64,
+    rejected: u64,
+    busy: u64,
+    unavailable: u64,
+    latency: Vec<(f64, u64)>,
+    requests: u64,
+}
+
+impl IngestReading {
+    fn now(metrics: &Metrics) -> IngestReading {
+        let count = |result: &str| metrics.ingest_events.with_label_values(&[result]).get();
+        let (latency, requests) =
+            crate::metrics::histogram_buckets(&metrics.ingest_request_seconds);
+        IngestReading {
+            at_ms: now_ms(),
+            accepted: count("accepted"),
+            rejected: count("rejected"),
+            busy: count("busy"),
+            unavailable: count("unavailable"),
+            latency,
+            requests,
+        }
+    }
+}
+
+/// Readings of the last minute, oldest first: the first is the window's
+/// baseline. Starts with the process's zero counters, so the first page
+/// counts from start-up.
+#[derive(Debug)]
+struct IngestWindow {
+    readings: std::collections::VecDeque<IngestReading>,
+}
+
+impl IngestWindow {
+    fn new(at_ms: i64) -> IngestWindow {
+        IngestWindow {
+            readings: std::collections::VecDeque::from([IngestReading {
+                at_ms,
+                ..IngestReading::default()
+            }]),
+        }
+    }
+
+    /// Adds `now` and says what happened since the reading a minute ago
+    /// (or the oldest kept, if younger).
+    fn figures(&mut self, now: IngestReading) -> IngestHealth {
+        // Keep the newest reading at least a minute old as the baseline.
+        while self
+            .readings
+            .get(1)
+            .is_some_and(|r| now.at_ms.saturating_sub(r.at_ms) >= INGEST_WINDOW_MS)
+        {
+            self.readings.pop_front();
+        }
+        let figures = match self.readings.front() {
+            Some(before) => ingest_between(before, &now),
+            None => IngestHealth::default(),
+        };
+        self.readings.push_back(now);
+        figures
+    }
+}
+
+/// The ingest figures between two readings of the same process.
+fn ingest_between(before: &IngestReading, now: &IngestReading) -> IngestHealth {
+    let window_ms = now.at_ms.saturating_sub(before.at_ms).max(0);
+    let latency = bucket_delta(&before.latency, &now.latency);
+    let requests = now.requests.saturating_sub(before.requests);
+    let ms = |q: f64| quantile(&latency, requests, q).map(|s| s * 1_000.0);
+    IngestHealth {
+        window_ms,
+        accepted_per_min: per_minute(before.accepted, now.accepted, window_ms),
+        rejected_per_min: per_minute(before.rejected, now.rejected, window_ms),
+        busy: now.busy.saturating_sub(before.busy),
+        unavailable: now.unavailable.saturating_sub(before.unavailable),
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+    }
+}
 
 pub struct PipelineCollector {
     kafka: KafkaConfig,
@@ -47,6 +134,7 @@ pub struct PipelineCollector {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     last: Mutex<Option<(Instant, PipelineSnapshot)>>,
+    ingest: std::sync::Mutex<IngestWindow>,
 }
 
 impl PipelineCollector {
@@ -64,6 +152,7 @@ impl PipelineCollector {
             metrics,
             readiness,
             last: Mutex::new(None),
+            ingest: std::sync::Mutex::new(IngestWindow::new(now_ms())),
         }
     }
 
@@ -84,7 +173,13 @@ impl PipelineCollector {
     async fn collect(&self) -> PipelineSnapshot {
         let started = Instant::now();
         let taken_at_ms = now_ms();
-        let (kafka, clickhouse) = tokio::join!(self.kafka_health(), self.clickhouse_health());
+        let (kafka, nodes) = tokio::join!(self.kafka_health(), self.nodes_health());
+        // The first configured node is the writer's and the migrations'.
+        let clickhouse = nodes.first().cloned().unwrap_or_else(|| ClickHouseHealth {
+            node: self.node.clone(),
+            problems: vec!["no ClickHouse node is configured".into()],
+            ..ClickHouseHealth::default()
+        });
         let writer = match self.readiness.writer_summary() {
             Some((check, last_insert_ms)) => WriterHealth {
                 in_this_process: true,
@@ -110,9 +205,16 @@ impl PipelineCollector {
                 rows_written: 0,
             },
         };
+        let oldest = self.metrics.spool_oldest_pending_ms.get();
         let spool = SpoolHealth {
             pending_events: self.metrics.spool_pending_events.get(),
             pending_bytes: self.metrics.spool_pending_bytes.get(),
+            oldest_age_ms: (oldest > 0).then(|| now_ms().saturating_sub(oldest).max(0)),
+        };
+        let reading = IngestReading::now(&self.metrics);
+        let ingest = match self.ingest.lock() {
+            Ok(mut window) => window.figures(reading),
+            Err(_) => IngestHealth::default(),
         };
         PipelineSnapshot {
             taken_at_ms,
@@ -120,46 +222,34 @@ impl PipelineCollector {
             kafka,
             writer,
             spool,
+            ingest,
             clickhouse,
+            nodes,
         }
     }
 
-    async fn clickhouse_health(&self) -> ClickHouseHealth {
-        let f = self.store.node_figures(CLICKHOUSE_TIMEOUT).await;
-        let limit = f.parts_to_throw_insert;
-        ClickHouseHealth {
-            node: self.node.clone(),
-            up: f.read_latency.is_some(),
-            problems: f.problems,
-            version: f.version.unwrap_or_default(),
-            uptime_s: f.uptime_s.unwrap_or(0),
-            read_latency_ms: f
-                .read_latency
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            parts_to_throw_insert: limit,
-            partitions: f
-                .parts
-                .unwrap_or_default()
-                .into_iter()
-                .map(|p| PartsInPartition {
-                    near_limit: near_parts_limit(p.active_parts, limit),
-                    partition: p.partition,
-                    active_parts: p.active_parts,
-                })
-                .collect(),
-            merges_running: f.merges,
-            disks: f.disks.and_then(|disks| {
-                disks.map(|rows| {
-                    rows.into_iter()
-                        .map(|d| DiskSpace {
-                            name: d.name,
-                            free_bytes: d.free_bytes,
-                            total_bytes: d.total_bytes,
-                        })
-                        .collect()
-                })
-            }),
-        }
+    /// Every configured node, asked directly and at once, with its place
+    /// in the read rotation.
+    async fn nodes_health(&self) -> Vec<ClickHouseHealth> {
+        let found = self.store.every_node_figures(CLICKHOUSE_TIMEOUT).await;
+        let (states, serving) = match self.store.read_nodes() {
+            Some(nodes) => (Some(nodes.states()), nodes.serving()),
+            None => (None, 0),
+        };
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(i, (node, figures))| {
+                let in_rotation = states
+                    .as_ref()
+                    .and_then(|s| s.get(i))
+                    .is_none_or(|s| s.in_rotation);
+                let mut health = node_health(node, figures);
+                health.in_rotation = in_rotation;
+                health.serves_reads = i == serving;
+                health
+            })
+            .collect()
     }
 
     async fn kafka_health(&self) -> KafkaHealth {
@@ -223,6 +313,48 @@ impl PipelineCollector {
                 p.below_min_insync = below_min_insync(&p.in_sync, topic.min_insync_replicas);
             }
         }
+    }
+}
+
+/// What the page shows of one node's figures.
+fn node_health(node: String, f: crate::store::NodeFigures) -> ClickHouseHealth {
+    let limit = f.parts_to_throw_insert;
+    ClickHouseHealth {
+        node,
+        in_rotation: true,
+        serves_reads: false,
+        replication_queue: f.replication.map(|(queue, _)| queue),
+        replication_delay_s: f.replication.map(|(_, delay)| delay),
+        up: f.read_latency.is_some(),
+        problems: f.problems,
+        version: f.version.unwrap_or_default(),
+        uptime_s: f.uptime_s.unwrap_or(0),
+        read_latency_ms: f
+            .read_latency
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        parts_to_throw_insert: limit,
+        partitions: f
+            .parts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| PartsInPartition {
+                near_limit: near_parts_limit(p.active_parts, limit),
+                partition: p.partition,
+                active_parts: p.active_parts,
+            })
+            .collect(),
+        merges_running: f.merges,
+        disks: f.disks.and_then(|disks| {
+            disks.map(|rows| {
+                rows.into_iter()
+                    .map(|d| DiskSpace {
+                        name: d.name,
+                        free_bytes: d.free_bytes,
+                        total_bytes: d.total_bytes,
+                    })
+                    .collect()
+            })
+        }),
     }
 }
 

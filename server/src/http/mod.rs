@@ -168,6 +168,8 @@ async fn post_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Observed when dropped: every answer counts, refusals included.
+    let _timer = state.metrics.ingest_request_seconds.start_timer();
     let principal = authenticate(&state, &headers).await?;
     let mime = media_type(&headers);
     let avro = mime.eq_ignore_ascii_case(AVRO);
@@ -340,6 +342,7 @@ async fn post_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    let _timer = state.metrics.ingest_request_seconds.start_timer();
     let principal = authenticate(&state, &headers).await?;
     let mime = media_type(&headers);
     let format = if mime.eq_ignore_ascii_case(JSON) {

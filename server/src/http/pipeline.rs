@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use app::pipeline_model::PipelineSnapshot;
 use app::store::{PipelineSource, StoreError as ConsoleError};
+use app::trends_model::{TrendWindow, Trends};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -97,8 +98,24 @@ fn snapshot_event(snapshot: &PipelineSnapshot) -> Event {
 /// The pipeline as one request's viewer may see it: through the gate.
 pub struct ScopedPipeline {
     pub collector: Arc<PipelineCollector>,
+    pub store: crate::store::Store,
+    /// `trends.sample_every`, for the charts' buckets.
+    pub sample_every: Duration,
     pub gate: AdminGate,
     pub viewer: Viewer,
+}
+
+impl ScopedPipeline {
+    /// The admin gate, in the console's error terms.
+    async fn admit(&self, action: &str) -> Result<(), ConsoleError> {
+        match self.gate.admit(&self.viewer, action, "pipeline").await {
+            Ok(()) => Ok(()),
+            Err(AdminRefusal::NotAdmin(not)) => Err(ConsoleError::Forbidden(not.to_string())),
+            Err(AdminRefusal::Unrecorded(error)) => {
+                Err(ConsoleError::Unavailable(error.to_string()))
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -108,16 +125,14 @@ impl PipelineSource for ScopedPipeline {
     }
 
     async fn snapshot(&self) -> Result<PipelineSnapshot, ConsoleError> {
-        match self
-            .gate
-            .admit(&self.viewer, "pipeline.view", "pipeline")
+        self.admit("pipeline.view").await?;
+        Ok(self.collector.snapshot().await)
+    }
+
+    async fn trends(&self, window: TrendWindow) -> Result<Trends, ConsoleError> {
+        self.admit("pipeline.trends").await?;
+        crate::trends::read(&self.store, self.sample_every, window)
             .await
-        {
-            Ok(()) => Ok(self.collector.snapshot().await),
-            Err(AdminRefusal::NotAdmin(not)) => Err(ConsoleError::Forbidden(not.to_string())),
-            Err(AdminRefusal::Unrecorded(error)) => {
-                Err(ConsoleError::Unavailable(error.to_string()))
-            }
-        }
+            .map_err(|error| ConsoleError::Unavailable(error.to_string()))
     }
 }

@@ -77,6 +77,11 @@ struct State {
     position: Position,
     pending_records: u64,
     pending_bytes: u64,
+    /// One entry per append still (partly) pending: where it ends and
+    /// when it was made, oldest first. The front is the oldest waiting
+    /// event's append time; one entry per append (not per record) keeps
+    /// it small even through a long outage.
+    appends: std::collections::VecDeque<(Position, i64)>,
 }
 
 pub struct Spool {
@@ -177,13 +182,26 @@ impl Spool {
                 position,
                 pending_records,
                 pending_bytes,
+                // What a previous run left has no append times here: it
+                // counts from now, so its age reads low, never high.
+                appends: if pending_records > 0 {
+                    std::collections::VecDeque::from([(
+                        Position {
+                            seq: head_seq,
+                            offset: len,
+                        },
+                        crate::ingest::now_ms(),
+                    )])
+                } else {
+                    std::collections::VecDeque::new()
+                },
             }),
             active: AtomicBool::new(pending_records > 0),
             appended: Notify::new(),
             metrics,
             _lock: lock,
         };
-        spool.report(pending_records, pending_bytes);
+        spool.report(&spool.lock_state());
         Ok(Arc::new(spool))
     }
 
@@ -249,9 +267,14 @@ impl Spool {
         state.head.len += total;
         state.pending_records += records.len() as u64;
         state.pending_bytes += total;
+        let end = Position {
+            seq: state.head.seq,
+            offset: state.head.len,
+        };
+        state.appends.push_back((end, crate::ingest::now_ms()));
         self.active.store(true, Ordering::SeqCst);
         self.metrics.spool_appended.inc_by(records.len() as u64);
-        self.report(state.pending_records, state.pending_bytes);
+        self.report(&state);
         Ok(())
     }
 
@@ -323,6 +346,14 @@ impl Spool {
             .pending_records
             .saturating_sub(chunk.records.len() as u64);
         state.pending_bytes = state.pending_bytes.saturating_sub(chunk.bytes);
+        // Appends wholly forwarded are no longer waiting.
+        while state
+            .appends
+            .front()
+            .is_some_and(|(end, _)| *end <= chunk.end)
+        {
+            state.appends.pop_front();
+        }
         // Under the lock: no append can slip in between the check and the
         // switch back to sending straight to Kafka.
         if state.position
@@ -337,7 +368,7 @@ impl Spool {
         self.metrics
             .spool_forwarded
             .inc_by(chunk.records.len() as u64);
-        self.report(state.pending_records, state.pending_bytes);
+        self.report(&state);
         Ok(())
     }
 
@@ -355,9 +386,18 @@ impl Spool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn report(&self, records: u64, bytes: u64) {
-        self.metrics.spool_pending_events.set(records as i64);
-        self.metrics.spool_pending_bytes.set(bytes as i64);
+    fn report(&self, state: &State) {
+        self.metrics
+            .spool_pending_events
+            .set(i64::try_from(state.pending_records).unwrap_or(i64::MAX));
+        self.metrics
+            .spool_pending_bytes
+            .set(i64::try_from(state.pending_bytes).unwrap_or(i64::MAX));
+        let oldest = match state.appends.front() {
+            Some((_, at_ms)) if state.pending_records > 0 => *at_ms,
+            _ => 0,
+        };
+        self.metrics.spool_oldest_pending_ms.set(oldest);
     }
 }
 
@@ -458,6 +498,38 @@ mod tests {
         spool.commit(&chunk).unwrap();
         assert!(!spool.is_active());
         assert!(spool.read_chunk(100, u64::MAX).unwrap().is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_oldest_waiting_append_time_follows_the_forwarding() {
+        let dir = temp();
+        let metrics = Arc::new(Metrics::new());
+        let spool = Spool::open(&dir, 1 << 20, metrics.clone()).unwrap();
+        assert_eq!(metrics.spool_oldest_pending_ms.get(), 0, "empty");
+        let before = crate::ingest::now_ms();
+        spool.append((0..3).map(record).collect()).await.unwrap();
+        let first = metrics.spool_oldest_pending_ms.get();
+        assert!(first >= before);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        spool.append(vec![record(3)]).await.unwrap();
+        assert_eq!(
+            metrics.spool_oldest_pending_ms.get(),
+            first,
+            "still the first append"
+        );
+        // Part of the first append forwarded: it still waits.
+        let chunk = spool.read_chunk(2, u64::MAX).unwrap().unwrap();
+        spool.commit(&chunk).unwrap();
+        assert_eq!(metrics.spool_oldest_pending_ms.get(), first);
+        // The rest of it forwarded: the second append is now the oldest.
+        let chunk = spool.read_chunk(1, u64::MAX).unwrap().unwrap();
+        spool.commit(&chunk).unwrap();
+        let second = metrics.spool_oldest_pending_ms.get();
+        assert!(second >= first + 20, "{second} vs {first}");
+        let chunk = spool.read_chunk(10, u64::MAX).unwrap().unwrap();
+        spool.commit(&chunk).unwrap();
+        assert_eq!(metrics.spool_oldest_pending_ms.get(), 0, "drained");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "detections",
         sql: include_str!("../../migrations/0017_detections.sql"),
     },
+    Migration {
+        version: 18,
+        name: "pipeline_trends",
+        sql: include_str!("../../migrations/0018_pipeline_trends.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

@@ -14,6 +14,7 @@ mod queries;
 mod retention;
 mod saved;
 mod search;
+mod trends;
 
 pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
@@ -24,6 +25,7 @@ pub use pipeline::NodeFigures;
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
 pub use search::{ExportFormat, ExportStream, Limits as SearchLimits, MinuteCount};
+pub use trends::{days_to_drop, Sample, DAY_MS, SAMPLES_TABLE};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +177,9 @@ pub struct Store {
     server: Client,
     /// The read nodes and their health, when there are several.
     nodes: Option<Arc<nodes::Nodes>>,
+    /// One client per configured node (`url`, then `read_urls`), bound to
+    /// the database and not routed: for questions about a given node.
+    node_clients: Arc<Vec<(String, Client)>>,
     database: String,
     /// What one search query may cost ClickHouse.
     limits: SearchLimits,
@@ -204,11 +209,25 @@ impl Store {
             }
             None => primary.clone(),
         };
+        let node_clients = read_nodes
+            .iter()
+            .map(|url| {
+                let one = ClickHouseConfig {
+                    url: url.clone(),
+                    ..config.clone()
+                };
+                (
+                    crate::config::redact_url(url),
+                    base_client(Client::default(), &one).with_database(&config.database),
+                )
+            })
+            .collect();
         Store {
             client,
             primary,
             server,
             nodes,
+            node_clients: Arc::new(node_clients),
             database: config.database.clone(),
             limits: SearchLimits::default(),
         }

@@ -169,6 +169,11 @@ impl Nodes {
         self.nodes.is_empty()
     }
 
+    /// The node reads go to now: the first in [`Nodes::order`].
+    pub fn serving(&self) -> usize {
+        self.order(Instant::now()).first().copied().unwrap_or(0)
+    }
+
     pub fn states(&self) -> Vec<NodeState> {
         let now = Instant::now();
         self.nodes
@@ -273,6 +278,7 @@ mod tests {
         let now = Instant::now();
         n.failed(0, "refused", now);
         assert_eq!(n.order(now), [1, 2, 0]);
+        assert_eq!(n.serving(), 1);
         assert_eq!(n.order(now + BACKOFF_FIRST), [0, 1, 2]);
         n.failed(0, "refused", now);
         assert_eq!(n.order(now + BACKOFF_FIRST), [1, 2, 0], "backoff doubled");

@@ -41,6 +41,13 @@ const HAS_DISKS_SQL: &str = "SELECT toUInt64(count()) AS tables FROM system.tabl
 const DISKS_SQL: &str = "SELECT name, toUInt64(free_space) AS free_bytes, \
      toUInt64(total_space) AS total_bytes FROM system.disks ORDER BY name";
 
+/// Replicated tables of this database on the node: how many, entries in
+/// their replication queues, and the largest delay. No rows (a single
+/// node, non-replicated tables) reads as 0 tables.
+const REPLICAS_SQL: &str = "SELECT toUInt64(count()) AS tables, \
+     toUInt64(sum(queue_size)) AS queue, toUInt64(max(absolute_delay)) AS delay_s \
+     FROM system.replicas WHERE database = currentDatabase()";
+
 #[derive(Debug, Row, Deserialize)]
 struct NodeRow {
     version: String,
@@ -51,6 +58,13 @@ struct NodeRow {
 pub struct PartsRow {
     pub partition: String,
     pub active_parts: u64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct ReplicasRow {
+    tables: u64,
+    queue: u64,
+    delay_s: u64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -72,6 +86,8 @@ pub struct NodeFigures {
     pub merges: Option<u64>,
     /// `Some(None)`: the server has no `system.disks`.
     pub disks: Option<Option<Vec<DiskRow>>>,
+    /// `(queue, delay_s)` where the node has replicated tables of ours.
+    pub replication: Option<(u64, u64)>,
     pub problems: Vec<String>,
 }
 
@@ -89,70 +105,90 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         t("pipeline_merges", MERGES_SQL.into()),
         t("pipeline_has_disks", HAS_DISKS_SQL.into()),
         t("pipeline_disks", DISKS_SQL.into()),
+        t("pipeline_replicas", REPLICAS_SQL.into()),
     ]
 }
 
 impl Store {
-    /// Asks the node every question, each bounded by `timeout`: a node that
-    /// does not answer costs the page at most a few of them, never a hang
-    /// (the first, the probe, failing skips the rest).
+    /// The figures of the node reads go to now (see [`figures_of`]).
     pub async fn node_figures(&self, timeout: Duration) -> NodeFigures {
-        let mut figures = NodeFigures::default();
-        let started = Instant::now();
-        match bounded(timeout, self.client.query(PROBE_SQL).fetch_one::<u8>()).await {
-            Ok(_) => figures.read_latency = Some(started.elapsed()),
-            Err(error) => {
-                figures
-                    .problems
-                    .push(format!("no answer to a trivial read: {error}"));
-                return figures;
-            }
-        }
-        match bounded(timeout, self.client.query(NODE_SQL).fetch_one::<NodeRow>()).await {
-            Ok(row) => {
-                figures.version = Some(row.version);
-                figures.uptime_s = Some(row.uptime_s);
-            }
-            Err(error) => figures
-                .problems
-                .push(format!("version and uptime: {error}")),
-        }
-        match bounded(
-            timeout,
-            self.client.query(PARTS_LIMIT_SQL).fetch_all::<u64>(),
-        )
-        .await
-        {
-            Ok(rows) => figures.parts_to_throw_insert = rows.into_iter().next().filter(|&v| v > 0),
-            Err(error) => figures
-                .problems
-                .push(format!("parts_to_throw_insert: {error}")),
-        }
-        match bounded(
-            timeout,
-            self.client.query(&parts_sql()).fetch_all::<PartsRow>(),
-        )
-        .await
-        {
-            Ok(rows) => figures.parts = Some(rows),
-            Err(error) => figures.problems.push(format!("active parts: {error}")),
-        }
-        match bounded(timeout, self.client.query(MERGES_SQL).fetch_one::<u64>()).await {
-            Ok(n) => figures.merges = Some(n),
-            Err(error) => figures.problems.push(format!("merges: {error}")),
-        }
-        match bounded(timeout, self.client.query(HAS_DISKS_SQL).fetch_one::<u64>()).await {
-            Ok(0) => figures.disks = Some(None),
-            Ok(_) => {
-                match bounded(timeout, self.client.query(DISKS_SQL).fetch_all::<DiskRow>()).await {
-                    Ok(rows) => figures.disks = Some(Some(rows)),
-                    Err(error) => figures.problems.push(format!("free disk: {error}")),
-                }
-            }
-            Err(error) => figures.problems.push(format!("free disk: {error}")),
-        }
-        figures
+        figures_of(&self.client, timeout).await
     }
+
+    /// Every configured node's figures, each node asked directly (not
+    /// through the read routing), all at once: `(node shown, figures)` in
+    /// the configured order.
+    pub async fn every_node_figures(&self, timeout: Duration) -> Vec<(String, NodeFigures)> {
+        let asked = self
+            .node_clients
+            .iter()
+            .map(|(_, client)| figures_of(client, timeout));
+        let found = futures::future::join_all(asked).await;
+        self.node_clients
+            .iter()
+            .map(|(shown, _)| shown.clone())
+            .zip(found)
+            .collect()
+    }
+}
+
+/// Asks a node every question, each bounded by `timeout`: a node that
+/// does not answer costs the page at most a few of them, never a hang
+/// (the first, the probe, failing skips the rest).
+async fn figures_of(client: &clickhouse::Client, timeout: Duration) -> NodeFigures {
+    let mut figures = NodeFigures::default();
+    let started = Instant::now();
+    match bounded(timeout, client.query(PROBE_SQL).fetch_one::<u8>()).await {
+        Ok(_) => figures.read_latency = Some(started.elapsed()),
+        Err(error) => {
+            figures
+                .problems
+                .push(format!("no answer to a trivial read: {error}"));
+            return figures;
+        }
+    }
+    match bounded(timeout, client.query(NODE_SQL).fetch_one::<NodeRow>()).await {
+        Ok(row) => {
+            figures.version = Some(row.version);
+            figures.uptime_s = Some(row.uptime_s);
+        }
+        Err(error) => figures
+            .problems
+            .push(format!("version and uptime: {error}")),
+    }
+    match bounded(timeout, client.query(PARTS_LIMIT_SQL).fetch_all::<u64>()).await {
+        Ok(rows) => figures.parts_to_throw_insert = rows.into_iter().next().filter(|&v| v > 0),
+        Err(error) => figures
+            .problems
+            .push(format!("parts_to_throw_insert: {error}")),
+    }
+    match bounded(timeout, client.query(&parts_sql()).fetch_all::<PartsRow>()).await {
+        Ok(rows) => figures.parts = Some(rows),
+        Err(error) => figures.problems.push(format!("active parts: {error}")),
+    }
+    match bounded(timeout, client.query(MERGES_SQL).fetch_one::<u64>()).await {
+        Ok(n) => figures.merges = Some(n),
+        Err(error) => figures.problems.push(format!("merges: {error}")),
+    }
+    match bounded(timeout, client.query(HAS_DISKS_SQL).fetch_one::<u64>()).await {
+        Ok(0) => figures.disks = Some(None),
+        Ok(_) => match bounded(timeout, client.query(DISKS_SQL).fetch_all::<DiskRow>()).await {
+            Ok(rows) => figures.disks = Some(Some(rows)),
+            Err(error) => figures.problems.push(format!("free disk: {error}")),
+        },
+        Err(error) => figures.problems.push(format!("free disk: {error}")),
+    }
+    match bounded(
+        timeout,
+        client.query(REPLICAS_SQL).fetch_one::<ReplicasRow>(),
+    )
+    .await
+    {
+        Ok(row) if row.tables > 0 => figures.replication = Some((row.queue, row.delay_s)),
+        Ok(_) => {}
+        Err(error) => figures.problems.push(format!("replication: {error}")),
+    }
+    figures
 }
 
 async fn bounded<T>(

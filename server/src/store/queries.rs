@@ -104,6 +104,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::alerts::templates());
     all.extend(super::detections::templates());
     all.extend(super::search::detection_templates());
+    all.extend(super::trends::templates());
     all
 }
 

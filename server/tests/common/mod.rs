@@ -220,6 +220,10 @@ pub async fn delete_topics(config: &Config) {
     topics.push(attest_server::alert::election_topic(
         &config.kafka.topic_prefix,
     ));
+    // ...and the trends sampler's (on by default too).
+    topics.push(attest_server::trends::election_topic(
+        &config.kafka.topic_prefix,
+    ));
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let _ = admin.delete_topics(&names, &options).await;

@@ -38,13 +38,14 @@ pub struct MinuteCount {
     pub events: u64,
 }
 
-static COUNT_PARAMS: [&str; 17] = [
+static COUNT_PARAMS: [&str; 18] = [
     "q_outcome_1",
     "q_outcome_2",
     "q_actor_type",
     "q_action_regex",
     "q_metadata_key",
     "q_metadata_value",
+    "q_text",
     "q_text",
     "q_text",
     "q_text",
@@ -59,7 +60,7 @@ static COUNT_PARAMS: [&str; 17] = [
 ];
 
 pub(crate) fn templates() -> Vec<QueryTemplate> {
-    let representative = compile_str(REPRESENTATIVE_QUERY)
+    let representative = compile_str(REPRESENTATIVE_QUERY, 0)
         .map(|c| c.sql)
         .unwrap_or_default();
     GroupBy::ALL
@@ -94,7 +95,7 @@ impl Store {
         window: TimeWindow,
         snapshot_ms: i64,
     ) -> Result<Vec<MinuteCount>, ConsoleError> {
-        let compiled = compile_str(query).map_err(ConsoleError::BadQuery)?;
+        let compiled = compile_str(query, snapshot_ms).map_err(ConsoleError::BadQuery)?;
         let (from_ms, to_ms) = window.bounds(snapshot_ms);
         let filter = Filter::new(
             &compiled,
