@@ -801,9 +801,7 @@ def main(path):
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
         writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
-                  "detection_")
-
-        writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_", "trends_")
+                  "detection_", "trends_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -860,9 +858,10 @@ def main(path):
 
         check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
         check_alerts(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_")}, check)
-        check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
-
+        # Alert retention works on the rows check_alerts left, before the
+        # detections add deliveries of their own to the same table.
         check_alert_retention(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_retention_")}, check)
+        check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
         check_trends(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("trends_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
