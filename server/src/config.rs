@@ -40,6 +40,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub detections: DetectionsConfig,
     pub trends: TrendsConfig,
+    pub integrity: IntegrityConfig,
 }
 
 /// Who may use the console. Analysts sign in with a console access key
@@ -363,6 +364,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             detections: DetectionsConfig::default(),
             trends: TrendsConfig::default(),
+            integrity: IntegrityConfig::default(),
         }
     }
 }
@@ -464,6 +466,7 @@ const ENV_KEYS: &[&str] = &[
     "alerts",
     "detections",
     "trends",
+    "integrity",
 ];
 
 impl Config {
@@ -673,6 +676,7 @@ impl Config {
         self.alerts.validate()?;
         self.detections.validate()?;
         self.trends.validate()?;
+        self.integrity.validate()?;
         Ok(())
     }
 }
@@ -689,6 +693,46 @@ pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Tamper evidence (docs/INTEGRITY.md): the writer seals what it writes in
+/// signed, chained digests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntegrityConfig {
+    /// Seal written rows. Off only for throwaway runs: rows written while
+    /// it is off are never sealed.
+    pub seal: bool,
+    /// Holds `keys.json` (the public keys, published) and one
+    /// `<key_id>.secret` per private key (owner-readable only). Every
+    /// writer process needs the same directory (a mounted secret in
+    /// production).
+    pub key_dir: PathBuf,
+    /// With no key in `key_dir`, the first writer to start makes one.
+    /// Production sets this off and runs `attest integrity keygen` once.
+    pub generate_key: bool,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        IntegrityConfig {
+            seal: true,
+            key_dir: PathBuf::from(".data/integrity"),
+            generate_key: true,
+        }
+    }
+}
+
+impl IntegrityConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.seal && self.key_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "integrity.key_dir",
+                problem: "must name a directory when integrity.seal is on".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Pipeline trends (docs/DESIGN.md, "Pipeline trends"): the pipeline

@@ -16,6 +16,7 @@ pub mod event;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod integrity;
 pub mod keys;
 pub mod metrics;
 pub mod notify;
@@ -63,6 +64,10 @@ pub enum StartError {
     Alerts(#[from] alert::AlertStartError),
     #[error(transparent)]
     Trends(#[from] trends::TrendsStartError),
+    #[error("integrity keys: {0}")]
+    IntegrityKeys(#[from] integrity::keys::KeyError),
+    #[error("integrity check: {0}")]
+    Integrity(#[from] integrity::check::CheckError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -216,6 +221,18 @@ pub async fn open_dead_letters(
     Ok((inbox, access::AdminGate::new(Some(ingest))))
 }
 
+/// `attest integrity check`: every sealed partition re-verified against
+/// the published keys of `integrity.key_dir`, rows sealed since `since_ms`
+/// recomputed from ClickHouse.
+pub async fn check_integrity(
+    config: &Config,
+    since_ms: i64,
+) -> Result<integrity::check::Report, StartError> {
+    let prepared = prepare(config).await?;
+    let keys = integrity::KeyRing::load(&config.integrity.key_dir)?;
+    Ok(integrity::check::check_all(&prepared.store, &keys, &config.kafka, since_ms).await?)
+}
+
 /// Key administration for `attest keys`, prepared like [`open_retention`].
 pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
     let prepared = prepare(config).await?;
@@ -247,6 +264,7 @@ fn spawn_writer(
         let (kafka, settings) = (config.kafka.clone(), config.writer.clone());
         let (registry, store) = (prepared.registry.clone(), prepared.store.clone());
         let (producer, metrics) = (prepared.producer.clone(), prepared.metrics.clone());
+        let integrity = config.integrity.clone();
         move || {
             write::Writer::new(
                 &kafka,
@@ -256,6 +274,7 @@ fn spawn_writer(
                 producer.clone(),
                 metrics.clone(),
             )
+            .and_then(|writer| writer.with_sealing(&integrity, &kafka))
         }
     };
     // The first writer is made here, so a bad consumer setting fails start-up.

@@ -46,6 +46,10 @@ enum Command {
     /// Place, list or release legal holds, which retention never removes.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Tamper evidence: signing keys and the re-verification of stored rows
+    /// against their signed digests (docs/INTEGRITY.md).
+    #[command(subcommand)]
+    Integrity(IntegrityCommand),
     /// Print the API's OpenAPI 3.1 document (what `/api/v1/openapi.json`
     /// serves) and exit; needs no configuration.
     Openapi,
@@ -58,6 +62,29 @@ enum Command {
         /// checks on another server bind hostile values exactly as we do.
         #[arg(long)]
         bind: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntegrityCommand {
+    /// Make a new signing key in `integrity.key_dir`: the first one, or a
+    /// rotation (the previous key stops signing and stays published).
+    /// Prints the new public key, never the private one.
+    Keygen,
+    /// Print the published public keys with their validity (what
+    /// `/api/v1/integrity/keys` serves).
+    Keys,
+    /// Re-verify the stored rows against their digests: each partition's
+    /// chain from the head committed in Kafka, every signature, every
+    /// sealed row recomputed. Names each problem; exits non-zero if any.
+    Check {
+        /// Recompute only rows sealed in the last this many hours (chains
+        /// and signatures are always checked whole). 0: everything.
+        #[arg(long, default_value_t = 0)]
+        since_hours: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -238,6 +265,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Access(command) => console_access(config, command).await,
         Command::Retention(command) => retention(config, command).await,
         Command::Hold(command) => holds(config, command).await,
+        Command::Integrity(command) => integrity(config, command).await,
         Command::Writer => {
             let running = attest_server::start_writer(config).await?;
             println!(
@@ -453,6 +481,61 @@ async fn retention(config: Config, command: RetentionCommand) -> anyhow::Result<
     if let RetentionCommand::Run = command {
         retention.execute(&plan).await?;
         println!("removed {} month(s) or tenant-months", plan.removals.len());
+    }
+    Ok(())
+}
+
+async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<()> {
+    use attest_server::integrity::{keys, KeyRing};
+    let dir = &config.integrity.key_dir;
+    match command {
+        IntegrityCommand::Keygen => {
+            let key = keys::generate(dir, attest_server::ingest::now_ms())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&key).context("cannot print the key")?
+            );
+            eprintln!(
+                "attest: new signing key {} in {}; running writers switch to it at their next batch",
+                key.key_id,
+                dir.display()
+            );
+        }
+        IntegrityCommand::Keys => {
+            let ring = KeyRing::load(dir)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&ring).context("cannot print the keys")?
+            );
+        }
+        IntegrityCommand::Check { since_hours, json } => {
+            let since_ms = match since_hours {
+                0 => i64::MIN,
+                h => attest_server::ingest::now_ms()
+                    .saturating_sub(i64::try_from(h.saturating_mul(3_600_000)).unwrap_or(i64::MAX)),
+            };
+            let report = attest_server::check_integrity(&config, since_ms).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("cannot print the report")?
+                );
+            } else {
+                for (topic, partition, problem) in &report.problems {
+                    println!("{topic}[{partition}]: {problem}");
+                }
+                println!(
+                    "checked {} digests and {} sealed events: {} problems, {} superseded digests",
+                    report.digests,
+                    report.events,
+                    report.problems.len(),
+                    report.superseded
+                );
+            }
+            if !report.problems.is_empty() {
+                anyhow::bail!("{} integrity problems", report.problems.len());
+            }
+        }
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub writer_batch_rows: Histogram,
     pub writer_insert_seconds: Histogram,
     pub writer_insert_retries: IntCounter,
+    pub writer_rows_sealed: IntCounter,
+    pub writer_seal_retries: IntCounter,
     pub writer_dead_letters: IntCounterVec,
     pub writer_committed_offset: IntGaugeVec,
     pub writer_end_offset: IntGaugeVec,
@@ -165,6 +167,22 @@ impl Metrics {
                 IntCounter::new(
                     "attest_writer_rows_written_total",
                     "Rows inserted into ClickHouse",
+                )
+                .expect("valid"),
+            ),
+            writer_rows_sealed: register(
+                &registry,
+                IntCounter::new(
+                    "attest_writer_rows_sealed_total",
+                    "Rows sealed in a signed digest (re-read rows sealed before count once)",
+                )
+                .expect("valid"),
+            ),
+            writer_seal_retries: register(
+                &registry,
+                IntCounter::new(
+                    "attest_writer_seal_retries_total",
+                    "Failed attempts to seal a batch that were retried before its commit",
                 )
                 .expect("valid"),
             ),

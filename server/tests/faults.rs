@@ -87,6 +87,9 @@ async fn a_writer_killed_mid_stream_loses_nothing_and_shows_nothing_twice() {
     writer.terminate();
     assert_eq!(total, 100_000);
     common::assert_exactly(&http, &config, &ids).await;
+    // Killed wherever it was (between insert, seal and commit included):
+    // every row sealed once, the chains whole.
+    common::assert_sealed_once(&config, 100_000).await;
     common::drop_database(&http, &config).await;
     common::delete_topics(&config).await;
 }
@@ -120,6 +123,7 @@ async fn clickhouse_down_for_30_seconds_loses_nothing() {
     assert_eq!(total, 51_000);
     let ids: Vec<String> = first.into_iter().chain(during).collect();
     common::assert_exactly(&http, &config, &ids).await;
+    common::assert_sealed_once(&config, 51_000).await;
     // Reported, not asserted: a memory figure is a benchmark, not a test.
     eprintln!("writer peak RSS: {rss_during:?} MiB during the outage, {peak:?} MiB overall");
     common::drop_database(&http, &config).await;
@@ -156,6 +160,8 @@ async fn writers_joining_and_leaving_the_group_lose_nothing() {
     b.terminate();
     assert_eq!(total, 60_000);
     common::assert_exactly(&http, &config, &ids).await;
+    // Two writers and two rebalances under load: every chain verifies.
+    common::assert_sealed_once(&config, 60_000).await;
     common::drop_database(&http, &config).await;
     common::delete_topics(&config).await;
 }
@@ -196,6 +202,7 @@ async fn one_of_two_writers_killed_mid_run_loses_nothing() {
     );
     assert_eq!(total, 60_000);
     common::assert_exactly(&http, &config, &ids).await;
+    common::assert_sealed_once(&config, ids.len()).await;
     common::drop_database(&http, &config).await;
     common::delete_topics(&config).await;
 }
@@ -231,6 +238,7 @@ async fn a_writer_restarted_inside_the_session_timeout_gets_the_partitions() {
     eprintln!("all stored {took:?} after the restart");
     let ids: Vec<String> = before.into_iter().chain(after).collect();
     common::assert_exactly(&http, &config, &ids).await;
+    common::assert_sealed_once(&config, ids.len()).await;
     common::drop_database(&http, &config).await;
     common::delete_topics(&config).await;
 }

@@ -608,6 +608,66 @@ def check_trends(sess, statements, check):
     check("query trends_retention_drop_day", left in ([{"n": "4"}], [{"n": 4}]), str(left))
 
 
+def check_integrity(sess, statements, check):
+    """The seal's digests and leaves: a chain with a fork, rows written
+    twice (a retried insert), and the events a digest names read back."""
+    q = statements
+    names = ("integrity_digests_after", "integrity_digest_by_hash", "integrity_digests_of_partition",
+             "integrity_partitions", "integrity_leaves", "integrity_rows")
+    missing = [n for n in names if n not in q]
+    if missing:
+        check("integrity statements are in the catalogue", False, str(missing))
+        return
+    genesis = "0" * 64
+    auth, login = "t.authentication", "t.login"
+
+    def digest(h, topic, first, last, prev):
+        return f"('{h}', '{topic}', 0, {first}, {last}, 1, 'r', '{prev}', 100, 'k', 's')"
+
+    def leaf(h, offset, position, tenant, event_id):
+        return f"('{h}', '{auth}', 0, {offset}, {position}, '{tenant}', '{event_id}', 'l{position}')"
+
+    def run(name, values):
+        return query_rows(sess, bind(q[name]["sql"], q[name]["params"], values))
+
+    try:
+        sess.query("INSERT INTO attest_integrity_digests (digest_hash, topic, partition, first_offset, last_offset, "
+                   "row_count, root, prev_hash, sealed_at, key_id, signature) VALUES " + ", ".join([
+                       digest("h1", auth, 0, 0, genesis), digest("h1", auth, 0, 0, genesis),
+                       digest("h2", auth, 1, 9, "h1"), digest("h3", auth, 1, 20, "h1"),
+                       digest("h9", login, 0, 5, genesis)]))
+        sess.query("INSERT INTO attest_integrity_leaves (digest_hash, topic, partition, kafka_offset, position, "
+                   "tenant_id, event_id, leaf) VALUES " + ", ".join([
+                       leaf("h1", 0, 0, "acme", "e-1"), leaf("h2", 3, 0, "acme", "x-3"),
+                       leaf("h2", 3, 0, "acme", "x-3"), leaf("h2", 5, 1, "acme", "x-5"),
+                       leaf("h3", 5, 0, "acme", "x-5")]))
+        first = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": genesis})
+        fork = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": "h1"})
+        one = run("integrity_digest_by_hash", {"topic": auth, "partition": 0, "digest_hash": "h2"})
+        chain = run("integrity_digests_of_partition", {"topic": auth, "partition": 0})
+        parts = run("integrity_partitions", {})
+        leaves = run("integrity_leaves", {"topic": auth, "partition": 0, "from_offset": 1, "to_offset": 9,
+                                          "digest_hash": "h2"})
+        rows = run("integrity_rows", {"topic": auth, "partition": 0, "from_offset": 0, "to_offset": 0,
+                                      "digest_hash": "h1"})
+        acme = query_rows(sess, "SELECT DISTINCT event_id FROM audit_events WHERE tenant_id = 'acme' "
+                                "AND kafka_partition = 0 AND kafka_offset = 0 ORDER BY event_id")
+    except Exception as e:  # noqa: BLE001
+        check("integrity statements", False, str(e))
+        return
+    check("query integrity_digests_after (a chain's start, once)", [r["digest_hash"] for r in first] == ["h1"], str(first))
+    check("query integrity_digests_after (a fork, furthest first)", [r["digest_hash"] for r in fork] == ["h3", "h2"], str(fork))
+    check("query integrity_digest_by_hash", [r["digest_hash"] for r in one] == ["h2"], str(one))
+    check("query integrity_digests_of_partition", [r["digest_hash"] for r in chain] == ["h1", "h2", "h3"], str(chain))
+    got = [(r["topic"], int(r["partition"])) for r in parts]
+    check("query integrity_partitions", got == [(auth, 0), (login, 0)], str(got))
+    got = [(int(r["position"]), int(r["kafka_offset"]), r["event_id"]) for r in leaves]
+    check("query integrity_leaves (once per position)", got == [(0, 3, "x-3"), (1, 5, "x-5")], str(got))
+    got = sorted({r["event_id"] for r in rows})
+    check("query integrity_rows (the leaves' tenants, the digest's offsets)",
+          got == [r["event_id"] for r in acme] and len(got) > 0, str(got))
+
+
 def check_pipeline(sess, statements, check):
     """The pipeline page's questions answer, with the shapes the page reads."""
     def one(name):
@@ -801,7 +861,7 @@ def main(path):
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
         writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
-                  "detection_", "trends_")
+                  "detection_", "trends_", "integrity_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -863,6 +923,7 @@ def main(path):
         check_alert_retention(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_retention_")}, check)
         check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
         check_trends(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("trends_")}, check)
+        check_integrity(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("integrity_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)

@@ -112,6 +112,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline_trends",
         sql: include_str!("../../migrations/0018_pipeline_trends.sql"),
     },
+    // 0019 is taken by the pipeline's per-process status.
+    Migration {
+        version: 20,
+        name: "integrity",
+        sql: include_str!("../../migrations/0020_integrity.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

@@ -76,6 +76,9 @@ pub struct Batch {
     /// name: a batch sees a handful of partitions and every message looks
     /// its own up.
     next_offsets: Vec<(String, i32, i64)>,
+    /// `first_offsets[i]`: the first offset consumed of `next_offsets[i]`'s
+    /// partition (what a digest's range starts at).
+    first_offsets: Vec<i64>,
     opened: Option<Instant>,
     /// What the rows and their origins hold on the heap, roughly: the
     /// batch's memory, bounded by `writer.max_bytes`.
@@ -127,10 +130,15 @@ impl Batch {
             Ok(at) => {
                 let known = &mut self.next_offsets[at].2;
                 *known = (*known).max(next);
+                if let Some(first) = self.first_offsets.get_mut(at) {
+                    *first = (*first).min(offset);
+                }
             }
-            Err(at) => self
-                .next_offsets
-                .insert(at, (topic.to_owned(), partition, next)),
+            Err(at) => {
+                self.next_offsets
+                    .insert(at, (topic.to_owned(), partition, next));
+                self.first_offsets.insert(at, offset);
+            }
         }
     }
 
@@ -150,6 +158,15 @@ impl Batch {
         self.next_offsets
             .iter()
             .map(|(t, p, o)| (t.as_str(), *p, *o))
+    }
+
+    /// Per partition: (topic, partition, first offset, last offset)
+    /// consumed, rows and dead letters alike.
+    pub fn ranges(&self) -> impl Iterator<Item = (&str, i32, i64, i64)> {
+        self.next_offsets
+            .iter()
+            .zip(&self.first_offsets)
+            .map(|((t, p, next), first)| (t.as_str(), *p, *first, next.saturating_sub(1)))
     }
 
     /// How long until the batch is due by age; `None` while it is empty.
@@ -264,6 +281,8 @@ mod tests {
         b.consumed("b", 0, 7);
         let offsets: Vec<_> = b.offsets().collect();
         assert_eq!(offsets, [("a", 0, 13), ("a", 1, 4), ("b", 0, 8)]);
+        let ranges: Vec<_> = b.ranges().collect();
+        assert_eq!(ranges, [("a", 0, 10, 12), ("a", 1, 3, 3), ("b", 0, 7, 7)]);
         assert_eq!(b.rows().len(), 3);
         let second = b.origin(1).expect("origin of the second row");
         assert_eq!((second.offset(), second.payload()), (12, &[12u8][..]));

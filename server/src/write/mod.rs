@@ -11,21 +11,27 @@ mod batch;
 mod dead_letters;
 mod retry;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
-use crate::config::{KafkaConfig, WriterConfig};
+use crate::config::{IntegrityConfig, KafkaConfig, WriterConfig};
 use crate::health::ready::WriterWatch;
 use crate::ingest::{self, validate};
+use crate::integrity::seal::{Run, SealError};
+use crate::integrity::Sealer;
 use crate::metrics::Metrics;
 use crate::produce::EventProducer;
 use crate::registry::Registry;
@@ -72,6 +78,45 @@ impl Refused {
     }
 }
 
+/// The batch's rows grouped per partition for sealing, in offset order,
+/// without the rows ClickHouse refused.
+fn runs<'a>(batch: &'a Batch, rejected: &[usize]) -> Vec<Run<'a>> {
+    let mut runs: Vec<Run<'a>> = batch
+        .ranges()
+        .map(|(topic, partition, first_offset, last_offset)| Run {
+            topic,
+            partition,
+            first_offset,
+            last_offset,
+            rows: Vec::new(),
+        })
+        .collect();
+    // Rows of one partition come in runs: try the last partition first.
+    let mut last = 0;
+    for (i, row) in batch.rows().iter().enumerate() {
+        if rejected.contains(&i) {
+            continue;
+        }
+        let Some(origin) = batch.origin(i) else {
+            continue;
+        };
+        let same = |r: &Run<'_>| r.topic == origin.topic() && r.partition == origin.partition();
+        if !runs.get(last).is_some_and(same) {
+            match runs.iter().position(same) {
+                Some(at) => last = at,
+                None => continue,
+            }
+        }
+        if let Some(run) = runs.get_mut(last) {
+            run.rows.push(row);
+        }
+    }
+    for run in &mut runs {
+        run.rows.sort_by_key(|r| r.kafka_offset);
+    }
+    runs
+}
+
 /// How long an idle writer waits for a message before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How long a shutdown may spend inserting the open batch.
@@ -81,10 +126,30 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub enum WriteError {
     #[error("cannot create the Kafka consumer: {0}")]
     Consumer(#[source] KafkaError),
+    #[error("cannot seal: {0}")]
+    Seal(#[from] SealError),
+}
+
+/// Counts the group's rebalances: chain heads read before one may have
+/// been moved on by another writer since (see `integrity::seal`).
+#[derive(Default)]
+pub struct WriterContext {
+    rebalances: Arc<AtomicU64>,
+}
+
+impl ClientContext for WriterContext {}
+
+impl ConsumerContext for WriterContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 pub struct Writer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<WriterContext>,
+    /// Seals each batch's rows before its commit; `None` with
+    /// `integrity.seal` off.
+    sealer: Option<Sealer>,
     registry: Arc<Registry>,
     store: Store,
     dead_letters: DeadLetters,
@@ -137,7 +202,8 @@ impl Writer {
         producer: EventProducer,
         metrics: Arc<Metrics>,
     ) -> Result<Writer, WriteError> {
-        let consumer: StreamConsumer = ClientConfig::new()
+        let context = WriterContext::default();
+        let consumer: StreamConsumer<WriterContext> = ClientConfig::new()
             .set("bootstrap.servers", &kafka.brokers)
             .set("group.id", &kafka.consumer_group)
             .set("client.id", "attest-writer")
@@ -155,13 +221,14 @@ impl Writer {
                 "queued.max.messages.kbytes",
                 settings.prefetch_kbytes.to_string(),
             )
-            .create()
+            .create_with_context(context)
             .map_err(WriteError::Consumer)?;
         let topics = topics::event_topics(&kafka.topic_prefix);
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(WriteError::Consumer)?;
         Ok(Writer {
             consumer,
+            sealer: None,
             registry,
             store,
             dead_letters: DeadLetters::new(producer, topics::dead_letters(&kafka.topic_prefix)),
@@ -169,6 +236,26 @@ impl Writer {
             metrics,
             watch: Arc::default(),
         })
+    }
+
+    /// Seals every batch in a signed digest before committing it
+    /// (docs/INTEGRITY.md), if `integrity.seal` is on. Fails when the
+    /// signing key cannot be loaded, so a bad key stops start-up.
+    pub fn with_sealing(
+        mut self,
+        integrity: &IntegrityConfig,
+        kafka: &KafkaConfig,
+    ) -> Result<Writer, WriteError> {
+        if integrity.seal {
+            let rebalances = self.consumer.context().rebalances.clone();
+            self.sealer = Some(Sealer::new(
+                integrity,
+                kafka,
+                self.store.clone(),
+                rebalances,
+            )?);
+        }
+        Ok(self)
     }
 
     /// Reports progress and insert back-offs to `watch` (readiness and the
@@ -485,6 +572,8 @@ impl Writer {
         let rows = batch.rows();
         let mut paused = false;
         let mut written = if inserted { rows.len() } else { 0 };
+        // Rows ClickHouse refused, now dead letters: never sealed.
+        let mut rejected: Vec<usize> = Vec::new();
         if !self.send_set_aside(batch, &mut paused, held, stop).await {
             return Flushed::Stopped;
         }
@@ -507,6 +596,7 @@ impl Writer {
                     if !self.dead_letter_row(batch, run.start, &error, stop).await {
                         return Flushed::Stopped;
                     }
+                    rejected.push(run.start);
                 }
                 Inserted::Rejected(error) => {
                     debug!(%error, rows = run.len(), "ClickHouse rejected rows; splitting the run");
@@ -515,6 +605,12 @@ impl Writer {
                     pending.push(run.start..middle);
                 }
             }
+        }
+        if !self
+            .seal_retrying(batch, &rejected, &mut paused, held, stop)
+            .await
+        {
+            return Flushed::Stopped;
         }
         if paused {
             self.resume_all();
@@ -525,6 +621,46 @@ impl Writer {
         }
         self.commit(batch, mode);
         Flushed::Done
+    }
+
+    /// Seals the batch's written rows, partition by partition, retrying
+    /// with backoff like an insert: the commit waits for the seal, so no
+    /// committed row is ever left unsealed. False if `stop` fired first
+    /// (nothing committed; the batch is re-read and sealed after restart).
+    async fn seal_retrying(
+        &self,
+        batch: &Batch,
+        rejected: &[usize],
+        paused: &mut bool,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> bool {
+        let Some(sealer) = &self.sealer else {
+            return true;
+        };
+        let runs = runs(batch, rejected);
+        let mut backoff = self.backoff();
+        loop {
+            match sealer.seal(&runs).await {
+                Ok(sealed) => {
+                    self.metrics.writer_rows_sealed.inc_by(sealed as u64);
+                    return true;
+                }
+                Err(error) => {
+                    self.metrics.writer_seal_retries.inc();
+                    self.watch.backing_off(Some(error.to_string()));
+                    let wait = backoff.next_delay();
+                    warn!(%error, retry_in_ms = wait.as_millis() as u64, "sealing failed; will retry before committing");
+                    if !*paused {
+                        self.pause_all();
+                        *paused = true;
+                    }
+                    if !self.wait_polling(wait, held, stop).await {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 
     /// One INSERT of `rows`, repeated with backoff while the failure is
@@ -624,6 +760,12 @@ impl Writer {
             // Kafka's committed offset is the next one to read: last + 1.
             if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(next)) {
                 warn!(%error, topic, partition, "cannot record offset for commit");
+            }
+            // The chain's head travels with the offset: only the
+            // partition's owner can commit it (docs/INTEGRITY.md).
+            let head = self.sealer.as_ref().and_then(|s| s.head(topic, partition));
+            if let (Some(head), Some(mut elem)) = (head, list.find_partition(topic, partition)) {
+                elem.set_metadata(head);
             }
         }
         // A failed commit is not a loss: the batch is re-read and its rows

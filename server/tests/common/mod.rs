@@ -46,6 +46,8 @@ pub fn test_config() -> Config {
     config.clickhouse.database = format!("attest_test_{id}");
     config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-test-spool-{id}"));
     config.writer.max_age = Duration::from_millis(200);
+    // Each test seals with a key of its own (made at its writer's start).
+    config.integrity.key_dir = std::env::temp_dir().join(format!("attest-test-keys-{id}"));
     // Most tests are about what happens after the front door; API keys have
     // their own tests (ingest_keys.rs), which turn this back on.
     config.ingest.require_api_key = false;
@@ -370,8 +372,34 @@ pub fn child_env(config: &Config) -> Vec<(&'static str, String)> {
             "ATTEST_WRITER__RETRY_MAX",
             config.writer.retry_max.as_millis().to_string(),
         ),
+        (
+            "ATTEST_INTEGRITY__KEY_DIR",
+            config.integrity.key_dir.display().to_string(),
+        ),
         ("RUST_LOG", "warn,attest_server=info".into()),
     ]
+}
+
+/// `attest integrity check` of everything `config`'s writers sealed, with
+/// the keys of its key directory.
+pub async fn integrity_report(config: &Config) -> attest_server::integrity::check::Report {
+    let store = attest_server::store::Store::new(&config.clickhouse);
+    let keys = attest_server::integrity::KeyRing::load(&config.integrity.key_dir).expect("keys");
+    attest_server::integrity::check::check_all(&store, &keys, &config.kafka, i64::MIN)
+        .await
+        .expect("the integrity check runs")
+}
+
+/// Asserts that every one of `n` events is sealed exactly once on an
+/// unbroken, verified chain.
+pub async fn assert_sealed_once(config: &Config, n: usize) {
+    let report = integrity_report(config).await;
+    assert!(
+        report.problems.is_empty(),
+        "integrity problems: {:#?}",
+        report.problems
+    );
+    assert_eq!(report.events, n, "sealed events on the chains: {report:?}");
 }
 
 /// `scripts/stack.sh <action> <service>`: stops or starts Kafka or

@@ -1,0 +1,497 @@
+//! Re-verifies stored rows against their digests: the chain of each
+//! partition, every digest's signature, the leaves under every root, and
+//! every sealed row recomputed from what ClickHouse holds now. Each
+//! problem names the digest, and where it is about one event, the event.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::digest::{Digest, DigestProblem, GENESIS};
+use super::encoding::{hex, unhex};
+use super::keys::KeyRing;
+use super::leaf::Sealed;
+use super::merkle;
+use crate::store::{LeafRow, Store, StoreError, StoredRow};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    #[error("digest {digest}: {problem}")]
+    Digest {
+        digest: String,
+        #[serde(serialize_with = "as_text")]
+        problem: DigestProblem,
+    },
+    #[error("digest {missing} is missing: digest {referenced_by} (offsets {first_offset}–{last_offset}) chains to it")]
+    MissingDigest {
+        missing: String,
+        referenced_by: String,
+        first_offset: i64,
+        last_offset: i64,
+    },
+    #[error("digest {digest} starts at offset {first_offset}, but the digest before it ends at {previous_last}")]
+    NotContiguous {
+        digest: String,
+        first_offset: i64,
+        previous_last: i64,
+    },
+    #[error("digest {digest} (offsets {first_offset}–{last_offset}) is on no chain and its offsets are not covered by one")]
+    OffChain {
+        digest: String,
+        first_offset: i64,
+        last_offset: i64,
+    },
+    #[error(
+        "digest {digest}: its stored leaves ({stored} of {sealed}) do not hash to its signed root"
+    )]
+    LeavesAltered {
+        digest: String,
+        stored: usize,
+        sealed: u64,
+    },
+    #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}) was changed after it was sealed")]
+    EventAltered {
+        digest: String,
+        tenant_id: String,
+        event_id: String,
+        offset: i64,
+    },
+    #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}) is missing from the table")]
+    EventMissing {
+        digest: String,
+        tenant_id: String,
+        event_id: String,
+        offset: i64,
+    },
+}
+
+fn as_text<S: serde::Serializer>(p: &DigestProblem, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string())
+}
+
+/// One partition's findings.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub digests: usize,
+    pub events: usize,
+    /// Digests left off the chain by a writer that lost its partition or
+    /// crashed before committing, whose rows a chain digest seals again.
+    pub superseded: usize,
+    pub problems: Vec<(String, i32, Problem)>,
+}
+
+impl Report {
+    pub fn merge(&mut self, other: Report) {
+        self.digests += other.digests;
+        self.events += other.events;
+        self.superseded += other.superseded;
+        self.problems.extend(other.problems);
+    }
+}
+
+/// Orders a partition's digests into its chain, newest first, from `head`
+/// (the committed head when known, else the digest reaching furthest).
+/// Returns the chain and the problems of its links.
+pub fn chain<'a>(digests: &'a [Digest], head: Option<&str>) -> (Vec<&'a Digest>, Vec<Problem>) {
+    let by_hash: HashMap<&str, &Digest> = digests
+        .iter()
+        .map(|d| (d.digest_hash.as_str(), d))
+        .collect();
+    let mut problems = Vec::new();
+    let mut visited: HashSet<&str> = HashSet::new();
+    let furthest = |below: i64, visited: &HashSet<&str>| {
+        digests
+            .iter()
+            .filter(|d| d.last_offset < below && !visited.contains(d.digest_hash.as_str()))
+            .max_by(|a, b| {
+                a.last_offset
+                    .cmp(&b.last_offset)
+                    .then_with(|| b.digest_hash.cmp(&a.digest_hash))
+            })
+    };
+    let mut out: Vec<&Digest> = Vec::new();
+    let mut current = match head.and_then(|h| by_hash.get(h).copied()) {
+        Some(d) => Some(d),
+        None => furthest(i64::MAX, &visited),
+    };
+    while let Some(d) = current {
+        if !visited.insert(d.digest_hash.as_str()) {
+            break;
+        }
+        if let Some(newer) = out.last() {
+            if newer.prev_hash == d.digest_hash
+                && newer.first_offset != d.last_offset.saturating_add(1)
+            {
+                problems.push(Problem::NotContiguous {
+                    digest: newer.digest_hash.clone(),
+                    first_offset: newer.first_offset,
+                    previous_last: d.last_offset,
+                });
+            }
+        }
+        out.push(d);
+        if d.prev_hash == GENESIS {
+            current = None;
+            continue;
+        }
+        current = match by_hash.get(d.prev_hash.as_str()) {
+            Some(prev) => Some(*prev),
+            None => {
+                problems.push(Problem::MissingDigest {
+                    missing: d.prev_hash.clone(),
+                    referenced_by: d.digest_hash.clone(),
+                    first_offset: d.first_offset,
+                    last_offset: d.last_offset,
+                });
+                // Go on with what is older than the break.
+                furthest(d.first_offset, &visited)
+            }
+        };
+    }
+    (out, problems)
+}
+
+/// Checks one partition's stored data; `since_ms` limits the row checks
+/// to digests sealed since then (the chain and signatures are always
+/// checked whole: they are small).
+pub async fn check_partition(
+    store: &Store,
+    keys: &KeyRing,
+    topic: &str,
+    partition: i32,
+    head: Option<&str>,
+    since_ms: i64,
+) -> Result<Report, StoreError> {
+    let digests = store.digests_of_partition(topic, partition).await?;
+    let mut report = Report {
+        digests: digests.len(),
+        ..Report::default()
+    };
+    let push = |report: &mut Report, p: Problem| {
+        report.problems.push((topic.to_owned(), partition, p));
+    };
+    if let Some(h) = head {
+        if !digests.iter().any(|d| d.digest_hash == h) {
+            push(
+                &mut report,
+                Problem::MissingDigest {
+                    missing: h.to_owned(),
+                    referenced_by: "the offset committed in Kafka".into(),
+                    first_offset: -1,
+                    last_offset: -1,
+                },
+            );
+        }
+    }
+    let (on_chain, problems) = chain(&digests, head);
+    for p in problems {
+        push(&mut report, p);
+    }
+    let chained: HashSet<&str> = on_chain.iter().map(|d| d.digest_hash.as_str()).collect();
+    let covered = |first: i64, last: i64| {
+        on_chain
+            .iter()
+            .any(|c| c.first_offset <= first && last <= c.last_offset)
+            || (first..=last).all(|o| {
+                on_chain
+                    .iter()
+                    .any(|c| c.first_offset <= o && o <= c.last_offset)
+            })
+    };
+    for d in &digests {
+        if chained.contains(d.digest_hash.as_str()) {
+            continue;
+        }
+        if covered(d.first_offset, d.last_offset) {
+            report.superseded += 1;
+        } else {
+            push(
+                &mut report,
+                Problem::OffChain {
+                    digest: d.digest_hash.clone(),
+                    first_offset: d.first_offset,
+                    last_offset: d.last_offset,
+                },
+            );
+        }
+    }
+    for d in on_chain.iter().rev() {
+        if let Err(problem) = d.check(keys) {
+            push(
+                &mut report,
+                Problem::Digest {
+                    digest: d.digest_hash.clone(),
+                    problem,
+                },
+            );
+        }
+        if d.sealed_at < since_ms {
+            continue;
+        }
+        let leaves = store.leaves_of(d).await?;
+        if let Some(p) = leaves_problem(d, &leaves) {
+            push(&mut report, p);
+        }
+        let rows = store.rows_of(d).await?;
+        report.events += leaves.len();
+        for p in rows_problems(d, &leaves, &rows) {
+            push(&mut report, p);
+        }
+    }
+    Ok(report)
+}
+
+/// The leaves must be the digest's, all of them, hashing to its root.
+pub fn leaves_problem(d: &Digest, leaves: &[LeafRow]) -> Option<Problem> {
+    let hashes: Option<Vec<merkle::Hash>> = leaves.iter().map(|l| unhex::<32>(&l.leaf)).collect();
+    let in_order = leaves
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.position as usize == i);
+    let ok = in_order
+        && leaves.len() as u64 == d.row_count
+        && hashes.is_some_and(|h| d.root_bytes() == Some(merkle::root(&h)));
+    (!ok).then(|| Problem::LeavesAltered {
+        digest: d.digest_hash.clone(),
+        stored: leaves.len(),
+        sealed: d.row_count,
+    })
+}
+
+/// Every sealed leaf must have its row, unchanged; a row is found by its
+/// offset and event id (offsets repeat across topics).
+pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[StoredRow]) -> Vec<Problem> {
+    let mut found: HashMap<(i64, &str), Vec<&StoredRow>> = HashMap::new();
+    for r in rows {
+        found
+            .entry((r.kafka_offset, r.event_id.as_str()))
+            .or_default()
+            .push(r);
+    }
+    let mut problems = Vec::new();
+    for l in leaves {
+        let named = |l: &LeafRow| {
+            (
+                d.digest_hash.clone(),
+                l.tenant_id.clone(),
+                l.event_id.clone(),
+                l.kafka_offset,
+            )
+        };
+        match found.get(&(l.kafka_offset, l.event_id.as_str())) {
+            None => {
+                let (digest, tenant_id, event_id, offset) = named(l);
+                problems.push(Problem::EventMissing {
+                    digest,
+                    tenant_id,
+                    event_id,
+                    offset,
+                });
+            }
+            Some(copies) => {
+                if copies
+                    .iter()
+                    .any(|r| hex(&Sealed::from(*r).leaf()) != l.leaf)
+                {
+                    let (digest, tenant_id, event_id, offset) = named(l);
+                    problems.push(Problem::EventAltered {
+                        digest,
+                        tenant_id,
+                        event_id,
+                        offset,
+                    });
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read the committed chain heads from Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("committed-head lookup task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Every sealed partition of the store, each walked from the head its
+/// writers committed to Kafka: a chain whose newest digests were deleted
+/// from ClickHouse is caught by the head Kafka still holds.
+pub async fn check_all(
+    store: &Store,
+    keys: &KeyRing,
+    kafka: &crate::config::KafkaConfig,
+    since_ms: i64,
+) -> Result<Report, CheckError> {
+    let partitions = store.sealed_partitions().await?;
+    let heads = committed_heads(kafka, &partitions).await?;
+    let mut report = Report::default();
+    for (topic, partition) in partitions {
+        let head = heads.get(&(topic.clone(), partition)).map(String::as_str);
+        report.merge(check_partition(store, keys, &topic, partition, head, since_ms).await?);
+    }
+    Ok(report)
+}
+
+/// The chain head committed with each partition's offset by the writers'
+/// group (commit metadata holding a digest hash).
+pub async fn committed_heads(
+    kafka: &crate::config::KafkaConfig,
+    partitions: &[(String, i32)],
+) -> Result<HashMap<(String, i32), String>, CheckError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut list = rdkafka::TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.consumer_group)
+        .set("client.id", "attest-integrity-check")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let answer = tokio::task::spawn_blocking(move || {
+        consumer.committed_offsets(list, std::time::Duration::from_secs(10))
+    })
+    .await??;
+    Ok(answer
+        .elements()
+        .into_iter()
+        .filter(|e| unhex::<32>(e.metadata()).is_some())
+        .map(|e| {
+            (
+                (e.topic().to_owned(), e.partition()),
+                e.metadata().to_owned(),
+            )
+        })
+        .collect())
+}
+
+impl<'a> From<&'a StoredRow> for Sealed<'a> {
+    fn from(r: &'a StoredRow) -> Sealed<'a> {
+        Sealed {
+            event_id: &r.event_id,
+            tenant_id: &r.tenant_id,
+            occurred_at: r.occurred_at,
+            received_at: r.received_at,
+            category: &r.category,
+            action: &r.action,
+            outcome: &r.outcome,
+            actor_id: &r.actor_id,
+            actor_type: &r.actor_type,
+            actor_ip: &r.actor_ip,
+            actor_user_agent: &r.actor_user_agent,
+            resource_type: &r.resource_type,
+            resource_id: &r.resource_id,
+            source_service: &r.source_service,
+            request_id: &r.request_id,
+            metadata_key: &r.metadata_key,
+            metadata_value: &r.metadata_value,
+            schema_id: r.schema_id,
+            kafka_partition: r.kafka_partition,
+            kafka_offset: r.kafka_offset,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::digest::Unsigned;
+    use crate::integrity::keys::tests::ring_with_one_key;
+
+    fn linked(key: &crate::integrity::keys::SigningKey, ranges: &[(i64, i64)]) -> Vec<Digest> {
+        let mut prev = GENESIS.to_owned();
+        ranges
+            .iter()
+            .map(|(first, last)| {
+                let d = Unsigned {
+                    topic: "t",
+                    partition: 0,
+                    first_offset: *first,
+                    last_offset: *last,
+                    row_count: 1,
+                    root: [1; 32],
+                    prev_hash: &prev,
+                    sealed_at: 1_800_000_000_000,
+                }
+                .sign(key);
+                prev = d.digest_hash.clone();
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_whole_chain_has_no_problem() {
+        let (_, key, _dir) = ring_with_one_key();
+        let ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
+        let (c, problems) = chain(&ds, None);
+        assert_eq!(c.len(), 3);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn a_deleted_digest_is_named_and_the_rest_still_walked() {
+        let (_, key, _dir) = ring_with_one_key();
+        let mut ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
+        let gone = ds.remove(1);
+        let (c, problems) = chain(&ds, None);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            problems,
+            vec![Problem::MissingDigest {
+                missing: gone.digest_hash,
+                referenced_by: ds[1].digest_hash.clone(),
+                first_offset: 20,
+                last_offset: 29,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_gap_in_offsets_is_named() {
+        let (_, key, _dir) = ring_with_one_key();
+        let ds = linked(&key, &[(0, 9), (12, 19)]);
+        let (_, problems) = chain(&ds, None);
+        assert!(matches!(
+            problems[..],
+            [Problem::NotContiguous {
+                first_offset: 12,
+                previous_last: 9,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_fork_left_by_a_crash_is_walked_from_the_committed_head() {
+        let (_, key, _dir) = ring_with_one_key();
+        let ds = linked(&key, &[(0, 9), (10, 19)]);
+        // A digest stored before a crash and never committed, then the
+        // same rows sealed again by the writer that took over.
+        let orphan = Unsigned {
+            topic: "t",
+            partition: 0,
+            first_offset: 10,
+            last_offset: 25,
+            row_count: 1,
+            root: [2; 32],
+            prev_hash: &ds[0].digest_hash,
+            sealed_at: 1_800_000_000_000,
+        }
+        .sign(&key);
+        let mut all = ds.clone();
+        all.push(orphan);
+        let (c, problems) = chain(&all, Some(&ds[1].digest_hash));
+        assert_eq!(
+            c.iter().map(|d| d.last_offset).collect::<Vec<_>>(),
+            vec![19, 9]
+        );
+        assert!(problems.is_empty());
+    }
+}

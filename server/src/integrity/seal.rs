@@ -1,0 +1,355 @@
+//! The writer's side: after a batch's rows are in ClickHouse and before its
+//! offsets are committed, each partition's new rows are sealed in a digest
+//! chained to that partition's previous one (docs/INTEGRITY.md, "Sealing").
+//!
+//! The head of each chain travels with the committed offset, as the
+//! commit's metadata: Kafka accepts it only from the partition's current
+//! owner, so it is the authority on where a chain stands. A writer taking
+//! a partition over reads it, then adopts any digests stored after it (a
+//! writer that stored a digest and died before committing), so a crash
+//! anywhere between insert and commit seals every row once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::digest::{Digest, Unsigned, GENESIS};
+use super::encoding::hex;
+use super::keys::{self, KeyError, SigningKey};
+use super::leaf::Sealed;
+use super::merkle;
+use crate::config::{IntegrityConfig, KafkaConfig};
+use crate::store::{EventRow, LeafRow, Store, StoreError};
+
+/// How long reading a partition's committed head may take.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("cannot read the committed chain head from Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot read or store digests: {0}")]
+    Store(#[from] StoreError),
+    #[error("committed-head lookup task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Where a partition's chain stands: the newest digest and the last offset
+/// it accounts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub hash: String,
+    pub last_offset: i64,
+}
+
+/// The new rows of one partition in a batch, in offset order, and the
+/// offsets the batch consumed there (rows and dead letters alike).
+pub struct Run<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub rows: Vec<&'a EventRow>,
+}
+
+/// What one batch adds to the chains, ready to store.
+#[derive(Default)]
+pub struct Seal {
+    pub digests: Vec<Digest>,
+    pub leaves: Vec<LeafRow>,
+    heads: Vec<((String, i32), Head)>,
+}
+
+struct Signing {
+    key: SigningKey,
+    /// `keys.json`'s modification time when `key` was loaded: a rotation
+    /// (`attest integrity keygen`) is picked up at the next batch.
+    loaded: Option<SystemTime>,
+}
+
+#[derive(Default)]
+struct Heads {
+    /// The writer's rebalance count these heads were read under.
+    generation: u64,
+    map: HashMap<(String, i32), Head>,
+}
+
+pub struct Sealer {
+    key_dir: PathBuf,
+    signing: Mutex<Signing>,
+    heads: Mutex<Heads>,
+    /// A client of the writer's group that never joins it: it only reads
+    /// committed offsets and their metadata.
+    offsets: Arc<BaseConsumer>,
+    store: Store,
+    rebalances: Arc<AtomicU64>,
+}
+
+fn keys_mtime(dir: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(dir.join(keys::KEYS_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+impl Sealer {
+    /// Loads the current signing key, generating the first one if the
+    /// configuration allows and there is none.
+    pub fn new(
+        config: &IntegrityConfig,
+        kafka: &KafkaConfig,
+        store: Store,
+        rebalances: Arc<AtomicU64>,
+    ) -> Result<Sealer, SealError> {
+        let key = match SigningKey::load(&config.key_dir) {
+            Ok(key) => key,
+            Err(KeyError::NoCurrentKey(_)) if config.generate_key => {
+                let made = keys::generate_first(&config.key_dir, crate::ingest::now_ms())?;
+                info!(key_id = %made.key_id, dir = %config.key_dir.display(), "integrity signing key ready");
+                SigningKey::load(&config.key_dir)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        info!(key_id = key.id(), "sealing written rows in signed digests");
+        let offsets: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka.brokers)
+            .set("group.id", &kafka.consumer_group)
+            .set("client.id", "attest-writer-heads")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        Ok(Sealer {
+            signing: Mutex::new(Signing {
+                key,
+                loaded: keys_mtime(&config.key_dir),
+            }),
+            key_dir: config.key_dir.clone(),
+            heads: Mutex::default(),
+            offsets: Arc::new(offsets),
+            store,
+            rebalances,
+        })
+    }
+
+    /// The head to commit with a partition's offset, if its chain has one.
+    pub fn head(&self, topic: &str, partition: i32) -> Option<String> {
+        let heads = self.heads.lock().ok()?;
+        heads
+            .map
+            .get(&(topic.to_owned(), partition))
+            .map(|h| h.hash.clone())
+    }
+
+    /// Seals the runs and stores the seal (leaves, then digests). On
+    /// success the new heads are the ones `head` answers; on failure the
+    /// runs' partitions are looked up afresh next time, so a digest that
+    /// was stored before the failure is adopted rather than sealed again.
+    pub async fn seal(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
+        let outcome = self.seal_once(runs).await;
+        if outcome.is_err() {
+            if let Ok(mut heads) = self.heads.lock() {
+                for run in runs {
+                    heads.map.remove(&(run.topic.to_owned(), run.partition));
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn seal_once(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
+        self.reload_key_if_rotated();
+        let generation = self.rebalances.load(Ordering::Acquire);
+        if let Ok(mut heads) = self.heads.lock() {
+            // After a rebalance another writer may have moved a chain on.
+            if heads.generation != generation {
+                heads.map.clear();
+                heads.generation = generation;
+            }
+        }
+        let mut seal = Seal::default();
+        for run in runs {
+            let head = self.head_of(run.topic, run.partition).await?;
+            self.seal_run(run, head, &mut seal);
+        }
+        let sealed = seal.leaves.len();
+        self.store.insert_seal(&seal.digests, &seal.leaves).await?;
+        if let Ok(mut heads) = self.heads.lock() {
+            if heads.generation == generation {
+                heads.map.extend(seal.heads);
+            }
+        }
+        Ok(sealed)
+    }
+
+    fn seal_run(&self, run: &Run<'_>, head: Option<Head>, seal: &mut Seal) {
+        let key = (run.topic.to_owned(), run.partition);
+        let sealed_to = head.as_ref().map_or(i64::MIN, |h| h.last_offset);
+        let rows: Vec<&EventRow> = run
+            .rows
+            .iter()
+            .copied()
+            .filter(|r| r.kafka_offset > sealed_to)
+            .collect();
+        if run.last_offset <= sealed_to || rows.is_empty() {
+            // Sealed already (a re-read after a crash or a hand-over), or
+            // only dead letters: the next digest's range covers them.
+            if let Some(head) = head {
+                seal.heads.push((key, head));
+            }
+            return;
+        }
+        let leaves: Vec<merkle::Hash> = rows.iter().map(|r| Sealed::from(*r).leaf()).collect();
+        let prev = head.as_ref().map_or(GENESIS.to_owned(), |h| h.hash.clone());
+        let first_offset = head
+            .as_ref()
+            .map_or(run.first_offset, |h| h.last_offset.saturating_add(1));
+        let Ok(signing) = self.signing.lock() else {
+            return;
+        };
+        let digest = Unsigned {
+            topic: run.topic,
+            partition: run.partition,
+            first_offset,
+            last_offset: run.last_offset,
+            row_count: leaves.len() as u64,
+            root: merkle::root(&leaves),
+            prev_hash: &prev,
+            sealed_at: crate::ingest::now_ms(),
+        }
+        .sign(&signing.key);
+        drop(signing);
+        for (position, (row, leaf)) in rows.iter().zip(&leaves).enumerate() {
+            seal.leaves.push(LeafRow {
+                digest_hash: digest.digest_hash.clone(),
+                topic: run.topic.to_owned(),
+                partition: run.partition,
+                kafka_offset: row.kafka_offset,
+                position: u32::try_from(position).unwrap_or(u32::MAX),
+                tenant_id: row.tenant_id.clone(),
+                event_id: row.event_id.clone(),
+                leaf: hex(leaf),
+            });
+        }
+        seal.heads.push((
+            key,
+            Head {
+                hash: digest.digest_hash.clone(),
+                last_offset: run.last_offset,
+            },
+        ));
+        seal.digests.push(digest);
+    }
+
+    fn reload_key_if_rotated(&self) {
+        let now = keys_mtime(&self.key_dir);
+        let Ok(mut signing) = self.signing.lock() else {
+            return;
+        };
+        if now == signing.loaded {
+            return;
+        }
+        match SigningKey::load(&self.key_dir) {
+            Ok(key) => {
+                info!(key_id = key.id(), "integrity signing key rotated");
+                signing.key = key;
+                signing.loaded = now;
+            }
+            Err(error) => {
+                warn!(%error, "keys.json changed but the new key cannot be loaded; signing with the previous one")
+            }
+        }
+    }
+
+    /// The chain head of a partition: cached, or the committed one with
+    /// every digest stored after it adopted.
+    async fn head_of(&self, topic: &str, partition: i32) -> Result<Option<Head>, SealError> {
+        let key = (topic.to_owned(), partition);
+        if let Some(head) = self
+            .heads
+            .lock()
+            .ok()
+            .and_then(|h| h.map.get(&key).cloned())
+        {
+            return Ok(Some(head));
+        }
+        let (metadata, committed) = self.committed(topic, partition).await?;
+        let mut head = match metadata {
+            Some(hash) => Some(
+                match self.store.digest_by_hash(topic, partition, &hash).await? {
+                    Some(d) => Head {
+                        hash: d.digest_hash,
+                        last_offset: d.last_offset,
+                    },
+                    // The committed head is not in ClickHouse (deleted?): chain
+                    // on to it anyway, so the check names it missing.
+                    None => {
+                        warn!(topic, partition, digest = %hash, "the committed chain head is not among the stored digests");
+                        Head {
+                            hash,
+                            last_offset: committed.map_or(-1, |c| c.saturating_sub(1)),
+                        }
+                    }
+                },
+            ),
+            None => None,
+        };
+        // Adopt digests stored after the head but never committed.
+        loop {
+            let from = head
+                .as_ref()
+                .map_or(GENESIS, |h| h.hash.as_str())
+                .to_owned();
+            let after = head.as_ref().map_or(i64::MIN, |h| h.last_offset);
+            let next = self
+                .store
+                .digests_after(topic, partition, &from)
+                .await?
+                .into_iter()
+                .find(|d| d.last_offset > after);
+            match next {
+                Some(d) => {
+                    head = Some(Head {
+                        hash: d.digest_hash,
+                        last_offset: d.last_offset,
+                    })
+                }
+                None => break,
+            }
+        }
+        Ok(head)
+    }
+
+    /// The committed offset of a partition and its metadata, if it is a
+    /// digest hash.
+    async fn committed(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(Option<String>, Option<i64>), SealError> {
+        let consumer = self.offsets.clone();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let answer = tokio::task::spawn_blocking(move || {
+            consumer.committed_offsets(list, COMMITTED_TIMEOUT)
+        })
+        .await??;
+        let Some(elem) = answer.elements().into_iter().next() else {
+            return Ok((None, None));
+        };
+        let offset = match elem.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        };
+        let metadata = elem.metadata();
+        let hash = (metadata.len() == 64 && super::encoding::unhex::<32>(metadata).is_some())
+            .then(|| metadata.to_owned());
+        Ok((hash, offset))
+    }
+}

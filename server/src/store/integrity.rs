@@ -1,0 +1,262 @@
+//! Digests and leaves of the integrity seal (migration 0020), and the
+//! stored rows read back to check them. Every statement is in the
+//! `attest sql` catalogue.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use super::{QueryTemplate, Store, StoreError};
+use crate::integrity::Digest;
+
+pub const DIGESTS_TABLE: &str = "attest_integrity_digests";
+pub const LEAVES_TABLE: &str = "attest_integrity_leaves";
+
+const DIGEST_COLUMNS: &str = "digest_hash, topic, partition, first_offset, last_offset, \
+     row_count, root, prev_hash, sealed_at, key_id, signature";
+
+/// The digests of a partition that extend the one given (or start a chain,
+/// with the genesis hash): what a writer adopts as the head of the chain
+/// when it takes a partition over.
+fn after_sql() -> String {
+    format!(
+        "SELECT {DIGEST_COLUMNS} FROM attest_integrity_digests \
+         WHERE topic = ? AND partition = ? AND prev_hash = ? \
+         ORDER BY last_offset DESC, digest_hash LIMIT 1 BY digest_hash"
+    )
+}
+
+fn by_hash_sql() -> String {
+    format!(
+        "SELECT {DIGEST_COLUMNS} FROM attest_integrity_digests \
+         WHERE topic = ? AND partition = ? AND digest_hash = ? LIMIT 1"
+    )
+}
+
+/// Every digest of a partition, oldest range first.
+fn of_partition_sql() -> String {
+    format!(
+        "SELECT {DIGEST_COLUMNS} FROM attest_integrity_digests \
+         WHERE topic = ? AND partition = ? \
+         ORDER BY first_offset, digest_hash LIMIT 1 BY digest_hash"
+    )
+}
+
+const PARTITIONS_SQL: &str = "SELECT DISTINCT topic, partition FROM attest_integrity_digests \
+     ORDER BY topic, partition";
+
+const LEAVES_SQL: &str = "SELECT digest_hash, topic, partition, kafka_offset, position, \
+     tenant_id, event_id, leaf FROM attest_integrity_leaves \
+     WHERE topic = ? AND partition = ? AND kafka_offset >= ? AND kafka_offset <= ? \
+     AND digest_hash = ? ORDER BY position LIMIT 1 BY position";
+
+/// The stored rows a digest's leaves name: narrowed by the tenants of the
+/// leaves (the table's sorting key starts with `tenant_id`), then by
+/// partition and offset range.
+const ROWS_SQL: &str = "SELECT event_id, tenant_id, occurred_at, received_at, category, action, \
+     outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+     source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+     kafka_offset FROM audit_events \
+     WHERE tenant_id IN (SELECT tenant_id FROM attest_integrity_leaves \
+         WHERE topic = ? AND partition = ? AND kafka_offset >= ? AND kafka_offset <= ? \
+         AND digest_hash = ?) \
+     AND kafka_partition = ? AND kafka_offset >= ? AND kafka_offset <= ?";
+
+/// One sealed event: where it is, under which digest, and its leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct LeafRow {
+    pub digest_hash: String,
+    pub topic: String,
+    pub partition: i32,
+    pub kafka_offset: i64,
+    pub position: u32,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub leaf: String,
+}
+
+/// A stored row as read back for checking: the columns a leaf covers.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct StoredRow {
+    pub event_id: String,
+    pub tenant_id: String,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    pub category: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub actor_ip: String,
+    pub actor_user_agent: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub source_service: String,
+    pub request_id: String,
+    #[serde(rename = "metadata.key")]
+    pub metadata_key: Vec<String>,
+    #[serde(rename = "metadata.value")]
+    pub metadata_value: Vec<String>,
+    pub schema_id: u32,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct PartitionRow {
+    topic: String,
+    partition: i32,
+}
+
+pub(crate) fn templates() -> Vec<QueryTemplate> {
+    let t = |name: &str, sql: String, params: &'static [&'static str]| QueryTemplate {
+        name: name.into(),
+        sql,
+        params,
+    };
+    const RANGE: &[&str] = &[
+        "topic",
+        "partition",
+        "from_offset",
+        "to_offset",
+        "digest_hash",
+    ];
+    vec![
+        t(
+            "integrity_digests_after",
+            after_sql(),
+            &["topic", "partition", "prev_hash"],
+        ),
+        t(
+            "integrity_digest_by_hash",
+            by_hash_sql(),
+            &["topic", "partition", "digest_hash"],
+        ),
+        t(
+            "integrity_digests_of_partition",
+            of_partition_sql(),
+            &["topic", "partition"],
+        ),
+        t("integrity_partitions", PARTITIONS_SQL.into(), &[]),
+        t("integrity_leaves", LEAVES_SQL.into(), RANGE),
+        t(
+            "integrity_rows",
+            ROWS_SQL.into(),
+            &[
+                "topic",
+                "partition",
+                "from_offset",
+                "to_offset",
+                "digest_hash",
+                "partition",
+                "from_offset",
+                "to_offset",
+            ],
+        ),
+    ]
+}
+
+impl Store {
+    /// Leaves first, then the digests, each in one INSERT on the writer's
+    /// node: a digest is never stored without its leaves.
+    pub async fn insert_seal(
+        &self,
+        digests: &[Digest],
+        leaves: &[LeafRow],
+    ) -> Result<(), StoreError> {
+        if !leaves.is_empty() {
+            let mut insert = self.primary.insert::<LeafRow>(LEAVES_TABLE).await?;
+            for leaf in leaves {
+                insert.write(leaf).await?;
+            }
+            insert.end().await?;
+        }
+        if !digests.is_empty() {
+            let mut insert = self.primary.insert::<Digest>(DIGESTS_TABLE).await?;
+            for digest in digests {
+                insert.write(digest).await?;
+            }
+            insert.end().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn digests_after(
+        &self,
+        topic: &str,
+        partition: i32,
+        prev_hash: &str,
+    ) -> Result<Vec<Digest>, StoreError> {
+        Ok(self
+            .primary
+            .query(&after_sql())
+            .bind(topic)
+            .bind(partition)
+            .bind(prev_hash)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn digest_by_hash(
+        &self,
+        topic: &str,
+        partition: i32,
+        digest_hash: &str,
+    ) -> Result<Option<Digest>, StoreError> {
+        Ok(self
+            .primary
+            .query(&by_hash_sql())
+            .bind(topic)
+            .bind(partition)
+            .bind(digest_hash)
+            .fetch_optional()
+            .await?)
+    }
+
+    pub async fn digests_of_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<Digest>, StoreError> {
+        Ok(self
+            .primary
+            .query(&of_partition_sql())
+            .bind(topic)
+            .bind(partition)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn sealed_partitions(&self) -> Result<Vec<(String, i32)>, StoreError> {
+        let rows: Vec<PartitionRow> = self.primary.query(PARTITIONS_SQL).fetch_all().await?;
+        Ok(rows.into_iter().map(|r| (r.topic, r.partition)).collect())
+    }
+
+    pub async fn leaves_of(&self, d: &Digest) -> Result<Vec<LeafRow>, StoreError> {
+        Ok(self
+            .primary
+            .query(LEAVES_SQL)
+            .bind(&d.topic)
+            .bind(d.partition)
+            .bind(d.first_offset)
+            .bind(d.last_offset)
+            .bind(&d.digest_hash)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn rows_of(&self, d: &Digest) -> Result<Vec<StoredRow>, StoreError> {
+        Ok(self
+            .primary
+            .query(ROWS_SQL)
+            .bind(&d.topic)
+            .bind(d.partition)
+            .bind(d.first_offset)
+            .bind(d.last_offset)
+            .bind(&d.digest_hash)
+            .bind(d.partition)
+            .bind(d.first_offset)
+            .bind(d.last_offset)
+            .fetch_all()
+            .await?)
+    }
+}

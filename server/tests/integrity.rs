@@ -1,0 +1,341 @@
+//! Tamper evidence on the real stack (docs/INTEGRITY.md): rows the writer
+//! wrote are sealed in signed, chained digests, and every change made
+//! behind Attest's back in ClickHouse is named by the integrity check;
+//! a writer stopped between writing rows and sealing them seals each row
+//! once after restart, with no gap in the chain.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use attest_server::integrity::check::{check_all, Problem};
+use attest_server::integrity::{keys, Digest, KeyRing};
+use attest_server::store::Store;
+
+/// Waits until `n` rows were sealed by the server's writer.
+async fn wait_sealed(server: &common::TestServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = server.metrics_text().await;
+        let sealed = text
+            .lines()
+            .find_map(|l| l.strip_prefix("attest_writer_rows_sealed_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if sealed >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {sealed} of {n} rows sealed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs an ALTER … UPDATE/DELETE and waits for the mutation to finish.
+async fn mutate(server: &common::TestServer, sql: &str) {
+    server.clickhouse(sql).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = server
+            .clickhouse("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0")
+            .await;
+        if pending.trim() == "0" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "mutation not done: {sql}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every stored digest, read through the store.
+async fn digests(config: &attest_server::config::Config) -> Vec<Digest> {
+    let store = Store::new(&config.clickhouse);
+    let mut all = Vec::new();
+    for (topic, partition) in store.sealed_partitions().await.expect("partitions") {
+        all.extend(
+            store
+                .digests_of_partition(&topic, partition)
+                .await
+                .expect("digests"),
+        );
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_behind_attests_back_is_named() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let server = common::start(config.clone()).await;
+    // Three rounds written one after the other: every partition's chain
+    // has at least three digests.
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        ids.extend(common::produce_events(&config, 120, &format!("seal{round}")).await);
+        server
+            .wait_for_rows(ids.len() as u64, Duration::from_secs(60))
+            .await;
+        wait_sealed(&server, ids.len() as u64).await;
+    }
+
+    // Untouched: every row verifies, the heads committed in Kafka are the
+    // newest digests.
+    let report = common::integrity_report(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.events, 360);
+    let all = digests(&config).await;
+    let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
+    for d in all {
+        chains
+            .entry((d.topic.clone(), d.partition))
+            .or_default()
+            .push(d);
+    }
+    assert_eq!(chains.len(), 6, "one chain per topic partition");
+    let heads = attest_server::integrity::check::committed_heads(
+        &config.kafka,
+        &chains.keys().cloned().collect::<Vec<_>>(),
+    )
+    .await
+    .expect("heads");
+    for (key, chain) in &chains {
+        assert!(chain.len() >= 3, "{key:?}: {} digests", chain.len());
+        assert_eq!(
+            heads.get(key),
+            Some(&chain.last().unwrap().digest_hash),
+            "{key:?}"
+        );
+    }
+    // The rows the test changes are in the topics of categories 1, 2 and
+    // 3 (event i has category i % 6); the digests it breaks are in the
+    // other three chains, so every change is checked on its own.
+    let target_topics: Vec<String> = [7usize, 8, 9]
+        .iter()
+        .map(|i| {
+            attest_server::topics::for_category(
+                &config.kafka.topic_prefix,
+                attest_server::event::Category::ALL[i % 6],
+            )
+        })
+        .collect();
+    let mut others = chains
+        .iter()
+        .filter(|((topic, _), _)| !target_topics.contains(topic))
+        .map(|(_, chain)| chain);
+    let (first, second, third) = (
+        others.next().unwrap(),
+        others.next().unwrap(),
+        others.next().unwrap(),
+    );
+
+    // 1. A stored column changed in place.
+    mutate(
+        &server,
+        "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = 'seal0-7'",
+    )
+    .await;
+    // 2. A row deleted.
+    mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'seal1-8'",
+    )
+    .await;
+    // 3. A row replaced by a forged copy: same id, tenant and offset,
+    //    another action.
+    let forged = server
+        .clickhouse(
+            "SELECT event_id, tenant_id, occurred_at, received_at, category, 'record.delete' AS action, \
+             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+             kafka_offset FROM audit_events WHERE event_id = 'seal2-9' FORMAT TabSeparated",
+        )
+        .await;
+    mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'seal2-9'",
+    )
+    .await;
+    server
+        .clickhouse(&format!(
+            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
+             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+             kafka_offset) FORMAT TabSeparated\n{forged}"
+        ))
+        .await;
+    // 4. The middle digest of one chain deleted.
+    let gone = &first[1];
+    mutate(
+        &server,
+        &format!(
+            "ALTER TABLE attest_integrity_digests DELETE WHERE digest_hash = '{}'",
+            gone.digest_hash
+        ),
+    )
+    .await;
+    // 5. A digest's count changed.
+    let altered = &second[0];
+    mutate(&server, &format!("ALTER TABLE attest_integrity_digests UPDATE row_count = row_count + 1 WHERE digest_hash = '{}'", altered.digest_hash)).await;
+    // 6. The newest digest of a chain deleted: Kafka still holds its hash.
+    let newest = third.last().unwrap();
+    mutate(
+        &server,
+        &format!(
+            "ALTER TABLE attest_integrity_digests DELETE WHERE digest_hash = '{}'",
+            newest.digest_hash
+        ),
+    )
+    .await;
+
+    let report = common::integrity_report(&config).await;
+    let problems: Vec<&Problem> = report.problems.iter().map(|(_, _, p)| p).collect();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::EventAltered { event_id, .. } if event_id == "seal0-7")),
+        "the row changed in place is named: {text:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::EventMissing { event_id, .. } if event_id == "seal1-8")),
+        "the deleted row is named: {text:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::EventAltered { event_id, .. } if event_id == "seal2-9")),
+        "the forged copy is named: {text:#?}"
+    );
+    assert!(
+        problems.iter().any(
+            |p| matches!(p, Problem::MissingDigest { missing, .. } if *missing == gone.digest_hash)
+        ),
+        "the deleted digest is named: {text:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| matches!(p, Problem::MissingDigest { missing, .. } if *missing == newest.digest_hash)),
+        "the deleted newest digest is named through Kafka's head: {text:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| matches!(p, Problem::Digest { digest, .. } if *digest == altered.digest_hash)),
+        "the altered digest's signature failure is named: {text:#?}"
+    );
+
+    // A key that is not the one published: every digest is named.
+    let other = common::unique();
+    let other_dir = std::env::temp_dir().join(format!("attest-test-other-keys-{other}"));
+    keys::generate(&other_dir, 0).expect("another key");
+    let wrong = KeyRing::load(&other_dir).expect("ring");
+    let store = Store::new(&config.clickhouse);
+    let report = check_all(&store, &wrong, &config.kafka, i64::MIN)
+        .await
+        .expect("check");
+    let unknown = report
+        .problems
+        .iter()
+        .filter(|(_, _, p)| matches!(p, Problem::Digest { problem, .. } if problem.to_string().contains("not among the published keys")))
+        .count();
+    assert!(unknown >= 15, "every remaining digest is named: {unknown}");
+    let _ = std::fs::remove_dir_all(&other_dir);
+    server.stop().await;
+}
+
+/// Rows written, then the writer stopped before it could seal them (the
+/// digests table refuses inserts), then a new writer: every row is sealed
+/// exactly once and no chain has a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_stopped_between_rows_and_seal_seals_every_row_once_after_restart() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    config.writer.retry_max = Duration::from_millis(500);
+    let http = reqwest::Client::new();
+    let leptos = leptos::config::LeptosOptions::builder()
+        .output_name("attest")
+        .build();
+    let ch = |sql: String| {
+        let (http, config) = (http.clone(), config.clone());
+        async move {
+            let r = http
+                .post(&config.clickhouse.url)
+                .query(&[("database", config.clickhouse.database.as_str())])
+                .body(sql.clone())
+                .send()
+                .await
+                .expect("clickhouse");
+            let status = r.status();
+            let text = r.text().await.expect("body");
+            assert!(status.is_success(), "{sql}: {text}");
+            text
+        }
+    };
+
+    // A first round sealed normally.
+    let running = attest_server::start(config.clone(), leptos.clone())
+        .await
+        .expect("starts");
+    let mut ids = common::produce_events(&config, 200, "before").await;
+    assert_eq!(
+        common::wait_for_distinct(&http, &config, 200, Duration::from_secs(60)).await,
+        200
+    );
+    // Sealing now fails: the digests table is away.
+    ch("RENAME TABLE attest_integrity_digests TO attest_integrity_digests_away".into()).await;
+    ids.extend(common::produce_events(&config, 300, "window").await);
+    assert_eq!(
+        common::wait_for_distinct(&http, &config, 500, Duration::from_secs(60)).await,
+        500
+    );
+    // The rows are in; give the writer time to fail sealing at least once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = http
+            .get(format!("http://{}/metrics", running.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics
+            .lines()
+            .any(|l| l.starts_with("attest_writer_seal_retries_total ") && !l.ends_with(" 0"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sealing never failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    running.shutdown().await;
+    ch("RENAME TABLE attest_integrity_digests_away TO attest_integrity_digests".into()).await;
+
+    // A new writer re-reads the unsealed batch, writes it again (it
+    // collapses) and seals it.
+    let running = attest_server::start(config.clone(), leptos)
+        .await
+        .expect("restarts");
+    ids.extend(common::produce_events(&config, 100, "after").await);
+    assert_eq!(
+        common::wait_for_distinct(&http, &config, 600, Duration::from_secs(60)).await,
+        600
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = common::integrity_report(&config).await;
+        if report.events >= 600 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    common::assert_sealed_once(&config, 600).await;
+    common::assert_exactly(&http, &config, &ids).await;
+    running.shutdown().await;
+    common::drop_database(&http, &config).await;
+    common::delete_topics(&config).await;
+}
