@@ -257,14 +257,16 @@ step_python() {
   # openapi-spec-validator: scripts/api_doc.py check, the API's OpenAPI 3.1 document.
   # avro (pinned): Apache Avro's Python compatibility checker, which
   # server/tests/avro_evolutions.rs holds to the evolution table.
-  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro, openapi_spec_validator, avro.compatibility, sys; import avro; sys.exit(avro.__version__ != "1.12.2")' >/dev/null 2>&1; then
-    skip python "chdb, fastavro, confluent_kafka (schema registry, avro), openapi_spec_validator and avro 1.12.2 importable"
+  # cryptography: PyCA's Ed25519, for server/tests/integrity_verifier.py,
+  # the verifier written from docs/INTEGRITY.md alone.
+  if python3 -c 'import chdb, fastavro, confluent_kafka.schema_registry.avro, openapi_spec_validator, avro.compatibility, cryptography.hazmat.primitives.asymmetric.ed25519, sys; import avro; sys.exit(avro.__version__ != "1.12.2")' >/dev/null 2>&1; then
+    skip python "chdb, fastavro, confluent_kafka (schema registry, avro), openapi_spec_validator, cryptography and avro 1.12.2 importable"
     return 0
   fi
-  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2" || return 0
+  need "python packages chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2 cryptography" || return 0
   # PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668).
-  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]' openapi-spec-validator avro==1.12.2; then
-    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2 failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
+  if ! PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet chdb-core-lite fastavro 'confluent-kafka[schemaregistry,avro]' openapi-spec-validator avro==1.12.2 cryptography; then
+    warn "pip install chdb-core-lite fastavro confluent-kafka[schemaregistry,avro] openapi-spec-validator avro==1.12.2 cryptography failed; tests that need them will fail, and scripts/stack.sh cannot check the broker"
   fi
 }
 

@@ -457,6 +457,7 @@ pub async fn start(
         )),
         body_timeout: config.ingest.body_timeout,
         readiness: readiness.clone(),
+        integrity_keys: config.integrity.key_dir.clone(),
     });
     let collector = Arc::new(health::pipeline::PipelineCollector::new(
         config.kafka.clone(),

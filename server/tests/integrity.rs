@@ -50,6 +50,73 @@ async fn mutate(server: &common::TestServer, sql: &str) {
     }
 }
 
+/// A problem as (kind, subject), the shape the independent verifier prints.
+fn kind(p: &Problem) -> (String, String) {
+    let (k, s) = match p {
+        Problem::Digest { digest, .. } => ("bad_digest", digest),
+        Problem::MissingDigest { missing, .. } => ("missing_digest", missing),
+        Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
+        Problem::OffChain { digest, .. } => ("off_chain", digest),
+        Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest),
+        Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
+        Problem::EventMissing { event_id, .. } => ("event_missing", event_id),
+    };
+    (k.to_owned(), s.clone())
+}
+
+/// `server/tests/integrity_verifier.py`, written from docs/INTEGRITY.md
+/// alone, on the same data: it must find exactly what Attest's check finds.
+async fn assert_independent_verifier_agrees(config: &attest_server::config::Config) {
+    let report = common::integrity_report(config).await;
+    let keys = config.integrity.key_dir.join("keys.json");
+    let out = tokio::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/integrity_verifier.py"
+        ))
+        .args(["--clickhouse", &config.clickhouse.url])
+        .args(["--database", &config.clickhouse.database])
+        .arg("--keys")
+        .arg(&keys)
+        .args(["--brokers", &config.kafka.brokers])
+        .args(["--group", &config.kafka.consumer_group])
+        .output()
+        .await
+        .expect("python3 runs the verifier");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let theirs: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "verifier output ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut found: Vec<(String, String)> = theirs["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut ours: Vec<(String, String)> = report.problems.iter().map(|(_, _, p)| kind(p)).collect();
+    found.sort();
+    found.dedup();
+    ours.sort();
+    ours.dedup();
+    assert_eq!(
+        found, ours,
+        "the independent verifier and `attest integrity check` disagree"
+    );
+    assert_eq!(
+        theirs["events"].as_u64(),
+        Some(report.events as u64),
+        "sealed events checked"
+    );
+}
+
 /// Every stored digest, read through the store.
 async fn digests(config: &attest_server::config::Config) -> Vec<Digest> {
     let store = Store::new(&config.clickhouse);
@@ -86,6 +153,28 @@ async fn every_change_behind_attests_back_is_named() {
     let report = common::integrity_report(&config).await;
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
     assert_eq!(report.events, 360);
+    assert_independent_verifier_agrees(&config).await;
+    // The content hash computed for the leaves is the one ClickHouse
+    // stores (its own expression, migration 0009).
+    let store = Store::new(&config.clickhouse);
+    let stored = server
+        .clickhouse("SELECT event_id, content_hash FROM audit_events FORMAT TabSeparated")
+        .await;
+    let stored: BTreeMap<&str, &str> = stored.lines().filter_map(|l| l.split_once('\t')).collect();
+    let mut compared = 0;
+    for d in digests(&config).await {
+        for row in store.rows_of(&d).await.expect("rows") {
+            let ours = attest_server::integrity::leaf::Sealed::from(&row).content_hash();
+            assert_eq!(
+                Some(&ours.as_str()),
+                stored.get(row.event_id.as_str()),
+                "{}",
+                row.event_id
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 360, "{compared}");
     let all = digests(&config).await;
     let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
     for d in all {
@@ -227,6 +316,8 @@ async fn every_change_behind_attests_back_is_named() {
             .any(|p| matches!(p, Problem::Digest { digest, .. } if *digest == altered.digest_hash)),
         "the altered digest's signature failure is named: {text:#?}"
     );
+
+    assert_independent_verifier_agrees(&config).await;
 
     // A key that is not the one published: every digest is named.
     let other = common::unique();

@@ -6,6 +6,7 @@ mod console_auth;
 pub mod dead_letters;
 mod error;
 pub mod export;
+pub mod integrity;
 pub mod openapi;
 pub mod pipeline;
 mod registry;
@@ -49,18 +50,22 @@ pub struct ApiState {
     /// Longest a client may take to send a body.
     pub body_timeout: std::time::Duration,
     pub readiness: Arc<Readiness>,
+    /// Where the published integrity keys are (`integrity.key_dir`).
+    pub integrity_keys: std::path::PathBuf,
 }
 
 /// Ingest, the registry and the operational endpoints.
 pub fn router(state: ApiState) -> Router {
     let ops = ops_router(state.metrics.clone(), state.readiness.clone());
     let schemas = registry::router(state.registry.clone());
+    let keys = integrity::router(state.integrity_keys.clone());
     Router::new()
         .route("/api/v1/events", post(post_event))
         .route("/api/v1/events/batch", post(post_batch))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .with_state(state)
         .merge(schemas)
+        .merge(keys)
         .merge(ops)
 }
 

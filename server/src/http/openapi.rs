@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         super::registry::mode,
         super::registry::compatibility,
         super::registry::compatibility_all,
+        super::integrity::keys,
         serve,
     ),
     components(schemas(
@@ -53,12 +54,15 @@ use utoipa::{Modify, OpenApi};
         RegistryErrorBody,
         SubjectVersion,
         SchemaCandidate,
+        crate::integrity::KeyRing,
+        crate::integrity::keys::PublicKey,
     )),
     modifiers(&Security),
     tags(
         (name = "ingest", description = "Send audit events (JSON, NDJSON or Confluent-framed Avro)"),
         (name = "export", description = "Download search results (console session)"),
         (name = "registry", description = "The Avro schemas of the events topics, read-only, in Confluent Schema Registry's REST shape and error codes"),
+        (name = "integrity", description = "The public keys that sign the integrity digests (docs/INTEGRITY.md)"),
         (name = "meta", description = "This document"),
     ),
 )]
