@@ -521,7 +521,10 @@ mod tests {
         );
         // Days stay UTC days, labelled with their UTC date.
         assert_eq!(Bucket::Day.axis_label_in(spring_day, &z), "03-29");
-        assert_eq!(Bucket::Day.axis_zone(&z), "UTC days; hover for Europe/Berlin times");
+        assert_eq!(
+            Bucket::Day.axis_zone(&z),
+            "UTC days; hover for Europe/Berlin times"
+        );
         assert_eq!(Bucket::Hour.axis_zone(&z), "Europe/Berlin");
         assert_eq!(Bucket::Hour.axis_zone(&Zone::utc()), "UTC");
         assert_eq!(

@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(year, berlin());
         let ny = Zone::build("America/New_York", spring - 30 * day, spring).unwrap();
         // 2026-03-08 07:00 UTC: 02:00 EST becomes 03:00 EDT.
-        assert_eq!(ny.stamp(1_772_953_200_000 - 1), "2026-03-08 01:59:59.999 EST");
+        assert_eq!(
+            ny.stamp(1_772_953_200_000 - 1),
+            "2026-03-08 01:59:59.999 EST"
+        );
         assert_eq!(ny.stamp(1_772_953_200_000), "2026-03-08 03:00:00.000 EDT");
         // Half-hour zones keep their minutes.
         let india = Zone::build("Asia/Kolkata", 0, spring).unwrap();

@@ -96,7 +96,12 @@ impl Part {
 
     /// The panel through the store, as its server function calls it; the
     /// panel's total (events, or actors for panel 7).
-    async fn store(self, store: &dyn EventStore, query: &SearchQuery, now_ms: i64) -> Result<u64, String> {
+    async fn store(
+        self,
+        store: &dyn EventStore,
+        query: &SearchQuery,
+        now_ms: i64,
+    ) -> Result<u64, String> {
         let failed = |e: app::store::StoreError| e.to_string();
         match self {
             Part::Categories | Part::Outcomes => {
@@ -105,7 +110,11 @@ impl Part {
                 } else {
                     SeriesBy::Outcome
                 };
-                Ok(store.time_series(query, by, now_ms).await.map_err(failed)?.total())
+                Ok(store
+                    .time_series(query, by, now_ms)
+                    .await
+                    .map_err(failed)?
+                    .total())
             }
             Part::Actors => Ok(store.top_actors(query, now_ms).await.map_err(failed)?.total),
             Part::Panel(panel) => Ok(
@@ -313,7 +322,10 @@ async fn measure(
                 Err(failed.join("; "))
             },
         );
-        in_order.push(format!("{:.0}", m.whole.ms.last().copied().unwrap_or(f64::NAN)));
+        in_order.push(format!(
+            "{:.0}",
+            m.whole.ms.last().copied().unwrap_or(f64::NAN)
+        ));
         // Each panel alone, then its bare query.
         for (part, through_store, bare) in &mut m.parts {
             let started = Instant::now();
@@ -446,7 +458,10 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::new(&config.clickhouse);
     let dataset: Dataset = match search_dataset::stored(&admin, &db, events as u64).await {
         Some(d) => {
-            println!("reusing {} events in {db} generated at {}", d.events, d.generated_at);
+            println!(
+                "reusing {} events in {db} generated at {}",
+                d.events, d.generated_at
+            );
             d
         }
         None => search_dataset::generate(&admin, &store, &db, events as u64).await?,

@@ -12,9 +12,9 @@ use crate::dashboard_model::{
 };
 use crate::pages::dashboard_panels::{chart_view, minute_text, panel_error};
 use crate::pages::search_zone::{shown_zone, ZoneSwitch};
-use crate::timefmt::Zone;
 use crate::search_model::SearchError;
 use crate::search_state::{encode_component, SearchParams};
+use crate::timefmt::Zone;
 
 type Answer = Resource<Result<PanelData, SearchError>>;
 

@@ -10,9 +10,9 @@ use crate::charts::{
 use crate::dashboard_model::{
     actor_href, bucket_span_text, series_href, ActorCount, TimeSeries, TopActors,
 };
-use crate::pages::search_zone::shown_zone;
 use crate::pages::dashboard_more::{csv, Downloads};
 use crate::pages::search::error_text;
+use crate::pages::search_zone::shown_zone;
 use crate::query::{Precision, Timestamp};
 use crate::search_model::SearchError;
 use crate::search_state::SearchParams;

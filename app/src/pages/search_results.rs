@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use crate::pages::search_zone::shown_zone;
 use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
 use crate::search_state::{toggle_column, Column, SearchParams};
-use crate::pages::search_zone::shown_zone;
 use crate::timefmt::{utc_millis, Zone};
 
 /// The detail page of one event, keeping the search it was found by so its

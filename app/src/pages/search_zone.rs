@@ -63,12 +63,7 @@ pub fn provide_zone(params: Memo<SearchParams>) -> ShownZone {
         },
     );
     let zone = Signal::derive(move || offsets.get().and_then(Result::ok).unwrap_or_default());
-    let error = Signal::derive(move || {
-        offsets
-            .get()
-            .and_then(Result::err)
-            .map(|e| e.to_string())
-    });
+    let error = Signal::derive(move || offsets.get().and_then(Result::err).map(|e| e.to_string()));
     let shown = ShownZone {
         name,
         zone,
@@ -134,7 +129,11 @@ pub fn ZoneSwitch(params: Memo<SearchParams>, page: &'static str) -> impl IntoVi
                 title="Where times, chart hours and the weekday × hour chart are placed; kept in the link">
                 {text}
             </a>
-            {move || shown.error.get().map(|e| view! { <span class="query-error" role="alert">{e}</span> })}
+            // Inside a Transition: the refusal comes from a resource, which
+            // the server must have read before it renders the switch.
+            <Transition fallback=|| ()>
+                {move || shown.error.get().map(|e| view! { <span class="query-error" role="alert">{e}</span> })}
+            </Transition>
         </span>
     }
     .into_any()
