@@ -612,7 +612,7 @@ fn report(
     format!(
         "## Dashboard (`cargo bench -p server --bench dashboard`)\n\n\
          Measured on {date} on the search bench's data set ({events} events, generated {generated} \
-         UTC), for its largest tenant `{tenant}`, release build, ClickHouse on loopback. \
+         UTC), for its largest tenant `{tenant}`, {build}, ClickHouse on loopback. \
          {runs} runs per window after one warm-up; each run's window ends 5 hours earlier than \
          the last (wrapping after a week). \"Whole dashboard\" sends panels 1–8 at once, as \
          the page's resources do, and waits for the last; it is the server time of the page \
@@ -627,8 +627,18 @@ fn report(
          | window | panel | p50 | p99 | bare p50 | bare p99 | ratio |\n\
          | --- | --- | ---: | ---: | ---: | ---: | ---: |\n{panels}\n{checks}\n\n\
          **First paint.** {paint}\n\n**WASM.** {wasm}\n\n\
-         Command: `BENCH_DASHBOARD_RUNS={runs} cargo bench -p server --bench dashboard`.\n",
+         Command: `{size}BENCH_DASHBOARD_RUNS={runs} cargo bench -p server --bench dashboard`.\n",
         date = time::OffsetDateTime::now_utc().date(),
+        build = if cfg!(debug_assertions) {
+            "**debug build: a trial of the bench, not a measurement**"
+        } else {
+            "release build"
+        },
+        size = if dataset.events == DEFAULT_EVENTS as u64 {
+            String::new()
+        } else {
+            format!("BENCH_DASHBOARD_EVENTS={} ", dataset.events)
+        },
         events = dataset.events,
         generated = dataset.generated_at,
     )
