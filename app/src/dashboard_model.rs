@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::query::{and_term, Precision, Timestamp};
 use crate::search_state::SearchParams;
+use crate::timefmt::Zone;
 
 mod panels;
 pub use panels::*;
@@ -111,6 +112,47 @@ impl Bucket {
             // "2026-03-01" → "03-01"
             Bucket::Day | Bucket::Week => text.get(5..10).unwrap_or(&text).to_string(),
         }
+    }
+
+    /// Short axis text for a bucket start shown in `zone`. Buckets are UTC
+    /// instants (the SQL buckets them so); a minute or hour bucket is one
+    /// local minute or hour in every zone whose offset is whole quarter
+    /// hours, so it is labelled with its local start: on a spring-forward
+    /// day the labels skip the missing hour, on an autumn day one repeats
+    /// (the tooltips' abbreviations tell the two apart). Days and weeks
+    /// are UTC days, so they keep their UTC dates.
+    pub fn axis_label_in(self, start_ms: i64, zone: &Zone) -> String {
+        match self {
+            Bucket::Minute | Bucket::Hour => zone.hour_minute(start_ms),
+            Bucket::Day | Bucket::Week => self.axis_label(start_ms),
+        }
+    }
+
+    /// What the x axis says about where its times are.
+    pub fn axis_zone(self, zone: &Zone) -> String {
+        match self {
+            _ if zone.is_utc() => "UTC".to_string(),
+            Bucket::Minute | Bucket::Hour => zone.name.clone(),
+            Bucket::Day | Bucket::Week => format!("UTC days; hover for {} times", zone.name),
+        }
+    }
+}
+
+/// A bucket's span in `zone` for a tooltip: "2026-03-29 03:00 CEST to
+/// 04:00 CEST", or with dates on both ends when it crosses a day.
+pub fn bucket_span_text(zone: &Zone, from_ms: i64, to_ms: i64) -> String {
+    let (from, to) = (zone.stamp(from_ms), zone.stamp(to_ms.saturating_add(1)));
+    let trim = |stamp: &str| {
+        // "YYYY-MM-DD HH:MM:SS.mmm ABBR" → "YYYY-MM-DD HH:MM ABBR"
+        match (stamp.get(..16), stamp.get(23..)) {
+            (Some(head), Some(tail)) => format!("{head}{tail}"),
+            _ => stamp.to_string(),
+        }
+    };
+    let (from, to) = (trim(&from), trim(&to));
+    match (from.get(..10), to.get(..10)) {
+        (Some(a), Some(b)) if a == b => format!("{from} to {}", to.get(11..).unwrap_or(&to)),
+        _ => format!("{from} to {to}"),
     }
 }
 
@@ -305,6 +347,8 @@ pub fn search_href(params: &SearchParams, q: &str, from_ms: i64, to_ms: i64) -> 
         tenant: params.tenant.clone(),
         from: Some(at(from_ms)),
         to: Some(at(to_ms)),
+        // The link opens Search in the zone the chart is shown in.
+        tz: params.tz.clone(),
         ..SearchParams::from_lookup(|_| None)
     }
     .href()
@@ -430,6 +474,65 @@ mod tests {
         assert_eq!(empty.failure_ratio(), None);
     }
 
+    /// Europe/Berlin on 2026-03-29 and 2026-10-25 (what the server sends).
+    fn berlin() -> Zone {
+        let span = |from_ms, offset_s, abbr: &str| crate::timefmt::ZoneSpan {
+            from_ms,
+            offset_s,
+            abbr: abbr.into(),
+        };
+        Zone {
+            name: "Europe/Berlin".into(),
+            spans: vec![
+                span(i64::MIN, 3600, "CET"),
+                span(1_774_746_000_000, 7200, "CEST"),
+                span(1_792_890_000_000, 3600, "CET"),
+            ],
+        }
+    }
+
+    #[test]
+    fn hour_bars_on_dst_days_are_labelled_in_local_time() {
+        let z = berlin();
+        // The spring-forward day: midnight to 06:00 UTC in hour buckets.
+        let spring_day = 1_774_742_400_000; // 2026-03-29 00:00 UTC
+        let labels: Vec<String> = Bucket::Hour
+            .starts(spring_day, spring_day + 4 * HOUR_MS - 1)
+            .into_iter()
+            .map(|start| Bucket::Hour.axis_label_in(start, &z))
+            .collect();
+        // 02:00 local does not exist that day.
+        assert_eq!(labels, ["01:00", "03:00", "04:00", "05:00"]);
+        let autumn_day = 1_792_886_400_000; // 2026-10-25 00:00 UTC
+        let labels: Vec<String> = Bucket::Hour
+            .starts(autumn_day, autumn_day + 3 * HOUR_MS - 1)
+            .into_iter()
+            .map(|start| Bucket::Hour.axis_label_in(start, &z))
+            .collect();
+        // 02:00 comes twice; the tooltips say which is which.
+        assert_eq!(labels, ["02:00", "02:00", "03:00"]);
+        assert_eq!(
+            bucket_span_text(&z, autumn_day, autumn_day + HOUR_MS - 1),
+            "2026-10-25 02:00 CEST to 02:00 CET"
+        );
+        assert_eq!(
+            bucket_span_text(&z, autumn_day + HOUR_MS, autumn_day + 2 * HOUR_MS - 1),
+            "2026-10-25 02:00 CET to 03:00 CET"
+        );
+        // Days stay UTC days, labelled with their UTC date.
+        assert_eq!(Bucket::Day.axis_label_in(spring_day, &z), "03-29");
+        assert_eq!(
+            Bucket::Day.axis_zone(&z),
+            "UTC days; hover for Europe/Berlin times"
+        );
+        assert_eq!(Bucket::Hour.axis_zone(&z), "Europe/Berlin");
+        assert_eq!(Bucket::Hour.axis_zone(&Zone::utc()), "UTC");
+        assert_eq!(
+            bucket_span_text(&Zone::utc(), spring_day, spring_day + DAY_MS - 1),
+            "2026-03-29 00:00 UTC to 2026-03-30 00:00 UTC"
+        );
+    }
+
     #[test]
     fn links_open_search_over_the_same_bucket_and_query() {
         let params = SearchParams {
@@ -473,6 +576,12 @@ mod tests {
             by_events: Vec::new(),
             by_failures: Vec::new(),
         };
+        // The link keeps the zone the dashboard is shown in.
+        let zoned = SearchParams {
+            tz: Some("Europe/Berlin".into()),
+            ..params.clone()
+        };
+        assert!(series_href(&zoned, &s, "authentication", 1).ends_with("&tz=Europe%2FBerlin"));
         let href = actor_href(&SearchParams::default(), &top, "mallory", true);
         assert!(
             href.starts_with(

@@ -76,7 +76,15 @@ pub struct SearchParams {
     /// searches stored before it read as none.
     #[serde(default)]
     pub count_by: Option<crate::search_model::FacetField>,
+    /// The zone times are shown in: `None` for UTC (the default, left out
+    /// of the URL), `browser` for the reader's own, or an IANA name. Only
+    /// display: windows and buckets stay in UTC instants.
+    #[serde(default)]
+    pub tz: Option<String>,
 }
+
+/// `tz=browser`: the zone of whoever opens the link.
+pub const BROWSER_ZONE: &str = "browser";
 
 impl SearchParams {
     /// Reads the parameters through `get` (the router's query map, or a
@@ -97,6 +105,7 @@ impl SearchParams {
             columns: parse_columns(text("cols").as_deref()),
             count_by: text("count_by")
                 .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
+            tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
         }
     }
 
@@ -138,6 +147,9 @@ impl SearchParams {
         if let Some(field) = self.count_by {
             pairs.push(("count_by", field.query_field().to_string()));
         }
+        if let Some(tz) = &self.tz {
+            pairs.push(("tz", tz.clone()));
+        }
         pairs
     }
 
@@ -169,6 +181,25 @@ impl SearchParams {
     }
 
     /// The same search with a preset range instead of absolute bounds.
+    /// The same view in another zone (`None`: UTC); the page, cursor
+    /// included, stays where it is, since only the display changes.
+    pub fn with_zone(&self, tz: Option<String>) -> SearchParams {
+        SearchParams {
+            tz: tz.filter(|z| !z.eq_ignore_ascii_case("utc")),
+            ..self.clone()
+        }
+    }
+
+    /// The zone to show: UTC, the URL's IANA name, or for `browser` the
+    /// browser's zone once known (UTC until then, as the server renders).
+    pub fn zone_name(&self, browser: Option<&str>) -> String {
+        match self.tz.as_deref() {
+            None => "UTC".to_string(),
+            Some(BROWSER_ZONE) => browser.unwrap_or("UTC").to_string(),
+            Some(name) => name.to_string(),
+        }
+    }
+
     pub fn with_range(&self, range: TimeRange) -> SearchParams {
         SearchParams {
             range,
@@ -301,6 +332,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!((old.q.as_str(), old.count_by), ("a", None));
+    }
+
+    #[test]
+    fn the_zone_lives_in_the_url_utc_left_out() {
+        assert_eq!(params(&[("tz", "UTC")]).tz, None);
+        assert_eq!(params(&[("tz", "utc")]).href(), "/search");
+        let berlin = params(&[("tz", "Europe/Berlin"), ("tenant", "acme")]);
+        assert_eq!(berlin.href(), "/search?tenant=acme&tz=Europe%2FBerlin");
+        assert_eq!(berlin.zone_name(Some("Asia/Tokyo")), "Europe/Berlin");
+        assert_eq!(berlin.with_zone(None).href(), "/search?tenant=acme");
+        assert_eq!(berlin.with_zone(Some("UTC".into())).tz, None);
+        let browser = params(&[("tz", "browser")]);
+        assert_eq!(browser.zone_name(None), "UTC");
+        assert_eq!(browser.zone_name(Some("Asia/Tokyo")), "Asia/Tokyo");
+        assert_eq!(params(&[]).zone_name(Some("Asia/Tokyo")), "UTC");
+        // Back and forth keeps everything else, the page included.
+        let deep = params(&[("q", "x"), ("cursor", "1.2.3.4")]);
+        let there = deep.with_zone(Some("Europe/Berlin".into()));
+        assert_eq!(there.cursor.as_deref(), Some("1.2.3.4"));
+        assert_eq!(there.with_zone(None), deep);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The Dashboard: what happened over a window, who did it, one click from
 //! the events behind every bar. It takes Search's URL state (query, tenant,
-//! range or from/to) under `/dashboard`, and its server functions are
+//! range or from/to, time zone) under `/dashboard`, and its server functions are
 //! scoped exactly like Search's: through the store in context, which the
 //! server narrows to the signed-in viewer's tenants.
 
@@ -17,6 +17,7 @@ use crate::pages::dashboard_panels::{ActorsPanel, SeriesPanel};
 use crate::pages::detections::DetectionsPanel;
 use crate::pages::events::list_tenants;
 use crate::pages::search_form::QueryForm;
+use crate::pages::search_zone::provide_zone;
 use crate::search_model::SearchError;
 use crate::search_state::SearchParams;
 
@@ -146,10 +147,9 @@ pub fn DashboardPage() -> impl IntoView {
             )
         },
     );
-    // The zone the heatmap is drawn in: UTC until the analyst switches to
-    // their browser's (a preference kept in the browser, not in the URL,
-    // so a shared link opens in the reader's own choice).
-    let zone = RwSignal::new("UTC".to_string());
+    // The zone the heatmap places hours in and the charts label times in:
+    // the URL's (`tz`), so a shared link opens in the zone it was shared in.
+    let zone = provide_zone(params).name;
     let panel = move |which: Panel| {
         Resource::new(
             move || {
@@ -194,7 +194,7 @@ pub fn DashboardPage() -> impl IntoView {
         <section class="dashboard" aria-labelledby="dashboard-title">
             <div class="toolbar">
                 <h1 id="dashboard-title">"Dashboard"</h1>
-                <ThemeAndZone zone/>
+                <ThemeAndZone params/>
                 <nav class="presets" aria-label="Time range presets">
                     {PRESETS.into_iter().map(|range| {
                         let current = move || {

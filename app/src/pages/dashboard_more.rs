@@ -11,8 +11,10 @@ use crate::dashboard_model::{
     NewActors, PanelData, TopField, TopValues, WEEKDAYS,
 };
 use crate::pages::dashboard_panels::{chart_view, minute_text, panel_error};
+use crate::pages::search_zone::{shown_zone, ZoneSwitch};
 use crate::search_model::SearchError;
 use crate::search_state::{encode_component, SearchParams};
+use crate::timefmt::Zone;
 
 type Answer = Resource<Result<PanelData, SearchError>>;
 
@@ -171,9 +173,10 @@ fn ValueList(id: &'static str, list: TopValues, b: Breakdown, p: SearchParams) -
 /// Panel 5: permission, role and policy changes, newest first.
 #[component]
 pub fn ChangesPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoView {
+    let zone = shown_zone();
     let body = move || {
         resource.get().map(|answer| match answer {
-            Ok(PanelData::Changes(c)) => changes_view(&c, &params.get()),
+            Ok(PanelData::Changes(c)) => changes_view(&c, &params.get(), &zone.get()),
             Ok(_) => wrong_answer(),
             Err(error) => panel_error(error),
         })
@@ -187,7 +190,7 @@ pub fn ChangesPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoVi
     }
 }
 
-fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
+fn changes_view(c: &Changes, p: &SearchParams, zone: &Zone) -> AnyView {
     let all = panel_href(
         p,
         crate::dashboard_model::Panel::Changes,
@@ -233,7 +236,7 @@ fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
             view! {
                 <table class="events-table">
                     <thead><tr>
-                        <th scope="col">"When (UTC)"</th><th scope="col">"Tenant"</th><th scope="col">"Actor"</th>
+                        <th scope="col">{format!("When ({})", zone.name)}</th><th scope="col">"Tenant"</th><th scope="col">"Actor"</th>
                         <th scope="col">"Action"</th><th scope="col">"Resource"</th><th scope="col">"Outcome"</th>
                     </tr></thead>
                     <tbody>
@@ -241,7 +244,7 @@ fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
                             let href = change_href(p, h);
                             view! {
                                 <tr>
-                                    <th scope="row"><a href=href>{minute_text(h.occurred_at)}</a></th>
+                                    <th scope="row"><a href=href>{zone.minute(h.occurred_at)}</a></th>
                                     <td>{h.tenant_id.clone()}</td>
                                     <td>{h.actor_id.clone()}</td>
                                     <td>{h.action.clone()}</td>
@@ -262,9 +265,10 @@ fn changes_view(c: &Changes, p: &SearchParams) -> AnyView {
 /// Panel 7: actors seen for the first time in the window.
 #[component]
 pub fn NewActorsPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoView {
+    let zone = shown_zone();
     let body = move || {
         resource.get().map(|answer| match answer {
-            Ok(PanelData::NewActors(n)) => new_actors_view(&n, &params.get()),
+            Ok(PanelData::NewActors(n)) => new_actors_view(&n, &params.get(), &zone.get()),
             Ok(_) => wrong_answer(),
             Err(error) => panel_error(error),
         })
@@ -278,7 +282,7 @@ pub fn NewActorsPanel(resource: Answer, params: Memo<SearchParams>) -> impl Into
     }
 }
 
-fn new_actors_view(n: &NewActors, p: &SearchParams) -> AnyView {
+fn new_actors_view(n: &NewActors, p: &SearchParams, zone: &Zone) -> AnyView {
     let data: Vec<Vec<String>> = n
         .rows
         .iter()
@@ -305,14 +309,14 @@ fn new_actors_view(n: &NewActors, p: &SearchParams) -> AnyView {
                 <table class="events-table">
                     <thead><tr>
                         <th scope="col">"Actor"</th><th scope="col">"Tenant"</th>
-                        <th scope="col">"First event (UTC)"</th><th scope="col">"Events"</th>
+                        <th scope="col">{format!("First event ({})", zone.name)}</th><th scope="col">"Events"</th>
                     </tr></thead>
                     <tbody>
                         {n.rows.iter().map(|r| view! {
                             <tr>
                                 <th scope="row">{r.actor_id.clone()}</th>
                                 <td>{r.tenant_id.clone()}</td>
-                                <td>{minute_text(r.first_ms)}</td>
+                                <td>{zone.minute(r.first_ms)}</td>
                                 <td class="num"><a href=new_actor_href(p, n, r)>{r.events.to_string()}</a></td>
                             </tr>
                         }).collect_view()}
@@ -432,8 +436,9 @@ pub fn HeatmapPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoVi
 }
 
 /// The browser's preferences, kept in its local storage: the theme
-/// (automatic, light, dark) and whether times are UTC or the browser's
-/// zone. Read after hydration; the server renders UTC and the system theme.
+/// (automatic, light, dark). Read after hydration; the server renders the
+/// system theme. The time zone is not here but in the URL (`tz`), which a
+/// shared link carries.
 #[cfg(feature = "hydrate")]
 mod prefs {
     use wasm_bindgen::{JsCast, JsValue};
@@ -470,15 +475,6 @@ mod prefs {
         if let Ok(dataset) = root {
             let _ = js_sys::Reflect::set(&dataset, &"theme".into(), &theme.into());
         }
-    }
-
-    /// The browser's IANA zone, e.g. "Europe/Berlin".
-    pub fn browser_zone() -> Option<String> {
-        let format =
-            js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new());
-        js_sys::Reflect::get(&format.resolved_options(), &"timeZone".into())
-            .ok()?
-            .as_string()
     }
 }
 
@@ -558,23 +554,15 @@ pub fn TenantPicker(
 const THEMES: [&str; 3] = ["auto", "light", "dark"];
 
 /// The theme switch (automatic follows `prefers-color-scheme`) and the
-/// UTC / browser zone switch.
+/// UTC / browser zone switch (a link: the zone is in the URL).
 #[component]
-pub fn ThemeAndZone(zone: RwSignal<String>) -> impl IntoView {
+pub fn ThemeAndZone(params: Memo<SearchParams>) -> impl IntoView {
     let theme = RwSignal::new("auto".to_string());
-    let browser = RwSignal::new(None::<String>);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         if let Some(saved) = prefs::get("attest-theme").filter(|t| THEMES.contains(&t.as_str())) {
             prefs::apply_theme(&saved);
             theme.set(saved);
-        }
-        let here = prefs::browser_zone();
-        browser.set(here.clone());
-        if prefs::get("attest-zone").as_deref() == Some("browser") {
-            if let Some(here) = here {
-                zone.set(here);
-            }
         }
     });
     let next_theme = move |_| {
@@ -588,42 +576,13 @@ pub fn ThemeAndZone(zone: RwSignal<String>) -> impl IntoView {
         }
         theme.set(next);
     };
-    let toggle_zone = move |_| {
-        let utc = zone.get_untracked() == "UTC";
-        match (utc, browser.get_untracked()) {
-            (true, Some(here)) => {
-                #[cfg(feature = "hydrate")]
-                prefs::set("attest-zone", "browser");
-                zone.set(here);
-            }
-            _ => {
-                #[cfg(feature = "hydrate")]
-                prefs::set("attest-zone", "utc");
-                zone.set("UTC".into());
-            }
-        }
-    };
     view! {
         <div class="view-switches">
             <button type="button" data-testid="theme-toggle" on:click=next_theme
                 title="Theme: automatic follows the system setting">
                 {move || format!("Theme: {}", theme.get())}
             </button>
-            <button type="button" data-testid="zone-toggle" on:click=toggle_zone
-                disabled=move || browser.get().is_none()
-                title="Where the weekday × hour chart places hours">
-                {move || {
-                    let z = zone.get();
-                    if z == "UTC" {
-                        match browser.get() {
-                            Some(here) if here != "UTC" => format!("Hours in UTC (switch to {here})"),
-                            _ => "Hours in UTC".to_string(),
-                        }
-                    } else {
-                        format!("Hours in {z} (switch to UTC)")
-                    }
-                }}
-            </button>
+            <ZoneSwitch params page="/dashboard"/>
         </div>
     }
 }

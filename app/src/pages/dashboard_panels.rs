@@ -7,12 +7,16 @@ use leptos::prelude::*;
 use crate::charts::{
     colour_of, horizontal_bars, stacked_bars, Column, Describe, Row, Segment, TimeChart, TopChart,
 };
-use crate::dashboard_model::{actor_href, series_href, ActorCount, TimeSeries, TopActors};
+use crate::dashboard_model::{
+    actor_href, bucket_span_text, series_href, ActorCount, TimeSeries, TopActors,
+};
 use crate::pages::dashboard_more::{csv, Downloads};
 use crate::pages::search::error_text;
+use crate::pages::search_zone::shown_zone;
 use crate::query::{Precision, Timestamp};
 use crate::search_model::SearchError;
 use crate::search_state::SearchParams;
+use crate::timefmt::Zone;
 
 type Answer<T> = Resource<Result<T, SearchError>>;
 
@@ -26,25 +30,30 @@ pub(crate) fn minute_text(ms: i64) -> String {
     .replacen('T', " ", 1)
 }
 
-/// What a bucket's tooltip and table row call it.
-fn bucket_text(series: &TimeSeries, b: usize) -> String {
+/// What a bucket's tooltip and table row call it, in the shown zone.
+fn bucket_text(series: &TimeSeries, b: usize, zone: &Zone) -> String {
     let (from, to) = series.bucket_window(b);
     format!(
-        "{} to {} UTC ({})",
-        minute_text(from),
-        minute_text(to),
+        "{} ({})",
+        bucket_span_text(zone, from, to),
         series.bucket.label()
     )
 }
 
-fn time_chart(id: &str, title: &str, series: &TimeSeries, params: &SearchParams) -> TimeChart {
+fn time_chart(
+    id: &str,
+    title: &str,
+    series: &TimeSeries,
+    params: &SearchParams,
+    zone: &Zone,
+) -> TimeChart {
     let columns = series
         .starts
         .iter()
         .enumerate()
         .map(|(b, start)| Column {
-            label: series.bucket.axis_label(*start),
-            bucket: bucket_text(series, b),
+            label: series.bucket.axis_label_in(*start, zone),
+            bucket: bucket_text(series, b, zone),
             segments: series
                 .keys
                 .iter()
@@ -70,7 +79,11 @@ fn time_chart(id: &str, title: &str, series: &TimeSeries, params: &SearchParams)
                 series.by.column()
             ),
         },
-        x_desc: format!("time (UTC), one bar per {}", series.bucket.label()),
+        x_desc: format!(
+            "time ({}), one bar per {}",
+            series.bucket.axis_zone(zone),
+            series.bucket.label()
+        ),
         unit: "events".into(),
         keys: series.keys.clone(),
         columns,
@@ -99,11 +112,13 @@ pub fn SeriesPanel(
     resource: Answer<TimeSeries>,
     params: Memo<SearchParams>,
 ) -> impl IntoView {
+    let zone = shown_zone();
     let body = move || {
         resource.get().map(|answer| match answer {
             Ok(series) => {
                 let p = params.get();
-                let chart = time_chart(id, title, &series, &p);
+                let z = zone.get();
+                let chart = time_chart(id, title, &series, &p, &z);
                 let total = series.total();
                 let ratio = (series.by == crate::dashboard_model::SeriesBy::Outcome).then(|| {
                     match series.failure_ratio() {
@@ -116,7 +131,7 @@ pub fn SeriesPanel(
                 view! {
                     <p class="panel-total"><strong data-testid="panel-total">{total.to_string()}</strong>" events"{ratio}</p>
                     {chart_view(drawn.clone())}
-                    <SeriesTable series p/>
+                    <SeriesTable series p zone=z/>
                     <Downloads name=id.to_string() svg=drawn.ok() csv=file/>
                 }
                 .into_any()
@@ -158,7 +173,7 @@ fn series_csv(series: &TimeSeries) -> String {
 /// The numbers behind a time chart, non-empty buckets only; each cell
 /// links to Search like its bar.
 #[component]
-fn SeriesTable(series: TimeSeries, p: SearchParams) -> impl IntoView {
+fn SeriesTable(series: TimeSeries, p: SearchParams, zone: Zone) -> impl IntoView {
     let rows: Vec<(usize, u64)> = (0..series.starts.len())
         .map(|b| {
             (
@@ -178,7 +193,7 @@ fn SeriesTable(series: TimeSeries, p: SearchParams) -> impl IntoView {
             <summary>"As table"</summary>
             <table class="events-table">
                 <thead><tr>
-                    <th scope="col">"Bucket (UTC)"</th>
+                    <th scope="col">{format!("Bucket ({})", zone.name)}</th>
                     {keys.iter().map(|k| view! {
                         <th scope="col"><span class="swatch" style=format!("background:{}", colour_of(k).hex())></span>{k.clone()}</th>
                     }).collect_view()}
@@ -187,7 +202,7 @@ fn SeriesTable(series: TimeSeries, p: SearchParams) -> impl IntoView {
                 <tbody>
                     {rows.into_iter().map(|(b, total)| view! {
                         <tr>
-                            <th scope="row">{bucket_text(&series, b)}</th>
+                            <th scope="row">{bucket_text(&series, b, &zone)}</th>
                             {series.keys.iter().zip(&series.counts).map(|(key, counts)| {
                                 let n = counts.get(b).copied().unwrap_or(0);
                                 let href = series_href(&p, &series, key, b);

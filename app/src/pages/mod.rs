@@ -15,6 +15,7 @@ mod search_facets;
 mod search_form;
 mod search_histogram;
 mod search_results;
+pub mod search_zone;
 
 use leptos::prelude::*;
 

@@ -12,6 +12,7 @@ use crate::pages::search_facets::FacetsPanel;
 use crate::pages::search_form::QueryForm;
 use crate::pages::search_histogram::{count_values, search_histogram, CountByPanel, Histogram};
 use crate::pages::search_results::{ResultsTable, SearchErrorView};
+use crate::pages::search_zone::{provide_zone, ZoneSwitch};
 use crate::search_model::{Facets, SearchError, SearchPage};
 use crate::search_state::SearchParams;
 
@@ -151,6 +152,9 @@ pub fn SearchPage() -> impl IntoView {
         let map = query.read();
         SearchParams::from_lookup(|key| map.get(key))
     });
+    // The zone times are shown in, from the URL, for the results and the
+    // histogram.
+    provide_zone(params);
     // Columns change what is shown, not what is asked; the counted field
     // changes only the count-by table.
     let asked = Memo::new(move |_| SearchParams {
@@ -328,6 +332,7 @@ pub fn SearchPage() -> impl IntoView {
             <a class="skip-link" href="#results">"Skip to results"</a>
             <div class="toolbar">
                 <h1 id="search-title">"Search"</h1>
+                <ZoneSwitch params=params page="/search"/>
                 <ExportLinks params=params/>
             </div>
             <QueryForm params=params tenants=tenants/>

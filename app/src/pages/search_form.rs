@@ -155,6 +155,8 @@ pub fn QueryForm(
                 <input type="hidden" name="cols" prop:value=move || {
                     params.get().pairs().into_iter().find(|(k, _)| *k == "cols").map(|(_, v)| v).unwrap_or_default()
                 }/>
+                // The zone is kept when the form is sent before hydration.
+                <input type="hidden" name="tz" prop:value=move || params.get().tz.unwrap_or_default()/>
                 <button type="submit">"Apply"</button>
             </div>
             {move || window_error.get().map(|e| view! { <p class="query-error" role="alert">{e}</p> })}

@@ -13,11 +13,13 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::charts::{stacked_bars, Column, Describe, Segment, TimeChart};
-use crate::dashboard_model::TimeSeries;
+use crate::dashboard_model::{bucket_span_text, TimeSeries};
 use crate::pages::dashboard_panels::{chart_view, minute_text};
+use crate::pages::search_zone::shown_zone;
 use crate::query::{and_term, Precision, Timestamp};
 use crate::search_model::{CountBy, FacetField, SearchError};
 use crate::search_state::SearchParams;
+use crate::timefmt::Zone;
 
 type Answer<T> = Resource<Result<T, SearchError>>;
 
@@ -92,7 +94,7 @@ pub fn zoom_href(params: &SearchParams, from_ms: i64, to_ms: i64) -> String {
     .href()
 }
 
-fn histogram_chart(series: &TimeSeries, params: &SearchParams) -> TimeChart {
+fn histogram_chart(series: &TimeSeries, params: &SearchParams, zone: &Zone) -> TimeChart {
     let columns = series
         .starts
         .iter()
@@ -101,11 +103,10 @@ fn histogram_chart(series: &TimeSeries, params: &SearchParams) -> TimeChart {
             let (from, to) = series.bucket_window(b);
             let zoom = zoom_href(params, from, to);
             Column {
-                label: series.bucket.axis_label(*start),
+                label: series.bucket.axis_label_in(*start, zone),
                 bucket: format!(
-                    "{} to {} UTC ({}); click to zoom in",
-                    minute_text(from),
-                    minute_text(to),
+                    "{} ({}); click to zoom in",
+                    bucket_span_text(zone, from, to),
                     series.bucket.label()
                 ),
                 segments: series
@@ -134,7 +135,11 @@ fn histogram_chart(series: &TimeSeries, params: &SearchParams) -> TimeChart {
                 series.bucket.label()
             ),
         },
-        x_desc: format!("time (UTC), one bar per {}", series.bucket.label()),
+        x_desc: format!(
+            "time ({}), one bar per {}",
+            series.bucket.axis_zone(zone),
+            series.bucket.label()
+        ),
         unit: "events".into(),
         keys: series.keys.clone(),
         columns,
@@ -144,10 +149,12 @@ fn histogram_chart(series: &TimeSeries, params: &SearchParams) -> TimeChart {
 /// The histogram, its total and the outcome totals.
 #[component]
 pub fn Histogram(resource: Answer<TimeSeries>, params: Memo<SearchParams>) -> impl IntoView {
+    let zone = shown_zone();
     let body = move || {
         resource.get().map(|answer| match answer {
             Ok(series) => {
                 let p = params.get();
+                let z = zone.get();
                 let total = series.total();
                 let by_outcome = series
                     .keys
@@ -157,7 +164,7 @@ pub fn Histogram(resource: Answer<TimeSeries>, params: Memo<SearchParams>) -> im
                         view! { <span class="histogram-key" data-outcome=key.clone()>{format!("{key} {n}")}</span> }
                     })
                     .collect_view();
-                let drawn = stacked_bars(&histogram_chart(&series, &p));
+                let drawn = stacked_bars(&histogram_chart(&series, &p, &z));
                 view! {
                     <p class="histogram-total">
                         <strong data-testid="histogram-total">{total.to_string()}</strong>

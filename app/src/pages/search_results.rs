@@ -4,9 +4,10 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use crate::pages::search_zone::shown_zone;
 use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
 use crate::search_state::{toggle_column, Column, SearchParams};
-use crate::timefmt::utc_millis;
+use crate::timefmt::{utc_millis, Zone};
 
 /// The detail page of one event, keeping the search it was found by so its
 /// links search the same window. `h`, a prefix of the content hash, names
@@ -64,14 +65,19 @@ pub fn ResultsTable(
     let columns = params.columns.clone();
     let first_page = params.first_page();
     let on_first_page = params.cursor.is_none();
-    let summary = format!(
-        "{} event{}{}, newest first, {} – {} UTC",
-        page.hits.len(),
-        if page.hits.len() == 1 { "" } else { "s" },
-        if on_first_page { "" } else { " on this page" },
-        utc_millis(page.from_ms),
-        utc_millis(page.to_ms),
-    );
+    let zone = shown_zone();
+    let (hits, from_ms, to_ms) = (page.hits.len(), page.from_ms, page.to_ms);
+    let summary = move || {
+        let z = zone.get();
+        format!(
+            "{hits} event{}{}, newest first, {} – {} {}",
+            if hits == 1 { "" } else { "s" },
+            if on_first_page { "" } else { " on this page" },
+            z.local_millis(from_ms),
+            z.local_millis(to_ms),
+            z.name,
+        )
+    };
     let next = page.next_cursor.clone().map(|cursor| {
         SearchParams {
             cursor: Some(cursor),
@@ -101,7 +107,7 @@ pub fn ResultsTable(
     let rows = page
         .hits
         .iter()
-        .map(|hit| view! { <ResultRow hit=hit.clone() columns=columns.clone() context=params.clone()/> })
+        .map(|hit| view! { <ResultRow hit=hit.clone() columns=columns.clone() context=params.clone() zone/> })
         .collect_view();
     let empty = page.hits.is_empty();
     view! {
@@ -117,7 +123,12 @@ pub fn ResultsTable(
                 <div class="table-scroll">
                     <table class="events-table" data-testid="search-results">
                         <thead>
-                            <tr>{columns.iter().map(|c| view! { <th scope="col">{c.label()}</th> }).collect_view()}</tr>
+                            <tr>{columns.iter().map(|c| {
+                                let c = *c;
+                                // "Time (UTC)" names the shown zone instead.
+                                let label = move || c.label().replace("UTC", &zone.get().name);
+                                view! { <th scope="col">{label}</th> }
+                            }).collect_view()}</tr>
                         </thead>
                         <tbody>{rows}</tbody>
                     </table>
@@ -132,7 +143,12 @@ pub fn ResultsTable(
 }
 
 #[component]
-fn ResultRow(hit: SearchHit, columns: Vec<Column>, context: SearchParams) -> impl IntoView {
+fn ResultRow(
+    hit: SearchHit,
+    columns: Vec<Column>,
+    context: SearchParams,
+    zone: Signal<Zone>,
+) -> impl IntoView {
     let detail = event_href(
         &hit.tenant_id,
         &hit.event_id,
@@ -142,7 +158,7 @@ fn ResultRow(hit: SearchHit, columns: Vec<Column>, context: SearchParams) -> imp
     );
     let cells = columns
         .into_iter()
-        .map(|column| cell(&hit, column, &detail))
+        .map(|column| cell(&hit, column, &detail, zone))
         .collect_view();
     view! {
         <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()
@@ -150,7 +166,20 @@ fn ResultRow(hit: SearchHit, columns: Vec<Column>, context: SearchParams) -> imp
     }
 }
 
-fn cell(hit: &SearchHit, column: Column, detail: &str) -> AnyView {
+/// A time as the page shows it: in UTC as before, or in the chosen zone
+/// with its abbreviation (an autumn hour comes twice).
+fn time_text(zone: Signal<Zone>, ms: i64) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        let z = zone.get();
+        if z.is_utc() {
+            utc_millis(ms)
+        } else {
+            z.stamp(ms)
+        }
+    }
+}
+
+fn cell(hit: &SearchHit, column: Column, detail: &str, zone: Signal<Zone>) -> AnyView {
     let text = |value: &str| {
         if value.is_empty() {
             "—".to_string()
@@ -160,7 +189,7 @@ fn cell(hit: &SearchHit, column: Column, detail: &str) -> AnyView {
     };
     match column {
         Column::Time => view! {
-            <td class="mono"><a href=detail.to_string() title="Open this event">{utc_millis(hit.occurred_at)}</a></td>
+            <td class="mono"><a href=detail.to_string() title="Open this event">{time_text(zone, hit.occurred_at)}</a></td>
         }
         .into_any(),
         Column::EventId => view! {
@@ -179,7 +208,7 @@ fn cell(hit: &SearchHit, column: Column, detail: &str) -> AnyView {
             };
             view! { <td class="mono">{resource}</td> }.into_any()
         }
-        Column::Received => view! { <td class="mono">{utc_millis(hit.received_at)}</td> }.into_any(),
+        Column::Received => view! { <td class="mono">{time_text(zone, hit.received_at)}</td> }.into_any(),
         other => {
             let (value, mono) = match other {
                 Column::Tenant => (&hit.tenant_id, false),
