@@ -196,40 +196,25 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / bare_insert.as_secs_f64()
     );
 
-    // 4. The writer, from a fresh group into a fresh database.
-    let store = Store::new(&config.clickhouse);
-    store.migrate().await?;
-    let metrics = Arc::new(Metrics::new());
-    let writer = Writer::new(
-        &config.kafka,
-        config.writer.clone(),
-        registry.clone(),
-        store.clone(),
-        producer.clone(),
-        metrics.clone(),
-    )?;
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let handle = tokio::spawn(writer.run(stop.clone()));
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if metrics.writer_rows_written.get() as usize >= n {
-            break;
-        }
-    }
-    let writer_time = started.elapsed();
-    stop.cancel();
-    let _ = handle.await;
-    let stored = clickhouse_scalar(
-        &http,
-        &config,
-        "SELECT uniqExact(event_id) FROM audit_events",
-    )
-    .await;
+    // 4. The writer, from a fresh group into a fresh database: with
+    // sealing off (the figure compared with the bare paths), then on
+    // (issue 16: sealing costs < 10 %), each from a group of its own.
+    let (writer_time, stored) = run_writer(&http, &config, &registry, &producer, n, false).await?;
     println!(
         "writer: {:.0} rows/s ({stored} distinct rows stored)",
         n as f64 / writer_time.as_secs_f64()
     );
+    let mut sealed_config = config.clone();
+    sealed_config.kafka.consumer_group = format!("{}-sealed", config.kafka.consumer_group);
+    sealed_config.clickhouse.database = format!("{}_sealed", config.clickhouse.database);
+    sealed_config.integrity.key_dir = std::env::temp_dir().join(format!("attest-bench-keys-{id}"));
+    let (sealed_time, sealed_stored) =
+        run_writer(&http, &sealed_config, &registry, &producer, n, true).await?;
+    println!(
+        "writer, sealing on: {:.0} rows/s ({sealed_stored} distinct rows stored)",
+        n as f64 / sealed_time.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&sealed_config.integrity.key_dir);
 
     // 5. Freshness: 202 → visible in ClickHouse, at a steady rate through
     // the whole server (HTTP ingest, producer, writer).
@@ -304,6 +289,7 @@ async fn main() -> anyhow::Result<()> {
     let insert_rate = n as f64 / bare_insert.as_secs_f64();
     let writer_rate = n as f64 / writer_time.as_secs_f64();
     let slower = consume_rate.min(insert_rate);
+    let sealed_rate = n as f64 / sealed_time.as_secs_f64();
     let section = format!(
         "## Writer (`cargo bench -p server --bench writer`)\n\n\
          Measured on {date} on the local stack: Apache Kafka 4.1.1 (one KRaft node, local, loopback), ClickHouse 18.16, 2 cores, release build. \
@@ -312,7 +298,9 @@ async fn main() -> anyhow::Result<()> {
          | path | rate | vs. bare consumer (issue 12: ≥ 0.9) | vs. the slower bare path |\n| --- | ---: | ---: | ---: |\n\
          | bare consumer (read only) | {consume_rate:.0} msg/s | | |\n\
          | bare RowBinary insert | {insert_rate:.0} rows/s | | |\n\
-         | attest writer (read, decode, insert, commit) | {writer_rate:.0} rows/s | {consumer_ratio:.2} | {ratio:.2} |\n\n\
+         | attest writer (read, decode, insert, commit) | {writer_rate:.0} rows/s | {consumer_ratio:.2} | {ratio:.2} |\n\
+         | attest writer, sealing on (leaves, Merkle root, Ed25519 digest per partition and batch, before the commit) | {sealed_rate:.0} rows/s | {sealed_consumer_ratio:.2} | {sealed_ratio:.2} |\n\n\
+         Sealing costs {seal_cost:.1} % of the writer's rate in this run (issue 16: < 10 %).\n\n\
          End-to-end freshness (`202` → row visible in ClickHouse) at a steady {rate} events/s over {secs} s, \
          every 10th event sampled ({samples} samples): p50 {p50:.0} ms, p99 {p99:.0} ms.\n",
         load = load_average(),
@@ -320,6 +308,9 @@ async fn main() -> anyhow::Result<()> {
         max_rows = config.writer.max_rows,
         ratio = writer_rate / slower,
         consumer_ratio = writer_rate / consume_rate,
+        sealed_ratio = sealed_rate / slower,
+        sealed_consumer_ratio = sealed_rate / consume_rate,
+        seal_cost = (1.0 - sealed_rate / writer_rate) * 100.0,
         samples = latencies.len(),
     );
     print!("\n{section}");
@@ -327,6 +318,7 @@ async fn main() -> anyhow::Result<()> {
 
     for db in [
         config.clickhouse.database.clone(),
+        sealed_config.clickhouse.database,
         bare_config.database,
         fresh_config.clickhouse.database,
     ] {
@@ -342,4 +334,49 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     Ok(())
+}
+
+/// Runs a writer over the pre-filled topics until it has written `n` rows;
+/// returns how long that took and the distinct events stored.
+async fn run_writer(
+    http: &reqwest::Client,
+    config: &Config,
+    registry: &Arc<Registry>,
+    producer: &EventProducer,
+    n: usize,
+    seal: bool,
+) -> anyhow::Result<(Duration, u64)> {
+    let store = Store::new(&config.clickhouse);
+    store.migrate().await?;
+    let metrics = Arc::new(Metrics::new());
+    let mut integrity = config.integrity.clone();
+    integrity.seal = seal;
+    let writer = Writer::new(
+        &config.kafka,
+        config.writer.clone(),
+        registry.clone(),
+        store.clone(),
+        producer.clone(),
+        metrics.clone(),
+    )?
+    .with_sealing(&integrity, &config.kafka)?;
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let handle = tokio::spawn(writer.run(stop.clone()));
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let done = if seal {
+            metrics.writer_rows_sealed.get() as usize >= n
+        } else {
+            metrics.writer_rows_written.get() as usize >= n
+        };
+        if done {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    stop.cancel();
+    let _ = handle.await;
+    let stored = clickhouse_scalar(http, config, "SELECT uniqExact(event_id) FROM audit_events").await;
+    Ok((took, stored))
 }
