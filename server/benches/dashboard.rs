@@ -138,7 +138,7 @@ impl Part {
     fn bare_sql(self, db: &str, tenant: &str, from: i64, to: i64) -> String {
         let scope = format!(
             "FROM {db}.audit_events WHERE tenant_id = '{tenant}' \
-             AND occurred_at >= {from} AND occurred_at <= {to}"
+             AND occurred_at >= {from} AND occurred_at <= {to} AND received_at <= {to}"
         );
         let bucket = Bucket::for_window(from, to);
         let (w, o) = (bucket.width_ms(), bucket.offset_ms());
@@ -178,7 +178,7 @@ impl Part {
             Part::Panel(Panel::NewActors) => format!(
                 "SELECT actor_id, min(occurred_at) AS first_ms, uniqExact({IDENTITY}) {scope} \
                  AND actor_id NOT IN (SELECT actor_id FROM {db}.audit_events \
-                 WHERE tenant_id = '{tenant}' AND occurred_at < {from}) \
+                 WHERE tenant_id = '{tenant}' AND occurred_at < {from} AND received_at <= {to}) \
                  GROUP BY actor_id ORDER BY first_ms DESC, actor_id LIMIT 10"
             ),
             Part::Panel(Panel::Heatmap) => format!(
@@ -196,7 +196,7 @@ impl Part {
 fn bare_total_sql(part: Part, db: &str, tenant: &str, from: i64, to: i64) -> String {
     let scope = format!(
         "FROM {db}.audit_events WHERE tenant_id = '{tenant}' \
-         AND occurred_at >= {from} AND occurred_at <= {to}"
+         AND occurred_at >= {from} AND occurred_at <= {to} AND received_at <= {to}"
     );
     let condition = match part {
         Part::Categories | Part::Outcomes | Part::Actors | Part::Panel(Panel::Heatmap) => "1",
@@ -210,7 +210,7 @@ fn bare_total_sql(part: Part, db: &str, tenant: &str, from: i64, to: i64) -> Str
         Part::Panel(Panel::NewActors) => {
             return format!(
                 "SELECT uniqExact(actor_id) {scope} AND actor_id NOT IN (SELECT actor_id \
-                 FROM {db}.audit_events WHERE tenant_id = '{tenant}' AND occurred_at < {from})"
+                 FROM {db}.audit_events WHERE tenant_id = '{tenant}' AND occurred_at < {from} AND received_at <= {to})"
             )
         }
     };

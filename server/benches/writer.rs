@@ -377,6 +377,7 @@ async fn run_writer(
     let took = started.elapsed();
     stop.cancel();
     let _ = handle.await;
-    let stored = clickhouse_scalar(http, config, "SELECT uniqExact(event_id) FROM audit_events").await;
+    let stored =
+        clickhouse_scalar(http, config, "SELECT uniqExact(event_id) FROM audit_events").await;
     Ok((took, stored))
 }

@@ -711,6 +711,16 @@ pub struct IntegrityConfig {
     /// With no key in `key_dir`, the first writer to start makes one.
     /// Production sets this off and runs `attest integrity keygen` once.
     pub generate_key: bool,
+    /// How often the scheduled check runs (on the process the alerts
+    /// election picks): chains and signatures whole, rows sealed within
+    /// `check_recent`...
+    #[serde(with = "millis")]
+    pub check_every: Duration,
+    #[serde(with = "millis")]
+    pub check_recent: Duration,
+    /// ...and every row this often.
+    #[serde(with = "millis")]
+    pub full_check_every: Duration,
 }
 
 impl Default for IntegrityConfig {
@@ -719,6 +729,9 @@ impl Default for IntegrityConfig {
             seal: true,
             key_dir: PathBuf::from(".data/integrity"),
             generate_key: true,
+            check_every: Duration::from_secs(600),
+            check_recent: Duration::from_secs(86_400),
+            full_check_every: Duration::from_secs(86_400),
         }
     }
 }
@@ -729,6 +742,12 @@ impl IntegrityConfig {
             return Err(ConfigError::Invalid {
                 key: "integrity.key_dir",
                 problem: "must name a directory when integrity.seal is on".into(),
+            });
+        }
+        if self.check_every < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                key: "integrity.check_every",
+                problem: "must be at least 1000 ms".into(),
             });
         }
         Ok(())

@@ -509,6 +509,22 @@ pub async fn start(
         }
         (_, false) => None,
     };
+    match &alerts {
+        Some(alerts) => {
+            let job = integrity::job::IntegrityJob::new(
+                config.integrity.clone(),
+                config.kafka.clone(),
+                prepared.store.clone(),
+                ingest.clone(),
+                alerts.leadership(),
+                prepared.metrics.clone(),
+            );
+            tokio::spawn(job.run(stop.clone()));
+        }
+        None => tracing::warn!(
+            "the scheduled integrity check needs alerts.enabled (the alerts election picks              the process that runs it): run `attest integrity check` yourself"
+        ),
+    }
     if config.trends.enabled {
         let sampler = trends::Sampler::start(
             config.trends.clone(),

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub writer_insert_retries: IntCounter,
     pub writer_rows_sealed: IntCounter,
     pub writer_seal_retries: IntCounter,
+    pub integrity_checks: IntCounter,
+    pub integrity_problems: IntGauge,
     pub writer_dead_letters: IntCounterVec,
     pub writer_committed_offset: IntGaugeVec,
     pub writer_end_offset: IntGaugeVec,
@@ -183,6 +185,22 @@ impl Metrics {
                 IntCounter::new(
                     "attest_writer_seal_retries_total",
                     "Failed attempts to seal a batch that were retried before its commit",
+                )
+                .expect("valid"),
+            ),
+            integrity_checks: register(
+                &registry,
+                IntCounter::new(
+                    "attest_integrity_checks_total",
+                    "Scheduled integrity checks completed by this process",
+                )
+                .expect("valid"),
+            ),
+            integrity_problems: register(
+                &registry,
+                IntGauge::new(
+                    "attest_integrity_problems",
+                    "Problems the last scheduled integrity check found (changed, missing or unsealed evidence)",
                 )
                 .expect("valid"),
             ),

@@ -430,3 +430,71 @@ async fn a_writer_stopped_between_rows_and_seal_seals_every_row_once_after_resta
     common::drop_database(&http, &config).await;
     common::delete_topics(&config).await;
 }
+
+/// The scheduled check (on the alerts' elected process) finds a row changed
+/// behind Attest's back, says so on `/metrics` and records it in Attest's
+/// own trail, naming the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_check_records_a_changed_row_in_attests_own_trail() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    config.integrity.check_every = Duration::from_secs(1);
+    config.alerts.evaluate_every = Duration::from_millis(500);
+    let server = common::start(config.clone()).await;
+    common::produce_events(&config, 60, "sched").await;
+    server.wait_for_rows(60, Duration::from_secs(60)).await;
+    wait_sealed(&server, 60).await;
+    let gauge = |text: &str, name: &str| -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as i64)
+    };
+    // A clean check first.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = server.metrics_text().await;
+        if gauge(&text, "attest_integrity_checks_total").unwrap_or(0) >= 1 {
+            assert_eq!(gauge(&text, "attest_integrity_problems"), Some(0), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no scheduled check ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    mutate(
+        &server,
+        "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = 'sched-11'",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = server.metrics_text().await;
+        if gauge(&text, "attest_integrity_problems").unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change was not found: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let recorded = server
+            .clickhouse(
+                "SELECT count() FROM audit_events WHERE tenant_id = 'attest' \
+                 AND action = 'integrity.mismatch' AND outcome = 'failure' \
+                 AND has(`metadata.value`, 'sched-11')",
+            )
+            .await;
+        if recorded.trim() != "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no integrity.mismatch event in Attest's trail"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    server.stop().await;
+}

@@ -120,7 +120,15 @@ def committed_heads(brokers, group, chains):
         consumer.close()
     heads = {}
     for tp in answer:
-        meta = tp.metadata or ""
+        # The head is exactly 64 hex digits (section 7). confluent-kafka's
+        # Python binding reads commit metadata as a NUL-terminated C string
+        # while librdkafka's copy is not NUL-terminated, so stray bytes can
+        # follow the 64 characters: keep the first 64.
+        try:
+            meta = tp.metadata or ""
+        except UnicodeDecodeError as e:
+            meta = e.object[:64].decode("ascii", "replace")
+        meta = meta[:64]
         if len(meta) == 64 and all(c in "0123456789abcdef" for c in meta):
             heads[(tp.topic, tp.partition)] = meta
     return heads

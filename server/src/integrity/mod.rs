@@ -6,6 +6,7 @@
 pub mod check;
 pub mod digest;
 pub mod encoding;
+pub mod job;
 pub mod keys;
 pub mod leaf;
 pub mod merkle;
