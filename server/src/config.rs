@@ -193,6 +193,16 @@ pub struct KafkaConfig {
     /// error, at once.
     #[serde(with = "millis")]
     pub producer_recreate_after: Duration,
+    /// The writer consumer's `client.id`. Not read from configuration:
+    /// start-up sets it to `attest-writer/<process id>`, so the pipeline
+    /// page can tell which process each member of the writer group is
+    /// (docs/DESIGN.md, "Every process on the pipeline page").
+    #[serde(skip, default = "default_writer_client_id")]
+    pub writer_client_id: String,
+}
+
+fn default_writer_client_id() -> String {
+    "attest-writer".into()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -384,6 +394,7 @@ impl Default for KafkaConfig {
             consumer_group: "attest-writer".into(),
             session_timeout: Duration::from_secs(10),
             producer_recreate_after: Duration::from_secs(60),
+            writer_client_id: default_writer_client_id(),
         }
     }
 }

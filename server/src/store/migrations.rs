@@ -112,6 +112,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline_trends",
         sql: include_str!("../../migrations/0018_pipeline_trends.sql"),
     },
+    Migration {
+        version: 19,
+        name: "process_status",
+        sql: include_str!("../../migrations/0019_process_status.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

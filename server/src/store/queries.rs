@@ -105,6 +105,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::detections::templates());
     all.extend(super::search::detection_templates());
     all.extend(super::trends::templates());
+    all.extend(super::procs::templates());
     all
 }
 
