@@ -101,11 +101,19 @@ impl Reporter {
         every: Duration,
         enabled: bool,
     ) -> Reporter {
-        let group_client = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.brokers)
-            .create::<BaseConsumer>()
-            .map_err(|error| warn!(%error, "cannot create a client to read the writer group"))
-            .ok()
+        // Only a reporting process asks the group (the page asks it with
+        // its own client, `health::pipeline`).
+        let group_client = enabled
+            .then(|| {
+                ClientConfig::new()
+                    .set("bootstrap.servers", &kafka.brokers)
+                    .create::<BaseConsumer>()
+                    .map_err(
+                        |error| warn!(%error, "cannot create a client to read the writer group"),
+                    )
+                    .ok()
+            })
+            .flatten()
             .map(Arc::new);
         Reporter {
             identity,
