@@ -9,6 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod procs;
+pub use procs::{GroupMember, ProcessStatus, ProcessesHealth, WriterState};
+
 /// Everything the page shows, taken at `taken_at_ms`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineSnapshot {
@@ -27,6 +30,8 @@ pub struct PipelineSnapshot {
     /// Every configured node (`clickhouse.url`, then `read_urls`), each
     /// asked on its own, and which of them serves the console's reads.
     pub nodes: Vec<ClickHouseHealth>,
+    /// Every server and writer process, as each last reported.
+    pub processes: ProcessesHealth,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +46,9 @@ pub struct KafkaHealth {
     pub topics: Vec<TopicHealth>,
     /// Over every events topic.
     pub total: LagTotals,
+    /// The writer group's members and their partitions; `None` when the
+    /// coordinator did not say.
+    pub group_members: Option<Vec<GroupMember>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -194,6 +194,16 @@ pub struct KafkaConfig {
     /// error, at once.
     #[serde(with = "millis")]
     pub producer_recreate_after: Duration,
+    /// The writer consumer's `client.id`. Not read from configuration:
+    /// start-up sets it to `attest-writer/<process id>`, so the pipeline
+    /// page can tell which process each member of the writer group is
+    /// (docs/DESIGN.md, "Every process on the pipeline page").
+    #[serde(skip, default = "default_writer_client_id")]
+    pub writer_client_id: String,
+}
+
+fn default_writer_client_id() -> String {
+    "attest-writer".into()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -386,6 +396,7 @@ impl Default for KafkaConfig {
             consumer_group: "attest-writer".into(),
             session_timeout: Duration::from_secs(10),
             producer_recreate_after: Duration::from_secs(60),
+            writer_client_id: default_writer_client_id(),
         }
     }
 }
@@ -882,6 +893,7 @@ struct DeliveryKeys {
     name: &'static str,
     url: &'static str,
     secret: &'static str,
+    ca_file: &'static str,
 }
 
 const ALERT_KEYS: DeliveryKeys = DeliveryKeys {
@@ -891,6 +903,7 @@ const ALERT_KEYS: DeliveryKeys = DeliveryKeys {
     name: "alerts.webhooks.name",
     url: "alerts.webhooks.url",
     secret: "alerts.webhooks.secret",
+    ca_file: "alerts.webhooks.ca_file",
 };
 
 const DETECTION_KEYS: DeliveryKeys = DeliveryKeys {
@@ -900,6 +913,7 @@ const DETECTION_KEYS: DeliveryKeys = DeliveryKeys {
     name: "detections.webhooks.name",
     url: "detections.webhooks.url",
     secret: "detections.webhooks.secret",
+    ca_file: "detections.webhooks.ca_file",
 };
 
 /// The one check of webhook delivery settings, for alerts and detections.
@@ -934,17 +948,29 @@ fn validate_delivery(
                 format!("{:?} is used by two webhooks", hook.name),
             ));
         }
-        // This build's HTTP client has no TLS: an https:// receiver
-        // would fail every delivery, so it is refused at start-up.
-        if !hook.url.starts_with("http://") {
+        let https = hook.url.starts_with("https://");
+        if !https && !hook.url.starts_with("http://") {
             return Err(invalid(
                 keys.url,
                 format!(
-                    "webhook {:?}: must be an http:// URL (https needs an egress relay; \
-                     this build sends no TLS)",
+                    "webhook {:?}: must be an http:// or https:// URL",
                     hook.name
                 ),
             ));
+        }
+        if let Some(path) = &hook.ca_file {
+            if !https {
+                return Err(invalid(
+                    keys.ca_file,
+                    format!(
+                        "webhook {:?}: a ca_file is for an https:// URL; this one is http://",
+                        hook.name
+                    ),
+                ));
+            }
+            crate::notify::tls::check_ca_file(path).map_err(|problem| {
+                invalid(keys.ca_file, format!("webhook {:?}: {problem}", hook.name))
+            })?;
         }
         if hook.secret.len() < 16 {
             return Err(invalid(
@@ -1020,6 +1046,10 @@ pub struct WebhookConfig {
     pub secret: String,
     #[serde(default)]
     pub format: WebhookFormat,
+    /// PEM file of CA certificates trusted for this webhook besides the
+    /// system's roots (a receiver behind a private CA); https URLs only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -1029,6 +1059,7 @@ impl fmt::Debug for WebhookConfig {
             .field("url", &"<redacted>")
             .field("secret", &"<redacted>")
             .field("format", &self.format)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -1223,6 +1254,7 @@ mod tests {
             url: "http://hooks.example/T0/B0/tok3n".into(),
             secret: "s3cret-s3cret-s3cret".into(),
             format: WebhookFormat::Slack,
+            ca_file: None,
         };
         let mut c = Config::default();
         c.alerts.webhooks = vec![hook.clone(), hook.clone()];
@@ -1246,6 +1278,55 @@ mod tests {
         assert!(
             !shown.contains("s3cret") && !shown.contains("tok3n"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn https_webhooks_take_a_ca_file_that_must_be_usable() {
+        let hook = WebhookConfig {
+            name: "soc".into(),
+            url: "https://hooks.example/in".into(),
+            secret: "s3cret-s3cret-s3cret".into(),
+            format: WebhookFormat::Json,
+            ca_file: None,
+        };
+        let check = |hook: WebhookConfig| {
+            let mut c = Config::default();
+            c.detections.webhooks = vec![hook];
+            c.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(check(hook.clone()), None, "https with the system roots");
+        let ftp = check(WebhookConfig {
+            url: "ftp://hooks.example/in".into(),
+            ..hook.clone()
+        });
+        assert!(ftp.is_some_and(|e| e.contains("detections.webhooks.url")));
+        let missing = check(WebhookConfig {
+            ca_file: Some("/nonexistent/attest-ca.pem".into()),
+            ..hook.clone()
+        })
+        .unwrap_or_default();
+        assert!(
+            missing.contains("detections.webhooks.ca_file") && missing.contains("cannot be read"),
+            "{missing}"
+        );
+        let plain = check(WebhookConfig {
+            url: "http://hooks.example/in".into(),
+            ca_file: Some("/etc/hostname".into()),
+            ..hook.clone()
+        });
+        assert!(plain.is_some_and(|e| e.contains("is for an https:// URL")));
+        let not_pem = std::env::temp_dir().join(format!("attest-not-pem-{}", uuid::Uuid::now_v7()));
+        std::fs::write(&not_pem, "hello").expect("temp file");
+        let bad = check(WebhookConfig {
+            ca_file: Some(not_pem.clone()),
+            ..hook
+        })
+        .unwrap_or_default();
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(
+            bad.contains("detections.webhooks.ca_file") && bad.contains("no PEM certificate"),
+            "{bad}"
         );
     }
 

@@ -352,6 +352,28 @@ fn readiness(
     readiness
 }
 
+/// This process's status reports (`health::procs`), every
+/// `trends.sample_every` while trends are on.
+fn reporter(
+    identity: health::procs::Identity,
+    config: &Config,
+    prepared: &Prepared,
+    readiness: Arc<health::ready::Readiness>,
+    stop: &CancellationToken,
+) -> Arc<health::procs::Reporter> {
+    let reporter = Arc::new(health::procs::Reporter::new(
+        identity,
+        config.kafka.clone(),
+        prepared.store.clone(),
+        prepared.metrics.clone(),
+        readiness,
+        config.trends.sample_every,
+        config.trends.enabled,
+    ));
+    tokio::spawn(reporter.clone().run(stop.clone()));
+    reporter
+}
+
 async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -382,9 +404,15 @@ const READ_NODE_PING_EVERY: Duration = Duration::from_secs(2);
 const READ_NODE_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn start(
-    config: Config,
+    mut config: Config,
     mut leptos_options: LeptosOptions,
 ) -> Result<Running, StartError> {
+    let identity = if config.writer.enabled {
+        health::procs::Identity::new(&["console", "ingest", "writer"])
+    } else {
+        health::procs::Identity::new(&["console", "ingest"])
+    };
+    config.kafka.writer_client_id = identity.writer_client_id();
     let prepared = prepare(&config).await?;
     let stop = CancellationToken::new();
     let (writer, watch) = if config.writer.enabled {
@@ -394,6 +422,7 @@ pub async fn start(
         (None, None)
     };
     let readiness = readiness(&config, &prepared, watch, &stop);
+    let reporter = reporter(identity, &config, &prepared, readiness.clone(), &stop);
     let spool = spool::Spool::open(
         &config.ingest.spool_dir,
         config.ingest.spool_max_bytes,
@@ -459,13 +488,16 @@ pub async fn start(
         readiness: readiness.clone(),
         integrity_keys: config.integrity.key_dir.clone(),
     });
-    let collector = Arc::new(health::pipeline::PipelineCollector::new(
-        config.kafka.clone(),
-        &config.clickhouse,
-        prepared.store.clone(),
-        prepared.metrics.clone(),
-        readiness,
-    ));
+    let collector = Arc::new(
+        health::pipeline::PipelineCollector::new(
+            config.kafka.clone(),
+            &config.clickhouse,
+            prepared.store.clone(),
+            prepared.metrics.clone(),
+            readiness,
+        )
+        .with_processes(reporter),
+    );
     let inbox = Arc::new(dlq::DeadLetterInbox::new(
         config.kafka.clone(),
         prepared.registry.clone(),
@@ -568,11 +600,14 @@ pub async fn start(
 
 /// A standalone writer (`attest writer`): consumes and inserts, and serves
 /// only `/healthz` and `/metrics` on `listen`.
-pub async fn start_writer(config: Config) -> Result<Running, StartError> {
+pub async fn start_writer(mut config: Config) -> Result<Running, StartError> {
+    let identity = health::procs::Identity::new(&["writer"]);
+    config.kafka.writer_client_id = identity.writer_client_id();
     let prepared = prepare(&config).await?;
     let stop = CancellationToken::new();
     let (writer, watch) = spawn_writer(&config, &prepared, &stop)?;
     let readiness = readiness(&config, &prepared, Some(watch), &stop);
+    reporter(identity, &config, &prepared, readiness.clone(), &stop);
     let (listener, addr) = bind(config.listen).await?;
     let http = serve(
         listener,

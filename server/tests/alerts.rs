@@ -289,12 +289,14 @@ fn alerting_config(ch: &PrivateClickHouse, hooks: SocketAddr) -> Config {
             url: format!("http://{hooks}/hooks/json"),
             secret: JSON_SECRET.into(),
             format: WebhookFormat::Json,
+            ca_file: None,
         },
         WebhookConfig {
             name: "ops-slack".into(),
             url: format!("http://{hooks}/hooks/slack"),
             secret: SLACK_SECRET.into(),
             format: WebhookFormat::Slack,
+            ca_file: None,
         },
     ];
     config

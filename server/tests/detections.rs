@@ -101,6 +101,7 @@ fn detecting_config(hook: SocketAddr) -> Config {
         url: format!("http://{hook}/hook"),
         secret: SECRET.into(),
         format: WebhookFormat::Json,
+        ca_file: None,
     }];
     config
 }

@@ -666,6 +666,40 @@ def check_integrity(sess, statements, check):
     got = sorted({r["event_id"] for r in rows})
     check("query integrity_rows (the leaves' tenants, the digest's offsets)",
           got == [r["event_id"] for r in acme] and len(got) > 0, str(got))
+def check_procs(sess, statements, check):
+    """Process status reports: each written in one insert, the newest of
+    each process since a time read back, their days listed and dropped."""
+    q = statements
+    names = ("procs_status_insert", "procs_status_latest", "procs_status_days", "procs_status_drop_day")
+    missing = [n for n in names if n not in q]
+    if missing:
+        check("process status statements are in the catalogue", False, str(missing))
+        return
+    day = 86_400_000
+    row = dict(host="h1", roles=["writer"], version="0.1.0", started_at_ms=NOW_MS - HOUR_MS, interval_ms=10_000,
+               writer_state="running", writer_detail="3 messages behind", last_error="Code: 252. Too many parts",
+               last_insert_ms=NOW_MS - 1_000, partitions=["p.auth/0", "p.auth/1"], spool_events=0, spool_oldest_ms=0)
+    try:
+        for at, process, state in ((NOW_MS - 10 * day, "old", "running"), (NOW_MS - 20_000, "a", "running"),
+                                   (NOW_MS - 10_000, "a", "backing_off"), (NOW_MS, "b", "paused")):
+            values = dict(row, at_ms=at, process=process, writer_state=state)
+            sess.query(bind(q["procs_status_insert"]["sql"], q["procs_status_insert"]["params"], values))
+        rows = query_rows(sess, bind(q["procs_status_latest"]["sql"], q["procs_status_latest"]["params"],
+                                     {"since_ms": NOW_MS - HOUR_MS}))
+        days = query_rows(sess, bind(q["procs_status_days"]["sql"], q["procs_status_days"]["params"], {}))
+        old_day = (NOW_MS - 10 * day) // day
+        sess.query(bind(q["procs_status_drop_day"]["sql"], q["procs_status_drop_day"]["params"], {"day": old_day}))
+        left = query_rows(sess, "SELECT count() AS n FROM attest_process_status")
+    except Exception as e:  # noqa: BLE001
+        check("process status statements", False, str(e))
+        return
+    got = [(r["process"], int(r["at_ms"]), r["writer_state"], r["partitions"], r["roles"]) for r in rows]
+    want = [("a", NOW_MS - 10_000, "backing_off", ["p.auth/0", "p.auth/1"], ["writer"]),
+            ("b", NOW_MS, "paused", ["p.auth/0", "p.auth/1"], ["writer"])]
+    check("query procs_status_latest (the newest report of each process)", got == want, str(got))
+    got = [int(r["day"]) for r in days]
+    check("query procs_status_days", got == [old_day, NOW_MS // day], str(got))
+    check("query procs_status_drop_day", left in ([{"n": "3"}], [{"n": 3}]), str(left))
 
 
 def check_pipeline(sess, statements, check):
@@ -861,7 +895,7 @@ def main(path):
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
         writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
-                  "detection_", "trends_", "integrity_")
+                  "detection_", "trends_", "integrity_", "procs_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -924,6 +958,7 @@ def main(path):
         check_detections(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("detection_")}, bound, check)
         check_trends(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("trends_")}, check)
         check_integrity(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("integrity_")}, check)
+        check_procs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("procs_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)

@@ -8,6 +8,7 @@ pub mod event_detail;
 pub mod events;
 pub mod login;
 pub mod pipeline;
+mod pipeline_procs;
 mod pipeline_trends;
 pub mod saved_searches;
 pub mod search;

@@ -7,6 +7,7 @@
 
 use leptos::prelude::*;
 
+use crate::pages::pipeline_procs::ProcessesPanel;
 use crate::pages::pipeline_trends::TrendsPanel;
 use crate::pipeline_model::{
     human_bytes, human_duration_ms, ClickHouseHealth, IngestHealth, KafkaHealth, PipelineSnapshot,
@@ -172,6 +173,7 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
         ingest,
         clickhouse,
         nodes,
+        processes,
     } = snapshot;
     view! {
         <div class="toolbar">
@@ -187,6 +189,7 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
             <IngestPanel ingest/>
             <ClickHousePanel clickhouse/>
         </div>
+        <ProcessesPanel processes taken_at_ms/>
         <NodesPanel nodes/>
         <KafkaPanel kafka taken_at_ms/>
     }
@@ -449,6 +452,7 @@ fn KafkaPanel(kafka: KafkaHealth, taken_at_ms: i64) -> impl IntoView {
         consumer_group,
         topics,
         total,
+        ..
     } = kafka;
     view! {
         <section class="panel" data-testid="kafka">

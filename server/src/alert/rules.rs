@@ -196,7 +196,7 @@ impl Observer {
             }
         }
 
-        let pending = s.spool.pending_events;
+        let (pending, whose) = largest_spool(s);
         self.spool_since_ms = if pending > 0 {
             Some(self.spool_since_ms.unwrap_or(now))
         } else {
@@ -208,7 +208,7 @@ impl Observer {
                 found.push(Finding {
                     rule: RULE_SPOOL,
                     summary: format!(
-                        "{pending} accepted events have waited in the spool for {} s: \
+                        "{pending} accepted events have waited in the spool{whose} for {} s: \
                          the broker is not taking them",
                         held / 1000
                     ),
@@ -223,6 +223,18 @@ impl Observer {
             });
         }
         (found, average)
+    }
+}
+
+/// The largest spool of the processes heard from recently (their reports,
+/// `health::procs`), and whose it is in words: every ingest process's spool
+/// counts, not only the evaluator's. The evaluator's own figure is read now
+/// and stands in when the reports cannot be read (ClickHouse down).
+fn largest_spool(s: &PipelineSnapshot) -> (i64, String) {
+    let local = s.spool.pending_events;
+    match s.processes.largest_spool() {
+        Some((process, events)) if events > local => (events, format!(" of process {process}")),
+        _ => (local, String::new()),
     }
 }
 
@@ -398,6 +410,49 @@ mod tests {
         let (found, _) = o.judge(&quiet, &round(later + 701_000, &sick, Some(5)));
         assert!(!rules_of(&found).contains(&RULE_WRITER_STALLED));
         assert!(!rules_of(&found).contains(&RULE_CLICKHOUSE_DOWN));
+    }
+
+    #[test]
+    fn the_spool_rule_sees_the_largest_spool_of_the_processes_heard_from() {
+        use app::pipeline_model::ProcessStatus;
+        let rules = RuleSettings::default();
+        let mut o = Observer::default();
+        let mut s = healthy();
+        let other = |id: &str, events: i64, silent: bool| ProcessStatus {
+            process: id.into(),
+            spool_events: events,
+            silent,
+            ..ProcessStatus::default()
+        };
+        s.processes.processes = vec![
+            other("ingest-2", 40, false),
+            other("died", 900, true),
+            ProcessStatus {
+                this_process: true,
+                ..other("me", 0, false)
+            },
+        ];
+        fn round(now_ms: i64, snapshot: &PipelineSnapshot) -> Round<'_> {
+            Round {
+                now_ms,
+                snapshot,
+                dead_letters: None,
+            }
+        }
+        assert!(o.judge(&rules, &round(0, &s)).0.is_empty());
+        let later = secs_ms(rules.spool_not_empty.after_s);
+        let (found, _) = o.judge(&rules, &round(later, &s));
+        assert_eq!(rules_of(&found), [RULE_SPOOL]);
+        assert!(
+            found[0]
+                .summary
+                .starts_with("40 accepted events have waited in the spool of process ingest-2"),
+            "{:?}",
+            found[0]
+        );
+        // Drained: resolved, and a silent process's stale spool does not count.
+        s.processes.processes[0].spool_events = 0;
+        assert!(o.judge(&rules, &round(later + 1_000, &s)).0.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod lag;
 pub mod pipeline;
+pub mod procs;
 pub mod ready;
 
 use std::time::Duration;

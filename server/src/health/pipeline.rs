@@ -1,7 +1,8 @@
 //! The pipeline page's figures, collected in one place: the Kafka cluster
-//! and the writer group's lag (from the brokers), this process's writer and
-//! spool (from the watchdog and the metrics), and the ClickHouse node (from
-//! its system tables). The result is `app::pipeline_model::PipelineSnapshot`,
+//! and the writer group's lag and members (from the brokers), this
+//! process's writer and spool (from the watchdog and the metrics), every
+//! other process's (from their reports, `super::procs`), and the ClickHouse
+//! node (from its system tables). The result is `app::pipeline_model::PipelineSnapshot`,
 //! which the server function and the live stream both send.
 //!
 //! Every question is bounded: the Kafka half has `KAFKA_BUDGET` in all
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 use app::pipeline_model::{
     below_min_insync, bucket_delta, lag_messages, lag_ms, near_parts_limit, per_minute, quantile,
     under_replicated, BrokerHealth, ClickHouseHealth, DiskSpace, IngestHealth, KafkaHealth,
-    LagTotals, PartitionHealth, PartsInPartition, PipelineSnapshot, SpoolHealth, TopicHealth,
-    WriterHealth,
+    LagTotals, PartitionHealth, PartsInPartition, PipelineSnapshot, ProcessesHealth, SpoolHealth,
+    TopicHealth, WriterHealth,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -28,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Mutex;
 use tracing::warn;
 
+use super::procs::Reporter;
 use super::ready::Readiness;
 use crate::config::{redact_url, ClickHouseConfig, KafkaConfig};
 use crate::ingest::now_ms;
@@ -38,6 +40,8 @@ use crate::topics;
 /// All the broker calls of one collection together.
 const KAFKA_BUDGET: Duration = Duration::from_secs(4);
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The writer group's member list, out of `KAFKA_BUDGET`.
+const GROUP_BUDGET: Duration = Duration::from_secs(1);
 /// How long one snapshot is served before the next collection.
 const FRESH: Duration = Duration::from_secs(2);
 /// The span the ingest figures cover.
@@ -133,6 +137,9 @@ pub struct PipelineCollector {
     store: Store,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    /// Every process's reports; without it (a collector made outside a
+    /// server) the page lists no processes.
+    reporter: Option<Arc<Reporter>>,
     last: Mutex<Option<(Instant, PipelineSnapshot)>>,
     ingest: std::sync::Mutex<IngestWindow>,
 }
@@ -151,9 +158,16 @@ impl PipelineCollector {
             store,
             metrics,
             readiness,
+            reporter: None,
             last: Mutex::new(None),
             ingest: std::sync::Mutex::new(IngestWindow::new(now_ms())),
         }
+    }
+
+    /// Lists every process from `reporter`'s reports, this one as it is.
+    pub fn with_processes(mut self, reporter: Arc<Reporter>) -> PipelineCollector {
+        self.reporter = Some(reporter);
+        self
     }
 
     /// The figures now, or from the last `FRESH`. Callers that arrive
@@ -173,7 +187,13 @@ impl PipelineCollector {
     async fn collect(&self) -> PipelineSnapshot {
         let started = Instant::now();
         let taken_at_ms = now_ms();
-        let (kafka, nodes) = tokio::join!(self.kafka_health(), self.nodes_health());
+        let others = async {
+            match &self.reporter {
+                Some(reporter) => Some(reporter.others().await),
+                None => None,
+            }
+        };
+        let (kafka, nodes, others) = tokio::join!(self.kafka_health(), self.nodes_health(), others);
         // The first configured node is the writer's and the migrations'.
         let clickhouse = nodes.first().cloned().unwrap_or_else(|| ClickHouseHealth {
             node: self.node.clone(),
@@ -216,6 +236,12 @@ impl PipelineCollector {
             Ok(mut window) => window.figures(reading),
             Err(_) => IngestHealth::default(),
         };
+        let processes = match (&self.reporter, others) {
+            (Some(reporter), Some(others)) => {
+                reporter.processes(others, kafka.group_members.as_deref())
+            }
+            _ => ProcessesHealth::default(),
+        };
         PipelineSnapshot {
             taken_at_ms,
             collect_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
@@ -225,6 +251,7 @@ impl PipelineCollector {
             ingest,
             clickhouse,
             nodes,
+            processes,
         }
     }
 
@@ -512,6 +539,18 @@ fn measure(kafka: &KafkaConfig, topics: &[String], deadline: Instant) -> KafkaHe
             partitions,
             total: LagTotals::default(),
         });
+    }
+    let Some(time) = left(deadline) else {
+        health
+            .problems
+            .push("ran out of time before reading the lag".into());
+        return health;
+    };
+    match super::procs::members_of(&reader, &kafka.consumer_group, time.min(GROUP_BUDGET)) {
+        Ok(members) => health.group_members = Some(members),
+        Err(error) => health.problems.push(format!(
+            "the writer group's members could not be read: {error}"
+        )),
     }
     let Some(time) = left(deadline) else {
         health

@@ -20,6 +20,8 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use app::pipeline_model::WriterState;
+
 use crate::config::{ClickHouseConfig, KafkaConfig};
 use crate::ingest::now_ms;
 use crate::metrics::Metrics;
@@ -43,6 +45,9 @@ pub struct WriterWatch {
     last_insert_ms: AtomicI64,
     /// The insert error the writer is backing off from, if it is.
     backing_off: Mutex<Option<String>>,
+    /// The last insert error, kept after the writer recovered from it:
+    /// the pipeline page shows it beside the state.
+    last_error: Mutex<Option<String>>,
     /// The last reason the writer task ended, if it did.
     ended: Mutex<Option<String>>,
     /// Cancels the current writer so its supervisor makes a new one (a new
@@ -84,9 +89,18 @@ impl WriterWatch {
     }
 
     pub fn backing_off(&self, error: Option<String>) {
+        if let Some(error) = &error {
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(error.clone());
+            }
+        }
         if let Ok(mut slot) = self.backing_off.lock() {
             *slot = error;
         }
+    }
+
+    fn current(slot: &Mutex<Option<String>>) -> Option<String> {
+        slot.lock().ok().and_then(|e| e.clone())
     }
 
     fn request_restart(&self) {
@@ -235,6 +249,36 @@ impl Readiness {
         ))
     }
 
+    /// The writer of this process, if it runs one, in the pipeline page's
+    /// terms (`app::pipeline_model::WriterState`).
+    pub fn writer_report(&self) -> Option<WriterReport> {
+        let watch = self.writer.as_ref()?;
+        let now = now_ms();
+        let (lag, lag_fresh) = self.lag(now);
+        let check = writer_state(watch, lag, lag_fresh, now, self.stall_after_ms);
+        let backing_off = WriterWatch::current(&watch.backing_off);
+        let state = if !watch.running.load(Ordering::SeqCst) {
+            WriterState::Stopped
+        } else if let Some(error) = &backing_off {
+            if is_backpressure(error) {
+                WriterState::Paused
+            } else {
+                WriterState::BackingOff
+            }
+        } else if !check.ok {
+            WriterState::Stalled
+        } else {
+            WriterState::Running
+        };
+        Some(WriterReport {
+            state,
+            detail: check.detail,
+            last_error: WriterWatch::current(&watch.last_error)
+                .or_else(|| WriterWatch::current(&watch.ended)),
+            last_insert_ms: watch.last_insert_ms(),
+        })
+    }
+
     /// The watchdog: judges progress every few seconds until `stop`.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
         crate::periodic::every(WATCH_EVERY, stop, || async { self.judge(now_ms()) }).await;
@@ -339,6 +383,39 @@ fn writer_state(watch: &WriterWatch, lag: i64, lag_fresh: bool, now: i64, stall_
 
 const STALLED: &str = "the writer is stalled";
 
+/// This process's writer as the pipeline page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterReport {
+    pub state: WriterState,
+    /// In words, as `/readyz` says it (with the error it backs off from).
+    pub detail: String,
+    /// The last insert error (or why the writer task ended), if any.
+    pub last_error: Option<String>,
+    pub last_insert_ms: Option<i64>,
+}
+
+/// ClickHouse pushing back rather than failing: too many parts, memory,
+/// too many queries, or an insert that did not finish in time. The writer
+/// waits with its partitions paused either way; the words tell the
+/// operator whether to look at merges and load or at an error.
+fn is_backpressure(error: &str) -> bool {
+    const TOO_MANY_PARTS: u32 = 252;
+    const MEMORY_LIMIT_EXCEEDED: u32 = 241;
+    const TOO_MANY_SIMULTANEOUS_QUERIES: u32 = 202;
+    const TIMEOUT_EXCEEDED: u32 = 159;
+    match crate::store::exception_code(error) {
+        Some(code) => [
+            TOO_MANY_PARTS,
+            MEMORY_LIMIT_EXCEEDED,
+            TOO_MANY_SIMULTANEOUS_QUERIES,
+            TIMEOUT_EXCEEDED,
+        ]
+        .contains(&code),
+        // `StoreError::Timeout`: the insert outran `writer.insert_timeout`.
+        None => error.contains("did not finish the request within"),
+    }
+}
+
 /// Logs and counts a finding when it appears and when it clears.
 fn report_change(stage: &str, before: Option<&Check>, now: Option<&Check>, metrics: &Metrics) {
     let was_bad = before.is_some_and(|c| !c.ok);
@@ -404,5 +481,26 @@ mod tests {
         watch.ended("it panicked: boom".into());
         let ended = writer_state(&watch, 0, true, t, 60_000);
         assert!(ended.detail.contains("boom"), "{ended:?}");
+        assert_eq!(
+            WriterWatch::current(&watch.last_error).as_deref(),
+            Some("Code: 241"),
+            "the last insert error outlives the backoff"
+        );
+    }
+
+    #[test]
+    fn backpressure_is_told_from_other_insert_errors() {
+        assert!(is_backpressure(
+            "ClickHouse request failed: Code: 252, e.displayText() = DB::Exception: Too many parts"
+        ));
+        assert!(is_backpressure(
+            "ClickHouse did not finish the request within 30s"
+        ));
+        assert!(!is_backpressure(
+            "ClickHouse request failed: network error: connection refused"
+        ));
+        assert!(!is_backpressure(
+            "Code: 60. DB::Exception: Table doesn't exist"
+        ));
     }
 }

@@ -11,6 +11,7 @@
 //! "firing"). URLs and secrets stay in here: attempts name the webhook.
 
 pub mod sign;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,21 +66,24 @@ impl Notifier {
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Notifier {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            // A receiver's redirect is not followed: the signature was made
-            // for this receiver.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        let shared = tls::client(settings.timeout, None);
         let queues = webhooks
             .iter()
             .map(|hook| {
                 let (tx, rx) = mpsc::channel(QUEUE);
+                // Checked at start-up (`config`); should the file have
+                // changed since, every attempt says why it was not sent.
+                let client = match &hook.ca_file {
+                    Some(path) => tls::client(settings.timeout, Some(path)),
+                    None => shared.clone(),
+                };
+                if let Err(problem) = &client {
+                    warn!(webhook = %hook.name, %problem, "webhook client not built; its deliveries will fail");
+                }
                 let worker = Worker {
                     hook: hook.clone(),
                     settings: settings.clone(),
-                    client: client.clone(),
+                    client,
                     log: log.clone(),
                     metrics: metrics.clone(),
                 };
@@ -120,7 +124,8 @@ impl Notifier {
 struct Worker {
     hook: WebhookConfig,
     settings: DeliveryConfig,
-    client: reqwest::Client,
+    /// Or why there is none (its `ca_file` could not be used).
+    client: Result<reqwest::Client, String>,
     log: Arc<dyn AttemptLog>,
     metrics: Arc<Metrics>,
 }
@@ -177,8 +182,24 @@ impl Worker {
     async fn attempt(&self, message: &Message, body: &[u8], attempt: u32) -> DeliveryAttempt {
         let at_ms = now_ms_u64();
         let started = Instant::now();
-        let sent = self
-            .client
+        let client = match &self.client {
+            Ok(client) => client,
+            Err(problem) => {
+                return DeliveryAttempt {
+                    subject: message.subject.clone(),
+                    webhook: self.hook.name.clone(),
+                    attempt,
+                    at_ms,
+                    status: 0,
+                    error: format!("not sent: {problem}")
+                        .chars()
+                        .take(MAX_ERROR_CHARS)
+                        .collect(),
+                    duration_ms: 0,
+                }
+            }
+        };
+        let sent = client
             .post(&self.hook.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(sign::TIMESTAMP_HEADER, (at_ms / 1000).to_string())
@@ -191,16 +212,24 @@ impl Worker {
             .await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let (status, error) = match sent {
-            Ok(response) if response.status().is_success() => (response.status().as_u16(), ""),
+            Ok(response) if response.status().is_success() => {
+                (response.status().as_u16(), String::new())
+            }
             Ok(response) => (
                 response.status().as_u16(),
-                "the receiver did not answer 2xx",
+                "the receiver did not answer 2xx".into(),
             ),
             // reqwest's text may hold the URL, which may hold a token
             // (Slack's do): say what kind of failure it was, not where.
-            Err(error) if error.is_timeout() => (0, "no answer within delivery.timeout"),
-            Err(error) if error.is_connect() => (0, "cannot connect to the receiver"),
-            Err(_) => (0, "the request failed"),
+            Err(error) if error.is_timeout() => (0, "no answer within delivery.timeout".into()),
+            Err(error) => match tls::certificate_problem(&error) {
+                Some(problem) => (
+                    0,
+                    format!("TLS: the receiver's certificate is not trusted ({problem})"),
+                ),
+                None if error.is_connect() => (0, "cannot connect to the receiver".into()),
+                None => (0, "the request failed".into()),
+            },
         };
         DeliveryAttempt {
             subject: message.subject.clone(),

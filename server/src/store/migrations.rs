@@ -112,7 +112,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline_trends",
         sql: include_str!("../../migrations/0018_pipeline_trends.sql"),
     },
-    // 0019 is taken by the pipeline's per-process status.
+    Migration {
+        version: 19,
+        name: "process_status",
+        sql: include_str!("../../migrations/0019_process_status.sql"),
+    },
     Migration {
         version: 20,
         name: "integrity",

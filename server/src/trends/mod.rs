@@ -3,8 +3,9 @@
 //! (`attest_pipeline_samples`, migration 0018) by one server process, the
 //! one elected through Kafka as the alert evaluator is (`alert::leader`,
 //! role `trends`). The same process removes samples older than
-//! `trends.keep_days`, a UTC day (a partition) at a time, and alert
-//! history older than `alerts.keep_days`.
+//! `trends.keep_days`, a UTC day (a partition) at a time (and so the
+//! processes' status reports, `health::procs`), and alert history older
+//! than `alerts.keep_days`.
 //!
 //! One writer: the sampler checks its election before it collects and
 //! again just before it inserts. Across a hand-over two processes could
@@ -162,6 +163,21 @@ impl Sampler {
             }
             Ok(_) => {}
             Err(error) => warn!(%error, "trends retention failed; trying again next round"),
+        }
+        // The processes' status reports (`health::procs`) are kept as
+        // long as the samples: the same question, "what was it like then".
+        match self
+            .store
+            .drop_statuses_before(now.saturating_sub(days(self.config.keep_days)))
+            .await
+        {
+            Ok(dropped) if !dropped.is_empty() => {
+                info!(days = ?dropped, "trends retention dropped old days of process reports")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                warn!(%error, "process report retention failed; trying again next round")
+            }
         }
         if self.alert_keep_days > 0 {
             let cutoff = now.saturating_sub(days(self.alert_keep_days));

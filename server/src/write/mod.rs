@@ -206,7 +206,7 @@ impl Writer {
         let consumer: StreamConsumer<WriterContext> = ClientConfig::new()
             .set("bootstrap.servers", &kafka.brokers)
             .set("group.id", &kafka.consumer_group)
-            .set("client.id", "attest-writer")
+            .set("client.id", &kafka.writer_client_id)
             // We commit by hand, after the insert; never on a timer.
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
