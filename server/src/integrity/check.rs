@@ -12,7 +12,7 @@ use super::encoding::{hex, unhex};
 use super::keys::KeyRing;
 use super::leaf::Sealed;
 use super::merkle;
-use crate::store::{LeafRow, Store, StoreError, StoredRow};
+use crate::store::{EventRow, LeafRow, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -261,8 +261,8 @@ pub fn leaves_problem(d: &Digest, leaves: &[LeafRow]) -> Option<Problem> {
 
 /// Every sealed leaf must have its row, unchanged; a row is found by its
 /// offset and event id (offsets repeat across topics).
-pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[StoredRow]) -> Vec<Problem> {
-    let mut found: HashMap<(i64, &str), Vec<&StoredRow>> = HashMap::new();
+pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<Problem> {
+    let mut found: HashMap<(i64, &str), Vec<&EventRow>> = HashMap::new();
     for r in rows {
         found
             .entry((r.kafka_offset, r.event_id.as_str()))
@@ -369,33 +369,6 @@ pub async fn committed_heads(
             )
         })
         .collect())
-}
-
-impl<'a> From<&'a StoredRow> for Sealed<'a> {
-    fn from(r: &'a StoredRow) -> Sealed<'a> {
-        Sealed {
-            event_id: &r.event_id,
-            tenant_id: &r.tenant_id,
-            occurred_at: r.occurred_at,
-            received_at: r.received_at,
-            category: &r.category,
-            action: &r.action,
-            outcome: &r.outcome,
-            actor_id: &r.actor_id,
-            actor_type: &r.actor_type,
-            actor_ip: &r.actor_ip,
-            actor_user_agent: &r.actor_user_agent,
-            resource_type: &r.resource_type,
-            resource_id: &r.resource_id,
-            source_service: &r.source_service,
-            request_id: &r.request_id,
-            metadata_key: &r.metadata_key,
-            metadata_value: &r.metadata_value,
-            schema_id: r.schema_id,
-            kafka_partition: r.kafka_partition,
-            kafka_offset: r.kafka_offset,
-        }
-    }
 }
 
 #[cfg(test)]

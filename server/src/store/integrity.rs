@@ -5,7 +5,7 @@
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use super::{QueryTemplate, Store, StoreError};
+use super::{EventRow, QueryTemplate, Store, StoreError};
 use crate::integrity::Digest;
 
 pub const DIGESTS_TABLE: &str = "attest_integrity_digests";
@@ -72,33 +72,6 @@ pub struct LeafRow {
     pub tenant_id: String,
     pub event_id: String,
     pub leaf: String,
-}
-
-/// A stored row as read back for checking: the columns a leaf covers.
-#[derive(Debug, Clone, Row, Deserialize)]
-pub struct StoredRow {
-    pub event_id: String,
-    pub tenant_id: String,
-    pub occurred_at: i64,
-    pub received_at: i64,
-    pub category: String,
-    pub action: String,
-    pub outcome: String,
-    pub actor_id: String,
-    pub actor_type: String,
-    pub actor_ip: String,
-    pub actor_user_agent: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub source_service: String,
-    pub request_id: String,
-    #[serde(rename = "metadata.key")]
-    pub metadata_key: Vec<String>,
-    #[serde(rename = "metadata.value")]
-    pub metadata_value: Vec<String>,
-    pub schema_id: u32,
-    pub kafka_partition: i32,
-    pub kafka_offset: i64,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -244,7 +217,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn rows_of(&self, d: &Digest) -> Result<Vec<StoredRow>, StoreError> {
+    pub async fn rows_of(&self, d: &Digest) -> Result<Vec<EventRow>, StoreError> {
         Ok(self
             .primary
             .query(ROWS_SQL)

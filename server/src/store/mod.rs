@@ -22,7 +22,7 @@ pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
 pub use dead_letters::{DeadLetterAction, HandledLetter};
 pub use detections::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
-pub use integrity::{LeafRow, StoredRow};
+pub use integrity::LeafRow;
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use procs::{StatusRow, STATUS_TABLE};
@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::{Client, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::ClickHouseConfig;
@@ -65,8 +65,9 @@ pub enum StoreError {
     Timeout(std::time::Duration),
 }
 
-/// One row of `audit_events`, in table column order.
-#[derive(Debug, Clone, Row, Serialize)]
+/// One row of `audit_events`, in table column order (written by the
+/// writer, read back by the integrity check).
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
 pub struct EventRow {
     pub event_id: String,
     pub tenant_id: String,
