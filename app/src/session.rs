@@ -185,7 +185,10 @@ mod tests {
         assert_eq!("auditor".parse::<Role>(), Ok(Role::Auditor));
         for bad in ["", "Admin", "admin ", "administrator", "root", "Auditor"] {
             let error = bad.parse::<Role>().unwrap_err().to_string();
-            assert!(error.contains("admin, analyst or auditor"), "{bad:?}: {error}");
+            assert!(
+                error.contains("admin, analyst or auditor"),
+                "{bad:?}: {error}"
+            );
         }
         assert!(Role::Analyst.may_write() && Role::Admin.may_write());
         assert!(!Role::Auditor.may_write());

@@ -25,7 +25,10 @@ async fn trail(server: &common::TestServer, sql: &str, expected: &str) {
         if got == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "{sql}\n got: {got}\nwant: {expected}");
+        assert!(
+            Instant::now() < deadline,
+            "{sql}\n got: {got}\nwant: {expected}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -53,10 +56,20 @@ async fn reads_are_recorded_and_an_auditor_reads_them_and_changes_nothing() {
     )
     .await;
 
-    let alice_key = grant(&config, &["--name", "alice@acme.example", "--tenant", "acme"]);
+    let alice_key = grant(
+        &config,
+        &["--name", "alice@acme.example", "--tenant", "acme"],
+    );
     let auditor_key = grant(
         &config,
-        &["--name", "auditor-1", "--tenant", "globex", "--role", "auditor"],
+        &[
+            "--name",
+            "auditor-1",
+            "--tenant",
+            "globex",
+            "--role",
+            "auditor",
+        ],
     );
     let bob_key = grant(&config, &["--name", "bob@acme.example", "--tenant", "acme"]);
 
@@ -92,7 +105,11 @@ async fn reads_are_recorded_and_an_auditor_reads_them_and_changes_nothing() {
     let (status, saved) = alice
         .call(
             "search/saved/save",
-            &[("name", "logins"), ("q", "action:user.login"), ("tenant", "acme")],
+            &[
+                ("name", "logins"),
+                ("q", "action:user.login"),
+                ("tenant", "acme"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{saved}");
@@ -163,7 +180,11 @@ async fn reads_are_recorded_and_an_auditor_reads_them_and_changes_nothing() {
     let (status, page) = auditor
         .call(
             "search/page",
-            &[("q", "action:console.search"), ("range", "24h"), ("tenant", "attest")],
+            &[
+                ("q", "action:console.search"),
+                ("range", "24h"),
+                ("tenant", "attest"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{page}");
@@ -195,7 +216,10 @@ async fn reads_are_recorded_and_an_auditor_reads_them_and_changes_nothing() {
     let (status, answer) = auditor.call("search/page", &[("tenant", "acme")]).await;
     assert_eq!(status, 403, "{answer}");
     let (status, answer) = auditor
-        .call("search/saved/save", &[("name", "mine"), ("tenant", "attest")])
+        .call(
+            "search/saved/save",
+            &[("name", "mine"), ("tenant", "attest")],
+        )
         .await;
     assert_eq!(status, 403, "{answer}");
     assert!(answer.to_string().contains("auditor"), "{answer}");
@@ -223,7 +247,10 @@ async fn reads_are_recorded_and_an_auditor_reads_them_and_changes_nothing() {
         .await;
     assert_eq!(status, 403, "{answer}");
     let (status, page) = bob
-        .call("search/page", &[("q", "action:console.search"), ("range", "24h")])
+        .call(
+            "search/page",
+            &[("q", "action:console.search"), ("range", "24h")],
+        )
         .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["hits"].as_array().map(Vec::len), Some(0), "{page}");

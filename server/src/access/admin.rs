@@ -143,7 +143,11 @@ mod tests {
         assert_eq!(require_admin(&viewer), Ok(()));
         assert!(NotAdmin.to_string().contains("--role admin"));
         viewer.role = Role::Auditor;
-        assert_eq!(require_admin(&viewer), Err(NotAdmin), "auditors are not admins");
+        assert_eq!(
+            require_admin(&viewer),
+            Err(NotAdmin),
+            "auditors are not admins"
+        );
     }
 
     #[test]

@@ -569,9 +569,7 @@ impl EventStore for ScopedStore {
         } else {
             None
         };
-        self.note(|| {
-            Read::event_view(&self.viewer, tenant, event_id, content, detail.is_some())
-        });
+        self.note(|| Read::event_view(&self.viewer, tenant, event_id, content, detail.is_some()));
         Ok(detail)
     }
 
@@ -616,9 +614,7 @@ impl EventStore for ScopedStore {
         self.store
             .delete_saved_search(&self.viewer.access_id, id)
             .await?;
-        self.note(|| {
-            Read::saved_search(&self.viewer, "saved_search.delete", id, BTreeMap::new())
-        });
+        self.note(|| Read::saved_search(&self.viewer, "saved_search.delete", id, BTreeMap::new()));
         Ok(())
     }
 }
@@ -703,5 +699,28 @@ mod tests {
         assert_eq!(stored_role("a", "ADMIN"), Role::Analyst);
         assert_eq!(Viewer::nobody().role, Role::Analyst);
         assert_eq!(Viewer::unrestricted().role, Role::Admin);
+    }
+
+    #[test]
+    fn an_auditor_reads_attest_s_own_trail_beside_their_tenants() {
+        let row = |role: &str, tenants: &[&str], all: bool| AccessRow {
+            access_id: "0123456789abcdef".into(),
+            name: "audit".into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            all_tenants: u8::from(all),
+            secret_sha256: String::new(),
+            created_at: 0,
+            revoked_at: 0,
+            role: role.into(),
+        };
+        let auditor = Viewer::from_row(row("auditor", &["globex"], false));
+        assert_eq!(auditor.tenants, [SYSTEM_TENANT, "globex"]);
+        assert!(auditor.may_see(SYSTEM_TENANT) && !auditor.may_see("acme"));
+        assert_eq!(auditor.role, Role::Auditor);
+        let everything = Viewer::from_row(row("auditor", &[], true));
+        assert!(everything.tenants.is_empty() && everything.may_see(SYSTEM_TENANT));
+        let analyst = Viewer::from_row(row("analyst", &["globex"], false));
+        assert!(!analyst.may_see(SYSTEM_TENANT));
+        assert_eq!(stored_role("a", "auditor"), Role::Auditor);
     }
 }

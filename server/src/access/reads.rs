@@ -215,9 +215,7 @@ impl Collapser {
             .filter(|(_, p)| now.is_none_or(|now| p.due <= now))
             .map(|(k, _)| k.clone())
             .collect();
-        due.iter()
-            .filter_map(|k| self.pending.remove(k))
-            .collect()
+        due.iter().filter_map(|k| self.pending.remove(k)).collect()
     }
 }
 
@@ -286,7 +284,11 @@ impl Lost {
         // One line per gap, not per read: a flooded queue must not flood
         // the log as well.
         if before == 0 {
-            warn!(reads, why, "console reads not recorded in Attest's trail; the next recorded one says how many");
+            warn!(
+                reads,
+                why,
+                "console reads not recorded in Attest's trail; the next recorded one says how many"
+            );
         }
     }
 
@@ -508,7 +510,10 @@ mod tests {
         assert_eq!(event.category, Category::DataAccess);
         assert_eq!(event.metadata["tenant"], "globex");
         let resource = event.resource.unwrap();
-        assert_eq!((resource.kind.as_str(), resource.id.as_str()), ("audit_event", "g-1"));
+        assert_eq!(
+            (resource.kind.as_str(), resource.id.as_str()),
+            ("audit_event", "g-1")
+        );
 
         let saved = Read::saved_search(
             &viewer("alice"),
