@@ -17,16 +17,26 @@ pub enum Role {
     /// Also sees how the pipeline itself is doing (`/pipeline`); every such
     /// action is recorded in Attest's own trail.
     Admin,
+    /// Reads the console's own trail (tenant `attest`: who searched, opened
+    /// and exported what) beside the tenants granted, and changes nothing.
+    Auditor,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Analyst, Role::Admin];
+    pub const ALL: [Role; 3] = [Role::Analyst, Role::Admin, Role::Auditor];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Analyst => "analyst",
             Role::Admin => "admin",
+            Role::Auditor => "auditor",
         }
+    }
+
+    /// Whether the role may change anything (saved searches, detection
+    /// rules); the server decides again on every write.
+    pub fn may_write(self) -> bool {
+        self != Role::Auditor
     }
 }
 
@@ -38,7 +48,7 @@ impl std::fmt::Display for Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: choose admin or analyst")]
+#[error("unknown role {0:?}: choose admin, analyst or auditor")]
 pub struct UnknownRole(pub String);
 
 impl std::str::FromStr for Role {
@@ -74,6 +84,10 @@ pub struct ViewerInfo {
 impl ViewerInfo {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    pub fn may_write(&self) -> bool {
+        self.role.may_write()
     }
 }
 
@@ -131,12 +145,11 @@ pub fn ViewerMenu() -> impl IntoView {
                                 <span class="viewer-name" title=format!("May see: {scope}")>
                                     {v.name.clone()}
                                 </span>
-                                {v
-                                    .is_admin()
+                                {(v.role != Role::Analyst)
                                     .then(|| {
                                         view! {
                                             <span class="viewer-role" data-testid="viewer-role">
-                                                "admin"
+                                                {v.role.as_str()}
                                             </span>
                                         }
                                     })}
@@ -169,10 +182,16 @@ mod tests {
     fn roles_parse_exactly_and_default_to_analyst() {
         assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
         assert_eq!("analyst".parse::<Role>(), Ok(Role::Analyst));
-        for bad in ["", "Admin", "admin ", "administrator", "root"] {
+        assert_eq!("auditor".parse::<Role>(), Ok(Role::Auditor));
+        for bad in ["", "Admin", "admin ", "administrator", "root", "Auditor"] {
             let error = bad.parse::<Role>().unwrap_err().to_string();
-            assert!(error.contains("admin or analyst"), "{bad:?}: {error}");
+            assert!(
+                error.contains("admin, analyst or auditor"),
+                "{bad:?}: {error}"
+            );
         }
+        assert!(Role::Analyst.may_write() && Role::Admin.may_write());
+        assert!(!Role::Auditor.may_write());
         assert_eq!(Role::default(), Role::Analyst);
         // A viewer serialized before roles existed reads as an analyst.
         let old = r#"{"name":"v","tenants":[],"all_tenants":true,"signed_in":true}"#;

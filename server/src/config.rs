@@ -66,6 +66,14 @@ pub struct ConsoleConfig {
     /// How often grants and revocations are re-read.
     #[serde(with = "millis")]
     pub access_refresh: Duration,
+    /// Identical console reads (searches, event views) by one viewer
+    /// within this long of the first are recorded as one audit event with
+    /// a count.
+    #[serde(with = "millis")]
+    pub read_window: Duration,
+    /// Reads waiting to be recorded; beyond it a read is counted and
+    /// logged as not recorded rather than slowing the page.
+    pub read_queue: usize,
 }
 
 impl Default for ConsoleConfig {
@@ -76,6 +84,8 @@ impl Default for ConsoleConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookie: None,
             access_refresh: Duration::from_secs(5),
+            read_window: Duration::from_secs(10),
+            read_queue: 10_000,
         }
     }
 }
@@ -95,6 +105,8 @@ impl fmt::Debug for ConsoleConfig {
             .field("session_ttl", &self.session_ttl)
             .field("secure_cookie", &self.secure_cookie)
             .field("access_refresh", &self.access_refresh)
+            .field("read_window", &self.read_window)
+            .field("read_queue", &self.read_queue)
             .finish()
     }
 }
@@ -657,6 +669,12 @@ impl Config {
         }
         if self.console.access_refresh < Duration::from_millis(100) {
             return Err(invalid("console.access_refresh", "must be at least 100 ms"));
+        }
+        if self.console.read_window > Duration::from_secs(3600) {
+            return Err(invalid("console.read_window", "must be at most 3600000 ms"));
+        }
+        if !(1..=1_000_000).contains(&self.console.read_queue) {
+            return Err(invalid("console.read_queue", "must be 1 to 1000000"));
         }
         let url = &self.registry.url;
         let usable = url.is_empty() || url.starts_with("http://") || url.starts_with("https://");

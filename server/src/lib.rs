@@ -572,11 +572,22 @@ pub async fn start(
     }
     let (listener, addr) = bind(config.listen).await?;
     leptos_options.site_addr = addr;
+    let reads = match &console_auth {
+        http::ConsoleAuth::Open => None,
+        http::ConsoleAuth::SignIn { .. } => Some(access::ReadLog::start(
+            ingest.clone(),
+            config.console.read_window,
+            config.console.read_queue,
+            prepared.metrics.console_reads_unrecorded.clone(),
+            stop.clone(),
+        )),
+    };
     let app = console_router(
         leptos_options,
         prepared.store.clone(),
         console_auth,
         ingest,
+        reads,
         AdminParts {
             collector,
             inbox,
@@ -690,6 +701,7 @@ fn console_router(
     store: store::Store,
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
+    reads: Option<access::ReadLog>,
     admin: AdminParts,
 ) -> Router {
     let AdminParts {
@@ -768,10 +780,9 @@ fn console_router(
                     },
                 )));
             }
-            provide_context(SharedStore(Arc::new(access::ScopedStore::new(
-                store.clone(),
-                viewer,
-            ))));
+            provide_context(SharedStore(Arc::new(
+                access::ScopedStore::new(store.clone(), viewer).recording(reads.clone()),
+            )));
         }
     };
     Router::new()

@@ -37,6 +37,7 @@ pub struct Metrics {
     pub notify_attempts: IntCounterVec,
     pub detections_fired: IntCounter,
     pub notify_given_up: IntCounter,
+    pub console_reads_unrecorded: IntCounter,
     pub trends_sampler: IntGauge,
     pub trends_samples_written: IntCounter,
 }
@@ -365,6 +366,16 @@ impl Metrics {
                 IntCounter::new(
                     "attest_notify_given_up_total",
                     "Webhook deliveries abandoned after alerts.delivery.attempts failures",
+                )
+                .expect("valid"),
+            ),
+            console_reads_unrecorded: register(
+                &registry,
+                IntCounter::new(
+                    "attest_console_reads_unrecorded_total",
+                    "Console reads (searches, event views, saved-search changes) that could \
+                     not be recorded in Attest's own trail: the queue was full or the event \
+                     could not be produced",
                 )
                 .expect("valid"),
             ),

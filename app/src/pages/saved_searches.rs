@@ -101,17 +101,29 @@ pub fn SavedSearches(params: Memo<SearchParams>) -> impl IntoView {
                     Err(error) => view! { <p class="muted">{error.to_string()}</p> }.into_any(),
                 })}
             </Transition>
-            <ActionForm action=save attr:class="save-form">
-                <input type="hidden" name="q" value=field("q")/>
-                <input type="hidden" name="tenant" value=field("tenant")/>
-                <input type="hidden" name="range" value=move || params.get().range.param()/>
-                <input type="hidden" name="from" value=field("from")/>
-                <input type="hidden" name="to" value=field("to")/>
-                <input type="hidden" name="cols" value=field("cols")/>
-                <label for="saved-name" class="visually-hidden">"Name of this search"</label>
-                <input id="saved-name" name="name" type="text" required maxlength="100" placeholder="Name this search"/>
-                <button type="submit">"Save"</button>
-            </ActionForm>
+            // An auditor changes nothing, so is not offered the form (the
+            // server refuses the save anyway).
+            <Suspense fallback=|| ()>
+                {move || {
+                    crate::session::viewer()
+                        .is_none_or(|v| v.may_write())
+                        .then(|| {
+                            view! {
+                                <ActionForm action=save attr:class="save-form">
+                                    <input type="hidden" name="q" value=field("q")/>
+                                    <input type="hidden" name="tenant" value=field("tenant")/>
+                                    <input type="hidden" name="range" value=move || params.get().range.param()/>
+                                    <input type="hidden" name="from" value=field("from")/>
+                                    <input type="hidden" name="to" value=field("to")/>
+                                    <input type="hidden" name="cols" value=field("cols")/>
+                                    <label for="saved-name" class="visually-hidden">"Name of this search"</label>
+                                    <input id="saved-name" name="name" type="text" required maxlength="100" placeholder="Name this search"/>
+                                    <button type="submit">"Save"</button>
+                                </ActionForm>
+                            }
+                        })
+                }}
+            </Suspense>
             {save_error}
         </section>
     }

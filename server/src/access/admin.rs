@@ -36,6 +36,21 @@ pub fn require_admin(viewer: &Viewer) -> Result<(), NotAdmin> {
     }
 }
 
+/// The viewer may read but not change anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an auditor reads and changes nothing; this needs an analyst or admin grant")]
+pub struct ReadOnly;
+
+/// The rule for every console write (saved searches, detection rules):
+/// anyone but an auditor. Admin actions pass [`require_admin`] as well.
+pub fn require_writer(viewer: &Viewer) -> Result<(), ReadOnly> {
+    if viewer.role.may_write() {
+        Ok(())
+    } else {
+        Err(ReadOnly)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminRefusal {
     #[error(transparent)]
@@ -127,5 +142,21 @@ mod tests {
         viewer.role = Role::Admin;
         assert_eq!(require_admin(&viewer), Ok(()));
         assert!(NotAdmin.to_string().contains("--role admin"));
+        viewer.role = Role::Auditor;
+        assert_eq!(
+            require_admin(&viewer),
+            Err(NotAdmin),
+            "auditors are not admins"
+        );
+    }
+
+    #[test]
+    fn auditors_write_nothing() {
+        let mut viewer = Viewer::nobody();
+        assert_eq!(require_writer(&viewer), Ok(()));
+        viewer.role = Role::Admin;
+        assert_eq!(require_writer(&viewer), Ok(()));
+        viewer.role = Role::Auditor;
+        assert_eq!(require_writer(&viewer), Err(ReadOnly));
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
 use app::model::{Activity, EventFilter, EventPage};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
-use app::search_state::SearchParams;
+use app::search_state::{SearchParams, TimeWindow};
 use app::session::{Role, ViewerInfo};
 use app::store::{EventStore, StoreError as ConsoleError};
 use tracing::{info, warn};
@@ -31,9 +31,11 @@ use crate::keys::{mint, StoredKey};
 use crate::store::{AccessRow, Store, StoreError};
 
 mod admin;
+mod reads;
 mod sessions;
 
-pub use admin::{require_admin, AdminGate, AdminRefusal, NotAdmin};
+pub use admin::{require_admin, require_writer, AdminGate, AdminRefusal, NotAdmin, ReadOnly};
+pub use reads::{Read, ReadLog};
 pub use sessions::{session_cookie, SessionError, Sessions};
 
 const PREFIX: &str = "atc_";
@@ -106,11 +108,16 @@ impl Viewer {
     }
 
     fn from_row(row: AccessRow) -> Viewer {
+        let role = stored_role(&row.access_id, &row.role);
         let mut tenants = row.tenants;
+        // An auditor reads the console's own trail beside their tenants.
+        if role == Role::Auditor && row.all_tenants == 0 {
+            tenants.push(SYSTEM_TENANT.to_owned());
+        }
         tenants.sort();
         tenants.dedup();
         Viewer {
-            role: stored_role(&row.access_id, &row.role),
+            role,
             access_id: row.access_id,
             name: row.name,
             tenants,
@@ -350,9 +357,9 @@ impl AccessAdmin {
         } else {
             row.tenants.iter().map(String::as_str).collect()
         };
-        // An admin sees Attest itself, beyond any tenant: Attest's own
-        // trail records that too.
-        if role == Role::Admin && !trails.contains(&SYSTEM_TENANT) {
+        // An admin sees Attest itself, beyond any tenant, and an auditor
+        // reads its trail: Attest's own trail records that too.
+        if matches!(role, Role::Admin | Role::Auditor) && !trails.contains(&SYSTEM_TENANT) {
             trails.push(SYSTEM_TENANT);
         }
         let scope = if row.all_tenants != 0 {
@@ -393,11 +400,35 @@ impl AccessAdmin {
 pub struct ScopedStore {
     store: Store,
     viewer: Viewer,
+    /// Where searches, event views and saved-search changes are recorded;
+    /// `None` when the console runs without sign-in (no one to record, as
+    /// for exports in that mode).
+    reads: Option<ReadLog>,
 }
 
 impl ScopedStore {
     pub fn new(store: Store, viewer: Viewer) -> ScopedStore {
-        ScopedStore { store, viewer }
+        ScopedStore {
+            store,
+            viewer,
+            reads: None,
+        }
+    }
+
+    /// Records this viewer's reads in `reads`.
+    pub fn recording(self, reads: Option<ReadLog>) -> ScopedStore {
+        ScopedStore { reads, ..self }
+    }
+
+    fn note(&self, read: impl FnOnce() -> Read) {
+        if let Some(reads) = &self.reads {
+            reads.note(read());
+        }
+    }
+
+    /// Auditors change nothing: every write below answers 403 for them.
+    fn writable(&self) -> Result<(), ConsoleError> {
+        require_writer(&self.viewer).map_err(|refused| ConsoleError::Forbidden(refused.to_string()))
     }
 
     fn query(&self, query: &SearchQuery) -> Result<SearchQuery, ConsoleError> {
@@ -452,8 +483,27 @@ impl EventStore for ScopedStore {
         }
     }
 
+    /// A search run is recorded with what it found (only this one: the
+    /// facets, counts and charts beside it are the same search).
     async fn search(&self, query: &SearchQuery, now_ms: i64) -> Result<SearchPage, ConsoleError> {
-        EventStore::search(&self.store, &self.query(query)?, now_ms).await
+        let scoped = self.query(query)?;
+        let page = EventStore::search(&self.store, &scoped, now_ms).await?;
+        self.note(|| {
+            Read::search(
+                &self.viewer,
+                &scoped.q,
+                &scoped.tenants(),
+                window_text(scoped.window),
+                scoped.cursor.is_some(),
+            )
+            .with_results(
+                page.hits.len(),
+                page.next_cursor.is_some(),
+                page.from_ms,
+                page.to_ms,
+            )
+        });
+        Ok(page)
     }
 
     async fn newer_events(
@@ -514,10 +564,13 @@ impl EventStore for ScopedStore {
     ) -> Result<Option<EventDetail>, ConsoleError> {
         // Another tenant's event is answered like a missing one, so ids
         // cannot be probed across tenants.
-        if !self.viewer.may_see(tenant) {
-            return Ok(None);
-        }
-        EventStore::event_detail(&self.store, tenant, event_id, at_ms, content).await
+        let detail = if self.viewer.may_see(tenant) {
+            EventStore::event_detail(&self.store, tenant, event_id, at_ms, content).await?
+        } else {
+            None
+        };
+        self.note(|| Read::event_view(&self.viewer, tenant, event_id, content, detail.is_some()));
+        Ok(detail)
     }
 
     /// The viewer's own saved searches, and of those only the ones whose
@@ -536,20 +589,45 @@ impl EventStore for ScopedStore {
         params: &SearchParams,
         now_ms: i64,
     ) -> Result<SavedSearch, ConsoleError> {
+        self.writable()?;
         if !self.visible(params) {
             return Err(ConsoleError::Forbidden(
                 self.viewer.choices("that tenant is not"),
             ));
         }
-        self.store
+        let saved = self
+            .store
             .save_search(&self.viewer.access_id, name, params, now_ms)
-            .await
+            .await?;
+        self.note(|| {
+            let details = BTreeMap::from([
+                ("name".to_owned(), saved.name.clone()),
+                ("search".to_owned(), saved.params.query_string()),
+            ]);
+            Read::saved_search(&self.viewer, "saved_search.create", &saved.id, details)
+        });
+        Ok(saved)
     }
 
     async fn delete_saved_search(&self, id: &str) -> Result<(), ConsoleError> {
+        self.writable()?;
         self.store
             .delete_saved_search(&self.viewer.access_id, id)
-            .await
+            .await?;
+        self.note(|| Read::saved_search(&self.viewer, "saved_search.delete", id, BTreeMap::new()));
+        Ok(())
+    }
+}
+
+/// A search's window as the viewer asked for it, so that two runs of the
+/// same relative search read as the same search.
+fn window_text(window: TimeWindow) -> String {
+    match window {
+        TimeWindow::Last(range) => format!("last {}", range.param()),
+        TimeWindow::Since { from_ms } => format!("since {from_ms}"),
+        TimeWindow::Between { from_ms, to_ms } => format!("{from_ms}..{to_ms}"),
+        TimeWindow::Relative { from, to: Some(to) } => format!("{from}..{to}"),
+        TimeWindow::Relative { from, to: None } => format!("since {from}"),
     }
 }
 
@@ -621,5 +699,28 @@ mod tests {
         assert_eq!(stored_role("a", "ADMIN"), Role::Analyst);
         assert_eq!(Viewer::nobody().role, Role::Analyst);
         assert_eq!(Viewer::unrestricted().role, Role::Admin);
+    }
+
+    #[test]
+    fn an_auditor_reads_attest_s_own_trail_beside_their_tenants() {
+        let row = |role: &str, tenants: &[&str], all: bool| AccessRow {
+            access_id: "0123456789abcdef".into(),
+            name: "audit".into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            all_tenants: u8::from(all),
+            secret_sha256: String::new(),
+            created_at: 0,
+            revoked_at: 0,
+            role: role.into(),
+        };
+        let auditor = Viewer::from_row(row("auditor", &["globex"], false));
+        assert_eq!(auditor.tenants, [SYSTEM_TENANT, "globex"]);
+        assert!(auditor.may_see(SYSTEM_TENANT) && !auditor.may_see("acme"));
+        assert_eq!(auditor.role, Role::Auditor);
+        let everything = Viewer::from_row(row("auditor", &[], true));
+        assert!(everything.tenants.is_empty() && everything.may_see(SYSTEM_TENANT));
+        let analyst = Viewer::from_row(row("analyst", &["globex"], false));
+        assert!(!analyst.may_see(SYSTEM_TENANT));
+        assert_eq!(stored_role("a", "auditor"), Role::Auditor);
     }
 }

@@ -14,7 +14,7 @@ use app::store::StoreError as ConsoleError;
 use tracing::info;
 
 use super::Detections;
-use crate::access::{Scope, Viewer};
+use crate::access::{require_writer, Scope, Viewer};
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::{internal_event, now_ms};
 use crate::store::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
@@ -65,6 +65,8 @@ impl ScopedDetections {
         rule: &DetectionRule,
         deleted: bool,
     ) -> Result<(), ConsoleError> {
+        require_writer(&self.viewer)
+            .map_err(|refused| ConsoleError::Forbidden(refused.to_string()))?;
         let metadata = BTreeMap::from([
             ("access_id".to_owned(), self.viewer.access_id.clone()),
             ("name".to_owned(), rule.name.clone()),

@@ -57,7 +57,7 @@ pub struct AccessRow {
     pub created_at: u32,
     /// Epoch seconds; 0 while the grant is valid.
     pub revoked_at: u32,
-    /// `admin` or `analyst`; empty (no role row) and anything unknown are
+    /// `admin`, `analyst` or `auditor`; empty (no role row) and anything unknown are
     /// read as analyst by `crate::access`.
     pub role: String,
 }
