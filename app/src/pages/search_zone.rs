@@ -13,7 +13,10 @@ use crate::timefmt::Zone;
 
 /// Years of offsets sent for a zone: times older than this are shown with
 /// the oldest offset sent (audit trails are kept for years, not decades).
+/// Only the server function's body (compiled with `ssr`) uses them.
+#[cfg(feature = "ssr")]
 const ZONE_YEARS_BACK: i64 = 30;
+#[cfg(feature = "ssr")]
 const YEAR_MS: i64 = 366 * 24 * 3_600_000;
 
 /// The offsets of `tz` ("UTC" or an IANA name) from 30 years ago to a
