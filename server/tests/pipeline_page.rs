@@ -177,7 +177,7 @@ async fn only_admins_see_the_pipeline_and_its_lag_is_the_brokers() {
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("--role") && stderr.contains("admin or analyst"),
+        stderr.contains("--role") && stderr.contains("admin, analyst or auditor"),
         "{stderr}"
     );
     let admin_key = grant(
