@@ -28,6 +28,11 @@ ENV LEPTOS_OUTPUT_NAME=attest \
     LEPTOS_ENV=PROD \
     ATTEST_LISTEN=0.0.0.0:3030 \
     ATTEST_SCHEMAS_DIR=/app/schemas
+# The spool (accepted events the broker has not acknowledged yet) and the
+# integrity signing keys live under /app/.data: owned by the service user,
+# and a volume, so neither is lost when the container is replaced.
+RUN mkdir -p /app/.data && chown attest /app/.data
+VOLUME /app/.data
 USER attest
 EXPOSE 3030
 HEALTHCHECK --interval=10s --timeout=3s CMD curl -sf http://127.0.0.1:3030/healthz || exit 1

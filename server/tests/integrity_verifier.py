@@ -168,11 +168,17 @@ def verify(ch, keys, heads):
             problems.append(("missing_digest", prev))
             older = [d for d in ds if int(d["last_offset"]) < int(current["first_offset"]) and d["digest_hash"] not in seen]
             current = max(older, key=lambda d: int(d["last_offset"])) if older else None
+        spans = []  # the chain's offset ranges, merged where they touch
+        for first, last in sorted((int(w["first_offset"]), int(w["last_offset"])) for w in walked):
+            if spans and first <= spans[-1][1] + 1:
+                spans[-1][1] = max(spans[-1][1], last)
+            else:
+                spans.append([first, last])
         for d in ds:
             if d["digest_hash"] in seen:
                 continue
             first, last = int(d["first_offset"]), int(d["last_offset"])
-            if not all(any(int(w["first_offset"]) <= o <= int(w["last_offset"]) for w in walked) for o in range(first, last + 1)):
+            if not any(a <= first and last <= b for a, b in spans):
                 problems.append(("off_chain", d["digest_hash"]))
         for d in reversed(walked):
             if not digest_ok(d, keys):
