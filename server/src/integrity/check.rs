@@ -189,16 +189,8 @@ pub async fn check_partition(
         push(&mut report, p);
     }
     let chained: HashSet<&str> = on_chain.iter().map(|d| d.digest_hash.as_str()).collect();
-    let covered = |first: i64, last: i64| {
-        on_chain
-            .iter()
-            .any(|c| c.first_offset <= first && last <= c.last_offset)
-            || (first..=last).all(|o| {
-                on_chain
-                    .iter()
-                    .any(|c| c.first_offset <= o && o <= c.last_offset)
-            })
-    };
+    let spans = merged(on_chain.iter().map(|d| (d.first_offset, d.last_offset)));
+    let covered = |first: i64, last: i64| spans.iter().any(|&(a, b)| a <= first && last <= b);
     for d in &digests {
         if chained.contains(d.digest_hash.as_str()) {
             continue;
@@ -240,6 +232,21 @@ pub async fn check_partition(
         }
     }
     Ok(report)
+}
+
+/// Offset ranges merged where they touch or overlap, in order: a range is
+/// covered by the chain when one merged span holds it.
+fn merged(ranges: impl Iterator<Item = (i64, i64)>) -> Vec<(i64, i64)> {
+    let mut ranges: Vec<(i64, i64)> = ranges.collect();
+    ranges.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (first, last) in ranges {
+        match out.last_mut() {
+            Some(span) if first <= span.1.saturating_add(1) => span.1 = span.1.max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    out
 }
 
 /// The leaves must be the digest's, all of them, hashing to its root.
@@ -312,10 +319,8 @@ pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<P
 pub enum CheckError {
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("cannot read the committed chain heads from Kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("committed-head lookup task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Heads(#[from] super::seal::HeadsError),
 }
 
 /// Every sealed partition of the store, each walked from the head its
@@ -343,31 +348,14 @@ pub async fn committed_heads(
     kafka: &crate::config::KafkaConfig,
     partitions: &[(String, i32)],
 ) -> Result<HashMap<(String, i32), String>, CheckError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let mut list = rdkafka::TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        list.add_partition(topic, *partition);
-    }
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("group.id", &kafka.consumer_group)
-        .set("client.id", "attest-integrity-check")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let answer = tokio::task::spawn_blocking(move || {
-        consumer.committed_offsets(list, std::time::Duration::from_secs(10))
-    })
-    .await??;
-    Ok(answer
-        .elements()
+    let reader = std::sync::Arc::new(super::seal::offsets_reader(
+        kafka,
+        "attest-integrity-check",
+    )?);
+    Ok(super::seal::committed(reader, partitions)
+        .await?
         .into_iter()
-        .filter(|e| unhex::<32>(e.metadata()).is_some())
-        .map(|e| {
-            (
-                (e.topic().to_owned(), e.partition()),
-                e.metadata().to_owned(),
-            )
-        })
+        .filter_map(|c| Some(((c.topic, c.partition), c.head?)))
         .collect())
 }
 
@@ -397,6 +385,12 @@ mod tests {
                 d
             })
             .collect()
+    }
+
+    #[test]
+    fn ranges_merge_where_they_touch() {
+        let spans = merged([(10, 19), (0, 9), (25, 30), (28, 40)].into_iter());
+        assert_eq!(spans, vec![(0, 19), (25, 40)]);
     }
 
     #[test]

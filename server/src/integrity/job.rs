@@ -107,9 +107,7 @@ impl IntegrityJob {
             .map(|(t, p, problem)| format!("{t}[{p}]: {problem}"))
             .collect();
         let new: Vec<usize> = {
-            let Ok(mut state) = self.state.lock() else {
-                return;
-            };
+            let mut state = super::seal::lock(&self.state);
             if full {
                 state.last_full_ms = Some(now);
             }

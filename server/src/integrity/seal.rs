@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use rdkafka::config::ClientConfig;
@@ -39,8 +39,64 @@ pub enum SealError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cannot read or store digests: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Heads(#[from] HeadsError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeadsError {
+    #[error("cannot read the committed chain heads from Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
     #[error("committed-head lookup task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// What the writers' group committed for one partition.
+pub struct Committed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: Option<i64>,
+    /// The commit's metadata when it is a digest hash: the chain's head.
+    pub head: Option<String>,
+}
+
+/// A client of the writers' group that never joins it: it only reads
+/// committed offsets and their metadata.
+pub fn offsets_reader(kafka: &KafkaConfig, client_id: &str) -> Result<BaseConsumer, HeadsError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.consumer_group)
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .create()?)
+}
+
+/// The committed offsets and chain heads of `partitions` (one OffsetFetch,
+/// off the async runtime: the client call blocks).
+pub async fn committed(
+    reader: Arc<BaseConsumer>,
+    partitions: &[(String, i32)],
+) -> Result<Vec<Committed>, HeadsError> {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let answer =
+        tokio::task::spawn_blocking(move || reader.committed_offsets(list, COMMITTED_TIMEOUT))
+            .await??;
+    Ok(answer
+        .elements()
+        .into_iter()
+        .map(|e| Committed {
+            topic: e.topic().to_owned(),
+            partition: e.partition(),
+            offset: match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+            head: super::encoding::unhex::<32>(e.metadata()).map(|_| e.metadata().to_owned()),
+        })
+        .collect())
 }
 
 /// Where a partition's chain stands: the newest digest and the last offset
@@ -94,6 +150,12 @@ pub struct Sealer {
     rebalances: Arc<AtomicU64>,
 }
 
+/// A panic elsewhere while one of these was held leaves plain data behind
+/// (heads, the key): go on with it rather than skip sealing or a reset.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn keys_mtime(dir: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(dir.join(keys::KEYS_FILE))
         .and_then(|m| m.modified())
@@ -119,12 +181,7 @@ impl Sealer {
             Err(e) => return Err(e.into()),
         };
         info!(key_id = key.id(), "sealing written rows in signed digests");
-        let offsets: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &kafka.brokers)
-            .set("group.id", &kafka.consumer_group)
-            .set("client.id", "attest-writer-heads")
-            .set("enable.auto.commit", "false")
-            .create()?;
+        let offsets = offsets_reader(kafka, "attest-writer-heads")?;
         Ok(Sealer {
             signing: Mutex::new(Signing {
                 key,
@@ -140,8 +197,7 @@ impl Sealer {
 
     /// The head to commit with a partition's offset, if its chain has one.
     pub fn head(&self, topic: &str, partition: i32) -> Option<String> {
-        let heads = self.heads.lock().ok()?;
-        heads
+        lock(&self.heads)
             .map
             .get(&(topic.to_owned(), partition))
             .map(|h| h.hash.clone())
@@ -154,10 +210,9 @@ impl Sealer {
     pub async fn seal(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
         let outcome = self.seal_once(runs).await;
         if outcome.is_err() {
-            if let Ok(mut heads) = self.heads.lock() {
-                for run in runs {
-                    heads.map.remove(&(run.topic.to_owned(), run.partition));
-                }
+            let mut heads = lock(&self.heads);
+            for run in runs {
+                heads.map.remove(&(run.topic.to_owned(), run.partition));
             }
         }
         outcome
@@ -166,7 +221,8 @@ impl Sealer {
     async fn seal_once(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
         self.reload_key_if_rotated();
         let generation = self.rebalances.load(Ordering::Acquire);
-        if let Ok(mut heads) = self.heads.lock() {
+        {
+            let mut heads = lock(&self.heads);
             // After a rebalance another writer may have moved a chain on.
             if heads.generation != generation {
                 heads.map.clear();
@@ -180,10 +236,9 @@ impl Sealer {
         }
         let sealed = seal.leaves.len();
         self.store.insert_seal(&seal.digests, &seal.leaves).await?;
-        if let Ok(mut heads) = self.heads.lock() {
-            if heads.generation == generation {
-                heads.map.extend(seal.heads);
-            }
+        let mut heads = lock(&self.heads);
+        if heads.generation == generation {
+            heads.map.extend(seal.heads);
         }
         Ok(sealed)
     }
@@ -210,9 +265,7 @@ impl Sealer {
         let first_offset = head
             .as_ref()
             .map_or(run.first_offset, |h| h.last_offset.saturating_add(1));
-        let Ok(signing) = self.signing.lock() else {
-            return;
-        };
+        let signing = lock(&self.signing);
         let digest = Unsigned {
             topic: run.topic,
             partition: run.partition,
@@ -249,9 +302,7 @@ impl Sealer {
 
     fn reload_key_if_rotated(&self) {
         let now = keys_mtime(&self.key_dir);
-        let Ok(mut signing) = self.signing.lock() else {
-            return;
-        };
+        let mut signing = lock(&self.signing);
         if now == signing.loaded {
             return;
         }
@@ -271,15 +322,15 @@ impl Sealer {
     /// every digest stored after it adopted.
     async fn head_of(&self, topic: &str, partition: i32) -> Result<Option<Head>, SealError> {
         let key = (topic.to_owned(), partition);
-        if let Some(head) = self
-            .heads
-            .lock()
-            .ok()
-            .and_then(|h| h.map.get(&key).cloned())
-        {
+        let cached = lock(&self.heads).map.get(&key).cloned();
+        if let Some(head) = cached {
             return Ok(Some(head));
         }
-        let (metadata, committed) = self.committed(topic, partition).await?;
+        let answer = committed(self.offsets.clone(), &[key]).await?;
+        let (metadata, committed) = answer
+            .into_iter()
+            .next()
+            .map_or((None, None), |c| (c.head, c.offset));
         let mut head = match metadata {
             Some(hash) => Some(
                 match self.store.digest_by_hash(topic, partition, &hash).await? {
@@ -324,32 +375,5 @@ impl Sealer {
             }
         }
         Ok(head)
-    }
-
-    /// The committed offset of a partition and its metadata, if it is a
-    /// digest hash.
-    async fn committed(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(Option<String>, Option<i64>), SealError> {
-        let consumer = self.offsets.clone();
-        let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
-        let answer = tokio::task::spawn_blocking(move || {
-            consumer.committed_offsets(list, COMMITTED_TIMEOUT)
-        })
-        .await??;
-        let Some(elem) = answer.elements().into_iter().next() else {
-            return Ok((None, None));
-        };
-        let offset = match elem.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        };
-        let metadata = elem.metadata();
-        let hash = (metadata.len() == 64 && super::encoding::unhex::<32>(metadata).is_some())
-            .then(|| metadata.to_owned());
-        Ok((hash, offset))
     }
 }
