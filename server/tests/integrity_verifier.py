@@ -149,6 +149,14 @@ def verify(ch, keys, heads):
         if head is not None and head not in by_hash:
             problems.append(("missing_digest", head))
         start = by_hash.get(head) if head else None
+        # Section 7: a stored digest extending the head moves it on (its
+        # commit is not made yet); the furthest one, ties to the smaller hash.
+        while start is not None:
+            nxt = [d for d in ds if d["prev_hash"] == start["digest_hash"]
+                   and int(d["last_offset"]) > int(start["last_offset"])]
+            if not nxt:
+                break
+            start = min(nxt, key=lambda d: (-int(d["last_offset"]), d["digest_hash"]))
         if start is None and ds:
             start = max(ds, key=lambda d: (int(d["last_offset"]), [-ord(c) for c in d["digest_hash"]]))
         walked, seen = [], set()

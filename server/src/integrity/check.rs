@@ -12,6 +12,7 @@ use super::encoding::{hex, unhex};
 use super::keys::KeyRing;
 use super::leaf::Sealed;
 use super::merkle;
+use super::seal::successor;
 use crate::store::{EventRow, LeafRow, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -184,6 +185,10 @@ pub async fn check_partition(
             );
         }
     }
+    // A digest stored after the committed head and waiting for its commit
+    // (or for the next owner to adopt it) moves the chain on, exactly as
+    // the writer adopts it.
+    let head = head.map(|committed| standing(&digests, committed));
     let (on_chain, problems) = chain(&digests, head);
     for p in problems {
         push(&mut report, p);
@@ -232,6 +237,23 @@ pub async fn check_partition(
         }
     }
     Ok(report)
+}
+
+/// Where a chain stands: its committed head, moved on over every stored
+/// digest that extends it (stored, its commit not yet made), as a new
+/// owner of the partition would adopt them. A head that is not stored
+/// stays as it is, for the check to name it missing.
+pub fn standing<'a>(digests: &'a [Digest], committed: &'a str) -> &'a str {
+    let mut tip = committed;
+    let mut after = digests
+        .iter()
+        .find(|d| d.digest_hash == committed)
+        .map(|d| d.last_offset);
+    while let Some(next) = after.and_then(|a| successor(digests, tip, a)) {
+        tip = next.digest_hash.as_str();
+        after = Some(next.last_offset);
+    }
+    tip
 }
 
 /// Offset ranges merged where they touch or overlap, in order: a range is
@@ -436,6 +458,19 @@ mod tests {
     }
 
     #[test]
+    fn a_digest_waiting_for_its_commit_moves_the_chain_on() {
+        let (_, key, _dir) = ring_with_one_key();
+        let ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
+        // Kafka still holds the second digest as the head: the third is
+        // stored and its commit not yet made.
+        let tip = standing(&ds, &ds[1].digest_hash);
+        assert_eq!(tip, ds[2].digest_hash);
+        let (c, problems) = chain(&ds, Some(tip));
+        assert_eq!(c.len(), 3);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
     fn a_fork_left_by_a_crash_is_walked_from_the_committed_head() {
         let (_, key, _dir) = ring_with_one_key();
         let ds = linked(&key, &[(0, 9), (10, 19)]);
@@ -454,7 +489,11 @@ mod tests {
         .sign(&key);
         let mut all = ds.clone();
         all.push(orphan);
-        let (c, problems) = chain(&all, Some(&ds[1].digest_hash));
+        // The orphan chains to the first digest, not to the head: not
+        // adopted.
+        let head = standing(&all, &ds[1].digest_hash);
+        assert_eq!(head, ds[1].digest_hash);
+        let (c, problems) = chain(&all, Some(head));
         assert_eq!(
             c.iter().map(|d| d.last_offset).collect::<Vec<_>>(),
             vec![19, 9]

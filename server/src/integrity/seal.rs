@@ -358,16 +358,11 @@ impl Sealer {
                 .map_or(GENESIS, |h| h.hash.as_str())
                 .to_owned();
             let after = head.as_ref().map_or(i64::MIN, |h| h.last_offset);
-            let next = self
-                .store
-                .digests_after(topic, partition, &from)
-                .await?
-                .into_iter()
-                .find(|d| d.last_offset > after);
-            match next {
+            let candidates = self.store.digests_after(topic, partition, &from).await?;
+            match successor(&candidates, &from, after) {
                 Some(d) => {
                     head = Some(Head {
-                        hash: d.digest_hash,
+                        hash: d.digest_hash.clone(),
                         last_offset: d.last_offset,
                     })
                 }
@@ -376,4 +371,21 @@ impl Sealer {
         }
         Ok(head)
     }
+}
+
+/// The stored digest that moves a chain on from `from` (which accounts for
+/// offsets up to `after`): one chained to it that reaches further, the
+/// furthest first, ties to the smaller hash. A new owner adopts it as the
+/// head, and the check walks the chain from it, so the two agree on where
+/// a chain stands while a digest waits for its commit
+/// (docs/INTEGRITY.md, section 7).
+pub fn successor<'a>(digests: &'a [Digest], from: &str, after: i64) -> Option<&'a Digest> {
+    digests
+        .iter()
+        .filter(|d| d.prev_hash == from && d.last_offset > after)
+        .max_by(|a, b| {
+            a.last_offset
+                .cmp(&b.last_offset)
+                .then_with(|| b.digest_hash.cmp(&a.digest_hash))
+        })
 }

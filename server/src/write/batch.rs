@@ -41,7 +41,13 @@ impl Origin {
     }
 
     #[cfg(test)]
-    fn for_test(topic: &str, partition: i32, offset: i64, key: &[u8], payload: Vec<u8>) -> Origin {
+    pub(crate) fn for_test(
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        key: &[u8],
+        payload: Vec<u8>,
+    ) -> Origin {
         Origin(OwnedMessage::new(
             Some(payload),
             Some(key.to_vec()),

@@ -113,6 +113,11 @@ fn runs<'a>(batch: &'a Batch, rejected: &[usize]) -> Vec<Run<'a>> {
     }
     for run in &mut runs {
         run.rows.sort_by_key(|r| r.kafka_offset);
+        // A partition taken away and given back within one batch is read
+        // again from its committed offset: the same record twice. It is
+        // one event and one leaf (two leaves at one offset would collapse
+        // in the leaves table and break the digest's root).
+        run.rows.dedup_by_key(|r| r.kafka_offset);
     }
     runs
 }
@@ -835,5 +840,63 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::sample;
+    use crate::store::Provenance;
+
+    fn push(batch: &mut Batch, partition: i32, offset: i64) {
+        let row = EventRow::new(
+            sample(),
+            Provenance {
+                schema_id: 1,
+                partition,
+                offset,
+            },
+        );
+        batch.push(row, Origin::for_test("t", partition, offset, b"k", vec![1]));
+    }
+
+    #[test]
+    fn a_record_read_twice_in_one_batch_is_sealed_once() {
+        let mut batch = Batch::default();
+        for offset in [5, 6, 7] {
+            push(&mut batch, 0, offset);
+        }
+        push(&mut batch, 1, 40);
+        // The partition came back after a rebalance: read again from 6.
+        for offset in [6, 7, 8] {
+            push(&mut batch, 0, offset);
+        }
+        let runs = runs(&batch, &[]);
+        let offsets = |p: i32| -> Vec<i64> {
+            runs.iter()
+                .filter(|r| r.partition == p)
+                .flat_map(|r| r.rows.iter().map(|row| row.kafka_offset))
+                .collect()
+        };
+        assert_eq!(offsets(0), vec![5, 6, 7, 8]);
+        assert_eq!(offsets(1), vec![40]);
+        let first = runs
+            .iter()
+            .find(|r| r.partition == 0)
+            .map(|r| (r.first_offset, r.last_offset));
+        assert_eq!(first, Some((5, 8)));
+    }
+
+    #[test]
+    fn rows_clickhouse_refused_are_not_sealed() {
+        let mut batch = Batch::default();
+        for offset in [1, 2, 3] {
+            push(&mut batch, 0, offset);
+        }
+        let runs = runs(&batch, &[1]);
+        let offsets: Vec<i64> = runs[0].rows.iter().map(|r| r.kafka_offset).collect();
+        assert_eq!(offsets, vec![1, 3]);
+        assert_eq!((runs[0].first_offset, runs[0].last_offset), (1, 3));
     }
 }
