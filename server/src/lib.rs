@@ -588,6 +588,10 @@ pub async fn start(
         console_auth,
         ingest,
         reads,
+        http::export::ProofsSetup {
+            key_dir: config.integrity.key_dir.clone(),
+            topic_prefix: config.kafka.topic_prefix.clone(),
+        },
         AdminParts {
             collector,
             inbox,
@@ -702,6 +706,7 @@ fn console_router(
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
     reads: Option<access::ReadLog>,
+    proofs: http::export::ProofsSetup,
     admin: AdminParts,
 ) -> Router {
     let AdminParts {
@@ -792,7 +797,7 @@ fn console_router(
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
-        .merge(http::export::export_router(store, board, recorder))
+        .merge(http::export::export_router(store, board, recorder, proofs))
         .merge(http::pipeline::router(http::pipeline::PipelineRoutes {
             collector,
             gate,

@@ -50,6 +50,22 @@ enum Command {
     /// against their signed digests (docs/INTEGRITY.md).
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Verify an export bundle (`/api/v1/export?proofs=true`) offline: the
+    /// manifest's signature, every digest, every row's leaf and inclusion
+    /// proof, the chain links, each file's SHA-256. Needs no configuration,
+    /// network or ClickHouse. Names the first failure and exits 1; exits 2
+    /// when everything verifies but some rows were not sealed yet.
+    Verify {
+        /// The bundle (a `.zip`).
+        file: PathBuf,
+        /// Trust these keys (a copy of `GET /api/v1/integrity/keys` kept
+        /// independently) instead of the bundle's own keys.json.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the API's OpenAPI 3.1 document (what `/api/v1/openapi.json`
     /// serves) and exit; needs no configuration.
     Openapi,
@@ -246,10 +262,13 @@ async fn run() -> anyhow::Result<()> {
         println!("{}", attest_server::http::openapi::document());
         return Ok(());
     }
+    if let Some(Command::Verify { file, keys, json }) = &cli.command {
+        return verify_bundle(file, keys.as_deref(), *json);
+    }
     let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command.unwrap_or(Command::Serve) {
         // Answered above, before the configuration is read.
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::Verify { .. } => Ok(()),
         Command::Config => {
             println!("{config:#?}");
             Ok(())
@@ -536,6 +555,69 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
                 anyhow::bail!("{} integrity problems", report.problems.len());
             }
         }
+    }
+    Ok(())
+}
+
+/// `attest verify`: offline, so before any configuration is read.
+fn verify_bundle(
+    file: &std::path::Path,
+    keys: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use attest_server::integrity::export_verify::verify;
+    let started = std::time::Instant::now();
+    let archive = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let trusted = match keys {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(attest_server::integrity::KeyRing::parse(path, &bytes)?)
+        }
+        None => None,
+    };
+    let report = verify(&archive, trusted.as_ref());
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        let mut value = serde_json::to_value(&report).context("cannot print the report")?;
+        value["ok"] = report.problems.is_empty().into();
+        value["first"] = report
+            .problems
+            .first()
+            .map(|p| serde_json::json!([p.kind().0, p.kind().1, p.to_string()]))
+            .unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).context("cannot print the report")?
+        );
+    } else if let Some(first) = report.problems.first() {
+        println!("FAILED: {first}");
+        for more in report.problems.iter().skip(1).take(9) {
+            println!("  also: {more}");
+        }
+    } else {
+        let rate = if seconds > 0.0 {
+            report.rows as f64 / seconds
+        } else {
+            0.0
+        };
+        println!(
+            "verified: {} rows ({} proven, {} not sealed yet), {} digests, keys from {}, {:.0} rows/s",
+            report.rows, report.proven_rows, report.unsealed_rows, report.digests, report.keys, rate
+        );
+        if report.keys == "bundle" {
+            println!("note: keys came from the bundle itself; pass --keys with a copy of GET /api/v1/integrity/keys kept independently to rule out a forged bundle");
+        }
+    }
+    if !report.problems.is_empty() {
+        anyhow::bail!("{} verification problems", report.problems.len());
+    }
+    if report.unsealed_rows > 0 {
+        eprintln!(
+            "attest: {} rows are not sealed yet (written in the last seconds): export again later to prove them",
+            report.unsealed_rows
+        );
+        std::process::exit(2);
     }
     Ok(())
 }

@@ -9,6 +9,11 @@ with Confluent's client, and applies the document's rules. The test suite
 Usage:
   integrity_verifier.py --clickhouse URL --database DB --keys KEYS_JSON
                         [--brokers HOST:PORT --group GROUP]
+  integrity_verifier.py export BUNDLE_ZIP [--keys KEYS_JSON]
+
+The export mode checks a bundle offline as sections 10-12 say and prints
+{"ok": bool, "rows": n, "first": [kind, subject] or null, "problems": [...]}
+(server/tests/export_proofs.rs holds it to `attest verify`'s verdict).
 
 Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...]}
 where kind is one of missing_digest, not_contiguous, off_chain, bad_digest,
@@ -22,6 +27,7 @@ import json
 import sys
 import urllib.parse
 import urllib.request
+import zipfile
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -222,7 +228,199 @@ def verify(ch, keys, heads):
     return {"digests": len(digests), "events": events, "problems": problems}
 
 
+def key_valid(key, at):
+    """Section 6's validity rule, for a digest's sealed_at or a manifest's created_at."""
+    return at >= key["not_before"] and (key["not_after"] is None or at <= key["not_after"] + ROTATION_GRACE_MS)
+
+
+def root_from_path(leaf_hash, index, size, path):
+    """RFC 9162, section 2.1.3.2: the root an audit path leads to, or None."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf_hash
+    for p in path:
+        if sn == 0:
+            return None
+        if fn % 2 == 1 or fn == sn:
+            r = sha256(b"\x01" + p + r)
+            while fn % 2 == 0 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = sha256(b"\x01" + r + p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def verify_export(path, trusted):
+    """Sections 10-12: every check in the order of section 12."""
+    problems = []
+    rows = []
+
+    def done():
+        return {"ok": not problems, "rows": len(rows), "first": problems[0][:2] if problems else None,
+                "problems": problems}
+
+    with zipfile.ZipFile(path) as z:
+        names = [i.filename for i in z.infolist()]
+        files = {}
+        for name in names:
+            if name in files:
+                problems.append(["bundle", name, "appears twice"])
+                return done()
+            files[name] = z.read(name)
+
+    def need(name):
+        if name not in files:
+            problems.append(["bundle", name, "missing"])
+            return None
+        return files[name]
+
+    # Keys: the given ones, or the bundle's own.
+    bundled = need("keys.json")
+    if bundled is None:
+        return done()
+    ring = trusted if trusted is not None else {k["key_id"]: k for k in json.loads(bundled)["keys"]}
+    manifest_bytes = need("manifest.json")
+    if manifest_bytes is None:
+        return done()
+    manifest = json.loads(manifest_bytes)
+    if manifest.get("format") != "attest-export-v1":
+        problems.append(["bundle", "manifest.json", "unknown format"])
+        return done()
+    sig_bytes = need("manifest.sig")
+    if sig_bytes is None:
+        return done()
+    sig = json.loads(sig_bytes)
+    key = ring.get(sig["key_id"])
+    message = field("attest-manifest-v1") + field(hashlib.sha256(manifest_bytes).hexdigest())
+    good = False
+    if key is not None and key_valid(key, int(manifest["created_at"])):
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
+                bytes.fromhex(sig["signature"]), message)
+            good = True
+        except (InvalidSignature, ValueError):
+            good = False
+    if not good:
+        problems.append(["manifest_signature", sig["key_id"], "does not verify with the trusted keys"])
+
+    # Digests: each alone, then the manifest's list, then the chain links.
+    digest_bytes = need("digests.ndjson")
+    if digest_bytes is None:
+        return done()
+    digests, order = {}, []
+    for line in digest_bytes.split(b"\n"):
+        if not line:
+            continue
+        d = json.loads(line)
+        if not digest_ok(d, ring):
+            problems.append(["bad_digest", d["digest_hash"], "signature, key or hash"])
+        order.append(d["digest_hash"])
+        digests[d["digest_hash"]] = d
+    for listed in manifest["digests"]:
+        if listed not in digests:
+            problems.append(["missing_digest", listed, "listed in the manifest"])
+    earliest = {}
+    for d in digests.values():
+        chain = (d["topic"], int(d["partition"]))
+        earliest[chain] = min(earliest.get(chain, int(d["first_offset"])), int(d["first_offset"]))
+    for h in order:
+        d = digests[h]
+        if earliest[(d["topic"], int(d["partition"]))] == int(d["first_offset"]):
+            continue
+        prev = digests.get(d["prev_hash"])
+        if prev is None:
+            problems.append(["missing_digest", d["prev_hash"], "named by " + h])
+        elif int(prev["last_offset"]) + 1 != int(d["first_offset"]):
+            problems.append(["not_contiguous", h, "gap after " + prev["digest_hash"]])
+
+    # Rows and their proofs.
+    events = need("events.ndjson")
+    proofs = need("proofs.ndjson")
+    if events is None or proofs is None:
+        return done()
+    for line in events.split(b"\n"):
+        if not line:
+            continue
+        r = json.loads(line)
+        r["metadata.key"], r["metadata.value"] = r["metadata_key"], r["metadata_value"]
+        rows.append({"id": (r["tenant_id"], r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])),
+                     "leaf": leaf(r), "proven": False})
+    for line in proofs.split(b"\n"):
+        if not line:
+            continue
+        p = json.loads(line)
+        i = int(p["row"])
+        if i >= len(rows):
+            problems.append(["bad_proof", p["event_id"], "no such row"])
+            continue
+        row = rows[i]
+        if row["id"] != (p["tenant_id"], p["event_id"], int(p["kafka_partition"]), int(p["kafka_offset"])):
+            problems.append(["bad_proof", p["event_id"], "the proof is for another row"])
+            continue
+        if row["proven"]:
+            problems.append(["bad_proof", p["event_id"], "proven twice"])
+            continue
+        if row["leaf"].hex() != p["leaf"]:
+            problems.append(["event_altered", row["id"][1], "leaf differs from the sealed one"])
+            continue
+        d = digests.get(p["digest_hash"])
+        if d is None:
+            problems.append(["missing_digest", p["digest_hash"], "named by event " + p["event_id"]])
+            continue
+        if (d["topic"] != p["topic"] or int(d["partition"]) != int(p["kafka_partition"])
+                or not int(d["first_offset"]) <= int(p["kafka_offset"]) <= int(d["last_offset"])):
+            problems.append(["bad_proof", p["event_id"], "the digest does not cover it"])
+            continue
+        if int(p["tree_size"]) != int(d["row_count"]):
+            problems.append(["bad_proof", p["event_id"], "tree size differs from the digest's count"])
+            continue
+        got = root_from_path(row["leaf"], int(p["leaf_index"]), int(p["tree_size"]),
+                             [bytes.fromhex(h) for h in p["path"]])
+        if got is None or got.hex() != d["root"]:
+            problems.append(["bad_proof", p["event_id"], "the path does not lead to the signed root"])
+            continue
+        row["proven"] = True
+    unsealed = {int(u["row"]) for u in manifest["unsealed"]}
+    for i, row in enumerate(rows):
+        if not row["proven"] and i not in unsealed:
+            problems.append(["unproven_row", row["id"][1], "no proof, not listed as unsealed"])
+    if int(manifest["rows"]) != len(rows):
+        problems.append(["bundle", "events.ndjson", "row count differs from the manifest"])
+
+    # Files against the manifest's hashes.
+    for entry in manifest["files"]:
+        data = need(entry["name"])
+        if data is None:
+            return done()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            problems.append(["file_hash", entry["name"], "SHA-256 differs from the manifest"])
+    listed = {e["name"] for e in manifest["files"]}
+    for name in ("events.ndjson", "proofs.ndjson", "digests.ndjson", "keys.json"):
+        if name not in listed:
+            problems.append(["bundle", "manifest.json", "does not list " + name])
+    return done()
+
+
+def export_main(argv):
+    parser = argparse.ArgumentParser(prog="integrity_verifier.py export")
+    parser.add_argument("bundle")
+    parser.add_argument("--keys")
+    args = parser.parse_args(argv)
+    trusted = None
+    if args.keys:
+        with open(args.keys, encoding="utf-8") as f:
+            trusted = {k["key_id"]: k for k in json.load(f)["keys"]}
+    report = verify_export(args.bundle, trusted)
+    print(json.dumps(report))
+    return 0 if report["ok"] else 1
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "export":
+        return export_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clickhouse", required=True)
     parser.add_argument("--database", required=True)

@@ -1,9 +1,11 @@
 //! `GET /api/v1/export?format=csv|ndjson&q=…&tenant=…&range=…&from=…&to=…`:
 //! the console's current search as a download, streamed from ClickHouse.
 //! The parameters are the Search page's own (`docs/SEARCH.md`), so its
-//! export buttons pass their URL on as is.
+//! export buttons pass their URL on as is. With `proofs=true` the download
+//! is a bundle that verifies offline (docs/INTEGRITY.md, section 10).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use app::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
@@ -24,6 +26,10 @@ use app::export_progress::{board::ExportBoard, board_key, valid_token, RowCounte
 use crate::access::{Scope, Viewer};
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::{internal_event, Ingest};
+use crate::integrity::export_bundle::{write_bundle, BundleMeta, Signer};
+use crate::integrity::keys::SigningKey;
+use crate::integrity::proof::ExportQuery;
+use crate::integrity::KeyRing;
 use crate::store::{ExportFormat, ExportStream, Store};
 
 #[derive(Clone)]
@@ -33,12 +39,23 @@ struct ExportState {
     /// Where exports are recorded as audit events; `None` when the console
     /// runs without sign-in and there is no one to attribute them to.
     recorder: Option<Arc<Ingest>>,
+    proofs: Arc<ProofsSetup>,
+}
+
+/// What an export with proofs needs besides the store.
+pub struct ProofsSetup {
+    /// `integrity.key_dir`: the published keys, and the current key that
+    /// signs each bundle's manifest.
+    pub key_dir: PathBuf,
+    /// `kafka.topic_prefix`: where each row's digest chain is.
+    pub topic_prefix: String,
 }
 
 pub fn export_router(
     store: Store,
     board: Arc<ExportBoard>,
     recorder: Option<Arc<Ingest>>,
+    proofs: ProofsSetup,
 ) -> Router {
     Router::new()
         .route("/api/v1/export", get(export))
@@ -46,6 +63,7 @@ pub fn export_router(
             store,
             board,
             recorder,
+            proofs: Arc::new(proofs),
         })
 }
 
@@ -68,17 +86,19 @@ pub fn export_router(
         ("from" = Option<String>, Query, description = "Start (RFC 3339), with `to`, instead of `range`"),
         ("to" = Option<String>, Query, description = "End (RFC 3339)"),
         ("progress" = Option<String>, Query, description = "A token under which the console follows the download's progress"),
+        ("proofs" = Option<bool>, Query, description = "`true`: download a ZIP bundle that verifies offline (`attest verify FILE`): the rows as `events.ndjson`, each sealed row's inclusion proof, the digests and keys they need, and a manifest signed with the current integrity key (docs/INTEGRITY.md, section 10). NDJSON only for now."),
     ),
     responses(
-        (status = 200, description = "The rows, streamed", content(
+        (status = 200, description = "The rows, streamed; with `proofs=true`, the bundle", content(
             (String = "text/csv"),
             (String = "application/x-ndjson"),
+            (String = "application/zip"),
         )),
         (status = 400, description = "A parameter is invalid; the message names it", body = crate::http::openapi::MessageBody),
         (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::openapi::MessageBody),
         (status = 403, description = "The viewer may not see that tenant", body = crate::http::openapi::MessageBody),
         (status = 422, description = "The search would read more than the store allows", body = crate::http::openapi::MessageBody),
-        (status = 503, description = "ClickHouse is unavailable, or the export cannot be recorded", body = crate::http::openapi::MessageBody,
+        (status = 503, description = "ClickHouse is unavailable, the export cannot be recorded, or (with proofs) the integrity keys cannot be read", body = crate::http::openapi::MessageBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ),
     security(("console_session" = [])),
@@ -88,6 +108,7 @@ async fn export(
         store,
         board,
         recorder,
+        proofs,
     }): State<ExportState>,
     viewer: Option<Extension<Viewer>>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -104,8 +125,16 @@ async fn export(
         .get("progress")
         .filter(|t| valid_token(t))
         .map(|t| board_key(&viewer.access_id, t));
-    let response =
-        export_response(store, viewer, recorder, &board, token.as_deref(), &params).await;
+    let response = export_response(
+        store,
+        viewer,
+        recorder,
+        &board,
+        token.as_deref(),
+        &params,
+        &proofs,
+    )
+    .await;
     if let (Some(token), false) = (&token, response.status().is_success()) {
         board.refuse(token, refusal_text(response.status()));
     }
@@ -119,10 +148,32 @@ async fn export_response(
     board: &Arc<ExportBoard>,
     token: Option<&str>,
     params: &HashMap<String, String>,
+    proofs: &ProofsSetup,
 ) -> Response {
     let format_param = params.get("format").map_or("csv", String::as_str);
     let Some(format) = ExportFormat::from_param(format_param) else {
         return bad_request("format must be csv or ndjson");
+    };
+    let with_proofs = match params.get("proofs").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return bad_request("proofs must be true or false"),
+    };
+    if with_proofs && format != ExportFormat::Ndjson {
+        return bad_request("proofs=true needs format=ndjson: CSV bundles are not built yet");
+    }
+    // The keys are read before anything starts: a bundle that could not be
+    // signed at its end must not begin.
+    let signer = if with_proofs {
+        match load_signer(proofs) {
+            Ok(signer) => Some(signer),
+            Err(error) => {
+                error!(%error, "cannot sign an export with proofs");
+                return refused(StoreError::Unavailable(error.to_string()));
+            }
+        }
+    } else {
+        None
     };
     let search = SearchParams::from_lookup(|key| params.get(key).cloned());
     let mut query = match SearchQuery::from_params(&search, SEARCH_PAGE_ROWS) {
@@ -148,6 +199,7 @@ async fn export_response(
                     &search,
                     format,
                     stream.rows,
+                    with_proofs,
                 )
                 .await
                 {
@@ -158,7 +210,32 @@ async fn export_response(
             info!(rows = stream.rows, tenant = ?query.tenant, format = format.extension(), "export started");
             let tracker =
                 token.map(|token| Tracker::new(board.clone(), token, format, stream.rows));
-            download(stream, tracker, format, query.tenant.as_deref(), now_ms)
+            match signer {
+                Some(signer) => {
+                    let meta = BundleMeta {
+                        created_at: now_ms,
+                        viewer: viewer.name.clone(),
+                        query: ExportQuery {
+                            q: query.q.clone(),
+                            search: search.query_string(),
+                            tenants: scope
+                                .tenant
+                                .clone()
+                                .map_or(scope.within.clone(), |t| vec![t]),
+                        },
+                    };
+                    bundle_download(
+                        store,
+                        stream,
+                        tracker,
+                        signer,
+                        meta,
+                        query.tenant.as_deref(),
+                        now_ms,
+                    )
+                }
+                None => download(stream, tracker, format, query.tenant.as_deref(), now_ms),
+            }
         }
         Err(error) => refused(error),
     }
@@ -174,12 +251,14 @@ async fn record_export(
     search: &SearchParams,
     format: ExportFormat,
     rows: u64,
+    proofs: bool,
 ) -> Result<(), crate::ingest::IngestError> {
     let metadata = BTreeMap::from([
         ("query".to_owned(), query.q.chars().take(1000).collect()),
         ("search".to_owned(), search.query_string()),
         ("format".to_owned(), format.extension().to_owned()),
         ("rows".to_owned(), rows.to_string()),
+        ("proofs".to_owned(), proofs.to_string()),
     ]);
     let events = scope
         .trails()
@@ -304,6 +383,70 @@ fn download(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     // Audit data stays out of shared caches.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-attest-export-rows", HeaderValue::from(rows));
+    response
+}
+
+fn load_signer(setup: &ProofsSetup) -> Result<Signer, crate::integrity::keys::KeyError> {
+    Ok(Signer {
+        keys: KeyRing::load(&setup.key_dir)?,
+        key: SigningKey::load(&setup.key_dir)?,
+        topic_prefix: setup.topic_prefix.clone(),
+    })
+}
+
+/// The bundle, made by a task of its own as it is sent: a bounded channel
+/// between them, so a slow download slows the reading of ClickHouse
+/// instead of filling memory. An error ends the body without its last
+/// chunk (the ZIP's central directory), so no tool takes it for whole.
+fn bundle_download(
+    store: Store,
+    stream: ExportStream,
+    tracker: Option<Tracker>,
+    signer: Signer,
+    meta: BundleMeta,
+    tenant: Option<&str>,
+    now_ms: i64,
+) -> Response {
+    let rows = stream.rows;
+    let (sink, mut receiver) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        let mut tracker = tracker;
+        let outcome = write_bundle(stream, &store, &signer, meta, &sink, &mut |chunk| {
+            if let Some(t) = tracker.as_mut() {
+                t.passed(chunk);
+            }
+        })
+        .await;
+        if let Some(t) = tracker.as_mut() {
+            t.end(outcome.as_ref().map(|_| ()).map_err(ToString::to_string));
+        }
+        if let Err(error) = outcome {
+            warn!(%error, "export with proofs broke off");
+            let _ = sink
+                .send(Err(std::io::Error::other(error.to_string())))
+                .await;
+        }
+    });
+    let body = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file_name(tenant, now_ms, "proofs.zip")
+    );
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -6,10 +6,14 @@
 pub mod check;
 pub mod digest;
 pub mod encoding;
+pub mod export_bundle;
+pub mod export_verify;
+pub mod export_zip;
 pub mod job;
 pub mod keys;
 pub mod leaf;
 pub mod merkle;
+pub mod proof;
 pub mod seal;
 
 pub use digest::Digest;

@@ -41,6 +41,17 @@ fn of_partition_sql() -> String {
     )
 }
 
+/// The digests of a partition whose ranges meet `from_offset`–`to_offset`:
+/// what an export with proofs needs for the rows it holds of that
+/// partition, with the chain links between them.
+fn overlapping_sql() -> String {
+    format!(
+        "SELECT {DIGEST_COLUMNS} FROM attest_integrity_digests \
+         WHERE topic = ? AND partition = ? AND last_offset >= ? AND first_offset <= ? \
+         ORDER BY first_offset, digest_hash LIMIT 1 BY digest_hash"
+    )
+}
+
 const PARTITIONS_SQL: &str = "SELECT DISTINCT topic, partition FROM attest_integrity_digests \
      ORDER BY topic, partition";
 
@@ -108,6 +119,11 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             "integrity_digests_of_partition",
             of_partition_sql(),
             &["topic", "partition"],
+        ),
+        t(
+            "integrity_digests_overlapping",
+            overlapping_sql(),
+            &["topic", "partition", "from_offset", "to_offset"],
         ),
         t("integrity_partitions", PARTITIONS_SQL.into(), &[]),
         t("integrity_leaves", LEAVES_SQL.into(), RANGE),
@@ -195,6 +211,24 @@ impl Store {
             .query(&of_partition_sql())
             .bind(topic)
             .bind(partition)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn digests_overlapping(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        to_offset: i64,
+    ) -> Result<Vec<Digest>, StoreError> {
+        Ok(self
+            .primary
+            .query(&overlapping_sql())
+            .bind(topic)
+            .bind(partition)
+            .bind(from_offset)
+            .bind(to_offset)
             .fetch_all()
             .await?)
     }

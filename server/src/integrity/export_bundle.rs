@@ -1,0 +1,266 @@
+//! Builds an export bundle (docs/INTEGRITY.md, section 10) while it is
+//! downloaded: the events file streams through from ClickHouse as in a
+//! plain export; only a small locator per row is kept (tenant, event id,
+//! topic, partition, offset). Then, chain by chain, the digests covering
+//! those rows are read, and for each digest its leaves and tree are held
+//! just long enough to write the proofs of the rows under it.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use serde::Deserialize;
+
+use super::digest::Digest;
+use super::encoding::{hex, unhex};
+use super::export_zip::{ZipError, ZipWriter};
+use super::keys::{KeyRing, SigningKey};
+use super::proof::*;
+use crate::store::{ExportStream, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("reading the events: {0}")]
+    Events(#[from] app::store::StoreError),
+    #[error("reading digests and leaves: {0}")]
+    Seal(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Zip(#[from] ZipError),
+    #[error("an exported row cannot be read back: {0}")]
+    Row(String),
+    #[error("the download was interrupted")]
+    Gone,
+}
+
+/// What the manifest says about the export besides its files.
+pub struct BundleMeta {
+    pub created_at: i64,
+    pub viewer: String,
+    pub query: ExportQuery,
+}
+
+/// What signs the bundle and what it publishes.
+pub struct Signer {
+    pub keys: KeyRing,
+    pub key: SigningKey,
+    /// `kafka.topic_prefix`: an event's topic is `<prefix>.<category>`.
+    pub topic_prefix: String,
+}
+
+/// Where the bundle's bytes go, as they are made.
+pub type Sink = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// The columns of an exported row that locate its leaf.
+#[derive(Deserialize)]
+struct Locator {
+    tenant_id: String,
+    event_id: String,
+    category: String,
+    kafka_partition: i32,
+    kafka_offset: i64,
+}
+
+struct Located {
+    row: u64,
+    tenant_id: String,
+    event_id: String,
+    offset: i64,
+    proven: bool,
+}
+
+async fn flush(zip: &mut ZipWriter, sink: &Sink) -> Result<(), BundleError> {
+    let bytes = zip.take();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    sink.send(Ok(Bytes::from(bytes)))
+        .await
+        .map_err(|_| BundleError::Gone)
+}
+
+/// Writes the whole bundle into `sink`; `on_events` sees each chunk of the
+/// events file (the console's progress line counts its rows).
+pub async fn write_bundle(
+    mut events: ExportStream,
+    store: &Store,
+    signer: &Signer,
+    meta: BundleMeta,
+    sink: &Sink,
+    on_events: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<(), BundleError> {
+    let mut zip = ZipWriter::new();
+    let mut files = Vec::new();
+
+    // 1. The events, passed through; each row's locator kept.
+    zip.start(EVENTS_FILE);
+    let mut chains: BTreeMap<(String, i32), Vec<Located>> = BTreeMap::new();
+    let mut rows: u64 = 0;
+    let mut partial: Vec<u8> = Vec::new();
+    while let Some(chunk) = events.next_chunk().await? {
+        on_events(&chunk);
+        zip.write(&chunk);
+        partial.extend_from_slice(&chunk);
+        // Chunks end on row boundaries, but nothing here relies on it.
+        let complete = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        for line in partial[..complete]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+        {
+            locate(line, rows, &signer.topic_prefix, &mut chains)?;
+            rows += 1;
+        }
+        partial.drain(..complete);
+        flush(&mut zip, sink).await?;
+    }
+    if !partial.is_empty() {
+        locate(&partial, rows, &signer.topic_prefix, &mut chains)?;
+        rows += 1;
+    }
+    files.push(entry(EVENTS_FILE, zip.finish()?));
+
+    // 2. Proofs, chain by chain, digest by digest.
+    zip.start(PROOFS_FILE);
+    let mut digests: Vec<Digest> = Vec::new();
+    let mut sealed_rows: u64 = 0;
+    for ((topic, partition), located) in chains.iter_mut() {
+        located.sort_unstable_by_key(|l| l.offset);
+        let (Some(first), Some(last)) = (located.first(), located.last()) else {
+            continue;
+        };
+        let covering = store
+            .digests_overlapping(topic, *partition, first.offset, last.offset)
+            .await?;
+        for d in covering {
+            let under: Vec<usize> = located
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| {
+                    !l.proven && l.offset >= d.first_offset && l.offset <= d.last_offset
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !under.is_empty() {
+                let leaves = store.leaves_of(&d).await?;
+                let hashes: Vec<_> = leaves
+                    .iter()
+                    .map(|l| unhex::<32>(&l.leaf).unwrap_or_default())
+                    .collect();
+                let tree = super::proof::Tree::new(hashes);
+                for i in under {
+                    let l = &mut located[i];
+                    let Ok(position) = leaves.binary_search_by_key(&l.offset, |x| x.kafka_offset)
+                    else {
+                        continue;
+                    };
+                    let Some(path) = tree.path(position) else {
+                        continue;
+                    };
+                    let line = ProofLine {
+                        row: l.row,
+                        tenant_id: l.tenant_id.clone(),
+                        event_id: l.event_id.clone(),
+                        topic: topic.clone(),
+                        kafka_partition: *partition,
+                        kafka_offset: l.offset,
+                        digest_hash: d.digest_hash.clone(),
+                        leaf: leaves[position].leaf.clone(),
+                        leaf_index: position as u64,
+                        tree_size: d.row_count,
+                        path: path.iter().map(|h| hex(h)).collect(),
+                    };
+                    write_line(&mut zip, &line)?;
+                    l.proven = true;
+                    sealed_rows += 1;
+                }
+                flush(&mut zip, sink).await?;
+            }
+            digests.push(d);
+        }
+    }
+    files.push(entry(PROOFS_FILE, zip.finish()?));
+
+    // 3. Digests, keys, then the manifest and its signature.
+    zip.start(DIGESTS_FILE);
+    for d in &digests {
+        write_line(&mut zip, d)?;
+    }
+    files.push(entry(DIGESTS_FILE, zip.finish()?));
+    zip.start(KEYS_FILE);
+    zip.write(&json(&signer.keys)?);
+    files.push(entry(KEYS_FILE, zip.finish()?));
+    let mut unsealed: Vec<UnsealedRow> = chains
+        .iter()
+        .flat_map(|((_, partition), located)| {
+            located.iter().filter(|l| !l.proven).map(|l| UnsealedRow {
+                row: l.row,
+                tenant_id: l.tenant_id.clone(),
+                event_id: l.event_id.clone(),
+                kafka_partition: *partition,
+                kafka_offset: l.offset,
+            })
+        })
+        .collect();
+    unsealed.sort_unstable_by_key(|u| u.row);
+    let manifest = Manifest {
+        format: BUNDLE_FORMAT.into(),
+        created_at: meta.created_at,
+        viewer: meta.viewer,
+        query: meta.query,
+        rows,
+        sealed_rows,
+        unsealed,
+        files,
+        digests: digests.iter().map(|d| d.digest_hash.clone()).collect(),
+    };
+    let manifest_bytes = json(&manifest)?;
+    zip.start(MANIFEST_FILE);
+    zip.write(&manifest_bytes);
+    zip.finish()?;
+    zip.start(SIGNATURE_FILE);
+    zip.write(&json(&sign_manifest(&manifest_bytes, &signer.key))?);
+    zip.finish()?;
+    zip.end()?;
+    flush(&mut zip, sink).await
+}
+
+fn locate(
+    line: &[u8],
+    row: u64,
+    prefix: &str,
+    chains: &mut BTreeMap<(String, i32), Vec<Located>>,
+) -> Result<(), BundleError> {
+    let l: Locator =
+        serde_json::from_slice(line).map_err(|e| BundleError::Row(format!("row {row}: {e}")))?;
+    chains
+        .entry((format!("{prefix}.{}", l.category), l.kafka_partition))
+        .or_default()
+        .push(Located {
+            row,
+            tenant_id: l.tenant_id,
+            event_id: l.event_id,
+            offset: l.kafka_offset,
+            proven: false,
+        });
+    Ok(())
+}
+
+fn entry(name: &str, written: super::export_zip::Written) -> FileEntry {
+    FileEntry {
+        name: name.into(),
+        bytes: written.bytes,
+        sha256: written.sha256,
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Result<Vec<u8>, BundleError> {
+    serde_json::to_vec(value).map_err(|e| BundleError::Row(e.to_string()))
+}
+
+fn write_line(zip: &mut ZipWriter, value: &impl serde::Serialize) -> Result<(), BundleError> {
+    let mut bytes = json(value)?;
+    bytes.push(b'\n');
+    zip.write(&bytes);
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! `attest verify FILE`: checks an export bundle offline, in the order
+//! docs/INTEGRITY.md section 12 gives, so that the first problem named is
+//! the same whichever verifier runs. Nothing here reads the network or
+//! ClickHouse: the bundle (and, if given, independently fetched keys) is
+//! all it trusts.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::digest::{Digest, DigestProblem};
+use super::encoding::{hex, unhex};
+use super::export_zip::read_entries;
+use super::keys::KeyRing;
+use super::leaf::Sealed;
+use super::merkle::{root_from_proof, Hash};
+use super::proof::*;
+use sha2::{Digest as _, Sha256};
+
+/// One thing wrong with a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    #[error("{file}: {why}")]
+    Bundle { file: String, why: String },
+    #[error("manifest.sig: {why}")]
+    ManifestSignature { key_id: String, why: String },
+    #[error("digest {digest}: {why}")]
+    BadDigest { digest: String, why: String },
+    #[error("digest {missing} is missing from the bundle (named by {named_by})")]
+    MissingDigest { missing: String, named_by: String },
+    #[error("digest {digest} does not start where its previous digest {prev} ends")]
+    NotContiguous { digest: String, prev: String },
+    #[error("event {event_id} (tenant {tenant_id}, row {row}) was changed: the row's leaf is {computed}, the leaf sealed in digest {digest} is {sealed}")]
+    EventAltered {
+        event_id: String,
+        tenant_id: String,
+        row: u64,
+        digest: String,
+        computed: String,
+        sealed: String,
+    },
+    #[error("event {event_id} (row {row}): {why}")]
+    BadProof {
+        event_id: String,
+        row: u64,
+        why: String,
+    },
+    #[error(
+        "event {event_id} (row {row}) has no proof and the manifest does not list it as unsealed"
+    )]
+    Unproven { event_id: String, row: u64 },
+    #[error("{file}: SHA-256 is {computed}, the manifest says {listed}")]
+    FileHash {
+        file: String,
+        listed: String,
+        computed: String,
+    },
+}
+
+impl Problem {
+    /// (kind, subject): what the independent verifier prints too.
+    pub fn kind(&self) -> (&'static str, &str) {
+        match self {
+            Problem::Bundle { file, .. } => ("bundle", file),
+            Problem::ManifestSignature { key_id, .. } => ("manifest_signature", key_id),
+            Problem::BadDigest { digest, .. } => ("bad_digest", digest),
+            Problem::MissingDigest { missing, .. } => ("missing_digest", missing),
+            Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
+            Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
+            Problem::BadProof { event_id, .. } => ("bad_proof", event_id),
+            Problem::Unproven { event_id, .. } => ("unproven_row", event_id),
+            Problem::FileHash { file, .. } => ("file_hash", file),
+        }
+    }
+}
+
+/// What `attest verify` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub rows: u64,
+    pub proven_rows: u64,
+    /// Rows the manifest lists as not sealed yet: not proven, not failed.
+    pub unsealed_rows: u64,
+    pub digests: u64,
+    /// `"given"` (`--keys`) or `"bundle"` (the bundle's own keys.json).
+    pub keys: String,
+    /// In check order: the first is the first failure.
+    pub problems: Vec<Problem>,
+}
+
+/// The columns of an exported row the leaf is computed from.
+#[derive(Deserialize)]
+struct ExportedRow {
+    event_id: String,
+    tenant_id: String,
+    occurred_at: i64,
+    received_at: i64,
+    category: String,
+    action: String,
+    outcome: String,
+    actor_id: String,
+    actor_type: String,
+    actor_ip: String,
+    actor_user_agent: String,
+    resource_type: String,
+    resource_id: String,
+    source_service: String,
+    request_id: String,
+    metadata_key: Vec<String>,
+    metadata_value: Vec<String>,
+    schema_id: u32,
+    kafka_partition: i32,
+    kafka_offset: i64,
+}
+
+impl ExportedRow {
+    fn leaf(&self) -> Hash {
+        Sealed {
+            event_id: &self.event_id,
+            tenant_id: &self.tenant_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            category: &self.category,
+            action: &self.action,
+            outcome: &self.outcome,
+            actor_id: &self.actor_id,
+            actor_type: &self.actor_type,
+            actor_ip: &self.actor_ip,
+            actor_user_agent: &self.actor_user_agent,
+            resource_type: &self.resource_type,
+            resource_id: &self.resource_id,
+            source_service: &self.source_service,
+            request_id: &self.request_id,
+            metadata_key: &self.metadata_key,
+            metadata_value: &self.metadata_value,
+            schema_id: self.schema_id,
+            kafka_partition: self.kafka_partition,
+            kafka_offset: self.kafka_offset,
+        }
+        .leaf()
+    }
+}
+
+/// What the verifier keeps of each row: its identity and recomputed leaf.
+struct RowSeen {
+    tenant_id: String,
+    event_id: String,
+    partition: i32,
+    offset: i64,
+    leaf: Hash,
+    proven: bool,
+}
+
+fn bundle(file: &str, why: impl std::fmt::Display) -> Problem {
+    Problem::Bundle {
+        file: file.to_owned(),
+        why: why.to_string(),
+    }
+}
+
+/// Verifies a bundle's bytes. `trusted`: keys obtained independently
+/// (`--keys`); without them the bundle's own keys.json is used, which
+/// proves integrity against the bundle's author only.
+pub fn verify(archive: &[u8], trusted: Option<&KeyRing>) -> Report {
+    let mut report = Report {
+        keys: if trusted.is_some() { "given" } else { "bundle" }.into(),
+        ..Report::default()
+    };
+    if let Err(problem) = run(archive, trusted, &mut report) {
+        report.problems.push(problem);
+    }
+    report
+}
+
+/// Runs the checks; an `Err` is a problem after which nothing further can
+/// be checked (a file missing or unreadable).
+fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result<(), Problem> {
+    let entries = read_entries(archive).map_err(|e| bundle("the archive", e))?;
+    let mut files: HashMap<&str, &[u8]> = HashMap::new();
+    for (name, data) in &entries {
+        if files.insert(name.as_str(), data).is_some() {
+            return Err(bundle(name, "appears twice in the archive"));
+        }
+    }
+    let file = |name: &str| -> Result<&[u8], Problem> {
+        files
+            .get(name)
+            .copied()
+            .ok_or_else(|| bundle(name, "missing from the bundle"))
+    };
+
+    // 1. Keys and the manifest's signature.
+    let bundled = KeyRing::parse(std::path::Path::new(KEYS_FILE), file(KEYS_FILE)?)
+        .map_err(|e| bundle(KEYS_FILE, e))?;
+    let keys = trusted.unwrap_or(&bundled);
+    let manifest_bytes = file(MANIFEST_FILE)?;
+    let manifest: Manifest =
+        serde_json::from_slice(manifest_bytes).map_err(|e| bundle(MANIFEST_FILE, e))?;
+    if manifest.format != BUNDLE_FORMAT {
+        return Err(bundle(
+            MANIFEST_FILE,
+            format!("format {:?}, expected {BUNDLE_FORMAT:?}", manifest.format),
+        ));
+    }
+    let sig: ManifestSignature =
+        serde_json::from_slice(file(SIGNATURE_FILE)?).map_err(|e| bundle(SIGNATURE_FILE, e))?;
+    if let Err(why) = check_manifest(manifest_bytes, manifest.created_at, &sig, keys) {
+        report.problems.push(Problem::ManifestSignature {
+            key_id: sig.key_id.clone(),
+            why: why.to_string(),
+        });
+    }
+
+    // 2. Digests: each on its own, then the manifest's list, then chains.
+    let mut digests: HashMap<String, Digest> = HashMap::new();
+    let mut order = Vec::new();
+    for (n, line) in lines(file(DIGESTS_FILE)?) {
+        let d: Digest = serde_json::from_slice(line)
+            .map_err(|e| bundle(DIGESTS_FILE, format!("line {}: {e}", n + 1)))?;
+        if let Err(why) = d.check(keys) {
+            report.problems.push(Problem::BadDigest {
+                digest: d.digest_hash.clone(),
+                why: describe(&why),
+            });
+        }
+        order.push(d.digest_hash.clone());
+        digests.insert(d.digest_hash.clone(), d);
+    }
+    report.digests = digests.len() as u64;
+    for listed in &manifest.digests {
+        if !digests.contains_key(listed) {
+            report.problems.push(Problem::MissingDigest {
+                missing: listed.clone(),
+                named_by: "the manifest".into(),
+            });
+        }
+    }
+    check_chains(&order, &digests, report);
+
+    // 3. Rows: each leaf recomputed, each proof up to its digest's root.
+    let mut rows = Vec::new();
+    for (n, line) in lines(file(EVENTS_FILE)?) {
+        let row: ExportedRow = serde_json::from_slice(line)
+            .map_err(|e| bundle(EVENTS_FILE, format!("row {n}: {e}")))?;
+        rows.push(RowSeen {
+            leaf: row.leaf(),
+            tenant_id: row.tenant_id,
+            event_id: row.event_id,
+            partition: row.kafka_partition,
+            offset: row.kafka_offset,
+            proven: false,
+        });
+    }
+    report.rows = rows.len() as u64;
+    for (n, line) in lines(file(PROOFS_FILE)?) {
+        let proof: ProofLine = serde_json::from_slice(line)
+            .map_err(|e| bundle(PROOFS_FILE, format!("line {}: {e}", n + 1)))?;
+        if let Some(problem) = check_proof(&proof, &mut rows, &digests) {
+            report.problems.push(problem);
+        }
+    }
+    let unsealed: HashSet<u64> = manifest.unsealed.iter().map(|u| u.row).collect();
+    for (i, row) in rows.iter().enumerate() {
+        let i = i as u64;
+        if row.proven {
+            report.proven_rows += 1;
+        } else if unsealed.contains(&i) {
+            report.unsealed_rows += 1;
+        } else {
+            report.problems.push(Problem::Unproven {
+                event_id: row.event_id.clone(),
+                row: i,
+            });
+        }
+    }
+    if manifest.rows != report.rows {
+        report.problems.push(bundle(
+            EVENTS_FILE,
+            format!(
+                "holds {} rows, the manifest says {}",
+                report.rows, manifest.rows
+            ),
+        ));
+    }
+
+    // 4. Every file against the manifest's SHA-256.
+    for entry in &manifest.files {
+        let computed = hex(&Sha256::digest(file(&entry.name)?));
+        if computed != entry.sha256 {
+            report.problems.push(Problem::FileHash {
+                file: entry.name.clone(),
+                listed: entry.sha256.clone(),
+                computed,
+            });
+        }
+    }
+    for name in [EVENTS_FILE, PROOFS_FILE, DIGESTS_FILE, KEYS_FILE] {
+        if !manifest.files.iter().any(|f| f.name == name) {
+            report
+                .problems
+                .push(bundle(MANIFEST_FILE, format!("does not list {name}")));
+        }
+    }
+    Ok(())
+}
+
+fn describe(problem: &DigestProblem) -> String {
+    problem.to_string()
+}
+
+/// Non-empty lines with their number from 0.
+fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    data.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+}
+
+/// Within each chain of the bundle, every digest but the earliest names a
+/// previous digest that is in the bundle and ends just before it starts.
+fn check_chains(order: &[String], digests: &HashMap<String, Digest>, report: &mut Report) {
+    let mut earliest: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for d in digests.values() {
+        let e = earliest
+            .entry((d.topic.as_str(), d.partition))
+            .or_insert(d.first_offset);
+        *e = (*e).min(d.first_offset);
+    }
+    for hash in order {
+        let Some(d) = digests.get(hash) else { continue };
+        if earliest.get(&(d.topic.as_str(), d.partition)) == Some(&d.first_offset) {
+            continue;
+        }
+        match digests.get(&d.prev_hash) {
+            None => report.problems.push(Problem::MissingDigest {
+                missing: d.prev_hash.clone(),
+                named_by: format!("digest {}", d.digest_hash),
+            }),
+            Some(prev) if prev.last_offset.checked_add(1) != Some(d.first_offset) => {
+                report.problems.push(Problem::NotContiguous {
+                    digest: d.digest_hash.clone(),
+                    prev: prev.digest_hash.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn check_proof(
+    proof: &ProofLine,
+    rows: &mut [RowSeen],
+    digests: &HashMap<String, Digest>,
+) -> Option<Problem> {
+    let bad = |why: String| {
+        Some(Problem::BadProof {
+            event_id: proof.event_id.clone(),
+            row: proof.row,
+            why,
+        })
+    };
+    let Some(row) = usize::try_from(proof.row)
+        .ok()
+        .and_then(|i| rows.get_mut(i))
+    else {
+        return bad("the proof names a row the events file does not have".into());
+    };
+    if (
+        row.tenant_id.as_str(),
+        row.event_id.as_str(),
+        row.partition,
+        row.offset,
+    ) != (
+        proof.tenant_id.as_str(),
+        proof.event_id.as_str(),
+        proof.kafka_partition,
+        proof.kafka_offset,
+    ) {
+        return bad(format!(
+            "the proof is for event {} of tenant {} at partition {} offset {}, the row differs",
+            proof.event_id, proof.tenant_id, proof.kafka_partition, proof.kafka_offset
+        ));
+    }
+    if row.proven {
+        return bad("a second proof for the same row".into());
+    }
+    let computed = hex(&row.leaf);
+    if computed != proof.leaf {
+        return Some(Problem::EventAltered {
+            event_id: row.event_id.clone(),
+            tenant_id: row.tenant_id.clone(),
+            row: proof.row,
+            digest: proof.digest_hash.clone(),
+            computed,
+            sealed: proof.leaf.clone(),
+        });
+    }
+    let Some(d) = digests.get(&proof.digest_hash) else {
+        return Some(Problem::MissingDigest {
+            missing: proof.digest_hash.clone(),
+            named_by: format!("event {}", proof.event_id),
+        });
+    };
+    if d.topic != proof.topic
+        || d.partition != proof.kafka_partition
+        || proof.kafka_offset < d.first_offset
+        || proof.kafka_offset > d.last_offset
+    {
+        return bad(format!(
+            "digest {} does not cover {}[{}] offset {}",
+            d.digest_hash, proof.topic, proof.kafka_partition, proof.kafka_offset
+        ));
+    }
+    if proof.tree_size != d.row_count {
+        return bad(format!(
+            "tree size {} but digest {} seals {} rows",
+            proof.tree_size, d.digest_hash, d.row_count
+        ));
+    }
+    let path: Option<Vec<Hash>> = proof.path.iter().map(|h| unhex::<32>(h)).collect();
+    let recomputed = match (
+        path,
+        usize::try_from(proof.leaf_index),
+        usize::try_from(proof.tree_size),
+    ) {
+        (Some(path), Ok(index), Ok(size)) => root_from_proof(&row.leaf, index, size, &path),
+        _ => None,
+    };
+    if recomputed.map(|r| hex(&r)).as_deref() != Some(d.root.as_str()) {
+        return bad(format!(
+            "its inclusion proof does not lead to the signed root of digest {}",
+            d.digest_hash
+        ));
+    }
+    row.proven = true;
+    None
+}
