@@ -191,17 +191,13 @@ async fn export_response(
         Ok(stream) => {
             if let Some(ingest) = &recorder {
                 // An export that cannot be recorded does not happen.
-                if let Err(error) = record_export(
-                    ingest,
-                    &viewer,
-                    &scope,
-                    &query,
-                    &search,
+                let what = Exported {
                     format,
-                    stream.rows,
-                    with_proofs,
-                )
-                .await
+                    rows: stream.rows,
+                    proofs: with_proofs,
+                };
+                if let Err(error) =
+                    record_export(ingest, &viewer, &scope, &query, &search, what).await
                 {
                     error!(%error, "cannot record an export; refusing it");
                     return refused(StoreError::Unavailable(error.to_string()));
@@ -241,6 +237,13 @@ async fn export_response(
     }
 }
 
+/// What an export sent, for its audit event.
+struct Exported {
+    format: ExportFormat,
+    rows: u64,
+    proofs: bool,
+}
+
 /// `data.export` in the trail of each tenant exported (Attest's own for an
 /// export over every tenant): who, what query, how many rows.
 async fn record_export(
@@ -249,9 +252,11 @@ async fn record_export(
     scope: &Scope,
     query: &SearchQuery,
     search: &SearchParams,
-    format: ExportFormat,
-    rows: u64,
-    proofs: bool,
+    Exported {
+        format,
+        rows,
+        proofs,
+    }: Exported,
 ) -> Result<(), crate::ingest::IngestError> {
     let metadata = BTreeMap::from([
         ("query".to_owned(), query.q.chars().take(1000).collect()),

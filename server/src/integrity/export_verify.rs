@@ -159,6 +159,11 @@ fn bundle(file: &str, why: impl std::fmt::Display) -> Problem {
     }
 }
 
+/// A problem that ends the checks.
+fn fatal(file: &str, why: impl std::fmt::Display) -> Box<Problem> {
+    Box::new(bundle(file, why))
+}
+
 /// Verifies a bundle's bytes. `trusted`: keys obtained independently
 /// (`--keys`); without them the bundle's own keys.json is used, which
 /// proves integrity against the bundle's author only.
@@ -168,43 +173,43 @@ pub fn verify(archive: &[u8], trusted: Option<&KeyRing>) -> Report {
         ..Report::default()
     };
     if let Err(problem) = run(archive, trusted, &mut report) {
-        report.problems.push(problem);
+        report.problems.push(*problem);
     }
     report
 }
 
 /// Runs the checks; an `Err` is a problem after which nothing further can
 /// be checked (a file missing or unreadable).
-fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result<(), Problem> {
-    let entries = read_entries(archive).map_err(|e| bundle("the archive", e))?;
+fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result<(), Box<Problem>> {
+    let entries = read_entries(archive).map_err(|e| fatal("the archive", e))?;
     let mut files: HashMap<&str, &[u8]> = HashMap::new();
     for (name, data) in &entries {
         if files.insert(name.as_str(), data).is_some() {
-            return Err(bundle(name, "appears twice in the archive"));
+            return Err(fatal(name, "appears twice in the archive"));
         }
     }
-    let file = |name: &str| -> Result<&[u8], Problem> {
+    let file = |name: &str| -> Result<&[u8], Box<Problem>> {
         files
             .get(name)
             .copied()
-            .ok_or_else(|| bundle(name, "missing from the bundle"))
+            .ok_or_else(|| fatal(name, "missing from the bundle"))
     };
 
     // 1. Keys and the manifest's signature.
     let bundled = KeyRing::parse(std::path::Path::new(KEYS_FILE), file(KEYS_FILE)?)
-        .map_err(|e| bundle(KEYS_FILE, e))?;
+        .map_err(|e| fatal(KEYS_FILE, e))?;
     let keys = trusted.unwrap_or(&bundled);
     let manifest_bytes = file(MANIFEST_FILE)?;
     let manifest: Manifest =
-        serde_json::from_slice(manifest_bytes).map_err(|e| bundle(MANIFEST_FILE, e))?;
+        serde_json::from_slice(manifest_bytes).map_err(|e| fatal(MANIFEST_FILE, e))?;
     if manifest.format != BUNDLE_FORMAT {
-        return Err(bundle(
+        return Err(fatal(
             MANIFEST_FILE,
             format!("format {:?}, expected {BUNDLE_FORMAT:?}", manifest.format),
         ));
     }
     let sig: ManifestSignature =
-        serde_json::from_slice(file(SIGNATURE_FILE)?).map_err(|e| bundle(SIGNATURE_FILE, e))?;
+        serde_json::from_slice(file(SIGNATURE_FILE)?).map_err(|e| fatal(SIGNATURE_FILE, e))?;
     if let Err(why) = check_manifest(manifest_bytes, manifest.created_at, &sig, keys) {
         report.problems.push(Problem::ManifestSignature {
             key_id: sig.key_id.clone(),
@@ -217,7 +222,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     let mut order = Vec::new();
     for (n, line) in lines(file(DIGESTS_FILE)?) {
         let d: Digest = serde_json::from_slice(line)
-            .map_err(|e| bundle(DIGESTS_FILE, format!("line {}: {e}", n + 1)))?;
+            .map_err(|e| fatal(DIGESTS_FILE, format!("line {}: {e}", n + 1)))?;
         if let Err(why) = d.check(keys) {
             report.problems.push(Problem::BadDigest {
                 digest: d.digest_hash.clone(),
@@ -242,7 +247,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     let mut rows = Vec::new();
     for (n, line) in lines(file(EVENTS_FILE)?) {
         let row: ExportedRow = serde_json::from_slice(line)
-            .map_err(|e| bundle(EVENTS_FILE, format!("row {n}: {e}")))?;
+            .map_err(|e| fatal(EVENTS_FILE, format!("row {n}: {e}")))?;
         rows.push(RowSeen {
             leaf: row.leaf(),
             tenant_id: row.tenant_id,
@@ -255,7 +260,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     report.rows = rows.len() as u64;
     for (n, line) in lines(file(PROOFS_FILE)?) {
         let proof: ProofLine = serde_json::from_slice(line)
-            .map_err(|e| bundle(PROOFS_FILE, format!("line {}: {e}", n + 1)))?;
+            .map_err(|e| fatal(PROOFS_FILE, format!("line {}: {e}", n + 1)))?;
         if let Some(problem) = check_proof(&proof, &mut rows, &digests) {
             report.problems.push(problem);
         }
