@@ -440,3 +440,188 @@ fn check_proof(
     row.proven = true;
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::digest::{Unsigned, GENESIS};
+    use crate::integrity::export_zip::ZipWriter;
+    use crate::integrity::keys::tests::ring_with_one_key;
+    use crate::integrity::keys::SigningKey;
+    use crate::integrity::proof::Tree;
+
+    const TOPIC: &str = "p.authentication";
+
+    fn row(i: i64) -> String {
+        serde_json::json!({
+            "event_id": format!("e{i}"), "tenant_id": "acme", "occurred_at": 5_000 + i,
+            "occurred_at_utc": "1970-01-01 00:00:05.000", "received_at": 6_000,
+            "category": "authentication", "action": "user.login", "outcome": "success",
+            "actor_id": "alice", "actor_type": "user", "actor_ip": "", "actor_user_agent": "",
+            "resource_type": "", "resource_id": "", "source_service": "sso", "request_id": "",
+            "metadata_key": ["k"], "metadata_value": ["v"], "schema_id": 1,
+            "kafka_partition": 0, "kafka_offset": 10 + i, "content_hash": "",
+        })
+        .to_string()
+    }
+
+    /// A bundle of 7 rows under two chained digests, built by hand.
+    fn bundle(key: &SigningKey, ring: &KeyRing, edit: impl Fn(&str, String) -> String) -> Vec<u8> {
+        let rows: Vec<String> = (0..7).map(row).collect();
+        let leaves: Vec<Hash> = rows
+            .iter()
+            .map(|r| serde_json::from_str::<ExportedRow>(r).unwrap().leaf())
+            .collect();
+        let mut digests = Vec::new();
+        let mut proofs = String::new();
+        let mut prev = GENESIS.to_owned();
+        for (start, end) in [(0usize, 3usize), (3, 7)] {
+            let tree = Tree::new(leaves[start..end].to_vec());
+            let d = Unsigned {
+                topic: TOPIC,
+                partition: 0,
+                first_offset: 10 + start as i64,
+                last_offset: 9 + end as i64,
+                row_count: (end - start) as u64,
+                root: tree.root().unwrap(),
+                prev_hash: &prev,
+                sealed_at: 1_800_000_000_000,
+            }
+            .sign(key);
+            for i in start..end {
+                let line = ProofLine {
+                    row: i as u64,
+                    tenant_id: "acme".into(),
+                    event_id: format!("e{i}"),
+                    topic: TOPIC.into(),
+                    kafka_partition: 0,
+                    kafka_offset: 10 + i as i64,
+                    digest_hash: d.digest_hash.clone(),
+                    leaf: hex(&leaves[i]),
+                    leaf_index: (i - start) as u64,
+                    tree_size: (end - start) as u64,
+                    path: tree
+                        .path(i - start)
+                        .unwrap()
+                        .iter()
+                        .map(|h| hex(h))
+                        .collect(),
+                };
+                proofs.push_str(&serde_json::to_string(&line).unwrap());
+                proofs.push('\n');
+            }
+            prev = d.digest_hash.clone();
+            digests.push(d);
+        }
+        let files = [
+            (
+                EVENTS_FILE,
+                rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
+            ),
+            (PROOFS_FILE, proofs),
+            (
+                DIGESTS_FILE,
+                digests
+                    .iter()
+                    .map(|d| format!("{}\n", serde_json::to_string(d).unwrap()))
+                    .collect(),
+            ),
+            (KEYS_FILE, serde_json::to_string(ring).unwrap()),
+        ];
+        let manifest = Manifest {
+            format: BUNDLE_FORMAT.into(),
+            created_at: 1_800_000_000_500,
+            viewer: "auditor".into(),
+            query: ExportQuery {
+                q: String::new(),
+                search: String::new(),
+                tenants: vec![],
+            },
+            rows: 7,
+            sealed_rows: 7,
+            unsealed: vec![],
+            files: files
+                .iter()
+                .map(|(name, text)| FileEntry {
+                    name: (*name).into(),
+                    bytes: text.len() as u64,
+                    sha256: hex(&Sha256::digest(text.as_bytes())),
+                })
+                .collect(),
+            digests: digests.iter().map(|d| d.digest_hash.clone()).collect(),
+        };
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let sig = serde_json::to_string(&sign_manifest(&manifest, key)).unwrap();
+        let mut zip = ZipWriter::new();
+        for (name, text) in files {
+            zip.start(name);
+            zip.write(edit(name, text).as_bytes());
+            zip.finish().unwrap();
+        }
+        zip.start(MANIFEST_FILE);
+        zip.write(&manifest);
+        zip.finish().unwrap();
+        zip.start(SIGNATURE_FILE);
+        zip.write(sig.as_bytes());
+        zip.finish().unwrap();
+        zip.end().unwrap();
+        zip.take()
+    }
+
+    fn first(report: &Report) -> Option<(&'static str, String)> {
+        report
+            .problems
+            .first()
+            .map(|p| (p.kind().0, p.kind().1.to_owned()))
+    }
+
+    #[test]
+    fn a_whole_bundle_verifies_and_each_change_is_named_first() {
+        let (ring, key, _dir) = ring_with_one_key();
+        let clean = verify(&bundle(&key, &ring, |_, t| t), Some(&ring));
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        assert_eq!((clean.rows, clean.proven_rows, clean.digests), (7, 7, 2));
+
+        let altered = bundle(&key, &ring, |name, t| {
+            if name == EVENTS_FILE {
+                t.replacen("\"actor_id\":\"alice\"", "\"actor_id\":\"mallory\"", 1)
+            } else {
+                t
+            }
+        });
+        assert_eq!(
+            first(&verify(&altered, Some(&ring))),
+            Some(("event_altered", "e0".into()))
+        );
+
+        let not_covered = bundle(&key, &ring, |name, t| {
+            if name == EVENTS_FILE {
+                t.replacen("1970", "1971", 1)
+            } else {
+                t
+            }
+        });
+        assert_eq!(
+            first(&verify(&not_covered, Some(&ring))),
+            Some(("file_hash", EVENTS_FILE.into()))
+        );
+
+        let dropped = bundle(&key, &ring, |name, t| {
+            if name == DIGESTS_FILE {
+                t.lines().take(1).map(|l| format!("{l}\n")).collect()
+            } else {
+                t
+            }
+        });
+        let report = verify(&dropped, Some(&ring));
+        assert_eq!(first(&report).map(|f| f.0), Some("missing_digest"));
+
+        let (other, _, _other_dir) = ring_with_one_key();
+        let wrong = verify(&bundle(&key, &ring, |_, t| t), Some(&other));
+        assert_eq!(
+            first(&wrong),
+            Some(("manifest_signature", key.id().to_owned()))
+        );
+        assert!(wrong.problems.iter().any(|p| p.kind().0 == "bad_digest"));
+    }
+}
