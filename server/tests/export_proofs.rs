@@ -289,12 +289,14 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     });
     first_is(&both(&edited, None).0, "missing_digest", &dropped_hash);
 
-    // A row changed behind Attest's back, then exported: that event.
+    // A row changed behind Attest's back, then exported: that event
+    // (`received_at`: the sender's columns feed the key column
+    // `content_hash`, which ClickHouse will not update in place).
     let victim = &ids[17];
     mutate(
         &server,
         &format!(
-            "ALTER TABLE audit_events UPDATE action = 'record.erased' WHERE event_id = '{victim}'"
+            "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = '{victim}'"
         ),
     )
     .await;
