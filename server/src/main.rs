@@ -581,6 +581,7 @@ fn verify_bundle(
     if json {
         let mut value = serde_json::to_value(&report).context("cannot print the report")?;
         value["ok"] = report.problems.is_empty().into();
+        value["seconds"] = seconds.into();
         value["first"] = report
             .problems
             .first()

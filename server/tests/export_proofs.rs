@@ -75,6 +75,13 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Removes a scratch file's directory (a bundle of 100,000 rows is 160 MB).
+fn forget(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// The bundle with some entries replaced, rezipped as a tamperer would.
 fn rebuild(bundle: &[u8], change: impl Fn(&str, &[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
     let mut zip = ZipWriter::new();
@@ -115,6 +122,7 @@ fn attest_verify(bundle: &[u8], keys: Option<&Path>) -> (Verdict, Value, i32) {
         command.arg("--keys").arg(keys);
     }
     let out = command.output().expect("attest verify runs");
+    forget(&path);
     let text = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
         panic!(
@@ -152,6 +160,7 @@ fn independent_verify(bundle: &[u8], keys: Option<&Path>) -> Verdict {
         command.arg("--keys").arg(keys);
     }
     let out = command.output().expect("python3 runs the verifier");
+    forget(&path);
     let text = String::from_utf8_lossy(&out.stdout);
     let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
         panic!(
@@ -228,6 +237,7 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     let (verdict, report, _) = both(&clean, Some(&keys_path));
     assert!(verdict.ok, "{report}");
     assert_eq!(report["keys"], "given");
+    forget(&keys_path);
 
     // A wrong key: the manifest's signature is named first.
     let other_dir = scratch("other-keys");
@@ -240,6 +250,7 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
         signer["key_id"].as_str().unwrap(),
     );
     assert_eq!(code, 1);
+    forget(&other_dir);
 
     // One byte of a row the leaf covers, the file rezipped: that event.
     let events = String::from_utf8(entry(&clean, "events.ndjson")).unwrap();

@@ -488,7 +488,7 @@ mod tests {
                 sealed_at: 1_800_000_000_000,
             }
             .sign(key);
-            for i in start..end {
+            for (i, leaf) in leaves.iter().enumerate().take(end).skip(start) {
                 let line = ProofLine {
                     row: i as u64,
                     tenant_id: "acme".into(),
@@ -497,7 +497,7 @@ mod tests {
                     kafka_partition: 0,
                     kafka_offset: 10 + i as i64,
                     digest_hash: d.digest_hash.clone(),
-                    leaf: hex(&leaves[i]),
+                    leaf: hex(leaf),
                     leaf_index: (i - start) as u64,
                     tree_size: (end - start) as u64,
                     path: tree
