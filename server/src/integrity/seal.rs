@@ -21,12 +21,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::digest::{Digest, Unsigned, GENESIS};
-use super::encoding::hex;
 use super::keys::{self, KeyError, SigningKey};
 use super::leaf::Sealed;
 use super::merkle;
 use crate::config::{IntegrityConfig, KafkaConfig};
-use crate::store::{EventRow, LeafRow, Store, StoreError};
+use crate::store::{EventRow, LeafSet, Store, StoreError};
 
 /// How long reading a partition's committed head may take.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,7 +138,7 @@ impl Sealing {
 #[derive(Default)]
 pub struct Seal {
     pub digests: Vec<Digest>,
-    pub leaves: Vec<LeafRow>,
+    pub leaves: Vec<LeafSet>,
     heads: Vec<((String, i32), Head)>,
 }
 
@@ -249,7 +248,7 @@ impl Sealer {
         }
         self.store.insert_seal(&seal.digests, &seal.leaves).await?;
         let sealing = Sealing {
-            rows: seal.leaves.len(),
+            rows: seal.leaves.iter().map(|set| set.leaves.len()).sum(),
             heads: seal
                 .heads
                 .iter()
@@ -300,18 +299,16 @@ impl Sealer {
         }
         .sign(&signing.key);
         drop(signing);
-        for (position, (row, leaf)) in rows.iter().zip(&leaves).enumerate() {
-            seal.leaves.push(LeafRow {
-                digest_hash: digest.digest_hash.clone(),
-                topic: run.topic.to_owned(),
-                partition: run.partition,
-                kafka_offset: row.kafka_offset,
-                position: u32::try_from(position).unwrap_or(u32::MAX),
-                tenant_id: row.tenant_id.clone(),
-                event_id: row.event_id.clone(),
-                leaf: hex(leaf),
-            });
-        }
+        seal.leaves.push(LeafSet {
+            digest_hash: digest.digest_hash.clone(),
+            topic: run.topic.to_owned(),
+            partition: run.partition,
+            first_offset: digest.first_offset,
+            kafka_offsets: rows.iter().map(|r| r.kafka_offset).collect(),
+            tenant_ids: rows.iter().map(|r| r.tenant_id.clone()).collect(),
+            event_ids: rows.iter().map(|r| r.event_id.clone()).collect(),
+            leaves,
+        });
         seal.heads.push((
             key,
             Head {
