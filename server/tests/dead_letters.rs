@@ -69,19 +69,16 @@ async fn poison_records_are_dead_lettered_and_replayed_after_the_fix() {
     assert_eq!(letters[1].source_offset, letters[0].source_offset + 1);
     assert!(letters[1].detail.contains("999"), "{}", letters[1].detail);
 
-    let metrics = server.metrics_text().await;
-    assert!(
-        metrics.contains("attest_writer_dead_letters_total{reason=\"bad_framing\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("attest_writer_dead_letters_total{reason=\"unknown_schema_id\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("attest_writer_rows_written_total 2"),
-        "{metrics}"
-    );
+    server
+        .metrics_with(
+            &[
+                "attest_writer_dead_letters_total{reason=\"bad_framing\"} 1",
+                "attest_writer_dead_letters_total{reason=\"unknown_schema_id\"} 1",
+                "attest_writer_rows_written_total 2",
+            ],
+            Duration::from_secs(30),
+        )
+        .await;
     server.running.shutdown().await;
 
     // The fix: schema id 999 registered. Restart on it, then replay.
@@ -188,12 +185,15 @@ async fn rows_clickhouse_rejects_are_dead_lettered_alone_and_replayed_after_the_
         (topic.as_str(), 13)
     );
     assert!(letter.detail.contains("395"), "{}", letter.detail);
-    let metrics = server.metrics_text().await;
-    assert!(
-        metrics.contains("attest_writer_dead_letters_total{reason=\"clickhouse_rejected\"} 1")
-            && metrics.contains("attest_writer_rows_written_total 20"),
-        "{metrics}"
-    );
+    server
+        .metrics_with(
+            &[
+                "attest_writer_dead_letters_total{reason=\"clickhouse_rejected\"} 1",
+                "attest_writer_rows_written_total 20",
+            ],
+            Duration::from_secs(30),
+        )
+        .await;
 
     // The fix: the rule is dropped. The replayed message lands as it was.
     server

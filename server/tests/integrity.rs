@@ -500,3 +500,136 @@ async fn the_scheduled_check_records_a_changed_row_in_attests_own_trail() {
     }
     server.stop().await;
 }
+
+/// A writer that stored rows and their digest, then died before its
+/// commit, as the next writer finds it: the new owner adopts the stored
+/// digest as its chain's head (it does not seal those rows again), and
+/// commits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_stored_and_never_committed_is_adopted_not_sealed_again() {
+    use attest_server::integrity::seal::Run;
+    use attest_server::integrity::Sealer;
+    use attest_server::registry::Registry;
+    use attest_server::store::{EventRow, Provenance};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let n = 300;
+    common::produce_events(&config, n, "dead-writer").await;
+
+    // The dead writer's work: every record read, its row inserted and the
+    // rows sealed, with nothing committed.
+    let topics = attest_server::topics::event_topics(&config.kafka.topic_prefix);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", format!("{}-dead", config.kafka.consumer_group))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in &topics {
+        assignment
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let registry = Registry::load(&config.schemas_dir).expect("registry");
+    let mut rows: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows.values().map(Vec::len).sum::<usize>() < n {
+        assert!(Instant::now() < deadline, "records not read back");
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.expect("record");
+        let (schema_id, event) = registry
+            .decode(message.payload().unwrap_or_default())
+            .expect("decodes");
+        let row = EventRow::new(
+            event,
+            Provenance {
+                schema_id,
+                partition: message.partition(),
+                offset: message.offset(),
+            },
+        );
+        rows.entry(message.topic().to_owned())
+            .or_default()
+            .push(row);
+    }
+    let store = Store::new(&config.clickhouse);
+    store.migrate().await.expect("migrations");
+    for topic_rows in rows.values() {
+        store
+            .insert_events(topic_rows)
+            .await
+            .expect("rows inserted");
+    }
+    let runs: Vec<Run<'_>> = rows
+        .iter()
+        .map(|(topic, topic_rows)| Run {
+            topic,
+            partition: 0,
+            first_offset: topic_rows.iter().map(|r| r.kafka_offset).min().unwrap_or(0),
+            last_offset: topic_rows.iter().map(|r| r.kafka_offset).max().unwrap_or(0),
+            rows: topic_rows.iter().collect(),
+        })
+        .collect();
+    let sealer = Sealer::new(
+        &config.integrity,
+        &config.kafka,
+        store.clone(),
+        std::sync::Arc::default(),
+    )
+    .expect("sealer");
+    let sealing = sealer.seal(&runs).await.expect("sealed");
+    assert_eq!(sealing.rows, n);
+    let stored: BTreeMap<String, String> = rows
+        .keys()
+        .map(|topic| {
+            let head = sealing.head(topic, 0).expect("a head per topic");
+            (topic.clone(), head.to_owned())
+        })
+        .collect();
+
+    // The next writer reads everything again from the start.
+    let server = common::start(config.clone()).await;
+    let partitions: Vec<(String, i32)> = stored.keys().map(|t| (t.clone(), 0)).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let committed = check_all_heads(&config, &partitions).await;
+        if committed == stored {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new writer committed other heads than the stored digests: {committed:?} vs {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let report = common::integrity_report(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.events, n, "{report:?}");
+    assert_eq!(
+        (report.digests, report.superseded),
+        (stored.len(), 0),
+        "one digest per topic, none sealed again: {report:?}"
+    );
+    server.stop().await;
+}
+
+/// The committed chain head of each partition, by topic.
+async fn check_all_heads(
+    config: &attest_server::config::Config,
+    partitions: &[(String, i32)],
+) -> BTreeMap<String, String> {
+    attest_server::integrity::check::committed_heads(&config.kafka, partitions)
+        .await
+        .expect("committed heads")
+        .into_iter()
+        .map(|((topic, _), head)| (topic, head))
+        .collect()
+}

@@ -198,13 +198,19 @@ def verify(ch, keys, heads):
             if not digest_ok(d, keys):
                 problems.append(("bad_digest", d["digest_hash"]))
             topic, partition = chain_key
+            # Section 8, step 3: the digest's leaf set, one row however
+            # often it was stored; its arrays are parallel, in position order.
             where = (f"topic = {quote(topic)} AND partition = {partition} AND digest_hash = {quote(d['digest_hash'])} "
-                     f"AND kafka_offset >= {int(d['first_offset'])} AND kafka_offset <= {int(d['last_offset'])}")
-            leaves = ch.rows(f"SELECT DISTINCT position, kafka_offset, tenant_id, event_id, leaf "
-                             f"FROM attest_integrity_leaves WHERE {where}")
-            leaves.sort(key=lambda l: int(l["position"]))
-            positions = [int(l["position"]) for l in leaves]
-            if positions != list(range(len(leaves))) or len(leaves) != int(d["row_count"]) or \
+                     f"AND first_offset = {int(d['first_offset'])}")
+            sets = ch.rows("SELECT kafka_offsets, tenant_ids, event_ids, arrayMap(l -> lower(hex(l)), leaves) AS leaves "
+                           f"FROM attest_integrity_leaf_sets WHERE {where} LIMIT 1")
+            leaves = []
+            if sets:
+                s = sets[0]
+                n = min(len(s["kafka_offsets"]), len(s["tenant_ids"]), len(s["event_ids"]), len(s["leaves"]))
+                leaves = [{"kafka_offset": s["kafka_offsets"][i], "tenant_id": s["tenant_ids"][i],
+                           "event_id": s["event_ids"][i], "leaf": s["leaves"][i]} for i in range(n)]
+            if len(leaves) != int(d["row_count"]) or \
                     mth([bytes.fromhex(l["leaf"]) for l in leaves]).hex() != d["root"]:
                 problems.append(("leaves_altered", d["digest_hash"]))
             events += len(leaves)

@@ -624,8 +624,12 @@ def check_integrity(sess, statements, check):
     def digest(h, topic, first, last, prev):
         return f"('{h}', '{topic}', 0, {first}, {last}, 1, 'r', '{prev}', 100, 'k', 's')"
 
-    def leaf(h, offset, position, tenant, event_id):
-        return f"('{h}', '{auth}', 0, {offset}, {position}, '{tenant}', '{event_id}', 'l{position}')"
+    def leaf_set(h, first, entries):
+        offsets = ", ".join(str(o) for o, _, _ in entries)
+        tenants = ", ".join(f"'{t}'" for _, t, _ in entries)
+        ids = ", ".join(f"'{e}'" for _, _, e in entries)
+        leaves = ", ".join(f"toFixedString('l{i}', 32)" for i in range(len(entries)))
+        return f"('{h}', '{auth}', 0, {first}, [{offsets}], [{tenants}], [{ids}], [{leaves}])"
 
     def run(name, values):
         return query_rows(sess, bind(q[name]["sql"], q[name]["params"], values))
@@ -636,20 +640,20 @@ def check_integrity(sess, statements, check):
                        digest("h1", auth, 0, 0, genesis), digest("h1", auth, 0, 0, genesis),
                        digest("h2", auth, 1, 9, "h1"), digest("h3", auth, 1, 20, "h1"),
                        digest("h9", login, 0, 5, genesis)]))
-        sess.query("INSERT INTO attest_integrity_leaves (digest_hash, topic, partition, kafka_offset, position, "
-                   "tenant_id, event_id, leaf) VALUES " + ", ".join([
-                       leaf("h1", 0, 0, "acme", "e-1"), leaf("h2", 3, 0, "acme", "x-3"),
-                       leaf("h2", 3, 0, "acme", "x-3"), leaf("h2", 5, 1, "acme", "x-5"),
-                       leaf("h3", 5, 0, "acme", "x-5")]))
+        sess.query("INSERT INTO attest_integrity_leaf_sets (digest_hash, topic, partition, first_offset, "
+                   "kafka_offsets, tenant_ids, event_ids, leaves) VALUES " + ", ".join([
+                       leaf_set("h1", 0, [(0, "acme", "e-1")]),
+                       leaf_set("h2", 1, [(3, "acme", "x-3"), (5, "acme", "x-5")]),
+                       leaf_set("h2", 1, [(3, "acme", "x-3"), (5, "acme", "x-5")]),
+                       leaf_set("h3", 1, [(5, "acme", "x-5")])]))
         first = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": genesis})
         fork = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": "h1"})
         one = run("integrity_digest_by_hash", {"topic": auth, "partition": 0, "digest_hash": "h2"})
         chain = run("integrity_digests_of_partition", {"topic": auth, "partition": 0})
         parts = run("integrity_partitions", {})
-        leaves = run("integrity_leaves", {"topic": auth, "partition": 0, "from_offset": 1, "to_offset": 9,
-                                          "digest_hash": "h2"})
-        rows = run("integrity_rows", {"topic": auth, "partition": 0, "from_offset": 0, "to_offset": 0,
-                                      "digest_hash": "h1"})
+        leaves = run("integrity_leaves", {"topic": auth, "partition": 0, "first_offset": 1, "digest_hash": "h2"})
+        rows = run("integrity_rows", {"topic": auth, "partition": 0, "first_offset": 0, "from_offset": 0,
+                                      "to_offset": 0, "digest_hash": "h1"})
         acme = query_rows(sess, "SELECT DISTINCT event_id FROM audit_events WHERE tenant_id = 'acme' "
                                 "AND kafka_partition = 0 AND kafka_offset = 0 ORDER BY event_id")
     except Exception as e:  # noqa: BLE001
@@ -661,8 +665,8 @@ def check_integrity(sess, statements, check):
     check("query integrity_digests_of_partition", [r["digest_hash"] for r in chain] == ["h1", "h2", "h3"], str(chain))
     got = [(r["topic"], int(r["partition"])) for r in parts]
     check("query integrity_partitions", got == [(auth, 0), (login, 0)], str(got))
-    got = [(int(r["position"]), int(r["kafka_offset"]), r["event_id"]) for r in leaves]
-    check("query integrity_leaves (once per position)", got == [(0, 3, "x-3"), (1, 5, "x-5")], str(got))
+    got = [([int(o) for o in r["kafka_offsets"]], r["event_ids"]) for r in leaves]
+    check("query integrity_leaves (one set per digest)", got == [([3, 5], ["x-3", "x-5"])], str(got))
     got = sorted({r["event_id"] for r in rows})
     check("query integrity_rows (the leaves' tenants, the digest's offsets)",
           got == [r["event_id"] for r in acme] and len(got) > 0, str(got))

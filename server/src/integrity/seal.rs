@@ -21,12 +21,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::digest::{Digest, Unsigned, GENESIS};
-use super::encoding::hex;
 use super::keys::{self, KeyError, SigningKey};
 use super::leaf::Sealed;
 use super::merkle;
 use crate::config::{IntegrityConfig, KafkaConfig};
-use crate::store::{EventRow, LeafRow, Store, StoreError};
+use crate::store::{EventRow, LeafSet, Store, StoreError};
 
 /// How long reading a partition's committed head may take.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,11 +116,29 @@ pub struct Run<'a> {
     pub rows: Vec<&'a EventRow>,
 }
 
+/// A batch sealed: how many rows, and the chain head to commit with each
+/// of its partitions' offsets.
+#[derive(Debug, Default)]
+pub struct Sealing {
+    pub rows: usize,
+    heads: Vec<((String, i32), String)>,
+}
+
+impl Sealing {
+    /// The head to commit with `partition`'s offset, if its chain has one.
+    pub fn head(&self, topic: &str, partition: i32) -> Option<&str> {
+        self.heads
+            .iter()
+            .find(|((t, p), _)| t == topic && *p == partition)
+            .map(|(_, hash)| hash.as_str())
+    }
+}
+
 /// What one batch adds to the chains, ready to store.
 #[derive(Default)]
 pub struct Seal {
     pub digests: Vec<Digest>,
-    pub leaves: Vec<LeafRow>,
+    pub leaves: Vec<LeafSet>,
     heads: Vec<((String, i32), Head)>,
 }
 
@@ -195,19 +212,14 @@ impl Sealer {
         })
     }
 
-    /// The head to commit with a partition's offset, if its chain has one.
-    pub fn head(&self, topic: &str, partition: i32) -> Option<String> {
-        lock(&self.heads)
-            .map
-            .get(&(topic.to_owned(), partition))
-            .map(|h| h.hash.clone())
-    }
-
-    /// Seals the runs and stores the seal (leaves, then digests). On
-    /// success the new heads are the ones `head` answers; on failure the
-    /// runs' partitions are looked up afresh next time, so a digest that
-    /// was stored before the failure is adopted rather than sealed again.
-    pub async fn seal(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
+    /// Seals the runs and stores the seal (leaves, then digests), and
+    /// answers the heads to commit with the batch's offsets: the ones this
+    /// seal stored, even if a rebalance began meanwhile (a commit for a
+    /// partition no longer owned is refused by Kafka; one still owned must
+    /// carry its head). On failure the runs' partitions are looked up
+    /// afresh next time, so a digest that was stored before the failure is
+    /// adopted rather than sealed again.
+    pub async fn seal(&self, runs: &[Run<'_>]) -> Result<Sealing, SealError> {
         let outcome = self.seal_once(runs).await;
         if outcome.is_err() {
             let mut heads = lock(&self.heads);
@@ -218,7 +230,7 @@ impl Sealer {
         outcome
     }
 
-    async fn seal_once(&self, runs: &[Run<'_>]) -> Result<usize, SealError> {
+    async fn seal_once(&self, runs: &[Run<'_>]) -> Result<Sealing, SealError> {
         self.reload_key_if_rotated();
         let generation = self.rebalances.load(Ordering::Acquire);
         {
@@ -234,13 +246,22 @@ impl Sealer {
             let head = self.head_of(run.topic, run.partition).await?;
             self.seal_run(run, head, &mut seal);
         }
-        let sealed = seal.leaves.len();
         self.store.insert_seal(&seal.digests, &seal.leaves).await?;
+        let sealing = Sealing {
+            rows: seal.leaves.iter().map(|set| set.leaves.len()).sum(),
+            heads: seal
+                .heads
+                .iter()
+                .map(|(key, head)| (key.clone(), head.hash.clone()))
+                .collect(),
+        };
+        // Kept for the next batch only while no rebalance intervened:
+        // after one, another writer may have moved a chain on.
         let mut heads = lock(&self.heads);
         if heads.generation == generation {
             heads.map.extend(seal.heads);
         }
-        Ok(sealed)
+        Ok(sealing)
     }
 
     fn seal_run(&self, run: &Run<'_>, head: Option<Head>, seal: &mut Seal) {
@@ -278,18 +299,16 @@ impl Sealer {
         }
         .sign(&signing.key);
         drop(signing);
-        for (position, (row, leaf)) in rows.iter().zip(&leaves).enumerate() {
-            seal.leaves.push(LeafRow {
-                digest_hash: digest.digest_hash.clone(),
-                topic: run.topic.to_owned(),
-                partition: run.partition,
-                kafka_offset: row.kafka_offset,
-                position: u32::try_from(position).unwrap_or(u32::MAX),
-                tenant_id: row.tenant_id.clone(),
-                event_id: row.event_id.clone(),
-                leaf: hex(leaf),
-            });
-        }
+        seal.leaves.push(LeafSet {
+            digest_hash: digest.digest_hash.clone(),
+            topic: run.topic.to_owned(),
+            partition: run.partition,
+            first_offset: digest.first_offset,
+            kafka_offsets: rows.iter().map(|r| r.kafka_offset).collect(),
+            tenant_ids: rows.iter().map(|r| r.tenant_id.clone()).collect(),
+            event_ids: rows.iter().map(|r| r.event_id.clone()).collect(),
+            leaves,
+        });
         seal.heads.push((
             key,
             Head {

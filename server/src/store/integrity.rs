@@ -1,5 +1,5 @@
-//! Digests and leaves of the integrity seal (migration 0020), and the
-//! stored rows read back to check them. Every statement is in the
+//! Digests and leaves of the integrity seal (migrations 0020, 0021), and
+//! the stored rows read back to check them. Every statement is in the
 //! `attest sql` catalogue.
 
 use clickhouse::Row;
@@ -9,7 +9,7 @@ use super::{EventRow, QueryTemplate, Store, StoreError};
 use crate::integrity::Digest;
 
 pub const DIGESTS_TABLE: &str = "attest_integrity_digests";
-pub const LEAVES_TABLE: &str = "attest_integrity_leaves";
+pub const LEAF_SETS_TABLE: &str = "attest_integrity_leaf_sets";
 
 const DIGEST_COLUMNS: &str = "digest_hash, topic, partition, first_offset, last_offset, \
      row_count, root, prev_hash, sealed_at, key_id, signature";
@@ -55,10 +55,10 @@ fn overlapping_sql() -> String {
 const PARTITIONS_SQL: &str = "SELECT DISTINCT topic, partition FROM attest_integrity_digests \
      ORDER BY topic, partition";
 
-const LEAVES_SQL: &str = "SELECT digest_hash, topic, partition, kafka_offset, position, \
-     tenant_id, event_id, leaf FROM attest_integrity_leaves \
-     WHERE topic = ? AND partition = ? AND kafka_offset >= ? AND kafka_offset <= ? \
-     AND digest_hash = ? ORDER BY position LIMIT 1 BY position";
+/// A digest's leaves, one set however often it was inserted.
+const LEAVES_SQL: &str = "SELECT digest_hash, topic, partition, first_offset, kafka_offsets, \
+     tenant_ids, event_ids, leaves FROM attest_integrity_leaf_sets \
+     WHERE topic = ? AND partition = ? AND first_offset = ? AND digest_hash = ? LIMIT 1";
 
 /// The stored rows a digest's leaves name: narrowed by the tenants of the
 /// leaves (the table's sorting key starts with `tenant_id`), then by
@@ -67,10 +67,47 @@ const ROWS_SQL: &str = "SELECT event_id, tenant_id, occurred_at, received_at, ca
      outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
      source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
      kafka_offset FROM audit_events \
-     WHERE tenant_id IN (SELECT tenant_id FROM attest_integrity_leaves \
-         WHERE topic = ? AND partition = ? AND kafka_offset >= ? AND kafka_offset <= ? \
-         AND digest_hash = ?) \
+     WHERE tenant_id IN (SELECT arrayJoin(tenant_ids) FROM attest_integrity_leaf_sets \
+         WHERE topic = ? AND partition = ? AND first_offset = ? AND digest_hash = ?) \
      AND kafka_partition = ? AND kafka_offset >= ? AND kafka_offset <= ?";
+
+/// The leaves of one digest as stored: one row, arrays in position order.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct LeafSet {
+    pub digest_hash: String,
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub kafka_offsets: Vec<i64>,
+    pub tenant_ids: Vec<String>,
+    pub event_ids: Vec<String>,
+    pub leaves: Vec<[u8; 32]>,
+}
+
+impl LeafSet {
+    /// One entry per leaf, in position order. Arrays of unequal length (a
+    /// set changed behind Attest's back) end at the shortest; the check
+    /// then finds fewer leaves than the digest sealed.
+    pub fn rows(&self) -> Vec<LeafRow> {
+        self.kafka_offsets
+            .iter()
+            .zip(&self.tenant_ids)
+            .zip(&self.event_ids)
+            .zip(&self.leaves)
+            .enumerate()
+            .map(|(position, (((offset, tenant), event), leaf))| LeafRow {
+                digest_hash: self.digest_hash.clone(),
+                topic: self.topic.clone(),
+                partition: self.partition,
+                kafka_offset: *offset,
+                position: u32::try_from(position).unwrap_or(u32::MAX),
+                tenant_id: tenant.clone(),
+                event_id: event.clone(),
+                leaf: crate::integrity::encoding::hex(leaf),
+            })
+            .collect()
+    }
+}
 
 /// One sealed event: where it is, under which digest, and its leaf.
 #[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
@@ -97,13 +134,7 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         sql,
         params,
     };
-    const RANGE: &[&str] = &[
-        "topic",
-        "partition",
-        "from_offset",
-        "to_offset",
-        "digest_hash",
-    ];
+    const SET: &[&str] = &["topic", "partition", "first_offset", "digest_hash"];
     vec![
         t(
             "integrity_digests_after",
@@ -126,15 +157,14 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             &["topic", "partition", "from_offset", "to_offset"],
         ),
         t("integrity_partitions", PARTITIONS_SQL.into(), &[]),
-        t("integrity_leaves", LEAVES_SQL.into(), RANGE),
+        t("integrity_leaves", LEAVES_SQL.into(), SET),
         t(
             "integrity_rows",
             ROWS_SQL.into(),
             &[
                 "topic",
                 "partition",
-                "from_offset",
-                "to_offset",
+                "first_offset",
                 "digest_hash",
                 "partition",
                 "from_offset",
@@ -150,12 +180,12 @@ impl Store {
     pub async fn insert_seal(
         &self,
         digests: &[Digest],
-        leaves: &[LeafRow],
+        leaves: &[LeafSet],
     ) -> Result<(), StoreError> {
         if !leaves.is_empty() {
-            let mut insert = self.primary.insert::<LeafRow>(LEAVES_TABLE).await?;
-            for leaf in leaves {
-                insert.write(leaf).await?;
+            let mut insert = self.primary.insert::<LeafSet>(LEAF_SETS_TABLE).await?;
+            for set in leaves {
+                insert.write(set).await?;
             }
             insert.end().await?;
         }
@@ -238,17 +268,19 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.topic, r.partition)).collect())
     }
 
+    /// The digest's leaves in position order (none if its set is not
+    /// stored).
     pub async fn leaves_of(&self, d: &Digest) -> Result<Vec<LeafRow>, StoreError> {
-        Ok(self
+        let set: Option<LeafSet> = self
             .primary
             .query(LEAVES_SQL)
             .bind(&d.topic)
             .bind(d.partition)
             .bind(d.first_offset)
-            .bind(d.last_offset)
             .bind(&d.digest_hash)
-            .fetch_all()
-            .await?)
+            .fetch_optional()
+            .await?;
+        Ok(set.map(|s| s.rows()).unwrap_or_default())
     }
 
     pub async fn rows_of(&self, d: &Digest) -> Result<Vec<EventRow>, StoreError> {
@@ -258,7 +290,6 @@ impl Store {
             .bind(&d.topic)
             .bind(d.partition)
             .bind(d.first_offset)
-            .bind(d.last_offset)
             .bind(&d.digest_hash)
             .bind(d.partition)
             .bind(d.first_offset)

@@ -122,6 +122,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "integrity",
         sql: include_str!("../../migrations/0020_integrity.sql"),
     },
+    Migration {
+        version: 21,
+        name: "integrity_leaf_sets",
+        sql: include_str!("../../migrations/0021_integrity_leaf_sets.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
@@ -321,8 +326,15 @@ mod tests {
                 // before it dropped and created afresh.
                 let rebuild = s.starts_with("INSERT INTO audit_") && s.contains("_identity_new")
                     || s.starts_with("RENAME TABLE") && s.contains("_identity_new TO");
+                // Leaf sets moved over again are the same rows of a
+                // ReplacingMergeTree, and collapse.
+                let collapsing = s.starts_with("INSERT INTO attest_integrity_leaf_sets");
                 assert!(
-                    s.contains("IF NOT EXISTS") || s.contains("IF EXISTS") || backfill || rebuild,
+                    s.contains("IF NOT EXISTS")
+                        || s.contains("IF EXISTS")
+                        || backfill
+                        || rebuild
+                        || collapsing,
                     "{} must be idempotent: {s}",
                     m.name
                 );

@@ -22,7 +22,7 @@ pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
 pub use dead_letters::{DeadLetterAction, HandledLetter};
 pub use detections::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
-pub use integrity::LeafRow;
+pub use integrity::{LeafRow, LeafSet};
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use procs::{StatusRow, STATUS_TABLE};

@@ -30,7 +30,7 @@ use crate::backoff::Backoff;
 use crate::config::{IntegrityConfig, KafkaConfig, WriterConfig};
 use crate::health::ready::WriterWatch;
 use crate::ingest::{self, validate};
-use crate::integrity::seal::{Run, SealError};
+use crate::integrity::seal::{Run, SealError, Sealing};
 use crate::integrity::Sealer;
 use crate::metrics::Metrics;
 use crate::produce::EventProducer;
@@ -154,7 +154,7 @@ pub struct Writer {
     consumer: StreamConsumer<WriterContext>,
     /// Seals each batch's rows before its commit; `None` with
     /// `integrity.seal` off.
-    sealer: Option<Sealer>,
+    sealer: Option<Arc<Sealer>>,
     registry: Arc<Registry>,
     store: Store,
     dead_letters: DeadLetters,
@@ -163,13 +163,21 @@ pub struct Writer {
     watch: Arc<WriterWatch>,
 }
 
-/// How a background insert ended, and how long it took.
-type Inserting = Result<(Result<(), StoreError>, Duration), tokio::task::JoinError>;
+/// How a background insert ended, how long it took, and, when it went
+/// through and sealing is on, how sealing the batch ended.
+struct Background {
+    insert: Result<(), StoreError>,
+    took: Duration,
+    sealed: Option<Result<Sealing, SealError>>,
+}
 
-/// A batch whose insert runs in the background while the next one fills.
+type Inserting = Result<Background, tokio::task::JoinError>;
+
+/// A batch whose insert (and seal) runs in the background while the next
+/// one fills.
 struct InFlight {
     batch: Arc<Batch>,
-    insert: tokio::task::JoinHandle<(Result<(), StoreError>, Duration)>,
+    insert: tokio::task::JoinHandle<Background>,
 }
 
 impl InFlight {
@@ -181,6 +189,15 @@ impl InFlight {
             None => std::future::pending().await,
         }
     }
+}
+
+/// What a background attempt did of a batch's flush.
+#[derive(Default)]
+struct Done {
+    /// The rows are in ClickHouse.
+    inserted: bool,
+    /// The rows are sealed, with these heads to commit.
+    sealed: Option<Sealing>,
 }
 
 /// What stopped a flush.
@@ -253,12 +270,12 @@ impl Writer {
     ) -> Result<Writer, WriteError> {
         if integrity.seal {
             let rebalances = self.consumer.context().rebalances.clone();
-            self.sealer = Some(Sealer::new(
+            self.sealer = Some(Arc::new(Sealer::new(
                 integrity,
                 kafka,
                 self.store.clone(),
                 rebalances,
-            )?);
+            )?));
         }
         Ok(self)
     }
@@ -356,7 +373,7 @@ impl Writer {
         }
         if !batch.is_empty() {
             if let Flushed::Stopped = self
-                .flush(&batch, &mut held, &grace, CommitMode::Sync, false)
+                .flush(&batch, &mut held, &grace, CommitMode::Sync, Done::default())
                 .await
             {
                 warn!("shutdown before the open batch was inserted; it will be re-read on restart");
@@ -366,22 +383,36 @@ impl Writer {
     }
 
     /// Starts inserting `batch` in the background: one attempt, bounded by
-    /// `writer.insert_timeout`. Whatever goes wrong is handled by
+    /// `writer.insert_timeout`, then, if it went through, one attempt at
+    /// sealing it, so that hashing and storing the seal overlap reading the
+    /// next batch too. Whatever goes wrong is handled by
     /// [`Writer::finish`], with every retry and split rule of a flush.
+    /// Seals stay in order: a batch is finished before the next launches.
     fn launch(&self, batch: Batch) -> InFlight {
         let batch = Arc::new(batch);
         let rows = batch.clone();
         let store = self.store.clone();
+        let sealer = self.sealer.clone();
         let timeout = self.settings.insert_timeout;
         let insert = tokio::spawn(async move {
             let started = Instant::now();
-            if rows.rows().is_empty() {
-                return (Ok(()), Duration::ZERO);
+            let insert = if rows.rows().is_empty() {
+                Ok(())
+            } else {
+                tokio::time::timeout(timeout, store.insert_events(rows.rows()))
+                    .await
+                    .unwrap_or(Err(StoreError::Timeout(timeout)))
+            };
+            let took = started.elapsed();
+            let sealed = match (&insert, sealer) {
+                (Ok(()), Some(sealer)) => Some(sealer.seal(&runs(&rows, &[])).await),
+                _ => None,
+            };
+            Background {
+                insert,
+                took,
+                sealed,
             }
-            let outcome = tokio::time::timeout(timeout, store.insert_events(rows.rows()))
-                .await
-                .unwrap_or(Err(StoreError::Timeout(timeout)));
-            (outcome, started.elapsed())
         });
         InFlight { batch, insert }
     }
@@ -398,25 +429,41 @@ impl Writer {
         stop: &CancellationToken,
         mode: CommitMode,
     ) -> bool {
-        let inserted = match outcome {
-            Ok((Ok(()), took)) => {
+        let (inserted, sealed) = match outcome {
+            Ok(Background {
+                insert: Ok(()),
+                took,
+                sealed,
+            }) => {
                 if !batch.rows().is_empty() {
                     self.metrics
                         .writer_insert_seconds
                         .observe(took.as_secs_f64());
                 }
-                true
+                let sealed = match sealed {
+                    Some(Ok(sealing)) => Some(sealing),
+                    Some(Err(error)) => {
+                        self.metrics.writer_seal_retries.inc();
+                        debug!(%error, "background seal failed; sealing again with retries");
+                        None
+                    }
+                    None => None,
+                };
+                (true, sealed)
             }
-            Ok((Err(error), _)) => {
+            Ok(Background {
+                insert: Err(error), ..
+            }) => {
                 debug!(%error, "background insert failed; flushing the batch with retries");
-                false
+                (false, None)
             }
             Err(error) => {
                 warn!(%error, "background insert task failed; flushing the batch with retries");
-                false
+                (false, None)
             }
         };
-        match self.flush(&batch, held, stop, mode, inserted).await {
+        let done = Done { inserted, sealed };
+        match self.flush(&batch, held, stop, mode, done).await {
             Flushed::Done => {
                 self.watch.progressed();
                 true
@@ -564,16 +611,17 @@ impl Writer {
     /// and every other row is written. Halves written before a crash are
     /// written again after it and collapse like any re-delivered batch.
     ///
-    /// `inserted`: the rows are in ClickHouse already (a background insert
-    /// went through); only the dead letters and the commit are left.
+    /// `done`: what a background attempt already did (the rows are in
+    /// ClickHouse; the batch is sealed too), so only the rest is left.
     async fn flush(
         &self,
         batch: &Batch,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
         mode: CommitMode,
-        inserted: bool,
+        done: Done,
     ) -> Flushed {
+        let Done { inserted, sealed } = done;
         let rows = batch.rows();
         let mut paused = false;
         let mut written = if inserted { rows.len() } else { 0 };
@@ -611,11 +659,18 @@ impl Writer {
                 }
             }
         }
-        if !self
-            .seal_retrying(batch, &rejected, &mut paused, held, stop)
-            .await
-        {
-            return Flushed::Stopped;
+        let sealing = match sealed {
+            Some(sealing) => Some(sealing),
+            None => match self
+                .seal_retrying(batch, &rejected, &mut paused, held, stop)
+                .await
+            {
+                Some(sealing) => sealing,
+                None => return Flushed::Stopped,
+            },
+        };
+        if let Some(sealing) = &sealing {
+            self.metrics.writer_rows_sealed.inc_by(sealing.rows as u64);
         }
         if paused {
             self.resume_all();
@@ -624,14 +679,15 @@ impl Writer {
             self.metrics.writer_rows_written.inc_by(written as u64);
             self.metrics.writer_batch_rows.observe(written as f64);
         }
-        self.commit(batch, mode);
+        self.commit(batch, mode, sealing.as_ref());
         Flushed::Done
     }
 
     /// Seals the batch's written rows, partition by partition, retrying
     /// with backoff like an insert: the commit waits for the seal, so no
-    /// committed row is ever left unsealed. False if `stop` fired first
-    /// (nothing committed; the batch is re-read and sealed after restart).
+    /// committed row is ever left unsealed. `Some(None)` with sealing off;
+    /// `None` if `stop` fired first (nothing committed; the batch is
+    /// re-read and sealed after restart).
     async fn seal_retrying(
         &self,
         batch: &Batch,
@@ -639,18 +695,15 @@ impl Writer {
         paused: &mut bool,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
-    ) -> bool {
+    ) -> Option<Option<Sealing>> {
         let Some(sealer) = &self.sealer else {
-            return true;
+            return Some(None);
         };
         let runs = runs(batch, rejected);
         let mut backoff = self.backoff();
         loop {
             match sealer.seal(&runs).await {
-                Ok(sealed) => {
-                    self.metrics.writer_rows_sealed.inc_by(sealed as u64);
-                    return true;
-                }
+                Ok(sealing) => return Some(Some(sealing)),
                 Err(error) => {
                     self.metrics.writer_seal_retries.inc();
                     self.watch.backing_off(Some(error.to_string()));
@@ -661,7 +714,7 @@ impl Writer {
                         *paused = true;
                     }
                     if !self.wait_polling(wait, held, stop).await {
-                        return false;
+                        return None;
                     }
                 }
             }
@@ -759,7 +812,7 @@ impl Writer {
     /// trip per batch, and a commit that fails only means the batch is read
     /// again and collapses. At shutdown, synchronously, so the last batch
     /// is not re-read.
-    fn commit(&self, batch: &Batch, mode: CommitMode) {
+    fn commit(&self, batch: &Batch, mode: CommitMode, sealing: Option<&Sealing>) {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in batch.offsets() {
             // Kafka's committed offset is the next one to read: last + 1.
@@ -768,7 +821,7 @@ impl Writer {
             }
             // The chain's head travels with the offset: only the
             // partition's owner can commit it (docs/INTEGRITY.md).
-            let head = self.sealer.as_ref().and_then(|s| s.head(topic, partition));
+            let head = sealing.and_then(|s| s.head(topic, partition));
             if let (Some(head), Some(mut elem)) = (head, list.find_partition(topic, partition)) {
                 elem.set_metadata(head);
             }

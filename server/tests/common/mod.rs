@@ -187,6 +187,24 @@ impl TestServer {
             .expect("metrics text")
     }
 
+    /// `/metrics` once every one of `lines` is in it (counters move at the
+    /// end of a flush, after what a test may have waited for), or panics
+    /// after `timeout` showing the last text.
+    pub async fn metrics_with(&self, lines: &[&str], timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.metrics_text().await;
+            if lines.iter().all(|line| text.lines().any(|l| l == *line)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/metrics never showed {lines:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stop(self) {
         let (http, config) = (self.http.clone(), self.config.clone());
         self.running.shutdown().await;
