@@ -16,6 +16,7 @@ pub mod search_state;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod store;
+pub mod tail;
 pub mod timefmt;
 pub mod trends_model;
 

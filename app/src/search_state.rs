@@ -81,6 +81,10 @@ pub struct SearchParams {
     /// display: windows and buckets stay in UTC instants.
     #[serde(default)]
     pub tz: Option<String>,
+    /// `tail=1`: new matching events stream in above the results
+    /// (`crate::tail`). Only what the page does, not what it asks.
+    #[serde(default)]
+    pub tail: bool,
 }
 
 /// `tz=browser`: the zone of whoever opens the link.
@@ -106,6 +110,7 @@ impl SearchParams {
             count_by: text("count_by")
                 .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
             tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
+            tail: text("tail").is_some_and(|v| v == "1"),
         }
     }
 
@@ -149,6 +154,9 @@ impl SearchParams {
         }
         if let Some(tz) = &self.tz {
             pairs.push(("tz", tz.clone()));
+        }
+        if self.tail {
+            pairs.push(("tail", "1".to_string()));
         }
         pairs
     }
