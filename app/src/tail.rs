@@ -370,7 +370,10 @@ mod tests {
         ] {
             assert!(TailPosition::decode(bad).is_err(), "{bad}");
         }
-        let long = format!("1{}", ".authentication:0:1".repeat(MAX_PARTS + 1));
+        let long: String = (0..=MAX_PARTS)
+            .map(|n| format!(".authentication:{n}:1"))
+            .collect();
+        let long = format!("1{long}");
         assert!(TailPosition::decode(&long).is_err());
     }
 
