@@ -2,6 +2,7 @@
 //! shared between the server and the browser.
 
 pub mod alerts_model;
+pub mod autocomplete;
 pub mod charts;
 pub mod dashboard_model;
 pub mod dead_letters_model;

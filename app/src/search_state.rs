@@ -267,6 +267,35 @@ pub fn query_string(pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// Reverses [`encode_component`] (and reads `+` as a space, as forms
+/// write it); a broken escape is kept as it is.
+pub fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Percent-encodes everything but the unreserved characters, for query
 /// values.
 pub fn encode_component(text: &str) -> String {

@@ -254,6 +254,10 @@ pub fn SearchPage() -> impl IntoView {
         },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
+    // The query bar suggests the current search's facet values.
+    provide_context(crate::pages::search_form::SuggestionValues(Signal::derive(
+        move || facets.get().and_then(Result::ok),
+    )));
 
     // Newer events: asked for every few seconds while the page is open,
     // unless the live tail shows them as they come.
