@@ -198,7 +198,10 @@ mod tests {
             Candidate::new("mallory", 90),
             Candidate::new("alex", 7),
         ];
-        assert_eq!(texts(&rank("al", &values, 10)), ["alex", "alice", "mallory"]);
+        assert_eq!(
+            texts(&rank("al", &values, 10)),
+            ["alex", "alice", "mallory"]
+        );
         assert_eq!(texts(&rank("", &values, 2)), ["mallory", "alex"]);
         assert_eq!(texts(&rank("AL", &values, 1)), ["alex"]);
         // Complete already, or repeated: left out.
@@ -260,7 +263,10 @@ mod tests {
         assert_eq!(q, "outcome:failure actor:mallory@example.com ");
         assert_eq!(caret, q.len());
         let word = word_at("source:ss", 9).unwrap();
-        assert_eq!(accept("source:ss", &word, "single sign-on").0, "source:\"single sign-on\" ");
+        assert_eq!(
+            accept("source:ss", &word, "single sign-on").0,
+            "source:\"single sign-on\" "
+        );
         let word = word_at("-out x", 4).unwrap();
         assert_eq!(accept("-out x", &word, "outcome").0, "-outcome: x");
     }

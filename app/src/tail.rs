@@ -69,7 +69,10 @@ impl TailPosition {
     /// Takes the rows of one poll (in offset order, each with its Kafka
     /// partition and offset): the ones not delivered yet, each identity
     /// once, and moves past all of them.
-    pub fn accept(&mut self, rows: impl IntoIterator<Item = (SearchHit, i32, i64)>) -> Vec<SearchHit> {
+    pub fn accept(
+        &mut self,
+        rows: impl IntoIterator<Item = (SearchHit, i32, i64)>,
+    ) -> Vec<SearchHit> {
         let mut seen = HashSet::new();
         let mut fresh = Vec::new();
         for (hit, partition, offset) in rows {
@@ -334,10 +337,7 @@ mod tests {
                 vec![0, 42, 1]
             )
         );
-        assert_eq!(
-            TailPosition::decode("5"),
-            Ok(TailPosition::starting(5))
-        );
+        assert_eq!(TailPosition::decode("5"), Ok(TailPosition::starting(5)));
     }
 
     #[test]

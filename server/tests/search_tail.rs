@@ -152,7 +152,10 @@ async fn the_tail_delivers_new_events_of_the_viewers_tenants_once_across_a_recon
         &[
             event("t-1", "acme", now),
             event("g-1", "globex", now),
-            with(event("t-other", "acme", now), serde_json::json!({"action": "user.logout"})),
+            with(
+                event("t-other", "acme", now),
+                serde_json::json!({"action": "user.logout"}),
+            ),
         ],
     )
     .await;
@@ -171,7 +174,11 @@ async fn the_tail_delivers_new_events_of_the_viewers_tenants_once_across_a_recon
 
     // Reconnect from the last id, as a browser does; an event posted while
     // disconnected arrives, and nothing delivered before comes again.
-    post_all(&server, &[event("t-2", "acme", attest_server::ingest::now_ms())]).await;
+    post_all(
+        &server,
+        &[event("t-2", "acme", attest_server::ingest::now_ms())],
+    )
+    .await;
     let resumed = Stream::open(&browser, &path, last_id.as_deref()).await;
     assert_eq!(resumed.status().as_u16(), 200);
     let mut stream = Stream {
@@ -188,7 +195,10 @@ async fn the_tail_delivers_new_events_of_the_viewers_tenants_once_across_a_recon
     let all: Vec<(String, String)> = [first, settled, second, more].concat();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (tenant, id) in &all {
-        assert_eq!(tenant, "acme", "another tenant's event reached alice: {all:?}");
+        assert_eq!(
+            tenant, "acme",
+            "another tenant's event reached alice: {all:?}"
+        );
         *counts.entry(id.as_str()).or_default() += 1;
     }
     assert_eq!(

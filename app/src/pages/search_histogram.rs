@@ -297,6 +297,8 @@ pub fn drag_range(bars: &[DrawnBar], x0: f64, x1: f64) -> Option<(i64, i64)> {
 }
 
 /// `from`/`to` of a bar's zoom link, back in epoch ms.
+// Read in the browser only (and by the tests).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub fn link_range(href: &str) -> Option<(i64, i64)> {
     let query = href.split_once('?')?.1;
     let value = |key: &str| {
@@ -310,6 +312,60 @@ pub fn link_range(href: &str) -> Option<(i64, i64)> {
     Some((value("from")?, value("to")?))
 }
 
+/// The bars as drawn on screen, read from the chart's links.
+#[cfg(feature = "hydrate")]
+fn drawn_bars(root: &leptos::web_sys::Element) -> Vec<DrawnBar> {
+    // Every link under the chart, depth first (the SVG's bars).
+    let mut links = Vec::new();
+    let mut stack: Vec<leptos::web_sys::Element> = root.first_element_child().into_iter().collect();
+    while let Some(el) = stack.pop() {
+        if let Some(next) = el.next_element_sibling() {
+            stack.push(next);
+        }
+        if el.tag_name().eq_ignore_ascii_case("a") {
+            links.push(el.clone());
+        }
+        if let Some(child) = el.first_element_child() {
+            stack.push(child);
+        }
+    }
+    links
+        .into_iter()
+        .filter_map(|link| {
+            let href = link
+                .get_attribute("href")
+                .or_else(|| link.get_attribute("xlink:href"))?;
+            let (from_ms, to_ms) = link_range(&href)?;
+            let bar = link
+                .query_selector("rect")
+                .ok()??
+                .get_bounding_client_rect();
+            Some(DrawnBar {
+                left: bar.left(),
+                right: bar.right(),
+                from_ms,
+                to_ms,
+            })
+        })
+        .collect()
+}
+
+#[cfg(feature = "hydrate")]
+fn left_edge(el: &leptos::web_sys::Element) -> f64 {
+    el.get_bounding_client_rect().left()
+}
+
+// Rendered on the server, nothing has been drawn yet.
+#[cfg(not(feature = "hydrate"))]
+fn drawn_bars(_root: &leptos::web_sys::Element) -> Vec<DrawnBar> {
+    Vec::new()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn left_edge(_el: &leptos::web_sys::Element) -> f64 {
+    0.0
+}
+
 /// Drag across the histogram to zoom: pointer events (mouse, pen and
 /// touch) over the drawn bars; the new window goes into the URL. A short
 /// move stays a click on a bar's link, which keyboard users keep too.
@@ -320,45 +376,11 @@ fn DragZoom(params: SearchParams, children: Children) -> impl IntoView {
     let dragged = StoredValue::new(false);
     let area = NodeRef::<leptos::html::Div>::new();
     let navigate = use_navigate();
-    let bars = move || -> Vec<DrawnBar> {
-        let Some(root) = area.get_untracked() else {
-            return Vec::new();
-        };
-        // Every link under the chart, depth first (the SVG's bars).
-        let mut links = Vec::new();
-        let mut stack: Vec<leptos::web_sys::Element> = root.first_element_child().into_iter().collect();
-        while let Some(el) = stack.pop() {
-            if let Some(next) = el.next_element_sibling() {
-                stack.push(next);
-            }
-            if el.tag_name().eq_ignore_ascii_case("a") {
-                links.push(el.clone());
-            }
-            if let Some(child) = el.first_element_child() {
-                stack.push(child);
-            }
-        }
-        links
-            .into_iter()
-            .filter_map(|link| {
-                let href = link
-                    .get_attribute("href")
-                    .or_else(|| link.get_attribute("xlink:href"))?;
-                let (from_ms, to_ms) = link_range(&href)?;
-                let bar = link.query_selector("rect").ok()??.get_bounding_client_rect();
-                Some(DrawnBar {
-                    left: bar.left(),
-                    right: bar.right(),
-                    from_ms,
-                    to_ms,
-                })
-            })
-            .collect()
-    };
-    let left_of_area = move || {
+    let bars = move || {
         area.get_untracked()
-            .map_or(0.0, |el| el.get_bounding_client_rect().left())
+            .map_or_else(Vec::new, |root| drawn_bars(&root))
     };
+    let left_of_area = move || area.get_untracked().map_or(0.0, |el| left_edge(&el));
     let on_down = move |ev: leptos::ev::PointerEvent| {
         if ev.button() != 0 {
             return;
@@ -433,7 +455,12 @@ mod drag_tests {
 
     #[test]
     fn a_drag_selects_from_the_first_bar_touched_to_the_last() {
-        let bars = [bar(0.0, 0), bar(20.0, 1_000), bar(40.0, 2_000), bar(60.0, 3_000)];
+        let bars = [
+            bar(0.0, 0),
+            bar(20.0, 1_000),
+            bar(40.0, 2_000),
+            bar(60.0, 3_000),
+        ];
         assert_eq!(drag_range(&bars, 25.0, 45.0), Some((1_000, 2_999)));
         // Right to left is the same selection.
         assert_eq!(drag_range(&bars, 65.0, 5.0), Some((0, 3_999)));
@@ -446,7 +473,10 @@ mod drag_tests {
     fn a_bar_link_gives_back_its_range() {
         let params = SearchParams::default();
         let href = zoom_href(&params, 1_795_435_200_000, 1_795_438_799_999);
-        assert_eq!(link_range(&href), Some((1_795_435_200_000, 1_795_438_799_999)));
+        assert_eq!(
+            link_range(&href),
+            Some((1_795_435_200_000, 1_795_438_799_999))
+        );
         assert_eq!(link_range("/search?q=x"), None);
         let text = "a b:é/%+";
         let encoded = crate::search_state::encode_component(text);

@@ -184,9 +184,10 @@ fn follow(
         };
         let on_hits = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
             move |event: web_sys::MessageEvent| {
-                let parsed = event.data().as_string().and_then(|text| {
-                    serde_json::from_str::<crate::tail::TailMessage>(&text).ok()
-                });
+                let parsed = event
+                    .data()
+                    .as_string()
+                    .and_then(|text| serde_json::from_str::<crate::tail::TailMessage>(&text).ok());
                 if let Some(message) = parsed {
                     link.set(Link::Live);
                     problem.set(None);
@@ -218,8 +219,8 @@ fn follow(
             })
         };
         let _ = stream.add_event_listener_with_callback("hits", on_hits.as_ref().unchecked_ref());
-        let _ = stream
-            .add_event_listener_with_callback("problem", on_problem.as_ref().unchecked_ref());
+        let _ =
+            stream.add_event_listener_with_callback("problem", on_problem.as_ref().unchecked_ref());
         stream.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         stream.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         // They live as long as the stream, which closes with the view.
@@ -265,6 +266,9 @@ mod tests {
             "/api/search/tail?q=outcome%3Afailure&tenant=acme&since=5"
         );
         let over = over_limit_href(&params, 5);
-        assert!(over.contains("from=5") && !over.contains("tail=1"), "{over}");
+        assert!(
+            over.contains("from=5") && !over.contains("tail=1"),
+            "{over}"
+        );
     }
 }

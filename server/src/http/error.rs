@@ -130,7 +130,9 @@ impl IntoResponse for ApiError {
             } => Some(*retry_after_secs),
             ApiError::NotAllStored { .. } => Some(BROKER_RETRY_AFTER_SECS),
             ApiError::Busy => Some(1),
-            ApiError::Search(app::store::StoreError::Unavailable(_)) => Some(SEARCH_RETRY_AFTER_SECS),
+            ApiError::Search(app::store::StoreError::Unavailable(_)) => {
+                Some(SEARCH_RETRY_AFTER_SECS)
+            }
             _ => None,
         };
         // What a partly stored batch adds to the common shape.

@@ -124,7 +124,11 @@ async fn next_event(mut t: Tailing) -> Option<(Result<Event, Infallible>, Tailin
         let now_ms = crate::ingest::now_ms();
         match t.scoped.tail(&t.query, &t.position, now_ms).await {
             Ok(batch) => {
-                t.wait = if batch.more { Duration::ZERO } else { POLL_EVERY };
+                t.wait = if batch.more {
+                    Duration::ZERO
+                } else {
+                    POLL_EVERY
+                };
                 t.position = batch.position;
                 if !batch.hits.is_empty() {
                     let event = message(batch.hits, &t.position);
@@ -166,15 +170,19 @@ async fn stream(
     if headers.get("last-event-id").is_none() {
         scoped.note_tail(&query).map_err(ApiError::Search)?;
     }
-    let opening = message(first.hits, &first.position)
-        .event("hits")
-        .retry(RECONNECT_AFTER);
+    // Sent even when empty: it carries the starting position as its id,
+    // so a reconnect before any row resumes from there.
+    let opening = message(first.hits, &first.position).retry(RECONNECT_AFTER);
     let tailing = Tailing {
         scoped,
         query,
         position: first.position,
         started: tokio::time::Instant::now(),
-        wait: if first.more { Duration::ZERO } else { POLL_EVERY },
+        wait: if first.more {
+            Duration::ZERO
+        } else {
+            POLL_EVERY
+        },
     };
     let rest = futures::stream::unfold(tailing, next_event);
     let all = futures::StreamExt::chain(
@@ -192,7 +200,10 @@ mod tests {
     fn a_reconnect_wins_over_the_page_and_damage_is_named() {
         let mut headers = HeaderMap::new();
         let mut params = HashMap::new();
-        assert_eq!(start(&headers, &params, 7).unwrap(), TailPosition::starting(7));
+        assert_eq!(
+            start(&headers, &params, 7).unwrap(),
+            TailPosition::starting(7)
+        );
         params.insert("since".to_string(), "1000".to_string());
         assert_eq!(
             start(&headers, &params, 7).unwrap(),
