@@ -185,7 +185,8 @@ mod tests {
         ];
         assert_eq!(
             texts(&rank("act", &candidates, 10)),
-            ["actor", "action", "actor.ip", "actor.type"]
+            // "contract" contains it: frequent, yet after every prefix.
+            ["actor", "action", "actor.ip", "actor.type", "metadata.contract"]
         );
         assert_eq!(
             texts(&rank("ty", &candidates, 10)),
