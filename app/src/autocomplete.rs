@@ -89,31 +89,32 @@ impl Candidate {
     }
 }
 
-/// The candidates that contain `typed` (ignoring case), best first: those
-/// that start with it before those that only contain it, then the most
-/// frequent, then the shorter, then alphabetically. The typed text itself
-/// is left out (nothing to complete), and so are repeats.
+/// The candidates that contain `typed` (ignoring case), best first: the
+/// typed text itself (accepting it still adds the `:` or the space), then
+/// those that start with it, then those that only contain it; within each,
+/// the most frequent, then the shorter, then alphabetically. Repeats are
+/// left out.
 pub fn rank(typed: &str, candidates: &[Candidate], limit: usize) -> Vec<Candidate> {
     let needle = typed.to_lowercase();
-    let mut found: Vec<(bool, &Candidate)> = candidates
+    // 0: the same, 1: starts with it, 2: contains it.
+    let mut found: Vec<(u8, &Candidate)> = candidates
         .iter()
         .filter_map(|c| {
             let lower = c.text.to_lowercase();
             if lower == needle {
-                return None;
-            }
-            if lower.starts_with(&needle) {
-                Some((true, c))
+                Some((0, c))
+            } else if lower.starts_with(&needle) {
+                Some((1, c))
             } else if lower.contains(&needle) {
-                Some((false, c))
+                Some((2, c))
             } else {
                 None
             }
         })
         .collect();
-    found.sort_by(|(a_prefix, a), (b_prefix, b)| {
-        b_prefix
-            .cmp(a_prefix)
+    found.sort_by(|(a_class, a), (b_class, b)| {
+        a_class
+            .cmp(b_class)
             .then(b.count.cmp(&a.count))
             .then(a.text.len().cmp(&b.text.len()))
             .then(a.text.cmp(&b.text))
@@ -186,7 +187,13 @@ mod tests {
         assert_eq!(
             texts(&rank("act", &candidates, 10)),
             // "contract" contains it: frequent, yet after every prefix.
-            ["actor", "action", "actor.ip", "actor.type", "metadata.contract"]
+            [
+                "actor",
+                "action",
+                "actor.ip",
+                "actor.type",
+                "metadata.contract"
+            ]
         );
         assert_eq!(
             texts(&rank("ty", &candidates, 10)),
@@ -205,8 +212,10 @@ mod tests {
         );
         assert_eq!(texts(&rank("", &values, 2)), ["mallory", "alex"]);
         assert_eq!(texts(&rank("AL", &values, 1)), ["alex"]);
-        // Complete already, or repeated: left out.
-        assert!(rank("bob", &values, 10).is_empty());
+        // Typed in full: first, however rare (it still takes its `:`).
+        assert_eq!(texts(&rank("alice", &values, 10)), ["alice"]);
+        assert_eq!(texts(&rank("actor", &candidates, 2)), ["actor", "actor.ip"]);
+        assert!(rank("zed", &values, 10).is_empty());
         let twice = [Candidate::new("x1", 1), Candidate::new("x1", 1)];
         assert_eq!(rank("x", &twice, 10).len(), 1);
     }
