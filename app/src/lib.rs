@@ -2,6 +2,7 @@
 //! shared between the server and the browser.
 
 pub mod alerts_model;
+pub mod autocomplete;
 pub mod charts;
 pub mod dashboard_model;
 pub mod dead_letters_model;
@@ -16,6 +17,7 @@ pub mod search_state;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod store;
+pub mod tail;
 pub mod timefmt;
 pub mod trends_model;
 

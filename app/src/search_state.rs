@@ -81,6 +81,10 @@ pub struct SearchParams {
     /// display: windows and buckets stay in UTC instants.
     #[serde(default)]
     pub tz: Option<String>,
+    /// `tail=1`: new matching events stream in above the results
+    /// (`crate::tail`). Only what the page does, not what it asks.
+    #[serde(default)]
+    pub tail: bool,
 }
 
 /// `tz=browser`: the zone of whoever opens the link.
@@ -106,6 +110,7 @@ impl SearchParams {
             count_by: text("count_by")
                 .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
             tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
+            tail: text("tail").is_some_and(|v| v == "1"),
         }
     }
 
@@ -149,6 +154,9 @@ impl SearchParams {
         }
         if let Some(tz) = &self.tz {
             pairs.push(("tz", tz.clone()));
+        }
+        if self.tail {
+            pairs.push(("tail", "1".to_string()));
         }
         pairs
     }
@@ -257,6 +265,35 @@ pub fn query_string(pairs: &[(&str, String)]) -> String {
         out.push_str(&encode_component(value));
     }
     out
+}
+
+/// Reverses [`encode_component`] (and reads `+` as a space, as forms
+/// write it); a broken escape is kept as it is.
+pub fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Percent-encodes everything but the unreserved characters, for query

@@ -75,6 +75,17 @@ pub trait EventStore: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<u64, StoreError>;
 
+    /// Events matching the search (its cursor aside) that `position` has
+    /// not delivered: received after its moment, and past its Kafka
+    /// offsets, at most [`POLL_ROWS`](crate::tail::POLL_ROWS) of them in
+    /// offset order, with the position after them.
+    async fn tail(
+        &self,
+        query: &SearchQuery,
+        position: &crate::tail::TailPosition,
+        now_ms: i64,
+    ) -> Result<crate::tail::TailBatch, StoreError>;
+
     /// Top values per facet field over every event the search matches.
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
 

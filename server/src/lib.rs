@@ -723,6 +723,7 @@ fn console_router(
         http::ConsoleAuth::SignIn { .. } => Some(ingest),
     };
     let gate = access::AdminGate::new(recorder.clone());
+    let tail_reads = reads.clone();
     let scoped = {
         let store = store.clone();
         let board = board.clone();
@@ -797,6 +798,10 @@ fn console_router(
         })
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
+        .merge(http::tail::router(http::tail::TailRoutes {
+            store: store.clone(),
+            reads: tail_reads,
+        }))
         .merge(http::export::export_router(store, board, recorder, proofs))
         .merge(http::pipeline::router(http::pipeline::PipelineRoutes {
             collector,

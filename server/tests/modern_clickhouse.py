@@ -152,6 +152,10 @@ SEARCH_VALUES = {
     "event_id": "e-1",
     "bucket_ms": HOUR_MS,
     "bucket_offset_ms": 0,
+    # The live tail's position: partition 0 of the admin topic from offset
+    # 0 on (every row here is at offset 0 of partition 0).
+    "tail_offsets": [0, 0],
+    "tail_keys": ["", "admin/0"],
 }
 
 
@@ -211,6 +215,10 @@ def search_answer(name, rows):
         return [int(r["events"]) for r in rows], [3]
     if name == "search_newer_for_tenant":
         return [int(r["events"]) for r in rows], [1]
+    if name == "search_tail_for_tenant":
+        # acme's arrivals of the last hour: e-3, with where it is in Kafka.
+        got = [(r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])) for r in rows]
+        return got, [("e-3", 0, 0)]
     if name == "search_facets_for_tenant":
         got = [(r["field"], r["value"], int(r["events"])) for r in rows]
         return got, [

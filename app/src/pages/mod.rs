@@ -16,6 +16,7 @@ mod search_facets;
 mod search_form;
 mod search_histogram;
 mod search_results;
+mod search_tail;
 pub mod search_zone;
 
 use leptos::prelude::*;

@@ -12,6 +12,7 @@ use crate::pages::search_facets::FacetsPanel;
 use crate::pages::search_form::QueryForm;
 use crate::pages::search_histogram::{count_values, search_histogram, CountByPanel, Histogram};
 use crate::pages::search_results::{ResultsTable, SearchErrorView};
+use crate::pages::search_tail::{LiveTail, TailSwitch};
 use crate::pages::search_zone::{provide_zone, ZoneSwitch};
 use crate::search_model::{Facets, SearchError, SearchPage};
 use crate::search_state::SearchParams;
@@ -160,6 +161,7 @@ pub fn SearchPage() -> impl IntoView {
     let asked = Memo::new(move |_| SearchParams {
         columns: Vec::new(),
         count_by: None,
+        tail: false,
         ..params.get()
     });
     let facet_key = Memo::new(move |_| {
@@ -252,13 +254,21 @@ pub fn SearchPage() -> impl IntoView {
         },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
+    // The query bar suggests the current search's facet values.
+    provide_context(crate::pages::search_form::SuggestionValues(Signal::derive(
+        move || facets.get().and_then(Result::ok),
+    )));
 
-    // Newer events: asked for every few seconds while the page is open.
+    // Newer events: asked for every few seconds while the page is open,
+    // unless the live tail shows them as they come.
     let polled = RwSignal::new(None::<(i64, u64)>);
     Effect::new(move |_| {
         let Some((_, Ok(current))) = page.get() else {
             return;
         };
+        if params.get().tail {
+            return;
+        }
         let p = asked.get_untracked();
         let snapshot = current.snapshot_ms;
         let handle = set_interval_with_handle(
@@ -318,7 +328,11 @@ pub fn SearchPage() -> impl IntoView {
                                 .map_or(0, |(_, n)| n);
                             polled.max(own)
                         });
-                        view! { <ResultsTable page params=params.get() newer show_newer/> }.into_any()
+                        let shown = params.get();
+                        let tail = shown.tail.then(|| {
+                            view! { <LiveTail params=shown.clone() since_ms=snapshot/> }
+                        });
+                        view! { {tail} <ResultsTable page params=shown newer show_newer/> }.into_any()
                     }
                     Err(error) => view! { <SearchErrorView error/> }.into_any(),
                 })}
@@ -333,6 +347,7 @@ pub fn SearchPage() -> impl IntoView {
             <div class="toolbar">
                 <h1 id="search-title">"Search"</h1>
                 <ZoneSwitch params=params page="/search"/>
+                <TailSwitch params=params/>
                 <ExportLinks params=params/>
             </div>
             <QueryForm params=params tenants=tenants/>

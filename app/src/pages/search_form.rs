@@ -4,9 +4,66 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use crate::autocomplete::{accept, rank, word_at, Candidate, Word, WordKind, SHOWN};
 use crate::model::TimeRange;
 use crate::query::{parse, ParseError, EXAMPLES, FIELDS};
 use crate::search_state::SearchParams;
+
+/// Values the query bar suggests, per field: the Search page provides its
+/// facets (the top values of the current search); pages without them get
+/// field names and the fixed value lists only.
+#[derive(Clone, Copy)]
+pub struct SuggestionValues(pub Signal<Option<crate::search_model::Facets>>);
+
+/// Candidates for the word being typed: field names from the contract,
+/// or a field's values (the facets' counts, and the fixed lists).
+fn candidates(word: &Word, facets: Option<&crate::search_model::Facets>) -> Vec<Candidate> {
+    use crate::search_model::FacetField;
+    match &word.kind {
+        WordKind::Field { .. } => FIELDS
+            .iter()
+            .map(|(name, _)| Candidate::new(*name, 0))
+            .collect(),
+        WordKind::Value { field, .. } => {
+            let name = match field.to_ascii_lowercase().as_str() {
+                "ip" => "actor.ip".to_string(),
+                "actor.id" => "actor".to_string(),
+                "service" | "source_service" => "source".to_string(),
+                other => other.to_string(),
+            };
+            let mut out: Vec<Candidate> = FacetField::from_query_field(&name)
+                .and_then(|f| facets?.fields.iter().find(|c| c.field == f))
+                .map(|counts| {
+                    counts
+                        .values
+                        .iter()
+                        .filter(|v| !v.value.is_empty())
+                        .map(|v| Candidate::new(v.value.clone(), v.events))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let fixed: &[&str] = match name.as_str() {
+                "category" => crate::query::CATEGORIES,
+                "outcome" => crate::query::OUTCOMES,
+                _ => &[],
+            };
+            out.extend(fixed.iter().map(|v| Candidate::new(*v, 0)));
+            out
+        }
+    }
+}
+
+/// The byte offset of a caret given in UTF-16 units, as the DOM counts.
+fn byte_offset(text: &str, utf16: usize) -> usize {
+    let mut units = 0;
+    for (i, c) in text.char_indices() {
+        if units >= utf16 {
+            return i;
+        }
+        units += c.len_utf16();
+    }
+    text.len()
+}
 
 /// The query bar, the time window and the tenant. Without JavaScript it is
 /// a plain GET form; with it, the URL is kept clean and selectors apply at
@@ -77,10 +134,90 @@ pub fn QueryForm(
     };
     let custom = move || params.get().from.is_some();
 
+    // Autocomplete: the word at the caret, its ranked candidates, and the
+    // one the arrows point at (ARIA combobox with a listbox).
+    let values = use_context::<SuggestionValues>();
+    let input = NodeRef::<leptos::html::Input>::new();
+    let word = RwSignal::new(None::<Word>);
+    let suggestions = RwSignal::new(Vec::<Candidate>::new());
+    let active = RwSignal::new(None::<usize>);
+    let expanded = move || !suggestions.read().is_empty();
+    let suggest = move |text: &str, caret: usize| {
+        let found = word_at(text, caret);
+        let list = found.as_ref().map_or_else(Vec::new, |w| {
+            let typed = match &w.kind {
+                WordKind::Field { typed } | WordKind::Value { typed, .. } => typed.clone(),
+            };
+            let facets = values.and_then(|v| v.0.get_untracked());
+            rank(&typed, &candidates(w, facets.as_ref()), SHOWN)
+        });
+        word.set(found);
+        suggestions.set(list);
+        active.set(None);
+    };
+    let caret = move |text: &str| {
+        input
+            .get_untracked()
+            .and_then(|el| el.selection_start().ok().flatten())
+            .map_or(text.len(), |units| byte_offset(text, units as usize))
+    };
+    let close = move || {
+        suggestions.set(Vec::new());
+        active.set(None);
+    };
+    let choose = move |index: usize| {
+        let (Some(w), Some(choice)) = (
+            word.get_untracked(),
+            suggestions.with_untracked(|s| s.get(index).cloned()),
+        ) else {
+            return;
+        };
+        let (text, at) = accept(&draft.get_untracked(), &w, &choice.text);
+        draft.set(text.clone());
+        if let Some(el) = input.get_untracked() {
+            el.set_value(&text);
+            let units = text[..at].encode_utf16().count() as u32;
+            let _ = el.set_selection_range(units, units);
+        }
+        // A field is followed by its values at once.
+        suggest(&text, at);
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let count = suggestions.with_untracked(Vec::len);
+        if count == 0 {
+            return;
+        }
+        let current = active.get_untracked();
+        match ev.key().as_str() {
+            "ArrowDown" => {
+                ev.prevent_default();
+                active.set(Some(current.map_or(0, |i| (i + 1) % count)));
+            }
+            "ArrowUp" => {
+                ev.prevent_default();
+                active.set(Some(current.map_or(count - 1, |i| (i + count - 1) % count)));
+            }
+            "Enter" if current.is_some() => {
+                ev.prevent_default();
+                choose(current.unwrap_or(0));
+            }
+            "Tab" if !ev.shift_key() => {
+                ev.prevent_default();
+                choose(current.unwrap_or(0));
+            }
+            "Escape" => {
+                ev.prevent_default();
+                close();
+            }
+            _ => {}
+        }
+    };
+
     view! {
         <form class="query-form" method="get" action=page role="search" on:submit=on_submit>
             <div class="query-line">
                 <label for="q" class="visually-hidden">"Query"</label>
+                <div class="query-combo">
                 <input
                     id="q"
                     name="q"
@@ -89,11 +226,39 @@ pub fn QueryForm(
                     autocomplete="off"
                     spellcheck="false"
                     placeholder="outcome:failure category:authentication actor.ip:10.0.*"
+                    role="combobox"
+                    aria-autocomplete="list"
+                    aria-controls="q-suggestions"
+                    aria-expanded=move || expanded().to_string()
+                    aria-activedescendant=move || active.get().map(|i| format!("q-option-{i}"))
                     aria-describedby="q-status"
                     aria-invalid=move || draft_error.get().is_some().to_string()
+                    node_ref=input
                     prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:input=move |ev| {
+                        let text = event_target_value(&ev);
+                        draft.set(text.clone());
+                        suggest(&text, caret(&text));
+                    }
+                    on:keydown=on_key
+                    on:blur=move |_| close()
                 />
+                <ul id="q-suggestions" class="suggestions" role="listbox" aria-label="Suggestions"
+                    hidden=move || !expanded() data-testid="q-suggestions">
+                    {move || suggestions.get().into_iter().enumerate().map(|(i, c)| {
+                        let selected = move || active.get() == Some(i);
+                        view! {
+                            <li id=format!("q-option-{i}") role="option" class:active=selected
+                                aria-selected=move || selected().to_string()
+                                // Before the input's blur, which would close the list.
+                                on:mousedown=move |ev| { ev.prevent_default(); choose(i); }>
+                                <span>{c.text.clone()}</span>
+                                {(c.count > 0).then(|| view! { <span class="muted count">{c.count}</span> })}
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+                </div>
                 <button type="submit" class="primary">{submit_label.unwrap_or("Search")}</button>
             </div>
             <div id="q-status" class="query-status" aria-live="polite">

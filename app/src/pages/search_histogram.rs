@@ -170,9 +170,9 @@ pub fn Histogram(resource: Answer<TimeSeries>, params: Memo<SearchParams>) -> im
                         <strong data-testid="histogram-total">{total.to_string()}</strong>
                         {if total == 1 { " matching event · " } else { " matching events · " }}
                         {by_outcome}
-                        <span class="muted">" · click a bar to zoom in"</span>
+                        <span class="muted">" · click a bar or drag across bars to zoom in"</span>
                     </p>
-                    {chart_view(drawn)}
+                    <DragZoom params=p.clone()>{chart_view(drawn)}</DragZoom>
                 }
                 .into_any()
             }
@@ -266,5 +266,221 @@ fn CountTable(counts: CountBy, params: SearchParams) -> impl IntoView {
             <thead><tr><th scope="col">{field.label()}</th><th scope="col" class="num">"Events"</th><th scope="col"><span class="visually-hidden">"Share"</span></th></tr></thead>
             <tbody>{rows}</tbody>
         </table>
+    }
+}
+
+/// One bar as drawn: its horizontal extent on screen and the time range
+/// its link searches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawnBar {
+    pub left: f64,
+    pub right: f64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// Moves shorter than this (in CSS pixels) are clicks, not drags.
+const DRAG_PIXELS: f64 = 6.0;
+
+/// The time range a drag from `x0` to `x1` selects: from the first bar it
+/// touches to the last, or `None` for a click or a drag over no bar.
+pub fn drag_range(bars: &[DrawnBar], x0: f64, x1: f64) -> Option<(i64, i64)> {
+    if (x1 - x0).abs() < DRAG_PIXELS {
+        return None;
+    }
+    let (lo, hi) = (x0.min(x1), x0.max(x1));
+    let touched = bars.iter().filter(|b| b.right >= lo && b.left <= hi);
+    touched.fold(None, |range, b| match range {
+        None => Some((b.from_ms, b.to_ms)),
+        Some((from, to)) => Some((from.min(b.from_ms), to.max(b.to_ms))),
+    })
+}
+
+/// `from`/`to` of a bar's zoom link, back in epoch ms.
+// Read in the browser only (and by the tests).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub fn link_range(href: &str) -> Option<(i64, i64)> {
+    let query = href.split_once('?')?.1;
+    let value = |key: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .map(crate::search_state::decode_component)
+            .and_then(|text| Timestamp::parse(&text).ok())
+            .map(|t| t.ms)
+    };
+    Some((value("from")?, value("to")?))
+}
+
+/// The bars as drawn on screen, read from the chart's links.
+#[cfg(feature = "hydrate")]
+fn drawn_bars(root: &leptos::web_sys::Element) -> Vec<DrawnBar> {
+    // Every link under the chart, depth first (the SVG's bars).
+    let mut links = Vec::new();
+    let mut stack: Vec<leptos::web_sys::Element> = root.first_element_child().into_iter().collect();
+    while let Some(el) = stack.pop() {
+        if let Some(next) = el.next_element_sibling() {
+            stack.push(next);
+        }
+        if el.tag_name().eq_ignore_ascii_case("a") {
+            links.push(el.clone());
+        }
+        if let Some(child) = el.first_element_child() {
+            stack.push(child);
+        }
+    }
+    links
+        .into_iter()
+        .filter_map(|link| {
+            let href = link
+                .get_attribute("href")
+                .or_else(|| link.get_attribute("xlink:href"))?;
+            let (from_ms, to_ms) = link_range(&href)?;
+            let bar = link
+                .query_selector("rect")
+                .ok()??
+                .get_bounding_client_rect();
+            Some(DrawnBar {
+                left: bar.left(),
+                right: bar.right(),
+                from_ms,
+                to_ms,
+            })
+        })
+        .collect()
+}
+
+#[cfg(feature = "hydrate")]
+fn left_edge(el: &leptos::web_sys::Element) -> f64 {
+    el.get_bounding_client_rect().left()
+}
+
+// Rendered on the server, nothing has been drawn yet.
+#[cfg(not(feature = "hydrate"))]
+fn drawn_bars(_root: &leptos::web_sys::Element) -> Vec<DrawnBar> {
+    Vec::new()
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn left_edge(_el: &leptos::web_sys::Element) -> f64 {
+    0.0
+}
+
+/// Drag across the histogram to zoom: pointer events (mouse, pen and
+/// touch) over the drawn bars; the new window goes into the URL. A short
+/// move stays a click on a bar's link, which keyboard users keep too.
+#[component]
+fn DragZoom(params: SearchParams, children: Children) -> impl IntoView {
+    // (start x, current x) in client pixels, while a drag is on.
+    let drag = RwSignal::new(None::<(f64, f64)>);
+    let dragged = StoredValue::new(false);
+    let area = NodeRef::<leptos::html::Div>::new();
+    let navigate = use_navigate();
+    let bars = move || {
+        area.get_untracked()
+            .map_or_else(Vec::new, |root| drawn_bars(&root))
+    };
+    let left_of_area = move || area.get_untracked().map_or(0.0, |el| left_edge(&el));
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        if ev.button() != 0 {
+            return;
+        }
+        dragged.set_value(false);
+        drag.set(Some((f64::from(ev.client_x()), f64::from(ev.client_x()))));
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        if let Some((start, _)) = drag.get_untracked() {
+            let x = f64::from(ev.client_x());
+            if (x - start).abs() >= DRAG_PIXELS {
+                // Keep the pointer's events here however far it goes.
+                if let Some(el) = area.get_untracked() {
+                    let _ = el.set_pointer_capture(ev.pointer_id());
+                }
+                ev.prevent_default();
+            }
+            drag.set(Some((start, x)));
+        }
+    };
+    let on_up = move |ev: leptos::ev::PointerEvent| {
+        let Some((start, _)) = drag.get_untracked() else {
+            return;
+        };
+        drag.set(None);
+        if let Some((from, to)) = drag_range(&bars(), start, f64::from(ev.client_x())) {
+            dragged.set_value(true);
+            navigate(&zoom_href(&params, from, to), Default::default());
+        }
+    };
+    // The click that ends a drag must not also follow the bar's link.
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        if dragged.get_value() {
+            dragged.set_value(false);
+            ev.prevent_default();
+        }
+    };
+    let band = move || {
+        drag.get().and_then(|(a, b)| {
+            ((a - b).abs() >= DRAG_PIXELS).then(|| {
+                let offset = left_of_area();
+                format!(
+                    "left: {:.0}px; width: {:.0}px",
+                    a.min(b) - offset,
+                    (a - b).abs()
+                )
+            })
+        })
+    };
+    view! {
+        <div class="drag-zoom" node_ref=area data-testid="histogram-drag"
+            on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up
+            on:pointercancel=move |_| drag.set(None) on:click=on_click>
+            {children()}
+            {move || band().map(|style| view! { <div class="drag-band" style=style aria-hidden="true"></div> })}
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod drag_tests {
+    use super::*;
+
+    fn bar(left: f64, from_ms: i64) -> DrawnBar {
+        DrawnBar {
+            left,
+            right: left + 10.0,
+            from_ms,
+            to_ms: from_ms + 999,
+        }
+    }
+
+    #[test]
+    fn a_drag_selects_from_the_first_bar_touched_to_the_last() {
+        let bars = [
+            bar(0.0, 0),
+            bar(20.0, 1_000),
+            bar(40.0, 2_000),
+            bar(60.0, 3_000),
+        ];
+        assert_eq!(drag_range(&bars, 25.0, 45.0), Some((1_000, 2_999)));
+        // Right to left is the same selection.
+        assert_eq!(drag_range(&bars, 65.0, 5.0), Some((0, 3_999)));
+        // A click, or a drag between bars, selects nothing.
+        assert_eq!(drag_range(&bars, 25.0, 28.0), None);
+        assert_eq!(drag_range(&bars, 11.0, 19.0), None);
+    }
+
+    #[test]
+    fn a_bar_link_gives_back_its_range() {
+        let params = SearchParams::default();
+        let href = zoom_href(&params, 1_795_435_200_000, 1_795_438_799_999);
+        assert_eq!(
+            link_range(&href),
+            Some((1_795_435_200_000, 1_795_438_799_999))
+        );
+        assert_eq!(link_range("/search?q=x"), None);
+        let text = "a b:é/%+";
+        let encoded = crate::search_state::encode_component(text);
+        assert_eq!(crate::search_state::decode_component(&encoded), text);
+        assert_eq!(crate::search_state::decode_component("%zz+"), "%zz ");
     }
 }

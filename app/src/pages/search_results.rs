@@ -143,7 +143,7 @@ pub fn ResultsTable(
 }
 
 #[component]
-fn ResultRow(
+pub(crate) fn ResultRow(
     hit: SearchHit,
     columns: Vec<Column>,
     context: SearchParams,

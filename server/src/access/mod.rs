@@ -426,6 +426,22 @@ impl ScopedStore {
         }
     }
 
+    /// A live tail opened over `query`: recorded as one search run (its
+    /// polls are the same search), or refused like a search.
+    pub fn note_tail(&self, query: &SearchQuery) -> Result<(), ConsoleError> {
+        let scoped = self.query(query)?;
+        self.note(|| {
+            Read::search(
+                &self.viewer,
+                &scoped.q,
+                &scoped.tenants(),
+                format!("tail, {}", window_text(scoped.window)),
+                false,
+            )
+        });
+        Ok(())
+    }
+
     /// Auditors change nothing: every write below answers 403 for them.
     fn writable(&self) -> Result<(), ConsoleError> {
         require_writer(&self.viewer).map_err(|refused| ConsoleError::Forbidden(refused.to_string()))
@@ -517,6 +533,18 @@ impl EventStore for ScopedStore {
 
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
         EventStore::facets(&self.store, &self.query(query)?, now_ms).await
+    }
+
+    /// Narrowed like a search, on every poll of the stream; the stream
+    /// ends after a few minutes and the browser's reconnect passes the
+    /// session check again, so a narrowed grant narrows the tail too.
+    async fn tail(
+        &self,
+        query: &SearchQuery,
+        position: &app::tail::TailPosition,
+        now_ms: i64,
+    ) -> Result<app::tail::TailBatch, ConsoleError> {
+        EventStore::tail(&self.store, &self.query(query)?, position, now_ms).await
     }
 
     async fn time_series(

@@ -12,6 +12,8 @@ use crate::ingest::{EventResult, IngestError};
 
 /// How long a client should wait after the broker did not acknowledge.
 const BROKER_RETRY_AFTER_SECS: u32 = 5;
+/// How long a console search waits before asking a store that was down.
+const SEARCH_RETRY_AFTER_SECS: u32 = 5;
 
 /// The body of every error answer of the ingest API (the one shape the
 /// OpenAPI document describes, because it is this type).
@@ -63,6 +65,10 @@ pub enum ApiError {
     /// A console page or stream for admins only, asked for by another
     /// viewer; the message says how to get the role.
     AdminOnly(String),
+    /// A console search refused before it ran (the live tail's stream):
+    /// the query or a parameter, a limit, a tenant not visible, or the
+    /// store down.
+    Search(app::store::StoreError),
     /// Too many events in flight; the client should retry shortly.
     Busy,
     /// The body did not arrive in time.
@@ -124,6 +130,9 @@ impl IntoResponse for ApiError {
             } => Some(*retry_after_secs),
             ApiError::NotAllStored { .. } => Some(BROKER_RETRY_AFTER_SECS),
             ApiError::Busy => Some(1),
+            ApiError::Search(app::store::StoreError::Unavailable(_)) => {
+                Some(SEARCH_RETRY_AFTER_SECS)
+            }
             _ => None,
         };
         // What a partly stored batch adds to the common shape.
@@ -194,6 +203,20 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
             ApiError::AdminOnly(why) => (StatusCode::FORBIDDEN, "forbidden", why, vec![]),
+            ApiError::Search(error) => {
+                use app::store::StoreError;
+                let (status, code) = match &error {
+                    StoreError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+                    StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                    StoreError::Limit(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+                    StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+                    StoreError::Unavailable(_) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                    }
+                };
+                // `Unavailable`'s detail is for logs; its text says only that.
+                (status, code, error.to_string(), vec![])
+            }
             ApiError::RequestTimeout { after_secs } => (
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod pipeline;
 mod registry;
 pub mod serve;
+pub mod tail;
 
 use std::sync::Arc;
 

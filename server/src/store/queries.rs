@@ -270,6 +270,15 @@ impl EventStore for Store {
         Store::facets(self, query, now_ms).await
     }
 
+    async fn tail(
+        &self,
+        query: &SearchQuery,
+        position: &app::tail::TailPosition,
+        now_ms: i64,
+    ) -> Result<app::tail::TailBatch, ConsoleError> {
+        Store::tail(self, query, position, now_ms).await
+    }
+
     async fn time_series(
         &self,
         query: &SearchQuery,

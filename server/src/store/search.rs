@@ -26,6 +26,7 @@ use app::search_model::{
 };
 use app::search_state::{Cursor, TimeWindow};
 use app::store::StoreError as ConsoleError;
+use app::tail::{TailBatch, TailPosition, POLL_ROWS};
 use clickhouse::query::Query;
 use tracing::error;
 
@@ -171,6 +172,53 @@ struct FacetRow {
     events: u64,
 }
 
+/// The tail query's rows: a hit, then where it is in Kafka.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct TailRow {
+    event_id: String,
+    tenant_id: String,
+    occurred_at: i64,
+    received_at: i64,
+    category: String,
+    action: String,
+    outcome: String,
+    actor_id: String,
+    actor_type: String,
+    actor_ip: String,
+    actor_user_agent: String,
+    resource_type: String,
+    resource_id: String,
+    source_service: String,
+    request_id: String,
+    content_hash: String,
+    kafka_partition: i32,
+    kafka_offset: i64,
+}
+
+impl TailRow {
+    fn split(self) -> (SearchHit, i32, i64) {
+        let hit = SearchHit {
+            event_id: self.event_id,
+            tenant_id: self.tenant_id,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            category: self.category,
+            action: self.action,
+            outcome: self.outcome,
+            actor_id: self.actor_id,
+            actor_type: self.actor_type,
+            actor_ip: self.actor_ip,
+            actor_user_agent: self.actor_user_agent,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            source_service: self.source_service,
+            request_id: self.request_id,
+            content_hash: self.content_hash,
+        };
+        (hit, self.kafka_partition, self.kafka_offset)
+    }
+}
+
 /// The count-by query's rows.
 #[derive(clickhouse::Row, serde::Deserialize)]
 struct CountRow {
@@ -259,6 +307,35 @@ impl Store {
         let span = plan.newer_span(snapshot_ms, now_ms);
         self.count(&Filter::new(&plan.compiled, &query.tenants(), span, None))
             .await
+    }
+
+    /// The live tail's next rows: see [`app::store::EventStore::tail`].
+    pub async fn tail(
+        &self,
+        query: &SearchQuery,
+        position: &TailPosition,
+        now_ms: i64,
+    ) -> Result<TailBatch, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let span = plan.newer_span(position.since_ms, now_ms);
+        let filter = Filter::new(&plan.compiled, &query.tenants(), span, None);
+        let (keys, offsets) = position.bound();
+        let rows = self
+            .search_query(&sql::tail_sql(&filter.sql), &filter)
+            .bind(offsets)
+            .bind(keys)
+            .bind(POLL_ROWS)
+            .fetch_all::<TailRow>()
+            .await
+            .map_err(|e| self.search_failed(e))?;
+        let more = rows.len() >= POLL_ROWS as usize;
+        let mut position = position.clone();
+        let hits = position.accept(rows.into_iter().map(TailRow::split));
+        Ok(TailBatch {
+            hits,
+            position,
+            more,
+        })
     }
 
     /// The top values of one field, and the total they are a part of.

@@ -81,6 +81,19 @@ static NETWORK_PARAMS: [&str; 15] = [
     "snapshot_ms",
 ];
 static NEWER_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "since_ms", "tenant"];
+/// The newer window, then the tail's position (offsets, then their keys)
+/// and the poll's limit.
+static TAIL_PARAMS: [&str; 9] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "since_ms",
+    "tenant",
+    "tail_offsets",
+    "tail_keys",
+    "limit",
+];
 static FACET_PARAMS: [&str; 7] = [
     "from_s",
     "to_s",
@@ -253,6 +266,14 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
                 "1",
             )),
             params: &NEWER_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_tail_for_tenant".into(),
+            sql: sql::tail_sql(&sql::where_sql(
+                shape(true, false, Arrival::AfterSnapshot),
+                "1",
+            )),
+            params: &TAIL_PARAMS,
         },
         QueryTemplate {
             name: "search_facets_for_tenant".into(),

@@ -158,6 +158,22 @@ pub(crate) fn page_sql(filter: &str) -> String {
     )
 }
 
+/// The live tail (`app::tail`): a search's rows received after a moment
+/// and past a position of Kafka offsets. The position is bound as two
+/// arrays, next offsets and their `category/partition` keys; a row of a
+/// partition the position does not name finds index 0, whose element is
+/// 0, so all of it is new. In offset order, so a full poll is a prefix of
+/// each partition and the next one continues it. No `LIMIT 1 BY`: every
+/// copy moves the position on, and `TailPosition::accept` drops repeats.
+pub(crate) fn tail_sql(filter: &str) -> String {
+    format!(
+        "SELECT {HIT_COLUMNS}, kafka_partition, kafka_offset FROM audit_events {filter} \
+         AND kafka_offset >= arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
+         ORDER BY kafka_offset, category, kafka_partition \
+         LIMIT ?"
+    )
+}
+
 /// Distinct events, whatever copies are stored.
 pub(crate) fn count_sql(filter: &str) -> String {
     format!("SELECT uniqExact({IDENTITY}) AS events FROM audit_events {filter}")
