@@ -7,48 +7,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use attest_server::integrity::export_zip::{read_entries, ZipWriter};
 use attest_server::integrity::keys;
 use serde_json::Value;
-
-/// Waits until `n` rows were sealed by the server's writer.
-async fn wait_sealed(server: &common::TestServer, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let text = server.metrics_text().await;
-        let sealed = text
-            .lines()
-            .find_map(|l| l.strip_prefix("attest_writer_rows_sealed_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64;
-        if sealed >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {sealed} of {n} rows sealed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Runs an ALTER … UPDATE and waits for the mutation to finish.
-async fn mutate(server: &common::TestServer, sql: &str) {
-    server.clickhouse(sql).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pending = server
-            .clickhouse("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0")
-            .await;
-        if pending.trim() == "0" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "mutation not done: {sql}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// The whole search as a bundle with proofs.
 async fn export_bundle(server: &common::TestServer) -> Vec<u8> {
@@ -207,10 +170,10 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     // Two rounds, so each partition's chain has several digests.
     let mut ids = common::produce_events(&config, 150, "proofs-a").await;
     server.wait_for_rows(150, Duration::from_secs(60)).await;
-    wait_sealed(&server, 150).await;
+    common::wait_sealed(&server, 150).await;
     ids.extend(common::produce_events(&config, 150, "proofs-b").await);
     server.wait_for_rows(300, Duration::from_secs(60)).await;
-    wait_sealed(&server, 300).await;
+    common::wait_sealed(&server, 300).await;
 
     let clean = export_bundle(&server).await;
     let (verdict, report, code) = both(&clean, None);
@@ -304,7 +267,7 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     // (`received_at`: the sender's columns feed the key column
     // `content_hash`, which ClickHouse will not update in place).
     let victim = &ids[17];
-    mutate(
+    common::mutate(
         &server,
         &format!(
             "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = '{victim}'"
@@ -326,7 +289,7 @@ async fn an_export_of_100000_events_verifies() {
     server
         .wait_for_rows(100_000, Duration::from_secs(300))
         .await;
-    wait_sealed(&server, 100_000).await;
+    common::wait_sealed(&server, 100_000).await;
     let bundle = export_bundle(&server).await;
     let (verdict, report, code) = both(&bundle, None);
     assert!(verdict.ok, "{report}");

@@ -13,43 +13,6 @@ use attest_server::integrity::check::{check_all, Problem};
 use attest_server::integrity::{keys, Digest, KeyRing};
 use attest_server::store::Store;
 
-/// Waits until `n` rows were sealed by the server's writer.
-async fn wait_sealed(server: &common::TestServer, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = server.metrics_text().await;
-        let sealed = text
-            .lines()
-            .find_map(|l| l.strip_prefix("attest_writer_rows_sealed_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0) as u64;
-        if sealed >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {sealed} of {n} rows sealed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Runs an ALTER … UPDATE/DELETE and waits for the mutation to finish.
-async fn mutate(server: &common::TestServer, sql: &str) {
-    server.clickhouse(sql).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pending = server
-            .clickhouse("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0")
-            .await;
-        if pending.trim() == "0" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "mutation not done: {sql}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A problem as (kind, subject), the shape the independent verifier prints.
 fn kind(p: &Problem) -> (String, String) {
     let (k, s) = match p {
@@ -145,7 +108,7 @@ async fn every_change_behind_attests_back_is_named() {
         server
             .wait_for_rows(ids.len() as u64, Duration::from_secs(60))
             .await;
-        wait_sealed(&server, ids.len() as u64).await;
+        common::wait_sealed(&server, ids.len() as u64).await;
     }
 
     // Untouched: every row verifies, the heads committed in Kafka are the
@@ -221,13 +184,13 @@ async fn every_change_behind_attests_back_is_named() {
     );
 
     // 1. A stored column changed in place.
-    mutate(
+    common::mutate(
         &server,
         "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = 'seal0-7'",
     )
     .await;
     // 2. A row deleted.
-    mutate(
+    common::mutate(
         &server,
         "ALTER TABLE audit_events DELETE WHERE event_id = 'seal1-8'",
     )
@@ -242,7 +205,7 @@ async fn every_change_behind_attests_back_is_named() {
              kafka_offset FROM audit_events WHERE event_id = 'seal2-9' FORMAT TabSeparated",
         )
         .await;
-    mutate(
+    common::mutate(
         &server,
         "ALTER TABLE audit_events DELETE WHERE event_id = 'seal2-9'",
     )
@@ -257,7 +220,7 @@ async fn every_change_behind_attests_back_is_named() {
         .await;
     // 4. The middle digest of one chain deleted.
     let gone = &first[1];
-    mutate(
+    common::mutate(
         &server,
         &format!(
             "ALTER TABLE attest_integrity_digests DELETE WHERE digest_hash = '{}'",
@@ -267,10 +230,10 @@ async fn every_change_behind_attests_back_is_named() {
     .await;
     // 5. A digest's count changed.
     let altered = &second[0];
-    mutate(&server, &format!("ALTER TABLE attest_integrity_digests UPDATE row_count = row_count + 1 WHERE digest_hash = '{}'", altered.digest_hash)).await;
+    common::mutate(&server, &format!("ALTER TABLE attest_integrity_digests UPDATE row_count = row_count + 1 WHERE digest_hash = '{}'", altered.digest_hash)).await;
     // 6. The newest digest of a chain deleted: Kafka still holds its hash.
     let newest = third.last().unwrap();
-    mutate(
+    common::mutate(
         &server,
         &format!(
             "ALTER TABLE attest_integrity_digests DELETE WHERE digest_hash = '{}'",
@@ -445,7 +408,7 @@ async fn the_scheduled_check_records_a_changed_row_in_attests_own_trail() {
     let server = common::start(config.clone()).await;
     common::produce_events(&config, 60, "sched").await;
     server.wait_for_rows(60, Duration::from_secs(60)).await;
-    wait_sealed(&server, 60).await;
+    common::wait_sealed(&server, 60).await;
     let gauge = |text: &str, name: &str| -> Option<i64> {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -463,7 +426,7 @@ async fn the_scheduled_check_records_a_changed_row_in_attests_own_trail() {
         assert!(Instant::now() < deadline, "no scheduled check ran");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    mutate(
+    common::mutate(
         &server,
         "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = 'sched-11'",
     )

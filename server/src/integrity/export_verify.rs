@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::digest::{Digest, DigestProblem};
 use super::encoding::{hex, unhex};
@@ -15,6 +15,7 @@ use super::keys::KeyRing;
 use super::leaf::Sealed;
 use super::merkle::{root_from_proof, Hash};
 use super::proof::*;
+use crate::store::EventRow;
 use sha2::{Digest as _, Sha256};
 
 /// One thing wrong with a bundle.
@@ -87,59 +88,6 @@ pub struct Report {
     pub keys: String,
     /// In check order: the first is the first failure.
     pub problems: Vec<Problem>,
-}
-
-/// The columns of an exported row the leaf is computed from.
-#[derive(Deserialize)]
-struct ExportedRow {
-    event_id: String,
-    tenant_id: String,
-    occurred_at: i64,
-    received_at: i64,
-    category: String,
-    action: String,
-    outcome: String,
-    actor_id: String,
-    actor_type: String,
-    actor_ip: String,
-    actor_user_agent: String,
-    resource_type: String,
-    resource_id: String,
-    source_service: String,
-    request_id: String,
-    metadata_key: Vec<String>,
-    metadata_value: Vec<String>,
-    schema_id: u32,
-    kafka_partition: i32,
-    kafka_offset: i64,
-}
-
-impl ExportedRow {
-    fn leaf(&self) -> Hash {
-        Sealed {
-            event_id: &self.event_id,
-            tenant_id: &self.tenant_id,
-            occurred_at: self.occurred_at,
-            received_at: self.received_at,
-            category: &self.category,
-            action: &self.action,
-            outcome: &self.outcome,
-            actor_id: &self.actor_id,
-            actor_type: &self.actor_type,
-            actor_ip: &self.actor_ip,
-            actor_user_agent: &self.actor_user_agent,
-            resource_type: &self.resource_type,
-            resource_id: &self.resource_id,
-            source_service: &self.source_service,
-            request_id: &self.request_id,
-            metadata_key: &self.metadata_key,
-            metadata_value: &self.metadata_value,
-            schema_id: self.schema_id,
-            kafka_partition: self.kafka_partition,
-            kafka_offset: self.kafka_offset,
-        }
-        .leaf()
-    }
 }
 
 /// What the verifier keeps of each row: its identity and recomputed leaf.
@@ -246,10 +194,10 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     // 3. Rows: each leaf recomputed, each proof up to its digest's root.
     let mut rows = Vec::new();
     for (n, line) in lines(file(EVENTS_FILE)?) {
-        let row: ExportedRow = serde_json::from_slice(line)
+        let row: EventRow = serde_json::from_slice(line)
             .map_err(|e| fatal(EVENTS_FILE, format!("row {n}: {e}")))?;
         rows.push(RowSeen {
-            leaf: row.leaf(),
+            leaf: Sealed::from(&row).leaf(),
             tenant_id: row.tenant_id,
             event_id: row.event_id,
             partition: row.kafka_partition,
@@ -470,7 +418,7 @@ mod tests {
         let rows: Vec<String> = (0..7).map(row).collect();
         let leaves: Vec<Hash> = rows
             .iter()
-            .map(|r| serde_json::from_str::<ExportedRow>(r).unwrap().leaf())
+            .map(|r| Sealed::from(&serde_json::from_str::<EventRow>(r).unwrap()).leaf())
             .collect();
         let mut digests = Vec::new();
         let mut proofs = String::new();

@@ -66,7 +66,8 @@ pub enum StoreError {
 }
 
 /// One row of `audit_events`, in table column order (written by the
-/// writer, read back by the integrity check).
+/// writer, read back by the integrity check, and read from an export by
+/// `attest verify`).
 #[derive(Debug, Clone, Row, Serialize, Deserialize)]
 pub struct EventRow {
     pub event_id: String,
@@ -84,9 +85,10 @@ pub struct EventRow {
     pub resource_id: String,
     pub source_service: String,
     pub request_id: String,
-    #[serde(rename = "metadata.key")]
+    // The alias reads an export's NDJSON line, which names the columns so.
+    #[serde(rename = "metadata.key", alias = "metadata_key")]
     pub metadata_key: Vec<String>,
-    #[serde(rename = "metadata.value")]
+    #[serde(rename = "metadata.value", alias = "metadata_value")]
     pub metadata_value: Vec<String>,
     pub schema_id: u32,
     pub kafka_partition: i32,

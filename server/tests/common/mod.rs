@@ -449,3 +449,40 @@ pub fn contract_with_ids(schemas: &std::path::Path, entries: &[(u32, u32)]) -> s
     std::fs::write(dir.join("registry.json"), manifest.to_string()).expect("manifest");
     dir
 }
+
+/// Waits until `n` rows were sealed by the server's writer.
+pub async fn wait_sealed(server: &TestServer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let text = server.metrics_text().await;
+        let sealed = text
+            .lines()
+            .find_map(|l| l.strip_prefix("attest_writer_rows_sealed_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if sealed >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {sealed} of {n} rows sealed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs an `ALTER … UPDATE/DELETE` and waits for the mutation to finish.
+pub async fn mutate(server: &TestServer, sql: &str) {
+    server.clickhouse(sql).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = server
+            .clickhouse("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0")
+            .await;
+        if pending.trim() == "0" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "mutation not done: {sql}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
