@@ -8,14 +8,29 @@ use std::time::Duration;
 
 use attest_server::store::Store;
 
+/// One statement over ClickHouse's HTTP interface. A connection reset
+/// before any answer is tried again for a few seconds: the fault tests
+/// before this binary restart ClickHouse, and a server still starting can
+/// accept a connection and drop it (seen once in a full run). An answer
+/// that is an error still fails at once.
 async fn sql(http: &reqwest::Client, url: &str, database: &str, statement: &str) -> String {
-    let response = http
-        .post(url)
-        .query(&[("database", database)])
-        .body(statement.to_owned())
-        .send()
-        .await
-        .expect("clickhouse reachable");
+    let mut attempts = 0;
+    let response = loop {
+        let sent = http
+            .post(url)
+            .query(&[("database", database)])
+            .body(statement.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(response) => break response,
+            Err(error) if attempts < 10 && (error.is_connect() || error.is_request()) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("clickhouse reachable: {error}"),
+        }
+    };
     let status = response.status();
     let text = response.text().await.expect("body");
     assert!(status.is_success(), "{statement}: {text}");
