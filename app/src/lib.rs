@@ -8,6 +8,7 @@ pub mod dashboard_model;
 pub mod dead_letters_model;
 pub mod detections_model;
 pub mod export_progress;
+pub mod integrity_model;
 pub mod model;
 pub mod pages;
 pub mod pipeline_model;

@@ -41,7 +41,7 @@ impl Category {
         }
     }
 
-    fn from_symbol(s: &str) -> Option<Category> {
+    pub fn from_symbol(s: &str) -> Option<Category> {
         Category::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }

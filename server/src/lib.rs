@@ -588,9 +588,16 @@ pub async fn start(
         console_auth,
         ingest,
         reads,
-        http::export::ProofsSetup {
-            key_dir: config.integrity.key_dir.clone(),
-            topic_prefix: config.kafka.topic_prefix.clone(),
+        IntegrityParts {
+            proofs: http::export::ProofsSetup {
+                key_dir: config.integrity.key_dir.clone(),
+                topic_prefix: config.kafka.topic_prefix.clone(),
+            },
+            seals: integrity::event_seal::SealCheck {
+                key_dir: config.integrity.key_dir.clone(),
+                topic_prefix: config.kafka.topic_prefix.clone(),
+                sealing_on: config.integrity.seal,
+            },
         },
         AdminParts {
             collector,
@@ -695,6 +702,13 @@ struct AdminParts {
     sample_every: Duration,
 }
 
+/// What the console's integrity features need: exports with proofs, and
+/// the event page's check of one event's seal.
+struct IntegrityParts {
+    proofs: http::export::ProofsSetup,
+    seals: integrity::event_seal::SealCheck,
+}
+
 /// The console's pages and server functions, the export download beside
 /// them (it streams, which a server function cannot) and sign-in, all
 /// behind [`http::require_viewer`]. Each request's store is scoped to its
@@ -706,9 +720,10 @@ fn console_router(
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
     reads: Option<access::ReadLog>,
-    proofs: http::export::ProofsSetup,
+    integrity: IntegrityParts,
     admin: AdminParts,
 ) -> Router {
+    let IntegrityParts { proofs, seals } = integrity;
     let AdminParts {
         collector,
         inbox,
@@ -730,6 +745,7 @@ fn console_router(
         let (collector, gate) = (collector.clone(), gate.clone());
         let alerts = alerts.clone();
         let detections = detections.clone();
+        let seals = Arc::new(seals);
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -786,6 +802,13 @@ fn console_router(
                     },
                 )));
             }
+            provide_context(app::integrity_model::SharedSeals(Arc::new(
+                integrity::event_seal::ScopedSeals {
+                    store: store.clone(),
+                    setup: seals.clone(),
+                    viewer: viewer.clone(),
+                },
+            )));
             provide_context(SharedStore(Arc::new(
                 access::ScopedStore::new(store.clone(), viewer).recording(reads.clone()),
             )));

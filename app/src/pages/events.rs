@@ -146,6 +146,20 @@ fn EventTable(page: EventPage, tenant: Option<String>, range: TimeRange) -> impl
             ""
         },
     );
+    // The same tenant and window on Search, which pages through all of it
+    // (and keeps its place in the URL); this page shows the newest only.
+    let search = crate::search_state::SearchParams {
+        tenant: tenant.clone(),
+        range,
+        ..crate::search_state::SearchParams::default()
+    };
+    let more = page.truncated.then(|| {
+        view! {
+            <p>
+                <a href=search.href() data-testid="events-more">"Older events: page through this window on Search →"</a>
+            </p>
+        }
+    });
     if page.events.is_empty() {
         return view! {
             <p class="empty" data-testid="events-empty">
@@ -156,6 +170,7 @@ fn EventTable(page: EventPage, tenant: Option<String>, range: TimeRange) -> impl
     }
     view! {
         <p class="muted" data-testid="events-summary">{summary}</p>
+        <div class="table-scroll">
         <table class="events-table" data-testid="events-table">
             <thead>
                 <tr>
@@ -170,15 +185,25 @@ fn EventTable(page: EventPage, tenant: Option<String>, range: TimeRange) -> impl
                 </tr>
             </thead>
             <tbody>
-                {page.events.into_iter().map(|e| view! { <EventRow event=e/> }).collect_view()}
+                {page.events.into_iter().map(|e| view! { <EventRow event=e search=search.clone()/> }).collect_view()}
             </tbody>
         </table>
+        </div>
+        {more}
     }
     .into_any()
 }
 
 #[component]
-fn EventRow(event: EventSummary) -> impl IntoView {
+fn EventRow(event: EventSummary, search: crate::search_state::SearchParams) -> impl IntoView {
+    // Its detail page, whose "back" leads to Search over the same window.
+    let href = super::search_results::event_href(
+        &event.tenant_id,
+        &event.event_id,
+        event.occurred_at,
+        "",
+        &search,
+    );
     let outcome_class = format!("outcome outcome-{}", event.outcome);
     let actor = if event.actor_ip.is_empty() {
         format!("{} ({})", event.actor_id, event.actor_type)
@@ -198,7 +223,7 @@ fn EventRow(event: EventSummary) -> impl IntoView {
             <td class="mono">{utc_millis(event.occurred_at)}</td>
             <td>{event.tenant_id}</td>
             <td>{event.category}</td>
-            <td class="mono">{event.action}</td>
+            <td class="mono"><a href=href data-testid="event-link">{event.action}</a></td>
             <td><span class=outcome_class>{event.outcome}</span></td>
             <td>{actor}</td>
             <td class="mono">{resource}</td>

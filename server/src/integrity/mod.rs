@@ -6,6 +6,7 @@
 pub mod check;
 pub mod digest;
 pub mod encoding;
+pub mod event_seal;
 pub mod export_bundle;
 pub mod export_verify;
 pub mod export_zip;

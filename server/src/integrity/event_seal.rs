@@ -1,0 +1,377 @@
+//! One event's seal, checked when the event detail page asks
+//! (docs/INTEGRITY.md, section 13): the event as ClickHouse holds it now is
+//! hashed to its leaf and compared with the leaf its digest sealed; the
+//! digest's stored leaves must hash to its signed root, and the signature
+//! must hold under a published key. The digest's place in its chain is not
+//! walked here (that reads the partition's digests whole); the scheduled
+//! check and `attest verify` do that.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use app::integrity_model::{EventSeal, EventSeals, SealPlace, SealVerdict};
+use app::search_model::EventDetail;
+use app::store::StoreError as ConsoleError;
+
+use super::check::leaves_problem;
+use super::encoding::hex;
+use super::leaf::Sealed;
+use super::{Digest, KeyRing};
+use crate::access::Viewer;
+use crate::event::Category;
+use crate::store::{LeafRow, Store};
+
+/// What the check needs besides the store, from the configuration.
+#[derive(Clone)]
+pub struct SealCheck {
+    /// `integrity.key_dir`: the published keys, read on every check (a
+    /// rotation adds keys).
+    pub key_dir: PathBuf,
+    /// `kafka.topic_prefix`: an event's chain is its topic's partition.
+    pub topic_prefix: String,
+    /// `integrity.seal`: whether the writers seal at all.
+    pub sealing_on: bool,
+}
+
+/// The leaf of the event as stored now.
+pub fn stored_leaf(event: &EventDetail) -> String {
+    let (keys, values): (Vec<String>, Vec<String>) = event.metadata.iter().cloned().unzip();
+    hex(&Sealed {
+        event_id: &event.event_id,
+        tenant_id: &event.tenant_id,
+        occurred_at: event.occurred_at,
+        received_at: event.received_at,
+        category: &event.category,
+        action: &event.action,
+        outcome: &event.outcome,
+        actor_id: &event.actor_id,
+        actor_type: &event.actor_type,
+        actor_ip: &event.actor_ip,
+        actor_user_agent: &event.actor_user_agent,
+        resource_type: &event.resource_type,
+        resource_id: &event.resource_id,
+        source_service: &event.source_service,
+        request_id: &event.request_id,
+        metadata_key: &keys,
+        metadata_value: &values,
+        schema_id: event.schema_id,
+        kafka_partition: event.kafka_partition,
+        kafka_offset: event.kafka_offset,
+    }
+    .leaf())
+}
+
+/// A digest covering the event's place, with its stored leaves.
+pub struct Covering {
+    pub digest: Digest,
+    pub leaves: Vec<LeafRow>,
+    /// Whether the digest is on the chain of the topic the event's stored
+    /// category names (a changed category moves the event to another
+    /// chain, where its leaf is not).
+    pub own_topic: bool,
+}
+
+/// The verdict from the digests covering the event's partition and offset,
+/// in any events topic. A leaf at the event's offset names the event (its
+/// tenant and id) as sealed; several digests may hold it (one left by a
+/// writer that crashed before committing, and the one sealing the rows
+/// again), and the worst finding among them is the verdict.
+pub fn judge(
+    event: &EventDetail,
+    stored_leaf: &str,
+    covering: &[Covering],
+    keys: &KeyRing,
+    sealing_on: bool,
+) -> SealVerdict {
+    let mut verdict = SealVerdict::Unsealed { sealing_on };
+    for c in covering {
+        let d = &c.digest;
+        let at_offset = c
+            .leaves
+            .iter()
+            .position(|l| l.kafka_offset == event.kafka_offset);
+        let Some(index) = at_offset else { continue };
+        let leaf = &c.leaves[index];
+        let names_it = leaf.event_id == event.event_id && leaf.tenant_id == event.tenant_id;
+        // In another topic the same offset is another event; only the
+        // event's own chain can say its id or tenant was changed.
+        if !names_it && !c.own_topic {
+            continue;
+        }
+        let place = SealPlace {
+            digest_hash: d.digest_hash.clone(),
+            topic: d.topic.clone(),
+            partition: d.partition,
+            first_offset: d.first_offset,
+            last_offset: d.last_offset,
+            row_count: d.row_count,
+            leaf_index: u64::from(leaf.position),
+            sealed_at: d.sealed_at,
+            key_id: d.key_id.clone(),
+        };
+        let found = if leaves_problem(d, &c.leaves).is_some() {
+            SealVerdict::LeavesAltered { place }
+        } else if let Err(problem) = d.check(keys) {
+            SealVerdict::DigestInvalid {
+                place,
+                problem: problem.to_string(),
+            }
+        } else if !names_it || !c.own_topic || leaf.leaf != stored_leaf {
+            SealVerdict::Altered { place }
+        } else {
+            SealVerdict::Verified { place }
+        };
+        if found.severity() > verdict.severity() {
+            verdict = found;
+        }
+    }
+    verdict
+}
+
+/// The check over the store, for one viewer.
+pub struct ScopedSeals {
+    pub store: Store,
+    pub setup: Arc<SealCheck>,
+    pub viewer: Viewer,
+}
+
+#[async_trait::async_trait]
+impl EventSeals for ScopedSeals {
+    async fn event_seal(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: Option<i64>,
+        content: Option<&str>,
+    ) -> Result<Option<EventSeal>, ConsoleError> {
+        // Another tenant's event is answered like a missing one, as the
+        // detail page answers it.
+        if !self.viewer.may_see(tenant) {
+            return Ok(None);
+        }
+        let Some(event) = self
+            .store
+            .event_detail(tenant, event_id, at_ms, content)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let keys = KeyRing::load(&self.setup.key_dir).map_err(|error| {
+            tracing::warn!(%error, "cannot read the published integrity keys");
+            ConsoleError::Unavailable(error.to_string())
+        })?;
+        let own_topic = Category::from_symbol(&event.category)
+            .map(|c| crate::topics::for_category(&self.setup.topic_prefix, c));
+        let mut covering = Vec::new();
+        for topic in crate::topics::event_topics(&self.setup.topic_prefix) {
+            let digests = self
+                .store
+                .digests_overlapping(
+                    &topic,
+                    event.kafka_partition,
+                    event.kafka_offset,
+                    event.kafka_offset,
+                )
+                .await
+                .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
+            for digest in digests {
+                let leaves = self
+                    .store
+                    .leaves_of(&digest)
+                    .await
+                    .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
+                covering.push(Covering {
+                    own_topic: own_topic.as_deref() == Some(topic.as_str()),
+                    digest,
+                    leaves,
+                });
+            }
+        }
+        let verdict = judge(
+            &event,
+            &stored_leaf(&event),
+            &covering,
+            &keys,
+            self.setup.sealing_on,
+        );
+        Ok(Some(EventSeal {
+            verdict,
+            checked_at: crate::ingest::now_ms(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::digest::Unsigned;
+    use crate::integrity::keys::tests::ring_with_one_key;
+    use crate::integrity::merkle;
+
+    const TOPIC: &str = "attest.events.admin";
+
+    fn event(offset: i64) -> EventDetail {
+        EventDetail {
+            event_id: format!("e-{offset}"),
+            tenant_id: "acme".into(),
+            occurred_at: 1_800_000_000_000,
+            received_at: 1_800_000_000_100,
+            category: "admin".into(),
+            action: "user.delete".into(),
+            outcome: "success".into(),
+            actor_id: "alice".into(),
+            actor_type: "user".into(),
+            actor_ip: "192.0.2.1".into(),
+            actor_user_agent: String::new(),
+            resource_type: "user".into(),
+            resource_id: "bob".into(),
+            source_service: "iam".into(),
+            request_id: String::new(),
+            metadata: vec![("ticket".into(), "T-1".into())],
+            schema_id: 1,
+            kafka_partition: 0,
+            kafka_offset: offset,
+            content_hash: String::new(),
+            same_id: Vec::new(),
+        }
+    }
+
+    /// A signed digest over events at offsets 10..=13, as the writer
+    /// seals them, with its leaves.
+    fn sealed(key: &crate::integrity::keys::SigningKey) -> Covering {
+        let leaves: Vec<LeafRow> = (10..=13)
+            .enumerate()
+            .map(|(i, offset)| {
+                let e = event(offset);
+                LeafRow {
+                    digest_hash: String::new(),
+                    topic: TOPIC.into(),
+                    partition: 0,
+                    kafka_offset: offset,
+                    position: i as u32,
+                    tenant_id: e.tenant_id.clone(),
+                    event_id: e.event_id.clone(),
+                    leaf: stored_leaf(&e),
+                }
+            })
+            .collect();
+        let hashes: Vec<merkle::Hash> = leaves
+            .iter()
+            .map(|l| super::super::encoding::unhex::<32>(&l.leaf).unwrap())
+            .collect();
+        let digest = Unsigned {
+            topic: TOPIC,
+            partition: 0,
+            first_offset: 10,
+            last_offset: 13,
+            row_count: 4,
+            root: merkle::root(&hashes),
+            prev_hash: super::super::digest::GENESIS,
+            sealed_at: 1_800_000_001_000,
+        }
+        .sign(key);
+        Covering {
+            digest,
+            leaves,
+            own_topic: true,
+        }
+    }
+
+    fn verdict(e: &EventDetail, covering: &[Covering], keys: &KeyRing) -> SealVerdict {
+        judge(e, &stored_leaf(e), covering, keys, true)
+    }
+
+    #[test]
+    fn an_untouched_event_verifies_with_its_place() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let c = sealed(&key);
+        match verdict(&event(12), &[c], &keys) {
+            SealVerdict::Verified { place } => {
+                assert_eq!(place.leaf_index, 2);
+                assert_eq!((place.first_offset, place.last_offset), (10, 13));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_changed_field_is_named_altered() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let c = sealed(&key);
+        let changes: [fn(&mut EventDetail); 4] = [
+            |e| e.actor_id = "mallory".into(),
+            |e| e.metadata[0].1 = "T-2".into(),
+            |e| e.received_at += 1,
+            |e| e.event_id = "someone-else".into(),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut e = event(11);
+            change(&mut e);
+            let v = verdict(&e, std::slice::from_ref(&c), &keys);
+            assert!(
+                matches!(v, SealVerdict::Altered { .. }),
+                "change {i}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_changed_category_is_caught_on_the_chain_that_sealed_it() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let mut c = sealed(&key);
+        // The stored category now names another topic than the digest's.
+        c.own_topic = false;
+        let mut e = event(11);
+        e.category = "system".into();
+        let v = verdict(&e, &[c], &keys);
+        assert!(matches!(v, SealVerdict::Altered { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn another_topics_event_at_the_same_offset_is_not_this_one() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let mut c = sealed(&key);
+        c.own_topic = false;
+        for l in &mut c.leaves {
+            l.event_id = format!("other-{}", l.kafka_offset);
+        }
+        let v = verdict(&event(11), &[c], &keys);
+        assert_eq!(v, SealVerdict::Unsealed { sealing_on: true });
+    }
+
+    #[test]
+    fn changed_leaves_and_bad_signatures_are_told_apart() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let mut c = sealed(&key);
+        c.leaves[0].leaf = "00".repeat(32);
+        let v = verdict(&event(12), std::slice::from_ref(&c), &keys);
+        assert!(matches!(v, SealVerdict::LeavesAltered { .. }), "{v:?}");
+
+        let mut c = sealed(&key);
+        c.digest.row_count = 5;
+        let v = verdict(&event(12), std::slice::from_ref(&c), &keys);
+        // The count is signed: the leaves no longer match it either, and
+        // the leaves' finding is the worse one.
+        assert!(matches!(v, SealVerdict::LeavesAltered { .. }), "{v:?}");
+
+        let mut c = sealed(&key);
+        c.digest.sealed_at += 1;
+        let v = verdict(&event(12), std::slice::from_ref(&c), &keys);
+        assert!(
+            matches!(&v, SealVerdict::DigestInvalid { problem, .. } if problem.contains("signature")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_worst_of_several_digests_is_shown_and_none_means_unsealed() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let good = sealed(&key);
+        let mut bad = sealed(&key);
+        bad.digest.sealed_at += 1;
+        let v = verdict(&event(12), &[good, bad], &keys);
+        assert!(matches!(v, SealVerdict::DigestInvalid { .. }), "{v:?}");
+        let v = judge(&event(12), "x", &[], &keys, false);
+        assert_eq!(v, SealVerdict::Unsealed { sealing_on: false });
+    }
+}
