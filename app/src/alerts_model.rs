@@ -18,6 +18,7 @@ pub const RULE_PARTS: &str = "parts_near_limit";
 pub const RULE_DEAD_LETTERS: &str = "dead_letters_growing";
 pub const RULE_SPOOL: &str = "spool_not_empty";
 pub const RULE_WRITER_STALLED: &str = "writer_stalled";
+pub const RULE_INTEGRITY: &str = "integrity_problems";
 
 /// The thresholds of every rule. Seconds and percents as whole numbers, so
 /// a form field and a TOML value read the same.
@@ -40,6 +41,9 @@ pub struct RuleSettings {
     /// The writer is not running, or made no progress while events wait
     /// (the watchdog's judgement, `writer.stall_after`).
     pub writer_stalled: Toggle,
+    /// The scheduled integrity check found stored events or digests
+    /// changed or missing (`attest_integrity_problems` above 0).
+    pub integrity_problems: Toggle,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,7 @@ pub async fn save_alert_rules(
     spool_not_empty_enabled: Option<String>,
     spool_not_empty_after_s: u64,
     writer_stalled_enabled: Option<String>,
+    integrity_problems_enabled: Option<String>,
 ) -> Result<(), SearchError> {
     use crate::alerts_model::{AfterRule, LagRule, PartsRule, RuleSettings, Toggle, WindowRule};
     let on = |v: &Option<String>| v.is_some();
@@ -74,6 +75,9 @@ pub async fn save_alert_rules(
         },
         writer_stalled: Toggle {
             enabled: on(&writer_stalled_enabled),
+        },
+        integrity_problems: Toggle {
+            enabled: on(&integrity_problems_enabled),
         },
     };
     let result = match (
@@ -243,6 +247,9 @@ fn Alerts(view: AlertsView, save: ServerAction<SaveAlertRules>) -> impl IntoView
                     <NumberField name="spool_not_empty_after_s" label="for longer than (s)" value=rules.spool_not_empty.after_s/>
                 </RuleRow>
                 <RuleRow name="writer_stalled" label="Writer stalled or not running" enabled=rules.writer_stalled.enabled>
+                    <span class="muted">"no threshold"</span>
+                </RuleRow>
+                <RuleRow name="integrity_problems" label="Stored events or digests changed or missing (integrity check)" enabled=rules.integrity_problems.enabled>
                     <span class="muted">"no threshold"</span>
                 </RuleRow>
                 <button type="submit">"Save thresholds"</button>

@@ -246,6 +246,7 @@ impl Alerts {
             now_ms: now,
             snapshot: &snapshot,
             dead_letters,
+            integrity_problems: self.metrics.integrity_problems.get(),
         };
         if snapshot.kafka.reachable {
             self.metrics

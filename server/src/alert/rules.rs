@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 
 use app::alerts_model::{
-    RuleSettings, RULE_CLICKHOUSE_DOWN, RULE_DEAD_LETTERS, RULE_KAFKA, RULE_PARTS, RULE_SPOOL,
-    RULE_WRITER_LAG, RULE_WRITER_STALLED,
+    RuleSettings, RULE_CLICKHOUSE_DOWN, RULE_DEAD_LETTERS, RULE_INTEGRITY, RULE_KAFKA, RULE_PARTS,
+    RULE_SPOOL, RULE_WRITER_LAG, RULE_WRITER_STALLED,
 };
 use app::pipeline_model::PipelineSnapshot;
 
@@ -93,6 +93,9 @@ pub struct Round<'a> {
     /// Messages ever written to the dead-letter topic (sum of its end
     /// offsets); `None` when the broker did not say.
     pub dead_letters: Option<i64>,
+    /// Problems the last integrity check of this process found
+    /// (`integrity::job`, which runs where the rules are evaluated).
+    pub integrity_problems: i64,
 }
 
 impl Observer {
@@ -220,6 +223,18 @@ impl Observer {
             found.push(Finding {
                 rule: RULE_WRITER_STALLED,
                 summary: s.writer.state.clone(),
+            });
+        }
+
+        if rules.integrity_problems.enabled && round.integrity_problems > 0 {
+            found.push(Finding {
+                rule: RULE_INTEGRITY,
+                summary: format!(
+                    "the integrity check found {} problem(s): stored events or digests were \
+                     changed or removed after sealing; each is an integrity.mismatch event of \
+                     tenant attest, and `attest integrity check` lists them",
+                    round.integrity_problems
+                ),
             });
         }
         (found, average)
@@ -359,6 +374,7 @@ mod tests {
                 now_ms,
                 snapshot,
                 dead_letters,
+                integrity_problems: 0,
             }
         }
         assert!(o.judge(&rules, &round(0, &s, Some(3))).0.is_empty());
@@ -413,6 +429,25 @@ mod tests {
     }
 
     #[test]
+    fn integrity_problems_fire_until_a_check_finds_none() {
+        let mut rules = RuleSettings::default();
+        let mut o = Observer::default();
+        let s = healthy();
+        let round = |problems: i64| Round {
+            now_ms: 0,
+            snapshot: &s,
+            dead_letters: None,
+            integrity_problems: problems,
+        };
+        assert!(o.judge(&rules, &round(0)).0.is_empty());
+        let (found, _) = o.judge(&rules, &round(3));
+        assert_eq!(rules_of(&found), [RULE_INTEGRITY]);
+        assert!(found[0].summary.contains("3 problem(s)"), "{:?}", found[0]);
+        rules.integrity_problems.enabled = false;
+        assert!(o.judge(&rules, &round(3)).0.is_empty());
+    }
+
+    #[test]
     fn the_spool_rule_sees_the_largest_spool_of_the_processes_heard_from() {
         use app::pipeline_model::ProcessStatus;
         let rules = RuleSettings::default();
@@ -437,6 +472,7 @@ mod tests {
                 now_ms,
                 snapshot,
                 dead_letters: None,
+                integrity_problems: 0,
             }
         }
         assert!(o.judge(&rules, &round(0, &s)).0.is_empty());
@@ -469,6 +505,7 @@ mod tests {
                 now_ms: t * 1000,
                 snapshot: &s,
                 dead_letters: None,
+                integrity_problems: 0,
             };
             let (found, avg) = o.judge(&rules, &round);
             fired.push((t, rules_of(&found).contains(&RULE_WRITER_LAG), avg));
