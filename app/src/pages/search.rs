@@ -435,9 +435,12 @@ fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| token.set(crate::export_progress::new_token()));
     let status = RwSignal::new(None::<crate::export_progress::ExportStatus>);
-    let href = move |format: &'static str| {
+    let href = move |format: &'static str, proofs: bool| {
         let p = params.get();
         let mut pairs = vec![("format", format.to_string())];
+        if proofs {
+            pairs.push(("proofs", "true".to_string()));
+        }
         pairs.extend(p.pairs().into_iter().filter(|(k, _)| *k != "cols"));
         if let Some(token) = token.get() {
             pairs.push(("progress", token));
@@ -462,8 +465,12 @@ fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
     };
     view! {
         <div class="export" role="group" aria-label="Export">
-            <a class="button" download="" href=move || href("csv") on:click=follow data-testid="export-csv">"Export CSV"</a>
-            <a class="button" download="" href=move || href("ndjson") on:click=follow data-testid="export-ndjson">"Export NDJSON"</a>
+            <a class="button" download="" href=move || href("csv", false) on:click=follow data-testid="export-csv">"Export CSV"</a>
+            <a class="button" download="" href=move || href("ndjson", false) on:click=follow data-testid="export-ndjson">"Export NDJSON"</a>
+            <a class="button" download="" href=move || href("ndjson", true) on:click=follow data-testid="export-proofs"
+                title="A ZIP of the NDJSON export with each row's inclusion proof, the signed digests and keys, and a signed manifest: `attest verify` checks it offline">
+                "Export with proofs"
+            </a>
             {move || status.get().map(|s| {
                 let failed = s.state == crate::export_progress::ExportState::Failed;
                 view! {
