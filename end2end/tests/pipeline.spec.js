@@ -3,7 +3,29 @@
 // bar, with figures that the live stream replaces without a reload; an
 // analyst (the storage state's ATTEST_E2E_ACCESS_KEY) gets the 403 page
 // and no link.
+const path = require('path');
+const { execFileSync } = require('child_process');
 const { test, expect } = require('@playwright/test');
+
+// The local stack's own script: the test takes ClickHouse away as an
+// outage would, and gives it back.
+function stack(action, service) {
+  execFileSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'stack.sh'), action, service], {
+    stdio: 'inherit',
+    timeout: 120_000,
+  });
+}
+
+async function signInAsAdmin(page) {
+  // Not a skip: a run without the key has tested nothing and must fail.
+  expect(process.env.ATTEST_E2E_ADMIN_KEY, 'set by scripts/test.sh').toBeTruthy();
+  const login = await page.request.post('/login', {
+    form: { key: process.env.ATTEST_E2E_ADMIN_KEY, next: '/search' },
+    maxRedirects: 0,
+  });
+  expect(login.status()).toBe(303);
+  expect(login.headers()['location']).toBe('/search');
+}
 
 function watchErrors(page) {
   const errors = [];
@@ -33,15 +55,8 @@ test.describe('as an admin', () => {
   test.use({ storageState: { cookies: [], origins: [] } });
 
   test('sees the pipeline, updated live without a reload', async ({ page }) => {
-    // Not a skip: a run without the key has tested nothing and must fail.
-    expect(process.env.ATTEST_E2E_ADMIN_KEY, 'set by scripts/test.sh').toBeTruthy();
     const errors = watchErrors(page);
-    const login = await page.request.post('/login', {
-      form: { key: process.env.ATTEST_E2E_ADMIN_KEY, next: '/search' },
-      maxRedirects: 0,
-    });
-    expect(login.status()).toBe(303);
-    expect(login.headers()['location']).toBe('/search');
+    await signInAsAdmin(page);
 
     await page.goto('/search');
     await hydrated(page);
@@ -95,5 +110,51 @@ test.describe('as an admin', () => {
     await page.screenshot({ path: 'test-results/pipeline-trends-7d.png', fullPage: true });
     expect(await page.evaluate(() => window.__stillThisPage)).toBe(true);
     expect(errors).toEqual([]);
+  });
+
+  // ClickHouse stopped while an event is posted: the live page says the
+  // node is down and the writer is backing off, with nothing lost; once it
+  // is back the page says so and the event is stored.
+  test('sees ClickHouse down, then back, live', async ({ page, request }) => {
+    test.setTimeout(240_000);
+    await signInAsAdmin(page);
+    await page.goto('/pipeline');
+    await hydrated(page);
+    await expect(page.getByTestId('clickhouse-state')).toHaveText('up');
+    const tenant = `e2e-outage-${Date.now().toString(36)}`;
+    let id;
+    stack('stop', 'clickhouse');
+    try {
+      const response = await request.post('/api/v1/events', {
+        data: {
+          tenant_id: tenant,
+          occurred_at: new Date().toISOString(),
+          category: 'system',
+          action: 'outage.probe',
+          outcome: 'success',
+          actor: { id: 'e2e', type: 'service' },
+          source_service: 'e2e',
+        },
+      });
+      // Accepted: Kafka holds it while ClickHouse is away.
+      expect(response.status(), await response.text()).toBe(202);
+      id = (await response.json()).event_id;
+      await expect(page.getByTestId('clickhouse-state')).toHaveText('down', { timeout: 30_000 });
+      await expect(page.getByTestId('writer-state')).toContainText('backing off', { timeout: 30_000 });
+      await expect(page.getByTestId('pipeline-updated')).toContainText('live');
+      await page.screenshot({ path: 'test-results/pipeline-clickhouse-down.png', fullPage: true });
+    } finally {
+      stack('start', 'clickhouse');
+    }
+    await expect(page.getByTestId('clickhouse-state')).toHaveText('up', { timeout: 60_000 });
+    await expect(page.getByTestId('writer-state')).not.toContainText('backing off', { timeout: 60_000 });
+    await page.screenshot({ path: 'test-results/pipeline-clickhouse-back.png', fullPage: true });
+    // The event posted during the outage is stored, once.
+    await expect
+      .poll(async () => {
+        await page.goto(`/search?tenant=${tenant}&range=1h`);
+        return page.locator(`tr[data-event-id="${id}"]`).count();
+      }, { timeout: 60_000, intervals: [1000, 2000] })
+      .toBe(1);
   });
 });
