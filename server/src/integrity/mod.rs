@@ -7,6 +7,7 @@ pub mod check;
 pub mod digest;
 pub mod encoding;
 pub mod export_bundle;
+pub mod export_rows;
 pub mod export_verify;
 pub mod export_zip;
 pub mod job;
