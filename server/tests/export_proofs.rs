@@ -3,22 +3,27 @@
 //! with the independent verifier, and each tampering (a row changed in
 //! ClickHouse before the export, a byte of the exported file, a digest
 //! dropped from the bundle, a wrong key) is named by both, the same way.
+//! A CSV bundle of values that test every rule of reading CSV back (formula
+//! characters, quotes, commas, line feeds, backslashes, non-ASCII, control
+//! characters in the metadata arrays) verifies with both too.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use attest_server::integrity::export_rows::{records, RowReader};
 use attest_server::integrity::export_zip::{read_entries, ZipWriter};
 use attest_server::integrity::keys;
-use serde_json::Value;
+use attest_server::store::ExportFormat;
+use serde_json::{json, Value};
 
-/// The whole search as a bundle with proofs.
-async fn export_bundle(server: &common::TestServer) -> Vec<u8> {
+/// The whole search as a bundle with proofs, its rows in `format`.
+async fn export_bundle(server: &common::TestServer, format: &str) -> Vec<u8> {
     let response = server
         .http
         .get(format!(
-            "{}/api/v1/export?format=ndjson&range=7d&proofs=true",
+            "{}/api/v1/export?format={format}&range=7d&proofs=true",
             server.base_url
         ))
         .send()
@@ -30,6 +35,21 @@ async fn export_bundle(server: &common::TestServer) -> Vec<u8> {
         "application/zip"
     );
     response.bytes().await.expect("the whole bundle").to_vec()
+}
+
+/// The whole search as a plain download.
+async fn export_plain(server: &common::TestServer, format: &str) -> Vec<u8> {
+    let response = server
+        .http
+        .get(format!(
+            "{}/api/v1/export?format={format}&range=7d",
+            server.base_url
+        ))
+        .send()
+        .await
+        .expect("export answers");
+    assert_eq!(response.status().as_u16(), 200, "plain export");
+    response.bytes().await.expect("the whole file").to_vec()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -175,7 +195,7 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     server.wait_for_rows(300, Duration::from_secs(60)).await;
     common::wait_sealed(&server, 300).await;
 
-    let clean = export_bundle(&server).await;
+    let clean = export_bundle(&server, "ndjson").await;
     let (verdict, report, code) = both(&clean, None);
     assert!(verdict.ok, "{report}");
     assert_eq!(verdict.rows, 300);
@@ -274,7 +294,7 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
         ),
     )
     .await;
-    let after = export_bundle(&server).await;
+    let after = export_bundle(&server, "ndjson").await;
     let (verdict, report, code) = both(&after, None);
     first_is(&verdict, "event_altered", victim);
     assert_eq!(code, 1, "{report}");
@@ -290,11 +310,201 @@ async fn an_export_of_100000_events_verifies() {
         .wait_for_rows(100_000, Duration::from_secs(300))
         .await;
     common::wait_sealed(&server, 100_000).await;
-    let bundle = export_bundle(&server).await;
+    let bundle = export_bundle(&server, "ndjson").await;
     let (verdict, report, code) = both(&bundle, None);
     assert!(verdict.ok, "{report}");
     assert_eq!(verdict.rows, 100_000);
     assert_eq!(report["proven_rows"], 100_000);
     assert_eq!(code, 0);
+    server.stop().await;
+}
+
+/// Events whose text tests each rule of reading a CSV export back
+/// (docs/INTEGRITY.md section 10): text starting with a formula character
+/// or with `'`, CSV's quotes, commas and line feeds, backslashes,
+/// non-ASCII, and in the metadata arrays every escape ClickHouse writes.
+fn tricky_events(now: i64) -> Vec<Value> {
+    let event = |id: &str, actor: &str, extra: Value| {
+        let mut e = json!({
+            "event_id": id, "tenant_id": "acme", "occurred_at": now,
+            "category": "authentication", "action": "user.login", "outcome": "success",
+            "actor": {"id": actor, "type": "user"}, "source_service": "sso",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    };
+    vec![
+        event(
+            "-csv-dash",
+            "'=quoted",
+            json!({"request_id": "'already quoted"}),
+        ),
+        event(
+            "csv-formula",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            json!({"action": "+cmd", "resource": {"type": "@SUM(1+1)", "id": "-2+3"}}),
+        ),
+        event(
+            "csv-quotes",
+            "alice, \"the\" admin",
+            json!({
+                "actor": {"id": "alice, \"the\" admin", "type": "user", "ip": "2001:db8::1",
+                          "user_agent": "Mozilla/5.0 (\"X11\"),\n\tsecond line\r\n\\ back\\slash \0"},
+                "metadata": {
+                    "note": "comma, \"quote\" and\nnewline",
+                    "path": "C:\\temp\\x'y",
+                    "it's": "'=1+1",
+                    "ctl": "\t\r\0\u{8}\u{c}\u{1}",
+                    "emoji": "ü€😀 日本",
+                    "brackets": "['x','y']",
+                    "=k": "=v",
+                    "empty": "",
+                },
+            }),
+        ),
+        event(
+            "csv-unicode",
+            "Zoë Ångström 😀",
+            json!({"resource": {"type": "doc", "id": "日本語,テキスト"}}),
+        ),
+        event(
+            "csv-tab",
+            "tab",
+            json!({
+                "actor": {"id": "tab", "type": "user", "user_agent": "\tstarts with a tab"},
+                "metadata": {"-k": "-v", "@k": "@v", "+k": "+v"},
+            }),
+        ),
+        event(
+            "csv-cr",
+            "cr",
+            json!({"actor": {"id": "cr", "type": "user", "user_agent": "\rstarts with a carriage return"}}),
+        ),
+        event("csv-plain", "bob", json!({})),
+    ]
+}
+
+/// Every row of an export file, read as `attest verify` reads it.
+fn read_rows(file: &[u8], format: ExportFormat) -> Vec<Value> {
+    let mut reader = RowReader::new(format);
+    records(file, format)
+        .filter_map(|record| reader.read(record).expect("a readable row"))
+        .map(|row| serde_json::to_value(row).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_bundle_of_tricky_values_verifies_and_a_changed_cell_is_named() {
+    let config = common::test_config();
+    let server = common::start(config.clone()).await;
+    let sent = tricky_events(attest_server::ingest::now_ms());
+    for event in &sent {
+        let (status, answer) = server.post_json(event.to_string()).await;
+        assert_eq!(status, 202, "{event}: {answer}");
+    }
+    common::produce_events(&config, 40, "csv-load").await;
+    let n = sent.len() as u64 + 40;
+    server.wait_for_rows(n, Duration::from_secs(60)).await;
+    common::wait_sealed(&server, n).await;
+
+    // The bundle's events.csv is the plain CSV export, byte for byte.
+    let bundle = export_bundle(&server, "csv").await;
+    let plain = export_plain(&server, "csv").await;
+    let events = entry(&bundle, "events.csv");
+    assert_eq!(
+        String::from_utf8_lossy(&events),
+        String::from_utf8_lossy(&plain)
+    );
+    let manifest: Value = serde_json::from_slice(&entry(&bundle, "manifest.json")).unwrap();
+    assert_eq!(manifest["events_format"], "csv");
+    assert_eq!(manifest["rows"], n);
+    assert!(read_entries(&bundle)
+        .unwrap()
+        .iter()
+        .all(|(name, _)| name != "events.ndjson"));
+
+    // The CSV read back by the documented rule is what NDJSON says exactly:
+    // every text, number and metadata entry.
+    let from_csv = read_rows(&plain, ExportFormat::Csv);
+    let from_ndjson = read_rows(&export_plain(&server, "ndjson").await, ExportFormat::Ndjson);
+    assert_eq!((from_csv.len() as u64, from_ndjson.len() as u64), (n, n));
+    for (csv, ndjson) in from_csv.iter().zip(&from_ndjson) {
+        assert_eq!(
+            csv, ndjson,
+            "event {} read back from CSV",
+            ndjson["event_id"]
+        );
+    }
+    let text = String::from_utf8(plain.clone()).unwrap();
+    for (cell, stored) in [
+        ("\"''=quoted\"", "'=quoted"),
+        ("\"''already quoted\"", "'already quoted"),
+        ("\"'-csv-dash\"", "-csv-dash"),
+        (
+            "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\"",
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+        ),
+        ("\"'\tstarts with a tab\"", "\tstarts with a tab"),
+    ] {
+        assert!(text.contains(cell), "{cell} in {text}");
+        assert!(
+            from_csv
+                .iter()
+                .any(|row| row.as_object().unwrap().values().any(|v| v == stored)),
+            "{stored:?} read back"
+        );
+    }
+    let quotes = from_csv
+        .iter()
+        .find(|r| r["event_id"] == "csv-quotes")
+        .unwrap();
+    let sent_quotes = &sent[2];
+    assert_eq!(
+        quotes["actor_user_agent"],
+        sent_quotes["actor"]["user_agent"]
+    );
+    let metadata: serde_json::Map<String, Value> = quotes["metadata.key"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(quotes["metadata.value"].as_array().unwrap())
+        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+        .collect();
+    assert_eq!(Value::Object(metadata), sent_quotes["metadata"]);
+
+    // Both verifiers read it the same way, and prove every row.
+    let (verdict, report, code) = both(&bundle, None);
+    assert!(verdict.ok, "{report}");
+    assert_eq!(verdict.rows, n);
+    assert_eq!(report["proven_rows"], n, "{report}");
+    assert_eq!(code, 0);
+
+    // One cell changed: the actor of -csv-dash loses the quote the export
+    // added, so it reads `=quoted`, not the `'=quoted` that was sealed.
+    let edited = rebuild(&bundle, |name, data| {
+        (name == "events.csv").then(|| {
+            let text = String::from_utf8(data.to_vec()).unwrap();
+            assert_eq!(text.matches("\"''=quoted\"").count(), 1);
+            text.replacen("\"''=quoted\"", "\"'=quoted\"", 1)
+                .into_bytes()
+        })
+    });
+    first_is(&both(&edited, None).0, "event_altered", "-csv-dash");
+
+    // And an actor id changed outright, in a row with line feeds and
+    // quotes in its cells.
+    let edited = rebuild(&bundle, |name, data| {
+        (name == "events.csv").then(|| {
+            String::from_utf8(data.to_vec())
+                .unwrap()
+                .replacen("\"alice, \"\"the\"\" admin\"", "\"mallory\"", 1)
+                .into_bytes()
+        })
+    });
+    let (verdict, report, code) = both(&edited, None);
+    first_is(&verdict, "event_altered", "csv-quotes");
+    assert_eq!(code, 1, "{report}");
     server.stop().await;
 }

@@ -24,6 +24,7 @@ or the event id. Exits 1 if there is a problem.
 import argparse
 import hashlib
 import json
+import re
 import sys
 import urllib.parse
 import urllib.request
@@ -259,6 +260,126 @@ def root_from_path(leaf_hash, index, size, path):
     return r if sn == 0 else None
 
 
+# Section 10, "Reading events.csv": the columns a leaf needs, by kind;
+# every other column is text.
+CSV_NUMBERS = {"occurred_at": (-2**63, 2**63 - 1), "received_at": (-2**63, 2**63 - 1),
+               "schema_id": (0, 2**32 - 1), "kafka_partition": (-2**31, 2**31 - 1),
+               "kafka_offset": (-2**63, 2**63 - 1)}
+CSV_ARRAYS = ("metadata_key", "metadata_value")
+CSV_TEXT = ("event_id", "tenant_id", "category", "action", "outcome", "actor_id", "actor_type", "actor_ip",
+            "actor_user_agent", "resource_type", "resource_id", "source_service", "request_id")
+ARRAY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", "'": "'"}
+
+
+def csv_records(data):
+    """A record ends at a line feed outside double quotes; empty records are skipped."""
+    current = None
+    for piece in data.split(b"\n"):
+        current = piece if current is None else current + b"\n" + piece
+        if current.count(b'"') % 2 == 0:
+            if current:
+                yield current
+            current = None
+    if current:
+        yield current
+
+
+def csv_fields(record):
+    """RFC 4180: a quoted field runs to its closing quote ("" is one quote), an unquoted one to the next comma."""
+    fields, i, n = [], 0, len(record)
+    while True:
+        if record[i:i + 1] == b'"':
+            value, i = b"", i + 1
+            while True:
+                j = record.find(b'"', i)
+                if j < 0:
+                    raise ValueError("a quoted field is not closed")
+                value += record[i:j]
+                if record[j + 1:j + 2] == b'"':
+                    value, i = value + b'"', j + 2
+                else:
+                    i = j + 1
+                    break
+        else:
+            j = record.find(b",", i)
+            j = n if j < 0 else j
+            value, i = record[i:j], j
+            if b'"' in value:
+                raise ValueError("a quote inside an unquoted field")
+        fields.append(value.decode("utf-8"))
+        if i >= n:
+            return fields
+        if record[i:i + 1] != b",":
+            raise ValueError("text after a closing quote")
+        i += 1
+
+
+def array_literal(text):
+    """ClickHouse's array text: ['a','b'], backslash escapes inside the single quotes."""
+    if len(text) < 2 or text[0] != "[" or text[-1] != "]":
+        raise ValueError("an array is not in [ ]")
+    inner, out, i = text[1:-1], [], 0
+    if not inner:
+        return out
+    while True:
+        if inner[i:i + 1] != "'":
+            raise ValueError("an array element does not start with '")
+        i += 1
+        value = []
+        while True:
+            if i >= len(inner):
+                raise ValueError("an array element is not closed")
+            c = inner[i]
+            if c == "'":
+                i += 1
+                break
+            if c == "\\":
+                e = inner[i + 1:i + 2]
+                if e not in ARRAY_ESCAPES:
+                    raise ValueError("an unknown escape in an array element")
+                value.append(ARRAY_ESCAPES[e])
+                i += 2
+            else:
+                value.append(c)
+                i += 1
+        out.append("".join(value))
+        if i >= len(inner):
+            return out
+        if inner[i] != ",":
+            raise ValueError("text after an array element")
+        i += 1
+
+
+def csv_rows(data):
+    """The rows of events.csv, each as the columns a leaf needs (section 10)."""
+    records = csv_records(data)
+    header = next(records, None)
+    if header is None:
+        return
+    names = csv_fields(header)
+    at = {}
+    for column in CSV_TEXT + tuple(CSV_NUMBERS) + CSV_ARRAYS:
+        if column not in names:
+            raise ValueError("the header has no column " + column)
+        at[column] = names.index(column)
+    for record in records:
+        cells = csv_fields(record)
+        if len(cells) != len(names):
+            raise ValueError(f"has {len(cells)} fields, the header {len(names)}")
+        r = {}
+        for column in CSV_TEXT:
+            v = cells[at[column]]
+            r[column] = v[1:] if v.startswith("'") else v  # the export's added quote
+        for column, (low, high) in CSV_NUMBERS.items():
+            v = cells[at[column]]
+            if not re.fullmatch(r"-?[0-9]+", v) or not low <= int(v) <= high:
+                raise ValueError(f"column {column}: {v!r} is not a number")
+            r[column] = int(v)
+        for column in CSV_ARRAYS:
+            r[column] = array_literal(cells[at[column]])
+        yield r
+
+
 def verify_export(path, trusted):
     """Sections 10-12: every check in the order of section 12."""
     problems = []
@@ -294,6 +415,10 @@ def verify_export(path, trusted):
     manifest = json.loads(manifest_bytes)
     if manifest.get("format") != "attest-export-v1":
         problems.append(["bundle", "manifest.json", "unknown format"])
+        return done()
+    events_format = manifest.get("events_format", "ndjson")  # section 11: absent in older bundles
+    if events_format not in ("ndjson", "csv"):
+        problems.append(["bundle", "manifest.json", "unknown events_format"])
         return done()
     sig_bytes = need("manifest.sig")
     if sig_bytes is None:
@@ -342,18 +467,27 @@ def verify_export(path, trusted):
         elif int(prev["last_offset"]) + 1 != int(d["first_offset"]):
             problems.append(["not_contiguous", h, "gap after " + prev["digest_hash"]])
 
-    # Rows and their proofs.
-    events = need("events.ndjson")
+    # Rows and their proofs: events.ndjson, or events.csv read back as
+    # section 10 says (the manifest's events_format names it).
+    events_name = "events." + events_format
+    events = need(events_name)
     proofs = need("proofs.ndjson")
     if events is None or proofs is None:
         return done()
-    for line in events.split(b"\n"):
-        if not line:
-            continue
-        r = json.loads(line)
-        r["metadata.key"], r["metadata.value"] = r["metadata_key"], r["metadata_value"]
-        rows.append({"id": (r["tenant_id"], r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])),
-                     "leaf": leaf(r), "proven": False})
+    if events_format == "csv":
+        parsed = csv_rows(events)
+    else:
+        parsed = (json.loads(line) for line in events.split(b"\n") if line)
+    read = []
+    try:
+        for r in parsed:
+            r["metadata.key"], r["metadata.value"] = r["metadata_key"], r["metadata_value"]
+            read.append({"id": (r["tenant_id"], r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])),
+                         "leaf": leaf(r), "proven": False})
+    except (ValueError, KeyError) as e:
+        problems.append(["bundle", events_name, f"row {len(read)}: {e}"])
+        return done()
+    rows.extend(read)
     for line in proofs.split(b"\n"):
         if not line:
             continue
@@ -394,7 +528,7 @@ def verify_export(path, trusted):
         if not row["proven"] and i not in unsealed:
             problems.append(["unproven_row", row["id"][1], "no proof, not listed as unsealed"])
     if int(manifest["rows"]) != len(rows):
-        problems.append(["bundle", "events.ndjson", "row count differs from the manifest"])
+        problems.append(["bundle", events_name, "row count differs from the manifest"])
 
     # Files against the manifest's hashes.
     for entry in manifest["files"]:
@@ -404,7 +538,7 @@ def verify_export(path, trusted):
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             problems.append(["file_hash", entry["name"], "SHA-256 differs from the manifest"])
     listed = {e["name"] for e in manifest["files"]}
-    for name in ("events.ndjson", "proofs.ndjson", "digests.ndjson", "keys.json"):
+    for name in (events_name, "proofs.ndjson", "digests.ndjson", "keys.json"):
         if name not in listed:
             problems.append(["bundle", "manifest.json", "does not list " + name])
     return done()

@@ -166,7 +166,7 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
     let mut events = events;
     events[1] = with(
         events[1].clone(),
-        json!({"actor": {"id": "=HYPERLINK(\"http://evil.example\",\"x\")"}, "resource": {"type": "@SUM(1+1)", "id": "-2+3"}, "action": "+cmd"}),
+        json!({"actor": {"id": "=HYPERLINK(\"http://evil.example\",\"x\")"}, "resource": {"type": "@SUM(1+1)", "id": "-2+3"}, "action": "+cmd", "request_id": "'already quoted"}),
     );
     keep_duplicates(&server).await;
     seed_direct(&server, &events).await;
@@ -238,7 +238,8 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             body.contains(r#"'comma, ""quote"" and\nnewline'"#),
             "CSV quoting"
         );
-        // Formulas are neutralised in CSV.
+        // Formulas are neutralised in CSV, and a leading quote doubled,
+        // so that removing one leading `'` gives back the stored text.
         {
             let first = rows.iter().find(|r| r[0] == "x-1").expect("x-1 exported");
             let column = |name: &str| {
@@ -252,6 +253,7 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
             assert_eq!(column("resource_type"), "'@SUM(1+1)");
             assert_eq!(column("resource_id"), "'-2+3");
             assert_eq!(column("action"), "'+cmd");
+            assert_eq!(column("request_id"), "''already quoted");
             assert_eq!(column("outcome"), "failure");
         }
 
@@ -284,6 +286,7 @@ async fn export_holds_exactly_what_a_direct_query_finds() {
                 "=HYPERLINK(\"http://evil.example\",\"x\")"
             );
             assert_eq!(first["action"], "+cmd");
+            assert_eq!(first["request_id"], "'already quoted");
         }
     }
 

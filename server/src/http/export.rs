@@ -86,7 +86,7 @@ pub fn export_router(
         ("from" = Option<String>, Query, description = "Start (RFC 3339), with `to`, instead of `range`"),
         ("to" = Option<String>, Query, description = "End (RFC 3339)"),
         ("progress" = Option<String>, Query, description = "A token under which the console follows the download's progress"),
-        ("proofs" = Option<bool>, Query, description = "`true`: download a ZIP bundle that verifies offline (`attest verify FILE`): the rows as `events.ndjson`, each sealed row's inclusion proof, the digests and keys they need, and a manifest signed with the current integrity key (docs/INTEGRITY.md, section 10). NDJSON only for now."),
+        ("proofs" = Option<bool>, Query, description = "`true`: download a ZIP bundle that verifies offline (`attest verify FILE`): the rows exactly as the plain export of `format` gives them (`events.csv` or `events.ndjson`; the manifest's `events_format` says which), each sealed row's inclusion proof, the digests and keys they need, and a manifest signed with the current integrity key (docs/INTEGRITY.md, section 10). In CSV a text cell starting with `'` had one `'` added against spreadsheet formulas: a verifier removes it (section 10)."),
     ),
     responses(
         (status = 200, description = "The rows, streamed; with `proofs=true`, the bundle", content(
@@ -159,9 +159,6 @@ async fn export_response(
         Some("true") => true,
         Some(_) => return bad_request("proofs must be true or false"),
     };
-    if with_proofs && format != ExportFormat::Ndjson {
-        return bad_request("proofs=true needs format=ndjson: CSV bundles are not built yet");
-    }
     // The keys are read before anything starts: a bundle that could not be
     // signed at its end must not begin.
     let signer = if with_proofs {
@@ -209,6 +206,7 @@ async fn export_response(
             match signer {
                 Some(signer) => {
                     let meta = BundleMeta {
+                        format,
                         created_at: now_ms,
                         viewer: viewer.name.clone(),
                         query: ExportQuery {

@@ -1,21 +1,22 @@
 //! Builds an export bundle (docs/INTEGRITY.md, section 10) while it is
-//! downloaded: the events file streams through from ClickHouse as in a
-//! plain export; only a small locator per row is kept (tenant, event id,
-//! topic, partition, offset). Then, chain by chain, the digests covering
+//! downloaded: the events file (NDJSON or CSV) streams through from
+//! ClickHouse as in a plain export, read back record by record as a
+//! verifier reads it; only a small locator per row is kept (tenant, event
+//! id, topic, partition, offset). Then, chain by chain, the digests covering
 //! those rows are read, and for each digest its leaves and tree are held
 //! just long enough to write the proofs of the rows under it.
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use serde::Deserialize;
 
 use super::digest::Digest;
 use super::encoding::{hex, unhex};
+use super::export_rows::{RecordSplitter, RowReader};
 use super::export_zip::{ZipError, ZipWriter};
 use super::keys::{KeyRing, SigningKey};
 use super::proof::*;
-use crate::store::{ExportStream, Store};
+use crate::store::{ExportFormat, ExportStream, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -33,6 +34,8 @@ pub enum BundleError {
 
 /// What the manifest says about the export besides its files.
 pub struct BundleMeta {
+    /// The events file's format.
+    pub format: ExportFormat,
     pub created_at: i64,
     pub viewer: String,
     pub query: ExportQuery,
@@ -48,16 +51,6 @@ pub struct Signer {
 
 /// Where the bundle's bytes go, as they are made.
 pub type Sink = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
-
-/// The columns of an exported row that locate its leaf.
-#[derive(Deserialize)]
-struct Locator {
-    tenant_id: String,
-    event_id: String,
-    category: String,
-    kafka_partition: i32,
-    kafka_offset: i64,
-}
 
 struct Located {
     row: u64,
@@ -90,35 +83,47 @@ pub async fn write_bundle(
     let mut zip = ZipWriter::new();
     let mut files = Vec::new();
 
-    // 1. The events, passed through; each row's locator kept.
-    zip.start(EVENTS_FILE);
+    // 1. The events, passed through; each row's locator kept. The rows are
+    // read as `attest verify` reads them, so a row the bundle could not
+    // locate is one a verifier could not read either.
+    let events_name = events_file(meta.format);
+    zip.start(events_name);
     let mut chains: BTreeMap<(String, i32), Vec<Located>> = BTreeMap::new();
     let mut rows: u64 = 0;
-    let mut partial: Vec<u8> = Vec::new();
+    let mut splitter = RecordSplitter::new(meta.format);
+    let mut reader = RowReader::new(meta.format);
+    let mut locate = |record: &[u8]| -> Result<(), BundleError> {
+        let Some(row) = reader
+            .read(record)
+            .map_err(|e| BundleError::Row(format!("row {rows}: {e}")))?
+        else {
+            return Ok(()); // CSV's header
+        };
+        chains
+            .entry((
+                format!("{}.{}", signer.topic_prefix, row.category),
+                row.kafka_partition,
+            ))
+            .or_default()
+            .push(Located {
+                row: rows,
+                tenant_id: row.tenant_id,
+                event_id: row.event_id,
+                offset: row.kafka_offset,
+                proven: false,
+            });
+        rows += 1;
+        Ok(())
+    };
     while let Some(chunk) = events.next_chunk().await? {
         on_events(&chunk);
         zip.write(&chunk);
-        partial.extend_from_slice(&chunk);
         // Chunks end on row boundaries, but nothing here relies on it.
-        let complete = partial
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
-        for line in partial[..complete]
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-        {
-            locate(line, rows, &signer.topic_prefix, &mut chains)?;
-            rows += 1;
-        }
-        partial.drain(..complete);
+        splitter.push(&chunk, &mut locate)?;
         flush(&mut zip, sink).await?;
     }
-    if !partial.is_empty() {
-        locate(&partial, rows, &signer.topic_prefix, &mut chains)?;
-        rows += 1;
-    }
-    files.push(entry(EVENTS_FILE, zip.finish()?));
+    splitter.finish(&mut locate)?;
+    files.push(entry(events_name, zip.finish()?));
 
     // 2. Proofs, chain by chain, digest by digest.
     zip.start(PROOFS_FILE);
@@ -205,6 +210,7 @@ pub async fn write_bundle(
     unsealed.sort_unstable_by_key(|u| u.row);
     let manifest = Manifest {
         format: BUNDLE_FORMAT.into(),
+        events_format: meta.format,
         created_at: meta.created_at,
         viewer: meta.viewer,
         query: meta.query,
@@ -223,27 +229,6 @@ pub async fn write_bundle(
     zip.finish()?;
     zip.end()?;
     flush(&mut zip, sink).await
-}
-
-fn locate(
-    line: &[u8],
-    row: u64,
-    prefix: &str,
-    chains: &mut BTreeMap<(String, i32), Vec<Located>>,
-) -> Result<(), BundleError> {
-    let l: Locator =
-        serde_json::from_slice(line).map_err(|e| BundleError::Row(format!("row {row}: {e}")))?;
-    chains
-        .entry((format!("{prefix}.{}", l.category), l.kafka_partition))
-        .or_default()
-        .push(Located {
-            row,
-            tenant_id: l.tenant_id,
-            event_id: l.event_id,
-            offset: l.kafka_offset,
-            proven: false,
-        });
-    Ok(())
 }
 
 fn entry(name: &str, written: super::export_zip::Written) -> FileEntry {

@@ -10,12 +10,13 @@ use serde::Serialize;
 
 use super::digest::{Digest, DigestProblem};
 use super::encoding::{hex, unhex};
+use super::export_rows::{records, RowReader};
 use super::export_zip::read_entries;
 use super::keys::KeyRing;
 use super::leaf::Sealed;
 use super::merkle::{root_from_proof, Hash};
 use super::proof::*;
-use crate::store::EventRow;
+use crate::store::ExportFormat;
 use sha2::{Digest as _, Sha256};
 
 /// One thing wrong with a bundle.
@@ -192,10 +193,18 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     check_chains(&order, &digests, report);
 
     // 3. Rows: each leaf recomputed, each proof up to its digest's root.
+    // The events file is read as the bundle's maker read it (CSV's header
+    // is no row, its text cells lose the `'` added against formulas).
+    let events_name = events_file(manifest.events_format);
     let mut rows = Vec::new();
-    for (n, line) in lines(file(EVENTS_FILE)?) {
-        let row: EventRow = serde_json::from_slice(line)
-            .map_err(|e| fatal(EVENTS_FILE, format!("row {n}: {e}")))?;
+    let mut reader = RowReader::new(manifest.events_format);
+    for record in records(file(events_name)?, manifest.events_format) {
+        let n = rows.len();
+        let row = match reader.read(record) {
+            Ok(Some(row)) => row,
+            Ok(None) => continue,
+            Err(e) => return Err(fatal(events_name, format!("row {n}: {e}"))),
+        };
         rows.push(RowSeen {
             leaf: Sealed::from(&row).leaf(),
             tenant_id: row.tenant_id,
@@ -229,7 +238,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     }
     if manifest.rows != report.rows {
         report.problems.push(bundle(
-            EVENTS_FILE,
+            events_name,
             format!(
                 "holds {} rows, the manifest says {}",
                 report.rows, manifest.rows
@@ -248,7 +257,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
             });
         }
     }
-    for name in [EVENTS_FILE, PROOFS_FILE, DIGESTS_FILE, KEYS_FILE] {
+    for name in [events_name, PROOFS_FILE, DIGESTS_FILE, KEYS_FILE] {
         if !manifest.files.iter().any(|f| f.name == name) {
             report
                 .problems
@@ -264,9 +273,7 @@ fn describe(problem: &DigestProblem) -> String {
 
 /// Non-empty lines with their number from 0.
 fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    data.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
+    records(data, ExportFormat::Ndjson).enumerate()
 }
 
 /// Within each chain of the bundle, every digest but the earliest names a
@@ -393,10 +400,12 @@ fn check_proof(
 mod tests {
     use super::*;
     use crate::integrity::digest::{Unsigned, GENESIS};
+    use crate::integrity::export_rows::tests::{csv_like_clickhouse, tricky_row};
     use crate::integrity::export_zip::ZipWriter;
     use crate::integrity::keys::tests::ring_with_one_key;
     use crate::integrity::keys::SigningKey;
     use crate::integrity::proof::Tree;
+    use crate::store::EventRow;
 
     const TOPIC: &str = "p.authentication";
 
@@ -413,23 +422,47 @@ mod tests {
         .to_string()
     }
 
+    /// 7 rows as an events file: NDJSON of [`row`], or the CSV export of
+    /// [`tricky_row`]s.
+    fn events(format: ExportFormat) -> (Vec<EventRow>, String) {
+        match format {
+            ExportFormat::Ndjson => {
+                let lines: Vec<String> = (0..7).map(row).collect();
+                let rows = lines
+                    .iter()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                (rows, lines.iter().map(|l| format!("{l}\n")).collect())
+            }
+            ExportFormat::Csv => {
+                let rows: Vec<EventRow> = (0..7).map(tricky_row).collect();
+                let text = csv_like_clickhouse(&rows);
+                (rows, text)
+            }
+        }
+    }
+
     /// A bundle of 7 rows under two chained digests, built by hand.
-    fn bundle(key: &SigningKey, ring: &KeyRing, edit: impl Fn(&str, String) -> String) -> Vec<u8> {
-        let rows: Vec<String> = (0..7).map(row).collect();
-        let leaves: Vec<Hash> = rows
-            .iter()
-            .map(|r| Sealed::from(&serde_json::from_str::<EventRow>(r).unwrap()).leaf())
-            .collect();
+    fn bundle(
+        format: ExportFormat,
+        key: &SigningKey,
+        ring: &KeyRing,
+        edit: impl Fn(&str, String) -> String,
+    ) -> Vec<u8> {
+        let (rows, events_text) = events(format);
+        let leaves: Vec<Hash> = rows.iter().map(|r| Sealed::from(r).leaf()).collect();
         let mut digests = Vec::new();
         let mut proofs = String::new();
         let mut prev = GENESIS.to_owned();
+        let first_offset = rows[0].kafka_offset;
+        let partition = rows[0].kafka_partition;
         for (start, end) in [(0usize, 3usize), (3, 7)] {
             let tree = Tree::new(leaves[start..end].to_vec());
             let d = Unsigned {
                 topic: TOPIC,
-                partition: 0,
-                first_offset: 10 + start as i64,
-                last_offset: 9 + end as i64,
+                partition,
+                first_offset: first_offset + start as i64,
+                last_offset: first_offset + end as i64 - 1,
                 row_count: (end - start) as u64,
                 root: tree.root().unwrap(),
                 prev_hash: &prev,
@@ -439,11 +472,11 @@ mod tests {
             for (i, leaf) in leaves.iter().enumerate().take(end).skip(start) {
                 let line = ProofLine {
                     row: i as u64,
-                    tenant_id: "acme".into(),
-                    event_id: format!("e{i}"),
+                    tenant_id: rows[i].tenant_id.clone(),
+                    event_id: rows[i].event_id.clone(),
                     topic: TOPIC.into(),
-                    kafka_partition: 0,
-                    kafka_offset: 10 + i as i64,
+                    kafka_partition: partition,
+                    kafka_offset: rows[i].kafka_offset,
                     digest_hash: d.digest_hash.clone(),
                     leaf: hex(leaf),
                     leaf_index: (i - start) as u64,
@@ -462,10 +495,7 @@ mod tests {
             digests.push(d);
         }
         let files = [
-            (
-                EVENTS_FILE,
-                rows.iter().map(|r| format!("{r}\n")).collect::<String>(),
-            ),
+            (events_file(format), events_text),
             (PROOFS_FILE, proofs),
             (
                 DIGESTS_FILE,
@@ -478,6 +508,7 @@ mod tests {
         ];
         let manifest = Manifest {
             format: BUNDLE_FORMAT.into(),
+            events_format: format,
             created_at: 1_800_000_000_500,
             viewer: "auditor".into(),
             query: ExportQuery {
@@ -523,38 +554,53 @@ mod tests {
             .map(|p| (p.kind().0, p.kind().1.to_owned()))
     }
 
+    /// `edit` applied to the events file only.
+    fn events_edit(
+        format: ExportFormat,
+        change: impl Fn(String) -> String,
+    ) -> impl Fn(&str, String) -> String {
+        move |name, text| {
+            if name == events_file(format) {
+                change(text)
+            } else {
+                text
+            }
+        }
+    }
+
     #[test]
     fn a_whole_bundle_verifies_and_each_change_is_named_first() {
+        let ndjson = ExportFormat::Ndjson;
         let (ring, key, _dir) = ring_with_one_key();
-        let clean = verify(&bundle(&key, &ring, |_, t| t), Some(&ring));
+        let clean = verify(&bundle(ndjson, &key, &ring, |_, t| t), Some(&ring));
         assert!(clean.problems.is_empty(), "{:?}", clean.problems);
         assert_eq!((clean.rows, clean.proven_rows, clean.digests), (7, 7, 2));
 
-        let altered = bundle(&key, &ring, |name, t| {
-            if name == EVENTS_FILE {
+        let altered = bundle(
+            ndjson,
+            &key,
+            &ring,
+            events_edit(ndjson, |t| {
                 t.replacen("\"actor_id\":\"alice\"", "\"actor_id\":\"mallory\"", 1)
-            } else {
-                t
-            }
-        });
+            }),
+        );
         assert_eq!(
             first(&verify(&altered, Some(&ring))),
             Some(("event_altered", "e0".into()))
         );
 
-        let not_covered = bundle(&key, &ring, |name, t| {
-            if name == EVENTS_FILE {
-                t.replacen("1970", "1971", 1)
-            } else {
-                t
-            }
-        });
+        let not_covered = bundle(
+            ndjson,
+            &key,
+            &ring,
+            events_edit(ndjson, |t| t.replacen("1970", "1971", 1)),
+        );
         assert_eq!(
             first(&verify(&not_covered, Some(&ring))),
-            Some(("file_hash", EVENTS_FILE.into()))
+            Some(("file_hash", EVENTS_NDJSON.into()))
         );
 
-        let dropped = bundle(&key, &ring, |name, t| {
+        let dropped = bundle(ndjson, &key, &ring, |name, t| {
             if name == DIGESTS_FILE {
                 t.lines().take(1).map(|l| format!("{l}\n")).collect()
             } else {
@@ -565,11 +611,77 @@ mod tests {
         assert_eq!(first(&report).map(|f| f.0), Some("missing_digest"));
 
         let (other, _, _other_dir) = ring_with_one_key();
-        let wrong = verify(&bundle(&key, &ring, |_, t| t), Some(&other));
+        let wrong = verify(&bundle(ndjson, &key, &ring, |_, t| t), Some(&other));
         assert_eq!(
             first(&wrong),
             Some(("manifest_signature", key.id().to_owned()))
         );
         assert!(wrong.problems.iter().any(|p| p.kind().0 == "bad_digest"));
+    }
+
+    #[test]
+    fn a_csv_bundle_verifies_and_a_changed_cell_names_its_event() {
+        let csv = ExportFormat::Csv;
+        let (ring, key, _dir) = ring_with_one_key();
+        let clean = verify(&bundle(csv, &key, &ring, |_, t| t), Some(&ring));
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        assert_eq!((clean.rows, clean.proven_rows, clean.digests), (7, 7, 2));
+
+        // The fourth row's actor (each row has one such cell).
+        let altered = bundle(
+            csv,
+            &key,
+            &ring,
+            events_edit(csv, |t| {
+                let (at, _) = t.match_indices("'=HYPERLINK").nth(3).unwrap();
+                format!("{}'=HYPERLINQ{}", &t[..at], &t[at + 11..])
+            }),
+        );
+        assert_eq!(
+            first(&verify(&altered, Some(&ring))),
+            Some(("event_altered", "-e3".into()))
+        );
+
+        // Taking off the `'` the export added changes the value read back.
+        let unquoted = bundle(
+            csv,
+            &key,
+            &ring,
+            events_edit(csv, |t| t.replacen("\"''=already", "\"'=already", 1)),
+        );
+        assert_eq!(
+            first(&verify(&unquoted, Some(&ring))),
+            Some(("event_altered", "-e0".into()))
+        );
+
+        // A cell that no longer reads is named with its row and file.
+        let unreadable = bundle(
+            csv,
+            &key,
+            &ring,
+            events_edit(csv, |t| t.replacen("['k\\'1'", "['k\\q1'", 1)),
+        );
+        let report = verify(&unreadable, Some(&ring));
+        assert_eq!(first(&report), Some(("bundle", EVENTS_CSV.into())));
+        assert!(
+            report.problems[0]
+                .to_string()
+                .contains("row 0: column metadata_key"),
+            "{}",
+            report.problems[0]
+        );
+
+        // The manifest says CSV: an NDJSON file of that name is no CSV.
+        let swapped = bundle(csv, &key, &ring, |name, t| {
+            if name == EVENTS_CSV {
+                events(ExportFormat::Ndjson).1
+            } else {
+                t
+            }
+        });
+        assert_eq!(
+            first(&verify(&swapped, Some(&ring))).map(|f| f.0),
+            Some("bundle")
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod encoding;
 pub mod event_seal;
 pub mod export_bundle;
+pub mod export_rows;
 pub mod export_verify;
 pub mod export_zip;
 pub mod job;

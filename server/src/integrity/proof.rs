@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::encoding::{hex, unhex, Fields};
 use super::keys::{KeyRing, SigningKey};
 use super::merkle::Hash;
+use crate::store::ExportFormat;
 use sha2::{Digest as _, Sha256};
 
 /// Names the format inside what is signed, so a manifest signature can
@@ -15,12 +16,27 @@ use sha2::{Digest as _, Sha256};
 pub const MANIFEST_FORMAT: &str = "attest-manifest-v1";
 pub const BUNDLE_FORMAT: &str = "attest-export-v1";
 
-pub const EVENTS_FILE: &str = "events.ndjson";
+pub const EVENTS_NDJSON: &str = "events.ndjson";
+pub const EVENTS_CSV: &str = "events.csv";
 pub const PROOFS_FILE: &str = "proofs.ndjson";
 pub const DIGESTS_FILE: &str = "digests.ndjson";
 pub const KEYS_FILE: &str = "keys.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SIGNATURE_FILE: &str = "manifest.sig";
+
+/// The bundle's events file: the export as a plain download of that
+/// format gives it.
+pub fn events_file(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Ndjson => EVENTS_NDJSON,
+        ExportFormat::Csv => EVENTS_CSV,
+    }
+}
+
+/// Bundles made before CSV bundles existed say nothing: NDJSON.
+fn ndjson() -> ExportFormat {
+    ExportFormat::Ndjson
+}
 
 /// Every level of an RFC 6962 tree, bottom up. Building the levels pairwise
 /// and carrying an unpaired last node up unchanged gives the same tree as
@@ -89,7 +105,8 @@ fn unreachable_pair() -> Hash {
 /// One line of `proofs.ndjson`: the inclusion proof of one exported row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofLine {
-    /// The row's line number in the events file, from 0.
+    /// The row's number in the events file, from 0: its line in NDJSON,
+    /// its record after the header in CSV.
     pub row: u64,
     pub tenant_id: String,
     pub event_id: String,
@@ -138,6 +155,9 @@ pub struct ExportQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
+    /// The events file's format, and so its name ([`events_file`]).
+    #[serde(default = "ndjson")]
+    pub events_format: ExportFormat,
     /// Epoch milliseconds.
     pub created_at: i64,
     pub viewer: String,

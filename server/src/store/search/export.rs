@@ -10,7 +10,10 @@ use super::sql::{self, Filter};
 use super::{bind_all, Plan};
 use crate::store::Store;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Also the `events_format` of an export bundle's manifest
+/// (docs/INTEGRITY.md, section 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     Csv,
     Ndjson,

@@ -236,49 +236,72 @@ pub(crate) fn detail_sql() -> String {
 const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'UTC')), '.', \
      substring(toString(1000 + occurred_at % 1000), 2, 3))";
 
+/// What a column of an export holds, which decides how CSV writes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    /// A string: CSV quotes it and neutralises formulas ([`csv_export_sql`]).
+    Text,
+    /// An integer: written as decimal digits, unquoted.
+    Number,
+    /// `Array(String)`: one quoted CSV field holding the array literal.
+    Array,
+}
+
 /// The columns of an export, in file order: the name in the file, what it
-/// is read from, and whether it is text the sending service chose (and so
-/// may start with anything) rather than a number, an enum or an array.
-const EXPORT_COLUMNS: [(&str, &str, bool); 22] = [
-    ("event_id", "event_id", true),
-    ("tenant_id", "tenant_id", true),
-    ("occurred_at", "occurred_at", false),
-    ("occurred_at_utc", UTC_TEXT, false),
-    ("received_at", "received_at", false),
-    ("category", "category", false),
-    ("action", "action", true),
-    ("outcome", "outcome", false),
-    ("actor_id", "actor_id", true),
-    ("actor_type", "actor_type", true),
-    ("actor_ip", "actor_ip", true),
-    ("actor_user_agent", "actor_user_agent", true),
-    ("resource_type", "resource_type", true),
-    ("resource_id", "resource_id", true),
-    ("source_service", "source_service", true),
-    ("request_id", "request_id", true),
-    ("metadata_key", "metadata.key", false),
-    ("metadata_value", "metadata.value", false),
-    ("schema_id", "schema_id", false),
-    ("kafka_partition", "kafka_partition", false),
-    ("kafka_offset", "kafka_offset", false),
-    ("content_hash", "content_hash", false),
+/// is read from, and what it holds.
+const EXPORT_COLUMNS: [(&str, &str, Cell); 22] = [
+    ("event_id", "event_id", Cell::Text),
+    ("tenant_id", "tenant_id", Cell::Text),
+    ("occurred_at", "occurred_at", Cell::Number),
+    ("occurred_at_utc", UTC_TEXT, Cell::Text),
+    ("received_at", "received_at", Cell::Number),
+    ("category", "category", Cell::Text),
+    ("action", "action", Cell::Text),
+    ("outcome", "outcome", Cell::Text),
+    ("actor_id", "actor_id", Cell::Text),
+    ("actor_type", "actor_type", Cell::Text),
+    ("actor_ip", "actor_ip", Cell::Text),
+    ("actor_user_agent", "actor_user_agent", Cell::Text),
+    ("resource_type", "resource_type", Cell::Text),
+    ("resource_id", "resource_id", Cell::Text),
+    ("source_service", "source_service", Cell::Text),
+    ("request_id", "request_id", Cell::Text),
+    ("metadata_key", "metadata.key", Cell::Array),
+    ("metadata_value", "metadata.value", Cell::Array),
+    ("schema_id", "schema_id", Cell::Number),
+    ("kafka_partition", "kafka_partition", Cell::Number),
+    ("kafka_offset", "kafka_offset", Cell::Number),
+    ("content_hash", "content_hash", Cell::Text),
 ];
 
-/// [`export_sql`] for CSV: a text cell a spreadsheet would run as a formula
-/// (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading
-/// `'`, as OWASP advises for CSV files. An audit export is opened in
-/// spreadsheets, and a sending service's text must not run there. The
-/// neutralising is done outside the inner query so ordering and
+/// [`export_sql`] for CSV, with formulas neutralised reversibly.
+///
+/// Spreadsheets run a cell starting with `=`, `+`, `-`, `@`, tab or
+/// carriage return as a formula, and an audit export is opened in
+/// spreadsheets while its text comes from the sending services (or from
+/// whoever could write to ClickHouse: hence every text column, even those
+/// Attest validates to a fixed vocabulary). So, as OWASP advises for CSV
+/// files, such a cell gets a leading `'`, which makes it text.
+///
+/// A cell that already starts with `'` gets one too: otherwise a stored
+/// `'=x` and a neutralised `=x` would both read `'=x`, and the exact value
+/// could not be recovered (the export bundle's verifier recomputes each
+/// row's hash from the file, docs/INTEGRITY.md section 10). The rule for
+/// reading back is then one: a text cell starting with `'` had one `'`
+/// added; remove it. Numbers and the metadata arrays (which start with
+/// `[`) are never touched.
+///
+/// The neutralising is done outside the inner query so ordering and
 /// de-duplication see the stored values; NDJSON keeps them exact.
 pub(crate) fn csv_export_sql(filter: &str) -> String {
     let columns: Vec<String> = EXPORT_COLUMNS
         .iter()
-        .map(|(name, _, text)| {
-            if *text {
+        .map(|(name, _, cell)| {
+            if *cell == Cell::Text {
                 // The quote is written `\x27`: the client crate rewrites
                 // the `\'` escape before the text reaches ClickHouse.
                 format!(
-                    "if(substring({name}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r'), \
+                    "if(substring({name}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r', '\\x27'), \
                      concat('\\x27', {name}), {name}) AS {name}"
                 )
             } else {
@@ -468,6 +491,22 @@ mod tests {
         for sql in [page_sql("1"), export_sql("1"), facets, count_sql("1")] {
             assert!(!sql.contains("BY event_id") && !sql.contains("BY tenant_id, event_id L"));
         }
+    }
+
+    /// Every text column, and only those, is neutralised in CSV, with `'`
+    /// among the characters that get one more `'` (so it can be undone).
+    #[test]
+    fn csv_neutralises_every_text_column_reversibly() {
+        let sql = csv_export_sql("1");
+        let (outer, _) = sql.split_once(" FROM (").unwrap();
+        for (name, _, cell) in EXPORT_COLUMNS {
+            let neutralised = outer.contains(&format!(
+                "if(substring({name}, 1, 1) IN ('=', '+', '-', '@', '\\t', '\\r', '\\x27'), \
+                 concat('\\x27', {name}), {name}) AS {name}"
+            ));
+            assert_eq!(neutralised, cell == Cell::Text, "{name}");
+        }
+        assert!(outer.contains(", metadata_key, metadata_value, schema_id, kafka_partition,"));
     }
 
     #[test]
