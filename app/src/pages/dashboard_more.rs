@@ -24,7 +24,10 @@ type Answer = Resource<Result<PanelData, SearchError>>;
 /// services' text.
 pub(crate) fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
     let cell = |text: &str| {
-        let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+        // As the Search export does (docs/SEARCH.md): a cell that already
+        // starts with `'` gets one more, so removing one leading `'` always
+        // gives the value back.
+        let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']);
         let text = if risky {
             format!("'{text}")
         } else {
@@ -615,11 +618,12 @@ mod tests {
             &[
                 vec!["=cmd|' /C calc'!A0".into(), "3".into()],
                 vec!["o\"brien".into(), "1".into()],
+                vec!["'quoted".into(), "2".into()],
             ],
         );
         assert_eq!(
             file,
-            "\"actor\",\"events\"\r\n\"'=cmd|' /C calc'!A0\",\"3\"\r\n\"o\"\"brien\",\"1\"\r\n"
+            "\"actor\",\"events\"\r\n\"'=cmd|' /C calc'!A0\",\"3\"\r\n\"o\"\"brien\",\"1\"\r\n\"''quoted\",\"2\"\r\n"
         );
     }
 }

@@ -467,9 +467,13 @@ fn ExportLinks(params: Memo<SearchParams>) -> impl IntoView {
         <div class="export" role="group" aria-label="Export">
             <a class="button" download="" href=move || href("csv", false) on:click=follow data-testid="export-csv">"Export CSV"</a>
             <a class="button" download="" href=move || href("ndjson", false) on:click=follow data-testid="export-ndjson">"Export NDJSON"</a>
+            <a class="button" download="" href=move || href("csv", true) on:click=follow data-testid="export-csv-proofs"
+                title="A ZIP of the CSV export with each row's inclusion proof, the signed digests and keys, and a signed manifest: `attest verify` checks it offline">
+                "CSV with proofs"
+            </a>
             <a class="button" download="" href=move || href("ndjson", true) on:click=follow data-testid="export-proofs"
                 title="A ZIP of the NDJSON export with each row's inclusion proof, the signed digests and keys, and a signed manifest: `attest verify` checks it offline">
-                "Export with proofs"
+                "NDJSON with proofs"
             </a>
             {move || status.get().map(|s| {
                 let failed = s.state == crate::export_progress::ExportState::Failed;
