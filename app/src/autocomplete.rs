@@ -361,7 +361,11 @@ mod tests {
             texts(&found),
             ["metadata.ticket", "metadata.tier", "action"]
         );
-        let found = rank("metadata.", &candidates(&field_word("metadata."), known), SHOWN);
+        let found = rank(
+            "metadata.",
+            &candidates(&field_word("metadata."), known),
+            SHOWN,
+        );
         assert_eq!(
             texts(&found),
             [
@@ -433,10 +437,7 @@ mod tests {
         let found = rank("SEC", &candidates(&word, known), SHOWN);
         // The key is case-sensitive, the prefix is not.
         assert_eq!(texts(&found), ["SEC-12", "SEC-1"]);
-        assert_eq!(
-            accept(q, &word, "SEC-12").0,
-            "METADATA.ticket:SEC-12 "
-        );
+        assert_eq!(accept(q, &word, "SEC-12").0, "METADATA.ticket:SEC-12 ");
         // No facet opened for the key: nothing to suggest.
         let word = field_word("metadata.region:e");
         assert!(candidates(&word, known).is_empty());

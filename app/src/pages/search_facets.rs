@@ -186,7 +186,8 @@ fn MetadataFacet(key: MetadataKey, params: SearchParams, snapshot_ms: i64) -> im
         }
     };
     let label = field.clone();
-    let body = move || match values.get() {
+    let body = move || {
+        match values.get() {
         None => view! { <p class="muted">"Counting…"</p> }.into_any(),
         Some(Ok(found)) => view! {
             <FacetValues field=field.clone() label=label.clone() values=found params=params.clone()/>
@@ -196,6 +197,7 @@ fn MetadataFacet(key: MetadataKey, params: SearchParams, snapshot_ms: i64) -> im
             view! { <p class="query-error" role="alert">{super::search::error_text(&error)}</p> }
                 .into_any()
         }
+    }
     };
     view! {
         <details class="metadata-facet" data-facet=format!("{METADATA_PREFIX}{}", key.key)

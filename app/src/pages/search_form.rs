@@ -149,7 +149,9 @@ pub fn QueryForm(
                 WordKind::Field { typed } | WordKind::Value { typed, .. } => typed.clone(),
             };
             let facets = values.and_then(|v| v.facets.get_untracked());
-            let opened = values.map(|v| v.metadata.get_untracked()).unwrap_or_default();
+            let opened = values
+                .map(|v| v.metadata.get_untracked())
+                .unwrap_or_default();
             let tenant = params.get_untracked().tenant;
             let recent_keys = recent.with_untracked(|r| match r {
                 Some((asked, keys)) if *asked == tenant => keys.clone(),

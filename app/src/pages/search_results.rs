@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use crate::pages::search_form::SuggestionValues;
 use crate::pages::search_zone::shown_zone;
 use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
-use crate::pages::search_form::SuggestionValues;
 use crate::search_state::{
     metadata_keys, toggle_column, Column, SearchParams, MAX_METADATA_COLUMNS,
 };

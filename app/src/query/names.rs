@@ -211,7 +211,10 @@ mod tests {
         }
         for key in ["", "a'b", "ké", "k*", "a b", "k/v"] {
             assert!(!is_metadata_key(key), "{key}");
-            assert!(crate::query::parse(&format!("metadata.{key}:v")).is_err(), "{key}");
+            assert!(
+                crate::query::parse(&format!("metadata.{key}:v")).is_err(),
+                "{key}"
+            );
             assert_eq!(metadata_key_of(&format!("metadata.{key}")), None);
         }
         assert_eq!(metadata_key_of("metadata"), None);

@@ -284,7 +284,10 @@ mod tests {
             .collect();
         let parsed = parse_columns(Some(&many.join(",")));
         assert_eq!(parsed.len(), MAX_METADATA_COLUMNS);
-        assert_eq!(parsed.last(), Some(&meta(&format!("k{}", MAX_METADATA_COLUMNS - 1))));
+        assert_eq!(
+            parsed.last(),
+            Some(&meta(&format!("k{}", MAX_METADATA_COLUMNS - 1)))
+        );
     }
 
     #[test]

@@ -471,7 +471,9 @@ mod tests {
                 .to_vec(),
         };
         assert_eq!(metadata_columns(&query), ["ticket", "Region"]);
-        query.metadata_keys = (0..MAX_METADATA_COLUMNS + 3).map(|n| format!("k{n}")).collect();
+        query.metadata_keys = (0..MAX_METADATA_COLUMNS + 3)
+            .map(|n| format!("k{n}"))
+            .collect();
         assert_eq!(metadata_columns(&query).len(), MAX_METADATA_COLUMNS);
     }
 

@@ -88,8 +88,11 @@ const RECENT_KEYS_ENTRIES: usize = 256;
 /// viewer's answer never reaches a viewer of other tenants.
 #[derive(Default)]
 pub struct RecentKeys {
-    entries: Mutex<HashMap<Vec<String>, (Instant, Vec<MetadataKey>)>>,
+    entries: Mutex<HashMap<Vec<String>, Remembered>>,
 }
+
+/// When the keys of one set of tenants were read, and the keys.
+type Remembered = (Instant, Vec<MetadataKey>);
 
 impl RecentKeys {
     /// The keys remembered for exactly `tenants`, if still fresh at `now`.
