@@ -214,10 +214,10 @@ async fn metadata_facets_are_exact_under_a_duplicated_delivery() {
         .find(|h| h.event_id == "meta-0")
         .expect("meta-0 in the tail");
     assert_eq!(tailed.metadata, by_id("meta-0"));
-    assert!(batch
-        .hits
+    assert!(batch.hits.iter().all(|h| h
+        .metadata
         .iter()
-        .all(|h| h.metadata.iter().all(|(k, _)| k == "ticket" || k == "region")));
+        .all(|(k, _)| k == "ticket" || k == "region")));
 
     // Through the server function, as the page asks: `cols` as in the URL.
     let (status, answer) = server_fn(
@@ -252,6 +252,61 @@ async fn metadata_facets_are_exact_under_a_duplicated_delivery() {
     .await;
     assert_eq!(status, 400, "{answer}");
     assert!(answer.to_string().contains("key:"), "{answer}");
+    // The page as the server renders it: the metadata column with each
+    // event's value, and the metadata keys among the facets.
+    let html = server
+        .http
+        .get(format!(
+            "{}/search?tenant=acme&cols=time,metadata.ticket",
+            server.base_url
+        ))
+        .send()
+        .await
+        .expect("attest reachable")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        html.contains("<th scope=\"col\">metadata.ticket</th>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("data-metadata-key=\"ticket\"").count(), 7);
+    assert!(html.contains(">SEC-4</td>"), "{html}");
+    assert!(html.contains("data-testid=\"metadata-facets\""), "{html}");
+    assert!(html.contains("data-facet=\"metadata.ticket\""), "{html}");
+    // The column chooser: the column shown, and the search's other keys.
+    assert!(html.contains("id=\"col-metadata.ticket\""), "{html}");
+    assert!(html.contains("id=\"col-metadata.region\""), "{html}");
+
+    // Hostile values: a 400 naming what is wrong, or nothing extra; never
+    // a 500.
+    let (status, answer) = server_fn(
+        &server,
+        "search/metadata_values",
+        &[("key", "ticket".into()), ("snapshot", i64::MIN.to_string())],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server_fn(
+        &server,
+        "search/metadata_values",
+        &[("key", "ticket') OR 1=1 --".into())],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server_fn(
+        &server,
+        "search/page",
+        &[
+            ("tenant", "acme".into()),
+            ("cols", "metadata.x') OR 1=1 --,metadata.ticket'".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let hits = answer["hits"].as_array().expect("hits");
+    assert_eq!(hits.len(), 7);
+    assert!(hits.iter().all(|h| h["metadata"] == json!([])), "{answer}");
 
     server.stop().await;
 }
