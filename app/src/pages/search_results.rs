@@ -260,17 +260,20 @@ fn ColumnChooser(params: SearchParams) -> impl IntoView {
             navigate(&target, Default::default());
         }
     };
+    // At the most metadata columns, another one cannot be added.
+    let full = metadata_keys(&params.columns).len() >= MAX_METADATA_COLUMNS;
     let checkbox = {
         let params = params.clone();
         let show = show.clone();
         move |column: Column| {
             let shown = params.columns.contains(&column);
+            let disabled = full && !shown && column.metadata_key().is_some();
             let id = format!("col-{}", column.key());
             let label = column.label().into_owned();
             let show = show.clone();
             view! {
                 <li>
-                    <input type="checkbox" id=id.clone() checked=shown
+                    <input type="checkbox" id=id.clone() checked=shown disabled=disabled
                         on:change=move |_| show(&column)/>
                     <label for=id>{label}</label>
                 </li>
@@ -301,7 +304,6 @@ fn ColumnChooser(params: SearchParams) -> impl IntoView {
     };
     let typed = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
-    let full = shown_keys.len() >= MAX_METADATA_COLUMNS;
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let key = typed.get_untracked().trim().to_string();
@@ -319,9 +321,7 @@ fn ColumnChooser(params: SearchParams) -> impl IntoView {
                     show(&column);
                 }
             }
-            None => problem.set(Some(
-                "a metadata key has only letters, digits, _ . and -".to_string(),
-            )),
+            None => problem.set(Some(crate::query::METADATA_KEY_RULE.to_string())),
         }
     };
     view! {

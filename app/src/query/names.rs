@@ -45,6 +45,10 @@ pub fn is_metadata_key(key: &str) -> bool {
     !key.is_empty() && key.chars().all(metadata_key_char)
 }
 
+/// What [`is_metadata_key`] asks, in words, for every message that
+/// refuses a key.
+pub const METADATA_KEY_RULE: &str = "metadata keys may only contain letters, digits, _ . and -";
+
 fn metadata_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
@@ -90,11 +94,8 @@ pub(super) fn resolve(name: &str, pos: usize) -> Result<Resolved, ParseError> {
                 .with_hint("write metadata.<key>:value, e.g. metadata.region:eu-west-1"));
         }
         if let Some(bad) = key.chars().position(|c| !metadata_key_char(c)) {
-            return Err(ParseError::new(
-                key_pos + bad,
-                "metadata keys may only contain letters, digits, _ . and -",
-            )
-            .with_hint("search metadata values of any key with free text"));
+            return Err(ParseError::new(key_pos + bad, METADATA_KEY_RULE)
+                .with_hint("search metadata values of any key with free text"));
         }
         return Ok(Resolved::Text(TextField::Metadata(key.to_string())));
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use app::query::is_metadata_key;
+use app::query::{is_metadata_key, METADATA_KEY_RULE};
 use app::search_model::{
     FacetValue, MetadataKey, MetadataValues, SearchQuery, FACET_VALUES, METADATA_FACET_KEYS,
     RECENT_METADATA_DAYS, RECENT_METADATA_KEYS,
@@ -158,9 +158,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<MetadataValues, ConsoleError> {
         if !is_metadata_key(key) {
-            return Err(ConsoleError::Invalid(
-                "key: a metadata key has only letters, digits, _ . and -".into(),
-            ));
+            return Err(ConsoleError::Invalid(format!("key: {METADATA_KEY_RULE}")));
         }
         let plan = Plan::new(query, now_ms)?;
         let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
