@@ -3,8 +3,83 @@
 //! the ranking is tested here and the page only wires keys and a listbox
 //! (`pages/search_form.rs`).
 
+use crate::query::{metadata_key_of, FIELDS, METADATA_PREFIX};
+use crate::search_model::{FacetField, Facets, MetadataKey, MetadataValues};
+
 /// Suggestions shown at once.
 pub const SHOWN: usize = 8;
+
+/// What the page knows to suggest beyond the contract's fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known<'a> {
+    /// The current search's facets: values per field, and its most common
+    /// metadata keys.
+    pub facets: Option<&'a Facets>,
+    /// Metadata keys seen recently in the viewer's tenants.
+    pub recent_keys: &'a [MetadataKey],
+    /// The metadata facets opened on the page, with their values.
+    pub metadata: &'a [MetadataValues],
+}
+
+/// Candidates for the word being typed: field names from the contract and
+/// `metadata.<key>` for each metadata key known (counted by events), or a
+/// field's values (the facets' counts, an opened metadata facet's, and the
+/// fixed lists).
+pub fn candidates(word: &Word, known: Known<'_>) -> Vec<Candidate> {
+    match &word.kind {
+        WordKind::Field { .. } => {
+            let mut out: Vec<Candidate> = FIELDS
+                .iter()
+                .map(|(name, _)| Candidate::new(*name, 0))
+                .collect();
+            let facet_keys = known.facets.map_or(&[][..], |f| f.metadata.as_slice());
+            out.extend(
+                facet_keys
+                    .iter()
+                    .chain(known.recent_keys)
+                    .filter(|k| crate::query::is_metadata_key(&k.key))
+                    .map(|k| Candidate::new(format!("{METADATA_PREFIX}{}", k.key), k.events)),
+            );
+            out
+        }
+        WordKind::Value { field, .. } => {
+            if let Some(key) = metadata_key_of(field) {
+                return known
+                    .metadata
+                    .iter()
+                    .filter(|m| m.key == key)
+                    .flat_map(|m| &m.values)
+                    .filter(|v| !v.value.is_empty())
+                    .map(|v| Candidate::new(v.value.clone(), v.events))
+                    .collect();
+            }
+            let name = match field.to_ascii_lowercase().as_str() {
+                "ip" => "actor.ip".to_string(),
+                "actor.id" => "actor".to_string(),
+                "service" | "source_service" => "source".to_string(),
+                other => other.to_string(),
+            };
+            let mut out: Vec<Candidate> = FacetField::from_query_field(&name)
+                .and_then(|f| known.facets?.fields.iter().find(|c| c.field == f))
+                .map(|counts| {
+                    counts
+                        .values
+                        .iter()
+                        .filter(|v| !v.value.is_empty())
+                        .map(|v| Candidate::new(v.value.clone(), v.events))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let fixed: &[&str] = match name.as_str() {
+                "category" => crate::query::CATEGORIES,
+                "outcome" => crate::query::OUTCOMES,
+                _ => &[],
+            };
+            out.extend(fixed.iter().map(|v| Candidate::new(*v, 0)));
+            out
+        }
+    }
+}
 
 /// The word being typed: where it is in the text, and whether it is a
 /// field name or the value after `field:`.
@@ -260,6 +335,113 @@ mod tests {
         // A caret past the end or inside a character is clamped.
         assert!(word_at("é", 1).is_none());
         assert!(word_at("ab", 99).is_some());
+    }
+
+    fn key(key: &str, events: u64) -> MetadataKey {
+        MetadataKey {
+            key: key.into(),
+            events,
+        }
+    }
+
+    fn field_word(typed: &str) -> Word {
+        word_at(typed, typed.len()).expect("a word")
+    }
+
+    #[test]
+    fn metadata_keys_seen_recently_are_fields() {
+        let recent = [key("ticket", 40), key("tier", 3), key("region", 12)];
+        let known = Known {
+            recent_keys: &recent,
+            ..Known::default()
+        };
+        let found = rank("ti", &candidates(&field_word("ti"), known), SHOWN);
+        // "ti" is inside them and inside "action" only: most events first.
+        assert_eq!(
+            texts(&found),
+            ["metadata.ticket", "metadata.tier", "action"]
+        );
+        let found = rank(
+            "metadata.",
+            &candidates(&field_word("metadata."), known),
+            SHOWN,
+        );
+        assert_eq!(
+            texts(&found),
+            [
+                "metadata.ticket",
+                "metadata.region",
+                "metadata.tier",
+                "metadata.<key>"
+            ]
+        );
+        assert_eq!(found[0].count, 40);
+        // A key the query language cannot name is never offered, and a
+        // key in the facets and the recent list is offered once.
+        let bad = [key("a b", 99), key("ticket", 1)];
+        let facets = Facets {
+            total: 1,
+            fields: Vec::new(),
+            metadata: vec![key("ticket", 7)],
+            snapshot_ms: 0,
+        };
+        let known = Known {
+            facets: Some(&facets),
+            recent_keys: &bad,
+            metadata: &[],
+        };
+        let found = rank("met", &candidates(&field_word("met"), known), SHOWN);
+        assert_eq!(texts(&found), ["metadata.ticket", "metadata.<key>"]);
+        assert_eq!(found[0].count, 7);
+        // Accepting one makes a term that parses once a value follows.
+        let word = field_word("x meta");
+        let (text, _) = accept("x meta", &word, "metadata.ticket");
+        assert_eq!(text, "x metadata.ticket:");
+        assert!(crate::query::parse(&format!("{text}SEC-1")).is_ok());
+    }
+
+    #[test]
+    fn an_opened_metadata_facet_gives_its_key_values() {
+        let opened = [
+            MetadataValues {
+                key: "ticket".into(),
+                values: vec![
+                    crate::search_model::FacetValue {
+                        value: "SEC-1".into(),
+                        events: 5,
+                    },
+                    crate::search_model::FacetValue {
+                        value: "SEC-12".into(),
+                        events: 9,
+                    },
+                    crate::search_model::FacetValue {
+                        value: String::new(),
+                        events: 1,
+                    },
+                ],
+            },
+            MetadataValues {
+                key: "Ticket".into(),
+                values: vec![crate::search_model::FacetValue {
+                    value: "other".into(),
+                    events: 1,
+                }],
+            },
+        ];
+        let known = Known {
+            metadata: &opened,
+            ..Known::default()
+        };
+        let q = "METADATA.ticket:SEC";
+        let word = field_word(q);
+        let found = rank("SEC", &candidates(&word, known), SHOWN);
+        // The key is case-sensitive, the prefix is not.
+        assert_eq!(texts(&found), ["SEC-12", "SEC-1"]);
+        assert_eq!(accept(q, &word, "SEC-12").0, "METADATA.ticket:SEC-12 ");
+        // No facet opened for the key: nothing to suggest.
+        let word = field_word("metadata.region:e");
+        assert!(candidates(&word, known).is_empty());
+        assert!(candidates(&word, Known::default()).is_empty());
     }
 
     #[test]

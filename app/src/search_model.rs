@@ -12,6 +12,12 @@ pub const SEARCH_PAGE_ROWS: u32 = 100;
 pub const FACET_VALUES: usize = 10;
 /// Values a "count by" lists.
 pub const COUNT_BY_VALUES: u32 = 20;
+/// Metadata keys the facet panel lists, most frequent first.
+pub const METADATA_FACET_KEYS: u32 = 10;
+/// Metadata keys the query bar suggests: the most frequent of the last
+/// [`RECENT_METADATA_DAYS`] days in the viewer's tenants.
+pub const RECENT_METADATA_KEYS: u32 = 50;
+pub const RECENT_METADATA_DAYS: i64 = 7;
 /// How far "events around this one" looks either side, in ms.
 pub const AROUND_MS: i64 = 5 * 60_000;
 
@@ -44,6 +50,11 @@ pub struct SearchQuery {
     /// the server from the signed-in viewer; never read from a request.
     #[serde(skip)]
     pub within: Vec<String>,
+    /// Metadata keys whose values each hit of a page carries: the page's
+    /// metadata columns (`cols=metadata.<key>`), each a key the query
+    /// language accepts. Only pages (and the live tail) read them.
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
 }
 
 impl SearchQuery {
@@ -76,6 +87,7 @@ impl SearchQuery {
             cursor,
             limit,
             within: Vec::new(),
+            metadata_keys: crate::search_state::metadata_keys(&params.columns),
         })
     }
 }
@@ -102,6 +114,22 @@ pub struct SearchHit {
     pub request_id: String,
     /// With tenant and id, the event's identity (docs/DESIGN.md).
     pub content_hash: String,
+    /// The event's entries of the metadata keys the search asked for
+    /// ([`SearchQuery::metadata_keys`]), in the event's order; only those,
+    /// so a page stays small whatever else the events carry.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+}
+
+impl SearchHit {
+    /// The value of one metadata key, if the event has it (and it was
+    /// asked for).
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// One page of results, newest first.
@@ -229,6 +257,31 @@ pub struct Facets {
     /// Distinct matching events.
     pub total: u64,
     pub fields: Vec<FacetCounts>,
+    /// The most common metadata keys of the matching events, at most
+    /// [`METADATA_FACET_KEYS`]; each one's values are counted when the
+    /// panel opens it ([`MetadataValues`]).
+    #[serde(default)]
+    pub metadata: Vec<MetadataKey>,
+    /// The moment counted up to; a metadata key's values are counted as of
+    /// it too, so they add up to the key's count.
+    #[serde(default)]
+    pub snapshot_ms: i64,
+}
+
+/// A metadata key and the distinct events that carry it. Only keys the
+/// query language can name (`metadata.<key>`) are listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataKey {
+    pub key: String,
+    pub events: u64,
+}
+
+/// The most frequent values of one metadata key over every matching
+/// event, counted like the facets, at most [`FACET_VALUES`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataValues {
+    pub key: String,
+    pub values: Vec<FacetValue>,
 }
 
 /// Everything stored about one event.

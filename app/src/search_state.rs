@@ -11,7 +11,7 @@ use crate::query::TimeValue;
 mod columns;
 mod cursor;
 
-pub use columns::{parse_columns, toggle_column, Column};
+pub use columns::{metadata_keys, parse_columns, toggle_column, Column, MAX_METADATA_COLUMNS};
 pub use cursor::Cursor;
 
 /// Which stretch of time a search covers. Every query is bounded by one, so
@@ -146,7 +146,7 @@ impl SearchParams {
             pairs.push(("cursor", cursor.clone()));
         }
         if self.columns != Column::DEFAULT {
-            let keys: Vec<&str> = self.columns.iter().map(|c| c.key()).collect();
+            let keys: Vec<_> = self.columns.iter().map(Column::key).collect();
             pairs.push(("cols", keys.join(",")));
         }
         if let Some(field) = self.count_by {
@@ -359,6 +359,18 @@ mod tests {
         assert_eq!(p.first_page().cursor, None);
         assert_eq!(p.with_q("x").cursor, None);
         assert_eq!(p.with_q("x").tenant.as_deref(), Some("acme"));
+        // Metadata columns live in the URL beside the fixed ones; a key
+        // the query language refuses is dropped.
+        let p = params(&[("cols", "time,actor,metadata.ticket,metadata.a'b")]);
+        assert_eq!(
+            p.columns,
+            [
+                Column::Time,
+                Column::Actor,
+                Column::Metadata("ticket".into())
+            ]
+        );
+        assert_eq!(p.href(), "/search?cols=time%2Cactor%2Cmetadata.ticket");
         let p = params(&[("count_by", "actor.ip")]);
         assert_eq!(p.count_by, Some(crate::search_model::FacetField::ActorIp));
         assert_eq!(p.href(), "/search?count_by=actor.ip");

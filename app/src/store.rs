@@ -89,6 +89,29 @@ pub trait EventStore: Send + Sync + 'static {
     /// Top values per facet field over every event the search matches.
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, StoreError>;
 
+    /// The [`FACET_VALUES`](crate::search_model::FACET_VALUES) most
+    /// frequent values of metadata key `key` over every event the search
+    /// matches, counted like the facets. `key` must be one the query
+    /// language accepts, else [`StoreError::Invalid`].
+    async fn metadata_values(
+        &self,
+        query: &SearchQuery,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<crate::search_model::MetadataValues, StoreError>;
+
+    /// The metadata keys of the last
+    /// [`RECENT_METADATA_DAYS`](crate::search_model::RECENT_METADATA_DAYS)
+    /// days, most frequent first, at most
+    /// [`RECENT_METADATA_KEYS`](crate::search_model::RECENT_METADATA_KEYS),
+    /// in `tenant` (`None`: every tenant the store may see), for the query
+    /// bar's suggestions. Answers may be a little stale (cached briefly).
+    async fn recent_metadata_keys(
+        &self,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<crate::search_model::MetadataKey>, StoreError>;
+
     /// The [`COUNT_BY_VALUES`](crate::search_model::COUNT_BY_VALUES) most
     /// frequent values of `field` over every event the search matches,
     /// counted like the facets.

@@ -310,6 +310,7 @@ mod tests {
             source_service: "sso".into(),
             request_id: String::new(),
             content_hash: "ab".into(),
+            metadata: Vec::new(),
         }
     }
 

@@ -371,6 +371,7 @@ fn dashboard_query(span: Span, i: usize, tenant: &str, end_ms: i64) -> (SearchQu
             cursor: None,
             limit: SEARCH_PAGE_ROWS,
             within: Vec::new(),
+            metadata_keys: Vec::new(),
         },
         now_ms,
     )

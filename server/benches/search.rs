@@ -202,6 +202,7 @@ fn run_query(kind: Kind, i: usize, tenants: &[String], end_ms: i64) -> (SearchQu
         cursor: None,
         limit: SEARCH_PAGE_ROWS,
         within: Vec::new(),
+        metadata_keys: Vec::new(),
     };
     (query, now_ms)
 }
@@ -475,6 +476,7 @@ async fn export_query(
         cursor: None,
         limit: SEARCH_PAGE_ROWS,
         within: Vec::new(),
+        metadata_keys: Vec::new(),
     })
 }
 

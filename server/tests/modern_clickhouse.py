@@ -156,6 +156,8 @@ SEARCH_VALUES = {
     # 0 on (every row here is at offset 0 of partition 0).
     "tail_offsets": [0, 0],
     "tail_keys": ["", "admin/0"],
+    # The metadata columns a page shows (every row here carries k=v).
+    "metadata_keys": ["k"],
 }
 
 
@@ -188,6 +190,9 @@ def search_answer(name, rows):
     """(what the search template answered, what it should), or None."""
     ids = lambda: [r["event_id"] for r in rows]  # noqa: E731
     if name == "search_page":
+        # No metadata columns: the hits carry none.
+        if any(r["hit_metadata"] for r in rows):
+            return [r["hit_metadata"] for r in rows], []
         return ids(), ["e-3", "e-2"]
     if name == "search_page_within_tenants":
         # acme and globex: every event, each once.
@@ -197,6 +202,20 @@ def search_answer(name, rows):
         return ids(), ["e-1"]
     if name == "search_count":
         return [int(r["events"]) for r in rows], [3]
+    # Hits carry the entries of the metadata keys asked for, and only them.
+    if name == "search_page_with_metadata":
+        got = [(r["event_id"], r["hit_metadata"]) for r in rows]
+        return got, [("e-3", [["k", "v"]]), ("e-2", [["k", "v"]])]
+    if name == "search_tail_with_metadata_for_tenant":
+        got = [(r["event_id"], r["hit_metadata"], int(r["kafka_offset"])) for r in rows]
+        return got, [("e-3", [["k", "v"]], 0)]
+    # Metadata keys and values as facets: e-1, stored twice, counts once.
+    if name == "search_metadata_keys_for_tenant":
+        return [(r["key"], int(r["events"])) for r in rows], [("k", 2)]
+    if name == "search_metadata_keys":
+        return [(r["key"], int(r["events"])) for r in rows], [("k", 3)]
+    if name == "search_metadata_values_for_tenant":
+        return [(r["value"], int(r["events"])) for r in rows], [("v", 2)]
     # Count by each facet field: acme's two events of the last 24 h (e-1,
     # stored twice, counts once), most first, ties by value.
     count_by = {

@@ -82,8 +82,11 @@ pub(crate) fn set_api_status(status: http::StatusCode) {
     }
 }
 
-/// One page of results, newest first.
+/// One page of results, newest first. `cols`, as in the URL, names the
+/// metadata columns whose values the hits carry (the fixed ones are always
+/// there).
 #[server(endpoint = "search/page")]
+#[allow(clippy::too_many_arguments)]
 pub async fn find_events(
     q: Option<String>,
     tenant: Option<String>,
@@ -91,9 +94,13 @@ pub async fn find_events(
     from: Option<String>,
     to: Option<String>,
     cursor: Option<String>,
+    cols: Option<String>,
 ) -> Result<SearchPage, SearchError> {
     use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
-    let params = search_params(q, tenant, range, from, to, cursor);
+    let params = SearchParams {
+        columns: crate::search_state::parse_columns(cols.as_deref()),
+        ..search_params(q, tenant, range, from, to, cursor)
+    };
     with_store(|store, now_ms| async move {
         let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
         Ok(store.0.search(&query, now_ms).await?)
@@ -156,13 +163,22 @@ pub fn SearchPage() -> impl IntoView {
     // The zone times are shown in, from the URL, for the results and the
     // histogram.
     provide_zone(params);
-    // Columns change what is shown, not what is asked; the counted field
-    // changes only the count-by table.
-    let asked = Memo::new(move |_| SearchParams {
-        columns: Vec::new(),
-        count_by: None,
-        tail: false,
-        ..params.get()
+    // The fixed columns change what is shown, not what is asked; metadata
+    // columns are values the page must fetch. The counted field changes
+    // only the count-by table.
+    let asked = Memo::new(move |_| {
+        let p = params.get();
+        SearchParams {
+            columns: p
+                .columns
+                .iter()
+                .filter(|c| c.metadata_key().is_some())
+                .cloned()
+                .collect(),
+            count_by: None,
+            tail: false,
+            ..p
+        }
     });
     let facet_key = Memo::new(move |_| {
         let p = asked.get();
@@ -171,7 +187,12 @@ pub fn SearchPage() -> impl IntoView {
             .as_deref()
             .and_then(crate::search_state::Cursor::decode)
             .map(|c| c.snapshot_ms);
-        (SearchParams { cursor: None, ..p }, snapshot)
+        let p = SearchParams {
+            cursor: None,
+            columns: Vec::new(),
+            ..p
+        };
+        (p, snapshot)
     });
     // Each answer carries the search it answers, so the page can tell a
     // result of the current search from one of an earlier search and never
@@ -179,6 +200,7 @@ pub fn SearchPage() -> impl IntoView {
     let page = Resource::new(
         move || asked.get(),
         |p| async move {
+            let cols: Vec<_> = p.columns.iter().map(|c| c.key()).collect();
             let answer = find_events(
                 Some(p.q.clone()),
                 p.tenant.clone(),
@@ -186,6 +208,7 @@ pub fn SearchPage() -> impl IntoView {
                 p.from.clone(),
                 p.to.clone(),
                 p.cursor.clone(),
+                Some(cols.join(",")).filter(|c| !c.is_empty()),
             )
             .await;
             (p, answer)
@@ -254,10 +277,18 @@ pub fn SearchPage() -> impl IntoView {
         },
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
-    // The query bar suggests the current search's facet values.
-    provide_context(crate::pages::search_form::SuggestionValues(Signal::derive(
-        move || facets.get().and_then(Result::ok),
-    )));
+    // The query bar suggests the current search's facet values, its
+    // metadata keys, and the values of the metadata facets opened (until
+    // the search changes).
+    let opened = RwSignal::new(Vec::new());
+    Effect::new(move |_| {
+        facet_key.track();
+        opened.set(Vec::new());
+    });
+    provide_context(crate::pages::search_form::SuggestionValues {
+        facets: Signal::derive(move || facets.get().and_then(Result::ok)),
+        metadata: opened,
+    });
 
     // Newer events: asked for every few seconds while the page is open,
     // unless the live tail shows them as they come.

@@ -4,53 +4,37 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::autocomplete::{accept, rank, word_at, Candidate, Word, WordKind, SHOWN};
+use crate::autocomplete::{
+    accept, candidates, rank, word_at, Candidate, Known, Word, WordKind, SHOWN,
+};
 use crate::model::TimeRange;
 use crate::query::{parse, ParseError, EXAMPLES, FIELDS};
 use crate::search_state::SearchParams;
 
-/// Values the query bar suggests, per field: the Search page provides its
-/// facets (the top values of the current search); pages without them get
-/// field names and the fixed value lists only.
+/// Values the query bar suggests: the Search page provides its facets
+/// (the top values of the current search, and its most common metadata
+/// keys) and the metadata facets opened on it, with their values; pages
+/// without them get field names, the recent metadata keys and the fixed
+/// value lists only.
 #[derive(Clone, Copy)]
-pub struct SuggestionValues(pub Signal<Option<crate::search_model::Facets>>);
+pub struct SuggestionValues {
+    pub facets: Signal<Option<crate::search_model::Facets>>,
+    /// Filled as the facet panel opens metadata keys; emptied for each new
+    /// search.
+    pub metadata: RwSignal<Vec<crate::search_model::MetadataValues>>,
+}
 
-/// Candidates for the word being typed: field names from the contract,
-/// or a field's values (the facets' counts, and the fixed lists).
-fn candidates(word: &Word, facets: Option<&crate::search_model::Facets>) -> Vec<Candidate> {
-    use crate::search_model::FacetField;
-    match &word.kind {
-        WordKind::Field { .. } => FIELDS
-            .iter()
-            .map(|(name, _)| Candidate::new(*name, 0))
-            .collect(),
-        WordKind::Value { field, .. } => {
-            let name = match field.to_ascii_lowercase().as_str() {
-                "ip" => "actor.ip".to_string(),
-                "actor.id" => "actor".to_string(),
-                "service" | "source_service" => "source".to_string(),
-                other => other.to_string(),
-            };
-            let mut out: Vec<Candidate> = FacetField::from_query_field(&name)
-                .and_then(|f| facets?.fields.iter().find(|c| c.field == f))
-                .map(|counts| {
-                    counts
-                        .values
-                        .iter()
-                        .filter(|v| !v.value.is_empty())
-                        .map(|v| Candidate::new(v.value.clone(), v.events))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let fixed: &[&str] = match name.as_str() {
-                "category" => crate::query::CATEGORIES,
-                "outcome" => crate::query::OUTCOMES,
-                _ => &[],
-            };
-            out.extend(fixed.iter().map(|v| Candidate::new(*v, 0)));
-            out
-        }
-    }
+/// The metadata keys seen recently in the tenants the viewer may see (or
+/// in `tenant`, one of them), for the query bar's suggestions.
+#[server(endpoint = "search/metadata_keys")]
+pub async fn recent_metadata_keys(
+    tenant: Option<String>,
+) -> Result<Vec<crate::search_model::MetadataKey>, crate::search_model::SearchError> {
+    crate::pages::search::with_store(|store, now_ms| async move {
+        let tenant = tenant.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        Ok(store.0.recent_metadata_keys(tenant, now_ms).await?)
+    })
+    .await
 }
 
 /// The byte offset of a caret given in UTF-16 units, as the DOM counts.
@@ -137,6 +121,22 @@ pub fn QueryForm(
     // Autocomplete: the word at the caret, its ranked candidates, and the
     // one the arrows point at (ARIA combobox with a listbox).
     let values = use_context::<SuggestionValues>();
+    // The recent metadata keys of the tenant shown (or all the viewer's),
+    // asked for once the query bar is used, again when the tenant changes.
+    let recent = RwSignal::new(None::<(Option<String>, Vec<crate::search_model::MetadataKey>)>);
+    let recent_asked = StoredValue::new(None::<Option<String>>);
+    let want_recent = move || {
+        let tenant = params.get_untracked().tenant;
+        if recent_asked.get_value().as_ref() == Some(&tenant) {
+            return;
+        }
+        recent_asked.set_value(Some(tenant.clone()));
+        leptos::task::spawn_local(async move {
+            if let Ok(keys) = recent_metadata_keys(tenant.clone()).await {
+                recent.set(Some((tenant, keys)));
+            }
+        });
+    };
     let input = NodeRef::<leptos::html::Input>::new();
     let word = RwSignal::new(None::<Word>);
     let suggestions = RwSignal::new(Vec::<Candidate>::new());
@@ -148,8 +148,21 @@ pub fn QueryForm(
             let typed = match &w.kind {
                 WordKind::Field { typed } | WordKind::Value { typed, .. } => typed.clone(),
             };
-            let facets = values.and_then(|v| v.0.get_untracked());
-            rank(&typed, &candidates(w, facets.as_ref()), SHOWN)
+            let facets = values.and_then(|v| v.facets.get_untracked());
+            let opened = values
+                .map(|v| v.metadata.get_untracked())
+                .unwrap_or_default();
+            let tenant = params.get_untracked().tenant;
+            let recent_keys = recent.with_untracked(|r| match r {
+                Some((asked, keys)) if *asked == tenant => keys.clone(),
+                _ => Vec::new(),
+            });
+            let known = Known {
+                facets: facets.as_ref(),
+                recent_keys: &recent_keys,
+                metadata: &opened,
+            };
+            rank(&typed, &candidates(w, known), SHOWN)
         });
         word.set(found);
         suggestions.set(list);
@@ -235,7 +248,9 @@ pub fn QueryForm(
                     aria-invalid=move || draft_error.get().is_some().to_string()
                     node_ref=input
                     prop:value=move || draft.get()
+                    on:focus=move |_| want_recent()
                     on:input=move |ev| {
+                        want_recent();
                         let text = event_target_value(&ev);
                         draft.set(text.clone());
                         suggest(&text, caret(&text));

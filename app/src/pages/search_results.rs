@@ -4,9 +4,12 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use crate::pages::search_form::SuggestionValues;
 use crate::pages::search_zone::shown_zone;
 use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
-use crate::search_state::{toggle_column, Column, SearchParams};
+use crate::search_state::{
+    metadata_keys, toggle_column, Column, SearchParams, MAX_METADATA_COLUMNS,
+};
 use crate::timefmt::{utc_millis, Zone};
 
 /// The detail page of one event, keeping the search it was found by so its
@@ -124,9 +127,8 @@ pub fn ResultsTable(
                     <table class="events-table" data-testid="search-results">
                         <thead>
                             <tr>{columns.iter().map(|c| {
-                                let c = *c;
-                                // "Time (UTC)" names the shown zone instead.
-                                let label = move || c.label().replace("UTC", &zone.get().name);
+                                let c = c.clone();
+                                let label = move || column_label(&c, &zone.get().name);
                                 view! { <th scope="col">{label}</th> }
                             }).collect_view()}</tr>
                         </thead>
@@ -163,6 +165,15 @@ pub(crate) fn ResultRow(
     view! {
         <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()
             data-content-hash=hit.content_hash.clone()>{cells}</tr>
+    }
+}
+
+/// A column's heading: "Time (UTC)" names the shown zone instead; a
+/// metadata key is shown as it is, whatever it spells.
+pub(crate) fn column_label(column: &Column, zone: &str) -> String {
+    match column {
+        Column::Metadata(_) => column.label().into_owned(),
+        fixed => fixed.label().replace("UTC", zone),
     }
 }
 
@@ -209,6 +220,10 @@ fn cell(hit: &SearchHit, column: Column, detail: &str, zone: Signal<Zone>) -> An
             view! { <td class="mono">{resource}</td> }.into_any()
         }
         Column::Received => view! { <td class="mono">{time_text(zone, hit.received_at)}</td> }.into_any(),
+        Column::Metadata(key) => {
+            let value = hit.metadata_value(&key).unwrap_or_default();
+            view! { <td class="mono metadata-cell" data-metadata-key=key>{text(value)}</td> }.into_any()
+        }
         other => {
             let (value, mono) = match other {
                 Column::Tenant => (&hit.tenant_id, false),
@@ -227,34 +242,104 @@ fn cell(hit: &SearchHit, column: Column, detail: &str, zone: Signal<Zone>) -> An
     }
 }
 
-/// Which columns the table shows; the choice goes into the URL.
+/// Which columns the table shows; the choice goes into the URL. Besides
+/// the fixed fields, any metadata key: the ones shown, the current
+/// search's most common keys (from its facets), or one typed in.
 #[component]
 fn ColumnChooser(params: SearchParams) -> impl IntoView {
     let navigate = use_navigate();
-    let boxes = Column::ALL
-        .into_iter()
-        .map(|column| {
-            let shown = params.columns.contains(&column);
+    let show = {
+        let params = params.clone();
+        let navigate = navigate.clone();
+        move |column: &Column| {
             let target = SearchParams {
                 columns: toggle_column(&params.columns, column),
                 ..params.clone()
             }
             .href();
-            let navigate = navigate.clone();
+            navigate(&target, Default::default());
+        }
+    };
+    // At the most metadata columns, another one cannot be added.
+    let full = metadata_keys(&params.columns).len() >= MAX_METADATA_COLUMNS;
+    let checkbox = {
+        let params = params.clone();
+        let show = show.clone();
+        move |column: Column| {
+            let shown = params.columns.contains(&column);
+            let disabled = full && !shown && column.metadata_key().is_some();
             let id = format!("col-{}", column.key());
+            let label = column.label().into_owned();
+            let show = show.clone();
             view! {
                 <li>
-                    <input type="checkbox" id=id.clone() checked=shown
-                        on:change=move |_| navigate(&target, Default::default())/>
-                    <label for=id>{column.label()}</label>
+                    <input type="checkbox" id=id.clone() checked=shown disabled=disabled
+                        on:change=move |_| show(&column)/>
+                    <label for=id>{label}</label>
                 </li>
             }
-        })
-        .collect_view();
+        }
+    };
+    let fixed = Column::ALL.into_iter().map(checkbox.clone()).collect_view();
+    // The metadata keys shown, then the current search's most common
+    // ones not shown yet (they arrive with the facets).
+    let facets = use_context::<SuggestionValues>().map(|s| s.facets);
+    let shown_keys = metadata_keys(&params.columns);
+    let metadata = {
+        let shown_keys = shown_keys.clone();
+        move || {
+            let mut keys = shown_keys.clone();
+            if let Some(found) = facets.and_then(|f| f.get()) {
+                for key in found.metadata {
+                    if !keys.contains(&key.key) && Column::metadata(&key.key).is_some() {
+                        keys.push(key.key);
+                    }
+                }
+            }
+            keys.into_iter()
+                .filter_map(|key| Column::metadata(&key))
+                .map(checkbox.clone())
+                .collect_view()
+        }
+    };
+    let typed = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let key = typed.get_untracked().trim().to_string();
+        let key = crate::query::metadata_key_of(&key).map_or(key.clone(), str::to_owned);
+        match Column::metadata(&key) {
+            Some(_) if full => {
+                problem.set(Some(format!(
+                    "at most {MAX_METADATA_COLUMNS} metadata columns; hide one first"
+                )));
+            }
+            Some(column) => {
+                problem.set(None);
+                typed.set(String::new());
+                if !shown_keys.contains(&key) {
+                    show(&column);
+                }
+            }
+            None => problem.set(Some(crate::query::METADATA_KEY_RULE.to_string())),
+        }
+    };
     view! {
         <details class="columns" data-testid="column-chooser">
             <summary>"Columns"</summary>
-            <ul>{boxes}</ul>
+            <div class="columns-menu">
+            <ul>{fixed}</ul>
+            <p class="columns-metadata-title">"Metadata"</p>
+            <ul data-testid="metadata-columns">{metadata}</ul>
+            <form class="metadata-column-form" on:submit=add>
+                <label for="metadata-column-key" class="visually-hidden">"Metadata key"</label>
+                <input id="metadata-column-key" type="text" placeholder="metadata key, e.g. ticket"
+                    autocomplete="off" spellcheck="false" data-testid="metadata-column-key"
+                    prop:value=move || typed.get() on:input=move |ev| typed.set(event_target_value(&ev))/>
+                <button type="submit" data-testid="metadata-column-add">"Add column"</button>
+                {move || problem.get().map(|p| view! { <p class="query-error" role="alert">{p}</p> })}
+            </form>
+            </div>
         </details>
     }
 }

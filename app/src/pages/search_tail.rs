@@ -6,7 +6,7 @@
 
 use leptos::prelude::*;
 
-use crate::pages::search_results::ResultRow;
+use crate::pages::search_results::{column_label, ResultRow};
 use crate::pages::search_zone::shown_zone;
 use crate::search_state::SearchParams;
 use crate::tail::{TailFeed, KEPT_ROWS, SHOWN_PER_SECOND};
@@ -51,6 +51,16 @@ fn stream_url(params: &SearchParams, since_ms: i64) -> String {
         .into_iter()
         .filter(|(k, _)| matches!(*k, "q" | "tenant" | "range" | "from" | "to"))
         .collect();
+    // The rows carry the values of the page's metadata columns.
+    let metadata: Vec<_> = params
+        .columns
+        .iter()
+        .filter(|c| c.metadata_key().is_some())
+        .map(|c| c.key())
+        .collect();
+    if !metadata.is_empty() {
+        pairs.push(("cols", metadata.join(",")));
+    }
     pairs.push(("since", since_ms.to_string()));
     format!(
         "{}{}",
@@ -131,8 +141,8 @@ pub fn LiveTail(params: SearchParams, since_ms: i64) -> impl IntoView {
         .columns
         .iter()
         .map(|c| {
-            let c = *c;
-            let label = move || c.label().replace("UTC", &zone.get().name);
+            let c = c.clone();
+            let label = move || column_label(&c, &zone.get().name);
             view! { <th scope="col">{label}</th> }
         })
         .collect_view();
@@ -264,6 +274,17 @@ mod tests {
         assert_eq!(
             stream_url(&params, 5),
             "/api/search/tail?q=outcome%3Afailure&tenant=acme&since=5"
+        );
+        let with_ticket = SearchParams {
+            columns: vec![
+                crate::search_state::Column::Time,
+                crate::search_state::Column::Metadata("ticket".into()),
+            ],
+            ..params.clone()
+        };
+        assert_eq!(
+            stream_url(&with_ticket, 5),
+            "/api/search/tail?q=outcome%3Afailure&tenant=acme&cols=metadata.ticket&since=5"
         );
         let over = over_limit_href(&params, 5);
         assert!(

@@ -33,7 +33,33 @@ const NAMES: &[&str] = &[
     "received_at",
 ];
 
-const METADATA_PREFIX: &str = "metadata.";
+/// What a metadata field starts with; any case, as field names are.
+pub const METADATA_PREFIX: &str = "metadata.";
+
+/// Whether `key` is a metadata key the query language can name after
+/// `metadata.`: one or more ASCII letters, digits, `_`, `.` and `-`. Keys
+/// are case-sensitive. Everything that offers a metadata key as a field
+/// (columns, facets, suggestions) checks it here, so whatever it offers
+/// also parses.
+pub fn is_metadata_key(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(metadata_key_char)
+}
+
+/// What [`is_metadata_key`] asks, in words, for every message that
+/// refuses a key.
+pub const METADATA_KEY_RULE: &str = "metadata keys may only contain letters, digits, _ . and -";
+
+fn metadata_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// The key of a `metadata.<key>` field name (the prefix in any case), if
+/// it is one the query language accepts.
+pub fn metadata_key_of(field: &str) -> Option<&str> {
+    let prefix = field.get(..METADATA_PREFIX.len())?;
+    let key = &field[METADATA_PREFIX.len()..];
+    (prefix.eq_ignore_ascii_case(METADATA_PREFIX) && is_metadata_key(key)).then_some(key)
+}
 
 fn lookup(lower: &str) -> Option<Resolved> {
     use TextField::*;
@@ -67,13 +93,9 @@ pub(super) fn resolve(name: &str, pos: usize) -> Result<Resolved, ParseError> {
             return Err(ParseError::new(key_pos, "missing metadata key")
                 .with_hint("write metadata.<key>:value, e.g. metadata.region:eu-west-1"));
         }
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if let Some(bad) = key.chars().position(|c| !allowed(c)) {
-            return Err(ParseError::new(
-                key_pos + bad,
-                "metadata keys may only contain letters, digits, _ . and -",
-            )
-            .with_hint("search metadata values of any key with free text"));
+        if let Some(bad) = key.chars().position(|c| !metadata_key_char(c)) {
+            return Err(ParseError::new(key_pos + bad, METADATA_KEY_RULE)
+                .with_hint("search metadata values of any key with free text"));
         }
         return Ok(Resolved::Text(TextField::Metadata(key.to_string())));
     }
@@ -179,6 +201,26 @@ mod tests {
         let (position, message, _) = error("metadata.:x");
         assert_eq!((position, message.as_str()), (9, "missing metadata key"));
         assert_eq!(error("metadata:x").0, 0);
+        // The rule the console's columns and facets check is the parser's.
+        for key in ["region", "Region-1.x_y", "a", "0"] {
+            assert!(is_metadata_key(key), "{key}");
+            assert_eq!(
+                tree(&format!("metadata.{key}:v")),
+                matches(TextField::Metadata(key.into()), "v")
+            );
+            assert_eq!(metadata_key_of(&format!("METADATA.{key}")), Some(key));
+        }
+        for key in ["", "a'b", "ké", "k*", "a b", "k/v"] {
+            assert!(!is_metadata_key(key), "{key}");
+            assert!(
+                crate::query::parse(&format!("metadata.{key}:v")).is_err(),
+                "{key}"
+            );
+            assert_eq!(metadata_key_of(&format!("metadata.{key}")), None);
+        }
+        assert_eq!(metadata_key_of("metadata"), None);
+        assert_eq!(metadata_key_of("actor"), None);
+        assert_eq!(metadata_key_of("métadata.x"), None);
     }
 
     #[test]

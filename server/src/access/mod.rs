@@ -535,6 +535,32 @@ impl EventStore for ScopedStore {
         EventStore::facets(&self.store, &self.query(query)?, now_ms).await
     }
 
+    async fn metadata_values(
+        &self,
+        query: &SearchQuery,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<app::search_model::MetadataValues, ConsoleError> {
+        EventStore::metadata_values(&self.store, &self.query(query)?, key, now_ms).await
+    }
+
+    /// Narrowed like facets: the tenant asked for if the viewer may see it,
+    /// else exactly the viewer's tenants (every tenant only for a grant of
+    /// all). The store caches per exact tenant list, so no viewer is
+    /// answered from another scope's entry.
+    async fn recent_metadata_keys(
+        &self,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<app::search_model::MetadataKey>, ConsoleError> {
+        let Scope { tenant, within } = self.viewer.scope(tenant)?;
+        let tenants = match tenant {
+            Some(one) => vec![one],
+            None => within,
+        };
+        self.store.recent_metadata_keys(&tenants, now_ms).await
+    }
+
     /// Narrowed like a search, on every poll of the stream; the stream
     /// ends after a few minutes and the browser's reconnect passes the
     /// session check again, so a narrowed grant narrows the tail too.

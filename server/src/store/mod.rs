@@ -190,6 +190,9 @@ pub struct Store {
     database: String,
     /// What one search query may cost ClickHouse.
     limits: SearchLimits,
+    /// The query bar's recent metadata keys, per set of tenants, shared by
+    /// every clone of the store.
+    recent_keys: Arc<search::RecentKeys>,
 }
 
 impl Store {
@@ -237,6 +240,7 @@ impl Store {
             node_clients: Arc::new(node_clients),
             database: config.database.clone(),
             limits: SearchLimits::default(),
+            recent_keys: Arc::default(),
         }
     }
 

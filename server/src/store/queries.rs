@@ -279,6 +279,25 @@ impl EventStore for Store {
         Store::tail(self, query, position, now_ms).await
     }
 
+    async fn metadata_values(
+        &self,
+        query: &SearchQuery,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<app::search_model::MetadataValues, ConsoleError> {
+        Store::metadata_values(self, query, key, now_ms).await
+    }
+
+    /// Unscoped: one tenant, or every tenant.
+    async fn recent_metadata_keys(
+        &self,
+        tenant: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<app::search_model::MetadataKey>, ConsoleError> {
+        let tenants: Vec<String> = tenant.map(str::to_owned).into_iter().collect();
+        Store::recent_metadata_keys(self, &tenants, now_ms).await
+    }
+
     async fn time_series(
         &self,
         query: &SearchQuery,

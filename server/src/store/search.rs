@@ -11,12 +11,14 @@ mod dashboard;
 mod detail;
 mod detections;
 mod export;
+mod metadata;
 mod sql;
 
 pub(crate) use catalogue::templates;
 pub(crate) use detections::templates as detection_templates;
 pub use detections::MinuteCount;
 pub use export::{ExportFormat, ExportStream};
+pub use metadata::RecentKeys;
 pub(crate) use sql::{IDENTITY, PAGE_ORDER};
 
 use app::query::{compile_str, Compiled, Param};
@@ -24,7 +26,7 @@ use app::search_model::{
     CountBy, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
     SearchQuery, COUNT_BY_VALUES, FACET_VALUES, SEARCH_PAGE_ROWS,
 };
-use app::search_state::{Cursor, TimeWindow};
+use app::search_state::{Cursor, TimeWindow, MAX_METADATA_COLUMNS};
 use app::store::StoreError as ConsoleError;
 use app::tail::{TailBatch, TailPosition, POLL_ROWS};
 use clickhouse::query::Query;
@@ -191,6 +193,7 @@ struct TailRow {
     source_service: String,
     request_id: String,
     content_hash: String,
+    hit_metadata: Vec<(String, String)>,
     kafka_partition: i32,
     kafka_offset: i64,
 }
@@ -214,9 +217,26 @@ impl TailRow {
             source_service: self.source_service,
             request_id: self.request_id,
             content_hash: self.content_hash,
+            metadata: self.hit_metadata,
         };
         (hit, self.kafka_partition, self.kafka_offset)
     }
+}
+
+/// The metadata keys a page's hits carry: the query's, each one the query
+/// language accepts (a key that is not could match nothing anyway), at most
+/// [`MAX_METADATA_COLUMNS`], each once.
+fn metadata_columns(query: &SearchQuery) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for key in &query.metadata_keys {
+        if keys.len() == MAX_METADATA_COLUMNS {
+            break;
+        }
+        if app::query::is_metadata_key(key) && !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    keys
 }
 
 /// The count-by query's rows.
@@ -229,6 +249,22 @@ struct CountRow {
 impl Store {
     fn search_query(&self, sql: &str, filter: &Filter) -> Query {
         let query = bind_all(self.client.query(sql), &filter.params);
+        self.limits.apply(query, self.limits.max_execution_seconds)
+    }
+
+    /// A query for hits ([`sql::page_sql`], [`sql::tail_sql`]): the
+    /// metadata keys they carry, if any, bind before the filter's values.
+    fn hits_query(
+        &self,
+        sql: impl Fn(&str, bool) -> String,
+        keys: &[String],
+        filter: &Filter,
+    ) -> Query {
+        let mut query = self.client.query(&sql(&filter.sql, !keys.is_empty()));
+        if !keys.is_empty() {
+            query = query.bind(keys);
+        }
+        let query = bind_all(query, &filter.params);
         self.limits.apply(query, self.limits.max_execution_seconds)
     }
 
@@ -258,8 +294,9 @@ impl Store {
             span,
             query.cursor.as_ref(),
         );
+        let keys = metadata_columns(query);
         let page = self
-            .search_query(&sql::page_sql(&filter.sql), &filter)
+            .hits_query(sql::page_sql, &keys, &filter)
             .bind(limit + 1)
             .fetch_all::<SearchHit>();
         // The first page was taken just now: nothing newer yet, so only
@@ -319,11 +356,11 @@ impl Store {
         let plan = Plan::new(query, now_ms)?;
         let span = plan.newer_span(position.since_ms, now_ms);
         let filter = Filter::new(&plan.compiled, &query.tenants(), span, None);
-        let (keys, offsets) = position.bound();
+        let (partitions, offsets) = position.bound();
         let rows = self
-            .search_query(&sql::tail_sql(&filter.sql), &filter)
+            .hits_query(sql::tail_sql, &metadata_columns(query), &filter)
             .bind(offsets)
-            .bind(keys)
+            .bind(partitions)
             .bind(POLL_ROWS)
             .fetch_all::<TailRow>()
             .await
@@ -375,7 +412,11 @@ impl Store {
             .search_query(&sql::facets_sql(&filter.sql), &filter)
             .bind(FACET_VALUES as u64)
             .fetch_all::<FacetRow>();
-        let (rows, total) = futures::join!(rows, self.count(&filter));
+        let (rows, total, metadata) = futures::join!(
+            rows,
+            self.count(&filter),
+            self.metadata_facet_keys(query, now_ms)
+        );
         let rows = rows.map_err(|e| self.search_failed(e))?;
         let fields = FacetField::ALL
             .into_iter()
@@ -394,6 +435,8 @@ impl Store {
         Ok(Facets {
             total: total?,
             fields,
+            metadata: metadata?,
+            snapshot_ms: plan.snapshot_ms,
         })
     }
 }
@@ -412,6 +455,26 @@ mod tests {
         assert_eq!(exception_code(new), Some(158));
         assert_eq!(exception_code("network error: connection refused"), None);
         assert_eq!(exception_code("Code: "), None);
+    }
+
+    #[test]
+    fn pages_fetch_only_usable_metadata_keys_once() {
+        let mut query = SearchQuery {
+            q: String::new(),
+            tenant: None,
+            window: TimeWindow::Last(app::model::TimeRange::default()),
+            cursor: None,
+            limit: 1,
+            within: Vec::new(),
+            metadata_keys: ["ticket", "a'b", "ticket", "Region"]
+                .map(String::from)
+                .to_vec(),
+        };
+        assert_eq!(metadata_columns(&query), ["ticket", "Region"]);
+        query.metadata_keys = (0..MAX_METADATA_COLUMNS + 3)
+            .map(|n| format!("k{n}"))
+            .collect();
+        assert_eq!(metadata_columns(&query).len(), MAX_METADATA_COLUMNS);
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn everything() -> (SearchQuery, i64) {
         cursor: None,
         limit: 1,
         within: Vec::new(),
+        metadata_keys: Vec::new(),
     };
     (search, now_ms)
 }

@@ -152,6 +152,7 @@ pub fn query(q: &str, tenant: Option<&str>, window: TimeWindow) -> SearchQuery {
         cursor: None,
         limit: 100,
         within: Vec::new(),
+        metadata_keys: Vec::new(),
     }
 }
 

@@ -33,6 +33,28 @@ static PAGE_PARAMS: [&str; 17] = [
     "snapshot_ms",
     "limit",
 ];
+/// A page whose hits carry metadata columns: the keys first (they stand in
+/// the SELECT), then a page's values.
+static PAGE_METADATA_PARAMS: [&str; 18] = [
+    "metadata_keys",
+    "q_outcome_1",
+    "q_outcome_2",
+    "q_actor_type",
+    "q_action_regex",
+    "q_metadata_key",
+    "q_metadata_value",
+    "q_text",
+    "q_text",
+    "q_text",
+    "q_text",
+    "q_text",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "limit",
+];
 static TENANT_CURSOR_PARAMS: [&str; 14] = [
     "from_s",
     "to_s",
@@ -102,6 +124,32 @@ static FACET_PARAMS: [&str; 7] = [
     "snapshot_ms",
     "tenant",
     "facet_values",
+];
+/// One metadata key's values: a tenant's window, the key twice (inner and
+/// outer), the limit.
+static METADATA_VALUES_PARAMS: [&str; 9] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "q_metadata_key",
+    "q_metadata_key",
+    "facet_values",
+];
+/// The live tail with metadata columns: the keys, then the tail's values.
+static TAIL_METADATA_PARAMS: [&str; 10] = [
+    "metadata_keys",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "since_ms",
+    "tenant",
+    "tail_offsets",
+    "tail_keys",
+    "limit",
 ];
 
 /// The dashboard's series: the bucket's values, then a search's window.
@@ -224,24 +272,38 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
     let mut all = vec![
         QueryTemplate {
             name: "search_page".into(),
-            sql: sql::page_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            sql: sql::page_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                false,
+            ),
             params: &PAGE_PARAMS,
         },
         QueryTemplate {
+            name: "search_page_with_metadata".into(),
+            sql: sql::page_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                true,
+            ),
+            params: &PAGE_METADATA_PARAMS,
+        },
+        QueryTemplate {
             name: "search_page_for_tenant_after_cursor".into(),
-            sql: sql::page_sql(&sql::where_sql(shape(true, true, up_to), "1")),
+            sql: sql::page_sql(&sql::where_sql(shape(true, true, up_to), "1"), false),
             params: &TENANT_CURSOR_PARAMS,
         },
         QueryTemplate {
             name: "search_page_within_tenants".into(),
-            sql: sql::page_sql(&sql::where_sql(
-                Shape {
-                    tenants: 2,
-                    cursor: false,
-                    arrival: up_to,
-                },
-                "1",
-            )),
+            sql: sql::page_sql(
+                &sql::where_sql(
+                    Shape {
+                        tenants: 2,
+                        cursor: false,
+                        arrival: up_to,
+                    },
+                    "1",
+                ),
+                false,
+            ),
             params: &WITHIN_PARAMS,
         },
         QueryTemplate {
@@ -269,16 +331,41 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
         QueryTemplate {
             name: "search_tail_for_tenant".into(),
-            sql: sql::tail_sql(&sql::where_sql(
-                shape(true, false, Arrival::AfterSnapshot),
-                "1",
-            )),
+            sql: sql::tail_sql(
+                &sql::where_sql(shape(true, false, Arrival::AfterSnapshot), "1"),
+                false,
+            ),
             params: &TAIL_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_tail_with_metadata_for_tenant".into(),
+            sql: sql::tail_sql(
+                &sql::where_sql(shape(true, false, Arrival::AfterSnapshot), "1"),
+                true,
+            ),
+            params: &TAIL_METADATA_PARAMS,
         },
         QueryTemplate {
             name: "search_facets_for_tenant".into(),
             sql: sql::facets_sql(&sql::where_sql(shape(true, false, up_to), "1")),
             params: &FACET_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_metadata_keys_for_tenant".into(),
+            sql: super::metadata::keys_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            // The facets' values: the window, the tenant, then the limit.
+            params: &FACET_PARAMS,
+        },
+        QueryTemplate {
+            // The query bar's recent keys of every tenant.
+            name: "search_metadata_keys".into(),
+            sql: super::metadata::keys_sql(&sql::where_sql(shape(false, false, up_to), "1")),
+            params: &TOP_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_metadata_values_for_tenant".into(),
+            sql: super::metadata::values_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            params: &METADATA_VALUES_PARAMS,
         },
         QueryTemplate {
             name: "dashboard_series_by_category".into(),

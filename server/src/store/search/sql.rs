@@ -6,11 +6,38 @@
 use app::query::{Compiled, Param};
 use app::search_state::Cursor;
 
-/// Columns of [`app::search_model::SearchHit`], in its field order
-/// (RowBinary is positional).
-pub(crate) const HIT_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, category, \
+/// Columns of [`app::search_model::SearchHit`] but its metadata, in its
+/// field order (RowBinary is positional).
+const HIT_FIELDS: &str = "event_id, tenant_id, occurred_at, received_at, category, \
      action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
      resource_id, source_service, request_id, content_hash";
+
+/// The hit's metadata: the entries whose key is in the bound array of
+/// keys, as `(key, value)` pairs in the event's order. Only the keys the
+/// page shows as columns travel: an event may carry 64 entries of up to
+/// 8 KiB each (ingest's limits), so all of them for 100 rows could be
+/// megabytes, where the chosen ones are a few short values. ClickHouse
+/// reads the metadata arrays of every matching row in the window to sort
+/// them (18.16 does not read late), which is what a `metadata.` term in
+/// the query costs too; without metadata columns the arrays are not read.
+const HIT_METADATA: &str = "arrayFilter(e -> has(?, tupleElement(e, 1)), \
+     arrayMap((k, v) -> (k, v), metadata.key, metadata.value)) AS hit_metadata";
+
+/// No metadata asked for: an empty array of the same type, reading no
+/// column.
+const NO_HIT_METADATA: &str = "arrayFilter(e -> 0, [('', '')]) AS hit_metadata";
+
+/// Every column of a [`app::search_model::SearchHit`], in its field order.
+/// With `metadata`, the SQL has one `?` before all others: the array of
+/// metadata keys to carry.
+pub(crate) fn hit_columns(metadata: bool) -> String {
+    let entries = if metadata {
+        HIT_METADATA
+    } else {
+        NO_HIT_METADATA
+    };
+    format!("{HIT_FIELDS}, {entries}")
+}
 
 /// An event's identity (docs/DESIGN.md, "Event identity"): the id is chosen
 /// by each tenant, and two events sent with one id are two events unless
@@ -149,12 +176,13 @@ pub(crate) fn epoch_seconds(ms: i64) -> i64 {
 /// Newest first. `LIMIT 1 BY` the identity hides the copies a re-delivered
 /// batch left before ReplacingMergeTree merged them, and nothing else. One
 /// row more than the page tells whether there is a next page.
-pub(crate) fn page_sql(filter: &str) -> String {
+pub(crate) fn page_sql(filter: &str, metadata: bool) -> String {
     format!(
-        "SELECT {HIT_COLUMNS} FROM audit_events {filter} \
+        "SELECT {} FROM audit_events {filter} \
          ORDER BY {PAGE_ORDER} \
          LIMIT 1 BY {IDENTITY} \
-         LIMIT ?"
+         LIMIT ?",
+        hit_columns(metadata)
     )
 }
 
@@ -165,12 +193,13 @@ pub(crate) fn page_sql(filter: &str) -> String {
 /// 0, so all of it is new. In offset order, so a full poll is a prefix of
 /// each partition and the next one continues it. No `LIMIT 1 BY`: every
 /// copy moves the position on, and `TailPosition::accept` drops repeats.
-pub(crate) fn tail_sql(filter: &str) -> String {
+pub(crate) fn tail_sql(filter: &str, metadata: bool) -> String {
     format!(
-        "SELECT {HIT_COLUMNS}, kafka_partition, kafka_offset FROM audit_events {filter} \
+        "SELECT {}, kafka_partition, kafka_offset FROM audit_events {filter} \
          AND kafka_offset >= arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
          ORDER BY kafka_offset, category, kafka_partition \
-         LIMIT ?"
+         LIMIT ?",
+        hit_columns(metadata)
     )
 }
 
@@ -467,10 +496,12 @@ mod tests {
     fn pages_are_deduplicated_by_identity_and_ordered() {
         let identity = "LIMIT 1 BY tenant_id, event_id, content_hash";
         let order = "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
-        let sql = page_sql("1");
+        let sql = page_sql("1", false);
         assert!(sql.contains(order) && sql.contains(identity), "{sql}");
         assert!(
-            sql.starts_with("SELECT event_id,") && sql.contains("request_id, content_hash FROM")
+            sql.starts_with("SELECT event_id,")
+                && sql.contains("request_id, content_hash, arrayFilter(")
+                && sql.contains(" AS hit_metadata FROM")
         );
         let export = export_sql("1");
         assert!(
@@ -488,7 +519,7 @@ mod tests {
         assert!(facets.contains("FROM (SELECT tenant_id, event_id, content_hash, "));
         assert!(facets.contains("('actor_ip', actor_ip)"));
         assert!(facets.ends_with("LIMIT ? BY field"));
-        for sql in [page_sql("1"), export_sql("1"), facets, count_sql("1")] {
+        for sql in [page_sql("1", true), export_sql("1"), facets, count_sql("1")] {
             assert!(!sql.contains("BY event_id") && !sql.contains("BY tenant_id, event_id L"));
         }
     }
@@ -507,6 +538,24 @@ mod tests {
             assert_eq!(neutralised, cell == Cell::Text, "{name}");
         }
         assert!(outer.contains(", metadata_key, metadata_value, schema_id, kafka_partition,"));
+    }
+
+    /// Metadata values travel only for the keys asked for, and a page
+    /// without metadata columns reads no metadata column at all.
+    #[test]
+    fn hits_carry_only_the_metadata_asked_for() {
+        let without = page_sql("1", false);
+        assert!(!without.contains("metadata."), "{without}");
+        assert_eq!(without.matches('?').count(), 1);
+        let with = page_sql("1", true);
+        assert_eq!(with.matches('?').count(), 2);
+        // The keys' placeholder comes first, before the filter's.
+        let select = with.split(" FROM audit_events").next().unwrap_or_default();
+        assert!(select.contains("has(?, tupleElement(e, 1))"), "{with}");
+        assert!(select.contains("metadata.key, metadata.value"), "{with}");
+        let tail = tail_sql("1", true);
+        assert!(tail.contains("AS hit_metadata, kafka_partition, kafka_offset FROM"));
+        assert!(!tail_sql("1", false).contains("metadata."));
     }
 
     #[test]

@@ -1,0 +1,287 @@
+//! Metadata keys as facets and suggestions: the most common keys of a
+//! search's events, one key's top values, and the keys seen recently in a
+//! viewer's tenants (cached briefly, for the query bar).
+//!
+//! Counted like the other facets: distinct event identities
+//! (`uniqExact(tenant_id, event_id, content_hash)`), so copies a
+//! re-delivered batch left stored count once. Only keys the query language
+//! can name (`metadata.<key>`, [`app::query::is_metadata_key`]) are listed,
+//! so every key offered can be clicked into a query that parses.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use app::query::{is_metadata_key, METADATA_KEY_RULE};
+use app::search_model::{
+    FacetValue, MetadataKey, MetadataValues, SearchQuery, FACET_VALUES, METADATA_FACET_KEYS,
+    RECENT_METADATA_DAYS, RECENT_METADATA_KEYS,
+};
+use app::search_state::TimeWindow;
+use app::store::StoreError as ConsoleError;
+
+use super::sql::{Filter, IDENTITY};
+use super::Plan;
+use crate::store::Store;
+
+/// [`app::query::is_metadata_key`] as an RE2 pattern, for ClickHouse to
+/// drop the keys no query could name before it ranks them. The unit test
+/// below holds the two together.
+const KEY_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
+
+/// The most common metadata keys of the matching events. The keys are
+/// unfolded per row (each event lists a key once: ingest refuses a key
+/// given twice), then each key's distinct events are counted.
+pub(crate) fn keys_sql(filter: &str) -> String {
+    format!(
+        "SELECT key, uniqExact({IDENTITY}) AS events \
+         FROM (SELECT {IDENTITY}, metadata.key AS keys FROM audit_events {filter}) \
+         ARRAY JOIN keys AS key \
+         WHERE match(key, '{KEY_PATTERN}') \
+         GROUP BY key \
+         ORDER BY events DESC, key \
+         LIMIT ?"
+    )
+}
+
+/// The most frequent values of one key over the matching events, ties by
+/// value. The inner `has` keeps only the rows that have the key before
+/// their arrays are unfolded. Values after the filter's: the key twice,
+/// then the limit.
+pub(crate) fn values_sql(filter: &str) -> String {
+    format!(
+        "SELECT value, uniqExact({IDENTITY}) AS events \
+         FROM (SELECT {IDENTITY}, metadata.key AS keys, metadata.value AS vals \
+         FROM audit_events {filter} AND has(metadata.key, ?)) \
+         ARRAY JOIN keys AS key, vals AS value \
+         WHERE key = ? \
+         GROUP BY value \
+         ORDER BY events DESC, value \
+         LIMIT ?"
+    )
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct KeyRow {
+    key: String,
+    events: u64,
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct ValueRow {
+    value: String,
+    events: u64,
+}
+
+/// How long the recent keys of one set of tenants are reused: the query
+/// bar asks on every page, and keys of the last week change slowly.
+const RECENT_KEYS_TTL: Duration = Duration::from_secs(60);
+
+/// Sets of tenants remembered at once; beyond it the expired ones go, and
+/// if none has, all of them (a burst of distinct grants only costs
+/// queries).
+const RECENT_KEYS_ENTRIES: usize = 256;
+
+/// The recent keys per set of tenants, shared by every request of the
+/// process (the store is cloned per request; this is behind an `Arc`).
+/// Keyed by the exact, sorted tenant list a viewer's scope gave, so one
+/// viewer's answer never reaches a viewer of other tenants.
+#[derive(Default)]
+pub struct RecentKeys {
+    entries: Mutex<HashMap<Vec<String>, Remembered>>,
+}
+
+/// When the keys of one set of tenants were read, and the keys.
+type Remembered = (Instant, Vec<MetadataKey>);
+
+impl RecentKeys {
+    /// The keys remembered for exactly `tenants`, if still fresh at `now`.
+    fn get(&self, tenants: &[String], now: Instant) -> Option<Vec<MetadataKey>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, keys) = entries.get(tenants)?;
+        (now.saturating_duration_since(*at) < RECENT_KEYS_TTL).then(|| keys.clone())
+    }
+
+    fn put(&self, tenants: Vec<String>, keys: Vec<MetadataKey>, now: Instant) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= RECENT_KEYS_ENTRIES {
+            entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < RECENT_KEYS_TTL);
+            if entries.len() >= RECENT_KEYS_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(tenants, (now, keys));
+    }
+}
+
+impl Store {
+    /// The `limit` most common metadata keys of the events `query` matches.
+    async fn metadata_keys(
+        &self,
+        query: &SearchQuery,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<Vec<MetadataKey>, ConsoleError> {
+        let plan = Plan::new(query, now_ms)?;
+        let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
+        let rows = self
+            .search_query(&keys_sql(&filter.sql), &filter)
+            .bind(limit)
+            .fetch_all::<KeyRow>()
+            .await
+            .map_err(|e| self.search_failed(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| MetadataKey {
+                key: r.key,
+                events: r.events,
+            })
+            .collect())
+    }
+
+    /// The facet panel's metadata keys.
+    pub(super) async fn metadata_facet_keys(
+        &self,
+        query: &SearchQuery,
+        now_ms: i64,
+    ) -> Result<Vec<MetadataKey>, ConsoleError> {
+        self.metadata_keys(query, METADATA_FACET_KEYS, now_ms).await
+    }
+
+    /// See [`app::store::EventStore::metadata_values`].
+    pub async fn metadata_values(
+        &self,
+        query: &SearchQuery,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<MetadataValues, ConsoleError> {
+        if !is_metadata_key(key) {
+            return Err(ConsoleError::Invalid(format!("key: {METADATA_KEY_RULE}")));
+        }
+        let plan = Plan::new(query, now_ms)?;
+        let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
+        let rows = self
+            .search_query(&values_sql(&filter.sql), &filter)
+            .bind(key)
+            .bind(key)
+            .bind(FACET_VALUES as u64)
+            .fetch_all::<ValueRow>()
+            .await
+            .map_err(|e| self.search_failed(e))?;
+        Ok(MetadataValues {
+            key: key.to_owned(),
+            values: rows
+                .into_iter()
+                .map(|r| FacetValue {
+                    value: r.value,
+                    events: r.events,
+                })
+                .collect(),
+        })
+    }
+
+    /// The metadata keys of the last [`RECENT_METADATA_DAYS`] days in
+    /// `tenants` (empty: every tenant), most frequent first; from the
+    /// cache when it was asked within [`RECENT_KEYS_TTL`].
+    pub async fn recent_metadata_keys(
+        &self,
+        tenants: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<MetadataKey>, ConsoleError> {
+        let mut tenants = tenants.to_vec();
+        tenants.sort();
+        tenants.dedup();
+        if let Some(keys) = self.recent_keys.get(&tenants, Instant::now()) {
+            return Ok(keys);
+        }
+        let days = RECENT_METADATA_DAYS * 86_400_000;
+        let query = SearchQuery {
+            q: String::new(),
+            tenant: None,
+            window: TimeWindow::Between {
+                from_ms: now_ms.saturating_sub(days),
+                to_ms: now_ms,
+            },
+            cursor: None,
+            limit: RECENT_METADATA_KEYS,
+            within: tenants.clone(),
+            metadata_keys: Vec::new(),
+        };
+        let keys = self
+            .metadata_keys(&query, RECENT_METADATA_KEYS, now_ms)
+            .await?;
+        self.recent_keys.put(tenants, keys.clone(), Instant::now());
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_pattern_is_the_query_language_s_rule() {
+        // The pattern's class, spelled out: what is_metadata_key accepts.
+        let class = KEY_PATTERN
+            .strip_prefix("^[")
+            .and_then(|p| p.strip_suffix("]+$"))
+            .unwrap_or_default();
+        assert_eq!(class, "A-Za-z0-9_.-");
+        for c in (0u8..=127).map(char::from).chain(['é', 'ß', '€']) {
+            let in_class = c.is_ascii_alphanumeric() || "_.-".contains(c);
+            assert_eq!(is_metadata_key(&c.to_string()), in_class, "{c:?}");
+        }
+        assert!(!is_metadata_key(""));
+    }
+
+    #[test]
+    fn metadata_queries_bind_every_value() {
+        let keys = keys_sql("WHERE x = ?");
+        assert_eq!(keys.matches('?').count(), 2);
+        assert!(keys.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(keys.ends_with("ORDER BY events DESC, key LIMIT ?"));
+        let values = values_sql("WHERE x = ?");
+        assert_eq!(values.matches('?').count(), 4);
+        assert!(values.contains("WHERE x = ? AND has(metadata.key, ?))"));
+        assert!(values.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+    }
+
+    #[test]
+    fn recent_keys_are_kept_per_tenant_set_and_expire() {
+        let cache = RecentKeys::default();
+        let now = Instant::now();
+        let acme = vec!["acme".to_owned()];
+        let keys = vec![MetadataKey {
+            key: "ticket".into(),
+            events: 3,
+        }];
+        assert_eq!(cache.get(&acme, now), None);
+        cache.put(acme.clone(), keys.clone(), now);
+        assert_eq!(cache.get(&acme, now), Some(keys.clone()));
+        // Another set of tenants, every tenant included, is another entry.
+        assert_eq!(cache.get(&["globex".to_owned()], now), None);
+        assert_eq!(cache.get(&[], now), None);
+        assert_eq!(
+            cache.get(&["acme".to_owned(), "globex".to_owned()], now),
+            None
+        );
+        // An old entry is not used.
+        let later = now + RECENT_KEYS_TTL;
+        assert_eq!(cache.get(&acme, later), None);
+        // Full: the expired entries make room, then all if none has expired.
+        let cache = RecentKeys::default();
+        for n in 0..RECENT_KEYS_ENTRIES {
+            cache.put(vec![format!("t{n}")], keys.clone(), now);
+        }
+        cache.put(vec!["new".to_owned()], keys.clone(), later);
+        let size = |c: &RecentKeys| c.entries.lock().map(|e| e.len()).unwrap_or(0);
+        assert_eq!(size(&cache), 1);
+        for n in 0..RECENT_KEYS_ENTRIES + 3 {
+            cache.put(vec![format!("u{n}")], keys.clone(), later);
+        }
+        assert!(size(&cache) <= RECENT_KEYS_ENTRIES);
+        assert_eq!(cache.get(&["new".to_owned()], later), None);
+    }
+}
