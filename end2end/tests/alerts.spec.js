@@ -62,7 +62,9 @@ test.describe('as an admin', () => {
     await expect(page.getByRole('heading', { name: 'Firing now' })).toBeVisible();
     await expect(page.getByRole('heading', { name: 'Webhook deliveries' })).toBeVisible();
     const form = page.getByTestId('rules-form');
-    await expect(form.locator('fieldset.rule')).toHaveCount(7);
+    await expect(form.locator('fieldset.rule')).toHaveCount(8);
+    // The integrity check's rule is among them, on by default.
+    await expect(form.locator('#integrity_problems_enabled')).toBeChecked();
 
     // A new threshold, unlike whatever a previous run left.
     const threshold = String(100 + Math.floor(Math.random() * 800));

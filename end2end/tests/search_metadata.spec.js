@@ -67,7 +67,13 @@ test('a metadata column shows each event\'s value and lives in the URL', async (
   const errors = watchErrors(page);
   await openWhenAllArrived(page, home, 4);
   const chooser = page.getByTestId('column-chooser');
-  await chooser.locator('summary').click();
+  // The chooser stays open across the navigation a choice makes: open it
+  // only when it is closed (a click on an open one closes it).
+  const openChooser = async () => {
+    if (!(await chooser.evaluate((d) => d.open))) await chooser.locator('summary').click();
+    await expect(chooser).toHaveAttribute('open', '');
+  };
+  await openChooser();
   // The search's most common keys are offered beside the fixed columns.
   const ticketBox = chooser.locator('[id="col-metadata.ticket"]');
   await expect(ticketBox).not.toBeChecked();
@@ -82,7 +88,7 @@ test('a metadata column shows each event\'s value and lives in the URL', async (
 
   // A key typed in adds its column too; one the query language would
   // refuse is explained, not added.
-  await chooser.locator('summary').click();
+  await openChooser();
   const key = page.getByTestId('metadata-column-key');
   await key.fill('needs review');
   await page.getByTestId('metadata-column-add').click();
