@@ -288,6 +288,7 @@ impl SearchParams {
     pub fn with_tenant(&self, tenant: Option<String>) -> SearchParams {
         SearchParams {
             tenant: tenant.filter(|t| !t.is_empty()),
+            cursor: None,
             ..self.leave_pivot()
         }
     }
@@ -712,6 +713,8 @@ mod tests {
             "/search?tenant=globex&range=7d&tz=Europe%2FBerlin"
         );
         assert_eq!(around.with_tenant(Some(String::new())).tenant, None);
+        let paged_plain = params(&[("tenant", "acme"), ("cursor", "c")]);
+        assert_eq!(paged_plain.with_tenant(None).href(), "/search");
         // Paging, facets (`with_q` adds a term), the zone, count-by and
         // columns keep it: those stay around the event.
         assert!(paged.pivot.is_some());
