@@ -10,9 +10,11 @@ use crate::query::TimeValue;
 
 mod columns;
 mod cursor;
+mod pivot;
 
 pub use columns::{metadata_keys, parse_columns, toggle_column, Column, MAX_METADATA_COLUMNS};
 pub use cursor::Cursor;
+pub use pivot::{Pivot, PreviousWindow};
 
 /// Which stretch of time a search covers. Every query is bounded by one, so
 /// ClickHouse reads only the month partitions it needs.
@@ -85,6 +87,10 @@ pub struct SearchParams {
     /// (`crate::tail`). Only what the page does, not what it asks.
     #[serde(default)]
     pub tail: bool,
+    /// Set on "Events around this one": the event the window is around and
+    /// the window to go back to ([`SearchParams::leave_pivot`]).
+    #[serde(default)]
+    pub pivot: Option<Pivot>,
 }
 
 /// `tz=browser`: the zone of whoever opens the link.
@@ -111,6 +117,7 @@ impl SearchParams {
                 .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
             tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
             tail: text("tail").is_some_and(|v| v == "1"),
+            pivot: Pivot::from_lookup(text),
         }
     }
 
@@ -158,6 +165,9 @@ impl SearchParams {
         if self.tail {
             pairs.push(("tail", "1".to_string()));
         }
+        if let Some(pivot) = &self.pivot {
+            pairs.extend(pivot.pairs());
+        }
         pairs
     }
 
@@ -188,7 +198,6 @@ impl SearchParams {
         }
     }
 
-    /// The same search with a preset range instead of absolute bounds.
     /// The same view in another zone (`None`: UTC); the page, cursor
     /// included, stays where it is, since only the display changes.
     pub fn with_zone(&self, tz: Option<String>) -> SearchParams {
@@ -208,13 +217,121 @@ impl SearchParams {
         }
     }
 
+    /// The same search with a preset range instead of absolute bounds; a
+    /// range picked ends a pivot, whose window it replaces.
     pub fn with_range(&self, range: TimeRange) -> SearchParams {
         SearchParams {
             range,
             from: None,
             to: None,
             cursor: None,
+            pivot: None,
             ..self.clone()
+        }
+    }
+
+    /// The search without its pivot: the window the analyst had before
+    /// "Events around this one" instead of its minutes, from the newest
+    /// page. Without a pivot, the same search.
+    pub fn leave_pivot(&self) -> SearchParams {
+        let Some(pivot) = &self.pivot else {
+            return self.clone();
+        };
+        let (range, from, to) = match &pivot.previous {
+            PreviousWindow::Range(range) => (*range, None, None),
+            PreviousWindow::Bounds { from, to } => (self.range, Some(from.clone()), to.clone()),
+        };
+        SearchParams {
+            range,
+            from,
+            to,
+            cursor: None,
+            pivot: None,
+            ..self.clone()
+        }
+    }
+
+    /// What the query bar submits: the query and bounds as typed (trimmed,
+    /// empty as absent). Within a pivot, bounds typed anew replace its
+    /// window and end it; another query with the pivot's bounds untouched
+    /// ends it too and searches the previous window; the same query again
+    /// stays around the event.
+    pub fn submitted(&self, q: &str, from: &str, to: &str) -> SearchParams {
+        let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let typed = SearchParams {
+            q: q.trim().to_string(),
+            from: text(from),
+            to: text(to),
+            cursor: None,
+            ..self.clone()
+        };
+        if self.pivot.is_none() {
+            return typed;
+        }
+        if typed.from != self.from || typed.to != self.to {
+            SearchParams {
+                pivot: None,
+                ..typed
+            }
+        } else if typed.q != self.q {
+            SearchParams {
+                q: typed.q,
+                ..self.leave_pivot()
+            }
+        } else {
+            typed
+        }
+    }
+
+    /// Another tenant (`None`: every tenant): the pivot's event belongs to
+    /// the tenant it was in, so the pivot ends and its window with it.
+    pub fn with_tenant(&self, tenant: Option<String>) -> SearchParams {
+        SearchParams {
+            tenant: tenant.filter(|t| !t.is_empty()),
+            cursor: None,
+            ..self.leave_pivot()
+        }
+    }
+
+    /// "Events around this one" from an event seen under these parameters
+    /// (the detail page's context): `half_width_ms` either side of
+    /// `at_ms`, in `tenant`, no query, the zone kept. Coming from inside
+    /// a pivot, the window to go back to stays the one before the first.
+    pub fn around(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        at_ms: i64,
+        hash_prefix: Option<&str>,
+        half_width_ms: i64,
+    ) -> SearchParams {
+        let stamp = |ms: i64| {
+            crate::query::Timestamp {
+                ms,
+                precision: crate::query::Precision::Millis,
+            }
+            .to_string()
+        };
+        let previous = match (&self.pivot, &self.from) {
+            (Some(pivot), _) => pivot.previous.clone(),
+            (None, Some(from)) => PreviousWindow::Bounds {
+                from: from.clone(),
+                to: self.to.clone(),
+            },
+            (None, None) => PreviousWindow::Range(self.range),
+        };
+        SearchParams {
+            tenant: Some(tenant.to_string()),
+            from: Some(stamp(at_ms.saturating_sub(half_width_ms))),
+            to: Some(stamp(at_ms.saturating_add(half_width_ms))),
+            tz: self.tz.clone(),
+            pivot: Some(Pivot {
+                event_id: event_id.to_string(),
+                at_ms,
+                hash_prefix: hash_prefix.map(str::to_string),
+                previous,
+            }),
+            ..SearchParams::from_lookup(|_| None)
         }
     }
 
@@ -458,6 +575,168 @@ mod tests {
         let reset =
             params(&[("from", "2026-03-01"), ("cursor", "c")]).with_range(TimeRange::Last7Days);
         assert_eq!((reset.from, reset.cursor), (None, None));
+    }
+
+    /// A search on "Last 7 days" in acme, then "Events around this one".
+    fn pivot_from_7d() -> SearchParams {
+        params(&[
+            ("q", "outcome:failure"),
+            ("tenant", "acme"),
+            ("range", "7d"),
+            ("tz", "Europe/Berlin"),
+        ])
+        .around("acme", "ev-1", 1_772_323_200_000, Some("abcd"), 300_000)
+    }
+
+    #[test]
+    fn the_around_link_names_the_anchor_and_the_window_before() {
+        let around = pivot_from_7d();
+        assert_eq!(
+            around.href(),
+            "/search?tenant=acme&from=2026-02-28T23%3A55%3A00.000&to=2026-03-01T00%3A05%3A00.000&tz=Europe%2FBerlin&anchor=ev-1&anchor_at=1772323200000&anchor_h=abcd&prev_range=7d"
+        );
+        assert_eq!(around.q, "");
+        // pairs -> from_lookup gives the same parameters back.
+        let back = params(
+            &around
+                .pairs()
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(back, around);
+        // Absolute bounds before: both kept, and an open `to` stays open.
+        let absolute = params(&[("from", "2026-02-01"), ("to", "2026-02-28T12:00")])
+            .around("acme", "ev:2", 5, None, 300_000);
+        let pivot = absolute.pivot.clone().unwrap();
+        assert_eq!(
+            pivot.previous,
+            PreviousWindow::Bounds {
+                from: "2026-02-01".into(),
+                to: Some("2026-02-28T12:00".into())
+            }
+        );
+        assert_eq!(pivot.previous.label(), "2026-02-01 – 2026-02-28T12:00");
+        assert!(absolute.href().ends_with(
+            "&anchor=ev%3A2&anchor_at=5&prev_from=2026-02-01&prev_to=2026-02-28T12%3A00"
+        ));
+        let back = params(
+            &absolute
+                .pairs()
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(back, absolute);
+        let since = params(&[("from", "now-7d/d")]).around("acme", "e", 5, None, 1);
+        assert_eq!(since.pivot.unwrap().previous.label(), "since now-7d/d");
+        // Around an event found inside a pivot: back still leads to the
+        // window before the first pivot, not to the first pivot's minutes.
+        let again = around.around("acme", "ev-9", 1_772_323_260_000, None, 300_000);
+        assert_eq!(
+            again.pivot.unwrap().previous,
+            PreviousWindow::Range(TimeRange::Last7Days)
+        );
+        // The default range is written out too, so the link says where
+        // back leads; reading it without prev_* means the default.
+        let from_default = params(&[]).around("acme", "e", 5, None, 1);
+        assert!(from_default.href().ends_with("&prev_range=24h"));
+        let bare = params(&[("anchor", "e"), ("anchor_at", "5"), ("from", "2026-03-01")]);
+        assert_eq!(
+            bare.pivot.unwrap().previous,
+            PreviousWindow::Range(TimeRange::Last24Hours)
+        );
+        // No pivot without a readable anchor and time.
+        assert_eq!(
+            params(&[("anchor", "e"), ("anchor_at", "soon"), ("prev_range", "7d")]).pivot,
+            None
+        );
+        assert_eq!(params(&[("anchor_at", "5")]).pivot, None);
+        // Saved searches stored before pivots still read.
+        let old: SearchParams = serde_json::from_str(
+            r#"{"q":"a","tenant":null,"range":"Last24Hours","from":null,"to":null,"cursor":null,"columns":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.pivot, None);
+    }
+
+    #[test]
+    fn leaving_the_pivot_gives_the_window_before_back() {
+        let around = pivot_from_7d();
+        let left = around.leave_pivot();
+        assert_eq!(
+            left.href(),
+            "/search?tenant=acme&range=7d&tz=Europe%2FBerlin"
+        );
+        assert_eq!(left.leave_pivot(), left);
+        // Absolute bounds come back as typed.
+        let absolute = params(&[("from", "2026-02-01"), ("to", "2026-02-28T12:00")])
+            .around("acme", "e", 5, None, 300_000);
+        assert_eq!(
+            absolute.leave_pivot().href(),
+            "/search?tenant=acme&from=2026-02-01&to=2026-02-28T12%3A00"
+        );
+
+        // The query bar: another query with the pivot's bounds untouched
+        // searches the window before.
+        let (from, to) = (around.from.clone().unwrap(), around.to.clone().unwrap());
+        let paged = SearchParams {
+            cursor: Some("c".into()),
+            ..around.clone()
+        };
+        let other = paged.submitted(" actor:bob ", &from, &to);
+        assert_eq!(
+            other.href(),
+            "/search?q=actor%3Abob&tenant=acme&range=7d&tz=Europe%2FBerlin"
+        );
+        // The same query again stays around the event (from its first page).
+        let again = paged.submitted("", &from, &to);
+        assert_eq!(again, around);
+        // Bounds typed anew are the new window; the pivot ends.
+        let typed = around.submitted("actor:bob", "2026-03-02", "");
+        assert_eq!(
+            typed.href(),
+            "/search?q=actor%3Abob&tenant=acme&from=2026-03-02&tz=Europe%2FBerlin"
+        );
+        // Outside a pivot the form submits what was typed.
+        let plain = params(&[("range", "1h"), ("cursor", "c")]).submitted("x", " ", "");
+        assert_eq!(plain.href(), "/search?q=x&range=1h");
+
+        // A range picked replaces the pivot's window and ends it.
+        assert_eq!(
+            around.with_range(TimeRange::LastHour).href(),
+            "/search?tenant=acme&range=1h&tz=Europe%2FBerlin"
+        );
+        // Another tenant: the window before comes back.
+        assert_eq!(
+            around.with_tenant(Some("globex".into())).href(),
+            "/search?tenant=globex&range=7d&tz=Europe%2FBerlin"
+        );
+        assert_eq!(around.with_tenant(Some(String::new())).tenant, None);
+        let paged_plain = params(&[("tenant", "acme"), ("cursor", "c")]);
+        assert_eq!(paged_plain.with_tenant(None).href(), "/search");
+        // Paging, facets (`with_q` adds a term), the zone, count-by and
+        // columns keep it: those stay around the event.
+        assert!(paged.pivot.is_some());
+        assert!(around.with_q("outcome:failure").pivot.is_some());
+        assert!(around.with_zone(None).pivot.is_some());
+        assert!(around.first_page().pivot.is_some());
+    }
+
+    #[test]
+    fn the_anchor_row_is_the_event_itself() {
+        let pivot = pivot_from_7d().pivot.unwrap();
+        let at = 1_772_323_200_000;
+        assert!(pivot.is_anchor(Some("acme"), "acme", "ev-1", at, "abcdef"));
+        assert!(!pivot.is_anchor(Some("acme"), "acme", "ev-1", at, "abce00"));
+        assert!(!pivot.is_anchor(Some("acme"), "acme", "ev-1", at + 1, "abcdef"));
+        assert!(!pivot.is_anchor(Some("acme"), "acme", "ev-2", at, "abcdef"));
+        assert!(!pivot.is_anchor(Some("acme"), "globex", "ev-1", at, "abcdef"));
+        let any_hash = Pivot {
+            hash_prefix: None,
+            ..pivot
+        };
+        assert!(any_hash.is_anchor(None, "globex", "ev-1", at, "00"));
     }
 
     #[test]

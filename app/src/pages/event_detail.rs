@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::query::{and_term, Precision, Timestamp};
-use crate::search_model::{EventDetail, SearchError, AROUND_MS, MAX_SAME_ID};
+use crate::search_model::{EventDetail, SearchError, AROUND_MS, HASH_PREFIX_CHARS, MAX_SAME_ID};
 use crate::search_state::SearchParams;
 use crate::timefmt::utc_millis;
 
@@ -149,21 +149,17 @@ fn Detail(
             .with_q(and_term("", "actor.ip", &event.actor_ip, false))
             .href()
     });
-    let stamp = |ms: i64| {
-        Timestamp {
-            ms,
-            precision: Precision::Millis,
-        }
-        .to_string()
-    };
-    let around = SearchParams {
-        q: String::new(),
-        tenant: Some(event.tenant_id.clone()),
-        from: Some(stamp(event.occurred_at.saturating_sub(AROUND_MS))),
-        to: Some(stamp(event.occurred_at.saturating_add(AROUND_MS))),
-        ..SearchParams::default()
-    }
-    .href();
+    // The anchor and the window the analyst was on go along, so Search
+    // marks the event and "Back" gives that window back.
+    let around = context
+        .around(
+            &event.tenant_id,
+            &event.event_id,
+            event.occurred_at,
+            event.content_hash.get(..HASH_PREFIX_CHARS),
+            AROUND_MS,
+        )
+        .href();
     let delay = received_delay(event.occurred_at, event.received_at);
     let proof_href = proof_download_href(&event);
     let raw = raw_json(&event);

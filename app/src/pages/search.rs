@@ -11,7 +11,7 @@ use crate::pages::saved_searches::SavedSearches;
 use crate::pages::search_facets::FacetsPanel;
 use crate::pages::search_form::QueryForm;
 use crate::pages::search_histogram::{count_values, search_histogram, CountByPanel, Histogram};
-use crate::pages::search_results::{ResultsTable, SearchErrorView};
+use crate::pages::search_results::{PivotNotice, ResultsTable, ScrolledAnchor, SearchErrorView};
 use crate::pages::search_tail::{LiveTail, TailSwitch};
 use crate::pages::search_zone::{provide_zone, ZoneSwitch};
 use crate::search_model::{Facets, SearchError, SearchPage};
@@ -276,6 +276,8 @@ pub fn SearchPage() -> impl IntoView {
             )
         },
     );
+    // "Events around this one" scrolls to its event once per visit.
+    provide_context(ScrolledAnchor(StoredValue::new(None)));
     let tenants = Resource::new(|| (), |_| list_tenants());
     // The query bar suggests the current search's facet values, its
     // metadata keys, and the values of the metadata facets opened (until
@@ -345,6 +347,7 @@ pub fn SearchPage() -> impl IntoView {
                     <progress aria-label="Searching"></progress>" Searching…"
                 </div>
             })}
+            <PivotNotice params=params/>
             <Histogram resource=histogram params=params/>
             <CountByPanel resource=counted params=params/>
             <Transition fallback=move || view! { <p class="muted">"Searching…"</p> } set_pending=set_pending>

@@ -74,16 +74,9 @@ pub fn QueryForm(
     });
     let all_label = move || crate::session::no_tenant_label(crate::session::viewer().as_ref());
     let draft_error = Memo::new(move |_| parse(&draft.get()).err());
-    let typed = Memo::new(move |_| {
-        let text = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        SearchParams {
-            q: draft.get().trim().to_string(),
-            from: text(from.get()),
-            to: text(to.get()),
-            cursor: None,
-            ..params.get()
-        }
-    });
+    // What a submit asks for; within "events around this one" another
+    // query leaves the pivot for the window before it.
+    let typed = Memo::new(move |_| params.get().submitted(&draft.get(), &from.get(), &to.get()));
     let window_error = Memo::new(move |_| typed.get().window().err());
 
     let navigate = use_navigate();
@@ -101,11 +94,7 @@ pub fn QueryForm(
         let go = go.clone();
         move |ev| {
             let value = event_target_value(&ev);
-            go(SearchParams {
-                tenant: Some(value).filter(|t| !t.is_empty()),
-                cursor: None,
-                ..params.get_untracked()
-            })
+            go(params.get_untracked().with_tenant(Some(value)))
         }
     };
     let on_range = move |ev| {
@@ -283,7 +272,8 @@ pub fn QueryForm(
                 <summary>"Examples and fields"</summary>
                 <ul class="example-list">
                     {EXAMPLES.iter().map(|(example, about)| {
-                        let href = move || href_of(&params.get().with_q(*example));
+                        // An example is another query: it leaves a pivot.
+                        let href = move || href_of(&params.get().leave_pivot().with_q(*example));
                         view! { <li><a href=href><code>{*example}</code></a>" "<span class="muted">{*about}</span></li> }
                     }).collect_view()}
                 </ul>

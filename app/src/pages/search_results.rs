@@ -6,7 +6,7 @@ use leptos_router::hooks::use_navigate;
 
 use crate::pages::search_form::SuggestionValues;
 use crate::pages::search_zone::shown_zone;
-use crate::search_model::{SearchError, SearchHit, SearchPage, HASH_PREFIX_CHARS};
+use crate::search_model::{SearchError, SearchHit, SearchPage, AROUND_MS, HASH_PREFIX_CHARS};
 use crate::search_state::{
     metadata_keys, toggle_column, Column, SearchParams, MAX_METADATA_COLUMNS,
 };
@@ -158,13 +158,121 @@ pub(crate) fn ResultRow(
         &hit.content_hash,
         &context,
     );
+    // On "events around this one", the event the analyst came from.
+    let anchored = context.pivot.as_ref().is_some_and(|pivot| {
+        pivot.is_anchor(
+            context.tenant.as_deref(),
+            &hit.tenant_id,
+            &hit.event_id,
+            hit.occurred_at,
+            &hit.content_hash,
+        )
+    });
+    let row = NodeRef::<leptos::html::Tr>::new();
+    #[cfg(feature = "hydrate")]
+    if anchored {
+        scroll_to_anchor_once(row, (hit.event_id.clone(), hit.occurred_at));
+    }
     let cells = columns
         .into_iter()
         .map(|column| cell(&hit, column, &detail, zone))
         .collect_view();
     view! {
-        <tr data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()
+        <tr node_ref=row class:anchor=anchored aria-current=anchored.then_some("true")
+            data-event-id=hit.event_id.clone() data-tenant=hit.tenant_id.clone()
             data-content-hash=hit.content_hash.clone()>{cells}</tr>
+    }
+}
+
+/// The anchor the Search page has scrolled to, so it scrolls there once and
+/// not again each time the results are asked for anew (newer events,
+/// paging back).
+#[derive(Clone, Copy)]
+// Read only in the browser, which is the only place that scrolls.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub struct ScrolledAnchor(pub StoredValue<Option<(String, i64)>>);
+
+/// Brings the anchor's row into view when it is first shown on a page
+/// that provides [`ScrolledAnchor`].
+#[cfg(feature = "hydrate")]
+fn scroll_to_anchor_once(row: NodeRef<leptos::html::Tr>, key: (String, i64)) {
+    let Some(ScrolledAnchor(done)) = use_context::<ScrolledAnchor>() else {
+        return;
+    };
+    Effect::new(move |_| {
+        let Some(el) = row.get() else {
+            return;
+        };
+        if done.with_value(|d| d.as_ref() != Some(&key)) {
+            done.set_value(Some(key.clone()));
+            // The row's `scroll-margin` (style/main.css) keeps it off the
+            // window's edge.
+            el.scroll_into_view();
+        }
+    });
+}
+
+/// Above the results of "events around this one": which event they are
+/// around, and the way back to the window the analyst had before.
+#[component]
+pub fn PivotNotice(params: Memo<SearchParams>) -> impl IntoView {
+    let key = Memo::new(move |_| {
+        let p = params.get();
+        p.pivot.map(|pivot| (p.tenant, pivot))
+    });
+    // The anchor's action and actor, from the event itself: the row may
+    // be on a later page than the one shown.
+    let anchor = Resource::new(
+        move || key.get(),
+        |key| async move {
+            let (Some(tenant), pivot) = key? else {
+                return None;
+            };
+            super::event_detail::get_event(
+                tenant,
+                pivot.event_id,
+                Some(pivot.at_ms),
+                pivot.hash_prefix,
+            )
+            .await
+            .ok()
+            .flatten()
+        },
+    );
+    let zone = shown_zone();
+    move || {
+        key.get().map(|(_, pivot)| {
+            let back = params.get().leave_pivot().href();
+            let label = pivot.previous.label();
+            let at_ms = pivot.at_ms;
+            let time = move || {
+                let z = zone.get();
+                if z.is_utc() {
+                    format!("{} UTC", utc_millis(at_ms))
+                } else {
+                    z.stamp(at_ms)
+                }
+            };
+            let id = pivot.event_id.clone();
+            let fallback = {
+                let id = id.clone();
+                move || format!("event {id}")
+            };
+            let what = move || {
+                anchor.get().map(|found| match found {
+                    Some(e) => format!("{} by {}", e.action, e.actor_id),
+                    None => format!("event {id}"),
+                })
+            };
+            view! {
+                <p class="notice pivot-notice" role="status" data-testid="pivot-notice">
+                    {format!("Events within ±{} min of ", AROUND_MS / 60_000)}
+                    <strong><Transition fallback=fallback>{what}</Transition></strong>
+                    " at "{time}" — "
+                    <a href=back data-testid="pivot-back">{format!("Back to {label}")}</a>
+                </p>
+            }
+        })
     }
 }
 
