@@ -5,39 +5,27 @@
 const fs = require('fs');
 const { execFileSync } = require('child_process');
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-detail-${run}`;
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
 
 test('an event page: verified seal, delay in words, raw JSON, proof download', async ({ page, request, context }) => {
   const errors = watchErrors(page);
   await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   // Occurred 5 days and 14 hours before it was sent.
   const occurred = Date.now() - (5 * 24 + 14) * 3600 * 1000;
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date(occurred).toISOString(),
-      category: 'admin',
-      action: 'user.delete',
-      outcome: 'success',
-      actor: { id: `alice-${run}`, type: 'user', ip: '203.0.113.20' },
-      resource: { type: 'user', id: `bob-${run}` },
-      source_service: 'e2e',
-      metadata: { run, ticket: 'T-42' },
-    },
+  const id = await post(request, {
+    tenant_id: tenant,
+    occurred_at: new Date(occurred).toISOString(),
+    category: 'admin',
+    action: 'user.delete',
+    outcome: 'success',
+    actor: { id: `alice-${run}`, type: 'user', ip: '203.0.113.20' },
+    resource: { type: 'user', id: `bob-${run}` },
+    source_service: 'e2e',
+    metadata: { run, ticket: 'T-42' },
   });
-  expect(response.status(), await response.text()).toBe(202);
-  const id = (await response.json()).event_id;
 
   // The Events list links the row to its page; the writer flushes about
   // once a second, so reload until it is listed.
@@ -66,7 +54,7 @@ test('an event page: verified seal, delay in words, raw JSON, proof download', a
   expect(raw.event_id).toBe(id);
   expect(raw.metadata.ticket).toBe('T-42');
   expect(raw.actor).toEqual({ id: `alice-${run}`, type: 'user', ip: '203.0.113.20' });
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+  await hydrated(page);
   await page.getByTestId('copy-raw').click();
   await expect(page.getByTestId('copy-status')).toHaveText('Copied.');
   const copied = await page.evaluate(() => navigator.clipboard.readText());

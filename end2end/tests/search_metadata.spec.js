@@ -4,40 +4,22 @@
 // query; the query bar suggests the metadata keys seen recently and, once
 // a metadata facet is open, its values.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-meta-${run}`;
 const ticket = (n) => `SEC-${run}-${n}`;
 
-async function postEvent(request, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'data_access',
-      action: 'document.read',
-      outcome: 'success',
-      actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
-      source_service: 'e2e',
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
+const postEvent = (request, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'data_access',
+  action: 'document.read',
+  outcome: 'success',
+  actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
+  source_service: 'e2e',
+  ...fields,
+});
 
 const rows = (page) => page.locator('tbody tr[data-event-id]');
 const row = (page, id) => page.locator(`tbody tr[data-event-id="${id}"]`);

@@ -3,47 +3,27 @@
 // searches the window they had before (here "Last 7 days"), not the
 // pivot's ten minutes. The page must hydrate without a browser error.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-pivot-${run}`;
 const alice = `alice-${run}`;
 const HOUR = 3600 * 1000;
 
-async function postEvent(request, occurredMs, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date(occurredMs).toISOString(),
-      category: 'data_access',
-      action: 'document.read',
-      outcome: 'success',
-      actor: { id: alice, type: 'user', ip: '10.0.0.7' },
-      resource: { type: 'document', id: `doc-${run}` },
-      source_service: 'e2e',
-      metadata: { run },
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
+const postEvent = (request, occurredMs, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date(occurredMs).toISOString(),
+  category: 'data_access',
+  action: 'document.read',
+  outcome: 'success',
+  actor: { id: alice, type: 'user', ip: '10.0.0.7' },
+  resource: { type: 'document', id: `doc-${run}` },
+  source_service: 'e2e',
+  metadata: { run },
+  ...fields,
+});
 
 const row = (page, id) => page.locator(`tr[data-event-id="${id}"]`);
-
-// Fails the test on any browser error: hydration mismatches and panics in
-// the WASM show up here first.
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
 
 test('events around one: the anchor is marked, a new query gets the previous window back', async ({ page, request }) => {
   const errors = watchErrors(page);
