@@ -313,10 +313,14 @@ pub struct TopActors {
     pub by_failures: Vec<ActorCount>,
 }
 
+/// Failed and denied events, in the query language: what the failure
+/// panels and their Search links add to the analyst's query.
+pub const FAILED_OUTCOMES: &str = "(outcome:failure OR outcome:denied)";
+
 /// The query that narrows `q` to failed and denied events, in the query
 /// language, so the panel and its Search link run the same text.
 pub fn failures_query(q: &str) -> String {
-    const FAILED: &str = "(outcome:failure OR outcome:denied)";
+    const FAILED: &str = FAILED_OUTCOMES;
     match q.trim() {
         "" => FAILED.to_string(),
         // Without parentheses the outcomes would bind to the last OR branch

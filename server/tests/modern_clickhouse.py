@@ -267,10 +267,16 @@ def search_answer(name, rows):
     if name == "dashboard_series_by_outcome_for_tenant":
         got = [(bucket_ms(r), r["key"], int(r["events"])) for r in rows]
         return got, [(NOW_MS - 2 * HOUR_MS, "success", 1), (NOW_MS - HOUR_MS, "failure", 1)]
+    # Both lists and both totals in one row; a list's entries are
+    # (actor, count) with the count as JSON text (a 64-bit integer).
+    def top_actors(r):
+        pairs = lambda key: [(actor, int(n)) for actor, n in r[key]]  # noqa: E731
+        return (int(r["total"]), int(r["failed"]), pairs("by_events"), pairs("by_failures"))
     if name == "dashboard_top_actors":
-        return [(r["actor_id"], int(r["events"])) for r in rows], [("mallory", 2)]
+        return [top_actors(r) for r in rows], [(2, 2, [("mallory", 2)], [("mallory", 2)])]
     if name == "dashboard_top_actors_for_tenant":
-        return [(r["actor_id"], int(r["events"])) for r in rows], [("alice", 1), ("mallory", 1)]
+        # e-1 is stored twice and counts once; alice never failed.
+        return [top_actors(r) for r in rows], [(2, 1, [("alice", 1), ("mallory", 1)], [("mallory", 1)])]
     # Panels 4-9 over the last 24 h (e-old is before it).
     tops = {
         "dashboard_top_actor_ip": [("203.0.113.1", 3)],
@@ -281,18 +287,17 @@ def search_answer(name, rows):
     }
     if name in tops:
         return [(r["value"], int(r["events"])) for r in rows], tops[name]
-    new_actor = lambda r: (r["tenant_id"], r["actor_id"], int(r["first_ms"]), int(r["events"]))  # noqa: E731
+    def new_actors(r):
+        return (int(r["total"]), [(t, a, int(first), int(n)) for t, a, first, n in r["rows"]])
     if name == "dashboard_new_actors_for_tenant":
         # alice acted in acme before the window (e-old): not new.
-        return [new_actor(r) for r in rows], [("acme", "mallory", NOW_MS - 30 * 60_000, 1)]
-    if name == "dashboard_new_actors_count_for_tenant":
-        return [int(r["actors"]) for r in rows], [1]
+        return [new_actors(r) for r in rows], [(1, [("acme", "mallory", NOW_MS - 30 * 60_000, 1)])]
     if name == "dashboard_new_actors":
         # Per tenant: globex's mallory is new to globex too.
-        return [new_actor(r) for r in rows], [
+        return [new_actors(r) for r in rows], [(2, [
             ("acme", "mallory", NOW_MS - 30 * 60_000, 1),
             ("globex", "mallory", NOW_MS - HOUR_MS, 1),
-        ]
+        ])]
     if name == "dashboard_heatmap_quarters":
         # e-1 is stored twice and counts once.
         got = [(int(r["quarter_ms"]), int(r["events"])) for r in rows]

@@ -179,22 +179,53 @@ static SERIES_TENANT_PARAMS: [&str; 10] = [
 
 /// A window without tenant, then a limit: the dashboard's top values.
 static TOP_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms", "limit"];
-/// New actors: a tenant's window, then what "before" means (the window's
-/// start and the snapshot, the tenant again), then the limit.
-static NEW_ACTORS_TENANT_PARAMS: [&str; 11] = [
+/// Top actors: the failure condition's values (the same names as the
+/// representative query's outcomes), then a page's window without a limit.
+static TOP_ACTORS_PARAMS: [&str; 18] = [
+    "q_outcome_1",
+    "q_outcome_2",
+    "q_outcome_1",
+    "q_outcome_2",
+    "q_actor_type",
+    "q_action_regex",
+    "q_metadata_key",
+    "q_metadata_value",
+    "q_text",
+    "q_text",
+    "q_text",
+    "q_text",
+    "q_text",
     "from_s",
     "to_s",
     "from_ms",
     "to_ms",
     "snapshot_ms",
-    "tenant",
-    "from_s",
-    "from_ms",
-    "snapshot_ms",
-    "tenant",
-    "limit",
 ];
-static NEW_ACTORS_PARAMS: [&str; 9] = [
+static TOP_ACTORS_TENANT_PARAMS: [&str; 8] = [
+    "q_outcome_1",
+    "q_outcome_2",
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+];
+/// New actors: a tenant's window, then what "before" means (the window's
+/// start and the snapshot, the tenant again).
+static NEW_ACTORS_TENANT_PARAMS: [&str; 10] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "from_s",
+    "from_ms",
+    "snapshot_ms",
+    "tenant",
+];
+static NEW_ACTORS_PARAMS: [&str; 8] = [
     "from_s",
     "to_s",
     "from_ms",
@@ -203,7 +234,6 @@ static NEW_ACTORS_PARAMS: [&str; 9] = [
     "from_s",
     "from_ms",
     "snapshot_ms",
-    "limit",
 ];
 
 /// The dashboard's panels 4–9 (server/src/store/search/dashboard.rs).
@@ -240,11 +270,6 @@ fn panel_templates() -> Vec<QueryTemplate> {
             params: &NEW_ACTORS_TENANT_PARAMS,
         },
         QueryTemplate {
-            name: "dashboard_new_actors_count_for_tenant".into(),
-            sql: super::dashboard::new_actors_count_sql(&window(1), 1),
-            params: &NEW_ACTORS_TENANT_PARAMS[..NEW_ACTORS_TENANT_PARAMS.len() - 1],
-        },
-        QueryTemplate {
             name: "dashboard_new_actors".into(),
             sql: super::dashboard::new_actors_sql(&window(0), 0),
             params: &NEW_ACTORS_PARAMS,
@@ -261,6 +286,9 @@ fn panel_templates() -> Vec<QueryTemplate> {
 /// Every search query, as templates for the catalogue.
 pub(crate) fn templates() -> Vec<QueryTemplate> {
     let representative = compile_str(REPRESENTATIVE_QUERY, 0)
+        .map(|c| c.sql)
+        .unwrap_or_default();
+    let failed = compile_str(app::dashboard_model::FAILED_OUTCOMES, 0)
         .map(|c| c.sql)
         .unwrap_or_default();
     let shape = |tenant: bool, cursor, arrival| Shape {
@@ -385,17 +413,19 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
         QueryTemplate {
             name: "dashboard_top_actors".into(),
-            sql: super::dashboard::top_actors_sql(&sql::where_sql(
-                shape(false, false, up_to),
-                &representative,
-            )),
-            params: &PAGE_PARAMS,
+            sql: super::dashboard::top_actors_sql(
+                &failed,
+                &sql::where_sql(shape(false, false, up_to), &representative),
+            ),
+            params: &TOP_ACTORS_PARAMS,
         },
         QueryTemplate {
             name: "dashboard_top_actors_for_tenant".into(),
-            sql: super::dashboard::top_actors_sql(&sql::where_sql(shape(true, false, up_to), "1")),
-            // The facets' values end in their limit too.
-            params: &FACET_PARAMS,
+            sql: super::dashboard::top_actors_sql(
+                &failed,
+                &sql::where_sql(shape(true, false, up_to), "1"),
+            ),
+            params: &TOP_ACTORS_TENANT_PARAMS,
         },
         QueryTemplate {
             name: "event_detail".into(),
