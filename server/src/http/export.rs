@@ -417,6 +417,10 @@ fn bundle_download(
     now_ms: i64,
 ) -> Response {
     let rows = stream.rows;
+    // The events file's format in the name, so a CSV bundle and an NDJSON
+    // bundle of the same search saved side by side do not overwrite each
+    // other.
+    let name = bundle_file_name(tenant, now_ms, meta.format);
     let (sink, mut receiver) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         let mut tracker = tracker;
@@ -443,10 +447,7 @@ fn bundle_download(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/zip"),
     );
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        file_name(tenant, now_ms, "proofs.zip")
-    );
+    let disposition = format!("attachment; filename=\"{name}\"");
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -457,6 +458,11 @@ fn bundle_download(
     );
     headers.insert("x-attest-export-rows", HeaderValue::from(rows));
     response
+}
+
+/// A bundle's name: the events file's extension, then `proofs.zip`.
+fn bundle_file_name(tenant: Option<&str>, now_ms: i64, format: ExportFormat) -> String {
+    file_name(tenant, now_ms, &format!("{}.proofs.zip", format.extension()))
 }
 
 /// `attest-events-<tenant|all>-<YYYYMMDDTHHMMSSZ>.<ext>`, with only
@@ -586,6 +592,14 @@ mod tests {
         assert_eq!(
             file_name(None, now, "csv"),
             "attest-events-all-20261123T120000Z.csv"
+        );
+        assert_eq!(
+            bundle_file_name(Some("acme"), now, ExportFormat::Csv),
+            "attest-events-acme-20261123T120000Z.csv.proofs.zip"
+        );
+        assert_eq!(
+            bundle_file_name(None, now, ExportFormat::Ndjson),
+            "attest-events-all-20261123T120000Z.ndjson.proofs.zip"
         );
     }
 }
