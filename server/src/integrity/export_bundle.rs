@@ -135,7 +135,12 @@ pub async fn write_bundle(
             continue;
         };
         let covering = store
-            .digests_overlapping(topic, *partition, first.offset, last.offset)
+            .digests_overlapping(
+                std::slice::from_ref(topic),
+                *partition,
+                first.offset,
+                last.offset,
+            )
             .await?;
         for d in covering {
             let under: Vec<usize> = located
