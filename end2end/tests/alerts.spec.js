@@ -5,19 +5,7 @@
 // ATTEST_E2E_ACCESS_KEY) gets the 403 page, no link, and 403 from both of
 // the page's server functions.
 const { test, expect } = require('@playwright/test');
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
+const { watchErrors, hydrated } = require('./support');
 
 test('an analyst gets the 403 page, no link, and 403 from the server functions', async ({ page }) => {
   const response = await page.goto('/alerts');

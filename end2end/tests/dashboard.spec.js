@@ -2,36 +2,23 @@
 // in a fresh tenant tops "Top actors by failures"; its bar opens Search over
 // exactly those 50 events. The page must hydrate without a browser error.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-dash-${run}`;
 const brute = `brute-${run}`;
 const alice = `alice-${run}`;
 
-async function postEvent(request, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'authentication',
-      action: 'user.login',
-      outcome: 'success',
-      actor: { id: alice, type: 'user', ip: '10.0.0.7' },
-      source_service: 'e2e',
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-}
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
+const postEvent = (request, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'authentication',
+  action: 'user.login',
+  outcome: 'success',
+  actor: { id: alice, type: 'user', ip: '10.0.0.7' },
+  source_service: 'e2e',
+  ...fields,
+});
 
 test('a burst of failed logins tops the failures chart and its bar opens exactly those events', async ({ page, request }) => {
   const errors = watchErrors(page);
@@ -56,7 +43,7 @@ test('a burst of failed logins tops the failures chart and its bar opens exactly
     await page.goto(`/dashboard?tenant=${encodeURIComponent(tenant)}&range=1h`);
     await expect(page.locator('[data-testid="panel-events"] [data-testid="panel-total"]')).toHaveText('58', { timeout: 2_000 });
   }).toPass({ timeout: 60_000 });
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+  await hydrated(page);
 
   // The first paint already holds the charts: SVG with a title per bar.
   await expect(page.locator('[data-testid="panel-events"] svg[role="img"]')).toHaveCount(1);
@@ -73,7 +60,7 @@ test('a burst of failed logins tops the failures chart and its bar opens exactly
   const url = new URL(page.url());
   expect(url.searchParams.get('tenant')).toBe(tenant);
   expect(url.searchParams.get('q')).toContain(`actor:"${brute}"`);
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+  await hydrated(page);
   await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('50');
   await expect(page.locator('[data-testid="search-results"] tbody tr')).toHaveCount(50);
 
@@ -89,16 +76,16 @@ test.describe('panels 4 to 9', () => {
   test('rows and cells open Search with the same count; light and dark screenshots', async ({ page, request }) => {
     const errors = watchErrors(page);
     const own = `e2e-dash2-${run}`;
-    const post = (fields) => postEvent(request, { tenant_id: own, ...fields });
+    const postOwn = (fields) => postEvent(request, { tenant_id: own, ...fields });
     const posts = [];
     for (let i = 0; i < 7; i++) {
-      posts.push(post({ outcome: 'failure', actor: { id: brute, type: 'user', ip: '198.51.100.23' }, metadata: { n: String(i) } }));
+      posts.push(postOwn({ outcome: 'failure', actor: { id: brute, type: 'user', ip: '198.51.100.23' }, metadata: { n: String(i) } }));
     }
     for (let i = 0; i < 4; i++) {
-      posts.push(post({ category: 'permission_change', action: 'role.grant', resource: { type: 'role', id: `r-${i}` } }));
+      posts.push(postOwn({ category: 'permission_change', action: 'role.grant', resource: { type: 'role', id: `r-${i}` } }));
     }
     for (let i = 0; i < 3; i++) {
-      posts.push(post({ category: 'admin', action: 'plan.change', metadata: { n: String(i) } }));
+      posts.push(postOwn({ category: 'admin', action: 'plan.change', metadata: { n: String(i) } }));
     }
     await Promise.all(posts);
 
@@ -107,7 +94,7 @@ test.describe('panels 4 to 9', () => {
       await page.goto(dashboard);
       await expect(page.locator('[data-testid="panel-events"] [data-testid="panel-total"]')).toHaveText('14', { timeout: 2_000 });
     }).toPass({ timeout: 60_000 });
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
 
     // Every panel drew, each with a total.
     for (const id of ['failure-sources', 'changes', 'privileged', 'new-actors', 'heatmap']) {
@@ -150,13 +137,13 @@ test.describe('panels 4 to 9', () => {
     const cellCount = await cell.textContent();
     await cell.click();
     await expect(page).toHaveURL(/\/search\?/);
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText(cellCount);
 
     // Two tenants at once: the volume per tenant shows both, and a bar
     // opens Search over that tenant alone with the same count.
     await page.goto(`/dashboard?tenant=${encodeURIComponent(`${own},${tenant}`)}&range=24h`);
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     const perTenant = page.locator('[data-testid="panel-tenants"]');
     await expect(perTenant.locator('[data-testid="panel-total"]')).toHaveText('72');
     await expect(page.getByTestId(`pick-${own}`)).toHaveAttribute('aria-pressed', 'true');
@@ -164,18 +151,18 @@ test.describe('panels 4 to 9', () => {
     await ownBar.click();
     await expect(page).toHaveURL(/\/search\?/);
     expect(new URL(page.url()).searchParams.get('tenant')).toBe(own);
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('14');
 
     // The top failing IP's bar opens exactly its 7 events.
     await page.goto(dashboard);
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     const ipBar = page.locator('[data-testid="failure-sources-by-actor_ip"] a.bar-link').first();
     await expect(ipBar.locator('title')).toHaveText('198.51.100.23: 7 events');
     await ipBar.click();
     await expect(page).toHaveURL(/\/search\?/);
     expect(new URL(page.url()).searchParams.get('q')).toContain('actor.ip:"198.51.100.23"');
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText('7');
 
     expect(errors, errors.join('\n')).toEqual([]);

@@ -1,28 +1,23 @@
 // The Events page: an event posted over the ingest API shows up, and the
 // tenant filter changes what the list shows, in a real browser.
 const { test, expect } = require('@playwright/test');
+const { hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenantA = `e2e-a-${run}`;
 const tenantB = `e2e-b-${run}`;
 
-async function postEvent(request, tenant, action, actor) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'permission_change',
-      action,
-      outcome: 'denied',
-      actor: { id: actor, type: 'user', ip: '203.0.113.5' },
-      resource: { type: 'role', id: 'admin' },
-      source_service: 'e2e',
-      metadata: { run },
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
+const postEvent = (request, tenant, action, actor) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'permission_change',
+  action,
+  outcome: 'denied',
+  actor: { id: actor, type: 'user', ip: '203.0.113.5' },
+  resource: { type: 'role', id: 'admin' },
+  source_service: 'e2e',
+  metadata: { run },
+});
 
 // The writer flushes about once a second; reload until the row is there.
 async function gotoUntilVisible(page, url, locator) {
@@ -49,7 +44,7 @@ test('events page lists a posted event and filters by tenant', async ({ page, re
   // Wait for hydration (the select becomes interactive), then filter.
   const tenantSelect = page.locator('#tenant-filter');
   await expect(tenantSelect.locator(`option[value="${tenantA}"]`)).toHaveCount(1);
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+  await hydrated(page);
   await tenantSelect.selectOption(tenantA);
   await expect(page).toHaveURL(new RegExp(`tenant=${tenantA}`));
 
@@ -72,19 +67,15 @@ test('events page lists a posted event and filters by tenant', async ({ page, re
 
 test('time range narrows the list and an empty window says so', async ({ page, request }) => {
   const tenant = `e2e-range-${run}`;
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: Date.now() - 3 * 3600 * 1000, // three hours ago
-      category: 'authentication',
-      action: 'user.login',
-      outcome: 'success',
-      actor: { id: 'carol', type: 'user' },
-      source_service: 'e2e',
-    },
+  const id = await post(request, {
+    tenant_id: tenant,
+    occurred_at: Date.now() - 3 * 3600 * 1000, // three hours ago
+    category: 'authentication',
+    action: 'user.login',
+    outcome: 'success',
+    actor: { id: 'carol', type: 'user' },
+    source_service: 'e2e',
   });
-  expect(response.status()).toBe(202);
-  const id = (await response.json()).event_id;
   const row = (p) => p.locator(`tr[data-event-id="${id}"]`);
 
   await gotoUntilVisible(page, `/?tenant=${tenant}&range=24h`, row);

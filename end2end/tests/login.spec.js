@@ -2,6 +2,7 @@
 // page, refuses a wrong key, and shows a viewer scoped to one tenant that
 // tenant only, whatever the URL asks for; signing out ends the session.
 const { test, expect } = require('@playwright/test');
+const { hydrated, post } = require('./support');
 
 // Starts signed out, whatever the other specs use.
 test.use({ storageState: { cookies: [], origins: [] } });
@@ -10,21 +11,15 @@ const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}
 const scoped = 'e2e-scoped'; // the tenant of ATTEST_E2E_SCOPED_KEY (scripts/test.sh)
 const other = `e2e-other-${run}`;
 
-async function postEvent(request, tenant, action) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'authentication',
-      action,
-      outcome: 'success',
-      actor: { id: `carol-${run}`, type: 'user' },
-      source_service: 'e2e',
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
+const postEvent = (request, tenant, action) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'authentication',
+  action,
+  outcome: 'success',
+  actor: { id: `carol-${run}`, type: 'user' },
+  source_service: 'e2e',
+});
 
 // Waits until an all-tenant viewer's search finds `eventId` in `tenant`:
 // without it, "the scoped viewer does not see it" could pass only because
@@ -48,10 +43,6 @@ async function visibleToAll(playwright, tenant, eventId) {
   } finally {
     await ctx.dispose();
   }
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
 }
 
 test('sign in, see one tenant only, sign out', async ({ page, request, playwright }) => {

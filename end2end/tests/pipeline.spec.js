@@ -6,6 +6,7 @@
 const path = require('path');
 const { execFileSync } = require('child_process');
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 // The local stack's own script: the test takes ClickHouse away as an
 // outage would, and gives it back.
@@ -25,19 +26,6 @@ async function signInAsAdmin(page) {
   });
   expect(login.status()).toBe(303);
   expect(login.headers()['location']).toBe('/search');
-}
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
 }
 
 test('an analyst gets the 403 page and no link', async ({ page }) => {
@@ -125,20 +113,16 @@ test.describe('as an admin', () => {
     let id;
     stack('stop', 'clickhouse');
     try {
-      const response = await request.post('/api/v1/events', {
-        data: {
-          tenant_id: tenant,
-          occurred_at: new Date().toISOString(),
-          category: 'system',
-          action: 'outage.probe',
-          outcome: 'success',
-          actor: { id: 'e2e', type: 'service' },
-          source_service: 'e2e',
-        },
+      // Accepted (202): Kafka holds it while ClickHouse is away.
+      id = await post(request, {
+        tenant_id: tenant,
+        occurred_at: new Date().toISOString(),
+        category: 'system',
+        action: 'outage.probe',
+        outcome: 'success',
+        actor: { id: 'e2e', type: 'service' },
+        source_service: 'e2e',
       });
-      // Accepted: Kafka holds it while ClickHouse is away.
-      expect(response.status(), await response.text()).toBe(202);
-      id = (await response.json()).event_id;
       await expect(page.getByTestId('clickhouse-state')).toHaveText('down', { timeout: 30_000 });
       await expect(page.getByTestId('writer-state')).toContainText('backing off', { timeout: 30_000 });
       await expect(page.getByTestId('pipeline-updated')).toContainText('live');

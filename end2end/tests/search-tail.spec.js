@@ -4,39 +4,21 @@
 // autocomplete used by keyboard alone, and a drag across the histogram
 // that zooms the URL's range.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-tail-${run}`;
 
-async function postEvent(request, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'authentication',
-      action: 'user.login',
-      outcome: 'success',
-      actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
-      source_service: 'e2e',
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
+const postEvent = (request, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'authentication',
+  action: 'user.login',
+  outcome: 'success',
+  actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
+  source_service: 'e2e',
+  ...fields,
+});
 
 test('live tail shows an event posted after it was turned on, and pauses', async ({ page, request }) => {
   const errors = watchErrors(page);
@@ -95,18 +77,15 @@ test.describe('with events stored', () => {
   const attacker = `mallory-${run}`;
   test.beforeAll(async ({ request }) => {
     for (let i = 0; i < 3; i += 1) {
-      const response = await request.post('/api/v1/events', {
-        data: {
-          tenant_id: seeded,
-          occurred_at: new Date().toISOString(),
-          category: 'authentication',
-          action: 'user.login',
-          outcome: 'failure',
-          actor: { id: attacker, type: 'user', ip: '198.51.100.9' },
-          source_service: 'e2e',
-        },
+      await post(request, {
+        tenant_id: seeded,
+        occurred_at: new Date().toISOString(),
+        category: 'authentication',
+        action: 'user.login',
+        outcome: 'failure',
+        actor: { id: attacker, type: 'user', ip: '198.51.100.9' },
+        source_service: 'e2e',
       });
-      expect(response.status()).toBe(202);
     }
   });
 

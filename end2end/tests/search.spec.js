@@ -4,6 +4,7 @@
 // arrive. The page must hydrate without a single browser error.
 const fs = require('fs');
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-search-${run}`;
@@ -11,41 +12,20 @@ const alice = `alice-${run}`;
 const bob = `bob-${run}`;
 const doc = `doc-${run}`;
 
-async function postEvent(request, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'data_access',
-      action: 'document.read',
-      outcome: 'success',
-      actor: { id: alice, type: 'user', ip: '10.0.0.7' },
-      resource: { type: 'document', id: doc },
-      source_service: 'e2e',
-      metadata: { run, note: 'seen in the browser' },
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
+const postEvent = (request, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'data_access',
+  action: 'document.read',
+  outcome: 'success',
+  actor: { id: alice, type: 'user', ip: '10.0.0.7' },
+  resource: { type: 'document', id: doc },
+  source_service: 'e2e',
+  metadata: { run, note: 'seen in the browser' },
+  ...fields,
+});
 
 const row = (page, id) => page.locator(`tr[data-event-id="${id}"]`);
-
-// Fails the test on any browser error: hydration mismatches and panics in
-// the WASM show up here first.
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
 
 test('an investigation: query, facet, event, pivot, back, export, reload', async ({ page, request }) => {
   const errors = watchErrors(page);

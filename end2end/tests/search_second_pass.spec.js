@@ -3,39 +3,21 @@
 // operators and networks work, count by a field, the busy state while a
 // (deliberately delayed) search runs, and the page at 390 px wide.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-second-${run}`;
 
-async function postEvent(request, fields) {
-  const response = await request.post('/api/v1/events', {
-    data: {
-      tenant_id: tenant,
-      occurred_at: new Date().toISOString(),
-      category: 'authentication',
-      action: 'user.login',
-      outcome: 'success',
-      actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
-      source_service: 'e2e',
-      ...fields,
-    },
-  });
-  expect(response.status(), await response.text()).toBe(202);
-  return (await response.json()).event_id;
-}
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
+const postEvent = (request, fields) => post(request, {
+  tenant_id: tenant,
+  occurred_at: new Date().toISOString(),
+  category: 'authentication',
+  action: 'user.login',
+  outcome: 'success',
+  actor: { id: `alice-${run}`, type: 'user', ip: '10.0.0.7' },
+  source_service: 'e2e',
+  ...fields,
+});
 
 // A brute force from one network, then the login that worked, then what
 // the attacker did: 6 failures, 1 success, 2 actions, 3 others' events.

@@ -3,6 +3,7 @@
 // histogram), the switch goes back to UTC and the URL says so, and from UTC
 // the switch puts the browser's own zone into the URL.
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated, post } = require('./support');
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const tenant = `e2e-zone-${run}`;
@@ -34,33 +35,21 @@ function wallClock(ms, timeZone) {
   };
 }
 
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
 test.describe('time zone in the URL', () => {
   test.use({ timezoneId: 'Asia/Tokyo' });
 
   test('a Berlin link opens in Berlin time; the switch goes back to UTC and changes the URL', async ({ page, request }) => {
     const errors = watchErrors(page);
     for (const [category, action] of [['permission_change', 'role.grant'], ['authentication', 'user.login']]) {
-      const response = await request.post('/api/v1/events', {
-        data: {
-          tenant_id: tenant,
-          occurred_at: new Date(at).toISOString(),
-          category,
-          action,
-          outcome: 'success',
-          actor: { id: `zoe-${run}`, type: 'user' },
-          source_service: 'e2e',
-        },
+      await post(request, {
+        tenant_id: tenant,
+        occurred_at: new Date(at).toISOString(),
+        category,
+        action,
+        outcome: 'success',
+        actor: { id: `zoe-${run}`, type: 'user' },
+        source_service: 'e2e',
       });
-      expect(response.status(), await response.text()).toBe(202);
     }
     const berlin = wallClock(at, 'Europe/Berlin');
     const utc = wallClock(at, 'UTC');
@@ -71,7 +60,7 @@ test.describe('time zone in the URL', () => {
       await page.goto(dashboard);
       await expect(page.locator('[data-testid="panel-events"] [data-testid="panel-total"]')).toHaveText('2', { timeout: 2_000 });
     }).toPass({ timeout: 60_000 });
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     const heat = page.locator('[data-testid="panel-heatmap"]');
     await expect(heat.locator('svg[role="img"] title').first()).toContainText('(Europe/Berlin)');
     await expect(heat.locator('.panel-total')).toContainText('Europe/Berlin');
@@ -94,7 +83,7 @@ test.describe('time zone in the URL', () => {
 
     // Search opened in Berlin time: results, summary and switch.
     await page.goto(`/search?tenant=${encodeURIComponent(tenant)}&range=24h&tz=Europe%2FBerlin`);
-    await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
+    await hydrated(page);
     const results = page.getByTestId('search-results');
     await expect(results.locator('thead')).toContainText('Time (Europe/Berlin)');
     await expect(results.locator('tbody tr').first().locator('td').first()).toHaveText(`${berlin.text} ${berlin.abbr}`);

@@ -1,8 +1,8 @@
 //! Console sign-in and tenant scoping against the real stack: without a
 //! session nothing of the console answers; a viewer of one tenant sees that
-//! tenant only, through every page, server function and the export; sign-in,
-//! refusals and exports are in the audit trail; a revocation ends sessions
-//! without a restart.
+//! tenant only, through every page, server function (the event page's seal
+//! check included) and the export; sign-in, refusals and exports are in the
+//! audit trail; a revocation ends sessions without a restart.
 
 mod common;
 mod console_support;
@@ -32,6 +32,13 @@ fn ids(answer: &Value) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+/// The event page's seal check for one event, as the page asks for it.
+async fn seal(browser: &Browser, tenant: &str, id: &str) -> (u16, Value) {
+    browser
+        .call("search/event/seal", &[("tenant", tenant), ("id", id)])
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +198,23 @@ async fn a_viewer_sees_only_their_tenants_and_every_access_is_recorded() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(detail["event_id"], "a-1");
+    // The event page's seal check: another tenant's event, asked for in
+    // its tenant or in hers, is answered exactly as an event that does not
+    // exist: no seal, no status or error that says it is there.
+    let unknown = seal(&browser, "acme", "no-such-event").await;
+    assert_eq!(unknown, (200, Value::Null));
+    for (tenant, id) in [
+        ("globex", "no-such-event"),
+        ("globex", "g-1"),
+        ("acme", "g-1"),
+    ] {
+        assert_eq!(seal(&browser, tenant, id).await, unknown, "{tenant}/{id}");
+    }
+    // Her own event has a verdict (sealed or not): the answers above are
+    // the refusal, not a check that never answers.
+    let (status, own_seal) = seal(&browser, "acme", "a-1").await;
+    assert_eq!(status, 200, "{own_seal}");
+    assert!(own_seal["verdict"]["state"].is_string(), "{own_seal}");
     let refused = browser.get("/api/v1/export?tenant=globex&range=24h").await;
     assert_eq!(refused.status().as_u16(), 403);
     let export = browser

@@ -645,6 +645,7 @@ def check_integrity(sess, statements, check):
     twice (a retried insert), and the events a digest names read back."""
     q = statements
     names = ("integrity_digests_after", "integrity_digest_by_hash", "integrity_digests_of_partition",
+             "integrity_digests_overlapping", "integrity_digests_overlapping_event_topics",
              "integrity_partitions", "integrity_leaves", "integrity_rows")
     missing = [n for n in names if n not in q]
     if missing:
@@ -682,6 +683,11 @@ def check_integrity(sess, statements, check):
         fork = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": "h1"})
         one = run("integrity_digest_by_hash", {"topic": auth, "partition": 0, "digest_hash": "h2"})
         chain = run("integrity_digests_of_partition", {"topic": auth, "partition": 0})
+        span = run("integrity_digests_overlapping", {"topic": auth, "partition": 0, "from_offset": 0,
+                                                     "to_offset": 2})
+        # The event page's read: one offset, every events topic at once.
+        topics = {f"topic_{i}": t for i, t in enumerate([auth, login, "t.a", "t.b", "t.c", "t.d"], start=1)}
+        at = run("integrity_digests_overlapping_event_topics", dict(topics, partition=0, from_offset=3, to_offset=3))
         parts = run("integrity_partitions", {})
         leaves = run("integrity_leaves", {"topic": auth, "partition": 0, "first_offset": 1, "digest_hash": "h2"})
         rows = run("integrity_rows", {"topic": auth, "partition": 0, "first_offset": 0, "from_offset": 0,
@@ -695,6 +701,10 @@ def check_integrity(sess, statements, check):
     check("query integrity_digests_after (a fork, furthest first)", [r["digest_hash"] for r in fork] == ["h3", "h2"], str(fork))
     check("query integrity_digest_by_hash", [r["digest_hash"] for r in one] == ["h2"], str(one))
     check("query integrity_digests_of_partition", [r["digest_hash"] for r in chain] == ["h1", "h2", "h3"], str(chain))
+    check("query integrity_digests_overlapping (once each, by range)",
+          [r["digest_hash"] for r in span] == ["h1", "h2", "h3"], str(span))
+    check("query integrity_digests_overlapping_event_topics (every topic's digest at the offset)",
+          [r["digest_hash"] for r in at] == ["h2", "h3", "h9"], str(at))
     got = [(r["topic"], int(r["partition"])) for r in parts]
     check("query integrity_partitions", got == [(auth, 0), (login, 0)], str(got))
     got = [([int(o) for o in r["kafka_offsets"]], r["event_ids"]) for r in leaves]

@@ -149,6 +149,9 @@ impl EventSeals for ScopedSeals {
         if !self.viewer.may_see(tenant) {
             return Ok(None);
         }
+        // The page shows the event from its own request, but the row is
+        // read again here: the check is of what ClickHouse holds now, so a
+        // row sent along by the browser would prove nothing.
         let Some(event) = self
             .store
             .event_detail(tenant, event_id, at_ms, content)
@@ -162,30 +165,30 @@ impl EventSeals for ScopedSeals {
         })?;
         let own_topic = Category::from_symbol(&event.category)
             .map(|c| crate::topics::for_category(&self.setup.topic_prefix, c));
-        let mut covering = Vec::new();
-        for topic in crate::topics::event_topics(&self.setup.topic_prefix) {
-            let digests = self
+        // Every events topic has its own offsets: the digests at the
+        // event's partition and offset, in all of them, in one read.
+        let digests = self
+            .store
+            .digests_overlapping(
+                &crate::topics::event_topics(&self.setup.topic_prefix),
+                event.kafka_partition,
+                event.kafka_offset,
+                event.kafka_offset,
+            )
+            .await
+            .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
+        let mut covering = Vec::with_capacity(digests.len());
+        for digest in digests {
+            let leaves = self
                 .store
-                .digests_overlapping(
-                    &topic,
-                    event.kafka_partition,
-                    event.kafka_offset,
-                    event.kafka_offset,
-                )
+                .leaves_of(&digest)
                 .await
                 .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
-            for digest in digests {
-                let leaves = self
-                    .store
-                    .leaves_of(&digest)
-                    .await
-                    .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
-                covering.push(Covering {
-                    own_topic: own_topic.as_deref() == Some(topic.as_str()),
-                    digest,
-                    leaves,
-                });
-            }
+            covering.push(Covering {
+                own_topic: own_topic.as_deref() == Some(digest.topic.as_str()),
+                digest,
+                leaves,
+            });
         }
         let verdict = judge(
             &event,

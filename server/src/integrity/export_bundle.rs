@@ -16,6 +16,7 @@ use super::export_rows::{RecordSplitter, RowReader};
 use super::export_zip::{ZipError, ZipWriter};
 use super::keys::{KeyRing, SigningKey};
 use super::proof::*;
+use crate::event::Category;
 use crate::store::{ExportFormat, ExportStream, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,8 @@ pub struct BundleMeta {
 pub struct Signer {
     pub keys: KeyRing,
     pub key: SigningKey,
-    /// `kafka.topic_prefix`: an event's topic is `<prefix>.<category>`.
+    /// `kafka.topic_prefix`: an event's topic follows from it and the
+    /// category ([`crate::topics::for_category`]).
     pub topic_prefix: String,
 }
 
@@ -88,7 +90,7 @@ pub async fn write_bundle(
     // locate is one a verifier could not read either.
     let events_name = events_file(meta.format);
     zip.start(events_name);
-    let mut chains: BTreeMap<(String, i32), Vec<Located>> = BTreeMap::new();
+    let mut chains: BTreeMap<(Option<String>, i32), Vec<Located>> = BTreeMap::new();
     let mut rows: u64 = 0;
     let mut splitter = RecordSplitter::new(meta.format);
     let mut reader = RowReader::new(meta.format);
@@ -99,11 +101,12 @@ pub async fn write_bundle(
         else {
             return Ok(()); // CSV's header
         };
+        // The row's chain by the one category-to-topic rule; a category
+        // that names no topic has no chain, and its row stays unsealed.
+        let topic = Category::from_symbol(&row.category)
+            .map(|c| crate::topics::for_category(&signer.topic_prefix, c));
         chains
-            .entry((
-                format!("{}.{}", signer.topic_prefix, row.category),
-                row.kafka_partition,
-            ))
+            .entry((topic, row.kafka_partition))
             .or_default()
             .push(Located {
                 row: rows,
@@ -130,12 +133,18 @@ pub async fn write_bundle(
     let mut digests: Vec<Digest> = Vec::new();
     let mut sealed_rows: u64 = 0;
     for ((topic, partition), located) in chains.iter_mut() {
+        let Some(topic) = topic else { continue };
         located.sort_unstable_by_key(|l| l.offset);
         let (Some(first), Some(last)) = (located.first(), located.last()) else {
             continue;
         };
         let covering = store
-            .digests_overlapping(topic, *partition, first.offset, last.offset)
+            .digests_overlapping(
+                std::slice::from_ref(topic),
+                *partition,
+                first.offset,
+                last.offset,
+            )
             .await?;
         for d in covering {
             let under: Vec<usize> = located

@@ -6,9 +6,9 @@
 //! RFC 4180 fields, ClickHouse's array literals, and the `'` that the CSV
 //! export adds to neutralise spreadsheet formulas taken off again.
 
-use std::collections::HashMap;
+use serde_json::Value;
 
-use crate::store::{EventRow, ExportFormat};
+use crate::store::{EventRow, ExportCell, ExportFormat, EXPORT_COLUMNS};
 
 /// Why a record of the events file is not a row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,32 +110,13 @@ impl RecordSplitter {
     }
 }
 
-/// The export's columns a row is read from, by what they hold. The export
-/// has two more, `occurred_at_utc` and `content_hash`, which a leaf does
-/// not need (it recomputes the content hash).
-const TEXT: [&str; 13] = [
-    "event_id",
-    "tenant_id",
-    "category",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "actor_user_agent",
-    "resource_type",
-    "resource_id",
-    "source_service",
-    "request_id",
-];
-const NUMBERS: [&str; 5] = [
-    "occurred_at",
-    "received_at",
-    "schema_id",
-    "kafka_partition",
-    "kafka_offset",
-];
-const ARRAYS: [&str; 2] = ["metadata_key", "metadata_value"];
+/// The export's columns in file order, with what each holds: the list the
+/// export's SQL is made from, so a column added to the export is read here
+/// too. Two of them, `occurred_at_utc` and `content_hash`, are read and
+/// left: a leaf does not need them (it recomputes the content hash).
+fn columns() -> impl Iterator<Item = (&'static str, ExportCell)> {
+    EXPORT_COLUMNS.iter().map(|(name, _, cell)| (*name, *cell))
+}
 
 /// Turns the records of an events file into rows, in order.
 pub struct RowReader {
@@ -145,7 +126,8 @@ pub struct RowReader {
 }
 
 struct Header {
-    at: HashMap<&'static str, usize>,
+    /// Each export column, what it holds and its field in a record.
+    at: Vec<(&'static str, ExportCell, usize)>,
     width: usize,
 }
 
@@ -173,20 +155,24 @@ impl RowReader {
 }
 
 fn header(names: &[String]) -> Result<Header, RowError> {
-    let mut at = HashMap::new();
-    for column in TEXT.iter().chain(&NUMBERS).chain(&ARRAYS) {
-        let i = names
-            .iter()
-            .position(|n| n == column)
-            .ok_or(RowError::MissingColumn(column))?;
-        at.insert(*column, i);
-    }
+    let at = columns()
+        .map(|(column, cell)| {
+            names
+                .iter()
+                .position(|n| n == column)
+                .map(|i| (column, cell, i))
+                .ok_or(RowError::MissingColumn(column))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Header {
         at,
         width: names.len(),
     })
 }
 
+/// A CSV record as the JSON object its NDJSON line would be (each cell by
+/// what its column holds), then read into a row as NDJSON is: one mapping
+/// from the export's names to the row's fields for both formats.
 fn csv_row(header: &Header, fields: &[String]) -> Result<EventRow, RowError> {
     if fields.len() != header.width {
         return Err(RowError::Width {
@@ -194,41 +180,32 @@ fn csv_row(header: &Header, fields: &[String]) -> Result<EventRow, RowError> {
             expected: header.width,
         });
     }
-    let cell = |column: &'static str| -> &str {
-        header
-            .at
-            .get(column)
-            .and_then(|i| fields.get(*i))
-            .map_or("", String::as_str)
-    };
-    let text = |column: &'static str| unneutralise(cell(column)).to_owned();
-    let array = |column: &'static str| {
-        array_literal(cell(column)).map_err(|why| RowError::Cell {
-            column,
-            why: why.into(),
-        })
-    };
-    Ok(EventRow {
-        event_id: text("event_id"),
-        tenant_id: text("tenant_id"),
-        occurred_at: number(cell("occurred_at"), "occurred_at")?,
-        received_at: number(cell("received_at"), "received_at")?,
-        category: text("category"),
-        action: text("action"),
-        outcome: text("outcome"),
-        actor_id: text("actor_id"),
-        actor_type: text("actor_type"),
-        actor_ip: text("actor_ip"),
-        actor_user_agent: text("actor_user_agent"),
-        resource_type: text("resource_type"),
-        resource_id: text("resource_id"),
-        source_service: text("source_service"),
-        request_id: text("request_id"),
-        metadata_key: array("metadata_key")?,
-        metadata_value: array("metadata_value")?,
-        schema_id: number(cell("schema_id"), "schema_id")?,
-        kafka_partition: number(cell("kafka_partition"), "kafka_partition")?,
-        kafka_offset: number(cell("kafka_offset"), "kafka_offset")?,
+    let mut object = serde_json::Map::with_capacity(header.at.len());
+    for &(column, cell, i) in &header.at {
+        let text = fields.get(i).map_or("", String::as_str);
+        let value = match cell {
+            ExportCell::Text => Value::from(unneutralise(text)),
+            ExportCell::Number => Value::from(number::<i64>(text, column)?),
+            ExportCell::Array => {
+                Value::from(array_literal(text).map_err(|why| RowError::Cell {
+                    column,
+                    why: why.into(),
+                })?)
+            }
+        };
+        object.insert(column.to_owned(), value);
+    }
+    // A number out of its field's range (a negative `schema_id`) is named
+    // by the column the deserializer stopped at.
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let path = e.path().to_string();
+        match header.at.iter().find(|(column, _, _)| *column == path) {
+            Some(&(column, _, _)) => RowError::Cell {
+                column,
+                why: e.into_inner().to_string(),
+            },
+            None => RowError::Json(e.to_string()),
+        }
     })
 }
 
@@ -490,6 +467,41 @@ pub(crate) mod tests {
         assert!(number::<u32>("-1", "n").is_err());
     }
 
+    /// The reader finds every column of the export, in the export's order
+    /// and with the export's kinds, and the file ClickHouse writes (as the
+    /// fixture below has it) names the same columns in the same order.
+    #[test]
+    fn the_reader_reads_the_exports_columns_in_order() {
+        let file = csv_like_clickhouse(&[]);
+        let names = csv_fields(file.trim_end().as_bytes()).unwrap();
+        let reader: Vec<(&str, ExportCell)> = header(&names)
+            .unwrap()
+            .at
+            .iter()
+            .enumerate()
+            .map(|(i, &(column, cell, at))| {
+                assert_eq!(at, i, "{column} is not where the export puts it");
+                (column, cell)
+            })
+            .collect();
+        let export: Vec<(&str, ExportCell)> = EXPORT_COLUMNS
+            .iter()
+            .map(|(name, _, cell)| (*name, *cell))
+            .collect();
+        assert_eq!(reader, export);
+        assert_eq!(names, export.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        // Every column is required, the two a leaf does not need included.
+        for (i, column) in names.iter().enumerate() {
+            let mut without = names.clone();
+            without.remove(i);
+            assert_eq!(
+                header(&without).err(),
+                Some(RowError::MissingColumn(EXPORT_COLUMNS[i].0)),
+                "{column}"
+            );
+        }
+    }
+
     /// What the CSV export writes for a row: the SQL's neutralising, then
     /// ClickHouse's CSVWithNames (the integration test holds the real
     /// ClickHouse to the same reading, server/tests/export_proofs.rs).
@@ -650,6 +662,15 @@ pub(crate) mod tests {
                 .read(b"\"event_id\"")
                 .unwrap_err(),
             RowError::MissingColumn("tenant_id")
+        );
+        // Digits out of their field's range name the field.
+        let negative = file.replacen(",3,1,42,", ",-3,1,42,", 1);
+        assert!(
+            matches!(
+                read_all(&negative).unwrap_err(),
+                RowError::Cell { column: "schema_id", ref why } if why.contains("-3")
+            ),
+            "{negative}"
         );
     }
 }

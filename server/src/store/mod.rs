@@ -28,6 +28,7 @@ pub use pipeline::NodeFigures;
 pub use procs::{StatusRow, STATUS_TABLE};
 pub use queries::{catalogue, QueryTemplate};
 pub use retention::HoldRow;
+pub(crate) use search::{ExportCell, EXPORT_COLUMNS};
 pub use search::{ExportFormat, ExportStream, Limits as SearchLimits, MinuteCount};
 pub use trends::{days_to_drop, Sample, DAY_MS, SAMPLES_TABLE};
 

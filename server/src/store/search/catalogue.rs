@@ -35,26 +35,25 @@ static PAGE_PARAMS: [&str; 17] = [
 ];
 /// A page whose hits carry metadata columns: the keys first (they stand in
 /// the SELECT), then a page's values.
-static PAGE_METADATA_PARAMS: [&str; 18] = [
-    "metadata_keys",
-    "q_outcome_1",
-    "q_outcome_2",
-    "q_actor_type",
-    "q_action_regex",
-    "q_metadata_key",
-    "q_metadata_value",
-    "q_text",
-    "q_text",
-    "q_text",
-    "q_text",
-    "q_text",
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "limit",
-];
+static PAGE_METADATA_PARAMS: [&str; PAGE_PARAMS.len() + 1] =
+    value_first("metadata_keys", PAGE_PARAMS);
+
+/// `first`, then `rest`: a query's values when one more placeholder comes
+/// before another's. `M` is `N + 1`; anything else fails to compile.
+const fn value_first<const N: usize, const M: usize>(
+    first: &'static str,
+    rest: [&'static str; N],
+) -> [&'static str; M] {
+    assert!(M == N + 1, "one value more than the rest");
+    let mut all = [first; M];
+    let mut i = 0;
+    while i < N {
+        all[i + 1] = rest[i];
+        i += 1;
+    }
+    all
+}
+
 static TENANT_CURSOR_PARAMS: [&str; 14] = [
     "from_s",
     "to_s",
@@ -459,6 +458,12 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_metadata_page_sends_its_keys_then_a_pages_values() {
+        assert_eq!(PAGE_METADATA_PARAMS[0], "metadata_keys");
+        assert_eq!(PAGE_METADATA_PARAMS[1..], PAGE_PARAMS);
+    }
 
     #[test]
     fn representative_query_names_each_value() {

@@ -265,9 +265,10 @@ pub(crate) fn detail_sql() -> String {
 const UTC_TEXT: &str = "concat(toString(toDateTime(intDiv(occurred_at, 1000), 'UTC')), '.', \
      substring(toString(1000 + occurred_at % 1000), 2, 3))";
 
-/// What a column of an export holds, which decides how CSV writes it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cell {
+/// What a column of an export holds, which decides how CSV writes it (and
+/// how `attest verify` reads it back, `integrity::export_rows`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cell {
     /// A string: CSV quotes it and neutralises formulas ([`csv_export_sql`]).
     Text,
     /// An integer: written as decimal digits, unquoted.
@@ -277,8 +278,9 @@ enum Cell {
 }
 
 /// The columns of an export, in file order: the name in the file, what it
-/// is read from, and what it holds.
-const EXPORT_COLUMNS: [(&str, &str, Cell); 22] = [
+/// is read from, and what it holds. The one list: the export's SQL is made
+/// from it, and the verifier reads an exported file back by it.
+pub(crate) const EXPORT_COLUMNS: [(&str, &str, Cell); 22] = [
     ("event_id", "event_id", Cell::Text),
     ("tenant_id", "tenant_id", Cell::Text),
     ("occurred_at", "occurred_at", Cell::Number),
