@@ -191,7 +191,7 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
         QueryTemplate {
             // Sent with the range repeated once per retained partition.
-            name: "dead_letters_handled_within".into(),
+            name: "dead_letter_actions_within".into(),
             sql: handled_within_sql(1),
             params: &["dlq_topic", "dlq_partition", "low", "high"],
         },
