@@ -401,8 +401,9 @@ impl Metrics {
                 IntGauge::new(
                     "attest_dead_letters_waiting",
                     "Dead letters waiting in the inbox (neither redriven nor discarded), as \
-                     this process last counted them for the pipeline page (its alert rounds \
-                     and viewers); -1 before the first count or when it could not be counted",
+                     this process last counted them for a pipeline snapshot (the page, its \
+                     stream, the elected alert evaluator's and trend sampler's rounds); -1 \
+                     before the first count or when it could not be counted",
                 )
                 .expect("valid"),
             ),
