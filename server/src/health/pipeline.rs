@@ -316,6 +316,11 @@ impl PipelineCollector {
                         .ok()?;
                 }
                 let found = oldest_waiting(&kafka, &list, &starts, deadline);
+                // The oldest of all or none: a partition that did not
+                // answer in time may hold the oldest.
+                if found.len() < starts.len() {
+                    return None;
+                }
                 found.iter().map(|(_, _, ts)| *ts).min()
             });
             if let Ok(Ok(found)) =
