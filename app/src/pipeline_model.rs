@@ -32,6 +32,36 @@ pub struct PipelineSnapshot {
     pub nodes: Vec<ClickHouseHealth>,
     /// Every server and writer process, as each last reported.
     pub processes: ProcessesHealth,
+    /// Dead letters waiting for an admin in the inbox.
+    #[serde(default)]
+    pub dead_letters: DeadLettersHealth,
+}
+
+/// How many dead letters wait in the inbox (`/dead-letters`), counted from
+/// the broker's offsets and the handled letters, without reading the topic
+/// (`server/src/dlq/waiting.rs` says why it equals the inbox's count).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLettersHealth {
+    /// The dead-letter topic.
+    pub topic: String,
+    /// `None` when it could not be counted (see `problems`).
+    pub waiting: Option<u64>,
+    /// How long the oldest waiting letter has waited since the writer set
+    /// it aside; `None` when nothing waits or it could not be read in time.
+    pub oldest_age_ms: Option<i64>,
+    pub problems: Vec<String>,
+}
+
+impl DeadLettersHealth {
+    /// In words, as the page shows it.
+    pub fn summary(&self) -> String {
+        match self.waiting {
+            None => "not counted".to_owned(),
+            Some(0) => "none waiting".to_owned(),
+            Some(1) => "1 dead letter waiting".to_owned(),
+            Some(n) => format!("{n} dead letters waiting"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +363,18 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letters_are_said_in_words() {
+        let mut d = DeadLettersHealth::default();
+        assert_eq!(d.summary(), "not counted");
+        d.waiting = Some(0);
+        assert_eq!(d.summary(), "none waiting");
+        d.waiting = Some(1);
+        assert_eq!(d.summary(), "1 dead letter waiting");
+        d.waiting = Some(12);
+        assert_eq!(d.summary(), "12 dead letters waiting");
+    }
 
     #[test]
     fn lag_counts_from_the_commit_or_the_start_and_never_goes_negative() {

@@ -68,6 +68,9 @@ test.describe('as an admin', () => {
     // Ingest figures and every ClickHouse node, the one serving reads marked.
     await expect(page.getByTestId('ingest-p99')).toBeVisible();
     await expect(page.getByTestId('spool-oldest')).toHaveText('nothing waits');
+    // The dead-letter figure (dead_letters.spec.js may have left one) and its link.
+    await expect(page.getByTestId('dead-letters-waiting')).toHaveText(/^(none waiting|\d+ dead letters? waiting)$/);
+    await expect(page.getByTestId('dead-letters-inbox')).toHaveAttribute('href', '/dead-letters');
     const node = page.locator('[data-testid="node"]').first();
     await expect(node).toHaveAttribute('data-up', 'true');
     await expect(node).toHaveAttribute('data-serves-reads', 'true');

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub console_reads_unrecorded: IntCounter,
     pub trends_sampler: IntGauge,
     pub trends_samples_written: IntCounter,
+    dead_letters_waiting: IntGauge,
 }
 
 /// Every `rule` of `attest_alerts_firing`.
@@ -395,7 +396,19 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            dead_letters_waiting: register(
+                &registry,
+                IntGauge::new(
+                    "attest_dead_letters_waiting",
+                    "Dead letters waiting in the inbox (neither redriven nor discarded), as \
+                     this process last counted them for a pipeline snapshot (the page, its \
+                     stream, the elected alert evaluator's and trend sampler's rounds); -1 \
+                     before the first count or when it could not be counted",
+                )
+                .expect("valid"),
+            ),
         };
+        metrics.dead_letters_waiting.set(-1);
         for rule in ALERT_RULES {
             metrics.alerts_firing.with_label_values(&[rule]);
         }
@@ -413,6 +426,13 @@ impl Metrics {
             metrics.writer_dead_letters.with_label_values(&[reason]);
         }
         metrics
+    }
+
+    /// The pipeline page's count of waiting dead letters; `None` when it
+    /// could not be counted.
+    pub fn dead_letters_waiting(&self, waiting: Option<u64>) {
+        self.dead_letters_waiting
+            .set(waiting.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)));
     }
 
     /// Prometheus text exposition format.
@@ -463,6 +483,10 @@ mod tests {
             assert!(text.contains(&line), "{line} in {text}");
         }
         assert!(text.contains("attest_writer_lag_checked_timestamp_seconds 0"));
+        assert!(
+            text.contains("attest_dead_letters_waiting -1"),
+            "not counted yet"
+        );
     }
 
     #[test]
@@ -483,6 +507,7 @@ mod tests {
         let m = Metrics::new();
         m.ingest_events.with_label_values(&["accepted"]).inc();
         m.writer_lag.with_label_values(&["t", "0"]).set(5);
+        m.dead_letters_waiting(Some(2));
         let text = m.render();
         assert!(
             text.contains("attest_ingest_events_total{result=\"accepted\"} 1"),
@@ -492,5 +517,6 @@ mod tests {
             text.contains("attest_writer_lag_messages{partition=\"0\",topic=\"t\"} 5"),
             "{text}"
         );
+        assert!(text.contains("attest_dead_letters_waiting 2"), "{text}");
     }
 }

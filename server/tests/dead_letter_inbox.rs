@@ -158,6 +158,119 @@ fn writer_caught_up(config: &Config, topic: &str) -> bool {
         .is_some_and(|p| p.offset() == Offset::Offset(high))
 }
 
+/// The pipeline page's dead-letter figure once it says `waiting` (the
+/// snapshot is reused for a couple of seconds, so it is asked again).
+async fn wait_for_figure(admin: &Browser, waiting: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, snapshot) = admin.call("pipeline/snapshot", &[]).await;
+        assert_eq!(status, 200, "{snapshot}");
+        let figure = &snapshot["dead_letters"];
+        if figure["waiting"].as_u64() == Some(waiting) {
+            return figure.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pipeline page never said {waiting} waiting: {figure}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The pipeline page counts the waiting letters from the topic's offsets
+/// and the handled ones, without reading the topic: the same figure as the
+/// inbox, on the page, with its link, and on `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_page_counts_waiting_letters_as_the_inbox_does() {
+    let mut config = common::test_config();
+    config.console.require_login = true;
+    config.console.session_secret = "dead-letter-count-test-secret-0123456789".into();
+    let server = common::start(config.clone()).await;
+    let admin_key = grant(
+        &config,
+        &["--name", "oncall", "--all-tenants", "--role", "admin"],
+    );
+    let mut admin = Browser::new(&server.base_url);
+    admin.sign_in(&admin_key, "/pipeline").await;
+    let dlq_topic = attest_server::topics::dead_letters(&config.kafka.topic_prefix);
+
+    let figure = wait_for_figure(&admin, 0).await;
+    assert_eq!(figure["topic"], dlq_topic.as_str(), "{figure}");
+    assert_eq!(figure["oldest_age_ms"], Value::Null, "{figure}");
+    let html = admin.get("/pipeline").await.text().await.unwrap();
+    assert!(html.contains("none waiting"), "{html}");
+    assert!(
+        html.contains("data-testid=\"dead-letters-inbox\""),
+        "{html}"
+    );
+
+    // One poison record: one letter waits, on the page and in the inbox.
+    produce_raw(&config, b"{\"not\": \"avro\"}").await;
+    let page = wait_for_waiting(&admin, 1).await;
+    let figure = wait_for_figure(&admin, 1).await;
+    assert_eq!(figure["problems"], serde_json::json!([]), "{figure}");
+    assert!(
+        figure["oldest_age_ms"].as_i64().is_some_and(|ms| ms >= 0),
+        "the oldest letter's age is read: {figure}"
+    );
+    let html = admin.get("/pipeline").await.text().await.unwrap();
+    assert!(html.contains("1 dead letter waiting"), "{html}");
+    assert!(html.contains("state warn"), "shown as a warning: {html}");
+    assert!(html.contains("href=\"/dead-letters\""), "{html}");
+    server
+        .metrics_with(&["attest_dead_letters_waiting 1"], Duration::from_secs(10))
+        .await;
+
+    // Handled rows for offsets the topic does not retain (beyond its end,
+    // a partition it does not have: as after retention removed letters
+    // once handled) take nothing off the figure.
+    let letter = &page["letters"][0];
+    let (partition, offset) = (
+        i32::try_from(letter["id"]["partition"].as_i64().unwrap()).unwrap(),
+        letter["id"]["offset"].as_i64().unwrap(),
+    );
+    let store = attest_server::store::Store::new(&config.clickhouse);
+    let row = |partition: i32, offset: i64| attest_server::store::DeadLetterAction {
+        dlq_topic: dlq_topic.clone(),
+        dlq_partition: partition,
+        dlq_offset: offset,
+        action: "discarded",
+        reason: "not retained".into(),
+        actor: "test".into(),
+        access_id: "test".into(),
+        event_id: String::new(),
+        acted_at: 1,
+    };
+    store
+        .record_dead_letter_actions(&[
+            row(partition, offset + 1),
+            row(partition, offset + 50),
+            row(99, 0),
+        ])
+        .await
+        .expect("recorded");
+    // Past the snapshot's reuse, so the figure is counted afresh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wait_for_figure(&admin, 1).await["waiting"], 1);
+    assert_eq!(wait_for_waiting(&admin, 1).await["counts"]["waiting"], 1);
+
+    // Discarded: none wait, here as in the inbox.
+    let (status, report) = admin
+        .call(
+            "dead_letters/discard",
+            &[("ids", &id_of(letter)), ("reason", "test junk, OPS-2")],
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    wait_for_waiting(&admin, 0).await;
+    let figure = wait_for_figure(&admin, 0).await;
+    assert_eq!(figure["oldest_age_ms"], Value::Null, "{figure}");
+    server
+        .metrics_with(&["attest_dead_letters_waiting 0"], Duration::from_secs(10))
+        .await;
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_letters_are_discarded_or_redriven_once_and_audited() {
     let mut config = common::test_config();

@@ -816,6 +816,27 @@ def check_dead_letters(sess, statements, check):
     want = [(0, 4, "redriven", "", "alice", 200), (1, 2, "discarded", "junk', 'x", "bob", 100)]
     check("query dead_letter_actions_handled", got == want, str(got))
 
+    # The pipeline page's count: handled letters within a retained range
+    # only, each offset once however many rows, and the run of handled
+    # offsets from the lowest (4, 5, then a gap at 6).
+    within = statements.get("dead_letter_actions_within")
+    if not within:
+        check("dead_letter_actions_within is in the catalogue", False, str(list(statements)))
+        return
+    try:
+        for offset in (5, 7, 12):
+            sess.query(bind(insert["sql"], insert["params"], dict(rows[0], dlq_offset=offset)))
+        counted = {}
+        for partition, low, high in ((0, 4, 10), (0, 5, 10), (1, 3, 5)):
+            got = query_rows(sess, bind(within["sql"], within["params"], {
+                "dlq_topic": "p.dead_letters", "dlq_partition": partition, "low": low, "high": high}))
+            counted[(partition, low)] = [(int(r["dlq_partition"]), int(r["handled"]), int(r["lowest"]), int(r["run"])) for r in got]
+    except Exception as e:  # noqa: BLE001
+        check("query dead_letter_actions_within", False, str(e))
+        return
+    want = {(0, 4): [(0, 3, 4, 2)], (0, 5): [(0, 2, 5, 1)], (1, 3): []}
+    check("query dead_letter_actions_within", counted == want, str(counted))
+
 
 def main(path):
     global bind

@@ -10,8 +10,8 @@ use leptos::prelude::*;
 use crate::pages::pipeline_procs::ProcessesPanel;
 use crate::pages::pipeline_trends::TrendsPanel;
 use crate::pipeline_model::{
-    human_bytes, human_duration_ms, ClickHouseHealth, IngestHealth, KafkaHealth, PipelineSnapshot,
-    SpoolHealth, TopicHealth, WriterHealth,
+    human_bytes, human_duration_ms, ClickHouseHealth, DeadLettersHealth, IngestHealth, KafkaHealth,
+    PipelineSnapshot, SpoolHealth, TopicHealth, WriterHealth,
 };
 use crate::search_model::SearchError;
 use crate::timefmt::utc_millis;
@@ -174,6 +174,7 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
         clickhouse,
         nodes,
         processes,
+        dead_letters,
     } = snapshot;
     view! {
         <div class="toolbar">
@@ -186,6 +187,7 @@ fn Dashboard(snapshot: PipelineSnapshot, connected: RwSignal<bool>) -> impl Into
         </div>
         <div class="pipeline-grid">
             <WriterPanel writer spool/>
+            <DeadLettersPanel dead_letters/>
             <IngestPanel ingest/>
             <ClickHousePanel clickhouse/>
         </div>
@@ -239,6 +241,42 @@ fn WriterPanel(writer: WriterHealth, spool: SpoolHealth) -> impl IntoView {
                     {spool.oldest_age_ms.map_or_else(|| "nothing waits".to_owned(), human_duration_ms)}
                 </dd>
             </dl>
+        </section>
+    }
+}
+
+/// How many dead letters wait for an admin, beside the writer that set
+/// them aside: a warning while any wait, with the way to the inbox.
+#[component]
+fn DeadLettersPanel(dead_letters: DeadLettersHealth) -> impl IntoView {
+    let summary = dead_letters.summary();
+    let waiting = dead_letters.waiting;
+    let class = match waiting {
+        Some(0) => "state ok",
+        Some(_) => "state warn",
+        None => "state bad",
+    };
+    let oldest = dead_letters.oldest_age_ms.map(|ms| {
+        view! {
+            <dt>"Oldest waiting"</dt>
+            <dd data-testid="dead-letters-oldest">{human_duration_ms(ms)}</dd>
+        }
+    });
+    view! {
+        <section
+            class="panel"
+            data-testid="dead-letters"
+            data-waiting=waiting.map_or_else(String::new, |n| n.to_string())
+        >
+            <h2>"Dead letters"</h2>
+            <p class=class data-testid="dead-letters-waiting">{summary}</p>
+            <Problems problems=dead_letters.problems/>
+            <dl class="figures">
+                <dt>"Topic"</dt>
+                <dd><code>{dead_letters.topic}</code></dd>
+                {oldest}
+            </dl>
+            <p><a href="/dead-letters" data-testid="dead-letters-inbox">"Open the dead-letter inbox"</a></p>
         </section>
     }
 }

@@ -13,6 +13,7 @@
 mod inbox;
 mod read;
 mod recheck;
+pub mod waiting;
 
 use crate::access::{AdminRefusal, Viewer};
 use crate::store::StoreError;

@@ -2,7 +2,9 @@
 //! and the writer group's lag and members (from the brokers), this
 //! process's writer and spool (from the watchdog and the metrics), every
 //! other process's (from their reports, `super::procs`), and the ClickHouse
-//! node (from its system tables). The result is `app::pipeline_model::PipelineSnapshot`,
+//! node (from its system tables), and how many dead letters wait (from the
+//! dead-letter topic's offsets and the handled letters, `crate::dlq::waiting`).
+//! The result is `app::pipeline_model::PipelineSnapshot`,
 //! which the server function and the live stream both send.
 //!
 //! Every question is bounded: the Kafka half has `KAFKA_BUDGET` in all
@@ -16,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use app::pipeline_model::{
     below_min_insync, bucket_delta, lag_messages, lag_ms, near_parts_limit, per_minute, quantile,
-    under_replicated, BrokerHealth, ClickHouseHealth, DiskSpace, IngestHealth, KafkaHealth,
-    LagTotals, PartitionHealth, PartsInPartition, PipelineSnapshot, ProcessesHealth, SpoolHealth,
-    TopicHealth, WriterHealth,
+    under_replicated, BrokerHealth, ClickHouseHealth, DeadLettersHealth, DiskSpace, IngestHealth,
+    KafkaHealth, LagTotals, PartitionHealth, PartsInPartition, PipelineSnapshot, ProcessesHealth,
+    SpoolHealth, TopicHealth, WriterHealth,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -32,9 +34,10 @@ use tracing::warn;
 use super::procs::Reporter;
 use super::ready::Readiness;
 use crate::config::{redact_url, ClickHouseConfig, KafkaConfig};
+use crate::dlq::waiting;
 use crate::ingest::now_ms;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{RetainedRange, Store};
 use crate::topics;
 
 /// All the broker calls of one collection together.
@@ -44,6 +47,9 @@ const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(2);
 const GROUP_BUDGET: Duration = Duration::from_secs(1);
 /// How long one snapshot is served before the next collection.
 const FRESH: Duration = Duration::from_secs(2);
+/// Reading the oldest waiting dead letter's timestamp (one record per
+/// partition with letters waiting), after the Kafka half.
+const DEAD_LETTER_AGE_BUDGET: Duration = Duration::from_secs(1);
 /// The span the ingest figures cover.
 const INGEST_WINDOW_MS: i64 = 60_000;
 
@@ -193,7 +199,10 @@ impl PipelineCollector {
                 None => None,
             }
         };
-        let (kafka, nodes, others) = tokio::join!(self.kafka_health(), self.nodes_health(), others);
+        let ((kafka, retained), nodes, others) =
+            tokio::join!(self.kafka_health(), self.nodes_health(), others);
+        let dead_letters = self.dead_letters_health(retained).await;
+        self.metrics.dead_letters_waiting(dead_letters.waiting);
         // The first configured node is the writer's and the migrations'.
         let clickhouse = nodes.first().cloned().unwrap_or_else(|| ClickHouseHealth {
             node: self.node.clone(),
@@ -252,7 +261,81 @@ impl PipelineCollector {
             clickhouse,
             nodes,
             processes,
+            dead_letters,
         }
+    }
+
+    /// How many dead letters wait, from the dead-letter topic's retained
+    /// ranges (read with the Kafka half) and one grouped count of the
+    /// handled letters within them; and the oldest waiting letter's age
+    /// from its record's timestamp, one record per partition.
+    async fn dead_letters_health(
+        &self,
+        retained: Result<Vec<RetainedRange>, String>,
+    ) -> DeadLettersHealth {
+        let topic = topics::dead_letters(&self.kafka.topic_prefix);
+        let uncounted = |problem: String| DeadLettersHealth {
+            topic: topic.clone(),
+            problems: vec![format!("dead letters not counted: {problem}")],
+            ..DeadLettersHealth::default()
+        };
+        let retained = match retained {
+            Ok(ranges) => ranges,
+            Err(problem) => return uncounted(problem),
+        };
+        let handled = match tokio::time::timeout(
+            CLICKHOUSE_TIMEOUT,
+            self.store.handled_dead_letters_within(&topic, &retained),
+        )
+        .await
+        {
+            Ok(Ok(handled)) => handled,
+            Ok(Err(error)) => {
+                return uncounted(format!("the handled letters were not read: {error}"))
+            }
+            Err(_) => {
+                return uncounted(format!(
+                    "the handled letters were not read within {} s",
+                    CLICKHOUSE_TIMEOUT.as_secs()
+                ))
+            }
+        };
+        let partitions = waiting::waiting_per_partition(&retained, &handled);
+        let starts: Vec<(String, i32, i64)> = partitions
+            .iter()
+            .filter_map(|p| p.first_waiting.map(|o| (topic.clone(), p.partition, o)))
+            .collect();
+        let mut oldest = None;
+        if !starts.is_empty() {
+            let kafka = self.kafka.clone();
+            let deadline = Instant::now() + DEAD_LETTER_AGE_BUDGET;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut list = TopicPartitionList::new();
+                for (topic, partition, offset) in &starts {
+                    list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                        .ok()?;
+                }
+                let found = oldest_waiting(&kafka, &list, &starts, deadline);
+                // The oldest of all or none: a partition that did not
+                // answer in time may hold the oldest.
+                if found.len() < starts.len() {
+                    return None;
+                }
+                found.iter().map(|(_, _, ts)| *ts).min()
+            });
+            if let Ok(Ok(found)) =
+                tokio::time::timeout(DEAD_LETTER_AGE_BUDGET + Duration::from_secs(1), read).await
+            {
+                oldest = found;
+            }
+        }
+        let mut health = waiting::health(&topic, &partitions, oldest, now_ms());
+        if health.waiting.unwrap_or(0) > 0 && health.oldest_age_ms.is_none() {
+            health
+                .problems
+                .push("the oldest waiting letter could not be read in time".into());
+        }
+        health
     }
 
     /// Every configured node, asked directly and at once, with its place
@@ -279,7 +362,9 @@ impl PipelineCollector {
             .collect()
     }
 
-    async fn kafka_health(&self) -> KafkaHealth {
+    /// The cluster's figures, and the dead-letter topic's retained ranges
+    /// read with the same client and metadata (or why not).
+    async fn kafka_health(&self) -> (KafkaHealth, Result<Vec<RetainedRange>, String>) {
         let deadline = Instant::now() + KAFKA_BUDGET;
         let (kafka, topics) = (
             self.kafka.clone(),
@@ -289,18 +374,23 @@ impl PipelineCollector {
         // given up on (not waited for) past the budget.
         let measured = tokio::time::timeout(
             KAFKA_BUDGET + Duration::from_secs(1),
-            tokio::task::spawn_blocking(move || measure(&kafka, &topics, deadline)),
+            tokio::task::spawn_blocking(move || {
+                let mut retained = Err("the Kafka check ended before reaching it".to_owned());
+                let health = measure(&kafka, &topics, deadline, &mut retained);
+                (health, retained)
+            }),
         )
         .await;
-        let mut health = match measured {
-            Ok(Ok(health)) => health,
+        let (mut health, retained) = match measured {
+            Ok(Ok(measured)) => measured,
             Ok(Err(error)) => {
-                unreachable_cluster(&self.kafka, format!("the check failed: {error}"))
+                let why = format!("the check failed: {error}");
+                (unreachable_cluster(&self.kafka, why.clone()), Err(why))
             }
-            Err(_) => unreachable_cluster(
-                &self.kafka,
-                format!("no answer within {} s", KAFKA_BUDGET.as_secs()),
-            ),
+            Err(_) => {
+                let why = format!("no answer within {} s", KAFKA_BUDGET.as_secs());
+                (unreachable_cluster(&self.kafka, why.clone()), Err(why))
+            }
         };
         health.consumer_group = self.kafka.consumer_group.clone();
         if health.reachable {
@@ -312,7 +402,7 @@ impl PipelineCollector {
             total.add(&topic.total);
         }
         health.total = total;
-        health
+        (health, retained)
     }
 
     /// Reads each topic's `min.insync.replicas` from the brokers (an
@@ -471,8 +561,14 @@ fn client(kafka: &KafkaConfig, group: &str) -> Result<BaseConsumer, rdkafka::err
 
 /// Blocking: the cluster's brokers, the partitions of the events topics
 /// with their replicas, end offsets, the group's commits, and the age of
-/// the oldest message waiting on each partition that has lag.
-fn measure(kafka: &KafkaConfig, topics: &[String], deadline: Instant) -> KafkaHealth {
+/// the oldest message waiting on each partition that has lag. Last, into
+/// `dead_letters`, the dead-letter topic's retained ranges.
+fn measure(
+    kafka: &KafkaConfig,
+    topics: &[String],
+    deadline: Instant,
+    dead_letters: &mut Result<Vec<RetainedRange>, String>,
+) -> KafkaHealth {
     let out_of_time = || unreachable_cluster(kafka, "ran out of time".into());
     // Same group id as the writers, never subscribed: it reads the group's
     // commits without joining it (as `health::lag` does).
@@ -638,6 +734,15 @@ fn measure(kafka: &KafkaConfig, topics: &[String], deadline: Instant) -> KafkaHe
             ));
         }
     }
+    *dead_letters = match left(deadline) {
+        Some(time) => waiting::retained(
+            &reader,
+            &metadata,
+            &topics::dead_letters(&kafka.topic_prefix),
+            time,
+        ),
+        None => Err("ran out of time before reading its offsets".into()),
+    };
     health
 }
 

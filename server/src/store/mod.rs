@@ -20,7 +20,7 @@ mod trends;
 
 pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
-pub use dead_letters::{DeadLetterAction, HandledLetter};
+pub use dead_letters::{DeadLetterAction, HandledLetter, HandledWithin, RetainedRange};
 pub use detections::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
 pub use integrity::{LeafRow, LeafSet};
 pub use keys::KeyRow;
