@@ -8,9 +8,20 @@
 //! sampling interval of the "on" runs, default 1000: ten times the default
 //! rate, so the overhead shown is an upper bound). The whole server runs
 //! (`attest_server::start`: writer, alerts, pipeline collector), so the
-//! only difference between the two kinds is `trends.enabled`. Prints the
-//! figures and rewrites the trends section of docs/BENCHMARKS.md. A
-//! benchmark, not a test: nothing here asserts a time.
+//! only difference between the two kinds is `trends.enabled`.
+//!
+//! On 2 shared cores two runs of the same kind differ by more than the 1 %
+//! the issue asks about, so the bench also measures the sampler's cost
+//! directly: the CPU time (this process, the broker, ClickHouse) of an
+//! idle server, writer off, over `BENCH_IDLE_SECS` (default 30) with
+//! sampling off and on, alternating, `BENCH_ROUNDS` times each. The
+//! difference per sample written, against the CPU the 2 cores offer in one
+//! default interval, is the share of the machine (and so, at most, of a
+//! writer that uses all of it) that sampling takes.
+//!
+//! Prints the figures and rewrites the trends section of
+//! docs/BENCHMARKS.md. A benchmark, not a test: nothing here asserts a
+//! time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +36,13 @@ use futures::stream::{self, StreamExt};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{env_usize, load_average, percentile, unique, write_section};
+use support::{env_usize, load_average, percentile, unique, write_section, Cpu};
+
+/// The cores the local stack shares (the machine's; the figure is a share
+/// of what they offer).
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
 
 fn event(i: usize, now: i64) -> AuditEvent {
     AuditEvent {
@@ -92,6 +109,58 @@ async fn run(base: &Config, n: usize, label: &str, sampling: bool) -> anyhow::Re
         samples,
         page,
     })
+}
+
+/// An idle server (writer off, nothing posted) for `secs` after it has
+/// settled: the CPU seconds it, the broker and ClickHouse used, and the
+/// sample rows written meanwhile.
+async fn idle(base: &Config, secs: u64, label: &str, sampling: bool) -> anyhow::Result<Idle> {
+    let mut config = base.clone();
+    let id = unique();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.kafka.consumer_group = format!("{}-{label}-{id}", base.kafka.consumer_group);
+    config.clickhouse.database = format!("{}_{label}_{id}", base.clickhouse.database);
+    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    config.writer.enabled = false;
+    config.trends.enabled = sampling;
+    let leptos = leptos::config::LeptosOptions::builder()
+        .output_name("attest")
+        .build();
+    let running = attest_server::start(config.clone(), leptos).await?;
+    // Start-up (migrations, elections, the first sample) is not the cost
+    // asked about: wait until the sampler writes, or as long without it.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(20)
+        && (!sampling || running.metrics.trends_samples_written.get() == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !sampling {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let (before, samples_before) = (Cpu::now(), running.metrics.trends_samples_written.get());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let used = Cpu::now().since(&before);
+    let samples = running.metrics.trends_samples_written.get() - samples_before;
+    running.shutdown().await;
+    let _ = reqwest::Client::new()
+        .post(&config.clickhouse.url)
+        .body(format!(
+            "DROP DATABASE IF EXISTS {}",
+            config.clickhouse.database
+        ))
+        .send()
+        .await;
+    let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
+    Ok(Idle {
+        cpu: used.bench + used.broker + used.clickhouse,
+        samples,
+    })
+}
+
+struct Idle {
+    cpu: f64,
+    samples: u64,
 }
 
 struct Run {
@@ -211,8 +280,43 @@ async fn main() -> anyhow::Result<()> {
         samples += b.samples;
         page = b.page;
     }
+    // The direct cost: idle servers, alternating as above.
+    let idle_secs = u64::try_from(env_usize("BENCH_IDLE_SECS", 30))?;
+    let (mut idle_off, mut idle_on) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let a = idle(&config, idle_secs, &format!("idleoff{round}"), false).await?;
+        let b = idle(&config, idle_secs, &format!("idleon{round}"), true).await?;
+        println!(
+            "round {round}: idle {idle_secs} s: {:.3} CPU-s without sampling, {:.3} with ({} sample rows)",
+            a.cpu, b.cpu, b.samples
+        );
+        idle_off.push(a);
+        idle_on.push(b);
+    }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // One round of the sampler writes one row per figure; the rows per
+    // round are those of one run divided by its rounds.
+    let cpu_off = mean(&idle_off.iter().map(|r| r.cpu).collect::<Vec<_>>());
+    let cpu_on = mean(&idle_on.iter().map(|r| r.cpu).collect::<Vec<_>>());
+    let rounds_on = idle_secs as f64 * 1000.0 / sample_ms.max(1) as f64;
+    let per_round = (cpu_on - cpu_off).max(0.0) / rounds_on;
+    let default_interval = attest_server::config::TrendsConfig::default()
+        .sample_every
+        .as_secs_f64();
+    let share = per_round / (default_interval * cores()) * 100.0;
+    let idle_rows = |v: &[Idle]| {
+        v.iter()
+            .map(|r| format!("{:.2}", r.cpu))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let (off_rate, on_rate) = (mean(&off), mean(&on));
+    let spread = {
+        let (lo, hi) = off
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+        (hi - lo) / off_rate * 100.0
+    };
     let overhead = (off_rate - on_rate) / off_rate * 100.0;
     let rows = |v: &[f64]| {
         v.iter()
@@ -236,13 +340,26 @@ async fn main() -> anyhow::Result<()> {
          | sampling | writer rows/s (each run) | mean |\n| --- | --- | ---: |\n\
          | off | {off_rows} | {off_rate:.0} |\n\
          | on | {on_rows} | {on_rate:.0} |\n\n\
-         Overhead: {overhead:.2} % (target < 1 %).\n\n\
+         Between the means: {overhead:.2} % (sampling every {sample_ms} ms); the runs without \
+         sampling alone spread over {spread:.1} % of their mean, so on this shared machine the \
+         throughput runs cannot resolve a cost near 1 %.\n\n\
+         **Measured directly.** An idle server (writer off) for {idle_secs} s, {rounds} time(s) each, \
+         alternating: CPU seconds of this process, the broker and ClickHouse without sampling \
+         {idle_off_rows} (mean {cpu_off:.2}), with sampling every {sample_ms} ms {idle_on_rows} \
+         (mean {cpu_on:.2}). That is {per_round_ms:.1} CPU-ms per sampling round; at the default \
+         interval ({default_interval:.0} s) on {cores:.0} cores, **{share:.3} % of the machine** \
+         (target < 1 %), and so at most that share of a writer's throughput when the writer \
+         uses the whole machine.\n\n\
          Page server time: a pipeline snapshot (Kafka, every ClickHouse node, ingest window) p50 \
          {snap50:.0} ms, p99 {snap99:.0} ms over 10 collections; trends read per window: {trends}.\n",
         date = time::OffsetDateTime::now_utc().date(),
         load = load_average(),
         off_rows = rows(&off),
         on_rows = rows(&on),
+        idle_off_rows = idle_rows(&idle_off),
+        idle_on_rows = idle_rows(&idle_on),
+        per_round_ms = per_round * 1000.0,
+        cores = cores(),
         snap50 = page.snapshot_p50,
         snap99 = page.snapshot_p99,
     );
