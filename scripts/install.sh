@@ -16,8 +16,10 @@ CARGO_LEPTOS_VERSION="0.3.10"
 # Java and Maven run the local Kafka broker and fetch its jars. binaryen's
 # wasm-opt shrinks the release WASM (`cargo leptos build --release`, what
 # scripts/up.sh serves); without it on PATH cargo-leptos would download one.
+# prometheus brings promtool, which checks /metrics as Prometheus reads it
+# (server/tests/metrics_exposition.rs); no Prometheus server is started.
 APT_PACKAGES=(clickhouse-server clickhouse-client chromium openjdk-17-jre-headless maven
-  pkg-config libssl-dev curl make gcc g++ binaryen)
+  pkg-config libssl-dev curl make gcc g++ binaryen prometheus)
 # Extra Debian packages can be added with ATTEST_APT_EXTRA="pkg1 pkg2".
 read -r -a _extra <<<"${ATTEST_APT_EXTRA:-}"
 APT_PACKAGES+=("${_extra[@]}")

@@ -2,9 +2,11 @@
 //! `attest_<stage>_<noun>_<unit>`. Recorded per request or per batch, never
 //! per row inside a hot loop. Served as Prometheus text on `/metrics`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -12,7 +14,10 @@ pub struct Metrics {
     pub ingest_events: IntCounterVec,
     pub ingest_request_seconds: Histogram,
     pub spool_pending_events: IntGauge,
-    pub spool_oldest_pending_ms: IntGauge,
+    /// Exposed in seconds (Prometheus' base unit); Attest's own pages read
+    /// the milliseconds through [`Metrics::spool_oldest_pending_ms`].
+    spool_oldest_pending: Gauge,
+    spool_oldest_pending_ms: AtomicI64,
     pub spool_pending_bytes: IntGauge,
     pub spool_appended: IntCounter,
     pub spool_forwarded: IntCounter,
@@ -32,8 +37,8 @@ pub struct Metrics {
     pub pipeline_stalled: IntGaugeVec,
     pub alerts_firing: IntGaugeVec,
     pub alert_evaluator: IntGauge,
-    pub alert_lag_average_ms: IntGauge,
-    pub alert_lag_ms: IntGauge,
+    alert_lag_average: Gauge,
+    alert_lag: Gauge,
     pub notify_attempts: IntCounterVec,
     pub detections_fired: IntCounter,
     pub notify_given_up: IntCounter,
@@ -124,16 +129,17 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
-            spool_oldest_pending_ms: register(
+            spool_oldest_pending: register(
                 &registry,
-                IntGauge::new(
-                    "attest_spool_oldest_pending_timestamp_ms",
-                    "When the oldest event still in the spool was appended (Unix ms); 0 while \
-                     the spool is empty. After a restart, the time its spool was reopened: \
-                     the age is then a lower bound",
+                Gauge::new(
+                    "attest_spool_oldest_pending_timestamp_seconds",
+                    "When the oldest event still in the spool was appended (Unix time); 0 \
+                     while the spool is empty. After a restart, the time its spool was \
+                     reopened: the age is then a lower bound",
                 )
                 .expect("valid"),
             ),
+            spool_oldest_pending_ms: AtomicI64::new(0),
             spool_pending_events: register(
                 &registry,
                 IntGauge::new(
@@ -324,19 +330,19 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
-            alert_lag_average_ms: register(
+            alert_lag_average: register(
                 &registry,
-                IntGauge::new(
-                    "attest_alert_writer_lag_average_ms",
+                Gauge::new(
+                    "attest_alert_writer_lag_average_seconds",
                     "Writer lag in time averaged over the writer_lag rule's window, as the \
                      elected evaluator last computed it (-1 before the window is filled)",
                 )
                 .expect("valid"),
             ),
-            alert_lag_ms: register(
+            alert_lag: register(
                 &registry,
-                IntGauge::new(
-                    "attest_alert_writer_lag_ms",
+                Gauge::new(
+                    "attest_alert_writer_lag_seconds",
                     "Writer lag in time (age of the oldest event not yet written) at the \
                      elected evaluator's last round: the sample behind the average",
                 )
@@ -415,7 +421,7 @@ impl Metrics {
         for result in ["delivered", "failed"] {
             metrics.notify_attempts.with_label_values(&[result]);
         }
-        metrics.alert_lag_average_ms.set(-1);
+        metrics.alert_lag_average.set(-1.0);
         for stage in ["writer", "spool"] {
             metrics.pipeline_stalled.with_label_values(&[stage]);
         }
@@ -426,6 +432,28 @@ impl Metrics {
             metrics.writer_dead_letters.with_label_values(&[reason]);
         }
         metrics
+    }
+
+    /// The spool's oldest pending event was appended at `at_ms` (0: the
+    /// spool is empty).
+    pub fn spool_oldest_pending(&self, at_ms: i64) {
+        self.spool_oldest_pending_ms.store(at_ms, Ordering::Relaxed);
+        self.spool_oldest_pending.set(seconds(at_ms));
+    }
+
+    /// What [`Metrics::spool_oldest_pending`] last said, in Unix ms.
+    pub fn spool_oldest_pending_ms(&self) -> i64 {
+        self.spool_oldest_pending_ms.load(Ordering::Relaxed)
+    }
+
+    /// The writer-lag rule's last round: the lag it sampled (`None` when
+    /// Kafka could not be read, which leaves the last sample shown) and
+    /// the moving average (`None` until its window is filled, shown as -1).
+    pub fn writer_lag_judged(&self, sample_ms: Option<i64>, average_ms: Option<i64>) {
+        if let Some(lag) = sample_ms {
+            self.alert_lag.set(seconds(lag));
+        }
+        self.alert_lag_average.set(average_ms.map_or(-1.0, seconds));
     }
 
     /// The pipeline page's count of waiting dead letters; `None` when it
@@ -449,6 +477,11 @@ impl Metrics {
 /// A histogram's cumulative buckets `(upper bound, observations at or
 /// below it)` and its total count, for quantiles over a window
 /// (`app::pipeline_model::quantile`).
+/// Milliseconds as the seconds Prometheus expects (its base unit).
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
 pub fn histogram_buckets(histogram: &Histogram) -> (Vec<(f64, u64)>, u64) {
     use prometheus::core::Collector;
     let families = histogram.collect();

@@ -248,13 +248,14 @@ impl Alerts {
             dead_letters,
             integrity_problems: self.metrics.integrity_problems.get(),
         };
-        if snapshot.kafka.reachable {
-            self.metrics
-                .alert_lag_ms
-                .set(snapshot.kafka.total.max_lag_ms);
-        }
         let (found, average) = e.observer.judge(&rules, &round);
-        self.metrics.alert_lag_average_ms.set(average.unwrap_or(-1));
+        self.metrics.writer_lag_judged(
+            snapshot
+                .kafka
+                .reachable
+                .then_some(snapshot.kafka.total.max_lag_ms),
+            average,
+        );
         let changes = e.book.update(
             &found,
             now,

@@ -234,7 +234,7 @@ impl PipelineCollector {
                 rows_written: 0,
             },
         };
-        let oldest = self.metrics.spool_oldest_pending_ms.get();
+        let oldest = self.metrics.spool_oldest_pending_ms();
         let spool = SpoolHealth {
             pending_events: self.metrics.spool_pending_events.get(),
             pending_bytes: self.metrics.spool_pending_bytes.get(),

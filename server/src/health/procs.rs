@@ -186,7 +186,7 @@ impl Reporter {
     /// This process as it is now (partitions not filled in).
     pub fn status_now(&self, now: i64) -> ProcessStatus {
         let writer = self.readiness.writer_report();
-        let oldest = self.metrics.spool_oldest_pending_ms.get();
+        let oldest = self.metrics.spool_oldest_pending_ms();
         ProcessStatus {
             process: self.identity.process.clone(),
             host: self.identity.host.clone(),

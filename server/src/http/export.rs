@@ -462,7 +462,11 @@ fn bundle_download(
 
 /// A bundle's name: the events file's extension, then `proofs.zip`.
 fn bundle_file_name(tenant: Option<&str>, now_ms: i64, format: ExportFormat) -> String {
-    file_name(tenant, now_ms, &format!("{}.proofs.zip", format.extension()))
+    file_name(
+        tenant,
+        now_ms,
+        &format!("{}.proofs.zip", format.extension()),
+    )
 }
 
 /// `attest-events-<tenant|all>-<YYYYMMDDTHHMMSSZ>.<ext>`, with only

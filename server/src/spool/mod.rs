@@ -397,7 +397,7 @@ impl Spool {
             Some((_, at_ms)) if state.pending_records > 0 => *at_ms,
             _ => 0,
         };
-        self.metrics.spool_oldest_pending_ms.set(oldest);
+        self.metrics.spool_oldest_pending(oldest);
     }
 }
 
@@ -506,30 +506,30 @@ mod tests {
         let dir = temp();
         let metrics = Arc::new(Metrics::new());
         let spool = Spool::open(&dir, 1 << 20, metrics.clone()).unwrap();
-        assert_eq!(metrics.spool_oldest_pending_ms.get(), 0, "empty");
+        assert_eq!(metrics.spool_oldest_pending_ms(), 0, "empty");
         let before = crate::ingest::now_ms();
         spool.append((0..3).map(record).collect()).await.unwrap();
-        let first = metrics.spool_oldest_pending_ms.get();
+        let first = metrics.spool_oldest_pending_ms();
         assert!(first >= before);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         spool.append(vec![record(3)]).await.unwrap();
         assert_eq!(
-            metrics.spool_oldest_pending_ms.get(),
+            metrics.spool_oldest_pending_ms(),
             first,
             "still the first append"
         );
         // Part of the first append forwarded: it still waits.
         let chunk = spool.read_chunk(2, u64::MAX).unwrap().unwrap();
         spool.commit(&chunk).unwrap();
-        assert_eq!(metrics.spool_oldest_pending_ms.get(), first);
+        assert_eq!(metrics.spool_oldest_pending_ms(), first);
         // The rest of it forwarded: the second append is now the oldest.
         let chunk = spool.read_chunk(1, u64::MAX).unwrap().unwrap();
         spool.commit(&chunk).unwrap();
-        let second = metrics.spool_oldest_pending_ms.get();
+        let second = metrics.spool_oldest_pending_ms();
         assert!(second >= first + 20, "{second} vs {first}");
         let chunk = spool.read_chunk(10, u64::MAX).unwrap().unwrap();
         spool.commit(&chunk).unwrap();
-        assert_eq!(metrics.spool_oldest_pending_ms.get(), 0, "drained");
+        assert_eq!(metrics.spool_oldest_pending_ms(), 0, "drained");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -259,7 +259,7 @@ fn panel_templates() -> Vec<QueryTemplate> {
     .map(|field| QueryTemplate {
         name: format!("dashboard_top_{}", field.column()),
         sql: super::dashboard::top_values_sql(field, &window(0)),
-        params: &TOP_PARAMS,
+        params: &COUNT_PARAMS,
     })
     .collect();
     out.extend([
