@@ -7,21 +7,9 @@
 const { execFileSync } = require('child_process');
 const path = require('path');
 const { test, expect } = require('@playwright/test');
+const { watchErrors, hydrated } = require('./support');
 
 const SECRET = 'hunter2-never-on-the-page';
-
-function watchErrors(page) {
-  const errors = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(msg.text());
-  });
-  page.on('pageerror', (error) => errors.push(String(error)));
-  return errors;
-}
-
-async function hydrated(page) {
-  await page.locator('body[data-hydrated="true"]').waitFor({ timeout: 30_000 });
-}
 
 // Encodes the event with the committed contract (fastavro, Confluent
 // framing with the schema id ingest writes with) and produces it with acks=all,
