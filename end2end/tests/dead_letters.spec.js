@@ -107,6 +107,19 @@ test.describe('as an admin', () => {
     expect(html).not.toContain('198.51.100.7');
     await page.screenshot({ path: 'test-results/dead-letters-waiting.png', fullPage: true });
 
+    // The pipeline page counts it too (live, over its event stream), with
+    // the way to the inbox.
+    await page.goto('/pipeline');
+    await hydrated(page);
+    await expect(page.getByTestId('dead-letters-waiting')).toHaveText(/^\d+ dead letters? waiting$/, {
+      timeout: 30_000,
+    });
+    await expect(page.getByTestId('dead-letters-inbox')).toHaveAttribute('href', '/dead-letters');
+    await page.screenshot({ path: 'test-results/pipeline-dead-letter-waiting.png', fullPage: true });
+    await page.goto(last);
+    await hydrated(page);
+    await expect(row).toHaveCount(1);
+
     // A discard needs a reason: the browser will not send an empty one.
     await row.locator('input[type="checkbox"]').check();
     const discard = page.getByTestId('discard-selected');
