@@ -69,31 +69,31 @@ fn event(i: usize, now: i64) -> AuditEvent {
     }
 }
 
-/// One run of the whole server over the pre-filled topics, from a fresh
-/// group into a fresh database: rows per second until all `n` are in, and
-/// (with sampling on) the page's server times.
-async fn run(base: &Config, n: usize, label: &str, sampling: bool) -> anyhow::Result<Run> {
+/// The whole server on a fresh group, database and spool, with its writer
+/// and the sampler on or off.
+async fn start(
+    base: &Config,
+    label: &str,
+    writer: bool,
+    sampling: bool,
+) -> anyhow::Result<(Config, attest_server::Running)> {
     let mut config = base.clone();
     let id = unique();
     config.listen = "127.0.0.1:0".parse()?;
     config.kafka.consumer_group = format!("{}-{label}-{id}", base.kafka.consumer_group);
     config.clickhouse.database = format!("{}_{label}_{id}", base.clickhouse.database);
     config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    config.writer.enabled = writer;
     config.trends.enabled = sampling;
     let leptos = leptos::config::LeptosOptions::builder()
         .output_name("attest")
         .build();
     let running = attest_server::start(config.clone(), leptos).await?;
-    let started = Instant::now();
-    while (running.metrics.writer_rows_written.get() as usize) < n {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let elapsed = started.elapsed();
-    let samples = running.metrics.trends_samples_written.get();
-    let mut page = PageTimes::default();
-    if sampling {
-        page = page_times(&format!("http://{}", running.addr)).await;
-    }
+    Ok((config, running))
+}
+
+/// Stops the server and removes its database and spool.
+async fn stop(config: &Config, running: attest_server::Running) {
     running.shutdown().await;
     let _ = reqwest::Client::new()
         .post(&config.clickhouse.url)
@@ -104,6 +104,24 @@ async fn run(base: &Config, n: usize, label: &str, sampling: bool) -> anyhow::Re
         .send()
         .await;
     let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
+}
+
+/// One run of the whole server over the pre-filled topics, from a fresh
+/// group into a fresh database: rows per second until all `n` are in, and
+/// (with sampling on) the page's server times.
+async fn run(base: &Config, n: usize, label: &str, sampling: bool) -> anyhow::Result<Run> {
+    let (config, running) = start(base, label, true, sampling).await?;
+    let started = Instant::now();
+    while (running.metrics.writer_rows_written.get() as usize) < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let samples = running.metrics.trends_samples_written.get();
+    let mut page = PageTimes::default();
+    if sampling {
+        page = page_times(&format!("http://{}", running.addr)).await;
+    }
+    stop(&config, running).await;
     Ok(Run {
         rate: n as f64 / elapsed.as_secs_f64(),
         samples,
@@ -115,18 +133,7 @@ async fn run(base: &Config, n: usize, label: &str, sampling: bool) -> anyhow::Re
 /// settled: the CPU seconds it, the broker and ClickHouse used, and the
 /// sample rows written meanwhile.
 async fn idle(base: &Config, secs: u64, label: &str, sampling: bool) -> anyhow::Result<Idle> {
-    let mut config = base.clone();
-    let id = unique();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.kafka.consumer_group = format!("{}-{label}-{id}", base.kafka.consumer_group);
-    config.clickhouse.database = format!("{}_{label}_{id}", base.clickhouse.database);
-    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
-    config.writer.enabled = false;
-    config.trends.enabled = sampling;
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
-    let running = attest_server::start(config.clone(), leptos).await?;
+    let (config, running) = start(base, label, false, sampling).await?;
     // Start-up (migrations, elections, the first sample) is not the cost
     // asked about: wait until the sampler writes, or as long without it.
     let settle = Instant::now();
@@ -142,16 +149,7 @@ async fn idle(base: &Config, secs: u64, label: &str, sampling: bool) -> anyhow::
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let used = Cpu::now().since(&before);
     let samples = running.metrics.trends_samples_written.get() - samples_before;
-    running.shutdown().await;
-    let _ = reqwest::Client::new()
-        .post(&config.clickhouse.url)
-        .body(format!(
-            "DROP DATABASE IF EXISTS {}",
-            config.clickhouse.database
-        ))
-        .send()
-        .await;
-    let _ = std::fs::remove_dir_all(&config.ingest.spool_dir);
+    stop(&config, running).await;
     Ok(Idle {
         cpu: used.bench + used.broker + used.clickhouse,
         samples,

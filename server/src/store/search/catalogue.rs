@@ -14,7 +14,7 @@ pub(crate) const REPRESENTATIVE_QUERY: &str =
 /// order: [`REPRESENTATIVE_QUERY`]'s values where it is used (its
 /// conditions stand first, in PREWHERE), then the window, then tenant and
 /// cursor where the shape has them.
-static PAGE_PARAMS: [&str; 17] = [
+const PAGE_FILTER_PARAMS: [&str; 16] = [
     "q_outcome_1",
     "q_outcome_2",
     "q_actor_type",
@@ -31,24 +31,23 @@ static PAGE_PARAMS: [&str; 17] = [
     "from_ms",
     "to_ms",
     "snapshot_ms",
-    "limit",
 ];
+static PAGE_PARAMS: [&str; 17] = joined(PAGE_FILTER_PARAMS, ["limit"]);
 /// A page whose hits carry metadata columns: the keys first (they stand in
 /// the SELECT), then a page's values.
-static PAGE_METADATA_PARAMS: [&str; PAGE_PARAMS.len() + 1] =
-    value_first("metadata_keys", PAGE_PARAMS);
+static PAGE_METADATA_PARAMS: [&str; 18] = joined(["metadata_keys"], PAGE_PARAMS);
 
-/// `first`, then `rest`: a query's values when one more placeholder comes
-/// before another's. `M` is `N + 1`; anything else fails to compile.
-const fn value_first<const N: usize, const M: usize>(
-    first: &'static str,
-    rest: [&'static str; N],
+/// `first`, then `rest`: a query's values when some placeholders come
+/// before another query's. `M` is `N + K`; anything else fails to compile.
+const fn joined<const N: usize, const K: usize, const M: usize>(
+    first: [&'static str; N],
+    rest: [&'static str; K],
 ) -> [&'static str; M] {
-    assert!(M == N + 1, "one value more than the rest");
-    let mut all = [first; M];
+    assert!(M == N + K, "the two lists, whole");
+    let mut all = [""; M];
     let mut i = 0;
-    while i < N {
-        all[i + 1] = rest[i];
+    while i < M {
+        all[i] = if i < N { first[i] } else { rest[i - N] };
         i += 1;
     }
     all
@@ -180,26 +179,7 @@ static SERIES_TENANT_PARAMS: [&str; 10] = [
 static TOP_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms", "limit"];
 /// Top actors: the failure condition's values (the same names as the
 /// representative query's outcomes), then a page's window without a limit.
-static TOP_ACTORS_PARAMS: [&str; 18] = [
-    "q_outcome_1",
-    "q_outcome_2",
-    "q_outcome_1",
-    "q_outcome_2",
-    "q_actor_type",
-    "q_action_regex",
-    "q_metadata_key",
-    "q_metadata_value",
-    "q_text",
-    "q_text",
-    "q_text",
-    "q_text",
-    "q_text",
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-];
+static TOP_ACTORS_PARAMS: [&str; 18] = joined(["q_outcome_1", "q_outcome_2"], PAGE_FILTER_PARAMS);
 static TOP_ACTORS_TENANT_PARAMS: [&str; 8] = [
     "q_outcome_1",
     "q_outcome_2",
@@ -435,12 +415,12 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             name: "search_export".into(),
             sql: sql::export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
             // The page's values without its limit.
-            params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
+            params: &PAGE_FILTER_PARAMS,
         },
         QueryTemplate {
             name: "search_export_csv".into(),
             sql: sql::csv_export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
-            params: &PAGE_PARAMS[..PAGE_PARAMS.len() - 1],
+            params: &PAGE_FILTER_PARAMS,
         },
     ];
     all.extend(panel_templates());
