@@ -84,6 +84,50 @@ test('time range narrows the list and an empty window says so', async ({ page, r
   await expect(row(page)).toHaveCount(0);
 });
 
+test('pages through a window: every event once, newest first, and back to the newest', async ({ page, request }) => {
+  // One page and a half (the page holds 100), in one batch.
+  const tenant = `e2e-pages-${run}`;
+  const now = Date.now();
+  const sent = Array.from({ length: 150 }, (_, i) => ({
+    event_id: `page-${run}-${String(i).padStart(3, '0')}`,
+    tenant_id: tenant,
+    occurred_at: now - 60_000 - i * 1000, // a second apart, page-0 the newest
+    category: 'data_access',
+    action: 'record.read',
+    outcome: 'success',
+    actor: { id: `reader-${run}`, type: 'user' },
+    source_service: 'e2e',
+  }));
+  const response = await request.post('/api/v1/events/batch', { data: sent });
+  expect(response.status(), await response.text()).toBe(202);
+
+  const rows = (p) => p.locator('[data-testid="events-table"] tbody tr');
+  const ids = async (p) => rows(p).evaluateAll((trs) => trs.map((tr) => tr.dataset.eventId));
+  const first = `/?tenant=${tenant}&range=1h`;
+  await expect(async () => {
+    await page.goto(first);
+    await expect(rows(page)).toHaveCount(100, { timeout: 1_000 });
+    await expect(page.getByTestId('events-older')).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 45_000 });
+  const pageOne = await ids(page);
+  expect(pageOne).toEqual(sent.slice(0, 100).map((e) => e.event_id));
+  await expect(page.getByTestId('events-newest')).toHaveCount(0);
+
+  await hydrated(page);
+  await page.getByTestId('events-older').click();
+  await expect(page).toHaveURL(/cursor=/);
+  await expect(rows(page)).toHaveCount(50);
+  expect(await ids(page)).toEqual(sent.slice(100).map((e) => e.event_id));
+  await expect(page.getByTestId('events-summary')).toContainText('older than the page before');
+  await expect(page.getByTestId('events-older')).toHaveCount(0);
+  await page.screenshot({ path: 'test-results/events-page-two.png', fullPage: true });
+
+  await page.getByTestId('events-newest').click();
+  await expect(page).not.toHaveURL(/cursor=/);
+  await expect(rows(page)).toHaveCount(100);
+  expect(await ids(page)).toEqual(pageOne);
+});
+
 test('unknown pages answer 404 with a way back', async ({ page }) => {
   const response = await page.goto('/no-such-page');
   expect(response.status()).toBe(404);

@@ -1,5 +1,11 @@
 //! The Events page: the newest audit events, filtered by tenant and time
-//! range. The filters live in the URL so a view can be shared and reloaded.
+//! range, a page at a time. The filters and the page live in the URL so a
+//! view can be shared and reloaded.
+//!
+//! It pages exactly as Search does (one policy, `Store::search`): newest
+//! first, a cursor naming the last event shown, and the snapshot the first
+//! page took, so events that arrive meanwhile neither push rows onto the
+//! next page twice nor slip between pages.
 
 use leptos::prelude::*;
 use leptos_router::{
@@ -7,24 +13,30 @@ use leptos_router::{
     hooks::{use_navigate, use_query_map},
 };
 
-use crate::model::{EventPage, EventSummary, TimeRange};
-use crate::search_model::SearchError;
+use crate::model::TimeRange;
+use crate::search_model::{SearchError, SearchHit, SearchPage};
+use crate::search_state::SearchParams;
 use crate::timefmt::utc_millis;
 
-/// Newest events for one tenant (or all) within a relative time range. A
-/// tenant outside the viewer's grant is a 403, like on Search.
-#[server(endpoint = "events/list")]
-pub async fn list_events(tenant: Option<String>, range: String) -> Result<EventPage, SearchError> {
-    use crate::model::{EventFilter, MAX_PAGE_ROWS};
+/// Events per page.
+pub const EVENTS_PAGE_ROWS: u32 = 100;
 
+/// One page of the newest events for one tenant (or all the viewer may
+/// see) within a relative time range; `cursor` is the page before's
+/// `next_cursor`. A tenant outside the viewer's grant is a 403, like on
+/// Search.
+#[server(endpoint = "events/list")]
+pub async fn list_events(
+    tenant: Option<String>,
+    range: String,
+    cursor: Option<String>,
+) -> Result<SearchPage, SearchError> {
+    use crate::search_model::SearchQuery;
+
+    let params = crate::pages::search::search_params(None, tenant, Some(range), None, None, cursor);
     crate::pages::search::with_store(|store, now_ms| async move {
-        let filter = EventFilter {
-            tenant: tenant.filter(|t| !t.trim().is_empty()),
-            range: TimeRange::from_param(&range),
-            limit: MAX_PAGE_ROWS,
-            within: Vec::new(),
-        };
-        Ok(store.0.recent_events(&filter, now_ms).await?)
+        let query = SearchQuery::from_params(&params, EVENTS_PAGE_ROWS)?;
+        Ok(store.0.search(&query, now_ms).await?)
     })
     .await
 }
@@ -43,9 +55,10 @@ pub fn EventsPage() -> impl IntoView {
         TimeRange::from_param(query.read().get_str("range").unwrap_or_default())
     });
 
+    let cursor = Memo::new(move |_| query.read().get("cursor").filter(|c| !c.is_empty()));
     let events = Resource::new(
-        move || (tenant.get(), range.get()),
-        |(tenant, range)| list_events(tenant, range.param().to_string()),
+        move || (tenant.get(), range.get(), cursor.get()),
+        |(tenant, range, cursor)| list_events(tenant, range.param().to_string(), cursor),
     );
     let tenants = Resource::new(|| (), |_| list_tenants());
     let all_label = move || crate::session::no_tenant_label(crate::session::viewer().as_ref());
@@ -55,6 +68,8 @@ pub fn EventsPage() -> impl IntoView {
     let navigate = use_navigate();
     let set_param = move |key: &'static str, value: String| {
         let mut params = query.get_untracked();
+        // Another tenant or range starts again from the newest events.
+        params.remove("cursor");
         if value.is_empty() {
             params.remove(key);
         } else {
@@ -120,7 +135,7 @@ pub fn EventsPage() -> impl IntoView {
                         {move || errors.get().into_iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join("; ")}
                     </div>
                 }>
-                    {move || events.get().map(|page| page.map(|page| view! { <EventTable page tenant=tenant.get() range=range.get()/> }))}
+                    {move || events.get().map(|page| page.map(|page| view! { <EventTable page tenant=tenant.get() range=range.get() paged=cursor.get().is_some()/> }))}
                 </ErrorBoundary>
             </Transition>
         </section>
@@ -128,43 +143,67 @@ pub fn EventsPage() -> impl IntoView {
 }
 
 #[component]
-fn EventTable(page: EventPage, tenant: Option<String>, range: TimeRange) -> impl IntoView {
+fn EventTable(
+    page: SearchPage,
+    tenant: Option<String>,
+    range: TimeRange,
+    /// This page follows another (the URL has a cursor).
+    paged: bool,
+) -> impl IntoView {
     let scope = match &tenant {
         Some(t) => format!("tenant {t}"),
         None => "all tenants".to_string(),
     };
+    let shown = page.hits.len();
     let summary = format!(
-        "{} event{} for {scope}, {} ({} – {} UTC){}",
-        page.events.len(),
-        if page.events.len() == 1 { "" } else { "s" },
+        "{shown} event{} for {scope}, {} ({} – {} UTC), newest first{}",
+        if shown == 1 { "" } else { "s" },
         range.label().to_lowercase(),
         utc_millis(page.from_ms),
         utc_millis(page.to_ms),
-        if page.truncated {
-            ", newest shown first; narrow the range to see older ones"
+        if paged {
+            ", older than the page before"
         } else {
             ""
         },
     );
-    // The same tenant and window on Search, which pages through all of it
-    // (and keeps its place in the URL); this page shows the newest only.
-    let search = crate::search_state::SearchParams {
+    // The same tenant and window on Search, for the detail pages' "back".
+    let search = SearchParams {
         tenant: tenant.clone(),
         range,
-        ..crate::search_state::SearchParams::default()
+        ..SearchParams::default()
     };
-    let more = page.truncated.then(|| {
-        view! {
-            <p>
-                <a href=search.href() data-testid="events-more">"Older events: page through this window on Search →"</a>
-            </p>
+    // The Events page's own URLs: `/` with the filters and a cursor.
+    let href = |cursor: Option<&str>| {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(t) = tenant.as_deref() {
+            pairs.push(("tenant", t));
         }
+        pairs.push(("range", range.param()));
+        if let Some(c) = cursor {
+            pairs.push(("cursor", c));
+        }
+        let query: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", crate::search_state::encode_component(v)))
+            .collect();
+        format!("/?{}", query.join("&"))
+    };
+    let older = page.next_cursor.as_deref().map(|c| {
+        view! { <a href=href(Some(c)) data-testid="events-older" rel="next">"Older events →"</a> }
     });
-    if page.events.is_empty() {
+    let newest = paged.then(|| {
+        view! { <a href=href(None) data-testid="events-newest">"← Newest events"</a> }
+    });
+    let pager = (older.is_some() || newest.is_some()).then(
+        || view! { <nav class="pager" aria-label="Pages of events">{newest}" "{older}</nav> },
+    );
+    if page.hits.is_empty() {
         return view! {
             <p class="empty" data-testid="events-empty">
                 {format!("No events for {scope} in the {}.", range.label().to_lowercase())}
             </p>
+            {pager}
         }
         .into_any();
     }
@@ -185,17 +224,17 @@ fn EventTable(page: EventPage, tenant: Option<String>, range: TimeRange) -> impl
                 </tr>
             </thead>
             <tbody>
-                {page.events.into_iter().map(|e| view! { <EventRow event=e search=search.clone()/> }).collect_view()}
+                {page.hits.into_iter().map(|e| view! { <EventRow event=e search=search.clone()/> }).collect_view()}
             </tbody>
         </table>
         </div>
-        {more}
+        {pager}
     }
     .into_any()
 }
 
 #[component]
-fn EventRow(event: EventSummary, search: crate::search_state::SearchParams) -> impl IntoView {
+fn EventRow(event: SearchHit, search: SearchParams) -> impl IntoView {
     // Its detail page, whose "back" leads to Search over the same window.
     let href = super::search_results::event_href(
         &event.tenant_id,
