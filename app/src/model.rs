@@ -2,25 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One row of the events list: the fields an analyst scans first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
-pub struct EventSummary {
-    pub event_id: String,
-    pub tenant_id: String,
-    /// Epoch milliseconds, UTC.
-    pub occurred_at: i64,
-    pub category: String,
-    pub action: String,
-    pub outcome: String,
-    pub actor_id: String,
-    pub actor_type: String,
-    pub actor_ip: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub source_service: String,
-}
-
 /// The relative time windows the console offers; every query is bounded by
 /// one so ClickHouse only reads the month partitions it needs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,20 +117,6 @@ pub(crate) fn tenants_of(tenant: &Option<String>, within: &[String]) -> Vec<Stri
         Some(tenant) => vec![tenant.clone()],
         None => within.to_vec(),
     }
-}
-
-/// The most rows one page of the events list shows.
-pub const MAX_PAGE_ROWS: u32 = 500;
-
-/// The answer to an [`EventFilter`], with the window it was evaluated over so
-/// the page can say exactly what it shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventPage {
-    pub events: Vec<EventSummary>,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    /// True when more events matched than the page shows.
-    pub truncated: bool,
 }
 
 /// Distinct events in one time bucket with one outcome, from the rollups.

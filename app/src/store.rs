@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
-use crate::model::{Activity, EventFilter, EventPage};
+use crate::model::{Activity, EventFilter};
 use crate::pipeline_model::PipelineSnapshot;
 use crate::query::ParseError;
 use crate::search_model::{
@@ -48,13 +48,6 @@ impl From<StoreError> for SearchError {
 
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Newest events first, bounded by the filter's time range.
-    async fn recent_events(
-        &self,
-        filter: &EventFilter,
-        now_ms: i64,
-    ) -> Result<EventPage, StoreError>;
-
     /// Distinct events per time bucket and outcome, and the actors with the
     /// most failed or denied attempts, from the per-minute rollups.
     async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, StoreError>;

@@ -64,7 +64,8 @@ async fn wait_stored(server: &TestServer, id: &str, n: u64) {
     }
 }
 
-fn events_page(tenant: Option<&str>) -> EventFilter {
+/// The rollups' view of the last day.
+fn last_day_filter(tenant: Option<&str>) -> EventFilter {
     EventFilter {
         tenant: tenant.map(str::to_owned),
         range: TimeRange::Last24Hours,
@@ -158,21 +159,19 @@ async fn a_different_event_with_a_used_id_never_replaces_or_hides_the_first() {
     });
     assert_eq!(who(exported), both);
 
-    // The Events page, for the tenant and for every tenant.
+    // The Events page (Search's pages), for the tenant and for every tenant.
     for tenant in [Some("acme"), None] {
-        let page = EventStore::recent_events(&store, &events_page(tenant), now)
-            .await
-            .unwrap();
-        let shown = page
-            .events
+        let pages = all_pages(&store, query("", tenant, last_day()), now).await;
+        let shown = pages
             .iter()
+            .flat_map(|p| &p.hits)
             .filter(|e| e.event_id == "inv-7731")
             .map(|e| (e.actor_id.clone(), e.source_service.clone()));
         assert_eq!(who(shown), both, "Events page for {tenant:?}");
     }
 
     // The rollups count two failures, one by each actor.
-    let activity = EventStore::activity(&store, &events_page(Some("acme")), now)
+    let activity = EventStore::activity(&store, &last_day_filter(Some("acme")), now)
         .await
         .unwrap();
     let failures: u64 = activity
@@ -294,11 +293,7 @@ async fn an_exact_resend_counts_once_everywhere() {
         EventStore::facets(&store, &search, at).await.unwrap().total,
         4
     );
-    let page = EventStore::recent_events(&store, &events_page(None), at)
-        .await
-        .unwrap();
-    assert_eq!(page.events.len(), 4);
-    let activity = EventStore::activity(&store, &events_page(None), at)
+    let activity = EventStore::activity(&store, &last_day_filter(None), at)
         .await
         .unwrap();
     assert_eq!(activity.buckets.iter().map(|b| b.events).sum::<u64>(), 4);
@@ -355,12 +350,10 @@ async fn two_tenants_with_one_id_both_appear_on_the_events_page() {
         ],
     )
     .await;
-    let page = EventStore::recent_events(&store(&server), &events_page(None), now + 1000)
-        .await
-        .unwrap();
-    let mut shown: Vec<_> = page
-        .events
+    let pages = all_pages(&store(&server), query("", None, last_day()), now + 1000).await;
+    let mut shown: Vec<_> = pages
         .iter()
+        .flat_map(|p| &p.hits)
         .map(|e| format!("{}/{}", e.tenant_id, e.event_id))
         .collect();
     shown.sort();

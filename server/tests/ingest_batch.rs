@@ -229,25 +229,27 @@ async fn batches_are_all_or_nothing_unless_partial_and_retries_store_each_event_
 
     // Query results: each event once, whatever the retries.
     let store = attest_server::store::Store::new(&config.clickhouse);
-    let filter = app::model::EventFilter {
-        tenant: Some("acme".into()),
-        range: app::model::TimeRange::LastHour,
-        limit: 500,
-
-        within: Vec::new(),
-    };
+    let search = app::search_model::SearchQuery::from_params(
+        &app::search_state::SearchParams {
+            tenant: Some("acme".into()),
+            range: app::model::TimeRange::LastHour,
+            ..Default::default()
+        },
+        1000,
+    )
+    .expect("a valid search");
     let expected = 500 + 20 + 8;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = std::collections::HashSet::new();
     loop {
         seen.clear();
         let mut total = 0;
-        let page = store
-            .recent_events(&filter, attest_server::ingest::now_ms() + 1000)
-            .await
-            .expect("query");
-        total += page.events.len();
-        seen.extend(page.events.iter().map(|e| e.event_id.clone()));
+        let page =
+            app::store::EventStore::search(&store, &search, attest_server::ingest::now_ms() + 1000)
+                .await
+                .expect("query");
+        total += page.hits.len();
+        seen.extend(page.hits.iter().map(|e| e.event_id.clone()));
         assert_eq!(total, seen.len(), "a duplicate in query results");
         let distinct = common::distinct_events(&server.http, &config).await;
         if distinct >= (expected + keys_created) as u64 {

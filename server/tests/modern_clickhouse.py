@@ -964,8 +964,6 @@ def main(path):
         # No role row for c1: it reads '' (an analyst), like grants made before roles.
         expected_access = {"console_access": [("c1", ["acme"], 300, "")], "console_access_by_id": [("c1", ["acme"], 300, "")]}
         expected = {
-            "recent_events": ["e-3", "e-2", "e-1"],
-            "recent_events_for_tenant": ["e-3", "e-1"],
             "tenants": None,
         }
         # Retention statements change data: run after every read query.
@@ -1018,7 +1016,7 @@ def main(path):
 
         # Injection-shaped input stays a value when bound.
         hostile = dict(bound, tenant="acme' OR '1'='1")
-        tenant_query = next(q for q in catalogue["queries"] if q["name"] == "recent_events_for_tenant")
+        tenant_query = next(q for q in catalogue["queries"] if q["name"] == "search_metadata_keys_for_tenant")
         rows = query_rows(sess, bind(tenant_query["sql"], tenant_query["params"], hostile))
         check("bound tenant value cannot widen the query", rows == [], str(rows))
         search_query = next(q for q in catalogue["queries"] if q["name"] == "search_page")

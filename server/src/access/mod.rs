@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
-use app::model::{Activity, EventFilter, EventPage};
+use app::model::{Activity, EventFilter};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::{SearchParams, TimeWindow};
 use app::session::{Role, ViewerInfo};
@@ -477,14 +477,6 @@ impl ScopedStore {
 
 #[async_trait::async_trait]
 impl EventStore for ScopedStore {
-    async fn recent_events(
-        &self,
-        filter: &EventFilter,
-        now_ms: i64,
-    ) -> Result<EventPage, ConsoleError> {
-        EventStore::recent_events(&self.store, &self.filter(filter)?, now_ms).await
-    }
-
     async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, ConsoleError> {
         EventStore::activity(&self.store, &self.filter(filter)?, now_ms).await
     }

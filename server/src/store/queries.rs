@@ -2,35 +2,13 @@
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
 use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
-use app::model::{Activity, EventFilter, EventPage, EventSummary, MAX_PAGE_ROWS};
+use app::model::{Activity, EventFilter};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
 use app::store::{EventStore, StoreError as ConsoleError};
 use tracing::error;
 
 use super::{Store, StoreError};
-
-/// Columns of [`EventSummary`], in its field order (RowBinary is positional).
-const SUMMARY_COLUMNS: &str = "event_id, tenant_id, occurred_at, category, action, outcome, \
-     actor_id, actor_type, actor_ip, resource_type, resource_id, source_service";
-
-/// Newest first. `LIMIT 1 BY` the event identity hides the copies that a
-/// re-delivered batch left before ReplacingMergeTree merged them, and
-/// nothing else: not another tenant's event, nor a different event sent
-/// with a used id. The `event_time` bounds let ClickHouse skip month
-/// partitions outside the window.
-pub(crate) fn recent_events_sql(tenants: usize) -> String {
-    use super::search::{IDENTITY, PAGE_ORDER};
-    format!(
-        "SELECT {SUMMARY_COLUMNS} FROM audit_events \
-         WHERE event_time >= toDateTime(?, 'UTC') AND event_time <= toDateTime(?, 'UTC') \
-         AND occurred_at >= ? AND occurred_at <= ?{} \
-         ORDER BY {PAGE_ORDER} \
-         LIMIT 1 BY {IDENTITY} \
-         LIMIT ?",
-        tenant_condition(tenants)
-    )
-}
 
 /// The condition for `tenants` bound values: none for every tenant, `=` for
 /// one, `IN` for several. Each is on the sorting key's first column, so
@@ -111,23 +89,11 @@ pub fn catalogue() -> Vec<QueryTemplate> {
 }
 
 fn read_queries() -> Vec<QueryTemplate> {
-    const RECENT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "limit"];
-    const RECENT_TENANT: &[&str] = &["from_s", "to_s", "from_ms", "to_ms", "tenant", "limit"];
     const ACTIVITY: &[&str] = &["bucket_s", "bucket_s", "from_s", "to_s"];
     const ACTIVITY_TENANT: &[&str] = &["bucket_s", "bucket_s", "from_s", "to_s", "tenant"];
     const ACTORS: &[&str] = &["from_s", "to_s", "limit"];
     const ACTORS_TENANT: &[&str] = &["from_s", "to_s", "tenant", "limit"];
     vec![
-        QueryTemplate {
-            name: "recent_events".into(),
-            sql: recent_events_sql(0),
-            params: RECENT,
-        },
-        QueryTemplate {
-            name: "recent_events_for_tenant".into(),
-            sql: recent_events_sql(1),
-            params: RECENT_TENANT,
-        },
         QueryTemplate {
             name: "activity".into(),
             sql: activity_sql(0),
@@ -157,36 +123,6 @@ fn read_queries() -> Vec<QueryTemplate> {
 }
 
 impl Store {
-    pub async fn recent_events(
-        &self,
-        filter: &EventFilter,
-        now_ms: i64,
-    ) -> Result<EventPage, StoreError> {
-        let from_ms = now_ms - filter.range.duration_ms();
-        let limit = filter.limit.clamp(1, MAX_PAGE_ROWS);
-        let tenants = filter.tenants();
-        let mut query = self
-            .client
-            .query(&recent_events_sql(tenants.len()))
-            .bind(from_ms.div_euclid(1000))
-            .bind(now_ms.div_euclid(1000))
-            .bind(from_ms)
-            .bind(now_ms);
-        for tenant in &tenants {
-            query = query.bind(tenant);
-        }
-        // One more than shown tells whether the page is truncated.
-        let mut events: Vec<EventSummary> = query.bind(limit + 1).fetch_all().await?;
-        let truncated = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        Ok(EventPage {
-            events,
-            from_ms,
-            to_ms: now_ms,
-            truncated,
-        })
-    }
-
     pub async fn activity(
         &self,
         filter: &EventFilter,
@@ -233,16 +169,6 @@ fn unavailable(error: StoreError) -> ConsoleError {
 
 #[async_trait::async_trait]
 impl EventStore for Store {
-    async fn recent_events(
-        &self,
-        filter: &EventFilter,
-        now_ms: i64,
-    ) -> Result<EventPage, ConsoleError> {
-        Store::recent_events(self, filter, now_ms)
-            .await
-            .map_err(unavailable)
-    }
-
     async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, ConsoleError> {
         Store::activity(self, filter, now_ms)
             .await
@@ -371,9 +297,9 @@ mod tests {
 
     #[test]
     fn each_tenant_adds_exactly_one_bound_value() {
-        let without = recent_events_sql(0);
-        let with = recent_events_sql(1);
-        let three = recent_events_sql(3);
+        let without = activity_sql(0);
+        let with = activity_sql(1);
+        let three = activity_sql(3);
         assert_eq!(with.matches('?').count(), without.matches('?').count() + 1);
         assert_eq!(three.matches('?').count(), without.matches('?').count() + 3);
         assert!(with.contains("tenant_id = ?"));
@@ -386,15 +312,5 @@ mod tests {
         for q in catalogue() {
             assert_eq!(q.sql.matches('?').count(), q.params.len(), "{}", q.name);
         }
-    }
-
-    #[test]
-    fn query_is_bounded_in_time_and_deduplicated_by_identity() {
-        let sql = recent_events_sql(1);
-        assert!(sql.contains("event_time >= toDateTime(?"));
-        assert!(sql.contains("LIMIT 1 BY tenant_id, event_id, content_hash LIMIT ?"));
-        assert!(sql.contains(
-            "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC"
-        ));
     }
 }

@@ -19,7 +19,7 @@ pub(crate) use detections::templates as detection_templates;
 pub use detections::MinuteCount;
 pub use export::{ExportFormat, ExportStream};
 pub use metadata::RecentKeys;
-pub(crate) use sql::{Cell as ExportCell, EXPORT_COLUMNS, IDENTITY, PAGE_ORDER};
+pub(crate) use sql::{Cell as ExportCell, EXPORT_COLUMNS};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
