@@ -222,17 +222,64 @@ impl FacetField {
     }
 }
 
+/// What "Count by" counts: one of the fixed fields, or a metadata key (one
+/// [`crate::query::is_metadata_key`] accepts, so its values can be clicked
+/// into a query that parses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CountField {
+    Field(FacetField),
+    Metadata(String),
+}
+
+impl CountField {
+    /// By its query-language name, as the URL's `count_by` and the server
+    /// function's `field` give it: `actor`, `actor.ip`, `metadata.ticket`
+    /// (the prefix in any case, the key as the query language checks it).
+    pub fn from_query_field(name: &str) -> Option<CountField> {
+        if let Some(field) = FacetField::from_query_field(name) {
+            return Some(CountField::Field(field));
+        }
+        crate::query::metadata_key_of(name).map(|key| CountField::Metadata(key.to_owned()))
+    }
+
+    /// The query-language field a value's link adds, and the name
+    /// [`CountField::from_query_field`] reads back.
+    pub fn query_field(&self) -> String {
+        match self {
+            CountField::Field(field) => field.query_field().to_owned(),
+            CountField::Metadata(key) => format!("{}{key}", crate::query::METADATA_PREFIX),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            CountField::Field(field) => field.label().to_owned(),
+            CountField::Metadata(_) => self.query_field(),
+        }
+    }
+}
+
+impl From<FacetField> for CountField {
+    fn from(field: FacetField) -> Self {
+        CountField::Field(field)
+    }
+}
+
 /// "Count by a field": the most frequent values of one field over every
 /// event the search matches, counted exactly like the facets (distinct
 /// event identities), so each count is what Search finds with the value
 /// added to the query.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CountBy {
-    pub field: FacetField,
+    pub field: CountField,
     /// Distinct matching events, all values together.
     pub total: u64,
     /// Most events first, ties by value; at most [`COUNT_BY_VALUES`].
     pub values: Vec<FacetValue>,
+    /// For a metadata key, the matching events without it (every event
+    /// has each fixed field, so `None` there): with the events that have
+    /// it, exactly `total`.
+    pub without_key: Option<u64>,
     pub snapshot_ms: i64,
 }
 
@@ -498,6 +545,53 @@ mod tests {
             assert!(crate::query::parse(&term).is_ok(), "{term}");
             assert_eq!(FacetField::from_column(field.column()), Some(field));
         }
+    }
+
+    #[test]
+    fn count_fields_are_query_fields() {
+        for field in FacetField::ALL {
+            let counted = CountField::from(field);
+            assert_eq!(
+                CountField::from_query_field(&counted.query_field()),
+                Some(counted.clone())
+            );
+            assert_eq!(counted.label(), field.label());
+        }
+        let ticket = CountField::Metadata("ticket".into());
+        assert_eq!(ticket.query_field(), "metadata.ticket");
+        assert_eq!(ticket.label(), "metadata.ticket");
+        assert_eq!(
+            CountField::from_query_field("metadata.ticket"),
+            Some(ticket.clone())
+        );
+        // The prefix in any case, the key exact, as the query language reads it.
+        assert_eq!(
+            CountField::from_query_field("Metadata.ticket"),
+            Some(ticket)
+        );
+        assert_eq!(
+            CountField::from_query_field("metadata.Ticket"),
+            Some(CountField::Metadata("Ticket".into()))
+        );
+        assert_eq!(
+            CountField::from_query_field("metadata.k8s.io-zone_1"),
+            Some(CountField::Metadata("k8s.io-zone_1".into()))
+        );
+        for bad in [
+            "",
+            "nonsense",
+            "actor_id",
+            "metadata.",
+            "metadata.a'b",
+            "metadata.needs review",
+            "metadata.é",
+            "ticket",
+        ] {
+            assert_eq!(CountField::from_query_field(bad), None, "{bad:?}");
+        }
+        // Each value of a metadata key can be clicked into a query that parses.
+        let term = crate::query::and_term("", "metadata.k8s.io-zone_1", "a \"b\" *", false);
+        assert!(crate::query::parse(&term).is_ok(), "{term}");
     }
 
     #[test]

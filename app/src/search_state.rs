@@ -74,10 +74,10 @@ pub struct SearchParams {
     /// An opaque [`Cursor`] token: the page after it. `None`: the newest page.
     pub cursor: Option<String>,
     pub columns: Vec<Column>,
-    /// The field whose top values are counted above the results; saved
-    /// searches stored before it read as none.
+    /// The field (or `metadata.<key>`) whose top values are counted above
+    /// the results; saved searches stored before it read as none.
     #[serde(default)]
-    pub count_by: Option<crate::search_model::FacetField>,
+    pub count_by: Option<crate::search_model::CountField>,
     /// The zone times are shown in: `None` for UTC (the default, left out
     /// of the URL), `browser` for the reader's own, or an IANA name. Only
     /// display: windows and buckets stay in UTC instants.
@@ -114,7 +114,7 @@ impl SearchParams {
             cursor: text("cursor"),
             columns: parse_columns(text("cols").as_deref()),
             count_by: text("count_by")
-                .and_then(|v| crate::search_model::FacetField::from_query_field(&v)),
+                .and_then(|v| crate::search_model::CountField::from_query_field(&v)),
             tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
             tail: text("tail").is_some_and(|v| v == "1"),
             pivot: Pivot::from_lookup(text),
@@ -156,8 +156,8 @@ impl SearchParams {
             let keys: Vec<_> = self.columns.iter().map(Column::key).collect();
             pairs.push(("cols", keys.join(",")));
         }
-        if let Some(field) = self.count_by {
-            pairs.push(("count_by", field.query_field().to_string()));
+        if let Some(field) = &self.count_by {
+            pairs.push(("count_by", field.query_field()));
         }
         if let Some(tz) = &self.tz {
             pairs.push(("tz", tz.clone()));
@@ -488,10 +488,41 @@ mod tests {
             ]
         );
         assert_eq!(p.href(), "/search?cols=time%2Cactor%2Cmetadata.ticket");
+        use crate::search_model::{CountField, FacetField};
         let p = params(&[("count_by", "actor.ip")]);
-        assert_eq!(p.count_by, Some(crate::search_model::FacetField::ActorIp));
+        assert_eq!(p.count_by, Some(CountField::Field(FacetField::ActorIp)));
         assert_eq!(p.href(), "/search?count_by=actor.ip");
         assert_eq!(params(&[("count_by", "nonsense")]).count_by, None);
+        // A metadata key, checked like a metadata column: the prefix in
+        // any case reads, the key stays exact, a key the query language
+        // refuses is dropped rather than an error.
+        let p = params(&[("count_by", "metadata.ticket"), ("q", "x")]);
+        assert_eq!(p.count_by, Some(CountField::Metadata("ticket".into())));
+        assert_eq!(p.href(), "/search?q=x&count_by=metadata.ticket");
+        assert_eq!(
+            params(&[("count_by", "METADATA.Ticket")]).href(),
+            "/search?count_by=metadata.Ticket"
+        );
+        for bad in ["metadata.a'b", "metadata.", "metadata.needs review"] {
+            assert_eq!(params(&[("count_by", bad)]).count_by, None, "{bad}");
+        }
+        // pairs -> from_lookup gives the same parameters back, and a new
+        // query or another page keeps what is counted.
+        let p = params(&[
+            ("count_by", "metadata.k8s.zone-1"),
+            ("cols", "time,metadata.ticket"),
+        ]);
+        let back = params(
+            &p.pairs()
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(back, p);
+        assert_eq!(p.with_q("y").count_by, p.count_by);
+        // A saved search keeps it as JSON too.
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<SearchParams>(&json).unwrap(), p);
         // Saved searches stored before count_by still read.
         let old: SearchParams = serde_json::from_str(
             r#"{"q":"a","tenant":null,"range":"Last24Hours","from":null,"to":null,"cursor":null,"columns":[]}"#,

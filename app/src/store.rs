@@ -106,12 +106,12 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<crate::search_model::MetadataKey>, StoreError>;
 
     /// The [`COUNT_BY_VALUES`](crate::search_model::COUNT_BY_VALUES) most
-    /// frequent values of `field` over every event the search matches,
-    /// counted like the facets.
+    /// frequent values of `field` (a fixed field or a metadata key) over
+    /// every event the search matches, counted like the facets.
     async fn count_by(
         &self,
         query: &SearchQuery,
-        field: crate::search_model::FacetField,
+        field: crate::search_model::CountField,
         now_ms: i64,
     ) -> Result<crate::search_model::CountBy, StoreError>;
 

@@ -2,7 +2,9 @@
 // chosen as a column shows each event's value and stays in the URL; a
 // metadata facet opens to its values and a click adds the term to the
 // query; the query bar suggests the metadata keys seen recently and, once
-// a metadata facet is open, its values.
+// a metadata facet is open, its values; "Count by" a metadata key lists its
+// values with their counts and the events without it, each a link that
+// finds exactly that many.
 const { test, expect } = require('@playwright/test');
 const { watchErrors, hydrated, post } = require('./support');
 
@@ -155,5 +157,57 @@ test('the query bar suggests recent metadata keys and an opened facet\'s values'
   await expect(q).toHaveValue(`metadata.ticket:${ticket(1)} `);
   await q.press('Enter');
   await expect(rows(page)).toHaveCount(2);
+  expect(errors, errors.join('\n')).toEqual([]);
+});
+
+test('count by a metadata key: its values, the events without it, links that find as many', async ({ page }) => {
+  const errors = watchErrors(page);
+  await openWhenAllArrived(page, home, 4);
+  const select = page.getByTestId('count-by-field');
+  // The keys the query bar knows are offered after the fixed fields, once
+  // the page has asked for them.
+  await expect(select.locator('optgroup[label="Metadata"] option[value="metadata.ticket"]')).toHaveCount(1, { timeout: 20_000 });
+  await select.selectOption('metadata.ticket');
+  await expect(page).toHaveURL(/count_by=metadata\.ticket/);
+  const table = page.getByTestId('count-by');
+  await expect(table).toHaveAttribute('data-field', 'metadata.ticket');
+  // Most first: ticket 1 on two events, ticket 2 on one, then the one
+  // event without a ticket.
+  const first = table.locator(`tr[data-value="${ticket(1)}"]`);
+  await expect(table.locator('tbody tr').first()).toHaveAttribute('data-value', ticket(1));
+  await expect(first.getByTestId('count-by-events')).toHaveText('2');
+  await expect(table.locator(`tr[data-value="${ticket(2)}"]`).getByTestId('count-by-events')).toHaveText('1');
+  const missing = table.locator('tr[data-missing-key="ticket"]');
+  await expect(missing).toContainText('(no metadata.ticket)');
+  await expect(missing.getByTestId('count-by-events')).toHaveText('1');
+  await expect(table.locator('tbody tr')).toHaveCount(3);
+  await page.screenshot({ path: 'test-results/search-count-by-metadata.png', fullPage: true });
+
+  // A value's link adds it to the query and finds as many events as it
+  // counted; the count stays chosen.
+  await first.locator('a').click();
+  await expect(page.locator('#q')).toHaveValue(`metadata.ticket:"${ticket(1)}"`);
+  await expect(rows(page)).toHaveCount(2);
+  await expect(page.getByTestId('histogram-total')).toHaveText('2');
+  await expect(page).toHaveURL(/count_by=metadata\.ticket/);
+  await expect(page.getByTestId('count-by').locator('tr[data-missing-key]')).toHaveCount(0);
+
+  // The row without the key finds the event without a ticket.
+  await page.goto(`${home}&count_by=metadata.ticket`);
+  await hydrated(page);
+  await page.getByTestId('count-by').locator('tr[data-missing-key="ticket"] a').click();
+  await expect(page.locator('#q')).toHaveValue('-metadata.ticket:*');
+  await expect(rows(page)).toHaveCount(1);
+  await expect(row(page, ids.bare)).toBeVisible();
+
+  // A key from a link that no recent event carries stays chosen: nothing
+  // has it, so every event is in its "without" row.
+  const absent = `absent-${run}`;
+  await page.goto(`${home}&count_by=metadata.${absent}`);
+  await hydrated(page);
+  await expect(select).toHaveValue(`metadata.${absent}`);
+  const none = page.getByTestId('count-by');
+  await expect(none.locator('tr[data-value]')).toHaveCount(0);
+  await expect(none.locator(`tr[data-missing-key="${absent}"]`).getByTestId('count-by-events')).toHaveText('4');
   expect(errors, errors.join('\n')).toEqual([]);
 });

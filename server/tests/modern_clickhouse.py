@@ -216,6 +216,9 @@ def search_answer(name, rows):
         return [(r["key"], int(r["events"])) for r in rows], [("k", 3)]
     if name == "search_metadata_values_for_tenant":
         return [(r["value"], int(r["events"])) for r in rows], [("v", 2)]
+    # "Count by" a key: acme's events with k, e-1 once; none lacks it.
+    if name == "search_metadata_key_events_for_tenant":
+        return [int(r["events"]) for r in rows], [2]
     # Count by each facet field: acme's two events of the last 24 h (e-1,
     # stored twice, counts once), most first, ties by value.
     count_by = {
@@ -1024,6 +1027,11 @@ def main(path):
             hostile = dict(bound, **{field: "' OR 1=1 --"})
             rows = query_rows(sess, bind(search_query["sql"], search_query["params"], hostile))
             check(f"bound search value {field} cannot widen the query", len(rows) <= 2, str(rows))
+        # A key no event carries (and shaped to escape its quotes): none
+        # has it, so "Count by" puts every event in its "(no key)" row.
+        key_events = next(q for q in catalogue["queries"] if q["name"] == "search_metadata_key_events_for_tenant")
+        rows = query_rows(sess, bind(key_events["sql"], key_events["params"], dict(bound, q_metadata_key="k') OR 1=1 --")))
+        check("query search_metadata_key_events_for_tenant of an absent key", [int(r["events"]) for r in rows] == [0], str(rows))
 
         check_pipeline(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("pipeline_")}, check)
         check_alerts(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("alert_")}, check)

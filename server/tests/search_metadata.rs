@@ -4,7 +4,9 @@
 //! the other facets, re-delivered copies included, and a value's count is
 //! what Search finds with `metadata.<key>:"value"` added; the query bar's
 //! recent keys never show a viewer another tenant's keys, through the
-//! store and through the server function.
+//! store and through the server function; "Count by" a metadata key counts
+//! like its facet, with a row for the events without the key, within the
+//! viewer's tenants.
 
 mod common;
 mod console_support;
@@ -12,7 +14,9 @@ mod search_support;
 
 use std::time::Duration;
 
-use app::search_model::{MetadataKey, FACET_VALUES, RECENT_METADATA_DAYS};
+use app::search_model::{
+    CountBy, CountField, MetadataKey, COUNT_BY_VALUES, FACET_VALUES, RECENT_METADATA_DAYS,
+};
 use app::session::Role;
 use app::store::{EventStore, StoreError};
 use attest_server::access::{ScopedStore, Viewer};
@@ -442,6 +446,237 @@ async fn recent_metadata_keys_respect_tenant_scope() {
         .await;
     assert_eq!(status, 403, "{answer}");
     assert!(!answer.to_string().contains("secret-value"));
+
+    server.stop().await;
+}
+
+fn tally(counted: &CountBy) -> Vec<(&str, u64)> {
+    counted
+        .values
+        .iter()
+        .map(|v| (v.value.as_str(), v.events))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_by_a_metadata_key_is_exact_and_scoped() {
+    let server = common::start(common::test_config()).await;
+    let seeded_at = attest_server::ingest::now_ms();
+    let mut events = seeded(seeded_at);
+    // An empty ticket is a value like any other; a value over two lines
+    // still counts as having the key (`-metadata.note:*` must not find it).
+    events.push(with(
+        event("meta-empty", "acme", seeded_at - 10 * MINUTE),
+        json!({"metadata": {"ticket": ""}}),
+    ));
+    events.push(with(
+        event("meta-lines", "acme", seeded_at - 11 * MINUTE),
+        json!({"metadata": {"note": "two\nlines"}}),
+    ));
+    seed(&server, &events).await;
+    // A re-delivered batch: its copies stay stored, and count once.
+    keep_duplicates(&server).await;
+    seed(&server, &events[..4]).await;
+    seed(&server, &events[events.len() - 2..]).await;
+    let store = store(&server);
+    let now = attest_server::ingest::now_ms();
+    let (from, to) = last_day().bounds(now);
+    let key = |k: &str| CountField::Metadata(k.to_owned());
+
+    // By hand: acme's nine events, six tickets of which three SEC-1, one
+    // empty; three regions; one note. Most first, ties by value.
+    let search = query("", Some("acme"), last_day());
+    let tickets = EventStore::count_by(&store, &search, key("ticket"), now)
+        .await
+        .unwrap();
+    assert_eq!(tickets.field, key("ticket"));
+    assert_eq!(
+        tally(&tickets),
+        [
+            ("SEC-1", 3),
+            ("", 1),
+            ("SEC-2", 1),
+            ("SEC-3", 1),
+            ("SEC-4", 1)
+        ]
+    );
+    assert_eq!((tickets.total, tickets.without_key), (9, Some(2)));
+    assert_eq!(tickets.snapshot_ms, now);
+    let regions = EventStore::count_by(&store, &search, key("region"), now)
+        .await
+        .unwrap();
+    assert_eq!(tally(&regions), [("us-east-1", 2), ("eu-west-1", 1)]);
+    assert_eq!((regions.total, regions.without_key), (9, Some(6)));
+    let notes = EventStore::count_by(&store, &search, key("note"), now)
+        .await
+        .unwrap();
+    assert_eq!(tally(&notes), [("two\nlines", 1)]);
+    assert_eq!(notes.without_key, Some(8));
+    // A key no event has: no values, every event without it.
+    let absent = EventStore::count_by(&store, &search, key("absent"), now)
+        .await
+        .unwrap();
+    assert_eq!((absent.values.len(), absent.without_key), (0, Some(9)));
+    // A fixed field has no "without" row.
+    let actors = EventStore::count_by(
+        &store,
+        &search,
+        app::search_model::FacetField::Actor.into(),
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(actors.without_key, None);
+    for bad in ["needs review", "", "a'b"] {
+        let refused = EventStore::count_by(&store, &search, key(bad), now).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(m)) if m.starts_with("field:")),
+            "{bad:?}: {refused:?}"
+        );
+    }
+
+    // Against a direct count, under other queries too; each row's link
+    // finds exactly its count, and the rows add up to the total.
+    for (q, condition) in [
+        ("", "1"),
+        ("outcome:success", "outcome = 'success'"),
+        (
+            "metadata.region:us-east-1 OR metadata.note:*",
+            "arrayExists((k, v) -> (k = 'region' AND v = 'us-east-1') OR k = 'note', \
+             metadata.key, metadata.value)",
+        ),
+    ] {
+        let search = query(q, Some("acme"), last_day());
+        let found = ids(&store, search.clone(), now).await;
+        for name in ["ticket", "region", "note"] {
+            let counted = EventStore::count_by(&store, &search, key(name), now)
+                .await
+                .unwrap_or_else(|e| panic!("{q:?} {name}: {e}"));
+            let context = format!("{q:?} metadata.{name}");
+            if name != "note" {
+                let direct = server
+                    .clickhouse(&format!(
+                        "SELECT value, uniqExact(tenant_id, event_id, content_hash) AS n \
+                         FROM audit_events ARRAY JOIN metadata.key AS k, metadata.value AS value \
+                         WHERE tenant_id = 'acme' AND occurred_at >= {from} AND occurred_at <= {to} \
+                         AND received_at <= {now} AND ({condition}) AND k = '{name}' \
+                         GROUP BY value ORDER BY n DESC, value LIMIT {COUNT_BY_VALUES} FORMAT TSV"
+                    ))
+                    .await;
+                let direct: Vec<(String, u64)> = tsv_lines(&direct)
+                    .into_iter()
+                    .map(|row| (row[0].clone(), row[1].parse().expect("a count")))
+                    .collect();
+                let got: Vec<(String, u64)> = tally(&counted)
+                    .into_iter()
+                    .map(|(v, n)| (v.to_owned(), n))
+                    .collect();
+                assert_eq!(got, direct, "{context}");
+            }
+            assert_eq!(counted.total, found.len() as u64, "{context}");
+            let without = counted.without_key.expect("a key's count has the row");
+            let sum: u64 = counted.values.iter().map(|v| v.events).sum();
+            assert_eq!(sum + without, counted.total, "{context}");
+            let field = format!("metadata.{name}");
+            for value in &counted.values {
+                let narrowed = app::query::and_term(q, &field, &value.value, false);
+                let hits = ids(&store, query(&narrowed, Some("acme"), last_day()), now).await;
+                assert_eq!(hits.len() as u64, value.events, "{narrowed}");
+            }
+            let lacking = app::query::and_without_key(q, name);
+            let hits = ids(&store, query(&lacking, Some("acme"), last_day()), now).await;
+            assert_eq!(hits.len() as u64, without, "{lacking}");
+        }
+    }
+
+    // A viewer of acme counts acme's events only, whatever the request
+    // names; a viewer of every tenant counts globex's SEC-1 too.
+    let acme = ScopedStore::new(store.clone(), viewer(&["acme"], false));
+    let everyone = ScopedStore::new(store.clone(), viewer(&[], true));
+    let every_tenant = query("", None, last_day());
+    let seen = EventStore::count_by(&acme, &every_tenant, key("ticket"), now)
+        .await
+        .unwrap();
+    assert_eq!(seen, tickets);
+    let secret = EventStore::count_by(&acme, &every_tenant, key("globex_only"), now)
+        .await
+        .unwrap();
+    assert_eq!((secret.values.len(), secret.without_key), (0, Some(9)));
+    let refused = EventStore::count_by(
+        &acme,
+        &query("", Some("globex"), last_day()),
+        key("globex_only"),
+        now,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(StoreError::Forbidden(_))),
+        "{refused:?}"
+    );
+    let all = EventStore::count_by(&everyone, &every_tenant, key("ticket"), now)
+        .await
+        .unwrap();
+    assert_eq!(all.values[0].value, "SEC-1");
+    assert_eq!(all.values[0].events, 4);
+    assert_eq!((all.total, all.without_key), (10, Some(2)));
+
+    // Through the server function, as the page asks.
+    let (status, answer) = server_fn(
+        &server,
+        "search/count_by",
+        &[
+            ("tenant", "acme".into()),
+            ("field", "metadata.ticket".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["field"], json!({"Metadata": "ticket"}));
+    assert_eq!(answer["values"][0], json!({"value": "SEC-1", "events": 3}));
+    assert_eq!(
+        (answer["total"].as_u64(), answer["without_key"].as_u64()),
+        (Some(9), Some(2))
+    );
+    for bad in [
+        "metadata.needs review",
+        "metadata.",
+        "metadata.x') OR 1=1 --",
+        "nonsense",
+    ] {
+        let (status, answer) = server_fn(
+            &server,
+            "search/count_by",
+            &[("tenant", "acme".into()), ("field", bad.into())],
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert!(answer.to_string().contains("field:"), "{bad}: {answer}");
+    }
+
+    // The page as the server renders it: the key chosen, its values, the
+    // row without it and that row's link.
+    let html = server
+        .http
+        .get(format!(
+            "{}/search?tenant=acme&count_by=metadata.ticket",
+            server.base_url
+        ))
+        .send()
+        .await
+        .expect("attest reachable")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(html.contains("data-field=\"metadata.ticket\""), "{html}");
+    assert!(html.contains("<optgroup label=\"Metadata\">"), "{html}");
+    assert!(html.contains("value=\"metadata.ticket\""), "{html}");
+    assert!(html.contains("data-value=\"SEC-1\""), "{html}");
+    assert!(html.contains("data-missing-key=\"ticket\""), "{html}");
+    assert!(html.contains("(no metadata.ticket)"), "{html}");
+    assert!(
+        html.contains("href=\"/search?q=-metadata.ticket%3A%2A&"),
+        "{html}"
+    );
 
     server.stop().await;
 }

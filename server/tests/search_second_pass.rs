@@ -242,7 +242,7 @@ async fn count_by_equals_a_direct_group_by() {
     ] {
         for field in FacetField::ALL {
             let search = query(q, Some("acme"), last_day());
-            let counted = EventStore::count_by(&store, &search, field, now)
+            let counted = EventStore::count_by(&store, &search, field.into(), now)
                 .await
                 .unwrap_or_else(|e| panic!("{q}: {e}"));
             let (from, to) = last_day().bounds(now);
@@ -281,7 +281,7 @@ async fn count_by_equals_a_direct_group_by() {
     let actors = EventStore::count_by(
         &store,
         &query("", Some("acme"), last_day()),
-        FacetField::Actor,
+        FacetField::Actor.into(),
         now,
     )
     .await

@@ -64,7 +64,7 @@ pub fn FacetsPanel(facets: Facets, params: SearchParams) -> impl IntoView {
 fn FacetGroup(counts: FacetCounts, params: SearchParams) -> impl IntoView {
     let field = counts.field;
     let count_href = SearchParams {
-        count_by: Some(field),
+        count_by: Some(field.into()),
         ..params.clone()
     }
     .href();

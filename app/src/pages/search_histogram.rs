@@ -1,5 +1,6 @@
 //! Above the results: a histogram of every matching event over the window,
-//! stacked by outcome, and "count by a field" (the top values of one field).
+//! stacked by outcome, and "count by a field" (the top values of one field
+//! or metadata key).
 //! Both count exactly like the facets (distinct event identities, up to the
 //! same snapshot), so the histogram's bars add up to the matching events
 //! and a value's count is what Search finds with it added to the query.
@@ -16,8 +17,8 @@ use crate::charts::{stacked_bars, Column, Describe, Segment, TimeChart};
 use crate::dashboard_model::{bucket_span_text, TimeSeries};
 use crate::pages::dashboard_panels::{chart_view, minute_text};
 use crate::pages::search_zone::shown_zone;
-use crate::query::{and_term, Precision, Timestamp};
-use crate::search_model::{CountBy, FacetField, SearchError};
+use crate::query::{and_term, and_without_key, Precision, Timestamp};
+use crate::search_model::{CountBy, CountField, FacetField, MetadataKey, SearchError};
 use crate::search_state::SearchParams;
 use crate::timefmt::Zone;
 
@@ -48,7 +49,8 @@ pub async fn search_histogram(
     .await
 }
 
-/// The top values of `field` (its query-language name, e.g. `actor`).
+/// The top values of `field` (its query-language name, e.g. `actor` or
+/// `metadata.ticket`).
 #[server(endpoint = "search/count_by")]
 pub async fn count_values(
     q: Option<String>,
@@ -62,11 +64,12 @@ pub async fn count_values(
     use crate::search_model::{checked_snapshot, SearchQuery, SEARCH_PAGE_ROWS};
     let params = crate::pages::search::search_params(q, tenant, range, from, to, None);
     crate::pages::search::with_store(|store, now_ms| async move {
-        let field = FacetField::from_query_field(&field).ok_or_else(|| {
+        let field = CountField::from_query_field(&field).ok_or_else(|| {
             let known: Vec<&str> = FacetField::ALL.iter().map(|f| f.query_field()).collect();
             SearchError::BadRequest(format!(
-                "field: {field:?} cannot be counted; use one of {}",
-                known.join(", ")
+                "field: {field:?} cannot be counted; use one of {} or metadata.<key> ({})",
+                known.join(", "),
+                crate::query::METADATA_KEY_RULE
             ))
         })?;
         let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
@@ -189,6 +192,25 @@ pub fn Histogram(resource: Answer<TimeSeries>, params: Memo<SearchParams>) -> im
     }
 }
 
+/// The metadata keys "Count by" offers: the query bar's recent keys of the
+/// viewer's tenants, most frequent first, each one the query language can
+/// name; and first, when it is not among them, the key the URL counts by,
+/// so a shared link still shows what it counts.
+pub fn count_by_keys(recent: &[MetadataKey], counted: Option<&CountField>) -> Vec<String> {
+    let mut keys: Vec<String> = recent
+        .iter()
+        .map(|k| &k.key)
+        .filter(|k| crate::query::is_metadata_key(k))
+        .cloned()
+        .collect();
+    if let Some(CountField::Metadata(key)) = counted {
+        if !keys.contains(key) {
+            keys.insert(0, key.clone());
+        }
+    }
+    keys
+}
+
 /// The "Count by" picker and, when a field is picked, its top values.
 #[component]
 pub fn CountByPanel(
@@ -199,10 +221,46 @@ pub fn CountByPanel(
     let on_change = move |ev| {
         let value = event_target_value(&ev);
         let p = SearchParams {
-            count_by: FacetField::from_query_field(&value),
+            count_by: CountField::from_query_field(&value),
             ..params.get_untracked()
         };
         navigate(&p.href(), Default::default());
+    };
+    // The metadata keys to offer: what the query bar suggests, from the same
+    // server function (its answer is cached on the server per set of
+    // tenants, so this costs no second key query). Asked in the browser
+    // once per tenant shown; the server renders the fixed fields and the
+    // URL's key, which is what the browser shows until the answer comes,
+    // so hydration sees the same options.
+    let shown_tenant = Memo::new(move |_| params.get().tenant);
+    let recent = RwSignal::new(Vec::<MetadataKey>::new());
+    Effect::new(move |_| {
+        let tenant = shown_tenant.get();
+        leptos::task::spawn_local(async move {
+            let answer = crate::pages::search_form::recent_metadata_keys(tenant.clone()).await;
+            // Only for the tenant still shown (a later one's answer may
+            // have come first), and not after the page has gone.
+            if let Ok(keys) = answer {
+                if shown_tenant.try_get_untracked() == Some(tenant) {
+                    recent.try_set(keys);
+                }
+            }
+        });
+    });
+    let metadata_options = move || {
+        let counted = params.get().count_by;
+        let keys = recent.with(|recent| count_by_keys(recent, counted.as_ref()));
+        (!keys.is_empty()).then(|| {
+            let options = keys
+                .into_iter()
+                .map(|key| {
+                    let field = CountField::Metadata(key);
+                    let selected = counted.as_ref() == Some(&field);
+                    view! { <option value=field.query_field() selected=selected>{field.label()}</option> }
+                })
+                .collect_view();
+            view! { <optgroup label="Metadata">{options}</optgroup> }
+        })
     };
     let body = move || {
         resource.get().map(|answer| match answer {
@@ -221,8 +279,9 @@ pub fn CountByPanel(
                 <select id="count-by" data-testid="count-by-field" on:change=on_change>
                     <option value="" selected=move || params.get().count_by.is_none()>"(none)"</option>
                     {FacetField::ALL.into_iter().map(|f| view! {
-                        <option value=f.query_field() selected=move || params.get().count_by == Some(f)>{f.label()}</option>
+                        <option value=f.query_field() selected=move || params.get().count_by == Some(CountField::Field(f))>{f.label()}</option>
                     }).collect_view()}
+                    {metadata_options}
                 </select>
             </label>
             <Transition fallback=move || view! { <p class="muted" role="status">"Counting…"</p> }>
@@ -235,36 +294,62 @@ pub fn CountByPanel(
 #[component]
 fn CountTable(counts: CountBy, params: SearchParams) -> impl IntoView {
     let field = counts.field;
+    let name = field.query_field();
     let total = counts.total;
-    let top = counts.values.first().map_or(1, |v| v.events.max(1));
+    // Events without the key, when there are any, in a row of their own
+    // that opens Search for exactly them.
+    let missing = match (&field, counts.without_key) {
+        (CountField::Metadata(key), Some(events)) if events > 0 => Some((key.clone(), events)),
+        _ => None,
+    };
+    let top = counts
+        .values
+        .first()
+        .map_or(0, |v| v.events)
+        .max(missing.as_ref().map_or(0, |(_, n)| *n))
+        .max(1);
+    let bar = move |events: u64| {
+        // Share of the largest row, for the bar; integer percent.
+        let width = events.saturating_mul(100) / top;
+        view! { <td class="share" aria-hidden="true"><span class="share-bar" style=format!("width:{width}%")></span></td> }
+    };
+    let missing = missing.map(|(key, events)| {
+        let href = params.with_q(and_without_key(&params.q, &key)).href();
+        view! {
+            <tr class="count-missing" data-missing-key=key.clone()>
+                <td><a href=href>{format!("(no {name})")}</a></td>
+                <td class="num" data-testid="count-by-events">{events.to_string()}</td>
+                {bar(events)}
+            </tr>
+        }
+    });
     let rows = counts
         .values
         .into_iter()
         .map(|value| {
             let href = params
-                .with_q(and_term(&params.q, field.query_field(), &value.value, false))
+                .with_q(and_term(&params.q, &name, &value.value, false))
                 .href();
             let shown = if value.value.is_empty() {
                 "(empty)".to_string()
             } else {
                 value.value.clone()
             };
-            // Share of the largest value, for the bar; integer percent.
-            let width = value.events.saturating_mul(100) / top;
             view! {
                 <tr data-value=value.value.clone()>
                     <td><a href=href>{shown}</a></td>
                     <td class="num" data-testid="count-by-events">{value.events.to_string()}</td>
-                    <td class="share" aria-hidden="true"><span class="share-bar" style=format!("width:{width}%")></span></td>
+                    {bar(value.events)}
                 </tr>
             }
         })
         .collect_view();
+    let label = field.label();
     view! {
-        <table class="count-table" data-testid="count-by" data-field=field.query_field()>
-            <caption>{format!("Top {} by events, of {total} matching events", field.label())}</caption>
-            <thead><tr><th scope="col">{field.label()}</th><th scope="col" class="num">"Events"</th><th scope="col"><span class="visually-hidden">"Share"</span></th></tr></thead>
-            <tbody>{rows}</tbody>
+        <table class="count-table" data-testid="count-by" data-field=name.clone()>
+            <caption>{format!("Top {label} by events, of {total} matching events")}</caption>
+            <thead><tr><th scope="col">{label.clone()}</th><th scope="col" class="num">"Events"</th><th scope="col"><span class="visually-hidden">"Share"</span></th></tr></thead>
+            <tbody>{rows}{missing}</tbody>
         </table>
     }
 }
@@ -482,5 +567,35 @@ mod drag_tests {
         let encoded = crate::search_state::encode_component(text);
         assert_eq!(crate::search_state::decode_component(&encoded), text);
         assert_eq!(crate::search_state::decode_component("%zz+"), "%zz ");
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    fn key(name: &str) -> MetadataKey {
+        MetadataKey {
+            key: name.into(),
+            events: 1,
+        }
+    }
+
+    #[test]
+    fn the_picker_offers_recent_keys_and_keeps_the_url_s() {
+        let recent = [key("ticket"), key("region"), key("needs review")];
+        assert_eq!(count_by_keys(&recent, None), ["ticket", "region"]);
+        let actor = CountField::Field(FacetField::Actor);
+        assert_eq!(count_by_keys(&recent, Some(&actor)), ["ticket", "region"]);
+        // The URL's key stays selectable, once, even when it is not recent.
+        let region = CountField::Metadata("region".into());
+        assert_eq!(count_by_keys(&recent, Some(&region)), ["ticket", "region"]);
+        let old = CountField::Metadata("old_key".into());
+        assert_eq!(
+            count_by_keys(&recent, Some(&old)),
+            ["old_key", "ticket", "region"]
+        );
+        assert_eq!(count_by_keys(&[], Some(&old)), ["old_key"]);
+        assert!(count_by_keys(&[], None).is_empty());
     }
 }

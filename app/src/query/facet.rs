@@ -15,7 +15,19 @@ pub fn and_term(query_text: &str, field: &str, value: &str, negate: bool) -> Str
     term.push(':');
     // Writing into a String cannot fail.
     let _ = write_quoted(&mut term, value);
+    and_clause(query_text, term)
+}
 
+/// Adds `-metadata.<key>:*`, the events without the key, to a query with
+/// AND, as "Count by"'s "(no metadata.<key>)" row does. `key` is one
+/// [`super::is_metadata_key`] accepts, so it needs no quoting.
+pub fn and_without_key(query_text: &str, key: &str) -> String {
+    and_clause(query_text, format!("-{}{key}:*", super::METADATA_PREFIX))
+}
+
+/// `query_text` AND `term` (one term, written as the query language reads
+/// it), unless the query requires the term already.
+fn and_clause(query_text: &str, term: String) -> String {
     let current = query_text.trim();
     if current.is_empty() {
         return term;
@@ -67,6 +79,30 @@ mod tests {
             value: Pattern::Exact("user.*".into()),
         };
         assert_eq!(starred.expr, Some(exact));
+    }
+
+    #[test]
+    fn and_without_key_negates_the_key_s_existence() {
+        assert_eq!(and_without_key("", "ticket"), "-metadata.ticket:*");
+        assert_eq!(
+            and_without_key("a OR b", "k8s.zone-1"),
+            "(a OR b) -metadata.k8s.zone-1:*"
+        );
+        assert_eq!(
+            and_without_key("-metadata.ticket:*", "ticket"),
+            "-metadata.ticket:*"
+        );
+        let parsed = parse(&and_without_key("actor:bob", "ticket")).unwrap();
+        let Some(Expr::And(items)) = parsed.expr else {
+            panic!("an AND: {parsed:?}");
+        };
+        assert_eq!(
+            items[1],
+            Expr::Not(Box::new(Expr::Match {
+                field: TextField::Metadata("ticket".into()),
+                value: Pattern::Wildcard(vec![String::new(), String::new()]),
+            }))
+        );
     }
 
     #[test]

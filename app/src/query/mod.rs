@@ -28,7 +28,7 @@ mod values;
 
 pub use ast::{Cidr, Expr, Op, Pattern, Query, TextField, TimeField, CATEGORIES, OUTCOMES};
 pub use compile::{compile, Compiled, Param};
-pub use facet::and_term;
+pub use facet::{and_term, and_without_key};
 pub use names::{is_metadata_key, metadata_key_of, METADATA_KEY_RULE, METADATA_PREFIX};
 pub use parse::parse;
 pub use time::{Precision, Relative, TimeValue, Timestamp, Unit};

@@ -577,7 +577,7 @@ impl EventStore for ScopedStore {
     async fn count_by(
         &self,
         query: &SearchQuery,
-        field: app::search_model::FacetField,
+        field: app::search_model::CountField,
         now_ms: i64,
     ) -> Result<app::search_model::CountBy, ConsoleError> {
         EventStore::count_by(&self.store, &self.query(query)?, field, now_ms).await

@@ -236,7 +236,7 @@ impl EventStore for Store {
     async fn count_by(
         &self,
         query: &SearchQuery,
-        field: app::search_model::FacetField,
+        field: app::search_model::CountField,
         now_ms: i64,
     ) -> Result<app::search_model::CountBy, ConsoleError> {
         Store::count_by(self, query, field, now_ms).await

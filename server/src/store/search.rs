@@ -23,8 +23,8 @@ pub(crate) use sql::{Cell as ExportCell, EXPORT_COLUMNS};
 
 use app::query::{compile_str, Compiled, Param};
 use app::search_model::{
-    CountBy, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit, SearchPage,
-    SearchQuery, COUNT_BY_VALUES, FACET_VALUES, SEARCH_PAGE_ROWS,
+    CountBy, CountField, FacetCounts, FacetField, FacetValue, Facets, QueryLimit, SearchHit,
+    SearchPage, SearchQuery, COUNT_BY_VALUES, FACET_VALUES, SEARCH_PAGE_ROWS,
 };
 use app::search_state::{Cursor, TimeWindow, MAX_METADATA_COLUMNS};
 use app::store::StoreError as ConsoleError;
@@ -375,32 +375,59 @@ impl Store {
         })
     }
 
-    /// The top values of one field, and the total they are a part of.
+    /// The top values of one field or metadata key, and the total they are
+    /// a part of; for a key, also the events without it. Every count is of
+    /// the same rows (one filter, one snapshot), so they add up.
     pub async fn count_by(
         &self,
         query: &SearchQuery,
-        field: FacetField,
+        field: CountField,
         now_ms: i64,
     ) -> Result<CountBy, ConsoleError> {
+        if let CountField::Metadata(key) = &field {
+            if !app::query::is_metadata_key(key) {
+                return Err(ConsoleError::Invalid(format!(
+                    "field: {}",
+                    app::query::METADATA_KEY_RULE
+                )));
+            }
+        }
         let plan = Plan::new(query, now_ms)?;
         let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
-        let rows = self
-            .search_query(&sql::count_by_sql(field, &filter.sql), &filter)
-            .bind(COUNT_BY_VALUES)
-            .fetch_all::<CountRow>();
-        let (rows, total) = futures::join!(rows, self.count(&filter));
-        let values = rows
-            .map_err(|e| self.search_failed(e))?
-            .into_iter()
-            .map(|r| FacetValue {
-                value: r.value,
-                events: r.events,
-            })
-            .collect();
+        let limit = u64::from(COUNT_BY_VALUES);
+        let (values, with_key, total) = match &field {
+            CountField::Field(column) => {
+                let rows = self
+                    .search_query(&sql::count_by_sql(*column, &filter.sql), &filter)
+                    .bind(limit)
+                    .fetch_all::<CountRow>();
+                let (rows, total) = futures::join!(rows, self.count(&filter));
+                let values = rows
+                    .map_err(|e| self.search_failed(e))?
+                    .into_iter()
+                    .map(|r| FacetValue {
+                        value: r.value,
+                        events: r.events,
+                    })
+                    .collect();
+                (values, None, total?)
+            }
+            CountField::Metadata(key) => {
+                let (counted, total) =
+                    futures::join!(self.count_by_key(&filter, key, limit), self.count(&filter));
+                let (values, with_key) = counted?;
+                (values, Some(with_key), total?)
+            }
+        };
         Ok(CountBy {
             field,
-            total: total?,
+            total,
             values,
+            // Both counts are exact and of the same rows; only a row the
+            // writer inserts while the two run side by side (received
+            // before the snapshot, written during them) can reach one and
+            // not the other, which must not wrap.
+            without_key: with_key.map(|n| total.saturating_sub(n)),
             snapshot_ms: plan.snapshot_ms,
         })
     }

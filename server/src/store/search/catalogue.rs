@@ -136,6 +136,17 @@ static METADATA_VALUES_PARAMS: [&str; 9] = [
     "q_metadata_key",
     "facet_values",
 ];
+/// The events that carry one metadata key ("Count by" a key): a tenant's
+/// window, then the key.
+static METADATA_KEY_EVENTS_PARAMS: [&str; 7] = [
+    "from_s",
+    "to_s",
+    "from_ms",
+    "to_ms",
+    "snapshot_ms",
+    "tenant",
+    "q_metadata_key",
+];
 /// The live tail with metadata columns: the keys, then the tail's values.
 static TAIL_METADATA_PARAMS: [&str; 10] = [
     "metadata_keys",
@@ -373,6 +384,13 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             name: "search_metadata_values_for_tenant".into(),
             sql: super::metadata::values_sql(&sql::where_sql(shape(true, false, up_to), "1")),
             params: &METADATA_VALUES_PARAMS,
+        },
+        QueryTemplate {
+            // "Count by" a key: its values are the query above (with the
+            // count's limit); this counts the events that have the key.
+            name: "search_metadata_key_events_for_tenant".into(),
+            sql: super::metadata::key_events_sql(&sql::where_sql(shape(true, false, up_to), "1")),
+            params: &METADATA_KEY_EVENTS_PARAMS,
         },
         QueryTemplate {
             name: "dashboard_series_by_category".into(),

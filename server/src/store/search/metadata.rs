@@ -1,6 +1,7 @@
 //! Metadata keys as facets and suggestions: the most common keys of a
-//! search's events, one key's top values, and the keys seen recently in a
-//! viewer's tenants (cached briefly, for the query bar).
+//! search's events, one key's top values (for its facet and for "Count
+//! by"), and the keys seen recently in a viewer's tenants (cached briefly,
+//! for the query bar).
 //!
 //! Counted like the other facets: distinct event identities
 //! (`uniqExact(tenant_id, event_id, content_hash)`), so copies a
@@ -20,7 +21,7 @@ use app::search_model::{
 use app::search_state::TimeWindow;
 use app::store::StoreError as ConsoleError;
 
-use super::sql::{Filter, IDENTITY};
+use super::sql::{count_sql, Filter, IDENTITY};
 use super::Plan;
 use crate::store::Store;
 
@@ -44,6 +45,12 @@ pub(crate) fn keys_sql(filter: &str) -> String {
     )
 }
 
+/// `filter` narrowed to the rows that carry one key; its value (the key)
+/// after the filter's.
+fn with_key(filter: &str) -> String {
+    format!("{filter} AND has(metadata.key, ?)")
+}
+
 /// The most frequent values of one key over the matching events, ties by
 /// value. The inner `has` keeps only the rows that have the key before
 /// their arrays are unfolded. Values after the filter's: the key twice,
@@ -52,13 +59,23 @@ pub(crate) fn values_sql(filter: &str) -> String {
     format!(
         "SELECT value, uniqExact({IDENTITY}) AS events \
          FROM (SELECT {IDENTITY}, metadata.key AS keys, metadata.value AS vals \
-         FROM audit_events {filter} AND has(metadata.key, ?)) \
+         FROM audit_events {}) \
          ARRAY JOIN keys AS key, vals AS value \
          WHERE key = ? \
          GROUP BY value \
          ORDER BY events DESC, value \
-         LIMIT ?"
+         LIMIT ?",
+        with_key(filter)
     )
+}
+
+/// Distinct matching events that carry one key, the rows [`values_sql`]
+/// counts before its limit: an event lists a key once (ingest refuses a
+/// key given twice) and a copy has the same metadata (it is part of the
+/// identity), so this is exactly what all of the key's values add up to.
+/// Values after the filter's: the key.
+pub(crate) fn key_events_sql(filter: &str) -> String {
+    count_sql(&with_key(filter))
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]
@@ -162,24 +179,52 @@ impl Store {
         }
         let plan = Plan::new(query, now_ms)?;
         let filter = Filter::new(&plan.compiled, &query.tenants(), plan.span(), None);
+        Ok(MetadataValues {
+            key: key.to_owned(),
+            values: self.top_values(&filter, key, FACET_VALUES as u64).await?,
+        })
+    }
+
+    /// The `limit` most frequent values of `key` (one the caller checked)
+    /// over the rows `filter` selects.
+    async fn top_values(
+        &self,
+        filter: &Filter,
+        key: &str,
+        limit: u64,
+    ) -> Result<Vec<FacetValue>, ConsoleError> {
         let rows = self
-            .search_query(&values_sql(&filter.sql), &filter)
+            .search_query(&values_sql(&filter.sql), filter)
             .bind(key)
             .bind(key)
-            .bind(FACET_VALUES as u64)
+            .bind(limit)
             .fetch_all::<ValueRow>()
             .await
             .map_err(|e| self.search_failed(e))?;
-        Ok(MetadataValues {
-            key: key.to_owned(),
-            values: rows
-                .into_iter()
-                .map(|r| FacetValue {
-                    value: r.value,
-                    events: r.events,
-                })
-                .collect(),
-        })
+        Ok(rows
+            .into_iter()
+            .map(|r| FacetValue {
+                value: r.value,
+                events: r.events,
+            })
+            .collect())
+    }
+
+    /// "Count by" a metadata key (one the caller checked): its top `limit`
+    /// values and the distinct events that carry it at all, both over the
+    /// rows `filter` selects.
+    pub(super) async fn count_by_key(
+        &self,
+        filter: &Filter,
+        key: &str,
+        limit: u64,
+    ) -> Result<(Vec<FacetValue>, u64), ConsoleError> {
+        let with_key = self
+            .search_query(&key_events_sql(&filter.sql), filter)
+            .bind(key)
+            .fetch_one::<u64>();
+        let (values, with_key) = futures::join!(self.top_values(filter, key, limit), with_key);
+        Ok((values?, with_key.map_err(|e| self.search_failed(e))?))
     }
 
     /// The metadata keys of the last [`RECENT_METADATA_DAYS`] days in
@@ -246,6 +291,14 @@ mod tests {
         assert_eq!(values.matches('?').count(), 4);
         assert!(values.contains("WHERE x = ? AND has(metadata.key, ?))"));
         assert!(values.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        // The events with the key are the rows the values query unfolds.
+        let with = key_events_sql("WHERE x = ?");
+        assert_eq!(
+            with,
+            "SELECT uniqExact(tenant_id, event_id, content_hash) AS events \
+             FROM audit_events WHERE x = ? AND has(metadata.key, ?)"
+        );
+        assert!(values.contains(&with_key("WHERE x = ?")));
     }
 
     #[test]
