@@ -103,6 +103,11 @@ log "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+# The WASM as scripts/up.sh builds it (cargo-leptos's wasm-release profile):
+# optimised code generation reaches limits a debug build and clippy never
+# do (a view type too deep for rustc's default recursion limit once broke
+# only this build), and up.sh is the README's first command.
+cargo build -q -p frontend --target wasm32-unknown-unknown --profile wasm-release
 
 log "unit and integration tests"
 run cargo test --no-fail-fast -p app --features ssr
