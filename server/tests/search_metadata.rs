@@ -55,6 +55,19 @@ fn seeded(now: i64) -> Vec<Value> {
     events
 }
 
+/// A console page as the server renders it (no script runs).
+async fn page_html(server: &common::TestServer, path: &str) -> String {
+    server
+        .http
+        .get(format!("{}{path}", server.base_url))
+        .send()
+        .await
+        .expect("attest reachable")
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
 fn keys(found: &[MetadataKey]) -> Vec<(&str, u64)> {
     found.iter().map(|k| (k.key.as_str(), k.events)).collect()
 }
@@ -258,18 +271,7 @@ async fn metadata_facets_are_exact_under_a_duplicated_delivery() {
     assert!(answer.to_string().contains("key:"), "{answer}");
     // The page as the server renders it: the metadata column with each
     // event's value, and the metadata keys among the facets.
-    let html = server
-        .http
-        .get(format!(
-            "{}/search?tenant=acme&cols=time,metadata.ticket",
-            server.base_url
-        ))
-        .send()
-        .await
-        .expect("attest reachable")
-        .text()
-        .await
-        .unwrap_or_default();
+    let html = page_html(&server, "/search?tenant=acme&cols=time,metadata.ticket").await;
     assert!(
         html.contains("<th scope=\"col\">metadata.ticket</th>"),
         "{html}"
@@ -655,18 +657,7 @@ async fn count_by_a_metadata_key_is_exact_and_scoped() {
 
     // The page as the server renders it: the key chosen, its values, the
     // row without it and that row's link.
-    let html = server
-        .http
-        .get(format!(
-            "{}/search?tenant=acme&count_by=metadata.ticket",
-            server.base_url
-        ))
-        .send()
-        .await
-        .expect("attest reachable")
-        .text()
-        .await
-        .unwrap_or_default();
+    let html = page_html(&server, "/search?tenant=acme&count_by=metadata.ticket").await;
     assert!(html.contains("data-field=\"metadata.ticket\""), "{html}");
     assert!(html.contains("<optgroup label=\"Metadata\">"), "{html}");
     assert!(html.contains("value=\"metadata.ticket\""), "{html}");

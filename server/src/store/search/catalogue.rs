@@ -53,33 +53,38 @@ const fn joined<const N: usize, const K: usize, const M: usize>(
     all
 }
 
-static TENANT_CURSOR_PARAMS: [&str; 14] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "cursor_ms",
-    "cursor_ms",
-    "cursor_id",
-    "cursor_id",
-    "cursor_tenant",
-    "cursor_tenant",
-    "cursor_hash",
-    "limit",
+/// A search's window: its bounds in seconds (partition pruning) and in
+/// ms, then the snapshot. Every search template's values start from it.
+const WINDOW_PARAMS: [&str; 5] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms"];
+/// The window of one tenant.
+const TENANT_WINDOW_PARAMS: [&str; 6] = joined(WINDOW_PARAMS, ["tenant"]);
+/// A time series' bucket: offset and width, as the bucket expression
+/// uses them.
+const BUCKET_PARAMS: [&str; 4] = [
+    "bucket_offset_ms",
+    "bucket_ms",
+    "bucket_ms",
+    "bucket_offset_ms",
 ];
-static WITHIN_PARAMS: [&str; 8] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "other_tenant",
-    "limit",
-];
-static COUNT_PARAMS: [&str; 5] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms"];
+/// [`app::dashboard_model::FAILED_OUTCOMES`]'s values (the same names as
+/// [`REPRESENTATIVE_QUERY`]'s outcomes).
+const FAILED_PARAMS: [&str; 2] = ["q_outcome_1", "q_outcome_2"];
+
+static TENANT_CURSOR_PARAMS: [&str; 14] = joined(
+    TENANT_WINDOW_PARAMS,
+    [
+        "cursor_ms",
+        "cursor_ms",
+        "cursor_id",
+        "cursor_id",
+        "cursor_tenant",
+        "cursor_tenant",
+        "cursor_hash",
+        "limit",
+    ],
+);
+static WITHIN_PARAMS: [&str; 8] = joined(TENANT_WINDOW_PARAMS, ["other_tenant", "limit"]);
+static COUNT_PARAMS: [&str; 5] = WINDOW_PARAMS;
 /// Networks of both families, to run the address checks on a current
 /// ClickHouse, whose conversion functions throw on text that is no address.
 pub(crate) const NETWORK_QUERY: &str = "ip:203.0.113.0/25 OR ip:2001:db8::/32";
@@ -114,39 +119,16 @@ static TAIL_PARAMS: [&str; 9] = [
     "tail_keys",
     "limit",
 ];
-static FACET_PARAMS: [&str; 7] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "facet_values",
-];
+static FACET_PARAMS: [&str; 7] = joined(TENANT_WINDOW_PARAMS, ["facet_values"]);
 /// One metadata key's values: a tenant's window, the key twice (inner and
 /// outer), the limit.
-static METADATA_VALUES_PARAMS: [&str; 9] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "q_metadata_key",
-    "q_metadata_key",
-    "facet_values",
-];
+static METADATA_VALUES_PARAMS: [&str; 9] = joined(
+    TENANT_WINDOW_PARAMS,
+    ["q_metadata_key", "q_metadata_key", "facet_values"],
+);
 /// The events that carry one metadata key ("Count by" a key): a tenant's
 /// window, then the key.
-static METADATA_KEY_EVENTS_PARAMS: [&str; 7] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "q_metadata_key",
-];
+static METADATA_KEY_EVENTS_PARAMS: [&str; 7] = joined(TENANT_WINDOW_PARAMS, ["q_metadata_key"]);
 /// The live tail with metadata columns: the keys, then the tail's values.
 static TAIL_METADATA_PARAMS: [&str; 10] = [
     "metadata_keys",
@@ -162,69 +144,22 @@ static TAIL_METADATA_PARAMS: [&str; 10] = [
 ];
 
 /// The dashboard's series: the bucket's values, then a search's window.
-static SERIES_PARAMS: [&str; 9] = [
-    "bucket_offset_ms",
-    "bucket_ms",
-    "bucket_ms",
-    "bucket_offset_ms",
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-];
-static SERIES_TENANT_PARAMS: [&str; 10] = [
-    "bucket_offset_ms",
-    "bucket_ms",
-    "bucket_ms",
-    "bucket_offset_ms",
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-];
+static SERIES_PARAMS: [&str; 9] = joined(BUCKET_PARAMS, WINDOW_PARAMS);
+static SERIES_TENANT_PARAMS: [&str; 10] = joined(BUCKET_PARAMS, TENANT_WINDOW_PARAMS);
 
 /// A window without tenant, then a limit: the dashboard's top values.
-static TOP_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "snapshot_ms", "limit"];
+static TOP_PARAMS: [&str; 6] = joined(WINDOW_PARAMS, ["limit"]);
 /// Top actors: the failure condition's values (the same names as the
 /// representative query's outcomes), then a page's window without a limit.
-static TOP_ACTORS_PARAMS: [&str; 18] = joined(["q_outcome_1", "q_outcome_2"], PAGE_FILTER_PARAMS);
-static TOP_ACTORS_TENANT_PARAMS: [&str; 8] = [
-    "q_outcome_1",
-    "q_outcome_2",
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-];
+static TOP_ACTORS_PARAMS: [&str; 18] = joined(FAILED_PARAMS, PAGE_FILTER_PARAMS);
+static TOP_ACTORS_TENANT_PARAMS: [&str; 8] = joined(FAILED_PARAMS, TENANT_WINDOW_PARAMS);
 /// New actors: a tenant's window, then what "before" means (the window's
 /// start and the snapshot, the tenant again).
-static NEW_ACTORS_TENANT_PARAMS: [&str; 10] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "tenant",
-    "from_s",
-    "from_ms",
-    "snapshot_ms",
-    "tenant",
-];
-static NEW_ACTORS_PARAMS: [&str; 8] = [
-    "from_s",
-    "to_s",
-    "from_ms",
-    "to_ms",
-    "snapshot_ms",
-    "from_s",
-    "from_ms",
-    "snapshot_ms",
-];
+static NEW_ACTORS_TENANT_PARAMS: [&str; 10] = joined(
+    TENANT_WINDOW_PARAMS,
+    ["from_s", "from_ms", "snapshot_ms", "tenant"],
+);
+static NEW_ACTORS_PARAMS: [&str; 8] = joined(WINDOW_PARAMS, ["from_s", "from_ms", "snapshot_ms"]);
 
 /// The dashboard's panels 4–9 (server/src/store/search/dashboard.rs).
 fn panel_templates() -> Vec<QueryTemplate> {
