@@ -280,7 +280,20 @@ impl Incoming {
             }]);
         }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let incoming = incoming(index, &mut deserializer)?;
+        // Tracking the path of every value costs about half of the parse;
+        // only a refused event needs it, so it is read again for that.
+        let incoming = match IncomingEvent::deserialize(&mut deserializer) {
+            Ok(event) => Incoming(event),
+            Err(fast) => {
+                return Err(
+                    match incoming(index, &mut serde_json::Deserializer::from_slice(bytes)) {
+                        Err(errors) => errors,
+                        // Both readers refuse the same input; kept for safety.
+                        Ok(_) => vec![structural_error(index, "", &fast)],
+                    },
+                );
+            }
+        };
         deserializer.end().map_err(|e| {
             vec![FieldError {
                 index,
