@@ -35,7 +35,7 @@ mod retry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -129,8 +129,17 @@ pub struct Client {
     when_full: WhenFull,
 }
 
+/// One event as it will be posted: serialized once, when queued, with the
+/// `event_id` it keeps through every retry. Holding the JSON text rather
+/// than a `serde_json::Value` tree spares a copy and an allocation per
+/// field of every event (docs/BENCHMARKS.md, "Ingest").
+struct Queued {
+    event_id: String,
+    json: String,
+}
+
 enum Message {
-    Event(Value),
+    Event(Queued),
     /// Answered once every event queued before it is stored or has failed,
     /// with the failures since the last flush.
     Flush(oneshot::Sender<Vec<Error>>),
@@ -203,7 +212,7 @@ impl Client {
                     .map_err(|_| Error::Closed)?
             }
         };
-        let ids = events.iter().map(event_id).collect();
+        let ids = events.iter().map(|e| e.event_id.clone()).collect();
         for (permit, event) in permits.zip(events) {
             permit.send(Message::Event(event));
         }
@@ -244,39 +253,74 @@ impl Client {
         events: impl IntoIterator<Item = E>,
     ) -> Result<Vec<String>, Error> {
         let events = prepare_all(events)?;
-        let ids = events.iter().map(event_id).collect();
+        let ids = events.iter().map(|e| e.event_id.clone()).collect();
         self.sender.deliver(events, false).await?;
         Ok(ids)
     }
 }
 
-fn event_id(event: &Value) -> String {
-    event["event_id"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Each event as a JSON object with its event_id, chosen here, once: every
-/// retry re-sends the same id.
-fn prepare_all<E: Serialize>(events: impl IntoIterator<Item = E>) -> Result<Vec<Value>, Error> {
+/// Each event serialized with its event_id, chosen here, once: every retry
+/// re-sends the same id.
+fn prepare_all<E: Serialize>(events: impl IntoIterator<Item = E>) -> Result<Vec<Queued>, Error> {
     events
         .into_iter()
         .enumerate()
-        .map(|(index, event)| {
-            let mut value =
-                serde_json::to_value(event).map_err(|_| Error::NotAnObject { index })?;
-            let object = value.as_object_mut().ok_or(Error::NotAnObject { index })?;
-            let has_id = object
-                .get("event_id")
-                .and_then(Value::as_str)
-                .is_some_and(|id| !id.is_empty());
-            if !has_id {
-                object.insert(
-                    "event_id".into(),
-                    Value::String(uuid::Uuid::now_v7().to_string()),
-                );
-            }
-            Ok(value)
-        })
+        .map(|(index, event)| prepare(index, &event))
         .collect()
+}
+
+fn prepare<E: Serialize>(index: usize, event: &E) -> Result<Queued, Error> {
+    let not_an_object = || Error::NotAnObject { index };
+    let json = serde_json::to_string(event).map_err(|_| not_an_object())?;
+    // serde_json writes an object as `{` first, with no space before it.
+    let Some(fields) = json.strip_prefix('{') else {
+        return Err(not_an_object());
+    };
+    /// The one field the client reads back; the rest is skipped unread.
+    #[derive(Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow, default)]
+        event_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_str::<Id>(&json) {
+        Ok(Id { event_id: Some(id) }) if !id.is_empty() => Ok(Queued {
+            event_id: id.into_owned(),
+            json,
+        }),
+        // No id: one is written in front of the other fields.
+        Ok(Id { event_id: None }) => {
+            let event_id = uuid::Uuid::now_v7().to_string();
+            let comma = if fields.starts_with('}') { "" } else { "," };
+            let json = format!("{{\"event_id\":\"{event_id}\"{comma}{fields}");
+            Ok(Queued { event_id, json })
+        }
+        // An empty or non-text id is replaced, as the server would refuse it.
+        _ => {
+            let mut value = serde_json::to_value(event).map_err(|_| not_an_object())?;
+            let object = value.as_object_mut().ok_or_else(not_an_object)?;
+            let event_id = uuid::Uuid::now_v7().to_string();
+            object.insert("event_id".into(), Value::String(event_id.clone()));
+            Ok(Queued {
+                event_id,
+                json: value.to_string(),
+            })
+        }
+    }
+}
+
+/// A batch as the JSON array the server reads.
+fn batch_body(events: &[Queued]) -> String {
+    let length = events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 2;
+    let mut body = String::with_capacity(length);
+    body.push('[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&event.json);
+    }
+    body.push(']');
+    body
 }
 
 /// The background task: fills batches from the queue and sends them.
@@ -286,7 +330,7 @@ async fn run(
     batch_size: usize,
     linger: Duration,
 ) {
-    let mut batch: Vec<Value> = Vec::with_capacity(batch_size);
+    let mut batch: Vec<Queued> = Vec::with_capacity(batch_size);
     let mut failures: Vec<Error> = Vec::new();
     let mut deadline = tokio::time::Instant::now();
     loop {
@@ -335,12 +379,33 @@ struct Sender {
 /// One request's outcome: the status (None: no answer), body, Retry-After.
 struct Answer {
     status: Option<u16>,
-    body: Value,
+    body: Reply,
     retry_after: Option<Duration>,
 }
 
+/// What the client reads of an answer's body; the accepted events' ids
+/// (it knows them) are skipped without being copied.
+#[derive(Deserialize, Default)]
+struct Reply {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+    #[serde(default)]
+    results: Vec<ItemReply>,
+    /// Present (as a list) when part of a batch was stored.
+    #[serde(default)]
+    stored: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct ItemReply {
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
 impl Sender {
-    async fn deliver_into(&self, batch: &mut Vec<Value>, failures: &mut Vec<Error>) {
+    async fn deliver_into(&self, batch: &mut Vec<Queued>, failures: &mut Vec<Error>) {
         if batch.is_empty() {
             return;
         }
@@ -352,7 +417,7 @@ impl Sender {
     /// Posts until every event is stored or has failed for good. In
     /// `partial` mode the valid events of a batch are stored and the
     /// invalid ones come back as [`Error::Invalid`].
-    async fn deliver(&self, mut events: Vec<Value>, partial: bool) -> Result<(), Error> {
+    async fn deliver(&self, mut events: Vec<Queued>, partial: bool) -> Result<(), Error> {
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         let mut attempt: u32 = 0;
@@ -364,13 +429,13 @@ impl Sender {
                 Some(status) if !retry::retryable(status) => {
                     return Err(Error::Refused {
                         status,
-                        message: answer.body["message"].as_str().unwrap_or("").to_owned(),
+                        message: answer.body.message.clone(),
                         errors: field_errors(&answer.body, &events),
                     })
                 }
                 _ => {}
             }
-            if answer.status == Some(503) && answer.body["stored"].is_array() {
+            if answer.status == Some(503) && answer.body.stored.is_some() {
                 // Part of the batch is stored: send only the rest again.
                 let not_stored: Vec<usize> = field_errors(&answer.body, &events)
                     .iter()
@@ -396,7 +461,7 @@ impl Sender {
             waited = waited.saturating_add(delay);
             if waited.max(started.elapsed().saturating_add(delay)) > self.retry_for {
                 return Err(Error::Unavailable {
-                    event_ids: events.iter().map(event_id).collect(),
+                    event_ids: events.iter().map(|e| e.event_id.clone()).collect(),
                     last: answer
                         .status
                         .map_or("no answer".to_owned(), |s| format!("HTTP {s}")),
@@ -406,12 +471,12 @@ impl Sender {
         }
     }
 
-    async fn post(&self, events: &[Value], partial: bool) -> Answer {
+    async fn post(&self, events: &[Queued], partial: bool) -> Answer {
         let mut request = self
             .http
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .json(events);
+            .body(batch_body(events));
         if partial {
             request = request.query(&[("partial", "true")]);
         }
@@ -429,7 +494,7 @@ impl Sender {
                 );
                 // A body cut short reads as no body: for a retryable status
                 // that changes nothing, and a 202 without results is a 202.
-                let body = response.json().await.unwrap_or(Value::Null);
+                let body = response.json().await.unwrap_or_default();
                 Answer {
                     status: Some(status),
                     body,
@@ -440,7 +505,7 @@ impl Sender {
             // same event ids, so either way each event is stored once.
             Err(_) => Answer {
                 status: None,
-                body: Value::Null,
+                body: Reply::default(),
                 retry_after: None,
             },
         }
@@ -448,16 +513,11 @@ impl Sender {
 }
 
 /// A 202: in partial mode, the events it did not take.
-fn accepted(body: &Value, events: &[Value]) -> Result<(), Error> {
-    let mut errors = Vec::new();
-    for result in body["results"].as_array().into_iter().flatten() {
-        for error in result["errors"].as_array().into_iter().flatten() {
-            if let Ok(mut e) = serde_json::from_value::<FieldError>(error.clone()) {
-                e.event_id = events.get(e.index).map(event_id);
-                errors.push(e);
-            }
-        }
-    }
+fn accepted(body: &Reply, events: &[Queued]) -> Result<(), Error> {
+    let errors = named(
+        body.results.iter().flat_map(|r| r.errors.iter().cloned()),
+        events,
+    );
     if errors.is_empty() {
         Ok(())
     } else {
@@ -465,14 +525,15 @@ fn accepted(body: &Value, events: &[Value]) -> Result<(), Error> {
     }
 }
 
-fn field_errors(body: &Value, events: &[Value]) -> Vec<FieldError> {
-    body["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| serde_json::from_value::<FieldError>(e.clone()).ok())
+fn field_errors(body: &Reply, events: &[Queued]) -> Vec<FieldError> {
+    named(body.errors.iter().cloned(), events)
+}
+
+/// Each error with the id of the event it is about.
+fn named(errors: impl Iterator<Item = FieldError>, events: &[Queued]) -> Vec<FieldError> {
+    errors
         .map(|mut e| {
-            e.event_id = events.get(e.index).map(event_id);
+            e.event_id = events.get(e.index).map(|q| q.event_id.clone());
             e
         })
         .collect()
@@ -486,18 +547,66 @@ mod tests {
     fn an_event_id_is_given_once_and_a_given_one_is_kept() {
         let events = prepare_all([
             serde_json::json!({"action": "a"}),
-            serde_json::json!({"event_id": "mine"}),
+            serde_json::json!({"event_id": "mine", "action": "b"}),
             serde_json::json!({"event_id": ""}),
+            serde_json::json!({"event_id": 7, "action": "c"}),
+            serde_json::json!({}),
         ])
         .unwrap();
-        let id = uuid::Uuid::parse_str(&event_id(&events[0])).unwrap();
+        let id = uuid::Uuid::parse_str(&events[0].event_id).unwrap();
         assert_eq!(id.get_version_num(), 7);
-        assert_eq!(event_id(&events[1]), "mine");
-        assert!(!event_id(&events[2]).is_empty());
+        assert_eq!(events[1].event_id, "mine");
+        for event in [&events[2], &events[3], &events[4]] {
+            assert_eq!(
+                uuid::Uuid::parse_str(&event.event_id)
+                    .unwrap()
+                    .get_version_num(),
+                7
+            );
+        }
+        // What is posted is the event with exactly that id, once.
+        for event in &events {
+            let posted: Value = serde_json::from_str(&event.json).unwrap();
+            assert_eq!(posted["event_id"], event.event_id.as_str());
+            assert_eq!(event.json.matches("\"event_id\"").count(), 1);
+        }
+        let posted: Value = serde_json::from_str(&events[0].json).unwrap();
+        assert_eq!(posted["action"], "a");
         assert!(matches!(
             prepare_all([serde_json::json!([1])]),
             Err(Error::NotAnObject { index: 0 })
         ));
+        assert!(matches!(
+            prepare_all([serde_json::json!({}), serde_json::json!("text")]),
+            Err(Error::NotAnObject { index: 1 })
+        ));
+    }
+
+    #[test]
+    fn a_batch_is_posted_as_one_json_array() {
+        #[derive(Serialize)]
+        struct Typed<'a> {
+            action: &'a str,
+            actor: serde_json::Value,
+        }
+        let events = prepare_all([
+            Typed {
+                action: "x\"y",
+                actor: serde_json::json!({"id": "é"}),
+            },
+            Typed {
+                action: "z",
+                actor: serde_json::json!({}),
+            },
+        ])
+        .unwrap();
+        let body: Value = serde_json::from_str(&batch_body(&events)).unwrap();
+        let items = body.as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["action"], "x\"y");
+        assert_eq!(items[0]["actor"]["id"], "é");
+        assert_eq!(items[1]["event_id"], events[1].event_id.as_str());
+        assert_eq!(batch_body(&[]), "[]");
     }
 
     #[test]
@@ -507,10 +616,11 @@ mod tests {
             serde_json::json!({"event_id": "b"}),
         ])
         .unwrap();
-        let body = serde_json::json!({"accepted": 1, "rejected": 1, "results": [
+        let body: Reply = serde_json::from_value(serde_json::json!({"accepted": 1, "rejected": 1, "results": [
             {"index": 0, "event_id": "a"},
             {"index": 1, "errors": [{"index": 1, "field_path": "actor.ip", "problem": "not an address"}]},
-        ]});
+        ]}))
+        .unwrap();
         let error = accepted(&body, &events).unwrap_err();
         assert_eq!(error.field(), Some("actor.ip"));
         let Error::Invalid(errors) = &error else {
@@ -518,5 +628,26 @@ mod tests {
         };
         assert_eq!(errors[0].event_id.as_deref(), Some("b"));
         assert!(error.to_string().contains("actor.ip"));
+    }
+
+    #[test]
+    fn an_answer_with_part_stored_names_what_was_not() {
+        let events = prepare_all([
+            serde_json::json!({"event_id": "a"}),
+            serde_json::json!({"event_id": "b"}),
+        ])
+        .unwrap();
+        let body: Reply = serde_json::from_value(serde_json::json!({
+            "message": "1 event(s) of the batch were not acknowledged by the broker",
+            "stored": [{"index": 0, "event_id": "a"}],
+            "errors": [{"index": 1, "field_path": "", "problem": "not stored: timeout"}],
+        }))
+        .unwrap();
+        assert!(body.stored.is_some());
+        let errors = field_errors(&body, &events);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].event_id.as_deref(), Some("b"));
+        let plain: Reply = serde_json::from_str(r#"{"message": "slow down"}"#).unwrap();
+        assert!(plain.stored.is_none());
     }
 }
