@@ -13,7 +13,7 @@ use tracing::{error, warn};
 
 use crate::event::{Actor, AuditEvent, Category, Outcome, Resource};
 use crate::keys::Principal;
-use crate::produce::{EventProducer, ProduceError};
+use crate::produce::{Delivery, EventProducer, ProduceError};
 use crate::registry::{EncodeError, ExternalError, Registry};
 use crate::spool::{Spool, SpoolError, SpoolRecord};
 use crate::topics;
@@ -251,20 +251,18 @@ impl Ingest {
         outgoing: Vec<(usize, SpoolRecord)>,
         results: &mut [Result<Accepted, IngestError>],
     ) -> Vec<(usize, SpoolRecord)> {
-        let sends = outgoing.iter().map(|(_, r)| async move {
-            let send = self
-                .producer
-                .send_event(&r.topic, &r.key, &r.event_id, &r.payload);
-            match self.spool {
-                // If the broker acknowledges later, the spooled copy becomes
-                // a duplicate with the same event_id, removed downstream.
-                Some(_) => tokio::time::timeout(self.broker_timeout, send)
-                    .await
-                    .unwrap_or(Err(ProduceError::Timeout(self.broker_timeout))),
-                None => send.await,
-            }
+        let sends = outgoing.iter().map(|(_, r)| {
+            self.producer
+                .send_event(&r.topic, &r.key, &r.event_id, &r.payload)
         });
-        let sent = futures::future::join_all(sends).await;
+        let sent = match self.spool {
+            // One deadline for the whole request rather than a timer per
+            // event: what has no acknowledgement by then is spooled. If the
+            // broker acknowledges it later, the spooled copy becomes a
+            // duplicate with the same event_id, removed downstream.
+            Some(_) => until_deadline(sends, self.broker_timeout).await,
+            None => futures::future::join_all(sends).await,
+        };
         let mut unsent = Vec::new();
         for ((index, record), outcome) in outgoing.into_iter().zip(sent) {
             if let Err(error) = outcome {
@@ -282,6 +280,41 @@ impl Ingest {
         }
         unsent
     }
+}
+
+/// Runs the sends together and gives each one's outcome, in order; those
+/// still waiting after `timeout` fail with [`ProduceError::Timeout`].
+async fn until_deadline<F>(
+    sends: impl Iterator<Item = F>,
+    timeout: Duration,
+) -> Vec<Result<Delivery, ProduceError>>
+where
+    F: std::future::Future<Output = Result<Delivery, ProduceError>>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut pending: FuturesUnordered<_> = sends
+        .enumerate()
+        .map(|(index, send)| async move { (index, send.await) })
+        .collect();
+    let mut outcomes: Vec<Result<Delivery, ProduceError>> = (0..pending.len())
+        .map(|_| Err(ProduceError::Timeout(timeout)))
+        .collect();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = pending.next() => match next {
+                Some((index, outcome)) => {
+                    if let Some(slot) = outcomes.get_mut(index) {
+                        *slot = outcome;
+                    }
+                }
+                None => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+    outcomes
 }
 
 /// One event of a request, read once and checked against the contract and
@@ -374,5 +407,58 @@ pub fn internal_event(
         source_service: "attest".to_owned(),
         request_id: None,
         metadata,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sends_without_an_answer_by_the_deadline_time_out_in_place() {
+        let at = |offset| Delivery {
+            partition: 0,
+            offset,
+        };
+        let answers: Vec<Option<Result<Delivery, ProduceError>>> = vec![
+            Some(Ok(at(1))),
+            None,
+            Some(Err(ProduceError::Timeout(Duration::from_secs(9)))),
+            Some(Ok(at(4))),
+        ];
+        let sends = answers.into_iter().map(|answer| async move {
+            match answer {
+                Some(outcome) => outcome,
+                None => std::future::pending().await,
+            }
+        });
+        let outcomes = until_deadline(sends, Duration::from_millis(200)).await;
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(outcomes[0].as_ref().ok(), Some(&at(1)));
+        assert!(
+            matches!(outcomes[1], Err(ProduceError::Timeout(t)) if t == Duration::from_millis(200))
+        );
+        assert!(
+            matches!(outcomes[2], Err(ProduceError::Timeout(t)) if t == Duration::from_secs(9))
+        );
+        assert_eq!(outcomes[3].as_ref().ok(), Some(&at(4)));
+    }
+
+    #[tokio::test]
+    async fn sends_that_all_finish_do_not_wait_for_the_deadline() {
+        let sends = (0..3).map(|i| async move {
+            Ok(Delivery {
+                partition: 0,
+                offset: i,
+            })
+        });
+        // A deadline of an hour: were it awaited, the guard would fail.
+        let outcomes = tokio::time::timeout(
+            Duration::from_secs(60),
+            until_deadline(sends, Duration::from_secs(3600)),
+        )
+        .await
+        .expect("returned once every send finished");
+        assert!(outcomes.iter().all(Result::is_ok));
     }
 }
