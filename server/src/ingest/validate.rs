@@ -501,9 +501,16 @@ pub fn check_event(index: usize, event: &AuditEvent, now_ms: i64) -> Vec<FieldEr
         );
     }
     for (key, value) in &event.metadata {
-        let path = format!("metadata.{key}");
-        check(&path, text(key, MAX_ID).map(|p| format!("key {p}")));
-        check(&path, length(value, MAX_TEXT));
+        // The path is spelled only for an entry that fails: the writer runs
+        // this for every record it reads.
+        for problem in [
+            text(key, MAX_ID).map(|p| format!("key {p}")),
+            length(value, MAX_TEXT),
+        ] {
+            if problem.is_some() {
+                check(&format!("metadata.{key}"), problem);
+            }
+        }
     }
     errors
 }
@@ -583,7 +590,9 @@ fn text(value: &str, max: usize) -> Option<String> {
     if value.trim().is_empty() {
         return Some("must not be empty".into());
     }
-    if value.chars().any(char::is_control) {
+    // Printable ASCII, the usual case, is checked byte by byte.
+    let printable_ascii = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !printable_ascii && value.chars().any(char::is_control) {
         return Some("must not contain control characters".into());
     }
     length(value, max)
@@ -815,6 +824,27 @@ mod tests {
             (e[0].index, e[0].problem.as_str()),
             (4, "must be a JSON object holding one audit event")
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_any_encoding_and_other_text_is_not() {
+        for bad in ["a\u{0}b", "tab\there", "del\u{7f}", "c1\u{85}x", "é\u{9f}"] {
+            let mut v = valid();
+            v["action"] = bad.into();
+            let error = only_error(&v);
+            assert_eq!(error.field_path, "action", "{bad:?}");
+            assert!(error.problem.contains("control"), "{bad:?}");
+        }
+        for good in ["invoice.view", "zahlung.prüfen", "日本語", "a ~ b"] {
+            let mut v = valid();
+            v["action"] = good.into();
+            assert!(parse(&v).is_ok(), "{good:?}");
+        }
+        let mut v = valid();
+        v["metadata"] = serde_json::json!({"ok": "1", "bad\u{1}key": "2"});
+        let error = only_error(&v);
+        assert_eq!(error.field_path, "metadata.bad\u{1}key");
+        assert!(error.problem.starts_with("key "));
     }
 
     #[test]
