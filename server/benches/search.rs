@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use app::dashboard_model::SeriesBy;
 use app::model::TimeRange;
-use app::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+use app::search_model::{CountField, FacetField, SearchQuery, SEARCH_PAGE_ROWS};
 use app::search_state::TimeWindow;
 use app::store::EventStore;
 use attest_server::config::Config;
@@ -151,6 +152,18 @@ enum Kind {
     FieldLargeWithFacets,
     FreeText,
     FreeTextWithFacets,
+    /// The histogram above Search's results (outcomes per bucket).
+    Histogram,
+    /// "Count by actor" of the current query.
+    CountByActor,
+}
+
+/// What the console asks the store for in one run.
+enum Call {
+    Page,
+    PageAndFacets,
+    Histogram,
+    CountBy(CountField),
 }
 
 impl Kind {
@@ -161,6 +174,8 @@ impl Kind {
             Kind::FieldLargeWithFacets => "large tenant, 30 d, field filter, first page + facets",
             Kind::FreeText => "free text, all tenants, 30 d, first page",
             Kind::FreeTextWithFacets => "free text, all tenants, 30 d, first page + facets",
+            Kind::Histogram => "large tenant, 30 d, field filter, histogram by outcome",
+            Kind::CountByActor => "large tenant, 30 d, field filter, count by actor",
         }
     }
 
@@ -169,12 +184,19 @@ impl Kind {
             Kind::FieldLarge => Some(150.0),
             Kind::FieldLargeWithFacets => Some(300.0),
             Kind::FreeText => Some(1_000.0),
+            // Issue 17.
+            Kind::Histogram | Kind::CountByActor => Some(100.0),
             Kind::FieldSmall | Kind::FreeTextWithFacets => None,
         }
     }
 
-    fn with_facets(self) -> bool {
-        matches!(self, Kind::FieldLargeWithFacets | Kind::FreeTextWithFacets)
+    fn call(self) -> Call {
+        match self {
+            Kind::FieldLargeWithFacets | Kind::FreeTextWithFacets => Call::PageAndFacets,
+            Kind::Histogram => Call::Histogram,
+            Kind::CountByActor => Call::CountBy(CountField::Field(FacetField::Actor)),
+            Kind::FieldLarge | Kind::FieldSmall | Kind::FreeText => Call::Page,
+        }
     }
 }
 
@@ -183,7 +205,7 @@ impl Kind {
 /// granules for the same answer.
 fn run_query(kind: Kind, i: usize, tenants: &[String], end_ms: i64) -> (SearchQuery, i64) {
     let (q, tenant) = match kind {
-        Kind::FieldLarge | Kind::FieldLargeWithFacets => (
+        Kind::FieldLarge | Kind::FieldLargeWithFacets | Kind::Histogram | Kind::CountByActor => (
             FIELD_QUERIES[i % FIELD_QUERIES.len()],
             Some(tenants[i % LARGE_TENANTS].clone()),
         ),
@@ -256,30 +278,35 @@ impl Work {
     }
 }
 
-/// One run as the console waits for it; `Ok` carries the facets' total
-/// when facets were asked for.
+/// One run as the console waits for it; `Ok` carries the number of events
+/// the answer counted, when it counts them (facets, histogram, count-by).
 async fn timed(
     store: &dyn EventStore,
     query: &SearchQuery,
     now_ms: i64,
-    with_facets: bool,
+    call: &Call,
 ) -> (f64, Result<Option<u64>, String>) {
     let started = Instant::now();
-    if with_facets {
+    let answer = match call {
+        Call::Page => store.search(query, now_ms).await.map(|_| None),
         // The Search page asks for the page and the facets as two server
         // functions at once; its answer is complete when both are.
-        let (page, facets) =
-            futures::join!(store.search(query, now_ms), store.facets(query, now_ms));
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        let answer = match (page, facets) {
-            (Ok(_), Ok(facets)) => Ok(Some(facets.total)),
-            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
-        };
-        return (elapsed, answer);
-    }
-    let page = store.search(query, now_ms).await;
+        Call::PageAndFacets => {
+            let (page, facets) =
+                futures::join!(store.search(query, now_ms), store.facets(query, now_ms));
+            page.and(facets).map(|facets| Some(facets.total))
+        }
+        Call::Histogram => store
+            .time_series(query, SeriesBy::Outcome, now_ms)
+            .await
+            .map(|series| Some(series.counts.iter().flatten().sum())),
+        Call::CountBy(field) => store
+            .count_by(query, field.clone(), now_ms)
+            .await
+            .map(|counted| Some(counted.total)),
+    };
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    (elapsed, page.map(|_| None).map_err(|e| e.to_string()))
+    (elapsed, answer.map_err(|e| e.to_string()))
 }
 
 async fn measure(
@@ -292,7 +319,7 @@ async fn measure(
 ) -> Series {
     // One warm-up run with parameters the measured runs do not use.
     let (query, now_ms) = run_query(kind, runs + 7, tenants, end_ms);
-    let _ = timed(store, &query, now_ms, kind.with_facets()).await;
+    let _ = timed(store, &query, now_ms, &kind.call()).await;
     let mut series = Series {
         kind,
         times_ms: Vec::with_capacity(runs),
@@ -304,7 +331,7 @@ async fn measure(
     for i in 0..runs {
         let (query, now_ms) = run_query(kind, i, tenants, end_ms);
         let before = Work::now(admin).await;
-        let (ms, answer) = timed(store, &query, now_ms, kind.with_facets()).await;
+        let (ms, answer) = timed(store, &query, now_ms, &kind.call()).await;
         series.work.add_difference(before, Work::now(admin).await);
         // Untimed: without facets, the number of matching events is
         // counted as the newer-events notice counts them (everything
@@ -572,6 +599,8 @@ async fn main() -> anyhow::Result<()> {
         Kind::FieldLargeWithFacets,
         Kind::FreeText,
         Kind::FreeTextWithFacets,
+        Kind::Histogram,
+        Kind::CountByActor,
     ] {
         let s = measure(
             console.as_ref(),
