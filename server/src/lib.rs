@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 mod periodic;
 pub mod produce;
+pub mod redaction;
 pub mod registry;
 pub mod retention;
 pub mod spool;
@@ -231,6 +232,19 @@ pub async fn check_integrity(
     let prepared = prepare(config).await?;
     let keys = integrity::KeyRing::load(&config.integrity.key_dir)?;
     Ok(integrity::check::check_all(&prepared.store, &keys, &config.kafka, since_ms).await?)
+}
+
+/// Governed redaction for `attest redaction`, prepared like
+/// [`open_retention`].
+pub async fn open_redactions(config: &Config) -> Result<redaction::Redactions, StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    Ok(redaction::Redactions::new(
+        prepared.store,
+        ingest,
+        config.integrity.key_dir.clone(),
+        config.kafka.topic_prefix.clone(),
+    ))
 }
 
 /// Key administration for `attest keys`, prepared like [`open_retention`].
@@ -733,6 +747,15 @@ fn console_router(
     } = admin;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
+    // Redaction records its steps in the tenant's own trail whatever the
+    // console's sign-in mode (without sign-in nobody can approve: the
+    // requester and the approver would be the same anonymous viewer).
+    let redactions = Arc::new(redaction::Redactions::new(
+        store.clone(),
+        ingest.clone(),
+        proofs.key_dir.clone(),
+        proofs.topic_prefix.clone(),
+    ));
     let recorder = match &auth {
         http::ConsoleAuth::Open => None,
         http::ConsoleAuth::SignIn { .. } => Some(ingest),
@@ -826,6 +849,7 @@ fn console_router(
             reads: tail_reads,
         }))
         .merge(http::export::export_router(store, board, recorder, proofs))
+        .merge(http::redactions::router(redactions))
         .merge(http::pipeline::router(http::pipeline::PipelineRoutes {
             collector,
             gate,

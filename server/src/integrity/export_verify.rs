@@ -13,8 +13,9 @@ use super::encoding::{hex, unhex};
 use super::export_rows::{records, RowReader};
 use super::export_zip::read_entries;
 use super::keys::KeyRing;
-use super::leaf::Sealed;
+use super::leaf::{leaf_of, Sealed};
 use super::merkle::{root_from_proof, Hash};
+use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use super::proof::*;
 use crate::store::ExportFormat;
 use sha2::{Digest as _, Sha256};
@@ -48,6 +49,12 @@ pub enum Problem {
         row: u64,
         why: String,
     },
+    #[error("event {event_id} (row {row}) differs from what was sealed and its redaction record does not verify: {why}")]
+    BadRedaction {
+        event_id: String,
+        row: u64,
+        why: String,
+    },
     #[error(
         "event {event_id} (row {row}) has no proof and the manifest does not list it as unsealed"
     )]
@@ -71,6 +78,7 @@ impl Problem {
             Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
             Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
             Problem::BadProof { event_id, .. } => ("bad_proof", event_id),
+            Problem::BadRedaction { event_id, .. } => ("bad_redaction", event_id),
             Problem::Unproven { event_id, .. } => ("unproven_row", event_id),
             Problem::FileHash { file, .. } => ("file_hash", file),
         }
@@ -87,8 +95,21 @@ pub struct Report {
     pub digests: u64,
     /// `"given"` (`--keys`) or `"bundle"` (the bundle's own keys.json).
     pub keys: String,
+    /// Rows that verify as redacted (section 14): proven, with the
+    /// request that erased some of their fields.
+    pub redacted: Vec<RedactedRow>,
     /// In check order: the first is the first failure.
     pub problems: Vec<Problem>,
+}
+
+/// A row proven through its redaction record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactedRow {
+    pub row: u64,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub request_id: String,
+    pub fields: Vec<String>,
 }
 
 /// What the verifier keeps of each row: its identity and recomputed leaf.
@@ -97,6 +118,9 @@ struct RowSeen {
     event_id: String,
     partition: i32,
     offset: i64,
+    content_hash: String,
+    received_at: i64,
+    schema_id: u32,
     leaf: Hash,
     proven: bool,
 }
@@ -205,8 +229,19 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
             Ok(None) => continue,
             Err(e) => return Err(fatal(events_name, format!("row {n}: {e}"))),
         };
+        let sealed = Sealed::from(&row);
+        let content_hash = sealed.content_hash();
         rows.push(RowSeen {
-            leaf: Sealed::from(&row).leaf(),
+            leaf: leaf_of(
+                &content_hash,
+                row.received_at,
+                row.schema_id,
+                row.kafka_partition,
+                row.kafka_offset,
+            ),
+            content_hash,
+            received_at: row.received_at,
+            schema_id: row.schema_id,
             tenant_id: row.tenant_id,
             event_id: row.event_id,
             partition: row.kafka_partition,
@@ -215,11 +250,29 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
         });
     }
     report.rows = rows.len() as u64;
+    // Redaction records, when the manifest lists the file (bundles made
+    // before redaction existed do not).
+    let mut records: Vec<RedactionRecord> = Vec::new();
+    if manifest.files.iter().any(|f| f.name == REDACTIONS_FILE) {
+        for (n, line) in lines(file(REDACTIONS_FILE)?) {
+            records.push(
+                serde_json::from_slice(line)
+                    .map_err(|e| fatal(REDACTIONS_FILE, format!("line {}: {e}", n + 1)))?,
+            );
+        }
+    }
+    let seen = Seen {
+        digests: &digests,
+        records: &records,
+        keys,
+    };
     for (n, line) in lines(file(PROOFS_FILE)?) {
         let proof: ProofLine = serde_json::from_slice(line)
             .map_err(|e| fatal(PROOFS_FILE, format!("line {}: {e}", n + 1)))?;
-        if let Some(problem) = check_proof(&proof, &mut rows, &digests) {
-            report.problems.push(problem);
+        match check_proof(&proof, &mut rows, &seen) {
+            Ok(Some(redacted)) => report.redacted.push(redacted),
+            Ok(None) => {}
+            Err(problem) => report.problems.push(problem),
         }
     }
     let unsealed: HashSet<u64> = manifest.unsealed.iter().map(|u| u.row).collect();
@@ -307,13 +360,22 @@ fn check_chains(order: &[String], digests: &HashMap<String, Digest>, report: &mu
     }
 }
 
+/// What the proofs are checked against.
+struct Seen<'a> {
+    digests: &'a HashMap<String, Digest>,
+    records: &'a [RedactionRecord],
+    keys: &'a KeyRing,
+}
+
+/// `Ok(Some(_))`: the row is proven as redacted.
 fn check_proof(
     proof: &ProofLine,
     rows: &mut [RowSeen],
-    digests: &HashMap<String, Digest>,
-) -> Option<Problem> {
+    seen: &Seen<'_>,
+) -> Result<Option<RedactedRow>, Problem> {
+    let digests = seen.digests;
     let bad = |why: String| {
-        Some(Problem::BadProof {
+        Err(Problem::BadProof {
             event_id: proof.event_id.clone(),
             row: proof.row,
             why,
@@ -344,19 +406,56 @@ fn check_proof(
     if row.proven {
         return bad("a second proof for the same row".into());
     }
+    // The leaf the proof starts from: the row's own, or, for a row
+    // redacted under a valid record, the one its original content hash
+    // gives (section 14).
+    let mut leaf = row.leaf;
+    let mut redacted = None;
     let computed = hex(&row.leaf);
     if computed != proof.leaf {
-        return Some(Problem::EventAltered {
+        let altered = || Problem::EventAltered {
             event_id: row.event_id.clone(),
             tenant_id: row.tenant_id.clone(),
             row: proof.row,
             digest: proof.digest_hash.clone(),
-            computed,
+            computed: computed.clone(),
             sealed: proof.leaf.clone(),
-        });
+        };
+        let Some(sealed) = unhex::<32>(&proof.leaf) else {
+            return Err(altered());
+        };
+        let hashes = RowHashes {
+            tenant_id: &row.tenant_id,
+            event_id: &row.event_id,
+            content_hash: &row.content_hash,
+            received_at: row.received_at,
+            schema_id: row.schema_id,
+            kafka_partition: row.partition,
+            kafka_offset: row.offset,
+        };
+        match judge_row(&hashes, &sealed, seen.records, seen.keys) {
+            RowSeal::Redacted(r) => {
+                leaf = sealed;
+                redacted = Some(RedactedRow {
+                    row: proof.row,
+                    tenant_id: row.tenant_id.clone(),
+                    event_id: row.event_id.clone(),
+                    request_id: r.request_id.clone(),
+                    fields: r.fields.clone(),
+                });
+            }
+            RowSeal::BadRecord(_, why) => {
+                return Err(Problem::BadRedaction {
+                    event_id: row.event_id.clone(),
+                    row: proof.row,
+                    why: why.to_string(),
+                })
+            }
+            RowSeal::Intact | RowSeal::Altered => return Err(altered()),
+        }
     }
     let Some(d) = digests.get(&proof.digest_hash) else {
-        return Some(Problem::MissingDigest {
+        return Err(Problem::MissingDigest {
             missing: proof.digest_hash.clone(),
             named_by: format!("event {}", proof.event_id),
         });
@@ -383,7 +482,7 @@ fn check_proof(
         usize::try_from(proof.leaf_index),
         usize::try_from(proof.tree_size),
     ) {
-        (Some(path), Ok(index), Ok(size)) => root_from_proof(&row.leaf, index, size, &path),
+        (Some(path), Ok(index), Ok(size)) => root_from_proof(&leaf, index, size, &path),
         _ => None,
     };
     if recomputed.map(|r| hex(&r)).as_deref() != Some(d.root.as_str()) {
@@ -393,7 +492,7 @@ fn check_proof(
         ));
     }
     row.proven = true;
-    None
+    Ok(redacted)
 }
 
 #[cfg(test)]
