@@ -312,7 +312,14 @@ mod tests {
             redaction: note(),
         };
         let text = v.explanation(0);
-        for part in ["req-1", "actor.ip, metadata.email", "alice", "bob", "GDPR erasure 7", "leaf 4 of 10"] {
+        for part in [
+            "req-1",
+            "actor.ip, metadata.email",
+            "alice",
+            "bob",
+            "GDPR erasure 7",
+            "leaf 4 of 10",
+        ] {
             assert!(text.contains(part), "{part}: {text}");
         }
         assert!(!v.failed());

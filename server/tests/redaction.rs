@@ -73,7 +73,9 @@ async fn seed(server: &common::TestServer, events: &[Value]) {
 }
 
 fn number(text: String) -> u64 {
-    text.trim().parse().unwrap_or_else(|_| panic!("a number: {text}"))
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a number: {text}"))
 }
 
 /// The dashboard's count (the rollup, as `activity` merges it) and
@@ -148,7 +150,10 @@ async fn check_both(config: &attest_server::config::Config) -> Report {
     let report = common::integrity_report(config).await;
     let keys = config.integrity.key_dir.join("keys.json");
     let out = tokio::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integrity_verifier.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/integrity_verifier.py"
+        ))
         .args(["--clickhouse", &config.clickhouse.url])
         .args(["--database", &config.clickhouse.database])
         .arg("--keys")
@@ -160,14 +165,22 @@ async fn check_both(config: &attest_server::config::Config) -> Report {
         .expect("python3 runs the verifier");
     let text = String::from_utf8_lossy(&out.stdout);
     let theirs: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!("verifier output ({e}): {text}\n{}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "verifier output ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     let pairs = |v: &Value| -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = v
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_str().unwrap().to_owned()))
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_owned(),
+                    p[1].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         out.sort();
         out.dedup();
@@ -176,7 +189,11 @@ async fn check_both(config: &attest_server::config::Config) -> Report {
     let mut ours: Vec<(String, String)> = report.problems.iter().map(|(_, _, p)| kind(p)).collect();
     ours.sort();
     ours.dedup();
-    assert_eq!(pairs(&theirs["problems"]), ours, "problems: the verifiers disagree");
+    assert_eq!(
+        pairs(&theirs["problems"]),
+        ours,
+        "problems: the verifiers disagree"
+    );
     let mut redacted: Vec<(String, String)> = report
         .redacted
         .iter()
@@ -184,7 +201,11 @@ async fn check_both(config: &attest_server::config::Config) -> Report {
         .collect();
     redacted.sort();
     redacted.dedup();
-    assert_eq!(pairs(&theirs["redacted"]), redacted, "redacted: the verifiers disagree");
+    assert_eq!(
+        pairs(&theirs["redacted"]),
+        redacted,
+        "redacted: the verifiers disagree"
+    );
     report
 }
 
@@ -194,9 +215,12 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
+/// (ok, first problem as (kind, subject), redacted event ids).
+type BundleVerdict = (bool, Option<(String, String)>, Vec<String>);
+
 /// `attest verify --json` and the independent verifier on one bundle:
 /// (ok, first problem as (kind, subject), redacted event ids) of each.
-fn verify_bundle(bundle: &[u8], keys: &Path) -> [(bool, Option<(String, String)>, Vec<String>); 2] {
+fn verify_bundle(bundle: &[u8], keys: &Path) -> [BundleVerdict; 2] {
     let path = scratch("bundle.zip");
     std::fs::write(&path, bundle).unwrap();
     let ours = std::process::Command::new(env!("CARGO_BIN_EXE_attest"))
@@ -208,7 +232,10 @@ fn verify_bundle(bundle: &[u8], keys: &Path) -> [(bool, Option<(String, String)>
         .output()
         .expect("attest verify runs");
     let theirs = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integrity_verifier.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/integrity_verifier.py"
+        ))
         .arg("export")
         .arg(&path)
         .arg("--keys")
@@ -219,10 +246,16 @@ fn verify_bundle(bundle: &[u8], keys: &Path) -> [(bool, Option<(String, String)>
     let read = |out: &std::process::Output, id_at: usize| {
         let text = String::from_utf8_lossy(&out.stdout);
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!("verifier output ({e}): {text}\n{}", String::from_utf8_lossy(&out.stderr))
+            panic!(
+                "verifier output ({e}): {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         });
         let first = v["first"].as_array().map(|f| {
-            (f[0].as_str().unwrap().to_owned(), f[1].as_str().unwrap().to_owned())
+            (
+                f[0].as_str().unwrap().to_owned(),
+                f[1].as_str().unwrap().to_owned(),
+            )
         });
         let mut redacted: Vec<String> = v["redacted"]
             .as_array()
@@ -286,14 +319,29 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
 
     let mut alice = Browser::new(&server.base_url);
     alice
-        .sign_in(&grant(&config, &["--name", "alice", "--all-tenants", "--role", "admin"]), "/")
+        .sign_in(
+            &grant(
+                &config,
+                &["--name", "alice", "--all-tenants", "--role", "admin"],
+            ),
+            "/",
+        )
         .await;
     let mut bob = Browser::new(&server.base_url);
-    bob.sign_in(&grant(&config, &["--name", "bob", "--all-tenants", "--role", "admin"]), "/")
-        .await;
+    bob.sign_in(
+        &grant(
+            &config,
+            &["--name", "bob", "--all-tenants", "--role", "admin"],
+        ),
+        "/",
+    )
+    .await;
     let mut carol = Browser::new(&server.base_url);
     carol
-        .sign_in(&grant(&config, &["--name", "carol", "--tenant", TENANT]), "/")
+        .sign_in(
+            &grant(&config, &["--name", "carol", "--tenant", TENANT]),
+            "/",
+        )
         .await;
 
     let before = counts(&server).await;
@@ -315,7 +363,13 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     let (status, body) = post(&alice, "/api/v1/redactions", Some(outcome)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["errors"][0]["field_path"], "fields", "{body}");
-    assert!(body["message"].as_str().unwrap().contains("`outcome` cannot be redacted"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`outcome` cannot be redacted"),
+        "{body}"
+    );
 
     let (status, made) = post(&alice, "/api/v1/redactions", Some(request)).await;
     assert_eq!(status, 201, "{made}");
@@ -326,10 +380,16 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     // Not by the requester; not before approval.
     let (status, body) = post(&alice, &format!("/api/v1/redactions/{id}/approve"), None).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("second admin"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("second admin"),
+        "{body}"
+    );
     let (status, body) = post(&bob, &format!("/api/v1/redactions/{id}/execute"), None).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("not approved"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("not approved"),
+        "{body}"
+    );
     let untouched = server
         .clickhouse(&format!(
             "SELECT count() FROM audit_events WHERE actor_id = '{SUBJECT}'"
@@ -338,14 +398,21 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     assert_eq!(number(untouched), 3, "nothing ran");
     let (status, pending) = get(&bob, "/api/v1/redactions?state=pending").await;
     assert_eq!(status, 200);
-    assert_eq!(pending["requests"][0]["request_id"], id.as_str(), "{pending}");
+    assert_eq!(
+        pending["requests"][0]["request_id"],
+        id.as_str(),
+        "{pending}"
+    );
 
     let (status, done) = post(&bob, &format!("/api/v1/redactions/{id}/approve"), None).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["redacted"], 3, "{done}");
     assert_eq!(done["request"]["state"], "executed", "{done}");
     assert_eq!(done["request"]["approved_by"], "bob");
-    assert_eq!(done["request"]["subject_actor_id"], "", "the subject is not kept");
+    assert_eq!(
+        done["request"]["subject_actor_id"], "",
+        "the subject is not kept"
+    );
 
     // Exactly one row per event, with the fields erased and the rest kept.
     let rows = server
@@ -372,12 +439,19 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     assert_eq!(counts(&server).await, before);
     let failing = failing_actors(&server).await;
     assert!(failing.iter().all(|(a, _)| a != SUBJECT), "{failing:?}");
-    assert!(failing.contains(&("[redacted]".to_owned(), 2)), "{failing:?}");
+    assert!(
+        failing.contains(&("[redacted]".to_owned(), 2)),
+        "{failing:?}"
+    );
 
     // The chain verifies, the three events as redacted, in both verifiers.
     let report = check_both(&config).await;
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
-    let mut redacted: Vec<&str> = report.redacted.iter().map(|r| r.event_id.as_str()).collect();
+    let mut redacted: Vec<&str> = report
+        .redacted
+        .iter()
+        .map(|r| r.event_id.as_str())
+        .collect();
     redacted.sort();
     assert_eq!(redacted, ["sub-0", "sub-1", "sub-2"]);
     assert!(report.redacted.iter().all(|r| r.request_id == id));
@@ -402,7 +476,13 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
         SealVerdict::Redacted { redaction, .. } => {
             assert_eq!(redaction.request_id, id);
             assert_eq!(redaction.fields, ["actor.id", "actor.ip", "metadata.email"]);
-            assert_eq!((redaction.requested_by.as_str(), redaction.approved_by.as_str()), ("alice", "bob"));
+            assert_eq!(
+                (
+                    redaction.requested_by.as_str(),
+                    redaction.approved_by.as_str()
+                ),
+                ("alice", "bob")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -428,7 +508,11 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
              AND has(metadata.value, '{SUBJECT}')"
         ))
         .await;
-    assert_eq!(number(subject_in_trail), 0, "the trail does not repeat the subject");
+    assert_eq!(
+        number(subject_in_trail),
+        0,
+        "the trail does not repeat the subject"
+    );
 
     // Tampering after the redaction is caught: a redacted row changed
     // (its content no longer matches its record), and a forged record
@@ -439,9 +523,15 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
             COLUMNS.replace("resource_id,", "'acc-1' AS resource_id,")
         ))
         .await;
-    common::mutate(&server, "ALTER TABLE audit_events DELETE WHERE event_id = 'sub-0'").await;
+    common::mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'sub-0'",
+    )
+    .await;
     server
-        .clickhouse(&format!("INSERT INTO audit_events ({COLUMNS}) FORMAT TabSeparated\n{forged}"))
+        .clickhouse(&format!(
+            "INSERT INTO audit_events ({COLUMNS}) FORMAT TabSeparated\n{forged}"
+        ))
         .await;
     common::mutate(
         &server,
@@ -449,7 +539,8 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     )
     .await;
     let report = check_both(&config).await;
-    let mut found: Vec<(String, String)> = report.problems.iter().map(|(_, _, p)| kind(p)).collect();
+    let mut found: Vec<(String, String)> =
+        report.problems.iter().map(|(_, _, p)| kind(p)).collect();
     found.sort();
     assert_eq!(
         found,
@@ -513,21 +604,45 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
         .await;
     let refused = cli(
         &config,
-        &["request", "--tenant", "loose", "--event", "loose-1", "--field", "actor.ip", "--reason", "r", "--by", "ops-a"],
+        &[
+            "request", "--tenant", "loose", "--event", "loose-1", "--field", "actor.ip",
+            "--reason", "r", "--by", "ops-a",
+        ],
     );
     assert!(!refused.status.success());
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("not sealed yet"), "{why}");
-    common::mutate(&server, "ALTER TABLE audit_events DELETE WHERE event_id = 'loose-1'").await;
+    common::mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'loose-1'",
+    )
+    .await;
 
     let made = cli(
         &config,
         &[
-            "request", "--tenant", TENANT, "--event", "sub-0", "--event", "sub-1", "--field", "actor.ip",
-            "--field", "actor.id", "--reason", "erasure 5", "--by", "ops-a",
+            "request",
+            "--tenant",
+            TENANT,
+            "--event",
+            "sub-0",
+            "--event",
+            "sub-1",
+            "--field",
+            "actor.ip",
+            "--field",
+            "actor.id",
+            "--reason",
+            "erasure 5",
+            "--by",
+            "ops-a",
         ],
     );
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let id = String::from_utf8_lossy(&made.stdout).trim().to_owned();
     // Pending: it cannot run, and its requester cannot approve it.
     let early = cli(&config, &["execute", &id, "--by", "ops-b"]);
@@ -545,7 +660,11 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
         ))
         .await;
     let approved = cli(&config, &["approve", &id, "--by", "ops-b"]);
-    assert!(approved.status.success(), "{}", String::from_utf8_lossy(&approved.stderr));
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
     assert!(String::from_utf8_lossy(&approved.stdout).contains("2 rows redacted"));
 
     // Back to where a crash between the insert of the redacted rows and
@@ -553,7 +672,9 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
     // stored, the originals still there (and counted again by the views),
     // the request approved but not executed.
     server
-        .clickhouse(&format!("INSERT INTO audit_events ({columns}) FORMAT TabSeparated\n{originals}"))
+        .clickhouse(&format!(
+            "INSERT INTO audit_events ({columns}) FORMAT TabSeparated\n{originals}"
+        ))
         .await;
     server
         .clickhouse(&format!(
@@ -567,13 +688,21 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
         ip_rows(&server).await,
         "sub-0\t198.51.100.7\nsub-0\t[redacted]\nsub-1\t198.51.100.7\nsub-1\t[redacted]\n"
     );
-    assert_ne!(counts(&server).await, before, "the views counted the originals again");
+    assert_ne!(
+        counts(&server).await,
+        before,
+        "the views counted the originals again"
+    );
     let listed = cli(&config, &["list", "--state", "approved", "--json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["request_id"], id.as_str(), "{listed}");
 
     let again = cli(&config, &["execute", &id, "--by", "ops-b"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert_eq!(
         ip_rows(&server).await,
         "sub-0\t[redacted]\nsub-1\t[redacted]\n",
@@ -585,7 +714,11 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
         ))
         .await;
     assert_eq!(number(records), 2, "no second record signed");
-    assert_eq!(counts(&server).await, before, "the rollups count each event once");
+    assert_eq!(
+        counts(&server).await,
+        before,
+        "the rollups count each event once"
+    );
     let report = check_both(&config).await;
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
     assert_eq!(report.redacted.len(), 2);

@@ -28,7 +28,9 @@ use super::pipeline::Admin;
 use super::ApiError;
 use crate::access::Viewer;
 use crate::ingest::validate::FieldError;
-use crate::redaction::{Execution, NewRequest, Redactions, RequestView, State as RequestState, Who};
+use crate::redaction::{
+    Execution, NewRequest, Redactions, RequestView, State as RequestState, Who,
+};
 
 pub fn router(redactions: Arc<Redactions>) -> Router {
     Router::new()

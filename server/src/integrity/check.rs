@@ -244,7 +244,11 @@ pub async fn check_partition(
         rechecked().map(|d| d.first_offset).min(),
         rechecked().map(|d| d.last_offset).max(),
     ) {
-        (Some(from), Some(to)) => store.redaction_records_in_range(partition, from, to).await?,
+        (Some(from), Some(to)) => {
+            store
+                .redaction_records_in_range(partition, from, to)
+                .await?
+        }
         _ => Vec::new(),
     };
     for d in on_chain.iter().rev() {

@@ -418,18 +418,34 @@ mod tests {
         }
         .sign(&key);
         let judged = |e: &EventDetail, records: &[RedactionRecord]| {
-            judge(e, &stored_leaf(e), std::slice::from_ref(&c), records, &keys, true)
+            judge(
+                e,
+                &stored_leaf(e),
+                std::slice::from_ref(&c),
+                records,
+                &keys,
+                true,
+            )
         };
         match judged(&redacted, std::slice::from_ref(&record)) {
             SealVerdict::Redacted { place, redaction } => {
                 assert_eq!(place.leaf_index, 1);
                 assert_eq!(redaction.fields, vec!["actor.ip".to_owned()]);
-                assert_eq!((redaction.requested_by.as_str(), redaction.approved_by.as_str()), ("alice", "bob"));
+                assert_eq!(
+                    (
+                        redaction.requested_by.as_str(),
+                        redaction.approved_by.as_str()
+                    ),
+                    ("alice", "bob")
+                );
             }
             other => panic!("{other:?}"),
         }
         // Without its record, or changed after the redaction: altered.
-        assert!(matches!(judged(&redacted, &[]), SealVerdict::Altered { .. }));
+        assert!(matches!(
+            judged(&redacted, &[]),
+            SealVerdict::Altered { .. }
+        ));
         let mut after = redacted.clone();
         after.action = "user.create".into();
         assert!(matches!(

@@ -15,8 +15,8 @@ use super::export_zip::read_entries;
 use super::keys::KeyRing;
 use super::leaf::{leaf_of, Sealed};
 use super::merkle::{root_from_proof, Hash};
-use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use super::proof::*;
+use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use crate::store::ExportFormat;
 use sha2::{Digest as _, Sha256};
 
@@ -272,7 +272,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
         match check_proof(&proof, &mut rows, &seen) {
             Ok(Some(redacted)) => report.redacted.push(redacted),
             Ok(None) => {}
-            Err(problem) => report.problems.push(problem),
+            Err(problem) => report.problems.push(*problem),
         }
     }
     let unsealed: HashSet<u64> = manifest.unsealed.iter().map(|u| u.row).collect();
@@ -372,14 +372,14 @@ fn check_proof(
     proof: &ProofLine,
     rows: &mut [RowSeen],
     seen: &Seen<'_>,
-) -> Result<Option<RedactedRow>, Problem> {
+) -> Result<Option<RedactedRow>, Box<Problem>> {
     let digests = seen.digests;
     let bad = |why: String| {
-        Err(Problem::BadProof {
+        Err(Box::new(Problem::BadProof {
             event_id: proof.event_id.clone(),
             row: proof.row,
             why,
-        })
+        }))
     };
     let Some(row) = usize::try_from(proof.row)
         .ok()
@@ -422,7 +422,7 @@ fn check_proof(
             sealed: proof.leaf.clone(),
         };
         let Some(sealed) = unhex::<32>(&proof.leaf) else {
-            return Err(altered());
+            return Err(Box::new(altered()));
         };
         let hashes = RowHashes {
             tenant_id: &row.tenant_id,
@@ -445,20 +445,20 @@ fn check_proof(
                 });
             }
             RowSeal::BadRecord(_, why) => {
-                return Err(Problem::BadRedaction {
+                return Err(Box::new(Problem::BadRedaction {
                     event_id: row.event_id.clone(),
                     row: proof.row,
                     why: why.to_string(),
-                })
+                }))
             }
-            RowSeal::Intact | RowSeal::Altered => return Err(altered()),
+            RowSeal::Intact | RowSeal::Altered => return Err(Box::new(altered())),
         }
     }
     let Some(d) = digests.get(&proof.digest_hash) else {
-        return Err(Problem::MissingDigest {
+        return Err(Box::new(Problem::MissingDigest {
             missing: proof.digest_hash.clone(),
             named_by: format!("event {}", proof.event_id),
-        });
+        }));
     };
     if d.topic != proof.topic
         || d.partition != proof.kafka_partition

@@ -124,7 +124,9 @@ pub enum RecordProblem {
         key_id: String,
         executed_at: i64,
     },
-    #[error("redaction record of request {request}: the signature does not verify with key {key_id}")]
+    #[error(
+        "redaction record of request {request}: the signature does not verify with key {key_id}"
+    )]
     BadSignature { request: String, key_id: String },
 }
 
@@ -287,7 +289,10 @@ pub(crate) mod tests {
             let mut altered = r.clone();
             change(&mut altered);
             assert!(
-                matches!(altered.check(&ring), Err(RecordProblem::BadSignature { .. })),
+                matches!(
+                    altered.check(&ring),
+                    Err(RecordProblem::BadSignature { .. })
+                ),
                 "change {i}"
             );
         }

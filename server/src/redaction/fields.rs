@@ -41,10 +41,16 @@ const METADATA_PREFIX: &str = "metadata.";
 const REFUSED: &[(&str, &str)] = &[
     ("event_id", "it is the event's identity"),
     ("tenant_id", "it says whose trail the event is in"),
-    ("occurred_at", "it places the event in time (searches, rollups, retention)"),
+    (
+        "occurred_at",
+        "it places the event in time (searches, rollups, retention)",
+    ),
     ("category", "it names the event's topic and chain"),
     ("outcome", "the dashboards and detections count by it"),
-    ("action", "it says what happened; erase the personal data around it instead"),
+    (
+        "action",
+        "it says what happened; erase the personal data around it instead",
+    ),
     ("source_service", "it names the service that sent the event"),
     ("received_at", "Attest recorded it, not the sender"),
     ("schema_id", "Attest recorded it, not the sender"),
@@ -153,13 +159,28 @@ mod tests {
             vec![Field::ActorIp, Field::Metadata("email".into())]
         );
         assert_eq!(parsed[1].name(), "metadata.email");
-        assert_eq!(parse("actor.user_agent").unwrap().name(), "actor.user_agent");
-        for protected in ["event_id", "tenant_id", "occurred_at", "category", "outcome"] {
+        assert_eq!(
+            parse("actor.user_agent").unwrap().name(),
+            "actor.user_agent"
+        );
+        for protected in [
+            "event_id",
+            "tenant_id",
+            "occurred_at",
+            "category",
+            "outcome",
+        ] {
             let e = parse_list(&names(&["actor.ip", protected])).unwrap_err();
-            assert!(e.starts_with(&format!("`{protected}` cannot be redacted")), "{e}");
+            assert!(
+                e.starts_with(&format!("`{protected}` cannot be redacted")),
+                "{e}"
+            );
         }
         let e = parse("actor.name").unwrap_err();
-        assert!(e.contains("not a redactable field") && e.contains("actor.id"), "{e}");
+        assert!(
+            e.contains("not a redactable field") && e.contains("actor.id"),
+            "{e}"
+        );
         assert!(parse("metadata.").is_err());
         assert!(parse_list(&[]).is_err());
         assert!(parse_list(&names(&[" "])).is_err());
@@ -175,7 +196,8 @@ mod tests {
                 offset: 3,
             },
         );
-        let fields = parse_list(&names(&["actor.id", "metadata.reason", "metadata.absent"])).unwrap();
+        let fields =
+            parse_list(&names(&["actor.id", "metadata.reason", "metadata.absent"])).unwrap();
         let out = redacted(&row, &fields);
         assert_eq!(out.actor_id, MARKER);
         assert_eq!(out.metadata_key, row.metadata_key, "keys stay");

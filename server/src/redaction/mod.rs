@@ -313,7 +313,10 @@ impl Redactions {
             (None, false) => {
                 let ids: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
                 let rows = self.store.rows_of_events(tenant, &ids).await?;
-                if let Some(absent) = ids.iter().find(|id| !rows.iter().any(|r| &r.event_id == *id)) {
+                if let Some(absent) = ids
+                    .iter()
+                    .find(|id| !rows.iter().any(|r| &r.event_id == *id))
+                {
                     return Err(invalid(
                         "event_ids",
                         format!("event {absent} of tenant {tenant} is not stored"),
@@ -356,8 +359,14 @@ impl Redactions {
             executed_at: 0,
             version: now as u64,
         };
-        self.record(&row, "redaction.request", by, Outcome::Success, BTreeMap::new())
-            .await?;
+        self.record(
+            &row,
+            "redaction.request",
+            by,
+            Outcome::Success,
+            BTreeMap::new(),
+        )
+        .await?;
         self.store.put_redaction_request(&row).await?;
         info!(request = %row.request_id, tenant = %row.tenant_id, events = row.event_ids.len(), "redaction requested");
         Ok(RequestView::from(&row))
@@ -391,8 +400,14 @@ impl Redactions {
         row.approved_by_id = by.id.clone();
         row.approved_at = now;
         row.version = next_version(&row, now);
-        self.record(&row, "redaction.approve", by, Outcome::Success, BTreeMap::new())
-            .await?;
+        self.record(
+            &row,
+            "redaction.approve",
+            by,
+            Outcome::Success,
+            BTreeMap::new(),
+        )
+        .await?;
         self.store.put_redaction_request(&row).await?;
         info!(request = %request_id, approver = %by.name, "redaction approved");
         self.run(row, by).await
@@ -496,7 +511,12 @@ impl Redactions {
             if records.iter().any(|r| {
                 r.request_id == row.request_id
                     && r.redacted_hash == s.hash
-                    && r.names(tenant, &s.row.event_id, s.row.kafka_partition, s.row.kafka_offset)
+                    && r.names(
+                        tenant,
+                        &s.row.event_id,
+                        s.row.kafka_partition,
+                        s.row.kafka_offset,
+                    )
             }) {
                 done.insert(s.row.event_id.as_str());
                 minutes.insert(minute_of(s.row.occurred_at));
@@ -581,7 +601,7 @@ impl Redactions {
             reason: &row.reason,
             executed_at: now_ms(),
         }
-            .sign(key);
+        .sign(key);
         Ok(self.store.put_redaction_record(&record).await?)
     }
 

@@ -30,7 +30,9 @@ const ROW_COLUMNS: &str = "event_id, tenant_id, occurred_at, received_at, catego
 
 /// The newest version of every request.
 fn requests_sql() -> String {
-    format!("SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} FINAL ORDER BY requested_at, request_id")
+    format!(
+        "SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} FINAL ORDER BY requested_at, request_id"
+    )
 }
 
 fn request_sql() -> String {
@@ -201,7 +203,11 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         DELETE_ROW_SQL.into(),
         &["tenant", "event_id", "content_hash"],
     ));
-    out.push(t("redaction_optimize_requests", OPTIMIZE_REQUESTS_SQL.into(), &[]));
+    out.push(t(
+        "redaction_optimize_requests",
+        OPTIMIZE_REQUESTS_SQL.into(),
+        &[],
+    ));
     out
 }
 
@@ -234,7 +240,10 @@ impl Store {
     }
 
     pub async fn put_redaction_record(&self, record: &RedactionRecord) -> Result<(), StoreError> {
-        let mut insert = self.primary.insert::<RedactionRecord>(RECORDS_TABLE).await?;
+        let mut insert = self
+            .primary
+            .insert::<RedactionRecord>(RECORDS_TABLE)
+            .await?;
         insert.write(record).await?;
         insert.end().await?;
         Ok(())
