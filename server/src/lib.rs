@@ -243,7 +243,7 @@ pub async fn open_redactions(config: &Config) -> Result<redaction::Redactions, S
         prepared.store,
         ingest,
         config.integrity.key_dir.clone(),
-        config.kafka.topic_prefix.clone(),
+        config.kafka.clone(),
     ))
 }
 
@@ -596,6 +596,12 @@ pub async fn start(
             stop.clone(),
         )),
     };
+    let redactions = Arc::new(redaction::Redactions::new(
+        prepared.store.clone(),
+        ingest.clone(),
+        config.integrity.key_dir.clone(),
+        config.kafka.clone(),
+    ));
     let app = console_router(
         leptos_options,
         prepared.store.clone(),
@@ -612,6 +618,7 @@ pub async fn start(
                 topic_prefix: config.kafka.topic_prefix.clone(),
                 sealing_on: config.integrity.seal,
             },
+            redactions,
         },
         AdminParts {
             collector,
@@ -721,6 +728,10 @@ struct AdminParts {
 struct IntegrityParts {
     proofs: http::export::ProofsSetup,
     seals: integrity::event_seal::SealCheck,
+    /// Governed redaction. It records its steps in the tenant's own trail
+    /// whatever the console's sign-in mode (without sign-in nobody can
+    /// approve: requester and approver are the same anonymous viewer).
+    redactions: Arc<redaction::Redactions>,
 }
 
 /// The console's pages and server functions, the export download beside
@@ -737,7 +748,11 @@ fn console_router(
     integrity: IntegrityParts,
     admin: AdminParts,
 ) -> Router {
-    let IntegrityParts { proofs, seals } = integrity;
+    let IntegrityParts {
+        proofs,
+        seals,
+        redactions,
+    } = integrity;
     let AdminParts {
         collector,
         inbox,
@@ -747,15 +762,6 @@ fn console_router(
     } = admin;
     let routes = generate_route_list(app::App);
     let board = Arc::new(app::export_progress::board::ExportBoard::default());
-    // Redaction records its steps in the tenant's own trail whatever the
-    // console's sign-in mode (without sign-in nobody can approve: the
-    // requester and the approver would be the same anonymous viewer).
-    let redactions = Arc::new(redaction::Redactions::new(
-        store.clone(),
-        ingest.clone(),
-        proofs.key_dir.clone(),
-        proofs.topic_prefix.clone(),
-    ));
     let recorder = match &auth {
         http::ConsoleAuth::Open => None,
         http::ConsoleAuth::SignIn { .. } => Some(ingest),

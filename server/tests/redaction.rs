@@ -70,6 +70,37 @@ async fn seed(server: &common::TestServer, events: &[Value]) {
     let n = events.len() as u64;
     assert_eq!(server.wait_for_rows(n, Duration::from_secs(60)).await, n);
     common::wait_sealed(server, n).await;
+    wait_committed(&server.config, n as i64).await;
+}
+
+/// Waits until the writers committed past `n` records of the events
+/// topics (new topics: offsets from 0): a redaction refuses rows whose
+/// offsets are sealed but not committed yet.
+async fn wait_committed(config: &attest_server::config::Config, n: i64) {
+    use attest_server::integrity::seal::{committed, offsets_reader};
+    let partitions: Vec<(String, i32)> =
+        attest_server::topics::event_topics(&config.kafka.topic_prefix)
+            .into_iter()
+            .flat_map(|t| (0..config.kafka.partitions).map(move |p| (t.clone(), p)))
+            .collect();
+    let reader = std::sync::Arc::new(offsets_reader(&config.kafka, "redaction-test").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = committed(reader.clone(), &partitions)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.offset)
+            .sum();
+        if done >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {n} offsets committed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn number(text: String) -> u64 {
@@ -592,29 +623,33 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
     seed(&server, &events(now)).await;
     let before = counts(&server).await;
 
-    // A row the writer never sealed cannot be redacted.
-    server
-        .clickhouse(&format!(
-            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
-             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
-             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
-             kafka_offset) VALUES ('loose-1', 'loose', {now}, {now}, 'authentication', 'user.login', \
-             'success', 'x', 'user', '', '', '', '', 'sso', '', [], [], 1, 0, 999999)"
-        ))
-        .await;
-    let refused = cli(
-        &config,
-        &[
-            "request", "--tenant", "loose", "--event", "loose-1", "--field", "actor.ip",
-            "--reason", "r", "--by", "ops-a",
-        ],
-    );
-    assert!(!refused.status.success());
-    let why = String::from_utf8_lossy(&refused.stderr);
-    assert!(why.contains("not sealed yet"), "{why}");
+    // Rows the writer did not seal, or whose offsets it has not committed
+    // (it could deliver them again), cannot be redacted.
+    for (id, offset, why) in [
+        ("loose-1", 999_999, "not committed by the writers yet"),
+        ("loose-2", 0, "not sealed yet"),
+    ] {
+        server
+            .clickhouse(&format!(
+                "INSERT INTO audit_events ({COLUMNS}) VALUES ('{id}', 'loose', {now}, {now}, \
+                 'authentication', 'user.login', 'success', 'x', 'user', '', '', '', '', 'sso', '', \
+                 [], [], 1, 0, {offset})"
+            ))
+            .await;
+        let refused = cli(
+            &config,
+            &[
+                "request", "--tenant", "loose", "--event", id, "--field", "actor.ip", "--reason",
+                "r", "--by", "ops-a",
+            ],
+        );
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(why), "{id}: {stderr}");
+    }
     common::mutate(
         &server,
-        "ALTER TABLE audit_events DELETE WHERE event_id = 'loose-1'",
+        "ALTER TABLE audit_events DELETE WHERE tenant_id = 'loose'",
     )
     .await;
 

@@ -157,6 +157,13 @@ impl From<crate::redaction::RedactionError> for ApiError {
                     retry_after_secs: SEARCH_RETRY_AFTER_SECS,
                 }
             }
+            RedactionError::Kafka(error) => {
+                tracing::error!(%error, "cannot read the writers' committed offsets for a redaction");
+                ApiError::Unavailable {
+                    what: "Kafka cannot say whether the events' offsets are committed; nothing was changed, retry shortly",
+                    retry_after_secs: BROKER_RETRY_AFTER_SECS,
+                }
+            }
             RedactionError::Keys(error) => {
                 tracing::error!(%error, "cannot read the integrity keys for a redaction");
                 ApiError::Unavailable {

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::config::KafkaConfig;
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::{internal_event, new_event_id, now_ms, Ingest, IngestError};
 use crate::integrity::check::leaves_problem;
@@ -57,8 +58,9 @@ pub enum RedactionError {
     /// not do it (the requester approving their own request).
     #[error("{0}")]
     Refused(String),
-    /// An event is not sealed yet: the writer may still deliver its record
-    /// again and re-insert the original.
+    /// An event is not sealed, or its offset not committed, yet: the
+    /// writer may still deliver its record again and re-insert the
+    /// original.
     #[error("{0}")]
     NotSealed(String),
     /// An event does not verify against its seal: redacting it would sign
@@ -71,6 +73,8 @@ pub enum RedactionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Kafka(#[from] crate::integrity::seal::HeadsError),
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> RedactionError {
@@ -204,8 +208,10 @@ pub struct Redactions {
     /// `integrity.key_dir`: the records are signed with the current key;
     /// seals are checked against the published ones.
     key_dir: PathBuf,
-    /// `kafka.topic_prefix`: an event's chain is its category's topic.
-    topic_prefix: String,
+    /// `kafka`: an event's chain is its category's topic
+    /// (`topic_prefix`), and the writers' group (`consumer_group`) must
+    /// have committed past its offset.
+    kafka: KafkaConfig,
 }
 
 /// A row with its content hash as stored.
@@ -226,14 +232,48 @@ impl Redactions {
         store: Store,
         ingest: Arc<Ingest>,
         key_dir: PathBuf,
-        topic_prefix: String,
+        kafka: KafkaConfig,
     ) -> Redactions {
         Redactions {
             store,
             ingest,
             key_dir,
-            topic_prefix,
+            kafka,
         }
+    }
+
+    /// An event's topic (its chain), by its stored category.
+    fn topic_of(&self, row: &EventRow) -> Option<String> {
+        Category::from_symbol(&row.category)
+            .map(|c| crate::topics::for_category(&self.kafka.topic_prefix, c))
+    }
+
+    /// The offsets the writers' group committed for the rows' partitions:
+    /// a row is safe to rewrite only below it. A row sealed but not yet
+    /// committed (a writer that died between its seal and its commit) is
+    /// delivered again to the next owner, which would insert the original
+    /// once more.
+    async fn committed(&self, stored: &[Stored]) -> Result<Committed, RedactionError> {
+        let mut partitions: Vec<(String, i32)> = stored
+            .iter()
+            .filter_map(|s| Some((self.topic_of(&s.row)?, s.row.kafka_partition)))
+            .collect();
+        partitions.sort();
+        partitions.dedup();
+        if partitions.is_empty() {
+            return Ok(Committed::default());
+        }
+        let reader = Arc::new(crate::integrity::seal::offsets_reader(
+            &self.kafka,
+            "attest-redaction",
+        )?);
+        Ok(Committed(
+            crate::integrity::seal::committed(reader, &partitions)
+                .await?
+                .into_iter()
+                .filter_map(|c| Some(((c.topic, c.partition), c.offset?)))
+                .collect(),
+        ))
     }
 
     /// Every request, newest version of each, oldest first.
@@ -338,8 +378,9 @@ impl Redactions {
         // delivered again by the writer, re-inserting what was erased.
         let keys = KeyRing::load(&self.key_dir)?;
         let records = self.records_for(tenant, &stored).await?;
+        let committed = self.committed(&stored).await?;
         for s in &stored {
-            self.sealed_as(s, &records, &keys).await?;
+            self.sealed_as(s, &records, &keys, &committed).await?;
         }
         let now = now_ms();
         let row = RequestRow {
@@ -494,6 +535,7 @@ impl Redactions {
             .map(Stored::new)
             .collect();
         let records = self.records_for(tenant, &stored).await?;
+        let committed = self.committed(&stored).await?;
         let targets: BTreeSet<(&str, &str)> = row
             .event_ids
             .iter()
@@ -525,7 +567,7 @@ impl Redactions {
             if !targets.contains(&(s.row.event_id.as_str(), s.hash.as_str())) {
                 continue;
             }
-            let sealed = self.sealed_as(s, &records, &keys).await?;
+            let sealed = self.sealed_as(s, &records, &keys, &committed).await?;
             let out = fields::redacted(&s.row, &fields);
             let out_hash = Sealed::from(&out).content_hash();
             done.insert(s.row.event_id.as_str());
@@ -625,6 +667,7 @@ impl Redactions {
         s: &Stored,
         records: &[RedactionRecord],
         keys: &KeyRing,
+        committed: &Committed,
     ) -> Result<SealedAs, RedactionError> {
         let r = &s.row;
         let not_sealed = || {
@@ -634,9 +677,15 @@ impl Redactions {
                 r.event_id, r.tenant_id
             ))
         };
-        let topic = Category::from_symbol(&r.category)
-            .map(|c| crate::topics::for_category(&self.topic_prefix, c))
-            .ok_or_else(not_sealed)?;
+        let topic = self.topic_of(r).ok_or_else(not_sealed)?;
+        if !committed.past(&topic, r.kafka_partition, r.kafka_offset) {
+            return Err(RedactionError::NotSealed(format!(
+                "event {} of tenant {} is not committed by the writers yet (offset {} of \
+                 {topic}[{}]): it could be delivered again and re-insert what is erased; try \
+                 again shortly",
+                r.event_id, r.tenant_id, r.kafka_offset, r.kafka_partition
+            )));
+        }
         let digests = self
             .store
             .digests_overlapping(
@@ -735,6 +784,19 @@ impl Redactions {
         );
         self.ingest.record(event).await?;
         Ok(())
+    }
+}
+
+/// The writers' committed offset per (topic, partition): the next offset
+/// they will read.
+#[derive(Default)]
+struct Committed(std::collections::HashMap<(String, i32), i64>);
+
+impl Committed {
+    fn past(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.0
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|&next| offset < next)
     }
 }
 
