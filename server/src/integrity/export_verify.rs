@@ -548,7 +548,23 @@ mod tests {
         ring: &KeyRing,
         edit: impl Fn(&str, String) -> String,
     ) -> Vec<u8> {
-        let (rows, events_text) = events(format);
+        bundle_with(format, key, ring, edit, None)
+    }
+
+    /// A record changed before it is written (a forgery, or one about
+    /// another row).
+    type Tweak<'a> = &'a dyn Fn(&mut RedactionRecord);
+
+    /// [`bundle`], with NDJSON row `redact.0`'s `actor_ip` redacted after
+    /// sealing and its record (changed by `redact.1`) in redactions.ndjson.
+    fn bundle_with(
+        format: ExportFormat,
+        key: &SigningKey,
+        ring: &KeyRing,
+        edit: impl Fn(&str, String) -> String,
+        redact: Option<(usize, Tweak<'_>)>,
+    ) -> Vec<u8> {
+        let (rows, mut events_text) = events(format);
         let leaves: Vec<Hash> = rows.iter().map(|r| Sealed::from(r).leaf()).collect();
         let mut digests = Vec::new();
         let mut proofs = String::new();
@@ -593,7 +609,32 @@ mod tests {
             prev = d.digest_hash.clone();
             digests.push(d);
         }
-        let files = [
+        let mut redactions = None;
+        if let Some((i, tweak)) = redact {
+            let mut lines: Vec<String> = events_text.lines().map(str::to_owned).collect();
+            lines[i] = lines[i].replacen("\"actor_ip\":\"\"", "\"actor_ip\":\"[redacted]\"", 1);
+            events_text = lines.iter().map(|l| format!("{l}\n")).collect();
+            let mut redacted = rows[i].clone();
+            redacted.actor_ip = "[redacted]".into();
+            let mut record = crate::integrity::redaction::Unsigned {
+                request_id: "req-1",
+                tenant_id: &rows[i].tenant_id,
+                event_id: &rows[i].event_id,
+                kafka_partition: rows[i].kafka_partition,
+                kafka_offset: rows[i].kafka_offset,
+                original_hash: &Sealed::from(&rows[i]).content_hash(),
+                redacted_hash: &Sealed::from(&redacted).content_hash(),
+                fields: &["actor.ip".into()],
+                requested_by: "alice",
+                approved_by: "bob",
+                reason: "erasure",
+                executed_at: 1_800_000_000_200,
+            }
+            .sign(key);
+            tweak(&mut record);
+            redactions = Some(format!("{}\n", serde_json::to_string(&record).unwrap()));
+        }
+        let mut files = vec![
             (events_file(format), events_text),
             (PROOFS_FILE, proofs),
             (
@@ -605,6 +646,9 @@ mod tests {
             ),
             (KEYS_FILE, serde_json::to_string(ring).unwrap()),
         ];
+        if let Some(text) = redactions {
+            files.push((REDACTIONS_FILE, text));
+        }
         let manifest = Manifest {
             format: BUNDLE_FORMAT.into(),
             events_format: format,
@@ -716,6 +760,36 @@ mod tests {
             Some(("manifest_signature", key.id().to_owned()))
         );
         assert!(wrong.problems.iter().any(|p| p.kind().0 == "bad_digest"));
+    }
+
+    #[test]
+    fn a_redacted_row_verifies_as_redacted_and_a_bad_record_is_named() {
+        let ndjson = ExportFormat::Ndjson;
+        let (ring, key, _dir) = ring_with_one_key();
+        let with = |tweak: Tweak<'_>| {
+            verify(
+                &bundle_with(ndjson, &key, &ring, |_, t| t, Some((2, tweak))),
+                Some(&ring),
+            )
+        };
+        let clean = with(&|_| {});
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        assert_eq!(clean.proven_rows, 7);
+        assert_eq!(
+            clean.redacted,
+            vec![RedactedRow {
+                row: 2,
+                tenant_id: "acme".into(),
+                event_id: "e2".into(),
+                request_id: "req-1".into(),
+                fields: vec!["actor.ip".into()],
+            }]
+        );
+        let forged = with(&|r| r.approved_by = "alice".into());
+        assert_eq!(first(&forged), Some(("bad_redaction", "e2".into())));
+        // A record about another content hash explains nothing.
+        let unrelated = with(&|r| r.redacted_hash = GENESIS.into());
+        assert_eq!(first(&unrelated), Some(("event_altered", "e2".into())));
     }
 
     #[test]
