@@ -775,6 +775,7 @@ fn console_router(
         let alerts = alerts.clone();
         let detections = detections.clone();
         let seals = Arc::new(seals);
+        let redactions = redactions.clone();
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -831,6 +832,12 @@ fn console_router(
                     },
                 )));
             }
+            provide_context(app::redactions_model::SharedRedactions(Arc::new(
+                http::redactions::ScopedRedactions {
+                    redactions: redactions.clone(),
+                    viewer: viewer.clone(),
+                },
+            )));
             provide_context(app::integrity_model::SharedSeals(Arc::new(
                 integrity::event_seal::ScopedSeals {
                     store: store.clone(),

@@ -435,6 +435,25 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
         "{pending}"
     );
 
+    // The console page: admins see the request; only another admin may
+    // approve it there; an analyst gets the 403 page.
+    let page = alice.get("/redactions").await.text().await.unwrap();
+    assert!(
+        page.contains(&id) && page.contains("Your request"),
+        "{page}"
+    );
+    let page = bob.get("/redactions").await.text().await.unwrap();
+    assert!(
+        page.contains(&id) && page.contains("Approve and execute"),
+        "{page}"
+    );
+    assert_eq!(carol.get("/redactions").await.status().as_u16(), 403);
+    let (status, body) = alice
+        .call("redactions/approve", &[("request_id", id.as_str())])
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("second admin"), "{body}");
+
     let (status, done) = post(&bob, &format!("/api/v1/redactions/{id}/approve"), None).await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["redacted"], 3, "{done}");
@@ -444,6 +463,8 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
         done["request"]["subject_actor_id"], "",
         "the subject is not kept"
     );
+    let page = bob.get("/redactions").await.text().await.unwrap();
+    assert!(page.contains("No request waits for approval"), "{page}");
 
     // Exactly one row per event, with the fields erased and the rest kept.
     let rows = server

@@ -24,12 +24,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use app::redactions_model::{ApprovalReport, PendingRedaction, RedactionSource};
+use app::search_model::SearchError;
+
 use super::pipeline::Admin;
 use super::ApiError;
-use crate::access::Viewer;
+use crate::access::{require_admin, Viewer};
 use crate::ingest::validate::FieldError;
 use crate::redaction::{
-    Execution, NewRequest, Redactions, RequestView, State as RequestState, Who,
+    Execution, NewRequest, RedactionError, Redactions, RequestView, State as RequestState, Who,
 };
 
 pub fn router(redactions: Arc<Redactions>) -> Router {
@@ -104,7 +107,7 @@ async fn visible(
     if viewer.may_see(&request.tenant_id) {
         Ok(request)
     } else {
-        Err(crate::redaction::RedactionError::NotFound(id.to_owned()).into())
+        Err(RedactionError::NotFound(id.to_owned()).into())
     }
 }
 
@@ -132,4 +135,76 @@ async fn execute(
 ) -> Result<Json<Execution>, ApiError> {
     visible(&redactions, &viewer, &id).await?;
     Ok(Json(redactions.execute(&id, &who(&viewer)).await?))
+}
+
+/// The redactions page's source for one console request's viewer: the
+/// same service and rules as the routes above, answered in the page's
+/// error terms (refusals and bad input as they are; failures as
+/// "unavailable", the detail to the log).
+pub struct ScopedRedactions {
+    pub redactions: Arc<Redactions>,
+    pub viewer: Viewer,
+}
+
+fn for_page(error: RedactionError) -> SearchError {
+    match error {
+        RedactionError::Invalid { .. }
+        | RedactionError::NotFound(_)
+        | RedactionError::Refused(_)
+        | RedactionError::NotSealed(_)
+        | RedactionError::Unverified(_) => SearchError::BadRequest(error.to_string()),
+        other => {
+            tracing::error!(error = %other, "redaction request from the console failed");
+            SearchError::Unavailable
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RedactionSource for ScopedRedactions {
+    fn admitted(&self) -> Result<(), SearchError> {
+        require_admin(&self.viewer).map_err(|not| SearchError::Forbidden(not.to_string()))
+    }
+
+    async fn pending(&self) -> Result<Vec<PendingRedaction>, SearchError> {
+        self.admitted()?;
+        let me = who(&self.viewer);
+        Ok(self
+            .redactions
+            .list()
+            .await
+            .map_err(for_page)?
+            .into_iter()
+            .filter(|r| r.state == RequestState::Pending && self.viewer.may_see(&r.tenant_id))
+            .map(|r| PendingRedaction {
+                yours: me.requested(&r),
+                request_id: r.request_id,
+                tenant_id: r.tenant_id,
+                subject_actor_id: r.subject_actor_id,
+                events: r.event_ids.len(),
+                fields: r.fields,
+                reason: r.reason,
+                requested_by: r.requested_by,
+                requested_at: r.requested_at,
+            })
+            .collect())
+    }
+
+    async fn approve(&self, request_id: String) -> Result<ApprovalReport, SearchError> {
+        self.admitted()?;
+        let request = self.redactions.get(&request_id).await.map_err(for_page)?;
+        if !self.viewer.may_see(&request.tenant_id) {
+            return Err(for_page(RedactionError::NotFound(request_id)));
+        }
+        let done = self
+            .redactions
+            .approve(&request_id, &who(&self.viewer))
+            .await
+            .map_err(for_page)?;
+        Ok(ApprovalReport {
+            request_id,
+            redacted: done.redacted,
+            missing: done.missing.len(),
+        })
+    }
 }

@@ -100,6 +100,11 @@ impl Who {
             id: format!("cli:{name}"),
         }
     }
+
+    /// Whether this person made the request (and so may not approve it).
+    pub fn requested(&self, request: &RequestView) -> bool {
+        self.id == request.requested_by_id || self.name == request.requested_by
+    }
 }
 
 /// What an admin asks for.
@@ -161,6 +166,10 @@ pub struct RequestView {
     pub fields: Vec<String>,
     pub reason: String,
     pub requested_by: String,
+    /// The requester's identity (see [`Who`]), to tell whether a viewer
+    /// may approve; not shown.
+    #[serde(skip)]
+    pub requested_by_id: String,
     pub requested_at: i64,
     pub approved_by: String,
     pub approved_at: i64,
@@ -181,6 +190,7 @@ impl From<&RequestRow> for RequestView {
             fields: r.fields.clone(),
             reason: r.reason.clone(),
             requested_by: r.requested_by.clone(),
+            requested_by_id: r.requested_by_id.clone(),
             requested_at: r.requested_at,
             approved_by: r.approved_by.clone(),
             approved_at: r.approved_at,
@@ -430,7 +440,7 @@ impl Redactions {
                 )))
             }
         }
-        if by.id == row.requested_by_id || by.name == row.requested_by {
+        if by.requested(&RequestView::from(&row)) {
             return Err(RedactionError::Refused(format!(
                 "{} requested {request_id} and cannot approve it too: a second admin must",
                 by.name
