@@ -395,19 +395,23 @@ def check_redaction(sess, statements, check):
         "request_id, `metadata.key`, `metadata.value`, schema_id, kafka_partition, kafka_offset) VALUES "
         f"('e-3', 'acme', {e3[2]}, {e3[2] + 5}, 'admin', 'user.update', 'failure', '[redacted]', 'user', "
         "'203.0.113.1', '', 'user', 'u-1', 'iam', '', ['k'], ['v'], 1, 0, 0)")
-    run("redaction_delete_row", {"tenant": "acme", "event_id": "e-3", "content_hash": row_hash(*e3)}, fetch=False,
+    identities = [f"e-3/{row_hash(*e3)}", "e-1/" + "0" * 64]  # the second names no stored identity
+    run("redaction_delete_rows", {"tenant": "acme", "identities": identities}, fetch=False,
         settings=" SETTINGS mutations_sync = 1")
-    left = query_rows(sess, "SELECT actor_id FROM audit_events WHERE event_id = 'e-3'")
-    check("query redaction_delete_row (that identity only)", left == [{"actor_id": "[redacted]"}], str(left))
+    left = query_rows(sess, "SELECT DISTINCT event_id, actor_id FROM audit_events WHERE event_id IN ('e-1', 'e-3') "
+                            "ORDER BY event_id")
+    check("query redaction_delete_rows (those identities only)",
+          left == [{"event_id": "e-1", "actor_id": "alice"}, {"event_id": "e-3", "actor_id": "[redacted]"}], str(left))
     rows = run("redaction_pending_mutations", {"table": "audit_events"})
     check("query redaction_pending_mutations", rows is not None and len(rows) == 1, str(rows))
     minute_s = e3[2] // 60_000 * 60
     for table in ("audit_counts_per_minute", "audit_failures_per_minute"):
-        run(f"redaction_delete_rollup_{table}", {"tenant": "acme", "minute_s": minute_s}, fetch=False,
+        run(f"redaction_delete_rollup_{table}", {"tenant": "acme", "minutes_s": [minute_s]}, fetch=False,
             settings=" SETTINGS mutations_sync = 1")
     for table in ("audit_counts_per_minute", "audit_failures_per_minute"):
         run(f"redaction_rebuild_rollup_{table}", {"tenant": "acme", "from_ms": minute_s * 1000,
-                                                  "until_ms": minute_s * 1000 + 60_000}, fetch=False)
+                                                  "until_ms": minute_s * 1000 + 60_000,
+                                                  "minutes": [minute_s // 60]}, fetch=False)
     after = counts()
     check("rollups rebuilt after a redaction count the same", after[0] == before[0], f"{before} {after}")
     check("the erased actor is gone from the failures rollup",

@@ -555,7 +555,7 @@ impl Redactions {
         let mut redacted = 0;
         let mut unchanged = 0;
         let mut deletes: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut minutes: BTreeSet<i64> = BTreeSet::new();
+        let mut minutes: BTreeSet<u32> = BTreeSet::new();
         let mut done: BTreeSet<&str> = BTreeSet::new();
         for s in &stored {
             // A row already rewritten by this request (an earlier run):
@@ -608,12 +608,13 @@ impl Redactions {
             deletes.insert((s.row.event_id.clone(), s.hash.clone()));
             redacted += 1;
         }
-        for (event_id, hash) in &deletes {
+        let deletes: Vec<(String, String)> = deletes.into_iter().collect();
+        if !deletes.is_empty() {
             self.store
-                .delete_identity(tenant, event_id, hash, MUTATION_WAIT)
+                .delete_identities(tenant, &deletes, MUTATION_WAIT)
                 .await?;
         }
-        let minutes: Vec<i64> = minutes.into_iter().collect();
+        let minutes: Vec<u32> = minutes.into_iter().collect();
         self.store
             .rebuild_rollups(tenant, &minutes, MUTATION_WAIT)
             .await?;
@@ -821,9 +822,12 @@ fn next_version(row: &RequestRow, now: i64) -> u64 {
     (now.max(0) as u64).max(row.version.saturating_add(1))
 }
 
-/// The start of the event's minute, in epoch seconds (the rollups' key).
-fn minute_of(occurred_at_ms: i64) -> i64 {
-    occurred_at_ms.div_euclid(60_000).saturating_mul(60)
+/// The start of the event's minute, in epoch seconds (the rollups' key, a
+/// `DateTime`: seconds from 1970 to 2106; earlier or later times are
+/// clamped as ClickHouse stores them).
+fn minute_of(occurred_at_ms: i64) -> u32 {
+    let seconds = occurred_at_ms.div_euclid(60_000).saturating_mul(60);
+    u32::try_from(seconds.max(0)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -834,7 +838,7 @@ mod tests {
     fn a_minute_is_its_start_in_seconds() {
         assert_eq!(minute_of(1_800_000_059_999), 1_800_000_000);
         assert_eq!(minute_of(1_800_000_060_000), 1_800_000_060);
-        assert_eq!(minute_of(-1), -60);
+        assert_eq!(minute_of(-1), 0);
     }
 
     #[test]

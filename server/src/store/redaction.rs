@@ -76,10 +76,17 @@ fn rows_of_actor_sql() -> String {
     )
 }
 
-/// Removes exactly one identity (docs/DESIGN.md, "Event identity"): the
-/// redacted row beside it has another content hash and stays.
-const DELETE_ROW_SQL: &str =
-    "ALTER TABLE audit_events DELETE WHERE tenant_id = ? AND event_id = ? AND content_hash = ?";
+/// Removes exactly the identities given (docs/DESIGN.md, "Event
+/// identity"), each as `<event_id>/<content_hash>` (the hash is the last 64
+/// characters, so the pair reads one way whatever the id holds), in one
+/// mutation: the redacted row beside each has another content hash and
+/// stays.
+const DELETE_ROWS_SQL: &str = "ALTER TABLE audit_events DELETE WHERE tenant_id = ? \
+     AND has(?, concat(event_id, '/', content_hash))";
+
+/// How many identities one delete names: a mutation per batch, not per
+/// event, and a statement of bounded size.
+const DELETE_BATCH: usize = 1_000;
 
 /// Mutations of a table not finished yet (18.16 runs them in the
 /// background: an `ALTER … DELETE` answers before its rows are gone).
@@ -104,19 +111,21 @@ pub(crate) const ROLLUPS: &[(&str, &str)] = &[
         "SELECT tenant_id, toStartOfMinute(toDateTime(intDiv(occurred_at, 1000), 'UTC')) AS minute, \
          category, action, toString(outcome) AS outcome, uniqExactState(event_id, content_hash) AS events \
          FROM audit_events WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ? \
-         GROUP BY tenant_id, minute, category, action, outcome",
+         AND has(?, intDiv(occurred_at, 60000)) GROUP BY tenant_id, minute, category, action, outcome",
     ),
     (
         "audit_failures_per_minute",
         "SELECT tenant_id, toStartOfMinute(toDateTime(intDiv(occurred_at, 1000), 'UTC')) AS minute, \
          actor_id, category, toString(outcome) AS outcome, uniqExactState(event_id, content_hash) AS events \
          FROM audit_events WHERE outcome != 'success' AND tenant_id = ? AND occurred_at >= ? \
-         AND occurred_at < ? GROUP BY tenant_id, minute, actor_id, category, outcome",
+         AND occurred_at < ? AND has(?, intDiv(occurred_at, 60000)) \
+         GROUP BY tenant_id, minute, actor_id, category, outcome",
     ),
 ];
 
+/// The minutes are epoch seconds (each a minute's start).
 fn delete_rollup_sql(table: &str) -> String {
-    format!("ALTER TABLE {table} DELETE WHERE tenant_id = ? AND minute = toDateTime(?, 'UTC')")
+    format!("ALTER TABLE {table} DELETE WHERE tenant_id = ? AND has(?, toUInt32(minute))")
 }
 
 fn rebuild_rollup_sql(table: &str, select: &str) -> String {
@@ -190,18 +199,18 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         out.push(t(
             &format!("redaction_delete_rollup_{table}"),
             delete_rollup_sql(table),
-            &["tenant", "minute_s"],
+            &["tenant", "minutes_s"],
         ));
         out.push(t(
             &format!("redaction_rebuild_rollup_{table}"),
             rebuild_rollup_sql(table, select),
-            &["tenant", "from_ms", "until_ms"],
+            &["tenant", "from_ms", "until_ms", "minutes"],
         ));
     }
     out.push(t(
-        "redaction_delete_row",
-        DELETE_ROW_SQL.into(),
-        &["tenant", "event_id", "content_hash"],
+        "redaction_delete_rows",
+        DELETE_ROWS_SQL.into(),
+        &["tenant", "identities"],
     ));
     out.push(t(
         "redaction_optimize_requests",
@@ -311,55 +320,63 @@ impl Store {
             .await?)
     }
 
-    /// Deletes one identity's rows and waits until they are gone.
-    pub async fn delete_identity(
+    /// Deletes the tenant's rows of these identities (event id, content
+    /// hash) and waits until they are gone.
+    pub async fn delete_identities(
         &self,
         tenant: &str,
-        event_id: &str,
-        content_hash: &str,
+        identities: &[(String, String)],
         wait: Duration,
     ) -> Result<(), StoreError> {
-        self.primary
-            .query(DELETE_ROW_SQL)
-            .bind(tenant)
-            .bind(event_id)
-            .bind(content_hash)
-            .execute()
-            .await?;
+        for batch in identities.chunks(DELETE_BATCH) {
+            let pairs: Vec<String> = batch
+                .iter()
+                .map(|(event_id, hash)| format!("{event_id}/{hash}"))
+                .collect();
+            self.primary
+                .query(DELETE_ROWS_SQL)
+                .bind(tenant)
+                .bind(&pairs)
+                .execute()
+                .await?;
+        }
         self.wait_for_mutations(EVENTS_TABLE, wait).await
     }
 
     /// Rebuilds the rollups of one tenant's minutes (epoch seconds, each
     /// the start of a minute) from the raw table: the minutes' rows are
-    /// deleted (waited for), then inserted again by the views' own query.
+    /// deleted (one mutation per rollup, waited for), then inserted again
+    /// by the views' own query (one insert per rollup).
     pub async fn rebuild_rollups(
         &self,
         tenant: &str,
-        minutes_s: &[i64],
+        minutes_s: &[u32],
         wait: Duration,
     ) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (minutes_s.iter().min(), minutes_s.iter().max()) else {
+            return Ok(());
+        };
         for (table, _) in ROLLUPS {
-            for minute in minutes_s {
-                self.primary
-                    .query(&delete_rollup_sql(table))
-                    .bind(tenant)
-                    .bind(minute)
-                    .execute()
-                    .await?;
-            }
+            self.primary
+                .query(&delete_rollup_sql(table))
+                .bind(tenant)
+                .bind(minutes_s)
+                .execute()
+                .await?;
             self.wait_for_mutations(table, wait).await?;
         }
+        let minutes: Vec<i64> = minutes_s.iter().map(|m| i64::from(*m) / 60).collect();
+        let from_ms = i64::from(*first) * 1000;
+        let until_ms = (i64::from(*last) + 60) * 1000;
         for (table, select) in ROLLUPS {
-            for minute in minutes_s {
-                let from_ms = minute.saturating_mul(1000);
-                self.primary
-                    .query(&rebuild_rollup_sql(table, select))
-                    .bind(tenant)
-                    .bind(from_ms)
-                    .bind(from_ms.saturating_add(60_000))
-                    .execute()
-                    .await?;
-            }
+            self.primary
+                .query(&rebuild_rollup_sql(table, select))
+                .bind(tenant)
+                .bind(from_ms)
+                .bind(until_ms)
+                .bind(&minutes)
+                .execute()
+                .await?;
         }
         Ok(())
     }
@@ -406,8 +423,16 @@ mod tests {
             let body = &migration[at..];
             let body = &body[..body.find(';').unwrap_or(body.len())];
             let ours = squash(select)
-                .replace("WHERE outcome != 'success' AND tenant_id = ? AND occurred_at >= ? AND occurred_at < ? ", "WHERE outcome != 'success' ")
-                .replace(" WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ?", "");
+                .replace(
+                    "WHERE outcome != 'success' AND tenant_id = ? AND occurred_at >= ? \
+                     AND occurred_at < ? AND has(?, intDiv(occurred_at, 60000)) ",
+                    "WHERE outcome != 'success' ",
+                )
+                .replace(
+                    " WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ? \
+                     AND has(?, intDiv(occurred_at, 60000))",
+                    "",
+                );
             assert_eq!(ours, body.trim(), "{table}");
         }
     }
