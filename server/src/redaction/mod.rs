@@ -222,6 +222,12 @@ pub struct Redactions {
     /// (`topic_prefix`), and the writers' group (`consumer_group`) must
     /// have committed past its offset.
     kafka: KafkaConfig,
+    /// One approval or execution at a time in this process: two admins
+    /// clicking at once see the request's state one after the other, so
+    /// the second finds it approved or executed. (Processes do not share
+    /// it; a run repeated elsewhere reuses the records and rows the first
+    /// stored, so it stays correct, only slower.)
+    running: tokio::sync::Mutex<()>,
 }
 
 /// A row with its content hash as stored.
@@ -249,6 +255,7 @@ impl Redactions {
             ingest,
             key_dir,
             kafka,
+            running: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -426,6 +433,7 @@ impl Redactions {
     /// Approves a pending request (by an admin other than the requester)
     /// and executes it.
     pub async fn approve(&self, request_id: &str, by: &Who) -> Result<Execution, RedactionError> {
+        let _one_at_a_time = self.running.lock().await;
         let mut row = self.load(request_id).await?;
         match State::of(&row) {
             State::Pending => {}
@@ -467,6 +475,7 @@ impl Redactions {
     /// Executes an approved request, or finishes one a previous run left
     /// half done. A pending request cannot run.
     pub async fn execute(&self, request_id: &str, by: &Who) -> Result<Execution, RedactionError> {
+        let _one_at_a_time = self.running.lock().await;
         let row = self.load(request_id).await?;
         match State::of(&row) {
             State::Pending => Err(RedactionError::Refused(format!(
