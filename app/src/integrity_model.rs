@@ -21,6 +21,20 @@ pub struct SealPlace {
     pub key_id: String,
 }
 
+/// Who redacted an event, and what (docs/INTEGRITY.md, section 14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedactionNote {
+    pub request_id: String,
+    /// The fields erased (`actor.ip`, `metadata.<key>`, …).
+    pub fields: Vec<String>,
+    pub requested_by: String,
+    pub approved_by: String,
+    pub reason: String,
+    /// Epoch milliseconds.
+    pub executed_at: i64,
+    pub key_id: String,
+}
+
 /// The verdict on one stored event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -29,6 +43,14 @@ pub enum SealVerdict {
     /// digest's leaves hash to its signed root, and the signature holds
     /// under a published key valid when it was made.
     Verified { place: SealPlace },
+    /// Some fields were erased by an approved redaction: the event as
+    /// stored hashes to the content hash its signed redaction record
+    /// names, and the record's original content hash gives the leaf the
+    /// digest sealed (which verifies as for `Verified`).
+    Redacted {
+        place: SealPlace,
+        redaction: RedactionNote,
+    },
     /// No digest holds the event: its batch was stored moments ago and
     /// its digest is being written, or it was stored while sealing was off.
     Unsealed { sealing_on: bool },
@@ -40,6 +62,9 @@ pub enum SealVerdict {
     /// The digest itself fails its check: its hash, its signature, or its
     /// key (the problem says which).
     DigestInvalid { place: SealPlace, problem: String },
+    /// A redaction record would explain the stored event, but it does not
+    /// verify (a forged or altered record).
+    RedactionInvalid { place: SealPlace, problem: String },
 }
 
 impl SealVerdict {
@@ -50,6 +75,7 @@ impl SealVerdict {
             SealVerdict::Altered { .. }
                 | SealVerdict::LeavesAltered { .. }
                 | SealVerdict::DigestInvalid { .. }
+                | SealVerdict::RedactionInvalid { .. }
         )
     }
 
@@ -57,10 +83,12 @@ impl SealVerdict {
     pub fn headline(&self) -> &'static str {
         match self {
             SealVerdict::Verified { .. } => "Verified",
+            SealVerdict::Redacted { .. } => "Redacted (verified)",
             SealVerdict::Unsealed { .. } => "Not sealed",
             SealVerdict::Altered { .. } => "Changed after it was sealed",
             SealVerdict::LeavesAltered { .. } => "Its digest's leaves were changed",
             SealVerdict::DigestInvalid { .. } => "Its digest fails its check",
+            SealVerdict::RedactionInvalid { .. } => "Its redaction record fails its check",
         }
     }
 
@@ -72,6 +100,24 @@ impl SealVerdict {
                 "The event as stored now hashes to leaf {} of {} sealed in digest {}, \
                  those leaves hash to the digest's signed root, and its signature holds \
                  under key {}.",
+                place.leaf_index.saturating_add(1),
+                place.row_count,
+                short(&place.digest_hash),
+                place.key_id
+            ),
+            SealVerdict::Redacted { place, redaction } => format!(
+                "{} erased by redaction request {}, requested by {} and approved by {}, \
+                 executed {} UTC (reason: {}). The event as stored hashes to the content \
+                 hash its redaction record names (signed with key {}), and the original \
+                 content hash in that record gives leaf {} of {} sealed in digest {}, whose \
+                 signature holds under key {}.",
+                redaction.fields.join(", "),
+                redaction.request_id,
+                redaction.requested_by,
+                redaction.approved_by,
+                crate::timefmt::utc_millis(redaction.executed_at),
+                redaction.reason,
+                redaction.key_id,
                 place.leaf_index.saturating_add(1),
                 place.row_count,
                 short(&place.digest_hash),
@@ -108,12 +154,18 @@ impl SealVerdict {
             SealVerdict::DigestInvalid { place, problem } => {
                 format!("Digest {}: {problem}.", short(&place.digest_hash))
             }
+            SealVerdict::RedactionInvalid { problem, .. } => format!(
+                "The event as stored differs from what was sealed, and the {problem}: \
+                 treat the fields above as untrusted."
+            ),
         }
     }
 
     pub fn place(&self) -> Option<&SealPlace> {
         match self {
             SealVerdict::Verified { place }
+            | SealVerdict::Redacted { place, .. }
+            | SealVerdict::RedactionInvalid { place, .. }
             | SealVerdict::Altered { place }
             | SealVerdict::LeavesAltered { place }
             | SealVerdict::DigestInvalid { place, .. } => Some(place),
@@ -128,9 +180,19 @@ impl SealVerdict {
         match self {
             SealVerdict::Unsealed { .. } => 0,
             SealVerdict::Verified { .. } => 1,
-            SealVerdict::DigestInvalid { .. } => 2,
-            SealVerdict::LeavesAltered { .. } => 3,
-            SealVerdict::Altered { .. } => 4,
+            SealVerdict::Redacted { .. } => 2,
+            SealVerdict::DigestInvalid { .. } => 3,
+            SealVerdict::RedactionInvalid { .. } => 4,
+            SealVerdict::LeavesAltered { .. } => 5,
+            SealVerdict::Altered { .. } => 6,
+        }
+    }
+
+    /// The redaction, for a redacted event.
+    pub fn redaction(&self) -> Option<&RedactionNote> {
+        match self {
+            SealVerdict::Redacted { redaction, .. } => Some(redaction),
+            _ => None,
         }
     }
 }
@@ -206,7 +268,15 @@ mod tests {
         let all = [
             SealVerdict::Unsealed { sealing_on: true },
             SealVerdict::Verified { place: place() },
+            SealVerdict::Redacted {
+                place: place(),
+                redaction: note(),
+            },
             SealVerdict::DigestInvalid {
+                place: place(),
+                problem: "bad signature".into(),
+            },
+            SealVerdict::RedactionInvalid {
                 place: place(),
                 problem: "bad signature".into(),
             },
@@ -218,9 +288,42 @@ mod tests {
         }
         assert_eq!(
             all.iter().filter(|v| v.failed()).count(),
-            3,
-            "unsealed and verified are not failures"
+            4,
+            "unsealed, verified and redacted are not failures"
         );
+    }
+
+    fn note() -> RedactionNote {
+        RedactionNote {
+            request_id: "req-1".into(),
+            fields: vec!["actor.ip".into(), "metadata.email".into()],
+            requested_by: "alice".into(),
+            approved_by: "bob".into(),
+            reason: "GDPR erasure 7".into(),
+            executed_at: 0,
+            key_id: "k1".into(),
+        }
+    }
+
+    #[test]
+    fn a_redaction_names_its_request_fields_and_both_admins() {
+        let v = SealVerdict::Redacted {
+            place: place(),
+            redaction: note(),
+        };
+        let text = v.explanation(0);
+        for part in [
+            "req-1",
+            "actor.ip, metadata.email",
+            "alice",
+            "bob",
+            "GDPR erasure 7",
+            "leaf 4 of 10",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(!v.failed());
+        assert_eq!(v.redaction(), Some(&note()));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod model;
 pub mod pages;
 pub mod pipeline_model;
 pub mod query;
+pub mod redactions_model;
 pub mod search_model;
 pub mod search_state;
 pub mod session;
@@ -75,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <pages::AdminNavLink href="/pipeline" label="Pipeline"/>
                     <pages::AdminNavLink href="/dead-letters" label="Dead letters"/>
                     <pages::AdminNavLink href="/alerts" label="Alerts"/>
+                    <pages::AdminNavLink href="/redactions" label="Redactions"/>
                 </nav>
                 <session::ViewerMenu/>
             </header>
@@ -88,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("dead-letters") view=pages::dead_letters::DeadLettersPage/>
                     <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
                     <Route path=StaticSegment("detections") view=pages::detections::DetectionsPage/>
+                    <Route path=StaticSegment("redactions") view=pages::redactions::RedactionsPage/>
                     <Route
                         path=(StaticSegment("events"), ParamSegment("tenant"), ParamSegment("id"))
                         view=pages::event_detail::EventDetailPage

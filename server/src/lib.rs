@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notify;
 mod periodic;
 pub mod produce;
+pub mod redaction;
 pub mod registry;
 pub mod retention;
 pub mod spool;
@@ -231,6 +232,19 @@ pub async fn check_integrity(
     let prepared = prepare(config).await?;
     let keys = integrity::KeyRing::load(&config.integrity.key_dir)?;
     Ok(integrity::check::check_all(&prepared.store, &keys, &config.kafka, since_ms).await?)
+}
+
+/// Governed redaction for `attest redaction`, prepared like
+/// [`open_retention`].
+pub async fn open_redactions(config: &Config) -> Result<redaction::Redactions, StartError> {
+    let prepared = prepare(config).await?;
+    let ingest = Arc::new(new_ingest(config, &prepared));
+    Ok(redaction::Redactions::new(
+        prepared.store,
+        ingest,
+        config.integrity.key_dir.clone(),
+        config.kafka.clone(),
+    ))
 }
 
 /// Key administration for `attest keys`, prepared like [`open_retention`].
@@ -582,6 +596,12 @@ pub async fn start(
             stop.clone(),
         )),
     };
+    let redactions = Arc::new(redaction::Redactions::new(
+        prepared.store.clone(),
+        ingest.clone(),
+        config.integrity.key_dir.clone(),
+        config.kafka.clone(),
+    ));
     let app = console_router(
         leptos_options,
         prepared.store.clone(),
@@ -598,6 +618,7 @@ pub async fn start(
                 topic_prefix: config.kafka.topic_prefix.clone(),
                 sealing_on: config.integrity.seal,
             },
+            redactions,
         },
         AdminParts {
             collector,
@@ -707,6 +728,10 @@ struct AdminParts {
 struct IntegrityParts {
     proofs: http::export::ProofsSetup,
     seals: integrity::event_seal::SealCheck,
+    /// Governed redaction. It records its steps in the tenant's own trail
+    /// whatever the console's sign-in mode (without sign-in nobody can
+    /// approve: requester and approver are the same anonymous viewer).
+    redactions: Arc<redaction::Redactions>,
 }
 
 /// The console's pages and server functions, the export download beside
@@ -723,7 +748,11 @@ fn console_router(
     integrity: IntegrityParts,
     admin: AdminParts,
 ) -> Router {
-    let IntegrityParts { proofs, seals } = integrity;
+    let IntegrityParts {
+        proofs,
+        seals,
+        redactions,
+    } = integrity;
     let AdminParts {
         collector,
         inbox,
@@ -746,6 +775,7 @@ fn console_router(
         let alerts = alerts.clone();
         let detections = detections.clone();
         let seals = Arc::new(seals);
+        let redactions = redactions.clone();
         move || {
             provide_context(board.clone());
             let viewer = leptos::prelude::use_context::<axum::http::request::Parts>()
@@ -802,6 +832,12 @@ fn console_router(
                     },
                 )));
             }
+            provide_context(app::redactions_model::SharedRedactions(Arc::new(
+                http::redactions::ScopedRedactions {
+                    redactions: redactions.clone(),
+                    viewer: viewer.clone(),
+                },
+            )));
             provide_context(app::integrity_model::SharedSeals(Arc::new(
                 integrity::event_seal::ScopedSeals {
                     store: store.clone(),
@@ -826,6 +862,7 @@ fn console_router(
             reads: tail_reads,
         }))
         .merge(http::export::export_router(store, board, recorder, proofs))
+        .merge(http::redactions::router(redactions))
         .merge(http::pipeline::router(http::pipeline::PipelineRoutes {
             collector,
             gate,

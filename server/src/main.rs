@@ -46,6 +46,11 @@ enum Command {
     /// Place, list or release legal holds, which retention never removes.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Governed redaction: erase personal data from stored events, each
+    /// request approved by a second admin, every step in the tenant's trail
+    /// and verifiable as redacted (README "Redaction").
+    #[command(subcommand)]
+    Redaction(RedactionCommand),
     /// Tamper evidence: signing keys and the re-verification of stored rows
     /// against their signed digests (docs/INTEGRITY.md).
     #[command(subcommand)]
@@ -99,6 +104,54 @@ enum IntegrityCommand {
         #[arg(long, default_value_t = 0)]
         since_hours: u64,
         /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RedactionCommand {
+    /// Request a redaction: a tenant's events (`--event`, repeated) or
+    /// every event of one actor (`--actor`), and the fields to erase
+    /// (`--field`, repeated: actor.id, actor.type, actor.ip,
+    /// actor.user_agent, resource.type, resource.id, request_id,
+    /// metadata.<key>). Prints the request id.
+    Request {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "event", required_unless_present = "actor")]
+        events: Vec<String>,
+        #[arg(long, conflicts_with = "events")]
+        actor: Option<String>,
+        #[arg(long = "field", required = true)]
+        fields: Vec<String>,
+        /// Why: the erasure request or ticket it answers.
+        #[arg(long)]
+        reason: String,
+        /// Who requests it; recorded as the actor of the audit event.
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Approve a pending request (someone other than its requester) and
+    /// execute it.
+    Approve {
+        request_id: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Execute an approved request again: finishes one that a failure or
+    /// crash stopped. A pending request cannot run.
+    Execute {
+        request_id: String,
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
+    /// Every request with its state (pending, approved, executed).
+    List {
+        /// Only requests in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Print them as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -285,6 +338,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Retention(command) => retention(config, command).await,
         Command::Hold(command) => holds(config, command).await,
         Command::Integrity(command) => integrity(config, command).await,
+        Command::Redaction(command) => redaction(config, command).await,
         Command::Writer => {
             let running = attest_server::start_writer(config).await?;
             println!(
@@ -504,6 +558,99 @@ async fn retention(config: Config, command: RetentionCommand) -> anyhow::Result<
     Ok(())
 }
 
+async fn redaction(config: Config, command: RedactionCommand) -> anyhow::Result<()> {
+    use attest_server::redaction::{Execution, NewRequest, State, Who};
+    let redactions = attest_server::open_redactions(&config).await?;
+    let report = |done: &Execution| {
+        println!(
+            "request {} {:?}: {} rows redacted, {} already redacted, {} events missing{}",
+            done.request.request_id,
+            done.request.state,
+            done.redacted,
+            done.unchanged,
+            done.missing.len(),
+            if done.missing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", done.missing.join(", "))
+            }
+        );
+    };
+    match command {
+        RedactionCommand::Request {
+            tenant,
+            events,
+            actor,
+            fields,
+            reason,
+            by,
+        } => {
+            let made = redactions
+                .request(
+                    &Who::operator(&by),
+                    NewRequest {
+                        tenant_id: tenant,
+                        event_ids: events,
+                        actor_id: actor,
+                        fields,
+                        reason,
+                    },
+                )
+                .await?;
+            println!("{}", made.request_id);
+            eprintln!(
+                "attest: redaction of {} event(s) requested; an admin other than {by} approves it with `attest redaction approve {}`",
+                made.event_ids.len(),
+                made.request_id
+            );
+        }
+        RedactionCommand::Approve { request_id, by } => {
+            report(&redactions.approve(&request_id, &Who::operator(&by)).await?);
+        }
+        RedactionCommand::Execute { request_id, by } => {
+            report(&redactions.execute(&request_id, &Who::operator(&by)).await?);
+        }
+        RedactionCommand::List { state, json } => {
+            let wanted = match state.as_deref() {
+                None => None,
+                Some(s) => Some(State::parse(s).with_context(|| {
+                    format!("--state {s:?}: must be pending, approved or executed")
+                })?),
+            };
+            let requests: Vec<_> = redactions
+                .list()
+                .await?
+                .into_iter()
+                .filter(|r| wanted.is_none_or(|w| r.state == w))
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&requests).context("cannot print the requests")?
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<38} {:<9} {:<16} {:<7} {:<16} {:<16} fields",
+                "request", "state", "tenant", "events", "requested_by", "approved_by"
+            );
+            for r in requests {
+                println!(
+                    "{:<38} {:<9} {:<16} {:<7} {:<16} {:<16} {}",
+                    r.request_id,
+                    format!("{:?}", r.state).to_lowercase(),
+                    r.tenant_id,
+                    r.event_ids.len(),
+                    r.requested_by,
+                    r.approved_by,
+                    r.fields.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<()> {
     use attest_server::integrity::{keys, KeyRing};
     let dir = &config.integrity.key_dir;
@@ -543,10 +690,22 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
                 for (topic, partition, problem) in &report.problems {
                     println!("{topic}[{partition}]: {problem}");
                 }
+                for r in &report.redacted {
+                    println!(
+                        "redacted: event {} of tenant {} (offset {}, digest {}): request {}, fields {}",
+                        r.event_id,
+                        r.tenant_id,
+                        r.offset,
+                        r.digest,
+                        r.request_id,
+                        r.fields.join(", ")
+                    );
+                }
                 println!(
-                    "checked {} digests and {} sealed events: {} problems, {} superseded digests",
+                    "checked {} digests and {} sealed events ({} redacted): {} problems, {} superseded digests",
                     report.digests,
                     report.events,
+                    report.redacted.len(),
                     report.problems.len(),
                     report.superseded
                 );
@@ -603,9 +762,19 @@ fn verify_bundle(
             0.0
         };
         println!(
-            "verified: {} rows ({} proven, {} not sealed yet), {} digests, keys from {}, {:.0} rows/s",
-            report.rows, report.proven_rows, report.unsealed_rows, report.digests, report.keys, rate
+            "verified: {} rows ({} proven, {} of them redacted, {} not sealed yet), {} digests, keys from {}, {:.0} rows/s",
+            report.rows, report.proven_rows, report.redacted.len(), report.unsealed_rows, report.digests, report.keys, rate
         );
+        for r in &report.redacted {
+            println!(
+                "redacted: event {} of tenant {} (row {}): request {}, fields {}",
+                r.event_id,
+                r.tenant_id,
+                r.row,
+                r.request_id,
+                r.fields.join(", ")
+            );
+        }
         if report.keys == "bundle" {
             println!("note: keys came from the bundle itself; pass --keys with a copy of GET /api/v1/integrity/keys kept independently to rule out a forged bundle");
         }

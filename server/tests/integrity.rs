@@ -23,6 +23,7 @@ fn kind(p: &Problem) -> (String, String) {
         Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest),
         Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
         Problem::EventMissing { event_id, .. } => ("event_missing", event_id),
+        Problem::RedactionInvalid { event_id, .. } => ("bad_redaction", event_id),
     };
     (k.to_owned(), s.clone())
 }

@@ -12,13 +12,16 @@ Usage:
   integrity_verifier.py export BUNDLE_ZIP [--keys KEYS_JSON]
 
 The export mode checks a bundle offline as sections 10-12 say and prints
-{"ok": bool, "rows": n, "first": [kind, subject] or null, "problems": [...]}
+{"ok": bool, "rows": n, "first": [kind, subject] or null, "problems": [...],
+ "redacted": [[row, event_id, request_id, fields], ...]}
 (server/tests/export_proofs.rs holds it to `attest verify`'s verdict).
 
-Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...]}
-where kind is one of missing_digest, not_contiguous, off_chain, bad_digest,
-leaves_altered, event_missing, event_altered, and subject is the digest hash
-or the event id. Exits 1 if there is a problem.
+Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...],
+"redacted": [[event_id, request_id], ...]} where kind is one of missing_digest,
+not_contiguous, off_chain, bad_digest, leaves_altered, event_missing,
+event_altered, bad_redaction, and subject is the digest hash or the event id.
+Redacted events (section 14) are listed apart: they are not problems. Exits 1
+if there is a problem.
 """
 
 import argparse
@@ -61,10 +64,51 @@ def content_hash(row):
     return sha256(b"".join(field(p) for p in parts)).hex()
 
 
-def leaf(row):
-    """Section 3."""
-    return sha256(b"\x00" + field(content_hash(row)) + field(int(row["received_at"])) + field(int(row["schema_id"]))
+def leaf(row, content=None):
+    """Section 3 (with another content hash: section 14's original one)."""
+    content = content_hash(row) if content is None else content
+    return sha256(b"\x00" + field(content) + field(int(row["received_at"])) + field(int(row["schema_id"]))
                   + field(int(row["kafka_partition"])) + field(int(row["kafka_offset"])))
+
+
+def record_message(r):
+    """Section 14: the message a redaction record's signature covers."""
+    parts = ["attest-redaction-v1", r["request_id"], r["tenant_id"], r["event_id"], int(r["kafka_partition"]),
+             int(r["kafka_offset"]), r["original_hash"], r["redacted_hash"], len(r["fields"])]
+    parts += list(r["fields"])
+    parts += [r["requested_by"], r["approved_by"], r["reason"], int(r["executed_at"]), r["key_id"]]
+    return b"".join(field(p) for p in parts)
+
+
+def record_ok(r, keys):
+    """Section 14: the signature under a published key valid at executed_at."""
+    key = keys.get(r["key_id"])
+    if key is None or not key_valid(key, int(r["executed_at"])):
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
+            bytes.fromhex(r["signature"]), record_message(r))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def judge_row(row, sealed_hex, records, keys):
+    """Section 14: ("intact"|"redacted"|"bad_redaction"|"altered", record or None)."""
+    own = content_hash(row)
+    if leaf(row, own).hex() == sealed_hex:
+        return "intact", None
+    bad = None
+    for r in records:
+        if (r["tenant_id"], r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])) != \
+                (row["tenant_id"], row["event_id"], int(row["kafka_partition"]), int(row["kafka_offset"])):
+            continue
+        if r["redacted_hash"] != own or leaf(row, r["original_hash"]).hex() != sealed_hex:
+            continue
+        if record_ok(r, keys):
+            return "redacted", r
+        bad = bad or r
+    return ("bad_redaction", bad) if bad else ("altered", None)
 
 
 def mth(leaves):
@@ -147,7 +191,7 @@ def verify(ch, keys, heads):
     chains = {}
     for d in digests:
         chains.setdefault((d["topic"], int(d["partition"])), []).append(d)
-    problems, events = [], 0
+    problems, events, redacted = [], 0, []
     for chain_key in sorted(set(chains) | set(heads)):
         ds = chains.get(chain_key, [])
         by_hash = {d["digest_hash"]: d for d in ds}
@@ -223,16 +267,27 @@ def verify(ch, keys, heads):
                            "request_id, metadata.key, metadata.value, schema_id, kafka_partition, kafka_offset "
                            f"FROM audit_events WHERE event_id IN ({ids}) AND kafka_partition = {partition} "
                            f"AND kafka_offset >= {int(d['first_offset'])} AND kafka_offset <= {int(d['last_offset'])}")
+            records = ch.rows("SELECT request_id, tenant_id, event_id, kafka_partition, kafka_offset, original_hash, "
+                              "redacted_hash, fields, requested_by, approved_by, reason, executed_at, key_id, signature "
+                              f"FROM attest_redaction_records WHERE event_id IN ({ids}) AND kafka_partition = {partition} "
+                              f"AND kafka_offset >= {int(d['first_offset'])} AND kafka_offset <= {int(d['last_offset'])}")
             found = {}
             for r in rows:
                 found.setdefault((int(r["kafka_offset"]), r["event_id"]), []).append(r)
+            rank = {"intact": 0, "redacted": 1, "bad_redaction": 2, "altered": 3}
             for l in leaves:
                 copies = found.get((int(l["kafka_offset"]), l["event_id"]))
                 if not copies:
                     problems.append(("event_missing", l["event_id"]))
-                elif any(leaf(r).hex() != l["leaf"] for r in copies):
-                    problems.append(("event_altered", l["event_id"]))
-    return {"digests": len(digests), "events": events, "problems": problems}
+                    continue
+                # Section 14: the worst copy speaks for the event.
+                verdict, record = max((judge_row(r, l["leaf"], records, keys) for r in copies),
+                                      key=lambda v: rank[v[0]])
+                if verdict == "redacted":
+                    redacted.append([l["event_id"], record["request_id"]])
+                elif verdict != "intact":
+                    problems.append(("event_altered" if verdict == "altered" else verdict, l["event_id"]))
+    return {"digests": len(digests), "events": events, "problems": problems, "redacted": sorted(redacted)}
 
 
 def key_valid(key, at):
@@ -384,10 +439,11 @@ def verify_export(path, trusted):
     """Sections 10-12: every check in the order of section 12."""
     problems = []
     rows = []
+    redacted = []
 
     def done():
         return {"ok": not problems, "rows": len(rows), "first": problems[0][:2] if problems else None,
-                "problems": problems}
+                "problems": problems, "redacted": redacted}
 
     with zipfile.ZipFile(path) as z:
         names = [i.filename for i in z.infolist()]
@@ -483,11 +539,18 @@ def verify_export(path, trusted):
         for r in parsed:
             r["metadata.key"], r["metadata.value"] = r["metadata_key"], r["metadata_value"]
             read.append({"id": (r["tenant_id"], r["event_id"], int(r["kafka_partition"]), int(r["kafka_offset"])),
-                         "leaf": leaf(r), "proven": False})
+                         "leaf": leaf(r), "row": r, "proven": False})
     except (ValueError, KeyError) as e:
         problems.append(["bundle", events_name, f"row {len(read)}: {e}"])
         return done()
     rows.extend(read)
+    # Section 14: the redaction records, when the manifest lists their file.
+    records = []
+    if any(e["name"] == "redactions.ndjson" for e in manifest["files"]):
+        listed_records = need("redactions.ndjson")
+        if listed_records is None:
+            return done()
+        records = [json.loads(line) for line in listed_records.split(b"\n") if line]
     for line in proofs.split(b"\n"):
         if not line:
             continue
@@ -503,9 +566,17 @@ def verify_export(path, trusted):
         if row["proven"]:
             problems.append(["bad_proof", p["event_id"], "proven twice"])
             continue
+        start = row["leaf"]
         if row["leaf"].hex() != p["leaf"]:
-            problems.append(["event_altered", row["id"][1], "leaf differs from the sealed one"])
-            continue
+            verdict, record = judge_row(row["row"], p["leaf"], records, ring)
+            if verdict == "bad_redaction":
+                problems.append(["bad_redaction", row["id"][1], "its redaction record does not verify"])
+                continue
+            if verdict != "redacted":
+                problems.append(["event_altered", row["id"][1], "leaf differs from the sealed one"])
+                continue
+            start = bytes.fromhex(p["leaf"])
+            redacted.append([i, row["id"][1], record["request_id"], list(record["fields"])])
         d = digests.get(p["digest_hash"])
         if d is None:
             problems.append(["missing_digest", p["digest_hash"], "named by event " + p["event_id"]])
@@ -517,7 +588,7 @@ def verify_export(path, trusted):
         if int(p["tree_size"]) != int(d["row_count"]):
             problems.append(["bad_proof", p["event_id"], "tree size differs from the digest's count"])
             continue
-        got = root_from_path(row["leaf"], int(p["leaf_index"]), int(p["tree_size"]),
+        got = root_from_path(start, int(p["leaf_index"]), int(p["tree_size"]),
                              [bytes.fromhex(h) for h in p["path"]])
         if got is None or got.hex() != d["root"]:
             problems.append(["bad_proof", p["event_id"], "the path does not lead to the signed root"])

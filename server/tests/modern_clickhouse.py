@@ -328,6 +328,101 @@ EVENT_COLUMNS = (
 )
 
 
+def check_redaction(sess, statements, check):
+    """Governed redaction (migration 0022): request versions (the newest
+    wins), records read once however often stored, the rows a request
+    covers, one identity deleted, and the rollups of a minute deleted and
+    rebuilt from the raw table to the same counts, the erased actor gone
+    from the failures rollup. Runs on the rows inserted by main(), before
+    retention removes them."""
+    q = dict(statements)
+
+    def run(name, values, fetch=True, settings=""):
+        stmt = q.pop(name, None)
+        if stmt is None:
+            check(f"query {name} is in the catalogue", False)
+            return []
+        sql = bind(stmt["sql"], stmt["params"], values) + settings
+        try:
+            return query_rows(sess, sql) if fetch else sess.query(sql)
+        except Exception as e:  # noqa: BLE001
+            check(f"query {name}", False, str(e))
+            return None
+
+    def request(rid, version, executed_at, subject):
+        return (f"('{rid}', 'acme', '{subject}', ['e-3'], ['h3'], ['actor.id'], 'gdpr', 'alice', 'a1', 1, "
+                f"'bob', 'b1', 2, {executed_at}, {version})")
+
+    def record(event_id, offset, hash_):
+        return (f"('r1', 'acme', '{event_id}', 0, {offset}, 'h', '{hash_}', ['actor.id'], 'alice', 'bob', 'gdpr', "
+                f"3, 'k', 's')")
+
+    sess.query("INSERT INTO attest_redaction_requests VALUES " + ", ".join(
+        [request("r1", 1, 0, "mallory"), request("r1", 2, 3, ""), request("r2", 1, 0, "eve")]))
+    sess.query("INSERT INTO attest_redaction_records VALUES " + ", ".join(
+        [record("e-1", 0, "x1"), record("e-1", 0, "x1"), record("e-2", 5, "x2")]))
+    rows = run("redaction_requests", {})
+    got = [(r["request_id"], int(r["executed_at"]), r["subject_actor_id"]) for r in rows or []]
+    check("query redaction_requests (the newest version of each)", got == [("r1", 3, ""), ("r2", 0, "eve")], str(got))
+    rows = run("redaction_request", {"request_id": "r1"})
+    got = [(r["request_id"], int(r["version"])) for r in rows or []]
+    check("query redaction_request", got == [("r1", 2)], str(got))
+    rows = run("redaction_records_of_events", {"tenant": "acme", "event_ids": ["e-1", "e-9"]})
+    got = [(r["event_id"], r["redacted_hash"]) for r in rows or []]
+    check("query redaction_records_of_events (once each)", got == [("e-1", "x1")], str(got))
+    rows = run("redaction_records_in_range", {"partition": 0, "from_offset": 0, "to_offset": 3})
+    got = [r["event_id"] for r in rows or []]
+    check("query redaction_records_in_range", got == ["e-1"], str(got))
+    rows = run("redaction_rows_of_events", {"tenant": "acme", "event_ids": ["e-1", "e-3", "e-2"]})
+    got = sorted({r["event_id"] for r in rows or []})
+    check("query redaction_rows_of_events (the tenant's only)", got == ["e-1", "e-3"], str(got))
+    rows = run("redaction_rows_of_actor", {"tenant": "acme", "actor_id": "mallory", "limit": 10})
+    got = [r["event_id"] for r in rows or []]
+    check("query redaction_rows_of_actor", got == ["e-3"], str(got))
+
+    def counts():
+        total = query_rows(sess, "SELECT uniqExactMerge(events) AS n FROM audit_counts_per_minute WHERE tenant_id = 'acme'")
+        actors = query_rows(sess, "SELECT actor_id, uniqExactMerge(events) AS n FROM audit_failures_per_minute "
+                                  "WHERE tenant_id = 'acme' GROUP BY actor_id ORDER BY actor_id")
+        return int(total[0]["n"]), [(r["actor_id"], int(r["n"])) for r in actors]
+
+    before = counts()
+    # e-3 (mallory's failure) redacted: the redacted row in, the original out.
+    e3 = [r for r in ROWS if r[0] == "e-3"][0]
+    sess.query(
+        "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, outcome, "
+        "actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, source_service, "
+        "request_id, `metadata.key`, `metadata.value`, schema_id, kafka_partition, kafka_offset) VALUES "
+        f"('e-3', 'acme', {e3[2]}, {e3[2] + 5}, 'admin', 'user.update', 'failure', '[redacted]', 'user', "
+        "'203.0.113.1', '', 'user', 'u-1', 'iam', '', ['k'], ['v'], 1, 0, 0)")
+    identities = [f"e-3/{row_hash(*e3)}", "e-1/" + "0" * 64]  # the second names no stored identity
+    run("redaction_delete_rows", {"tenant": "acme", "identities": identities}, fetch=False,
+        settings=" SETTINGS mutations_sync = 1")
+    left = query_rows(sess, "SELECT DISTINCT event_id, actor_id FROM audit_events WHERE event_id IN ('e-1', 'e-3') "
+                            "ORDER BY event_id")
+    check("query redaction_delete_rows (those identities only)",
+          left == [{"event_id": "e-1", "actor_id": "alice"}, {"event_id": "e-3", "actor_id": "[redacted]"}], str(left))
+    rows = run("redaction_pending_mutations", {"table": "audit_events"})
+    check("query redaction_pending_mutations", rows is not None and len(rows) == 1, str(rows))
+    minute_s = e3[2] // 60_000 * 60
+    for table in ("audit_counts_per_minute", "audit_failures_per_minute"):
+        run(f"redaction_delete_rollup_{table}", {"tenant": "acme", "minutes_s": [minute_s]}, fetch=False,
+            settings=" SETTINGS mutations_sync = 1")
+    for table in ("audit_counts_per_minute", "audit_failures_per_minute"):
+        run(f"redaction_rebuild_rollup_{table}", {"tenant": "acme", "from_ms": minute_s * 1000,
+                                                  "until_ms": minute_s * 1000 + 60_000,
+                                                  "minutes": [minute_s // 60]}, fetch=False)
+    after = counts()
+    check("rollups rebuilt after a redaction count the same", after[0] == before[0], f"{before} {after}")
+    check("the erased actor is gone from the failures rollup",
+          ("mallory", 1) in before[1] and all(a != "mallory" for a, _ in after[1]) and ("[redacted]", 1) in after[1],
+          f"{before} {after}")
+    run("redaction_optimize_requests", {}, fetch=False)
+    versions = query_rows(sess, "SELECT count() AS n FROM attest_redaction_requests WHERE request_id = 'r1'")
+    check("query redaction_optimize_requests (old versions merged away)", int(versions[0]["n"]) == 1, str(versions))
+    check("every redaction statement was checked", not q, str(list(q)))
+
+
 def check_identity(sess, catalogue, check):
     """An upgrade through 0009 on a table that holds a conflict (two events
     with one id, time and category, not merged yet) and an exact re-send:
@@ -973,7 +1068,7 @@ def main(path):
         # Saved searches write their own table: checked on their own.
         # The pipeline page's questions are about the node: checked on their own.
         writes = ("retention_", "saved_search", "console_sign", "console_role", "pipeline_", "migration_", "dead_letter", "alert_",
-                  "detection_", "trends_", "integrity_", "procs_")
+                  "detection_", "trends_", "integrity_", "procs_", "redaction_")
         reads = [q for q in catalogue["queries"] if not q["name"].startswith(writes)]
         check_saved_searches(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("saved_search")}, check)
         check_sign_outs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("console_sign")}, check)
@@ -1043,6 +1138,7 @@ def main(path):
         check_integrity(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("integrity_")}, check)
         check_procs(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("procs_")}, check)
         check_roles(sess, {q["name"]: q for q in catalogue["queries"] if q["name"] in ("console_role", "console_access")}, check)
+        check_redaction(sess, {q["name"]: q for q in catalogue["queries"] if q["name"].startswith("redaction_")}, check)
         check_retention(sess, retention, check)
         check_identity(sess, catalogue, check)
 

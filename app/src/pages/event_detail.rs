@@ -261,7 +261,7 @@ fn SealView(
     use crate::integrity_model::SealVerdict;
     let verdict = found.verdict;
     let class = match &verdict {
-        SealVerdict::Verified { .. } => "state ok",
+        SealVerdict::Verified { .. } | SealVerdict::Redacted { .. } => "state ok",
         v if v.failed() => "state bad",
         _ => "state",
     };
@@ -277,8 +277,21 @@ fn SealView(
             </dl>
         }
     });
+    let redaction = verdict.redaction().cloned().map(|r| {
+        view! {
+            <dl class="fields" data-testid="seal-redaction">
+                <dt>"Redacted fields"</dt><dd class="mono">{r.fields.join(", ")}</dd>
+                <dt>"Request"</dt><dd class="mono">{r.request_id}</dd>
+                <dt>"Requested by"</dt><dd>{r.requested_by}</dd>
+                <dt>"Approved by"</dt><dd>{r.approved_by}</dd>
+                <dt>"Executed (UTC)"</dt><dd>{utc_millis(r.executed_at)}</dd>
+                <dt>"Reason"</dt><dd>{r.reason}</dd>
+            </dl>
+        }
+    });
     let state = match &verdict {
         SealVerdict::Verified { .. } => "verified",
+        SealVerdict::Redacted { .. } => "redacted",
         SealVerdict::Unsealed { .. } => "unsealed",
         _ => "failed",
     };
@@ -286,6 +299,7 @@ fn SealView(
         <div data-testid="seal" data-state=state>
             <p class=class role=verdict.failed().then_some("alert")>{verdict.headline()}</p>
             <p data-testid="seal-explanation">{explanation}</p>
+            {redaction}
             {place}
             <p class="muted">
                 {format!("Checked {} UTC. ", utc_millis(found.checked_at))}

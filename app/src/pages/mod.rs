@@ -10,6 +10,7 @@ pub mod login;
 pub mod pipeline;
 mod pipeline_procs;
 mod pipeline_trends;
+pub mod redactions;
 pub mod saved_searches;
 pub mod search;
 mod search_facets;

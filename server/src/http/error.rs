@@ -21,7 +21,8 @@ const SEARCH_RETRY_AFTER_SECS: u32 = 5;
 pub struct ErrorBody {
     /// A stable code: `invalid_event`, `unauthorized`, `forbidden`,
     /// `unsupported_media_type`, `payload_too_large`, `too_many_events`,
-    /// `busy`, `unavailable`, `not_found`, `request_timeout`, `internal`.
+    /// `busy`, `unavailable`, `not_found`, `request_timeout`, `internal`,
+    /// and for the admin endpoints `bad_request` and `conflict`.
     pub error: &'static str,
     /// What went wrong and what to do about it, for a person.
     pub message: String,
@@ -62,6 +63,11 @@ pub enum ApiError {
         retry_after_secs: u32,
     },
     NotFound(String),
+    /// An admin request with a bad field (the error names it).
+    BadField(FieldError),
+    /// An admin request that the state of what it acts on refuses (a
+    /// redaction approved by its own requester, one not approved yet).
+    Conflict(String),
     /// A console page or stream for admins only, asked for by another
     /// viewer; the message says how to get the role.
     AdminOnly(String),
@@ -116,6 +122,53 @@ impl From<crate::access::AdminRefusal> for ApiError {
                 ApiError::Unavailable {
                     what: "the admin action cannot be recorded in Attest's trail right now, so it was not done; retry shortly",
                     retry_after_secs: BROKER_RETRY_AFTER_SECS,
+                }
+            }
+        }
+    }
+}
+
+impl From<crate::redaction::RedactionError> for ApiError {
+    fn from(e: crate::redaction::RedactionError) -> ApiError {
+        use crate::redaction::RedactionError;
+        match e {
+            RedactionError::Invalid { field, problem } => ApiError::BadField(FieldError {
+                index: 0,
+                field_path: field.to_owned(),
+                problem,
+            }),
+            RedactionError::NotFound(id) => {
+                ApiError::NotFound(format!("no redaction request with id {id:?}"))
+            }
+            RedactionError::Refused(why)
+            | RedactionError::NotSealed(why)
+            | RedactionError::Unverified(why) => ApiError::Conflict(why),
+            RedactionError::Record(error) => {
+                tracing::error!(%error, "cannot record a redaction step; refusing it");
+                ApiError::Unavailable {
+                    what: "the redaction step cannot be recorded in the tenant's trail right now, so it was not done; retry shortly",
+                    retry_after_secs: BROKER_RETRY_AFTER_SECS,
+                }
+            }
+            RedactionError::Store(error) => {
+                tracing::error!(%error, "a redaction step failed in ClickHouse");
+                ApiError::Unavailable {
+                    what: "ClickHouse did not complete the redaction step; an approved request finishes when executed again",
+                    retry_after_secs: SEARCH_RETRY_AFTER_SECS,
+                }
+            }
+            RedactionError::Kafka(error) => {
+                tracing::error!(%error, "cannot read the writers' committed offsets for a redaction");
+                ApiError::Unavailable {
+                    what: "Kafka cannot say whether the events' offsets are committed; nothing was changed, retry shortly",
+                    retry_after_secs: BROKER_RETRY_AFTER_SECS,
+                }
+            }
+            RedactionError::Keys(error) => {
+                tracing::error!(%error, "cannot read the integrity keys for a redaction");
+                ApiError::Unavailable {
+                    what: "the integrity signing key cannot be read (integrity.key_dir)",
+                    retry_after_secs: SEARCH_RETRY_AFTER_SECS,
                 }
             }
         }
@@ -202,6 +255,13 @@ impl IntoResponse for ApiError {
                 vec![],
             ),
             ApiError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", what, vec![]),
+            ApiError::BadField(error) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("`{}`: {}", error.field_path, error.problem),
+                vec![error],
+            ),
+            ApiError::Conflict(why) => (StatusCode::CONFLICT, "conflict", why, vec![]),
             ApiError::AdminOnly(why) => (StatusCode::FORBIDDEN, "forbidden", why, vec![]),
             ApiError::Search(error) => {
                 use app::store::StoreError;

@@ -9,6 +9,7 @@ pub mod export;
 pub mod integrity;
 pub mod openapi;
 pub mod pipeline;
+pub mod redactions;
 mod registry;
 pub mod serve;
 pub mod tail;

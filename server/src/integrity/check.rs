@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::digest::{Digest, DigestProblem, GENESIS};
-use super::encoding::{hex, unhex};
+use super::encoding::unhex;
 use super::keys::KeyRing;
 use super::leaf::Sealed;
 use super::merkle;
+use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use super::seal::successor;
 use crate::store::{EventRow, LeafRow, Store, StoreError};
 
@@ -58,6 +59,14 @@ pub enum Problem {
         event_id: String,
         offset: i64,
     },
+    #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}) is redacted, but its redaction record does not verify: {why}")]
+    RedactionInvalid {
+        digest: String,
+        tenant_id: String,
+        event_id: String,
+        offset: i64,
+        why: String,
+    },
     #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}) is missing from the table")]
     EventMissing {
         digest: String,
@@ -79,7 +88,21 @@ pub struct Report {
     /// Digests left off the chain by a writer that lost its partition or
     /// crashed before committing, whose rows a chain digest seals again.
     pub superseded: usize,
+    /// Sealed events stored redacted under a valid redaction record: not
+    /// problems, named so that nobody mistakes them for tampering.
+    pub redacted: Vec<Redacted>,
     pub problems: Vec<(String, i32, Problem)>,
+}
+
+/// A sealed event that verifies as redacted (docs/INTEGRITY.md, 14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redacted {
+    pub digest: String,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub offset: i64,
+    pub request_id: String,
+    pub fields: Vec<String>,
 }
 
 impl Report {
@@ -87,6 +110,7 @@ impl Report {
         self.digests += other.digests;
         self.events += other.events;
         self.superseded += other.superseded;
+        self.redacted.extend(other.redacted);
         self.problems.extend(other.problems);
     }
 }
@@ -213,6 +237,20 @@ pub async fn check_partition(
             );
         }
     }
+    // Redaction records name their rows by partition and offset, not
+    // topic: the rows' own identity picks the right ones.
+    let rechecked = || on_chain.iter().filter(|d| d.sealed_at >= since_ms);
+    let records = match (
+        rechecked().map(|d| d.first_offset).min(),
+        rechecked().map(|d| d.last_offset).max(),
+    ) {
+        (Some(from), Some(to)) => {
+            store
+                .redaction_records_in_range(partition, from, to)
+                .await?
+        }
+        _ => Vec::new(),
+    };
     for d in on_chain.iter().rev() {
         if let Err(problem) = d.check(keys) {
             push(
@@ -232,9 +270,11 @@ pub async fn check_partition(
         }
         let rows = store.rows_of(d).await?;
         report.events += leaves.len();
-        for p in rows_problems(d, &leaves, &rows) {
+        let judged = rows_problems(d, &leaves, &rows, &records, keys);
+        for p in judged.problems {
             push(&mut report, p);
         }
+        report.redacted.extend(judged.redacted);
     }
     Ok(report)
 }
@@ -288,9 +328,23 @@ pub fn leaves_problem(d: &Digest, leaves: &[LeafRow]) -> Option<Problem> {
     })
 }
 
-/// Every sealed leaf must have its row, unchanged; a row is found by its
-/// offset and event id (offsets repeat across topics).
-pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<Problem> {
+/// What the rows of one digest are.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub problems: Vec<Problem>,
+    pub redacted: Vec<Redacted>,
+}
+
+/// Every sealed leaf must have its row, unchanged or redacted under a
+/// valid record (section 14); a row is found by its offset and event id
+/// (offsets repeat across topics).
+pub fn rows_problems(
+    d: &Digest,
+    leaves: &[LeafRow],
+    rows: &[EventRow],
+    records: &[RedactionRecord],
+    keys: &KeyRing,
+) -> Judged {
     let mut found: HashMap<(i64, &str), Vec<&EventRow>> = HashMap::new();
     for r in rows {
         found
@@ -299,6 +353,7 @@ pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<P
             .push(r);
     }
     let mut problems = Vec::new();
+    let mut redacted = Vec::new();
     for l in leaves {
         let named = |l: &LeafRow| {
             (
@@ -319,10 +374,7 @@ pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<P
                 });
             }
             Some(copies) => {
-                if copies
-                    .iter()
-                    .any(|r| hex(&Sealed::from(*r).leaf()) != l.leaf)
-                {
+                let Some(sealed) = unhex::<32>(&l.leaf) else {
                     let (digest, tenant_id, event_id, offset) = named(l);
                     problems.push(Problem::EventAltered {
                         digest,
@@ -330,11 +382,61 @@ pub fn rows_problems(d: &Digest, leaves: &[LeafRow], rows: &[EventRow]) -> Vec<P
                         event_id,
                         offset,
                     });
+                    continue;
+                };
+                // The worst copy speaks for the event.
+                let mut worst: Option<RowSeal> = None;
+                for r in copies {
+                    let content_hash = Sealed::from(*r).content_hash();
+                    let hashes = RowHashes {
+                        tenant_id: &r.tenant_id,
+                        event_id: &r.event_id,
+                        content_hash: &content_hash,
+                        received_at: r.received_at,
+                        schema_id: r.schema_id,
+                        kafka_partition: r.kafka_partition,
+                        kafka_offset: r.kafka_offset,
+                    };
+                    let seal = judge_row(&hashes, &sealed, records, keys);
+                    let rank = |s: &RowSeal| match s {
+                        RowSeal::Intact => 0,
+                        RowSeal::Redacted(_) => 1,
+                        RowSeal::BadRecord(..) => 2,
+                        RowSeal::Altered => 3,
+                    };
+                    if worst.as_ref().is_none_or(|w| rank(&seal) > rank(w)) {
+                        worst = Some(seal);
+                    }
+                }
+                let (digest, tenant_id, event_id, offset) = named(l);
+                match worst {
+                    None | Some(RowSeal::Intact) => {}
+                    Some(RowSeal::Redacted(record)) => redacted.push(Redacted {
+                        digest,
+                        tenant_id,
+                        event_id,
+                        offset,
+                        request_id: record.request_id.clone(),
+                        fields: record.fields.clone(),
+                    }),
+                    Some(RowSeal::BadRecord(_, why)) => problems.push(Problem::RedactionInvalid {
+                        digest,
+                        tenant_id,
+                        event_id,
+                        offset,
+                        why: why.to_string(),
+                    }),
+                    Some(RowSeal::Altered) => problems.push(Problem::EventAltered {
+                        digest,
+                        tenant_id,
+                        event_id,
+                        offset,
+                    }),
                 }
             }
         }
     }
-    problems
+    Judged { problems, redacted }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use app::integrity_model::{EventSeal, EventSeals, SealPlace, SealVerdict};
+use app::integrity_model::{EventSeal, EventSeals, RedactionNote, SealPlace, SealVerdict};
 use app::search_model::EventDetail;
 use app::store::StoreError as ConsoleError;
 
 use super::check::leaves_problem;
-use super::encoding::hex;
+use super::encoding::{hex, unhex};
 use super::leaf::Sealed;
+use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use super::{Digest, KeyRing};
 use crate::access::Viewer;
 use crate::event::Category;
@@ -36,7 +37,17 @@ pub struct SealCheck {
 /// The leaf of the event as stored now.
 pub fn stored_leaf(event: &EventDetail) -> String {
     let (keys, values): (Vec<String>, Vec<String>) = event.metadata.iter().cloned().unzip();
-    hex(&Sealed {
+    hex(&sealed(event, &keys, &values).leaf())
+}
+
+/// The content hash of the event as stored now.
+pub fn stored_hash(event: &EventDetail) -> String {
+    let (keys, values): (Vec<String>, Vec<String>) = event.metadata.iter().cloned().unzip();
+    sealed(event, &keys, &values).content_hash()
+}
+
+fn sealed<'a>(event: &'a EventDetail, keys: &'a [String], values: &'a [String]) -> Sealed<'a> {
+    Sealed {
         event_id: &event.event_id,
         tenant_id: &event.tenant_id,
         occurred_at: event.occurred_at,
@@ -52,13 +63,12 @@ pub fn stored_leaf(event: &EventDetail) -> String {
         resource_id: &event.resource_id,
         source_service: &event.source_service,
         request_id: &event.request_id,
-        metadata_key: &keys,
-        metadata_value: &values,
+        metadata_key: keys,
+        metadata_value: values,
         schema_id: event.schema_id,
         kafka_partition: event.kafka_partition,
         kafka_offset: event.kafka_offset,
     }
-    .leaf())
 }
 
 /// A digest covering the event's place, with its stored leaves.
@@ -76,13 +86,28 @@ pub struct Covering {
 /// tenant and id) as sealed; several digests may hold it (one left by a
 /// writer that crashed before committing, and the one sealing the rows
 /// again), and the worst finding among them is the verdict.
+///
+/// A row that differs from its sealed leaf verifies as *redacted* when a
+/// valid redaction record explains it (docs/INTEGRITY.md, section 14):
+/// `records` are the records naming the event.
 pub fn judge(
     event: &EventDetail,
     stored_leaf: &str,
     covering: &[Covering],
+    records: &[RedactionRecord],
     keys: &KeyRing,
     sealing_on: bool,
 ) -> SealVerdict {
+    let content_hash = stored_hash(event);
+    let row = RowHashes {
+        tenant_id: &event.tenant_id,
+        event_id: &event.event_id,
+        content_hash: &content_hash,
+        received_at: event.received_at,
+        schema_id: event.schema_id,
+        kafka_partition: event.kafka_partition,
+        kafka_offset: event.kafka_offset,
+    };
     let mut verdict = SealVerdict::Unsealed { sealing_on };
     for c in covering {
         let d = &c.digest;
@@ -116,10 +141,31 @@ pub fn judge(
                 place,
                 problem: problem.to_string(),
             }
-        } else if !names_it || !c.own_topic || leaf.leaf != stored_leaf {
+        } else if !names_it || !c.own_topic {
             SealVerdict::Altered { place }
-        } else {
+        } else if leaf.leaf == stored_leaf {
             SealVerdict::Verified { place }
+        } else {
+            match unhex::<32>(&leaf.leaf).map(|sealed| judge_row(&row, &sealed, records, keys)) {
+                Some(RowSeal::Intact) => SealVerdict::Verified { place },
+                Some(RowSeal::Redacted(r)) => SealVerdict::Redacted {
+                    place,
+                    redaction: RedactionNote {
+                        request_id: r.request_id.clone(),
+                        fields: r.fields.clone(),
+                        requested_by: r.requested_by.clone(),
+                        approved_by: r.approved_by.clone(),
+                        reason: r.reason.clone(),
+                        executed_at: r.executed_at,
+                        key_id: r.key_id.clone(),
+                    },
+                },
+                Some(RowSeal::BadRecord(_, problem)) => SealVerdict::RedactionInvalid {
+                    place,
+                    problem: problem.to_string(),
+                },
+                Some(RowSeal::Altered) | None => SealVerdict::Altered { place },
+            }
         };
         if found.severity() > verdict.severity() {
             verdict = found;
@@ -190,10 +236,16 @@ impl EventSeals for ScopedSeals {
                 leaves,
             });
         }
+        let records = self
+            .store
+            .redaction_records_of_events(&event.tenant_id, std::slice::from_ref(&event.event_id))
+            .await
+            .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
         let verdict = judge(
             &event,
             &stored_leaf(&event),
             &covering,
+            &records,
             &keys,
             self.setup.sealing_on,
         );
@@ -281,7 +333,7 @@ mod tests {
     }
 
     fn verdict(e: &EventDetail, covering: &[Covering], keys: &KeyRing) -> SealVerdict {
-        judge(e, &stored_leaf(e), covering, keys, true)
+        judge(e, &stored_leaf(e), covering, &[], keys, true)
     }
 
     #[test]
@@ -343,6 +395,79 @@ mod tests {
     }
 
     #[test]
+    fn a_redacted_event_is_redacted_and_a_forged_record_is_not() {
+        use crate::integrity::redaction::{Unsigned, MARKER};
+        let (keys, key, _dir) = ring_with_one_key();
+        let c = sealed(&key);
+        let original = event(11);
+        let mut redacted = original.clone();
+        redacted.actor_ip = MARKER.into();
+        let record = Unsigned {
+            request_id: "req-1",
+            tenant_id: &original.tenant_id,
+            event_id: &original.event_id,
+            kafka_partition: 0,
+            kafka_offset: 11,
+            original_hash: &stored_hash(&original),
+            redacted_hash: &stored_hash(&redacted),
+            fields: &["actor.ip".into()],
+            requested_by: "alice",
+            approved_by: "bob",
+            reason: "erasure",
+            executed_at: 1_800_000_002_000,
+        }
+        .sign(&key);
+        let judged = |e: &EventDetail, records: &[RedactionRecord]| {
+            judge(
+                e,
+                &stored_leaf(e),
+                std::slice::from_ref(&c),
+                records,
+                &keys,
+                true,
+            )
+        };
+        match judged(&redacted, std::slice::from_ref(&record)) {
+            SealVerdict::Redacted { place, redaction } => {
+                assert_eq!(place.leaf_index, 1);
+                assert_eq!(redaction.fields, vec!["actor.ip".to_owned()]);
+                assert_eq!(
+                    (
+                        redaction.requested_by.as_str(),
+                        redaction.approved_by.as_str()
+                    ),
+                    ("alice", "bob")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without its record, or changed after the redaction: altered.
+        assert!(matches!(
+            judged(&redacted, &[]),
+            SealVerdict::Altered { .. }
+        ));
+        let mut after = redacted.clone();
+        after.action = "user.create".into();
+        assert!(matches!(
+            judged(&after, std::slice::from_ref(&record)),
+            SealVerdict::Altered { .. }
+        ));
+        // A forged record: the signature fails, and the page says so.
+        let mut forged = record.clone();
+        forged.approved_by = "alice".into();
+        let v = judged(&redacted, std::slice::from_ref(&forged));
+        assert!(
+            matches!(&v, SealVerdict::RedactionInvalid { problem, .. } if problem.contains("signature")),
+            "{v:?}"
+        );
+        // The untouched event still verifies with a record around.
+        assert!(matches!(
+            judged(&original, std::slice::from_ref(&record)),
+            SealVerdict::Verified { .. }
+        ));
+    }
+
+    #[test]
     fn changed_leaves_and_bad_signatures_are_told_apart() {
         let (keys, key, _dir) = ring_with_one_key();
         let mut c = sealed(&key);
@@ -374,7 +499,7 @@ mod tests {
         bad.digest.sealed_at += 1;
         let v = verdict(&event(12), &[good, bad], &keys);
         assert!(matches!(v, SealVerdict::DigestInvalid { .. }), "{v:?}");
-        let v = judge(&event(12), "x", &[], &keys, false);
+        let v = judge(&event(12), "x", &[], &[], &keys, false);
         assert_eq!(v, SealVerdict::Unsealed { sealing_on: false });
     }
 }

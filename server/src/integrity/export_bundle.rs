@@ -201,6 +201,33 @@ pub async fn write_bundle(
         write_line(&mut zip, d)?;
     }
     files.push(entry(DIGESTS_FILE, zip.finish()?));
+    // The records of redacted rows (section 14), chain by chain; a record
+    // names its row by tenant, event id, partition and offset.
+    zip.start(REDACTIONS_FILE);
+    for ((topic, partition), located) in &chains {
+        let (Some(_), Some(first), Some(last)) = (topic, located.first(), located.last()) else {
+            continue;
+        };
+        let rows: std::collections::HashSet<(&str, &str, i64)> = located
+            .iter()
+            .map(|l| (l.tenant_id.as_str(), l.event_id.as_str(), l.offset))
+            .collect();
+        for record in store
+            .redaction_records_in_range(*partition, first.offset, last.offset)
+            .await?
+        {
+            let key = (
+                record.tenant_id.as_str(),
+                record.event_id.as_str(),
+                record.kafka_offset,
+            );
+            if rows.contains(&key) {
+                write_line(&mut zip, &record)?;
+            }
+        }
+        flush(&mut zip, sink).await?;
+    }
+    files.push(entry(REDACTIONS_FILE, zip.finish()?));
     zip.start(KEYS_FILE);
     zip.write(&json(&signer.keys)?);
     files.push(entry(KEYS_FILE, zip.finish()?));

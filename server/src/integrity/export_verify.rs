@@ -13,9 +13,10 @@ use super::encoding::{hex, unhex};
 use super::export_rows::{records, RowReader};
 use super::export_zip::read_entries;
 use super::keys::KeyRing;
-use super::leaf::Sealed;
+use super::leaf::{leaf_of, Sealed};
 use super::merkle::{root_from_proof, Hash};
 use super::proof::*;
+use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use crate::store::ExportFormat;
 use sha2::{Digest as _, Sha256};
 
@@ -48,6 +49,12 @@ pub enum Problem {
         row: u64,
         why: String,
     },
+    #[error("event {event_id} (row {row}) differs from what was sealed and its redaction record does not verify: {why}")]
+    BadRedaction {
+        event_id: String,
+        row: u64,
+        why: String,
+    },
     #[error(
         "event {event_id} (row {row}) has no proof and the manifest does not list it as unsealed"
     )]
@@ -71,6 +78,7 @@ impl Problem {
             Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
             Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
             Problem::BadProof { event_id, .. } => ("bad_proof", event_id),
+            Problem::BadRedaction { event_id, .. } => ("bad_redaction", event_id),
             Problem::Unproven { event_id, .. } => ("unproven_row", event_id),
             Problem::FileHash { file, .. } => ("file_hash", file),
         }
@@ -87,8 +95,21 @@ pub struct Report {
     pub digests: u64,
     /// `"given"` (`--keys`) or `"bundle"` (the bundle's own keys.json).
     pub keys: String,
+    /// Rows that verify as redacted (section 14): proven, with the
+    /// request that erased some of their fields.
+    pub redacted: Vec<RedactedRow>,
     /// In check order: the first is the first failure.
     pub problems: Vec<Problem>,
+}
+
+/// A row proven through its redaction record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactedRow {
+    pub row: u64,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub request_id: String,
+    pub fields: Vec<String>,
 }
 
 /// What the verifier keeps of each row: its identity and recomputed leaf.
@@ -97,6 +118,9 @@ struct RowSeen {
     event_id: String,
     partition: i32,
     offset: i64,
+    content_hash: String,
+    received_at: i64,
+    schema_id: u32,
     leaf: Hash,
     proven: bool,
 }
@@ -205,8 +229,19 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
             Ok(None) => continue,
             Err(e) => return Err(fatal(events_name, format!("row {n}: {e}"))),
         };
+        let sealed = Sealed::from(&row);
+        let content_hash = sealed.content_hash();
         rows.push(RowSeen {
-            leaf: Sealed::from(&row).leaf(),
+            leaf: leaf_of(
+                &content_hash,
+                row.received_at,
+                row.schema_id,
+                row.kafka_partition,
+                row.kafka_offset,
+            ),
+            content_hash,
+            received_at: row.received_at,
+            schema_id: row.schema_id,
             tenant_id: row.tenant_id,
             event_id: row.event_id,
             partition: row.kafka_partition,
@@ -215,11 +250,29 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
         });
     }
     report.rows = rows.len() as u64;
+    // Redaction records, when the manifest lists the file (bundles made
+    // before redaction existed do not).
+    let mut records: Vec<RedactionRecord> = Vec::new();
+    if manifest.files.iter().any(|f| f.name == REDACTIONS_FILE) {
+        for (n, line) in lines(file(REDACTIONS_FILE)?) {
+            records.push(
+                serde_json::from_slice(line)
+                    .map_err(|e| fatal(REDACTIONS_FILE, format!("line {}: {e}", n + 1)))?,
+            );
+        }
+    }
+    let seen = Seen {
+        digests: &digests,
+        records: &records,
+        keys,
+    };
     for (n, line) in lines(file(PROOFS_FILE)?) {
         let proof: ProofLine = serde_json::from_slice(line)
             .map_err(|e| fatal(PROOFS_FILE, format!("line {}: {e}", n + 1)))?;
-        if let Some(problem) = check_proof(&proof, &mut rows, &digests) {
-            report.problems.push(problem);
+        match check_proof(&proof, &mut rows, &seen) {
+            Ok(Some(redacted)) => report.redacted.push(redacted),
+            Ok(None) => {}
+            Err(problem) => report.problems.push(*problem),
         }
     }
     let unsealed: HashSet<u64> = manifest.unsealed.iter().map(|u| u.row).collect();
@@ -307,17 +360,26 @@ fn check_chains(order: &[String], digests: &HashMap<String, Digest>, report: &mu
     }
 }
 
+/// What the proofs are checked against.
+struct Seen<'a> {
+    digests: &'a HashMap<String, Digest>,
+    records: &'a [RedactionRecord],
+    keys: &'a KeyRing,
+}
+
+/// `Ok(Some(_))`: the row is proven as redacted.
 fn check_proof(
     proof: &ProofLine,
     rows: &mut [RowSeen],
-    digests: &HashMap<String, Digest>,
-) -> Option<Problem> {
+    seen: &Seen<'_>,
+) -> Result<Option<RedactedRow>, Box<Problem>> {
+    let digests = seen.digests;
     let bad = |why: String| {
-        Some(Problem::BadProof {
+        Err(Box::new(Problem::BadProof {
             event_id: proof.event_id.clone(),
             row: proof.row,
             why,
-        })
+        }))
     };
     let Some(row) = usize::try_from(proof.row)
         .ok()
@@ -344,22 +406,59 @@ fn check_proof(
     if row.proven {
         return bad("a second proof for the same row".into());
     }
+    // The leaf the proof starts from: the row's own, or, for a row
+    // redacted under a valid record, the one its original content hash
+    // gives (section 14).
+    let mut leaf = row.leaf;
+    let mut redacted = None;
     let computed = hex(&row.leaf);
     if computed != proof.leaf {
-        return Some(Problem::EventAltered {
+        let altered = || Problem::EventAltered {
             event_id: row.event_id.clone(),
             tenant_id: row.tenant_id.clone(),
             row: proof.row,
             digest: proof.digest_hash.clone(),
-            computed,
+            computed: computed.clone(),
             sealed: proof.leaf.clone(),
-        });
+        };
+        let Some(sealed) = unhex::<32>(&proof.leaf) else {
+            return Err(Box::new(altered()));
+        };
+        let hashes = RowHashes {
+            tenant_id: &row.tenant_id,
+            event_id: &row.event_id,
+            content_hash: &row.content_hash,
+            received_at: row.received_at,
+            schema_id: row.schema_id,
+            kafka_partition: row.partition,
+            kafka_offset: row.offset,
+        };
+        match judge_row(&hashes, &sealed, seen.records, seen.keys) {
+            RowSeal::Redacted(r) => {
+                leaf = sealed;
+                redacted = Some(RedactedRow {
+                    row: proof.row,
+                    tenant_id: row.tenant_id.clone(),
+                    event_id: row.event_id.clone(),
+                    request_id: r.request_id.clone(),
+                    fields: r.fields.clone(),
+                });
+            }
+            RowSeal::BadRecord(_, why) => {
+                return Err(Box::new(Problem::BadRedaction {
+                    event_id: row.event_id.clone(),
+                    row: proof.row,
+                    why: why.to_string(),
+                }))
+            }
+            RowSeal::Intact | RowSeal::Altered => return Err(Box::new(altered())),
+        }
     }
     let Some(d) = digests.get(&proof.digest_hash) else {
-        return Some(Problem::MissingDigest {
+        return Err(Box::new(Problem::MissingDigest {
             missing: proof.digest_hash.clone(),
             named_by: format!("event {}", proof.event_id),
-        });
+        }));
     };
     if d.topic != proof.topic
         || d.partition != proof.kafka_partition
@@ -383,7 +482,7 @@ fn check_proof(
         usize::try_from(proof.leaf_index),
         usize::try_from(proof.tree_size),
     ) {
-        (Some(path), Ok(index), Ok(size)) => root_from_proof(&row.leaf, index, size, &path),
+        (Some(path), Ok(index), Ok(size)) => root_from_proof(&leaf, index, size, &path),
         _ => None,
     };
     if recomputed.map(|r| hex(&r)).as_deref() != Some(d.root.as_str()) {
@@ -393,7 +492,7 @@ fn check_proof(
         ));
     }
     row.proven = true;
-    None
+    Ok(redacted)
 }
 
 #[cfg(test)]
@@ -449,7 +548,23 @@ mod tests {
         ring: &KeyRing,
         edit: impl Fn(&str, String) -> String,
     ) -> Vec<u8> {
-        let (rows, events_text) = events(format);
+        bundle_with(format, key, ring, edit, None)
+    }
+
+    /// A record changed before it is written (a forgery, or one about
+    /// another row).
+    type Tweak<'a> = &'a dyn Fn(&mut RedactionRecord);
+
+    /// [`bundle`], with NDJSON row `redact.0`'s `actor_ip` redacted after
+    /// sealing and its record (changed by `redact.1`) in redactions.ndjson.
+    fn bundle_with(
+        format: ExportFormat,
+        key: &SigningKey,
+        ring: &KeyRing,
+        edit: impl Fn(&str, String) -> String,
+        redact: Option<(usize, Tweak<'_>)>,
+    ) -> Vec<u8> {
+        let (rows, mut events_text) = events(format);
         let leaves: Vec<Hash> = rows.iter().map(|r| Sealed::from(r).leaf()).collect();
         let mut digests = Vec::new();
         let mut proofs = String::new();
@@ -494,7 +609,32 @@ mod tests {
             prev = d.digest_hash.clone();
             digests.push(d);
         }
-        let files = [
+        let mut redactions = None;
+        if let Some((i, tweak)) = redact {
+            let mut lines: Vec<String> = events_text.lines().map(str::to_owned).collect();
+            lines[i] = lines[i].replacen("\"actor_ip\":\"\"", "\"actor_ip\":\"[redacted]\"", 1);
+            events_text = lines.iter().map(|l| format!("{l}\n")).collect();
+            let mut redacted = rows[i].clone();
+            redacted.actor_ip = "[redacted]".into();
+            let mut record = crate::integrity::redaction::Unsigned {
+                request_id: "req-1",
+                tenant_id: &rows[i].tenant_id,
+                event_id: &rows[i].event_id,
+                kafka_partition: rows[i].kafka_partition,
+                kafka_offset: rows[i].kafka_offset,
+                original_hash: &Sealed::from(&rows[i]).content_hash(),
+                redacted_hash: &Sealed::from(&redacted).content_hash(),
+                fields: &["actor.ip".into()],
+                requested_by: "alice",
+                approved_by: "bob",
+                reason: "erasure",
+                executed_at: 1_800_000_000_200,
+            }
+            .sign(key);
+            tweak(&mut record);
+            redactions = Some(format!("{}\n", serde_json::to_string(&record).unwrap()));
+        }
+        let mut files = vec![
             (events_file(format), events_text),
             (PROOFS_FILE, proofs),
             (
@@ -506,6 +646,9 @@ mod tests {
             ),
             (KEYS_FILE, serde_json::to_string(ring).unwrap()),
         ];
+        if let Some(text) = redactions {
+            files.push((REDACTIONS_FILE, text));
+        }
         let manifest = Manifest {
             format: BUNDLE_FORMAT.into(),
             events_format: format,
@@ -617,6 +760,36 @@ mod tests {
             Some(("manifest_signature", key.id().to_owned()))
         );
         assert!(wrong.problems.iter().any(|p| p.kind().0 == "bad_digest"));
+    }
+
+    #[test]
+    fn a_redacted_row_verifies_as_redacted_and_a_bad_record_is_named() {
+        let ndjson = ExportFormat::Ndjson;
+        let (ring, key, _dir) = ring_with_one_key();
+        let with = |tweak: Tweak<'_>| {
+            verify(
+                &bundle_with(ndjson, &key, &ring, |_, t| t, Some((2, tweak))),
+                Some(&ring),
+            )
+        };
+        let clean = with(&|_| {});
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        assert_eq!(clean.proven_rows, 7);
+        assert_eq!(
+            clean.redacted,
+            vec![RedactedRow {
+                row: 2,
+                tenant_id: "acme".into(),
+                event_id: "e2".into(),
+                request_id: "req-1".into(),
+                fields: vec!["actor.ip".into()],
+            }]
+        );
+        let forged = with(&|r| r.approved_by = "alice".into());
+        assert_eq!(first(&forged), Some(("bad_redaction", "e2".into())));
+        // A record about another content hash explains nothing.
+        let unrelated = with(&|r| r.redacted_hash = GENESIS.into());
+        assert_eq!(first(&unrelated), Some(("event_altered", "e2".into())));
     }
 
     #[test]

@@ -167,6 +167,12 @@ fn event(topic: &str, partition: i32, problem: &Problem) -> crate::event::AuditE
             tenant_id,
             event_id,
             ..
+        }
+        | Problem::RedactionInvalid {
+            digest,
+            tenant_id,
+            event_id,
+            ..
         } => (digest.clone(), Some((tenant_id.clone(), event_id.clone()))),
     };
     let mut metadata = BTreeMap::from([

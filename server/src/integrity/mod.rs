@@ -16,6 +16,7 @@ pub mod keys;
 pub mod leaf;
 pub mod merkle;
 pub mod proof;
+pub mod redaction;
 pub mod seal;
 
 pub use digest::Digest;

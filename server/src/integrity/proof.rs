@@ -20,6 +20,9 @@ pub const EVENTS_NDJSON: &str = "events.ndjson";
 pub const EVENTS_CSV: &str = "events.csv";
 pub const PROOFS_FILE: &str = "proofs.ndjson";
 pub const DIGESTS_FILE: &str = "digests.ndjson";
+/// The redaction records of the bundle's redacted rows (section 14);
+/// bundles made before redaction existed have none and do not list it.
+pub const REDACTIONS_FILE: &str = "redactions.ndjson";
 pub const KEYS_FILE: &str = "keys.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const SIGNATURE_FILE: &str = "manifest.sig";

@@ -127,6 +127,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "integrity_leaf_sets",
         sql: include_str!("../../migrations/0021_integrity_leaf_sets.sql"),
     },
+    Migration {
+        version: 22,
+        name: "redactions",
+        sql: include_str!("../../migrations/0022_redactions.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

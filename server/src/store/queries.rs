@@ -84,6 +84,7 @@ pub fn catalogue() -> Vec<QueryTemplate> {
     all.extend(super::search::detection_templates());
     all.extend(super::trends::templates());
     all.extend(super::integrity::templates());
+    all.extend(super::redaction::templates());
     all.extend(super::procs::templates());
     all
 }
