@@ -228,7 +228,9 @@ async fn only_admins_see_the_pipeline_and_its_lag_is_the_brokers() {
     let topic = produce_data_access(&config, N).await;
     let produced = produced_per_partition(&config, &topic);
     assert_eq!(produced.iter().map(|(_, n)| n).sum::<i64>(), N as i64);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A snapshot the server's samplers collected before the produce is
+    // served for `FRESH`; the page must show the broker's figures after it.
+    tokio::time::sleep(attest_server::health::pipeline::FRESH + Duration::from_millis(100)).await;
 
     let mut admin = Browser::new(&server.base_url);
     admin.sign_in(&admin_key, "/pipeline").await;

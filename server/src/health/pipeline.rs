@@ -45,8 +45,9 @@ const KAFKA_BUDGET: Duration = Duration::from_secs(4);
 const CLICKHOUSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The writer group's member list, out of `KAFKA_BUDGET`.
 const GROUP_BUDGET: Duration = Duration::from_secs(1);
-/// How long one snapshot is served before the next collection.
-const FRESH: Duration = Duration::from_secs(2);
+/// How long one snapshot is served before the next collection (so the
+/// page, its stream and the samplers share one collection).
+pub const FRESH: Duration = Duration::from_secs(2);
 /// Reading the oldest waiting dead letter's timestamp (one record per
 /// partition with letters waiting), after the Kafka half.
 const DEAD_LETTER_AGE_BUDGET: Duration = Duration::from_secs(1);
