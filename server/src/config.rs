@@ -260,6 +260,9 @@ impl fmt::Debug for ClickHouseConfig {
     }
 }
 
+/// The most batches `writer.inserts_in_flight` may keep inserting at once.
+const MAX_INSERTS_IN_FLIGHT: usize = 4;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WriterConfig {
@@ -284,6 +287,11 @@ pub struct WriterConfig {
     /// Longest one INSERT may take before it is abandoned and retried.
     #[serde(with = "millis")]
     pub insert_timeout: Duration,
+    /// Batches inserting at once while the next one fills. One INSERT
+    /// keeps one ClickHouse thread busy; a second lets ClickHouse use
+    /// another core while the first finishes. Each is one more batch in
+    /// memory (`max_bytes`). Commits and seals stay in order whatever it is.
+    pub inserts_in_flight: usize,
     /// A writer that makes no progress this long while its topics have lag
     /// is reported as stalled (log, `/readyz`, `attest_pipeline_stalled`);
     /// so is a spool that holds events and has not shrunk for as long.
@@ -449,6 +457,7 @@ impl Default for WriterConfig {
             retry_max: Duration::from_secs(30),
             prefetch_kbytes: 65_536,
             insert_timeout: Duration::from_secs(30),
+            inserts_in_flight: 2,
             stall_after: Duration::from_secs(60),
         }
     }
@@ -591,6 +600,12 @@ impl Config {
         }
         if self.writer.max_rows == 0 {
             return Err(invalid("writer.max_rows", "must be at least 1"));
+        }
+        if !(1..=MAX_INSERTS_IN_FLIGHT).contains(&self.writer.inserts_in_flight) {
+            return Err(invalid(
+                "writer.inserts_in_flight",
+                "must be from 1 to 4 (each is one more batch in memory)",
+            ));
         }
         if self.writer.max_age.is_zero() {
             return Err(invalid("writer.max_age", "must be more than 0 ms"));
@@ -1161,6 +1176,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("writer.max_rows"));
+
+        for in_flight in [0, MAX_INSERTS_IN_FLIGHT + 1] {
+            let mut c = Config::default();
+            c.writer.inserts_in_flight = in_flight;
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("writer.inserts_in_flight"), "{err}");
+        }
 
         let mut c = Config::default();
         c.kafka.compression = "brotli".into();

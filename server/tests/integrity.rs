@@ -302,6 +302,69 @@ async fn every_change_behind_attests_back_is_named() {
     server.stop().await;
 }
 
+/// Many small batches read back to back with several inserts in flight at
+/// once: each partition's digests still form one chain in offset order
+/// (each links to the one before and starts where it ended), every row is
+/// sealed once, and the committed head is the chain's last digest. Seals
+/// running side by side would fork a chain (two digests on one head).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_inserted_side_by_side_are_sealed_in_one_chain() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 2;
+    config.writer.max_rows = 40;
+    config.writer.inserts_in_flight = 3;
+    // Everything is on the topics before the writer starts, so its batches
+    // fill at once and launch while earlier ones still insert.
+    const N: usize = 3_000;
+    let ids = common::produce_events(&config, N, "inflight").await;
+    assert_eq!(ids.len(), N);
+    let server = common::start(config.clone()).await;
+    server.wait_for_rows(N as u64, Duration::from_secs(120)).await;
+    common::wait_sealed(&server, N as u64).await;
+
+    let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
+    for d in digests(&config).await {
+        chains
+            .entry((d.topic.clone(), d.partition))
+            .or_default()
+            .push(d);
+    }
+    let mut sealed = 0;
+    let mut links = 0;
+    for (key, chain) in chains.iter_mut() {
+        chain.sort_by_key(|d| d.first_offset);
+        for pair in chain.windows(2) {
+            assert_eq!(pair[1].prev_hash, pair[0].digest_hash, "{key:?}: a fork");
+            assert_eq!(
+                pair[1].first_offset,
+                pair[0].last_offset + 1,
+                "{key:?}: a gap or an overlap"
+            );
+            links += 1;
+        }
+        sealed += chain.iter().map(|d| d.row_count).sum::<u64>();
+    }
+    assert_eq!(sealed, N as u64, "every row sealed once");
+    assert!(links >= 20, "many digests per chain: {links} links");
+    let heads = attest_server::integrity::check::committed_heads(
+        &config.kafka,
+        &chains.keys().cloned().collect::<Vec<_>>(),
+    )
+    .await
+    .expect("heads");
+    for (key, chain) in &chains {
+        assert_eq!(
+            heads.get(key),
+            Some(&chain.last().unwrap().digest_hash),
+            "{key:?}"
+        );
+    }
+    let report = common::integrity_report(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.events, N);
+    server.stop().await;
+}
+
 /// Rows written, then the writer stopped before it could seal them (the
 /// digests table refuses inserts), then a new writer: every row is sealed
 /// exactly once and no chain has a gap.

@@ -11,6 +11,7 @@ mod batch;
 mod dead_letters;
 mod retry;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,15 +182,22 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// The insert's outcome; never ready without a batch in flight, so a
-    /// `select!` branch on it waits for the other branches.
-    async fn outcome(slot: &mut Option<impl std::borrow::BorrowMut<InFlight>>) -> Inserting {
-        match slot {
-            Some(in_flight) => (&mut in_flight.borrow_mut().insert).await,
+    /// The oldest batch's outcome; never ready while none is in flight, so
+    /// a `select!` branch on it waits for the other branches.
+    async fn oldest(queue: &mut VecDeque<InFlight>) -> Inserting {
+        match queue.front_mut() {
+            Some(in_flight) => (&mut in_flight.insert).await,
             None => std::future::pending().await,
         }
     }
 }
+
+/// Whether the batch launched before a background task sealed its rows:
+/// a seal chains to the previous one of its partition, so a batch's
+/// background seal waits for its predecessor's and is skipped when that
+/// one was not done (the predecessor is then sealed again by
+/// [`Writer::finish`], and so is this batch, in order, after it).
+type SealedBefore = Option<tokio::sync::oneshot::Receiver<bool>>;
 
 /// What a background attempt did of a batch's flush.
 #[derive(Default)]
@@ -290,11 +298,13 @@ impl Writer {
     /// Runs until `stop` is cancelled; then inserts and commits what it holds
     /// (if ClickHouse answers within the grace period) and returns.
     ///
-    /// One batch is inserted while the next one fills: reading and decoding
-    /// do not wait for ClickHouse, and ClickHouse does not wait for them.
-    /// Commits stay in order, each after its own batch's insert: a batch is
-    /// finished (its insert awaited, its offsets committed) before the next
-    /// one is sent. Two batches are the most the writer holds.
+    /// Up to `writer.inserts_in_flight` batches insert while the next one
+    /// fills: reading and decoding do not wait for ClickHouse, and
+    /// ClickHouse does not wait for them. Batches are finished (their
+    /// outcome awaited, their offsets committed) oldest first, so commits
+    /// stay in order, each after its own batch's insert and seal; seals
+    /// stay in order too (see [`SealedBefore`]). `inserts_in_flight` + 1
+    /// batches are the most the writer holds.
     pub async fn run(self, stop: CancellationToken) {
         info!(
             max_rows = self.settings.max_rows,
@@ -302,7 +312,8 @@ impl Writer {
             "writer started"
         );
         let mut batch = Batch::default();
-        let mut inserting: Option<InFlight> = None;
+        let mut inserting: VecDeque<InFlight> = VecDeque::new();
+        let mut sealed_before: SealedBefore = None;
         // Messages that arrived while a flush had the partitions paused.
         let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
@@ -317,8 +328,8 @@ impl Writer {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                outcome = InFlight::outcome(&mut inserting) => {
-                    if let Some(done) = inserting.take() {
+                outcome = InFlight::oldest(&mut inserting) => {
+                    if let Some(done) = inserting.pop_front() {
                         if !self.finish(done.batch, outcome, &mut held, &stop, CommitMode::Async).await {
                             return;
                         }
@@ -343,16 +354,22 @@ impl Writer {
                 self.settings.max_age,
                 Instant::now(),
             ) {
-                if let Some(mut previous) = inserting.take() {
-                    let outcome = InFlight::outcome(&mut Some(&mut previous)).await;
+                while inserting.len() >= self.settings.inserts_in_flight {
+                    let outcome = InFlight::oldest(&mut inserting).await;
+                    let Some(oldest) = inserting.pop_front() else {
+                        break;
+                    };
                     if !self
-                        .finish(previous.batch, outcome, &mut held, &stop, CommitMode::Async)
+                        .finish(oldest.batch, outcome, &mut held, &stop, CommitMode::Async)
                         .await
                     {
                         return;
                     }
                 }
-                inserting = Some(self.launch(std::mem::take(&mut batch)));
+                let (launched, sealed) =
+                    self.launch(std::mem::take(&mut batch), sealed_before.take());
+                inserting.push_back(launched);
+                sealed_before = Some(sealed);
             }
         }
         let grace = CancellationToken::new();
@@ -361,13 +378,19 @@ impl Writer {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
             expire.cancel();
         });
-        if let Some(mut previous) = inserting.take() {
-            let outcome = InFlight::outcome(&mut Some(&mut previous)).await;
+        while !inserting.is_empty() {
+            let outcome = InFlight::oldest(&mut inserting).await;
+            let Some(oldest) = inserting.pop_front() else {
+                break;
+            };
             if !self
-                .finish(previous.batch, outcome, &mut held, &grace, CommitMode::Sync)
+                .finish(oldest.batch, outcome, &mut held, &grace, CommitMode::Sync)
                 .await
             {
-                warn!("shutdown before the batch being inserted was committed; it will be re-read on restart");
+                warn!(
+                    uncommitted = inserting.len() + 1,
+                    "shutdown before the batches being inserted were committed; they will be re-read on restart"
+                );
                 return;
             }
         }
@@ -383,17 +406,23 @@ impl Writer {
     }
 
     /// Starts inserting `batch` in the background: one attempt, bounded by
-    /// `writer.insert_timeout`, then, if it went through, one attempt at
-    /// sealing it, so that hashing and storing the seal overlap reading the
-    /// next batch too. Whatever goes wrong is handled by
-    /// [`Writer::finish`], with every retry and split rule of a flush.
-    /// Seals stay in order: a batch is finished before the next launches.
-    fn launch(&self, batch: Batch) -> InFlight {
+    /// `writer.insert_timeout`, then, if it went through and the batch
+    /// before it was sealed (`sealed_before`), one attempt at sealing it,
+    /// so that hashing and storing the seal overlap reading the next batch
+    /// too. Whatever goes wrong is handled by [`Writer::finish`], with
+    /// every retry and split rule of a flush. Answers the batch in flight
+    /// and what the next batch's seal waits for.
+    fn launch(
+        &self,
+        batch: Batch,
+        sealed_before: SealedBefore,
+    ) -> (InFlight, tokio::sync::oneshot::Receiver<bool>) {
         let batch = Arc::new(batch);
         let rows = batch.clone();
         let store = self.store.clone();
         let sealer = self.sealer.clone();
         let timeout = self.settings.insert_timeout;
+        let (sealed_tx, sealed_rx) = tokio::sync::oneshot::channel();
         let insert = tokio::spawn(async move {
             let started = Instant::now();
             let insert = if rows.rows().is_empty() {
@@ -404,17 +433,30 @@ impl Writer {
                     .unwrap_or(Err(StoreError::Timeout(timeout)))
             };
             let took = started.elapsed();
+            // The predecessor's seal first, whatever this insert did: a
+            // dropped sender (its task failed) counts as not sealed.
+            let chained = match sealed_before {
+                Some(before) => before.await.unwrap_or(false),
+                None => true,
+            };
             let sealed = match (&insert, sealer) {
-                (Ok(()), Some(sealer)) => Some(sealer.seal(&runs(&rows, &[])).await),
+                (Ok(()), Some(sealer)) if chained => Some(sealer.seal(&runs(&rows, &[])).await),
                 _ => None,
             };
+            // With sealing off nothing orders the batches but the commits.
+            let done = match &sealed {
+                Some(outcome) => outcome.is_ok(),
+                None => insert.is_ok() && chained,
+            };
+            // The next batch may have been finished already (shutdown).
+            let _ = sealed_tx.send(done);
             Background {
                 insert,
                 took,
                 sealed,
             }
         });
-        InFlight { batch, insert }
+        (InFlight { batch, insert }, sealed_rx)
     }
 
     /// Completes a batch sent by [`Writer::launch`]: if its insert went
