@@ -319,7 +319,9 @@ async fn batches_inserted_side_by_side_are_sealed_in_one_chain() {
     let ids = common::produce_events(&config, N, "inflight").await;
     assert_eq!(ids.len(), N);
     let server = common::start(config.clone()).await;
-    server.wait_for_rows(N as u64, Duration::from_secs(120)).await;
+    server
+        .wait_for_rows(N as u64, Duration::from_secs(120))
+        .await;
     common::wait_sealed(&server, N as u64).await;
 
     let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();

@@ -466,16 +466,16 @@ mod tests {
         };
         let filter = Filter::new(&compiled, &["acme".to_owned()], span, None);
         let series = series_sql(SeriesBy::Outcome, &filter.sql);
-        assert!(series.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(series.contains("uniqExact(content_hash) AS events"));
         assert!(series.contains("outcome AS key"));
         assert!(series.contains(&filter.sql));
         // The bucket's four values, then the filter's.
         assert_eq!(series.matches('?').count(), 4 + filter.params.len());
         let failed = compile_str(FAILED_OUTCOMES, 0).unwrap();
         let top = top_actors_sql(&failed.sql, &filter.sql);
-        assert!(top.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(top.contains("uniqExact(content_hash) AS events"));
         assert!(top.contains(&format!(
-            "uniqExactIf(tenant_id, event_id, content_hash, {}) AS failures",
+            "uniqExactIf(content_hash, {}) AS failures",
             failed.sql
         )));
         // The failure condition's values, then the filter's; the lists'

@@ -130,6 +130,6 @@ mod tests {
         }
         let sql = minute_counts_sql(GroupBy::SourceIp, "WHERE 1");
         assert!(sql.contains("AND actor_ip != ''"), "{sql}");
-        assert!(sql.contains("uniqExact(tenant_id, event_id, content_hash)"));
+        assert!(sql.contains("uniqExact(content_hash)"));
     }
 }

@@ -4,7 +4,7 @@
 //! for the query bar).
 //!
 //! Counted like the other facets: distinct event identities
-//! (`uniqExact(tenant_id, event_id, content_hash)`), so copies a
+//! (`uniqExact(content_hash)`), so copies a
 //! re-delivered batch left stored count once. Only keys the query language
 //! can name (`metadata.<key>`, [`app::query::is_metadata_key`]) are listed,
 //! so every key offered can be clicked into a query that parses.
@@ -285,17 +285,17 @@ mod tests {
     fn metadata_queries_bind_every_value() {
         let keys = keys_sql("WHERE x = ?");
         assert_eq!(keys.matches('?').count(), 2);
-        assert!(keys.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(keys.contains("uniqExact(content_hash) AS events"));
         assert!(keys.ends_with("ORDER BY events DESC, key LIMIT ?"));
         let values = values_sql("WHERE x = ?");
         assert_eq!(values.matches('?').count(), 4);
         assert!(values.contains("WHERE x = ? AND has(metadata.key, ?))"));
-        assert!(values.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
+        assert!(values.contains("uniqExact(content_hash) AS events"));
         // The events with the key are the rows the values query unfolds.
         let with = key_events_sql("WHERE x = ?");
         assert_eq!(
             with,
-            "SELECT uniqExact(tenant_id, event_id, content_hash) AS events \
+            "SELECT uniqExact(content_hash) AS events \
              FROM audit_events WHERE x = ? AND has(metadata.key, ?)"
         );
         assert!(values.contains(&with_key("WHERE x = ?")));

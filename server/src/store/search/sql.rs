@@ -42,7 +42,15 @@ pub(crate) fn hit_columns(metadata: bool) -> String {
 /// An event's identity (docs/DESIGN.md, "Event identity"): the id is chosen
 /// by each tenant, and two events sent with one id are two events unless
 /// their content is the same. Every query that dedupes or counts uses it.
-pub(crate) const IDENTITY: &str = "tenant_id, event_id, content_hash";
+///
+/// The identity is (tenant, id, content hash), and the content hash alone
+/// names it: the hash's input begins with the event id and the tenant,
+/// each length-prefixed (migration 0009), so two identities sharing a hash
+/// would be a SHA-256 collision, which the integrity seals already rely on
+/// never meeting. Keying on one column instead of three makes every count
+/// about 1.5 times faster over months (docs/DESIGN.md, "Dashboard"); the
+/// integration tests count the three columns and must agree.
+pub(crate) const IDENTITY: &str = "content_hash";
 
 /// The page order, newest first; the identity breaks ties, so every row has
 /// one place and the cursor can name it.
@@ -496,7 +504,7 @@ mod tests {
     /// used id.
     #[test]
     fn pages_are_deduplicated_by_identity_and_ordered() {
-        let identity = "LIMIT 1 BY tenant_id, event_id, content_hash";
+        let identity = "LIMIT 1 BY content_hash";
         let order = "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
         let sql = page_sql("1", false);
         assert!(sql.contains(order) && sql.contains(identity), "{sql}");
@@ -515,10 +523,10 @@ mod tests {
             "{export}"
         );
         assert!(csv_export_sql("1").contains(identity));
-        assert!(count_sql("1").contains("uniqExact(tenant_id, event_id, content_hash)"));
+        assert!(count_sql("1").contains("uniqExact(content_hash)"));
         let facets = facets_sql("1");
-        assert!(facets.contains("uniqExact(tenant_id, event_id, content_hash) AS events"));
-        assert!(facets.contains("FROM (SELECT tenant_id, event_id, content_hash, "));
+        assert!(facets.contains("uniqExact(content_hash) AS events"));
+        assert!(facets.contains("FROM (SELECT content_hash, "));
         assert!(facets.contains("('actor_ip', actor_ip)"));
         assert!(facets.ends_with("LIMIT ? BY field"));
         for sql in [page_sql("1", true), export_sql("1"), facets, count_sql("1")] {
