@@ -605,6 +605,10 @@ async fn a_digest_stored_and_never_committed_is_adopted_not_sealed_again() {
             first_offset: topic_rows.iter().map(|r| r.kafka_offset).min().unwrap_or(0),
             last_offset: topic_rows.iter().map(|r| r.kafka_offset).max().unwrap_or(0),
             rows: topic_rows.iter().collect(),
+            leaves: topic_rows
+                .iter()
+                .map(|r| attest_server::integrity::leaf::Sealed::from(r).leaf())
+                .collect(),
         })
         .collect();
     let sealer = Sealer::new(

@@ -22,7 +22,6 @@ use tracing::{info, warn};
 
 use super::digest::{Digest, Unsigned, GENESIS};
 use super::keys::{self, KeyError, SigningKey};
-use super::leaf::Sealed;
 use super::merkle;
 use crate::config::{IntegrityConfig, KafkaConfig};
 use crate::store::{EventRow, LeafSet, Store, StoreError};
@@ -106,14 +105,18 @@ pub struct Head {
     pub last_offset: i64,
 }
 
-/// The new rows of one partition in a batch, in offset order, and the
-/// offsets the batch consumed there (rows and dead letters alike).
+/// The new rows of one partition in a batch, in offset order, each with
+/// its leaf (`leaves[i]` is `rows[i]`'s), and the offsets the batch
+/// consumed there (rows and dead letters alike). The leaves come with the
+/// rows so that a writer can hash them while the rows insert, before its
+/// turn to seal (see `write`).
 pub struct Run<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
     pub rows: Vec<&'a EventRow>,
+    pub leaves: Vec<merkle::Hash>,
 }
 
 /// A batch sealed: how many rows, and the chain head to commit with each
@@ -267,12 +270,13 @@ impl Sealer {
     fn seal_run(&self, run: &Run<'_>, head: Option<Head>, seal: &mut Seal) {
         let key = (run.topic.to_owned(), run.partition);
         let sealed_to = head.as_ref().map_or(i64::MIN, |h| h.last_offset);
-        let rows: Vec<&EventRow> = run
+        let (rows, leaves): (Vec<&EventRow>, Vec<merkle::Hash>) = run
             .rows
             .iter()
             .copied()
-            .filter(|r| r.kafka_offset > sealed_to)
-            .collect();
+            .zip(run.leaves.iter().copied())
+            .filter(|(r, _)| r.kafka_offset > sealed_to)
+            .unzip();
         if run.last_offset <= sealed_to || rows.is_empty() {
             // Sealed already (a re-read after a crash or a hand-over), or
             // only dead letters: the next digest's range covers them.
@@ -281,7 +285,6 @@ impl Sealer {
             }
             return;
         }
-        let leaves: Vec<merkle::Hash> = rows.iter().map(|r| Sealed::from(*r).leaf()).collect();
         let prev = head.as_ref().map_or(GENESIS.to_owned(), |h| h.hash.clone());
         let first_offset = head
             .as_ref()

@@ -31,6 +31,8 @@ use crate::backoff::Backoff;
 use crate::config::{IntegrityConfig, KafkaConfig, WriterConfig};
 use crate::health::ready::WriterWatch;
 use crate::ingest::{self, validate};
+use crate::integrity::leaf::Sealed;
+use crate::integrity::merkle;
 use crate::integrity::seal::{Run, SealError, Sealing};
 use crate::integrity::Sealer;
 use crate::metrics::Metrics;
@@ -79,48 +81,69 @@ impl Refused {
     }
 }
 
+/// The leaf of every row of the batch, by row index: the CPU half of
+/// sealing, which needs nothing from the chain, so it can run while the
+/// rows insert.
+fn leaves_of(batch: &Batch) -> Vec<merkle::Hash> {
+    batch
+        .rows()
+        .iter()
+        .map(|row| Sealed::from(row).leaf())
+        .collect()
+}
+
 /// The batch's rows grouped per partition for sealing, in offset order,
-/// without the rows ClickHouse refused.
-fn runs<'a>(batch: &'a Batch, rejected: &[usize]) -> Vec<Run<'a>> {
-    let mut runs: Vec<Run<'a>> = batch
+/// without the rows ClickHouse refused, with their leaves (`leaves` holds
+/// one per row of the batch, by index: [`leaves_of`]).
+fn runs<'a>(batch: &'a Batch, rejected: &[usize], leaves: &[merkle::Hash]) -> Vec<Run<'a>> {
+    let mut grouped: Vec<(Run<'a>, Vec<(&'a EventRow, merkle::Hash)>)> = batch
         .ranges()
-        .map(|(topic, partition, first_offset, last_offset)| Run {
-            topic,
-            partition,
-            first_offset,
-            last_offset,
-            rows: Vec::new(),
+        .map(|(topic, partition, first_offset, last_offset)| {
+            let run = Run {
+                topic,
+                partition,
+                first_offset,
+                last_offset,
+                rows: Vec::new(),
+                leaves: Vec::new(),
+            };
+            (run, Vec::new())
         })
         .collect();
     // Rows of one partition come in runs: try the last partition first.
     let mut last = 0;
-    for (i, row) in batch.rows().iter().enumerate() {
+    for ((i, row), leaf) in batch.rows().iter().enumerate().zip(leaves) {
         if rejected.contains(&i) {
             continue;
         }
         let Some(origin) = batch.origin(i) else {
             continue;
         };
-        let same = |r: &Run<'_>| r.topic == origin.topic() && r.partition == origin.partition();
-        if !runs.get(last).is_some_and(same) {
-            match runs.iter().position(same) {
+        let same =
+            |(r, _): &(Run<'_>, _)| r.topic == origin.topic() && r.partition == origin.partition();
+        if !grouped.get(last).is_some_and(same) {
+            match grouped.iter().position(same) {
                 Some(at) => last = at,
                 None => continue,
             }
         }
-        if let Some(run) = runs.get_mut(last) {
-            run.rows.push(row);
+        if let Some((_, rows)) = grouped.get_mut(last) {
+            rows.push((row, *leaf));
         }
     }
-    for run in &mut runs {
-        run.rows.sort_by_key(|r| r.kafka_offset);
-        // A partition taken away and given back within one batch is read
-        // again from its committed offset: the same record twice. It is
-        // one event and one leaf (two leaves at one offset would collapse
-        // in the leaves table and break the digest's root).
-        run.rows.dedup_by_key(|r| r.kafka_offset);
-    }
-    runs
+    grouped
+        .into_iter()
+        .map(|(mut run, mut rows)| {
+            rows.sort_by_key(|(r, _)| r.kafka_offset);
+            // A partition taken away and given back within one batch is
+            // read again from its committed offset: the same record twice.
+            // It is one event and one leaf (two leaves at one offset would
+            // collapse in the leaves table and break the digest's root).
+            rows.dedup_by_key(|(r, _)| r.kafka_offset);
+            (run.rows, run.leaves) = rows.into_iter().unzip();
+            run
+        })
+        .collect()
 }
 
 /// How long an idle writer waits for a message before checking for shutdown.
@@ -425,6 +448,12 @@ impl Writer {
         let (sealed_tx, sealed_rx) = tokio::sync::oneshot::channel();
         let insert = tokio::spawn(async move {
             let started = Instant::now();
+            // The leaves hash on a blocking thread while ClickHouse takes
+            // the rows: only the digest has to wait for its turn.
+            let hashing = sealer.as_ref().map(|_| {
+                let rows = rows.clone();
+                tokio::task::spawn_blocking(move || leaves_of(&rows))
+            });
             let insert = if rows.rows().is_empty() {
                 Ok(())
             } else {
@@ -433,14 +462,20 @@ impl Writer {
                     .unwrap_or(Err(StoreError::Timeout(timeout)))
             };
             let took = started.elapsed();
+            let leaves = match hashing {
+                Some(task) => task.await.ok(),
+                None => None,
+            };
             // The predecessor's seal first, whatever this insert did: a
             // dropped sender (its task failed) counts as not sealed.
             let chained = match sealed_before {
                 Some(before) => before.await.unwrap_or(false),
                 None => true,
             };
-            let sealed = match (&insert, sealer) {
-                (Ok(()), Some(sealer)) if chained => Some(sealer.seal(&runs(&rows, &[])).await),
+            let sealed = match (&insert, sealer, leaves) {
+                (Ok(()), Some(sealer), Some(leaves)) if chained => {
+                    Some(sealer.seal(&runs(&rows, &[], &leaves)).await)
+                }
                 _ => None,
             };
             // With sealing off nothing orders the batches but the commits.
@@ -741,7 +776,8 @@ impl Writer {
         let Some(sealer) = &self.sealer else {
             return Some(None);
         };
-        let runs = runs(batch, rejected);
+        let leaves = leaves_of(batch);
+        let runs = runs(batch, rejected, &leaves);
         let mut backoff = self.backoff();
         loop {
             match sealer.seal(&runs).await {
@@ -967,7 +1003,8 @@ mod tests {
         for offset in [6, 7, 8] {
             push(&mut batch, 0, offset);
         }
-        let runs = runs(&batch, &[]);
+        let leaves = leaves_of(&batch);
+        let runs = runs(&batch, &[], &leaves);
         let offsets = |p: i32| -> Vec<i64> {
             runs.iter()
                 .filter(|r| r.partition == p)
@@ -989,9 +1026,12 @@ mod tests {
         for offset in [1, 2, 3] {
             push(&mut batch, 0, offset);
         }
-        let runs = runs(&batch, &[1]);
+        let leaves = leaves_of(&batch);
+        let runs = runs(&batch, &[1], &leaves);
         let offsets: Vec<i64> = runs[0].rows.iter().map(|r| r.kafka_offset).collect();
         assert_eq!(offsets, vec![1, 3]);
+        // Each row keeps its own leaf.
+        assert_eq!(runs[0].leaves, vec![leaves[0], leaves[2]]);
         assert_eq!((runs[0].first_offset, runs[0].last_offset), (1, 3));
     }
 }
