@@ -166,7 +166,7 @@ impl Part {
                 "outcome IN ('failure', 'denied') AND actor_ip != ''",
             ),
             Part::Panel(Panel::Changes) => format!(
-                "SELECT event_id, occurred_at FROM (SELECT DISTINCT {IDENTITY}, occurred_at \
+                "SELECT event_id, occurred_at FROM (SELECT DISTINCT {IDENTITY}, event_id, occurred_at \
                  {scope} AND category = 'permission_change') \
                  ORDER BY occurred_at DESC, event_id DESC LIMIT 20"
             ),
