@@ -14,8 +14,7 @@ use crate::support::percentile;
 /// What one page load's figures mean, for the sections that print them.
 pub const WHAT_IS_MEASURED: &str = "`end2end/interactive.js` opens the page in a fresh \
     browser context (empty cache), signed in (the sign-in is not timed), and reads, from the \
-    start of the navigation: **first paint** and first contentful paint (the browser's paint \
-    timings); **hydrated**, when `<body>` gets `data-hydrated=\"true\"` (the app's first \
+    start of the navigation: **first paint** (the browser's paint timing); **hydrated**, when `<body>` gets `data-hydrated=\"true\"` (the app's first \
     effect, once the WASM has taken over the page; what the browser tests wait for); and \
     **interactive**: as soon as the page is hydrated the script types one key (`a`) into the \
     query box, and this is when the app answers it by opening the box's suggestion list \
