@@ -100,8 +100,19 @@ build() {
     # The server with the release profile, the WASM with [profile.wasm-release]
     # (opt-level z, LTO) and then wasm-opt: what users should meet. On 2 cores
     # the first release build takes much longer than a debug one.
-    log "building the release server and WASM console into $SITE_ROOT (the first build takes a long while)"
-    LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release
+    #
+    # wasm-opt is binaryen's from npm (end2end/package.json), found first on
+    # PATH: Debian's (binaryen 108) rewrites the export of wasm-bindgen's
+    # externref table to point at the function table, and the console then
+    # fails at start-up in the browser ("WebAssembly.Table.set(): Argument 1
+    # is invalid") and never hydrates. --precompress stores a brotli (best
+    # quality) and a gzip copy beside each file of the site, which the server
+    # sends as they are: about a quarter smaller than compressing on the fly.
+    local bin_dir="$ATTEST_ROOT/end2end/node_modules/.bin"
+    [[ -x "$bin_dir/wasm-opt" ]] ||
+      die "no $bin_dir/wasm-opt (binaryen from npm, which the release WASM needs); run scripts/install.sh npm"
+    log "building the release server and WASM console into $SITE_ROOT (the first build takes a long while; $("$bin_dir/wasm-opt" --version))"
+    PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release --precompress
   else
     log "building the debug server and WASM console into $SITE_ROOT (first build takes several minutes)"
     LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build

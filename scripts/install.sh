@@ -13,9 +13,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CARGO_LEPTOS_VERSION="0.3.10"
-# Java and Maven run the local Kafka broker and fetch its jars. binaryen's
-# wasm-opt shrinks the release WASM (`cargo leptos build --release`, what
-# scripts/up.sh serves); without it on PATH cargo-leptos would download one.
+# Java and Maven run the local Kafka broker and fetch its jars. The release
+# WASM is shrunk by binaryen's wasm-opt from npm (end2end/package.json, put
+# first on PATH by scripts/console.sh): Debian's binaryen 108 breaks the
+# WASM that wasm-bindgen makes today. Debian's stays installed so that
+# cargo-leptos never downloads one of its own.
 # prometheus brings promtool, which checks /metrics as Prometheus reads it
 # (server/tests/metrics_exposition.rs); no Prometheus server is started.
 APT_PACKAGES=(clickhouse-server clickhouse-client chromium openjdk-17-jre-headless maven

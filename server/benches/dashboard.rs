@@ -14,18 +14,21 @@
 //!   database of its own (`attest_bench_dashboard_<n>`), so a small trial
 //!   never replaces the stored 10M events;
 //! - `BENCH_DASHBOARD_RUNS` (default 30) runs per window;
-//! - `BENCH_DASHBOARD_CONSOLE_URL`: a console serving the same database
-//!   (`ATTEST_CLICKHOUSE__DATABASE=attest_bench_search`); when set, the
-//!   bench runs `node end2end/first-paint.js` against `/dashboard` of the
-//!   largest tenant (`ATTEST_E2E_ACCESS_KEY` signs in when the console
-//!   asks for it), `BENCH_DASHBOARD_PAINT_RUNS` times (default 10);
+//! - `BENCH_DASHBOARD_CONSOLE_URL`: a release console serving the same
+//!   database (`support/page_load.rs` says how to start one); when set, the
+//!   bench loads `/dashboard` of the largest tenant over 30 days in
+//!   Chromium through `end2end/interactive.js` (first paint, hydration,
+//!   the query box answering a key, bytes per kind), over loopback and
+//!   throttled to 10 Mbit/s with 40 ms latency, `BENCH_DASHBOARD_PAINT_RUNS`
+//!   times each (default 10; `ATTEST_E2E_ACCESS_KEY` signs in), and rewrites
+//!   the dashboard-console section; `BENCH_DASHBOARD_ONLY=console` measures
+//!   only that;
 //! - `BENCH_DASHBOARD_WRITE=0` prints without rewriting docs/BENCHMARKS.md
 //!   (what a small trial wants).
 //!
 //! A benchmark, not a test: nothing here asserts a time. It does check
 //! that each panel's total equals its bare query's, and says so.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -37,6 +40,8 @@ use app::store::EventStore;
 use attest_server::config::Config;
 use attest_server::store::Store;
 
+#[path = "support/page_load.rs"]
+mod page_load;
 // The data set's generator; this bench uses only part of it.
 #[allow(dead_code)]
 mod search_data;
@@ -377,36 +382,51 @@ fn dashboard_query(span: Span, i: usize, tenant: &str, end_ms: i64) -> (SearchQu
     )
 }
 
-/// First paint of `/dashboard` through `end2end/first-paint.js`, when a
-/// console is named.
-fn first_paint(tenant: &str) -> Option<Result<BTreeMap<String, Vec<f64>>, String>> {
+/// `/dashboard` of the largest tenant over 30 days in Chromium, when a
+/// console is named: its own section of docs/BENCHMARKS.md, and a line of
+/// its figures for the dashboard section.
+fn console_section(tenant: &str, dataset: &Dataset) -> Option<(String, String)> {
     let url = std::env::var("BENCH_DASHBOARD_CONSOLE_URL").ok()?;
     let runs = env_usize("BENCH_DASHBOARD_PAINT_RUNS", 10).max(1);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/first-paint.js");
-    let page = format!("/dashboard?tenant={tenant}&range=30d");
-    let run = || -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
-        let output = std::process::Command::new("node")
-            .args([script, &url, &page, &runs.to_string()])
-            .output()
-            .context("running node end2end/first-paint.js")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "first-paint.js: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        let answer: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        let mut out = BTreeMap::new();
-        for key in ["first_paint_ms", "first_contentful_paint_ms", "load_ms"] {
-            let mut values: Vec<f64> = answer[key]
-                .as_array()
-                .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
-                .unwrap_or_default();
-            values.sort_by(|a, b| a.total_cmp(b));
-            out.insert(key.to_owned(), values);
-        }
-        Ok(out)
-    };
-    Some(run().map_err(|e| e.to_string()))
+    let path = format!("/dashboard?tenant={tenant}&range=30d");
+    let load_before = page_load::wait_for_quiet();
+    let rows = page_load::rows(&url, &path, ".chart-box svg", runs, None);
+    let summary = rows
+        .iter()
+        .map(|row| match &row.load {
+            Ok(load) => format!(
+                "{}: first paint {}, first chart {}, interactive {}",
+                load.network(),
+                page_load::p50_max(&load.first_paint_ms),
+                page_load::p50_max(&load.content_ms),
+                page_load::p50_max(&load.interactive_ms)
+            ),
+            Err(e) => format!("failed: {e}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let section = page_load::section(
+        "## Dashboard in the browser (`cargo bench -p server --bench dashboard`)",
+        &format!(
+            "A release console on the search bench's data set ({} events, generated {} UTC), \
+             signed in with a key that sees every tenant, showing the largest tenant \
+             `{tenant}` over 30 days. First paint shows the page's frame and each panel's \
+             \"Counting…\"; the charts, drawn on the server, arrive as their queries answer \
+             (\"first chart\"; the last of them with the last byte), so they are on screen \
+             before the WASM runs. The whole dashboard's server time is in the section \
+             above.",
+            dataset.events, dataset.generated_at
+        ),
+        "first chart",
+        &load_before,
+        &rows,
+        &format!(
+            "BENCH_DASHBOARD_ONLY=console BENCH_DASHBOARD_CONSOLE_URL=http://127.0.0.1:3047 \
+             ATTEST_E2E_ACCESS_KEY=… BENCH_DASHBOARD_PAINT_RUNS={runs} cargo bench -p server \
+             --bench dashboard"
+        ),
+    );
+    Some((section, summary))
 }
 
 /// The WASM the console serves, gzip-compressed as a server or CDN would
@@ -480,6 +500,20 @@ async fn main() -> anyhow::Result<()> {
         .context("the data set has no tenant")?;
     println!("largest tenant: {tenant}");
 
+    // The page in the browser, when a console serving this data set is named.
+    let paint = console_section(&tenant, &dataset).map(|(section, summary)| {
+        print!("\n{section}");
+        (section, summary)
+    });
+    if let Some((section, _)) = &paint {
+        if write {
+            write_section("dashboard-console", section)?;
+        }
+    }
+    if std::env::var("BENCH_DASHBOARD_ONLY").is_ok_and(|only| only == "console") {
+        return Ok(());
+    }
+
     let console: &dyn EventStore = &store;
     let mut measured = Vec::new();
     for span in [Span::Days30, Span::Months6] {
@@ -506,9 +540,15 @@ async fn main() -> anyhow::Result<()> {
         }
         measured.push(m);
     }
-    let paint = first_paint(&tenant);
     let wasm = wasm_size();
-    let section = report(&dataset, &tenant, runs, &mut measured, paint, wasm);
+    let section = report(
+        &dataset,
+        &tenant,
+        runs,
+        &mut measured,
+        paint.map(|(_, summary)| summary),
+        wasm,
+    );
     print!("\n{section}");
     if write {
         write_section("dashboard", &section)?;
@@ -521,7 +561,7 @@ fn report(
     tenant: &str,
     runs: usize,
     measured: &mut [Measured],
-    paint: Option<Result<BTreeMap<String, Vec<f64>>, String>>,
+    paint: Option<String>,
     wasm: Option<(String, u64, u64)>,
 ) -> String {
     let mut whole = String::new();
@@ -571,30 +611,13 @@ fn report(
     };
     let paint = match paint {
         None => "Not measured in this run: set `BENCH_DASHBOARD_CONSOLE_URL` to a console \
-                 serving the data set's database (see the bench's header)."
+                 serving the data set's database (see the bench's header); the last figures are \
+                 in \"Dashboard in the browser\" below."
             .to_owned(),
-        Some(Err(e)) => format!("The measurement failed: {e}"),
-        Some(Ok(t)) => {
-            let show = |key: &str| {
-                t.get(key).map_or("–".to_owned(), |v| {
-                    format!(
-                        "p50 {:.0} ms, max {:.0} ms",
-                        percentile(v, 0.5),
-                        v.last().copied().unwrap_or(f64::NAN)
-                    )
-                })
-            };
-            format!(
-                "`/dashboard?tenant={tenant}&range=30d` in Chromium, {} fresh contexts \
-                 (empty cache), on loopback: first paint {}, first contentful paint {}, load \
-                 event {}. The server renders every panel before the first byte, so first \
-                 paint already shows the charts.",
-                t.get("first_paint_ms").map_or(0, Vec::len),
-                show("first_paint_ms"),
-                show("first_contentful_paint_ms"),
-                show("load_ms")
-            )
-        }
+        Some(summary) => format!(
+            "`/dashboard?tenant={tenant}&range=30d` in Chromium, p50 (slowest): {summary}; \
+             see \"Dashboard in the browser\" below."
+        ),
     };
     let wasm = match wasm {
         Some((path, raw, gz)) => format!(

@@ -8,6 +8,15 @@
 //! matches). Prints the figures and rewrites the search section of
 //! docs/BENCHMARKS.md. A benchmark, not a test: nothing here asserts a time.
 //!
+//! The Search page in Chromium (issue 17: time to interactive on a slow
+//! network): with `BENCH_SEARCH_CONSOLE_URL` naming a release console that
+//! serves this data set (`support/page_load.rs` says how to start one, and
+//! `ATTEST_E2E_ACCESS_KEY` is its access key), the bench loads `/search`
+//! through `end2end/interactive.js`, over loopback and throttled to 10
+//! Mbit/s with 40 ms latency, `BENCH_SEARCH_CONSOLE_RUNS` times each
+//! (default 10), and rewrites the search-console section.
+//! `BENCH_SEARCH_ONLY=console` measures only that.
+//!
 //! The data set lives in its own database, `attest_bench_search`, and is
 //! kept between runs: it is generated again only when its size or the
 //! generator's version differs, because 10M events take a while.
@@ -29,13 +38,15 @@ use app::store::EventStore;
 use attest_server::config::Config;
 use attest_server::store::{ExportFormat, SearchLimits, Store};
 
+#[path = "support/page_load.rs"]
+mod page_load;
 mod search_data;
 #[path = "support/search_dataset.rs"]
 mod search_dataset;
 mod support;
 use search_data::{Plan, HOUR_MS};
 use search_dataset::{stored, Admin, Dataset, DATABASE, INSERT_ROWS};
-use support::{env_usize, percentile, write_section};
+use support::{env_usize, machine, percentile, write_section};
 
 const LARGE_TENANTS: usize = 3;
 /// The measurements start once the 1-minute load average is below this,
@@ -529,31 +540,6 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse::<u64>().ok())
-        })
-        .map_or_else(String::new, |kib| {
-            format!(", {:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0)
-        });
-    format!("{cores} cores ({cpu}){memory}")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let events = env_usize("BENCH_SEARCH_EVENTS", 10_000_000).max(1_000) as u64;
@@ -584,6 +570,15 @@ async fn main() -> anyhow::Result<()> {
         }
         None => search_dataset::generate(&admin, &store, DATABASE, events).await?,
     };
+    // The page in the browser, when a console serving this data set is named.
+    if let Ok(url) = std::env::var("BENCH_SEARCH_CONSOLE_URL") {
+        let section = console_section(&url, &dataset);
+        print!("\n{section}");
+        write_section("search-console", &section)?;
+    }
+    if std::env::var("BENCH_SEARCH_ONLY").is_ok_and(|only| only == "console") {
+        return Ok(());
+    }
     let plan = Plan::new(events, dataset.end_ms);
     let shape = plan.shape();
     let description = describe(&admin, dataset.end_ms).await?;
@@ -680,6 +675,42 @@ async fn main() -> anyhow::Result<()> {
     print!("\n{section}");
     write_section("search", &section)?;
     Ok(())
+}
+
+/// Issue 17's target for the time to interactive of `/search` on the slow
+/// network.
+const INTERACTIVE_TARGET_MS: f64 = 2000.0;
+
+/// `/search` loaded in Chromium from the console at `url`, over loopback
+/// and over the slow network, as a section of docs/BENCHMARKS.md.
+fn console_section(url: &str, dataset: &Dataset) -> String {
+    let runs = env_usize("BENCH_SEARCH_CONSOLE_RUNS", 10).max(1);
+    let load_before = page_load::wait_for_quiet();
+    let rows = page_load::rows(
+        url,
+        "/search",
+        "[data-event-id]",
+        runs,
+        Some(INTERACTIVE_TARGET_MS),
+    );
+    page_load::section(
+        "## Search page in the browser (`cargo bench -p server --bench search`)",
+        &format!(
+            "A release console on the data set above ({} events, generated {} UTC), signed in \
+             with a key that sees every tenant, so `/search` shows the newest events of all of \
+             them with their facets and histogram. Target (issue 17): interactive in < {:.0} ms \
+             on the slow network.",
+            dataset.events, dataset.generated_at, INTERACTIVE_TARGET_MS
+        ),
+        "first result row",
+        &load_before,
+        &rows,
+        &format!(
+            "BENCH_SEARCH_ONLY=console BENCH_SEARCH_CONSOLE_URL=http://127.0.0.1:3047 \
+             ATTEST_E2E_ACCESS_KEY=… BENCH_SEARCH_CONSOLE_RUNS={runs} cargo bench -p server \
+             --bench search"
+        ),
+    )
 }
 
 /// A sentence per missed target, with what ClickHouse did for it.

@@ -850,11 +850,24 @@ fn console_router(
             )));
         }
     };
+    // The bundle (WASM, JS, CSS) straight from disk, not through Leptos's
+    // fallback, which forwards only `Accept-Encoding`: with it a browser's
+    // revalidation (`If-Modified-Since`, asked for by the assets'
+    // `no-cache`) was never answered 304, and every visit downloaded the
+    // whole WASM again. The brotli and gzip copies the release build stores
+    // beside each file are sent as they are.
+    let pkg = format!("/{}", options.site_pkg_dir);
+    let pkg_files = tower_http::services::ServeDir::new(
+        std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir),
+    )
+    .precompressed_br()
+    .precompressed_gzip();
     Router::new()
         .leptos_routes_with_context(&options, routes, scoped, {
             let options = options.clone();
             move || app::shell(options.clone())
         })
+        .nest_service(&pkg, pkg_files)
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
         .merge(http::tail::router(http::tail::TailRoutes {

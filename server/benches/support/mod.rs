@@ -55,6 +55,32 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The machine, for a report: cores, CPU model and memory.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0)
+        });
+    format!("{cores} cores ({cpu}){memory}")
+}
+
 /// Replaces the `name` section of docs/BENCHMARKS.md (between its markers),
 /// leaving other benches' sections alone.
 pub fn write_section(name: &str, section: &str) -> anyhow::Result<()> {

@@ -56,6 +56,15 @@ pub fn test_config() -> Config {
 }
 
 pub async fn start(config: Config) -> TestServer {
+    start_with(
+        config,
+        LeptosOptions::builder().output_name("attest").build(),
+    )
+    .await
+}
+
+/// [`start`] with Leptos options of the test's own (another site root).
+pub async fn start_with(config: Config, leptos: LeptosOptions) -> TestServer {
     // `RUST_LOG=attest_server=debug cargo test … -- --nocapture` shows the
     // server's logs beside a failing test.
     if std::env::var_os("RUST_LOG").is_some() {
@@ -64,7 +73,6 @@ pub async fn start(config: Config) -> TestServer {
             .with_test_writer()
             .try_init();
     }
-    let leptos = LeptosOptions::builder().output_name("attest").build();
     let running = attest_server::start(config.clone(), leptos)
         .await
         .expect("attest starts against the local stack (is `scripts/stack.sh up` running?)");
