@@ -118,7 +118,8 @@ impl Who {
 }
 
 /// What an admin asks for.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = RedactionRequestNew)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     pub tenant_id: String,
@@ -134,7 +135,8 @@ pub struct NewRequest {
 }
 
 /// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionState)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -164,7 +166,8 @@ impl State {
 }
 
 /// A request as the API and the CLI show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionRequest)]
 pub struct RequestView {
     pub request_id: String,
     pub tenant_id: String,
@@ -179,6 +182,7 @@ pub struct RequestView {
     /// The requester's identity (see [`Who`]), to tell whether a viewer
     /// may approve; not shown.
     #[serde(skip)]
+    #[schema(ignore)]
     pub requested_by_id: String,
     pub requested_at: i64,
     pub approved_by: String,
@@ -210,10 +214,12 @@ impl From<&RequestRow> for RequestView {
 }
 
 /// What one run of an approved request did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionExecution)]
 pub struct Execution {
     pub request: RequestView,
-    /// Rows rewritten by this run (a repeated run counts what it finished).
+    /// Rows of the request redacted, by this run or an earlier one (0 when
+    /// the request was already executed and nothing ran).
     pub redacted: usize,
     /// Rows that already held the marker in every field named.
     pub unchanged: usize,
