@@ -965,11 +965,11 @@ async fn a_subject_with_thousands_of_events_is_redacted_in_few_inserts() {
     assert_eq!(done["redacted"], N, "{done}");
 
     let rows = server
-        .clickhouse(&format!(
+        .clickhouse(
             "SELECT count(), uniqExact(event_id), countIf(actor_id = '[redacted]' \
              AND actor_ip = '[redacted]') FROM audit_events WHERE event_id LIKE 'many-%' \
-             FORMAT TabSeparated"
-        ))
+             FORMAT TabSeparated",
+        )
         .await;
     assert_eq!(rows, format!("{N}\t{N}\t{N}\n"), "every row redacted, once");
     let records = server
