@@ -367,6 +367,9 @@ def check_redaction(sess, statements, check):
     rows = run("redaction_request", {"request_id": "r1"})
     got = [(r["request_id"], int(r["version"])) for r in rows or []]
     check("query redaction_request", got == [("r1", 2)], str(got))
+    rows = run("redaction_approvals", {"request_id": "r1"})
+    got = [(r["approved_by"], int(r["version"])) for r in rows or []]
+    check("query redaction_approvals (every stored approval)", got == [("bob", 1), ("bob", 2)], str(got))
     rows = run("redaction_records_of_events", {"tenant": "acme", "event_ids": ["e-1", "e-9"]})
     got = [(r["event_id"], r["redacted_hash"]) for r in rows or []]
     check("query redaction_records_of_events (once each)", got == [("e-1", "x1")], str(got))

@@ -783,3 +783,214 @@ async fn a_run_stopped_between_insert_and_delete_is_finished_by_running_it_again
     assert_eq!(listed[0]["request_id"], id.as_str(), "{listed}");
     server.stop().await;
 }
+
+/// Two admins approve one request at the same moment, in two processes
+/// (two `Redactions`, each with its own lock): both runs execute, and they
+/// write one record per row, one execution event and one redacted row per
+/// event, all naming the same approver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvals_at_once_execute_once() {
+    use attest_server::redaction::{NewRequest, Who};
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let server = common::start(config.clone()).await;
+    let now = attest_server::ingest::now_ms();
+    seed(&server, &events(now)).await;
+    let before = counts(&server).await;
+
+    let one = attest_server::open_redactions(&config).await.unwrap();
+    let other = attest_server::open_redactions(&config).await.unwrap();
+    let made = one
+        .request(
+            &Who::operator("ops-a"),
+            NewRequest {
+                tenant_id: TENANT.into(),
+                event_ids: vec!["sub-0".into(), "sub-1".into()],
+                fields: vec!["actor.ip".into(), "metadata.email".into()],
+                reason: "erasure 9".into(),
+                ..NewRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = made.request_id.as_str();
+    let (ops_b, ops_c) = (Who::operator("ops-b"), Who::operator("ops-c"));
+    let (b, c) = tokio::join!(one.approve(id, &ops_b), other.approve(id, &ops_c));
+    let (b, c) = (b.unwrap(), c.unwrap());
+    assert_eq!(b.request.approved_by, c.request.approved_by);
+    assert_eq!((b.redacted, c.redacted), (2, 2));
+    let approver = b.request.approved_by.clone();
+    assert!(approver == "ops-b" || approver == "ops-c", "{approver}");
+
+    // Both approvals are in the trail (both admins did approve); one
+    // execution, by the approval that counts.
+    let mut approvers = trail(&server, "redaction.approve", 2).await;
+    approvers.sort();
+    assert_eq!(approvers, ["ops-b", "ops-c"]);
+    trail(&server, "redaction.execute", 2).await;
+    let executions = server
+        .clickhouse(&format!(
+            "SELECT DISTINCT event_id, actor_id, occurred_at FROM audit_events \
+             WHERE tenant_id = '{TENANT}' AND action = 'redaction.execute' FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(executions.lines().count(), 1, "{executions}");
+    assert!(
+        executions.contains(&format!("\t{approver}\t")),
+        "{executions}"
+    );
+
+    // One record per row, byte for byte, naming that approver.
+    let records = server
+        .clickhouse(&format!(
+            "SELECT event_id, approved_by FROM (SELECT DISTINCT * FROM attest_redaction_records \
+             WHERE request_id = '{id}') ORDER BY event_id FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(
+        records,
+        format!("sub-0\t{approver}\nsub-1\t{approver}\n"),
+        "no second record signed"
+    );
+
+    // One redacted row per event: the two runs' inserts are the same row
+    // (same identity and offset), which the table's merge collapses and
+    // every read keeps once. The execution event: one identity.
+    let rows = server
+        .clickhouse(
+            "SELECT DISTINCT event_id, content_hash, actor_ip, kafka_offset FROM audit_events \
+             WHERE event_id IN ('sub-0', 'sub-1') ORDER BY event_id FORMAT TabSeparated",
+        )
+        .await;
+    let rows: Vec<(&str, &str)> = rows
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((*f.first()?, *f.get(2)?))
+        })
+        .collect();
+    assert_eq!(rows, [("sub-0", "[redacted]"), ("sub-1", "[redacted]")]);
+    let stored = server
+        .clickhouse(&format!(
+            "SELECT uniqExact(event_id, content_hash) FROM audit_events \
+             WHERE tenant_id = '{TENANT}' AND action = 'redaction.execute'"
+        ))
+        .await;
+    assert_eq!(number(stored), 1, "one execution event");
+    assert_eq!(counts(&server).await, before);
+    let report = check_both(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.redacted.len(), 2);
+
+    // Executed: running it again from either process changes nothing.
+    let (b, c) = tokio::join!(one.execute(id, &ops_b), other.execute(id, &ops_c));
+    assert_eq!((b.unwrap().redacted, c.unwrap().redacted), (0, 0));
+    server.stop().await;
+}
+
+/// A subject with thousands of events is redacted in a bounded number of
+/// inserts: every row redacted, one record each, counts unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_with_thousands_of_events_is_redacted_in_few_inserts() {
+    const N: usize = 2_500;
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    config.console.require_login = true;
+    config.console.session_secret = "redaction-test-secret-0123456789abcdef".into();
+    let server = common::start(config.clone()).await;
+    let now = attest_server::ingest::now_ms();
+    let base = now - now.rem_euclid(60_000) - 600_000;
+    let events: Vec<Value> = (0..N)
+        .map(|i| {
+            let outcome = ["success", "failure"][i % 2];
+            json!({
+                "event_id": format!("many-{i}"),
+                "tenant_id": TENANT,
+                "occurred_at": base + i as i64 * 100,
+                "category": "authentication",
+                "action": "user.login",
+                "outcome": outcome,
+                "actor": {"id": SUBJECT, "type": "user", "ip": "198.51.100.7"},
+                "source_service": "sso",
+            })
+        })
+        .collect();
+    for chunk in events.chunks(500) {
+        let response = server
+            .http
+            .post(format!("{}/api/v1/events/batch", server.base_url))
+            .json(&chunk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+    }
+    let n = N as u64;
+    assert_eq!(server.wait_for_rows(n, Duration::from_secs(120)).await, n);
+    common::wait_sealed(&server, n).await;
+    wait_committed(&server.config, N as i64).await;
+    let before = counts(&server).await;
+    assert_eq!(before, (n, n));
+
+    let mut alice = Browser::new(&server.base_url);
+    alice
+        .sign_in(
+            &grant(
+                &config,
+                &["--name", "alice", "--all-tenants", "--role", "admin"],
+            ),
+            "/",
+        )
+        .await;
+    let mut bob = Browser::new(&server.base_url);
+    bob.sign_in(
+        &grant(
+            &config,
+            &["--name", "bob", "--all-tenants", "--role", "admin"],
+        ),
+        "/",
+    )
+    .await;
+    let request = json!({
+        "tenant_id": TENANT,
+        "actor_id": SUBJECT,
+        "fields": ["actor.id", "actor.ip"],
+        "reason": "GDPR erasure request 2026-200",
+    });
+    let (status, made) = post(&alice, "/api/v1/redactions", Some(request)).await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["request_id"].as_str().unwrap().to_owned();
+    let (status, done) = post(&bob, &format!("/api/v1/redactions/{id}/approve"), None).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["redacted"], N, "{done}");
+
+    let rows = server
+        .clickhouse(
+            "SELECT count(), uniqExact(event_id), countIf(actor_id = '[redacted]' \
+             AND actor_ip = '[redacted]') FROM audit_events WHERE event_id LIKE 'many-%' \
+             FORMAT TabSeparated",
+        )
+        .await;
+    assert_eq!(rows, format!("{N}\t{N}\t{N}\n"), "every row redacted, once");
+    let records = server
+        .clickhouse(&format!(
+            "SELECT count(), uniqExact(event_id) FROM attest_redaction_records \
+             WHERE request_id = '{id}' FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(records, format!("{N}\t{N}\n"), "one record per row");
+    // Each insert makes one part of level 0 (kept a few minutes after a
+    // merge): one insert for all the records.
+    let inserts = server
+        .clickhouse(
+            "SELECT count() FROM system.parts WHERE database = currentDatabase() \
+             AND table = 'attest_redaction_records' AND level = 0",
+        )
+        .await;
+    assert_eq!(number(inserts), 1, "the records in one insert");
+    assert_eq!(counts(&server).await, before);
+    let report = check_both(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.redacted.len(), N);
+    server.stop().await;
+}

@@ -40,6 +40,11 @@ use utoipa::{Modify, OpenApi};
         super::registry::compatibility,
         super::registry::compatibility_all,
         super::integrity::keys,
+        super::redactions::list,
+        super::redactions::create,
+        super::redactions::one,
+        super::redactions::approve,
+        super::redactions::execute,
         serve,
     ),
     components(schemas(
@@ -56,6 +61,11 @@ use utoipa::{Modify, OpenApi};
         SchemaCandidate,
         crate::integrity::KeyRing,
         crate::integrity::keys::PublicKey,
+        crate::redaction::NewRequest,
+        crate::redaction::RequestView,
+        crate::redaction::State,
+        crate::redaction::Execution,
+        super::redactions::RedactionRequestList,
     )),
     modifiers(&Security),
     tags(
@@ -63,6 +73,7 @@ use utoipa::{Modify, OpenApi};
         (name = "export", description = "Download search results (console session)"),
         (name = "registry", description = "The Avro schemas of the events topics, read-only, in Confluent Schema Registry's REST shape and error codes"),
         (name = "integrity", description = "The public keys that sign the integrity digests (docs/INTEGRITY.md)"),
+        (name = "redaction", description = "Governed redaction (README \"Redaction\", docs/INTEGRITY.md section 14): an admin requests the erasure of fields of a tenant's events, a second admin approves it, then Attest executes it. Every route needs the console session of an admin (`attest access grant --role admin`) who sees the tenant"),
         (name = "meta", description = "This document"),
     ),
 )]
@@ -223,5 +234,54 @@ mod tests {
             .contains(&serde_json::json!("occurred_at")));
         assert!(doc["paths"]["/subjects/{subject}/versions"]["get"].is_object());
         assert!(doc["paths"]["/api/v1/export"]["get"].is_object());
+    }
+
+    #[test]
+    fn the_redaction_routes_are_documented_for_admin_sessions() {
+        let doc: serde_json::Value = serde_json::from_str(&document()).unwrap();
+        for (path, method, ok) in [
+            ("/api/v1/redactions", "get", "200"),
+            ("/api/v1/redactions", "post", "201"),
+            ("/api/v1/redactions/{id}", "get", "200"),
+            ("/api/v1/redactions/{id}/approve", "post", "200"),
+            ("/api/v1/redactions/{id}/execute", "post", "200"),
+        ] {
+            let op = &doc["paths"][path][method];
+            assert_eq!(
+                op["tags"],
+                serde_json::json!(["redaction"]),
+                "{method} {path}"
+            );
+            assert_eq!(
+                op["security"],
+                serde_json::json!([{ "console_session": [] }]),
+                "{method} {path}"
+            );
+            for status in [ok, "401", "403", "503"] {
+                assert!(
+                    op["responses"][status].is_object(),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+        let tag = doc["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "redaction")
+            .expect("the redaction tag");
+        assert!(tag["description"].as_str().unwrap().contains("admin"));
+        let request = &doc["components"]["schemas"]["RedactionRequestNew"];
+        for field in ["tenant_id", "fields", "reason"] {
+            assert!(
+                request["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!(field)),
+                "{field}"
+            );
+        }
+        let view = &doc["components"]["schemas"]["RedactionRequest"]["properties"];
+        assert!(view["state"].is_object() && view["requested_by_id"].is_null());
     }
 }

@@ -44,6 +44,13 @@ pub fn router(redactions: Arc<Redactions>) -> Router {
         .with_state(redactions)
 }
 
+/// `GET /api/v1/redactions`'s body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes a body built with `json!`
+pub struct RedactionRequestList {
+    requests: Vec<RequestView>,
+}
+
 fn who(viewer: &Viewer) -> Who {
     Who {
         name: viewer.name.clone(),
@@ -59,7 +66,24 @@ fn bad(field: &str, problem: impl Into<String>) -> ApiError {
     })
 }
 
-async fn list(
+/// The redaction requests of the tenants the admin sees, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/redactions",
+    tag = "redaction",
+    operation_id = "redactions_list",
+    params(("state" = Option<String>, Query, description = "Only `pending`, `approved` or `executed` requests")),
+    responses(
+        (status = 200, description = "The requests", body = RedactionRequestList),
+        (status = 400, description = "A field is invalid; `errors[0].field_path` names it", body = crate::http::ErrorBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::ErrorBody),
+        (status = 403, description = "The session is not an admin's", body = crate::http::ErrorBody),
+        (status = 503, description = "ClickHouse, Kafka or the integrity keys are unavailable, or the step cannot be recorded in the tenant's trail (so it was not done); an approved request finishes when executed again", body = crate::http::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
+pub async fn list(
     State(redactions): State<Arc<Redactions>>,
     Admin(viewer): Admin,
     Query(params): Query<HashMap<String, String>>,
@@ -81,7 +105,27 @@ async fn list(
     Ok(Json(json!({ "requests": requests })))
 }
 
-async fn create(
+/// A new request, pending until an admin other than the requester
+/// approves it. The events are fixed now and must each be sealed and
+/// verify.
+#[utoipa::path(
+    post,
+    path = "/api/v1/redactions",
+    tag = "redaction",
+    operation_id = "redactions_create",
+    request_body = crate::redaction::NewRequest,
+    responses(
+        (status = 201, description = "The request, pending", body = crate::redaction::RequestView),
+        (status = 400, description = "A field is invalid; `errors[0].field_path` names it", body = crate::http::ErrorBody),
+        (status = 409, description = "An event is not sealed or committed yet (retry shortly), or does not verify against its seal", body = crate::http::ErrorBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::ErrorBody),
+        (status = 403, description = "The session is not an admin's", body = crate::http::ErrorBody),
+        (status = 503, description = "ClickHouse, Kafka or the integrity keys are unavailable, or the step cannot be recorded in the tenant's trail (so it was not done); an approved request finishes when executed again", body = crate::http::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
+pub async fn create(
     State(redactions): State<Arc<Redactions>>,
     Admin(viewer): Admin,
     body: Result<Json<NewRequest>, JsonRejection>,
@@ -111,7 +155,24 @@ async fn visible(
     }
 }
 
-async fn one(
+/// One request.
+#[utoipa::path(
+    get,
+    path = "/api/v1/redactions/{id}",
+    tag = "redaction",
+    operation_id = "redactions_get",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request", body = crate::redaction::RequestView),
+        (status = 404, description = "No request with this id among the tenants the admin sees", body = crate::http::ErrorBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::ErrorBody),
+        (status = 403, description = "The session is not an admin's", body = crate::http::ErrorBody),
+        (status = 503, description = "ClickHouse, Kafka or the integrity keys are unavailable, or the step cannot be recorded in the tenant's trail (so it was not done); an approved request finishes when executed again", body = crate::http::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
+pub async fn one(
     State(redactions): State<Arc<Redactions>>,
     Admin(viewer): Admin,
     Path(id): Path<String>,
@@ -119,7 +180,27 @@ async fn one(
     visible(&redactions, &viewer, &id).await.map(Json)
 }
 
-async fn approve(
+/// Approves a pending request and executes it. Two admins approving at
+/// once: both runs execute on the earliest approval and write the same
+/// records (docs/INTEGRITY.md section 14).
+#[utoipa::path(
+    post,
+    path = "/api/v1/redactions/{id}/approve",
+    tag = "redaction",
+    operation_id = "redactions_approve",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request, executed, with what the run did", body = crate::redaction::Execution),
+        (status = 404, description = "No request with this id among the tenants the admin sees", body = crate::http::ErrorBody),
+        (status = 409, description = "The approver made the request (a second admin must approve), or it is already approved or executed", body = crate::http::ErrorBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::ErrorBody),
+        (status = 403, description = "The session is not an admin's", body = crate::http::ErrorBody),
+        (status = 503, description = "ClickHouse, Kafka or the integrity keys are unavailable, or the step cannot be recorded in the tenant's trail (so it was not done); an approved request finishes when executed again", body = crate::http::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
+pub async fn approve(
     State(redactions): State<Arc<Redactions>>,
     Admin(viewer): Admin,
     Path(id): Path<String>,
@@ -128,7 +209,26 @@ async fn approve(
     Ok(Json(redactions.approve(&id, &who(&viewer)).await?))
 }
 
-async fn execute(
+/// Executes an approved request, or finishes one a failure stopped; an
+/// executed request is answered as it is.
+#[utoipa::path(
+    post,
+    path = "/api/v1/redactions/{id}/execute",
+    tag = "redaction",
+    operation_id = "redactions_execute",
+    params(("id" = String, Path, description = "The request's id")),
+    responses(
+        (status = 200, description = "The request, executed, with what the run did", body = crate::redaction::Execution),
+        (status = 404, description = "No request with this id among the tenants the admin sees", body = crate::http::ErrorBody),
+        (status = 409, description = "The request is not approved yet", body = crate::http::ErrorBody),
+        (status = 401, description = "No console session: sign in at `POST /login`", body = crate::http::ErrorBody),
+        (status = 403, description = "The session is not an admin's", body = crate::http::ErrorBody),
+        (status = 503, description = "ClickHouse, Kafka or the integrity keys are unavailable, or the step cannot be recorded in the tenant's trail (so it was not done); an approved request finishes when executed again", body = crate::http::ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    ),
+    security(("console_session" = [])),
+)]
+pub async fn execute(
     State(redactions): State<Arc<Redactions>>,
     Admin(viewer): Admin,
     Path(id): Path<String>,

@@ -32,7 +32,7 @@ use crate::integrity::keys::{KeyError, SigningKey};
 use crate::integrity::leaf::Sealed;
 use crate::integrity::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal, Unsigned};
 use crate::integrity::KeyRing;
-use crate::store::{EventRow, RequestRow, Store, StoreError};
+use crate::store::{EventRow, LeafRow, RequestRow, Store, StoreError};
 pub use fields::Field;
 
 /// How many events one request may cover: a subject with more is erased in
@@ -43,6 +43,16 @@ pub const MAX_EVENTS: usize = 10_000;
 /// How long one run waits for ClickHouse to finish a delete (a mutation,
 /// asynchronous on 18.16) before it stops; running it again goes on.
 const MUTATION_WAIT: Duration = Duration::from_secs(300);
+
+/// How many records, and how many redacted rows, one insert carries: a
+/// subject's thousands of events are a few inserts, not one per row.
+const WRITE_CHUNK: usize = 10_000;
+
+/// How long an approver waits after storing its approval before it
+/// executes: an approval stored by another admin in another process at
+/// the same moment is then visible, and both runs pick the same one
+/// (docs/INTEGRITY.md section 14).
+const APPROVAL_SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedactionError {
@@ -108,7 +118,8 @@ impl Who {
 }
 
 /// What an admin asks for.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = RedactionRequestNew)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     pub tenant_id: String,
@@ -124,7 +135,8 @@ pub struct NewRequest {
 }
 
 /// Where a request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionState)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Pending,
@@ -154,7 +166,8 @@ impl State {
 }
 
 /// A request as the API and the CLI show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionRequest)]
 pub struct RequestView {
     pub request_id: String,
     pub tenant_id: String,
@@ -169,6 +182,7 @@ pub struct RequestView {
     /// The requester's identity (see [`Who`]), to tell whether a viewer
     /// may approve; not shown.
     #[serde(skip)]
+    #[schema(ignore)]
     pub requested_by_id: String,
     pub requested_at: i64,
     pub approved_by: String,
@@ -200,10 +214,12 @@ impl From<&RequestRow> for RequestView {
 }
 
 /// What one run of an approved request did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RedactionExecution)]
 pub struct Execution {
     pub request: RequestView,
-    /// Rows rewritten by this run (a repeated run counts what it finished).
+    /// Rows of the request redacted, by this run or an earlier one (0 when
+    /// the request was already executed and nothing ran).
     pub redacted: usize,
     /// Rows that already held the marker in every field named.
     pub unchanged: usize,
@@ -396,8 +412,16 @@ impl Redactions {
         let keys = KeyRing::load(&self.key_dir)?;
         let records = self.records_for(tenant, &stored).await?;
         let committed = self.committed(&stored).await?;
+        let seals = self.seals_of(&stored, &keys).await?;
         for s in &stored {
-            self.sealed_as(s, &records, &keys, &committed).await?;
+            sealed_as(
+                s,
+                &records,
+                &keys,
+                &committed,
+                &seals,
+                self.topic_of(&s.row),
+            )?;
         }
         let now = now_ms();
         let row = RequestRow {
@@ -469,6 +493,10 @@ impl Redactions {
         .await?;
         self.store.put_redaction_request(&row).await?;
         info!(request = %request_id, approver = %by.name, "redaction approved");
+        // Another admin may have approved in another process at the same
+        // moment: waiting lets their approval land before the run picks
+        // the one that counts (see `counting_approval`).
+        tokio::time::sleep(APPROVAL_SETTLE).await;
         self.run(row, by).await
     }
 
@@ -492,33 +520,9 @@ impl Redactions {
         }
     }
 
-    async fn run(&self, mut row: RequestRow, by: &Who) -> Result<Execution, RedactionError> {
-        match self.rewrite(&row).await {
-            Ok((redacted, unchanged, missing)) => {
-                let now = now_ms();
-                let details = BTreeMap::from([
-                    ("redacted".to_owned(), redacted.to_string()),
-                    ("missing".to_owned(), missing.len().to_string()),
-                ]);
-                // The subject is what is being erased: the executed version
-                // keeps the event ids only.
-                row.subject_actor_id = String::new();
-                row.executed_at = now;
-                row.version = next_version(&row, now);
-                self.record(&row, "redaction.execute", by, Outcome::Success, details)
-                    .await?;
-                self.store.put_redaction_request(&row).await?;
-                if let Err(error) = self.store.compact_redaction_requests().await {
-                    warn!(%error, "cannot merge the redaction requests' old versions now; ClickHouse merges them later");
-                }
-                info!(request = %row.request_id, redacted, unchanged, missing = missing.len(), "redaction executed");
-                Ok(Execution {
-                    request: RequestView::from(&row),
-                    redacted,
-                    unchanged,
-                    missing,
-                })
-            }
+    async fn run(&self, row: RequestRow, by: &Who) -> Result<Execution, RedactionError> {
+        match self.finish(&row).await {
+            Ok(execution) => Ok(execution),
             Err(error) => {
                 warn!(request = %row.request_id, %error, "redaction stopped; executing it again finishes it");
                 let details = BTreeMap::from([("error".to_owned(), error.to_string())]);
@@ -533,16 +537,86 @@ impl Redactions {
         }
     }
 
-    /// The rewrite itself: records, redacted rows, deletes, rollups.
-    /// Returns (rows redacted, rows already redacted, event ids missing).
+    /// One run of an approved request. Everything it signs and records is
+    /// a function of the request, the approval that counts and the signing
+    /// key, never of this run's clock or of who pressed the button: two
+    /// runs at once (two processes) write byte-identical records, rows and
+    /// execution events, which collapse (docs/INTEGRITY.md section 14).
+    async fn finish(&self, loaded: &RequestRow) -> Result<Execution, RedactionError> {
+        let mut row = self.counting_approval(loaded).await?;
+        let key = SigningKey::load(&self.key_dir)?;
+        let keys = KeyRing::load(&self.key_dir)?;
+        let dated = execution_date(&row, &key, &keys);
+        let (redacted, unchanged, missing) = self.rewrite(&row, &key, &keys, dated).await?;
+        let details = BTreeMap::from([
+            ("redacted".to_owned(), redacted.to_string()),
+            ("unchanged".to_owned(), unchanged.to_string()),
+            ("missing".to_owned(), missing.len().to_string()),
+        ]);
+        // The subject is what is being erased: the executed version keeps
+        // the event ids only.
+        row.subject_actor_id = String::new();
+        row.executed_at = dated;
+        row.version = executed_version(loaded, &row, now_ms());
+        self.record_execution(&row, details).await?;
+        self.store.put_redaction_request(&row).await?;
+        if let Err(error) = self.store.compact_redaction_requests().await {
+            warn!(%error, "cannot merge the redaction requests' old versions now; ClickHouse merges them later");
+        }
+        info!(request = %row.request_id, redacted, unchanged, missing = missing.len(), "redaction executed");
+        Ok(Execution {
+            request: RequestView::from(&row),
+            redacted,
+            unchanged,
+            missing,
+        })
+    }
+
+    /// The approval a run executes on. Once a record of the request is
+    /// stored, the approval it names (a run already signed with it);
+    /// before, the earliest stored approval, ties broken by the approver's
+    /// identity. Every run reads every stored approval, so two runs that
+    /// see the same approvals pick the same one whoever started them.
+    async fn counting_approval(&self, loaded: &RequestRow) -> Result<RequestRow, RedactionError> {
+        let approvals = self.store.redaction_approvals(&loaded.request_id).await?;
+        let mut ids: Vec<String> = loaded.event_ids.clone();
+        ids.sort();
+        ids.dedup();
+        let signed = self
+            .store
+            .redaction_records_of_events(&loaded.tenant_id, &ids)
+            .await?
+            .into_iter()
+            .filter(|r| r.request_id == loaded.request_id)
+            .min_by_key(|r| r.executed_at);
+        let chosen = pick_approval(&approvals, signed.as_ref().map(|r| r.approved_by.as_str()))
+            .ok_or_else(|| {
+                RedactionError::Refused(format!(
+                    "request {} has no stored approval",
+                    loaded.request_id
+                ))
+            })?;
+        let mut row = loaded.clone();
+        row.approved_by = chosen.approved_by.clone();
+        row.approved_by_id = chosen.approved_by_id.clone();
+        row.approved_at = chosen.approved_at;
+        Ok(row)
+    }
+
+    /// The rewrite itself: records, redacted rows, deletes, rollups, the
+    /// records and rows written [`WRITE_CHUNK`] at a time (records of a
+    /// chunk before its rows). Returns (rows of the request redacted, by
+    /// this run or an earlier one; rows already holding the marker; event
+    /// ids missing).
     async fn rewrite(
         &self,
         row: &RequestRow,
+        key: &SigningKey,
+        keys: &KeyRing,
+        dated: i64,
     ) -> Result<(usize, usize, Vec<String>), RedactionError> {
         let tenant = row.tenant_id.as_str();
         let fields = fields::parse_list(&row.fields).map_err(|p| invalid("fields", p))?;
-        let key = SigningKey::load(&self.key_dir)?;
-        let keys = KeyRing::load(&self.key_dir)?;
         let mut ids: Vec<String> = row.event_ids.clone();
         ids.sort();
         ids.dedup();
@@ -555,6 +629,7 @@ impl Redactions {
             .collect();
         let records = self.records_for(tenant, &stored).await?;
         let committed = self.committed(&stored).await?;
+        let seals = self.seals_of(&stored, keys).await?;
         let targets: BTreeSet<(&str, &str)> = row
             .event_ids
             .iter()
@@ -563,6 +638,7 @@ impl Redactions {
             .collect();
         let mut redacted = 0;
         let mut unchanged = 0;
+        let mut writes: Vec<(Option<RedactionRecord>, Option<EventRow>)> = Vec::new();
         let mut deletes: BTreeSet<(String, String)> = BTreeSet::new();
         let mut minutes: BTreeSet<u32> = BTreeSet::new();
         let mut done: BTreeSet<&str> = BTreeSet::new();
@@ -579,20 +655,23 @@ impl Redactions {
                         s.row.kafka_offset,
                     )
             }) {
-                done.insert(s.row.event_id.as_str());
+                if done.insert(s.row.event_id.as_str()) {
+                    redacted += 1;
+                }
                 minutes.insert(minute_of(s.row.occurred_at));
                 continue;
             }
             if !targets.contains(&(s.row.event_id.as_str(), s.hash.as_str())) {
                 continue;
             }
-            let sealed = self.sealed_as(s, &records, &keys, &committed).await?;
+            let sealed = sealed_as(s, &records, keys, &committed, &seals, self.topic_of(&s.row))?;
             let out = fields::redacted(&s.row, &fields);
             let out_hash = Sealed::from(&out).content_hash();
-            done.insert(s.row.event_id.as_str());
             minutes.insert(minute_of(s.row.occurred_at));
             if out_hash == s.hash {
-                unchanged += 1;
+                if done.insert(s.row.event_id.as_str()) {
+                    unchanged += 1;
+                }
                 continue;
             }
             // A run stopped after storing the record signs no second one.
@@ -601,21 +680,30 @@ impl Redactions {
                     && r.redacted_hash == out_hash
                     && r.names(tenant, &out.event_id, out.kafka_partition, out.kafka_offset)
             });
-            if !recorded {
-                self.sign_and_store(row, &out, &out_hash, sealed, &fields, &key)
-                    .await?;
-            }
+            let record =
+                (!recorded).then(|| self.sign(row, &out, &out_hash, sealed, &fields, key, dated));
             let present = stored.iter().any(|o| {
                 o.hash == out_hash
                     && o.row.event_id == out.event_id
                     && o.row.kafka_partition == out.kafka_partition
                     && o.row.kafka_offset == out.kafka_offset
             });
-            if !present {
-                self.store.insert_events(std::slice::from_ref(&out)).await?;
-            }
+            writes.push((record, (!present).then_some(out)));
             deletes.insert((s.row.event_id.clone(), s.hash.clone()));
-            redacted += 1;
+            if done.insert(s.row.event_id.as_str()) {
+                redacted += 1;
+            }
+        }
+        for chunk in writes.chunks(WRITE_CHUNK) {
+            // A redacted row is never stored without the record that
+            // explains it: the chunk's records go first.
+            let records: Vec<RedactionRecord> =
+                chunk.iter().filter_map(|(r, _)| r.clone()).collect();
+            self.store.put_redaction_records(&records).await?;
+            let rows: Vec<EventRow> = chunk.iter().filter_map(|(_, o)| o.clone()).collect();
+            if !rows.is_empty() {
+                self.store.insert_events(&rows).await?;
+            }
         }
         let deletes: Vec<(String, String)> = deletes.into_iter().collect();
         if !deletes.is_empty() {
@@ -635,10 +723,11 @@ impl Redactions {
         Ok((redacted, unchanged, missing))
     }
 
-    /// Signs the record of one redacted row and stores it, before the row
-    /// itself: a redacted row is never stored without the record that
-    /// explains it.
-    async fn sign_and_store(
+    /// The signed record of one redacted row, dated `dated` (see
+    /// [`execution_date`]): the same request, approval, row and key give
+    /// the same bytes (Ed25519 signatures are deterministic).
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
         &self,
         row: &RequestRow,
         out: &EventRow,
@@ -646,10 +735,11 @@ impl Redactions {
         sealed: SealedAs,
         fields: &[Field],
         key: &SigningKey,
-    ) -> Result<(), RedactionError> {
+        dated: i64,
+    ) -> RedactionRecord {
         let mut erased: Vec<String> = fields.iter().map(Field::name).collect();
         erased.extend(sealed.earlier_fields);
-        let record = Unsigned {
+        Unsigned {
             request_id: &row.request_id,
             tenant_id: &row.tenant_id,
             event_id: &out.event_id,
@@ -661,12 +751,10 @@ impl Redactions {
             requested_by: &row.requested_by,
             approved_by: &row.approved_by,
             reason: &row.reason,
-            executed_at: now_ms(),
+            executed_at: dated,
         }
-        .sign(key);
-        Ok(self.store.put_redaction_record(&record).await?)
+        .sign(key)
     }
-
     async fn records_for(
         &self,
         tenant: &str,
@@ -678,96 +766,53 @@ impl Redactions {
         Ok(self.store.redaction_records_of_events(tenant, &ids).await?)
     }
 
-    /// The row's seal: a valid digest of its own chain holds a leaf naming
-    /// it, and the row verifies against that leaf (intact, or redacted
-    /// before under a valid record). Returns the content hash sealed and
-    /// the fields an earlier redaction erased.
-    async fn sealed_as(
-        &self,
-        s: &Stored,
-        records: &[RedactionRecord],
-        keys: &KeyRing,
-        committed: &Committed,
-    ) -> Result<SealedAs, RedactionError> {
-        let r = &s.row;
-        let not_sealed = || {
-            RedactionError::NotSealed(format!(
-                "event {} of tenant {} is not sealed yet (its digest is written seconds after \
-                 the row; if this lasts, run `attest integrity check`): try again shortly",
-                r.event_id, r.tenant_id
-            ))
-        };
-        let topic = self.topic_of(r).ok_or_else(not_sealed)?;
-        if !committed.past(&topic, r.kafka_partition, r.kafka_offset) {
-            return Err(RedactionError::NotSealed(format!(
-                "event {} of tenant {} is not committed by the writers yet (offset {} of \
-                 {topic}[{}]): it could be delivered again and re-insert what is erased; try \
-                 again shortly",
-                r.event_id, r.tenant_id, r.kafka_offset, r.kafka_partition
-            )));
+    /// The digests covering the rows' offsets and their leaves, read once
+    /// per partition and per digest (not per row: a subject's thousands of
+    /// events share a few digests).
+    async fn seals_of(&self, stored: &[Stored], keys: &KeyRing) -> Result<Seals, RedactionError> {
+        let mut ranges: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
+        for s in stored {
+            let Some(topic) = self.topic_of(&s.row) else {
+                continue;
+            };
+            let o = s.row.kafka_offset;
+            ranges
+                .entry((topic, s.row.kafka_partition))
+                .and_modify(|(lo, hi)| {
+                    *lo = (*lo).min(o);
+                    *hi = (*hi).max(o);
+                })
+                .or_insert((o, o));
         }
-        let digests = self
-            .store
-            .digests_overlapping(
-                std::slice::from_ref(&topic),
-                r.kafka_partition,
-                r.kafka_offset,
-                r.kafka_offset,
-            )
-            .await?;
-        let mut sealed_any = false;
-        for d in digests {
-            let leaves = self.store.leaves_of(&d).await?;
-            let Some(leaf) = leaves.iter().find(|l| {
-                l.kafka_offset == r.kafka_offset
-                    && l.event_id == r.event_id
-                    && l.tenant_id == r.tenant_id
-            }) else {
-                continue;
-            };
-            sealed_any = true;
-            if leaves_problem(&d, &leaves).is_some() || d.check(keys).is_err() {
-                continue;
-            }
-            let Some(sealed_leaf) = unhex::<32>(&leaf.leaf) else {
-                continue;
-            };
-            let hashes = RowHashes {
-                tenant_id: &r.tenant_id,
-                event_id: &r.event_id,
-                content_hash: &s.hash,
-                received_at: r.received_at,
-                schema_id: r.schema_id,
-                kafka_partition: r.kafka_partition,
-                kafka_offset: r.kafka_offset,
-            };
-            match judge_row(&hashes, &sealed_leaf, records, keys) {
-                RowSeal::Intact => {
-                    return Ok(SealedAs {
-                        original_hash: s.hash.clone(),
-                        earlier_fields: Vec::new(),
-                    })
+        let mut seals = Seals::default();
+        for ((topic, partition), (from, to)) in ranges {
+            let digests = self
+                .store
+                .digests_overlapping(std::slice::from_ref(&topic), partition, from, to)
+                .await?;
+            let mut covering = Vec::new();
+            for d in digests {
+                let holds_a_row = stored.iter().any(|s| {
+                    s.row.kafka_partition == partition
+                        && (d.first_offset..=d.last_offset).contains(&s.row.kafka_offset)
+                        && self.topic_of(&s.row).as_deref() == Some(topic.as_str())
+                });
+                if !holds_a_row {
+                    continue;
                 }
-                RowSeal::Redacted(record) => {
-                    return Ok(SealedAs {
-                        original_hash: record.original_hash.clone(),
-                        earlier_fields: record.fields.clone(),
-                    })
-                }
-                RowSeal::BadRecord(..) | RowSeal::Altered => {}
+                let leaves = self.store.leaves_of(&d).await?;
+                let valid = leaves_problem(&d, &leaves).is_none() && d.check(keys).is_ok();
+                covering.push(SealedDigest {
+                    first_offset: d.first_offset,
+                    last_offset: d.last_offset,
+                    valid,
+                    leaves,
+                });
             }
+            seals.0.insert((topic, partition), covering);
         }
-        if sealed_any {
-            Err(RedactionError::Unverified(format!(
-                "event {} of tenant {} does not verify against its seal: it was changed after it \
-                 was written, and redacting it would hide that. Run `attest integrity check`",
-                r.event_id, r.tenant_id
-            )))
-        } else {
-            Err(not_sealed())
-        }
+        Ok(seals)
     }
-
     /// One step as an audit event of the tenant's trail. The subject's
     /// actor id is never in it: it is what the request erases.
     async fn record(
@@ -776,35 +821,227 @@ impl Redactions {
         action: &str,
         by: &Who,
         outcome: Outcome,
-        mut details: BTreeMap<String, String>,
+        details: BTreeMap<String, String>,
     ) -> Result<(), RedactionError> {
-        details.insert("fields".into(), row.fields.join(","));
-        details.insert("events".into(), row.event_ids.len().to_string());
-        details.insert("reason".into(), row.reason.clone());
-        details.insert("requested_by".into(), row.requested_by.clone());
-        if !row.approved_by.is_empty() {
-            details.insert("approved_by".into(), row.approved_by.clone());
-        }
-        details.insert(
-            "by_subject".into(),
-            (!row.subject_actor_id.is_empty()).to_string(),
-        );
-        details.insert("access_id".into(), by.id.clone());
-        let event = internal_event(
-            &row.tenant_id,
-            Category::Admin,
-            action,
-            outcome,
-            Resource {
-                kind: "redaction_request".into(),
-                id: row.request_id.clone(),
-            },
-            &by.name,
+        self.ingest
+            .record(step_event(row, action, by, outcome, details))
+            .await?;
+        Ok(())
+    }
+
+    /// The execution's audit event. Done on the authority of the approval
+    /// that counts, it names that approver as its actor, is dated like the
+    /// records, and has an id derived from the request: every run of the
+    /// request (two processes at once, or a run repeated after a crash)
+    /// records the same event, stored once (its identity is its id and
+    /// content hash; `received_at` is outside both).
+    async fn record_execution(
+        &self,
+        row: &RequestRow,
+        details: BTreeMap<String, String>,
+    ) -> Result<(), RedactionError> {
+        let approver = Who {
+            name: row.approved_by.clone(),
+            id: row.approved_by_id.clone(),
+        };
+        let mut event = step_event(
+            row,
+            "redaction.execute",
+            &approver,
+            Outcome::Success,
             details,
         );
+        event.event_id = execution_event_id(&row.request_id);
+        event.occurred_at = row.executed_at;
         self.ingest.record(event).await?;
         Ok(())
     }
+}
+
+/// One step as an audit event of the tenant's trail. The subject's actor
+/// id is never in it: it is what the request erases.
+fn step_event(
+    row: &RequestRow,
+    action: &str,
+    by: &Who,
+    outcome: Outcome,
+    mut details: BTreeMap<String, String>,
+) -> crate::event::AuditEvent {
+    details.insert("fields".into(), row.fields.join(","));
+    details.insert("events".into(), row.event_ids.len().to_string());
+    details.insert("reason".into(), row.reason.clone());
+    details.insert("requested_by".into(), row.requested_by.clone());
+    if !row.approved_by.is_empty() {
+        details.insert("approved_by".into(), row.approved_by.clone());
+    }
+    details.insert(
+        "by_subject".into(),
+        (!row.subject_actor_id.is_empty()).to_string(),
+    );
+    details.insert("access_id".into(), by.id.clone());
+    internal_event(
+        &row.tenant_id,
+        Category::Admin,
+        action,
+        outcome,
+        Resource {
+            kind: "redaction_request".into(),
+            id: row.request_id.clone(),
+        },
+        &by.name,
+        details,
+    )
+}
+
+/// The row's seal: a valid digest of its own chain holds a leaf naming
+/// it, and the row verifies against that leaf (intact, or redacted before
+/// under a valid record). Returns the content hash sealed and the fields
+/// an earlier redaction erased.
+fn sealed_as(
+    s: &Stored,
+    records: &[RedactionRecord],
+    keys: &KeyRing,
+    committed: &Committed,
+    seals: &Seals,
+    topic: Option<String>,
+) -> Result<SealedAs, RedactionError> {
+    let r = &s.row;
+    let not_sealed = || {
+        RedactionError::NotSealed(format!(
+            "event {} of tenant {} is not sealed yet (its digest is written seconds after \
+             the row; if this lasts, run `attest integrity check`): try again shortly",
+            r.event_id, r.tenant_id
+        ))
+    };
+    let topic = topic.ok_or_else(not_sealed)?;
+    if !committed.past(&topic, r.kafka_partition, r.kafka_offset) {
+        return Err(RedactionError::NotSealed(format!(
+            "event {} of tenant {} is not committed by the writers yet (offset {} of \
+             {topic}[{}]): it could be delivered again and re-insert what is erased; try \
+             again shortly",
+            r.event_id, r.tenant_id, r.kafka_offset, r.kafka_partition
+        )));
+    }
+    let digests = seals
+        .0
+        .get(&(topic, r.kafka_partition))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut sealed_any = false;
+    for d in digests
+        .iter()
+        .filter(|d| (d.first_offset..=d.last_offset).contains(&r.kafka_offset))
+    {
+        let Some(leaf) = d.leaves.iter().find(|l| {
+            l.kafka_offset == r.kafka_offset
+                && l.event_id == r.event_id
+                && l.tenant_id == r.tenant_id
+        }) else {
+            continue;
+        };
+        sealed_any = true;
+        if !d.valid {
+            continue;
+        }
+        let Some(sealed_leaf) = unhex::<32>(&leaf.leaf) else {
+            continue;
+        };
+        let hashes = RowHashes {
+            tenant_id: &r.tenant_id,
+            event_id: &r.event_id,
+            content_hash: &s.hash,
+            received_at: r.received_at,
+            schema_id: r.schema_id,
+            kafka_partition: r.kafka_partition,
+            kafka_offset: r.kafka_offset,
+        };
+        match judge_row(&hashes, &sealed_leaf, records, keys) {
+            RowSeal::Intact => {
+                return Ok(SealedAs {
+                    original_hash: s.hash.clone(),
+                    earlier_fields: Vec::new(),
+                })
+            }
+            RowSeal::Redacted(record) => {
+                return Ok(SealedAs {
+                    original_hash: record.original_hash.clone(),
+                    earlier_fields: record.fields.clone(),
+                })
+            }
+            RowSeal::BadRecord(..) | RowSeal::Altered => {}
+        }
+    }
+    if sealed_any {
+        Err(RedactionError::Unverified(format!(
+            "event {} of tenant {} does not verify against its seal: it was changed after it \
+             was written, and redacting it would hide that. Run `attest integrity check`",
+            r.event_id, r.tenant_id
+        )))
+    } else {
+        Err(not_sealed())
+    }
+}
+
+/// The digests of one (topic, partition) that cover some of the rows.
+#[derive(Default)]
+struct Seals(std::collections::HashMap<(String, i32), Vec<SealedDigest>>);
+
+struct SealedDigest {
+    first_offset: i64,
+    last_offset: i64,
+    /// Its leaves match it and its signature checks.
+    valid: bool,
+    leaves: Vec<LeafRow>,
+}
+
+/// The approval that counts among those stored: the one named by the
+/// records already signed (`signed_by`), else the earliest, ties broken by
+/// the approver's identity. A pure function of what is stored, so every
+/// process that reads the same approvals picks the same one.
+fn pick_approval<'a>(
+    approvals: &'a [RequestRow],
+    signed_by: Option<&str>,
+) -> Option<&'a RequestRow> {
+    let order = |a: &&RequestRow| (a.approved_at, a.approved_by_id.clone());
+    let approvals = approvals.iter().filter(|a| a.approved_at > 0);
+    match signed_by {
+        Some(name) => approvals
+            .clone()
+            .filter(|a| a.approved_by == name)
+            .min_by_key(order)
+            .or_else(|| approvals.min_by_key(order)),
+        None => approvals.min_by_key(order),
+    }
+}
+
+/// The date of an execution, in every record it signs and in its audit
+/// event: the time of the approval that counts, so that every run of the
+/// request signs the same bytes; or, when the signing key was made after
+/// that approval (rotated between approval and execution), the key's
+/// start, so that the record is inside its key's validity (section 6).
+fn execution_date(row: &RequestRow, key: &SigningKey, keys: &KeyRing) -> i64 {
+    let start = keys.get(key.id()).map_or(0, |k| k.not_before);
+    row.approved_at.max(start)
+}
+
+/// The version of the executed request: above every approval stored (the
+/// approvals' versions are their clock times, all before this run's
+/// clock) and above the version the run loaded.
+fn executed_version(loaded: &RequestRow, row: &RequestRow, now: i64) -> u64 {
+    next_version(loaded, now).max(next_version(row, now))
+}
+
+/// The execution event's id: derived from the request alone (a UUID of
+/// version 8 over SHA-256), so that the event of two runs is one event
+/// (docs/DESIGN.md, "Event identity").
+fn execution_event_id(request_id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(format!("attest-redaction-execute\n{request_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// The writers' committed offset per (topic, partition): the next offset
@@ -876,5 +1113,54 @@ mod tests {
         assert_eq!(State::of(&row), State::Executed);
         assert_eq!(next_version(&row, 2), 6, "never older than the stored one");
         assert_eq!(next_version(&row, 100), 100);
+    }
+
+    fn approval(by: &str, at: i64) -> RequestRow {
+        RequestRow {
+            request_id: "r".into(),
+            tenant_id: "t".into(),
+            subject_actor_id: String::new(),
+            event_ids: vec![],
+            content_hashes: vec![],
+            fields: vec![],
+            reason: String::new(),
+            requested_by: "a".into(),
+            requested_by_id: "cli:a".into(),
+            requested_at: 1,
+            approved_by: by.into(),
+            approved_by_id: format!("cli:{by}"),
+            approved_at: at,
+            executed_at: 0,
+            version: at as u64,
+        }
+    }
+
+    #[test]
+    fn the_earliest_approval_counts_unless_a_record_names_another() {
+        let stored = [
+            approval("carol", 20),
+            approval("bob", 10),
+            approval("dave", 10),
+        ];
+        let pick = |signed| pick_approval(&stored, signed).map(|a| a.approved_by.as_str());
+        // In any order read: the earliest, then by identity.
+        assert_eq!(pick(None), Some("bob"));
+        let reversed: Vec<RequestRow> = stored.iter().rev().cloned().collect();
+        assert_eq!(
+            pick_approval(&reversed, None).map(|a| a.approved_by.as_str()),
+            Some("bob")
+        );
+        // A run already signed with carol's approval: it stays carol's.
+        assert_eq!(pick(Some("carol")), Some("carol"));
+        assert_eq!(pick(Some("nobody")), Some("bob"));
+        assert_eq!(pick_approval(&[approval("x", 0)], None), None, "pending");
+    }
+
+    #[test]
+    fn an_execution_is_dated_by_its_approval_and_its_event_id_by_its_request() {
+        assert_eq!(execution_event_id("r-1"), execution_event_id("r-1"));
+        assert_ne!(execution_event_id("r-1"), execution_event_id("r-2"));
+        let id = uuid::Uuid::parse_str(&execution_event_id("r-1")).unwrap();
+        assert_eq!(id.get_version_num(), 8);
     }
 }

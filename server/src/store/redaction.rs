@@ -39,11 +39,21 @@ fn request_sql() -> String {
     format!("SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} FINAL WHERE request_id = ?")
 }
 
+/// Every approval ever stored for a request (not only the newest
+/// version): two admins approving at once each store one, and the
+/// executor picks the one that counts from all of them.
+fn approvals_sql() -> String {
+    format!(
+        "SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} WHERE request_id = ? AND approved_at > 0 \
+         ORDER BY approved_at, approved_by_id, version"
+    )
+}
+
 /// One row per record however often it was inserted (a repeated run).
 fn records_of_events_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS} FROM {RECORDS_TABLE} WHERE tenant_id = ? AND has(?, event_id) \
-         ORDER BY event_id, executed_at \
+         ORDER BY event_id, executed_at, key_id \
          LIMIT 1 BY tenant_id, event_id, kafka_partition, kafka_offset, redacted_hash, request_id"
     )
 }
@@ -55,7 +65,7 @@ fn records_in_range_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS} FROM {RECORDS_TABLE} \
          WHERE kafka_partition = ? AND kafka_offset >= ? AND kafka_offset <= ? \
-         ORDER BY kafka_offset, executed_at \
+         ORDER BY kafka_offset, executed_at, key_id \
          LIMIT 1 BY tenant_id, event_id, kafka_partition, kafka_offset, redacted_hash, request_id"
     )
 }
@@ -169,6 +179,7 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
     let mut out = vec![
         t("redaction_requests", requests_sql(), &[]),
         t("redaction_request", request_sql(), &["request_id"]),
+        t("redaction_approvals", approvals_sql(), &["request_id"]),
         t(
             "redaction_records_of_events",
             records_of_events_sql(),
@@ -234,6 +245,17 @@ impl Store {
             .await?)
     }
 
+    /// Every stored approval of a request, earliest first (see
+    /// [`approvals_sql`]).
+    pub async fn redaction_approvals(&self, id: &str) -> Result<Vec<RequestRow>, StoreError> {
+        Ok(self
+            .primary
+            .query(&approvals_sql())
+            .bind(id)
+            .fetch_all()
+            .await?)
+    }
+
     /// Stores a new version of a request; the highest `version` wins.
     pub async fn put_redaction_request(&self, row: &RequestRow) -> Result<(), StoreError> {
         let mut insert = self.primary.insert::<RequestRow>(REQUESTS_TABLE).await?;
@@ -248,12 +270,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn put_redaction_record(&self, record: &RedactionRecord) -> Result<(), StoreError> {
+    /// Stores records in one insert (the caller bounds how many).
+    pub async fn put_redaction_records(
+        &self,
+        records: &[RedactionRecord],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut insert = self
             .primary
             .insert::<RedactionRecord>(RECORDS_TABLE)
             .await?;
-        insert.write(record).await?;
+        for record in records {
+            insert.write(record).await?;
+        }
         insert.end().await?;
         Ok(())
     }
