@@ -173,7 +173,9 @@ ATTEST_E2E_SCOPED_KEY="$(grant --name e2e-scoped-analyst --tenant e2e-scoped)"
 # record onto this instance's topics (ATTEST_KAFKA__TOPIC_PREFIX, and
 # ATTEST_KAFKA__BROKERS from lib.sh).
 ATTEST_E2E_ADMIN_KEY="$(grant --name e2e-admin --all-tenants --role admin)"
-export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY ATTEST_E2E_ADMIN_KEY
+# redactions.spec.js: a redaction needs a second, different admin to approve.
+ATTEST_E2E_SECOND_ADMIN_KEY="$(grant --name e2e-admin-2 --all-tenants --role admin)"
+export ATTEST_E2E_ACCESS_KEY ATTEST_E2E_SCOPED_KEY ATTEST_E2E_ADMIN_KEY ATTEST_E2E_SECOND_ADMIN_KEY
 (cd end2end && ATTEST_CONSOLE_URL="http://127.0.0.1:$ATTEST_CONSOLE_PORT" run npx playwright test)
 
 log "kill -9 campaign (scripts/chaos.sh)"
