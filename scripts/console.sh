@@ -41,21 +41,11 @@ case "$ATTEST_PROFILE" in
   *) die "ATTEST_PROFILE must be release or debug, not '$ATTEST_PROFILE'" ;;
 esac
 BIN="$CARGO_TARGET_DIR/$ATTEST_PROFILE/attest"
-# ATTEST_FRONT=release with the debug profile: a debug server with the
-# release WASM, what scripts/test.sh's browser tests run (the WASM users
-# get, beside a server that compiles in a fraction of the release time).
-: "${ATTEST_FRONT:=$ATTEST_PROFILE}"
-case "$ATTEST_FRONT" in
-  release | debug) ;;
-  *) die "ATTEST_FRONT must be release or debug, not '$ATTEST_FRONT'" ;;
-esac
-# Each combination has a site of its own (the WASM, JS and CSS the server
-# serves): a test build must never replace the WASM under a running server
-# of another build.
+# Each profile has a site of its own (the WASM, JS and CSS the server
+# serves): a debug build for the tests must never replace the release WASM
+# under a running release server, or the other way round.
 if [[ "$ATTEST_PROFILE" == release ]]; then
   SITE_ROOT="$ATTEST_ROOT/target/site-release"
-elif [[ "$ATTEST_FRONT" == release ]]; then
-  SITE_ROOT="$ATTEST_ROOT/target/site-release-front"
 else
   SITE_ROOT="$ATTEST_ROOT/target/site"
 fi
@@ -104,16 +94,6 @@ wait_ready() {
   rm -f "$body"
 }
 
-# release_front [ARGS]: cargo leptos build --release (the WASM with
-# [profile.wasm-release], then wasm-opt, then precompressed) into SITE_ROOT.
-release_front() {
-  local bin_dir="$ATTEST_ROOT/end2end/node_modules/.bin"
-  [[ -x "$bin_dir/wasm-opt" ]] ||
-    die "no $bin_dir/wasm-opt (binaryen from npm, which the release WASM needs); run scripts/install.sh npm"
-  log "release WASM with $("$bin_dir/wasm-opt" --version)"
-  PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release --precompress "$@"
-}
-
 build() {
   cd "$ATTEST_ROOT"
   if [[ "$ATTEST_PROFILE" == release ]]; then
@@ -128,12 +108,11 @@ build() {
     # is invalid") and never hydrates. --precompress stores a brotli (best
     # quality) and a gzip copy beside each file of the site, which the server
     # sends as they are: about a quarter smaller than compressing on the fly.
-    log "building the release server and WASM console into $SITE_ROOT (the first build takes a long while)"
-    release_front
-  elif [[ "$ATTEST_FRONT" == release ]]; then
-    log "building the debug server, and the release WASM console into $SITE_ROOT"
-    LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --server-only
-    release_front --frontend-only
+    local bin_dir="$ATTEST_ROOT/end2end/node_modules/.bin"
+    [[ -x "$bin_dir/wasm-opt" ]] ||
+      die "no $bin_dir/wasm-opt (binaryen from npm, which the release WASM needs); run scripts/install.sh npm"
+    log "building the release server and WASM console into $SITE_ROOT (the first build takes a long while; $("$bin_dir/wasm-opt" --version))"
+    PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release --precompress
   else
     log "building the debug server and WASM console into $SITE_ROOT (first build takes several minutes)"
     LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build

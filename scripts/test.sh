@@ -103,6 +103,11 @@ log "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+# The WASM as scripts/up.sh builds it (cargo-leptos's wasm-release profile):
+# optimised code generation reaches limits a debug build and clippy never
+# do (a view type too deep for rustc's default recursion limit once broke
+# only this build), and up.sh is the README's first command.
+cargo build -q -p frontend --target wasm32-unknown-unknown --profile wasm-release
 
 log "unit and integration tests"
 run cargo test --no-fail-fast -p app --features ssr
@@ -131,16 +136,9 @@ run python3 sdk/testing/restart.py python
 run python3 sdk/testing/restart.py rust
 
 log "browser end-to-end tests"
-# The e2e console is a debug server (it compiles much faster than the
-# release one scripts/up.sh serves) with the release WASM, built exactly as
-# up.sh builds it (cargo-leptos --release: the wasm-release profile, then
-# wasm-opt, precompressed), in a site of its own. So every browser test
-# runs the WASM users get: optimised code generation reaches limits a debug
-# build and clippy never do (a view type too deep for rustc's recursion
-# limit once broke only this build), and a wasm-opt that broke start-up
-# (Debian's binaryen 108) once left the release console dead while every
-# test passed on the debug WASM.
-export ATTEST_PROFILE=debug ATTEST_FRONT=release
+# The e2e console is a debug build: it compiles much faster than the release
+# build scripts/up.sh serves. It has its own site (target/site).
+export ATTEST_PROFILE=debug
 "$here/console.sh" build
 export ATTEST_INSTANCE=e2e
 export ATTEST_CONSOLE_PORT="${ATTEST_E2E_PORT:-3039}"
