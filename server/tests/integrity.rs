@@ -96,6 +96,40 @@ async fn digests(config: &attest_server::config::Config) -> Vec<Digest> {
     all
 }
 
+/// Every stored digest, by chain (topic and partition), in the order
+/// [`digests`] reads them.
+async fn chains(config: &attest_server::config::Config) -> BTreeMap<(String, i32), Vec<Digest>> {
+    let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
+    for d in digests(config).await {
+        chains
+            .entry((d.topic.clone(), d.partition))
+            .or_default()
+            .push(d);
+    }
+    chains
+}
+
+/// The head committed in Kafka with each chain's offset is the chain's
+/// last digest.
+async fn assert_heads_committed(
+    config: &attest_server::config::Config,
+    chains: &BTreeMap<(String, i32), Vec<Digest>>,
+) {
+    let heads = attest_server::integrity::check::committed_heads(
+        &config.kafka,
+        &chains.keys().cloned().collect::<Vec<_>>(),
+    )
+    .await
+    .expect("heads");
+    for (key, chain) in chains {
+        assert_eq!(
+            heads.get(key),
+            Some(&chain.last().expect("a chain has digests").digest_hash),
+            "{key:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_behind_attests_back_is_named() {
     let mut config = common::test_config();
@@ -139,29 +173,12 @@ async fn every_change_behind_attests_back_is_named() {
         }
     }
     assert!(compared >= 360, "{compared}");
-    let all = digests(&config).await;
-    let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
-    for d in all {
-        chains
-            .entry((d.topic.clone(), d.partition))
-            .or_default()
-            .push(d);
-    }
+    let chains = chains(&config).await;
     assert_eq!(chains.len(), 6, "one chain per topic partition");
-    let heads = attest_server::integrity::check::committed_heads(
-        &config.kafka,
-        &chains.keys().cloned().collect::<Vec<_>>(),
-    )
-    .await
-    .expect("heads");
     for (key, chain) in &chains {
         assert!(chain.len() >= 3, "{key:?}: {} digests", chain.len());
-        assert_eq!(
-            heads.get(key),
-            Some(&chain.last().unwrap().digest_hash),
-            "{key:?}"
-        );
     }
+    assert_heads_committed(&config, &chains).await;
     // The rows the test changes are in the topics of categories 1, 2 and
     // 3 (event i has category i % 6); the digests it breaks are in the
     // other three chains, so every change is checked on its own.
@@ -324,13 +341,7 @@ async fn batches_inserted_side_by_side_are_sealed_in_one_chain() {
         .await;
     common::wait_sealed(&server, N as u64).await;
 
-    let mut chains: BTreeMap<(String, i32), Vec<Digest>> = BTreeMap::new();
-    for d in digests(&config).await {
-        chains
-            .entry((d.topic.clone(), d.partition))
-            .or_default()
-            .push(d);
-    }
+    let mut chains = chains(&config).await;
     let mut sealed = 0;
     let mut links = 0;
     for (key, chain) in chains.iter_mut() {
@@ -348,19 +359,8 @@ async fn batches_inserted_side_by_side_are_sealed_in_one_chain() {
     }
     assert_eq!(sealed, N as u64, "every row sealed once");
     assert!(links >= 20, "many digests per chain: {links} links");
-    let heads = attest_server::integrity::check::committed_heads(
-        &config.kafka,
-        &chains.keys().cloned().collect::<Vec<_>>(),
-    )
-    .await
-    .expect("heads");
-    for (key, chain) in &chains {
-        assert_eq!(
-            heads.get(key),
-            Some(&chain.last().unwrap().digest_hash),
-            "{key:?}"
-        );
-    }
+    // Sorted by first offset above, so each chain's last is its newest.
+    assert_heads_committed(&config, &chains).await;
     let report = common::integrity_report(&config).await;
     assert!(report.problems.is_empty(), "{:#?}", report.problems);
     assert_eq!(report.events, N);

@@ -62,6 +62,25 @@ fn events(now: i64) -> Vec<Value> {
     out
 }
 
+/// A console session of an admin of every tenant, granted as `name`.
+async fn admin(
+    server: &common::TestServer,
+    config: &attest_server::config::Config,
+    name: &str,
+) -> Browser {
+    let mut browser = Browser::new(&server.base_url);
+    browser
+        .sign_in(
+            &grant(
+                config,
+                &["--name", name, "--all-tenants", "--role", "admin"],
+            ),
+            "/",
+        )
+        .await;
+    browser
+}
+
 async fn seed(server: &common::TestServer, events: &[Value]) {
     for e in events {
         let (status, body) = server.post_json(e.to_string()).await;
@@ -348,25 +367,8 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     let now = attest_server::ingest::now_ms();
     seed(&server, &events(now)).await;
 
-    let mut alice = Browser::new(&server.base_url);
-    alice
-        .sign_in(
-            &grant(
-                &config,
-                &["--name", "alice", "--all-tenants", "--role", "admin"],
-            ),
-            "/",
-        )
-        .await;
-    let mut bob = Browser::new(&server.base_url);
-    bob.sign_in(
-        &grant(
-            &config,
-            &["--name", "bob", "--all-tenants", "--role", "admin"],
-        ),
-        "/",
-    )
-    .await;
+    let alice = admin(&server, &config, "alice").await;
+    let bob = admin(&server, &config, "bob").await;
     let mut carol = Browser::new(&server.base_url);
     carol
         .sign_in(
@@ -932,25 +934,8 @@ async fn a_subject_with_thousands_of_events_is_redacted_in_few_inserts() {
     let before = counts(&server).await;
     assert_eq!(before, (n, n));
 
-    let mut alice = Browser::new(&server.base_url);
-    alice
-        .sign_in(
-            &grant(
-                &config,
-                &["--name", "alice", "--all-tenants", "--role", "admin"],
-            ),
-            "/",
-        )
-        .await;
-    let mut bob = Browser::new(&server.base_url);
-    bob.sign_in(
-        &grant(
-            &config,
-            &["--name", "bob", "--all-tenants", "--role", "admin"],
-        ),
-        "/",
-    )
-    .await;
+    let alice = admin(&server, &config, "alice").await;
+    let bob = admin(&server, &config, "bob").await;
     let request = json!({
         "tenant_id": TENANT,
         "actor_id": SUBJECT,

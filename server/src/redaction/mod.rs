@@ -1089,22 +1089,12 @@ mod tests {
 
     #[test]
     fn states_follow_the_times() {
+        // Requested, not approved yet.
         let mut row = RequestRow {
-            request_id: "r".into(),
-            tenant_id: "t".into(),
-            subject_actor_id: String::new(),
-            event_ids: vec![],
-            content_hashes: vec![],
-            fields: vec![],
-            reason: String::new(),
-            requested_by: "a".into(),
-            requested_by_id: "a".into(),
-            requested_at: 1,
             approved_by: String::new(),
             approved_by_id: String::new(),
-            approved_at: 0,
-            executed_at: 0,
             version: 5,
+            ..approval("", 0)
         };
         assert_eq!(State::of(&row), State::Pending);
         row.approved_at = 2;
