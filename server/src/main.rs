@@ -701,11 +701,18 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
                         r.fields.join(", ")
                     );
                 }
+                for f in &report.folded {
+                    println!(
+                        "re-sent: event {} of tenant {} (offset {}, digest {}) is stored once, at partition {} offset {}",
+                        f.event_id, f.tenant_id, f.offset, f.digest, f.kept_partition, f.kept_offset
+                    );
+                }
                 println!(
-                    "checked {} digests and {} sealed events ({} redacted): {} problems, {} superseded digests",
+                    "checked {} digests and {} sealed events ({} redacted, {} re-sent copies stored once): {} problems, {} superseded digests",
                     report.digests,
                     report.events,
                     report.redacted.len(),
+                    report.folded.len(),
                     report.problems.len(),
                     report.superseded
                 );
@@ -863,6 +870,7 @@ fn sql_catalogue() -> anyhow::Result<String> {
                 "version": m.version,
                 "name": m.name,
                 "requires": m.requires().map(|(a, b)| format!("{a}.{b}")),
+                "done_when_column": m.done_when_column().map(|(t, c)| format!("{t}.{c}")),
                 "statements": m.statements(),
             })
         })

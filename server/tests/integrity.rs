@@ -79,6 +79,19 @@ async fn assert_independent_verifier_agrees(config: &attest_server::config::Conf
         Some(report.events as u64),
         "sealed events checked"
     );
+    let their_folded: Vec<(String, i64)> = theirs["folded"]
+        .as_array()
+        .expect("the verifier lists folded copies")
+        .iter()
+        .map(|f| (f[0].as_str().unwrap().to_owned(), f[1].as_i64().unwrap()))
+        .collect();
+    let mut our_folded: Vec<(String, i64)> = report
+        .folded
+        .iter()
+        .map(|f| (f.event_id.clone(), f.offset))
+        .collect();
+    our_folded.sort();
+    assert_eq!(their_folded, our_folded, "re-sent copies stored once");
 }
 
 /// Every stored digest, read through the store.
@@ -665,4 +678,69 @@ async fn check_all_heads(
         .into_iter()
         .map(|((topic, _), head)| (topic, head))
         .collect()
+}
+
+/// A client's retry of an event whose first attempt had landed is one
+/// identity at two offsets, each sealed; the table keeps one row when it
+/// merges them. The check then says the event is stored once, not that a
+/// sealed event is missing, and the independent verifier agrees. With the
+/// kept row deleted as well, both leaves are missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_event_merged_into_its_copy_is_stored_once_not_missing() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let server = common::start(config.clone()).await;
+    let event = serde_json::json!({
+        "event_id": "retried-1",
+        "tenant_id": "acme",
+        "source_service": "sso",
+        "occurred_at": attest_server::ingest::now_ms() - 60_000,
+        "category": "authentication",
+        "action": "login",
+        "outcome": "success",
+        "actor": {"id": "alice", "type": "user", "ip": "198.51.100.7"},
+    });
+    for attempt in 0..2 {
+        let (status, answer) = server.post_json(event.to_string()).await;
+        assert_eq!(status, 202, "attempt {attempt}: {answer}");
+    }
+    common::produce_events(&config, 20, "retried-load").await;
+    common::wait_sealed(&server, 22).await;
+    server.clickhouse("OPTIMIZE TABLE audit_events FINAL").await;
+    let kept = server
+        .clickhouse("SELECT count() FROM audit_events WHERE event_id = 'retried-1'")
+        .await;
+    assert_eq!(kept.trim(), "1", "the merge kept one row of the identity");
+
+    let report = common::integrity_report(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.events, 22, "both attempts are sealed: {report:?}");
+    let folded: Vec<(&str, i64)> = report
+        .folded
+        .iter()
+        .map(|f| (f.event_id.as_str(), f.kept_offset))
+        .collect();
+    assert_eq!(folded.len(), 1, "{folded:?}");
+    assert_eq!(folded[0].0, "retried-1");
+    assert_ne!(
+        report.folded[0].offset, report.folded[0].kept_offset,
+        "named at the offset whose row was merged away"
+    );
+    assert_independent_verifier_agrees(&config).await;
+
+    common::mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'retried-1'",
+    )
+    .await;
+    let report = common::integrity_report(&config).await;
+    let missing = report
+        .problems
+        .iter()
+        .filter(|(_, _, p)| matches!(p, Problem::EventMissing { event_id, .. } if event_id == "retried-1"))
+        .count();
+    assert_eq!(missing, 2, "{:#?}", report.problems);
+    assert!(report.folded.is_empty(), "{:?}", report.folded);
+    assert_independent_verifier_agrees(&config).await;
+    server.stop().await;
 }

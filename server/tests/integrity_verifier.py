@@ -17,11 +17,12 @@ The export mode checks a bundle offline as sections 10-12 say and prints
 (server/tests/export_proofs.rs holds it to `attest verify`'s verdict).
 
 Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...],
-"redacted": [[event_id, request_id], ...]} where kind is one of missing_digest,
+"redacted": [[event_id, request_id], ...], "folded": [[event_id, offset], ...]} where kind is one of missing_digest,
 not_contiguous, off_chain, bad_digest, leaves_altered, event_missing,
 event_altered, bad_redaction, and subject is the digest hash or the event id.
-Redacted events (section 14) are listed apart: they are not problems. Exits 1
-if there is a problem.
+Redacted events (section 14) and re-sent copies folded into another stored copy
+(section 8, step 5) are listed apart: they are not problems. Exits 1 if there is
+a problem.
 """
 
 import argparse
@@ -191,7 +192,7 @@ def verify(ch, keys, heads):
     chains = {}
     for d in digests:
         chains.setdefault((d["topic"], int(d["partition"])), []).append(d)
-    problems, events, redacted = [], 0, []
+    problems, events, redacted, folded = [], 0, [], []
     for chain_key in sorted(set(chains) | set(heads)):
         ds = chains.get(chain_key, [])
         by_hash = {d["digest_hash"]: d for d in ds}
@@ -247,14 +248,18 @@ def verify(ch, keys, heads):
             # often it was stored; its arrays are parallel, in position order.
             where = (f"topic = {quote(topic)} AND partition = {partition} AND digest_hash = {quote(d['digest_hash'])} "
                      f"AND first_offset = {int(d['first_offset'])}")
-            sets = ch.rows("SELECT kafka_offsets, tenant_ids, event_ids, arrayMap(l -> lower(hex(l)), leaves) AS leaves "
-                           f"FROM attest_integrity_leaf_sets WHERE {where} LIMIT 1")
+            sets = ch.rows("SELECT kafka_offsets, tenant_ids, event_ids, arrayMap(l -> lower(hex(l)), leaves) AS leaves, "
+                           f"received_ats, schema_ids FROM attest_integrity_leaf_sets WHERE {where} LIMIT 1")
             leaves = []
             if sets:
                 s = sets[0]
                 n = min(len(s["kafka_offsets"]), len(s["tenant_ids"]), len(s["event_ids"]), len(s["leaves"]))
                 leaves = [{"kafka_offset": s["kafka_offsets"][i], "tenant_id": s["tenant_ids"][i],
-                           "event_id": s["event_ids"][i], "leaf": s["leaves"][i]} for i in range(n)]
+                           "event_id": s["event_ids"][i], "leaf": s["leaves"][i],
+                           # Section 8, step 5: absent in sets stored before they were recorded.
+                           "recorded": (s["received_ats"][i], s["schema_ids"][i])
+                           if i < min(len(s["received_ats"]), len(s["schema_ids"])) else None}
+                          for i in range(n)]
             if len(leaves) != int(d["row_count"]) or \
                     mth([bytes.fromhex(l["leaf"]) for l in leaves]).hex() != d["root"]:
                 problems.append(("leaves_altered", d["digest_hash"]))
@@ -278,7 +283,10 @@ def verify(ch, keys, heads):
             for l in leaves:
                 copies = found.get((int(l["kafka_offset"]), l["event_id"]))
                 if not copies:
-                    problems.append(("event_missing", l["event_id"]))
+                    if folded_copy(ch, keys, partition, l):
+                        folded.append([l["event_id"], int(l["kafka_offset"])])
+                    else:
+                        problems.append(("event_missing", l["event_id"]))
                     continue
                 # Section 14: the worst copy speaks for the event.
                 verdict, record = max((judge_row(r, l["leaf"], records, keys) for r in copies),
@@ -287,7 +295,38 @@ def verify(ch, keys, heads):
                     redacted.append([l["event_id"], record["request_id"]])
                 elif verdict != "intact":
                     problems.append(("event_altered" if verdict == "altered" else verdict, l["event_id"]))
-    return {"digests": len(digests), "events": events, "problems": problems, "redacted": sorted(redacted)}
+    return {"digests": len(digests), "events": events, "problems": problems, "redacted": sorted(redacted),
+            "folded": sorted(folded)}
+
+
+def folded_copy(ch, keys, partition, l):
+    """Section 8, step 5: a leaf without its row is an exact re-send kept as
+    another stored row of the same tenant and event id, if that row's content
+    hash (or a valid redaction record's original hash for it) gives the sealed
+    leaf with the received_at and schema_id recorded in the set."""
+    if l["recorded"] is None:
+        return False
+    received_at, schema_id = l["recorded"]
+    where = f"tenant_id = {quote(l['tenant_id'])} AND event_id = {quote(l['event_id'])}"
+    copies = ch.rows("SELECT event_id, tenant_id, occurred_at, received_at, category, action, outcome, actor_id, "
+                     "actor_type, actor_ip, actor_user_agent, resource_type, resource_id, source_service, "
+                     "request_id, metadata.key, metadata.value, schema_id, kafka_partition, kafka_offset "
+                     f"FROM audit_events WHERE {where}")
+    records = ch.rows("SELECT request_id, tenant_id, event_id, kafka_partition, kafka_offset, original_hash, "
+                      "redacted_hash, fields, requested_by, approved_by, reason, executed_at, key_id, signature "
+                      f"FROM attest_redaction_records WHERE {where}")
+    for copy in copies:
+        at_leaf = dict(copy, received_at=received_at, schema_id=schema_id,
+                       kafka_partition=partition, kafka_offset=l["kafka_offset"])
+        own = content_hash(copy)
+        if leaf(at_leaf, own).hex() == l["leaf"]:
+            return True
+        for r in records:
+            if (int(r["kafka_partition"]), int(r["kafka_offset"])) == \
+                    (int(copy["kafka_partition"]), int(copy["kafka_offset"])) and r["redacted_hash"] == own \
+                    and leaf(at_leaf, r["original_hash"]).hex() == l["leaf"] and record_ok(r, keys):
+                return True
+    return False
 
 
 def key_valid(key, at):

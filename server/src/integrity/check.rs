@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::digest::{Digest, DigestProblem, GENESIS};
 use super::encoding::unhex;
 use super::keys::KeyRing;
-use super::leaf::Sealed;
+use super::leaf::{leaf_of, Sealed};
 use super::merkle;
 use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
 use super::seal::successor;
@@ -91,7 +91,24 @@ pub struct Report {
     /// Sealed events stored redacted under a valid redaction record: not
     /// problems, named so that nobody mistakes them for tampering.
     pub redacted: Vec<Redacted>,
+    /// Sealed events whose own row is gone because it was an exact
+    /// re-send of a row stored at another offset, which the table kept
+    /// when it merged the two: nothing is lost (docs/INTEGRITY.md, 8).
+    pub folded: Vec<Folded>,
     pub problems: Vec<(String, i32, Problem)>,
+}
+
+/// A sealed leaf whose row the table merged into another stored copy of
+/// the same event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Folded {
+    pub digest: String,
+    pub tenant_id: String,
+    pub event_id: String,
+    pub offset: i64,
+    /// Where the copy that stands for it is stored.
+    pub kept_partition: i32,
+    pub kept_offset: i64,
 }
 
 /// A sealed event that verifies as redacted (docs/INTEGRITY.md, 14).
@@ -111,6 +128,7 @@ impl Report {
         self.events += other.events;
         self.superseded += other.superseded;
         self.redacted.extend(other.redacted);
+        self.folded.extend(other.folded);
         self.problems.extend(other.problems);
     }
 }
@@ -275,8 +293,95 @@ pub async fn check_partition(
             push(&mut report, p);
         }
         report.redacted.extend(judged.redacted);
+        for outcome in judge_unfound(store, keys, d, judged.unfound).await? {
+            match outcome {
+                Ok(folded) => report.folded.push(folded),
+                Err(missing) => push(&mut report, missing),
+            }
+        }
     }
     Ok(report)
+}
+
+/// The leaves whose rows are not at their offsets: each is either folded
+/// into another stored copy of its event or missing. Rare, so the copies
+/// are read per tenant only when there are any.
+async fn judge_unfound(
+    store: &Store,
+    keys: &KeyRing,
+    d: &Digest,
+    unfound: Vec<LeafRow>,
+) -> Result<Vec<Result<Folded, Problem>>, StoreError> {
+    let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+    for l in unfound.iter().filter(|l| l.recorded.is_some()) {
+        by_tenant
+            .entry(l.tenant_id.as_str())
+            .or_default()
+            .push(l.event_id.clone());
+    }
+    let mut copies = Vec::new();
+    let mut records = Vec::new();
+    for (tenant, ids) in by_tenant {
+        copies.extend(store.rows_of_events(tenant, &ids).await?);
+        records.extend(store.redaction_records_of_events(tenant, &ids).await?);
+    }
+    Ok(unfound
+        .iter()
+        .map(|l| match folded_into(l, &copies, &records, keys) {
+            Some(kept) => Ok(Folded {
+                digest: d.digest_hash.clone(),
+                tenant_id: l.tenant_id.clone(),
+                event_id: l.event_id.clone(),
+                offset: l.kafka_offset,
+                kept_partition: kept.kafka_partition,
+                kept_offset: kept.kafka_offset,
+            }),
+            None => Err(Problem::EventMissing {
+                digest: d.digest_hash.clone(),
+                tenant_id: l.tenant_id.clone(),
+                event_id: l.event_id.clone(),
+                offset: l.kafka_offset,
+            }),
+        })
+        .collect())
+}
+
+/// The stored copy a sealed leaf without its row was folded into, if any:
+/// a row of the same tenant and event id whose content hash (or, if it is
+/// redacted, the original hash of its valid redaction record) gives the
+/// sealed leaf again with the received_at and schema_id the set recorded
+/// at the leaf's own partition and offset. Only an exact copy of what was
+/// sealed can: the content hash covers everything the sender said.
+pub fn folded_into<'a>(
+    l: &LeafRow,
+    copies: &'a [EventRow],
+    records: &[RedactionRecord],
+    keys: &KeyRing,
+) -> Option<&'a EventRow> {
+    let recorded = l.recorded?;
+    let sealed = unhex::<32>(&l.leaf)?;
+    let leaf = |content_hash: &str| {
+        leaf_of(
+            content_hash,
+            recorded.received_at,
+            recorded.schema_id,
+            l.partition,
+            l.kafka_offset,
+        )
+    };
+    copies
+        .iter()
+        .filter(|c| c.tenant_id == l.tenant_id && c.event_id == l.event_id)
+        .find(|c| {
+            let own = Sealed::from(*c).content_hash();
+            leaf(&own) == sealed
+                || records.iter().any(|r| {
+                    r.names(&c.tenant_id, &c.event_id, c.kafka_partition, c.kafka_offset)
+                        && r.redacted_hash == own
+                        && leaf(&r.original_hash) == sealed
+                        && r.check(keys).is_ok()
+                })
+        })
 }
 
 /// Where a chain stands: its committed head, moved on over every stored
@@ -333,6 +438,9 @@ pub fn leaves_problem(d: &Digest, leaves: &[LeafRow]) -> Option<Problem> {
 pub struct Judged {
     pub problems: Vec<Problem>,
     pub redacted: Vec<Redacted>,
+    /// Leaves with no row at their offset: missing, or folded into another
+    /// copy ([`folded_into`] decides, with rows from elsewhere).
+    pub unfound: Vec<LeafRow>,
 }
 
 /// Every sealed leaf must have its row, unchanged or redacted under a
@@ -354,6 +462,7 @@ pub fn rows_problems(
     }
     let mut problems = Vec::new();
     let mut redacted = Vec::new();
+    let mut unfound = Vec::new();
     for l in leaves {
         let named = |l: &LeafRow| {
             (
@@ -364,15 +473,7 @@ pub fn rows_problems(
             )
         };
         match found.get(&(l.kafka_offset, l.event_id.as_str())) {
-            None => {
-                let (digest, tenant_id, event_id, offset) = named(l);
-                problems.push(Problem::EventMissing {
-                    digest,
-                    tenant_id,
-                    event_id,
-                    offset,
-                });
-            }
+            None => unfound.push(l.clone()),
             Some(copies) => {
                 let Some(sealed) = unhex::<32>(&l.leaf) else {
                     let (digest, tenant_id, event_id, offset) = named(l);
@@ -436,7 +537,11 @@ pub fn rows_problems(
             }
         }
     }
-    Judged { problems, redacted }
+    Judged {
+        problems,
+        redacted,
+        unfound,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -509,6 +614,92 @@ mod tests {
                 d
             })
             .collect()
+    }
+
+    /// A stored row at `offset` of the sample event (tenant "acme"),
+    /// received at `received_at`.
+    fn stored(offset: i64, received_at: i64) -> EventRow {
+        let mut event = crate::event::tests::sample();
+        event.event_id = "e-1".into();
+        event.received_at = received_at;
+        EventRow::new(
+            event,
+            crate::store::Provenance {
+                schema_id: 3,
+                partition: 0,
+                offset,
+            },
+        )
+    }
+
+    /// The leaf sealed for `row`, with what the set records beside it.
+    fn sealed_leaf(row: &EventRow) -> LeafRow {
+        LeafRow {
+            digest_hash: "d".into(),
+            topic: "t".into(),
+            partition: row.kafka_partition,
+            kafka_offset: row.kafka_offset,
+            position: 0,
+            tenant_id: row.tenant_id.clone(),
+            event_id: row.event_id.clone(),
+            leaf: crate::integrity::encoding::hex(&Sealed::from(row).leaf()),
+            recorded: Some(crate::store::Recorded {
+                received_at: row.received_at,
+                schema_id: row.schema_id,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_resend_merged_into_its_copy_is_folded_not_missing() {
+        let (ring, _, _dir) = ring_with_one_key();
+        // The first attempt at offset 3, the client's retry at 7 (received
+        // later); the table kept the retry's row.
+        let gone = stored(3, 1_000);
+        let kept = vec![stored(7, 2_000)];
+        let leaf = sealed_leaf(&gone);
+        let found = folded_into(&leaf, &kept, &[], &ring).map(|r| r.kafka_offset);
+        assert_eq!(found, Some(7));
+
+        // Another event under the same id is no copy.
+        let mut other = stored(7, 2_000);
+        other.action.push('x');
+        assert!(folded_into(&leaf, &[other], &[], &ring).is_none());
+        // Nor is a copy of another tenant.
+        let mut elsewhere = stored(7, 2_000);
+        elsewhere.tenant_id = "globex".into();
+        assert!(folded_into(&leaf, &[elsewhere], &[], &ring).is_none());
+        // A received_at changed in the set no longer gives the sealed leaf.
+        let mut forged = leaf.clone();
+        forged.recorded = Some(crate::store::Recorded {
+            received_at: 1_001,
+            schema_id: 3,
+        });
+        assert!(folded_into(&forged, &kept, &[], &ring).is_none());
+        // A set from before migration 0023 records nothing to recompute.
+        let mut old = leaf.clone();
+        old.recorded = None;
+        assert!(folded_into(&old, &kept, &[], &ring).is_none());
+    }
+
+    #[test]
+    fn a_resend_merged_into_a_redacted_copy_folds_through_a_valid_record() {
+        let (ring, key, _dir) = ring_with_one_key();
+        let gone = stored(3, 1_000);
+        let original = Sealed::from(&gone).content_hash();
+        let mut kept = stored(7, 2_000);
+        kept.actor_ip = String::new();
+        let redacted = Sealed::from(&kept).content_hash();
+        // The record names the kept row (tenant acme, e-1, partition 0,
+        // offset 7).
+        let record = crate::integrity::redaction::tests::record(&key, &original, &redacted);
+        let leaf = sealed_leaf(&gone);
+        let kept = vec![kept];
+        assert!(folded_into(&leaf, &kept, std::slice::from_ref(&record), &ring).is_some());
+        assert!(folded_into(&leaf, &kept, &[], &ring).is_none());
+        let mut forged = record.clone();
+        forged.reason.push('x');
+        assert!(folded_into(&leaf, &kept, &[forged], &ring).is_none());
     }
 
     #[test]

@@ -307,6 +307,7 @@ mod tests {
                     tenant_id: e.tenant_id.clone(),
                     event_id: e.event_id.clone(),
                     leaf: stored_leaf(&e),
+                    recorded: None,
                 }
             })
             .collect();

@@ -311,6 +311,8 @@ impl Sealer {
             tenant_ids: rows.iter().map(|r| r.tenant_id.clone()).collect(),
             event_ids: rows.iter().map(|r| r.event_id.clone()).collect(),
             leaves,
+            received_ats: rows.iter().map(|r| r.received_at).collect(),
+            schema_ids: rows.iter().map(|r| r.schema_id).collect(),
         });
         seal.heads.push((
             key,

@@ -1,4 +1,4 @@
-//! Digests and leaves of the integrity seal (migrations 0020, 0021), and
+//! Digests and leaves of the integrity seal (migrations 0020, 0021, 0023), and
 //! the stored rows read back to check them. Every statement is in the
 //! `attest sql` catalogue.
 
@@ -75,7 +75,7 @@ const PARTITIONS_SQL: &str = "SELECT DISTINCT topic, partition FROM attest_integ
 
 /// A digest's leaves, one set however often it was inserted.
 const LEAVES_SQL: &str = "SELECT digest_hash, topic, partition, first_offset, kafka_offsets, \
-     tenant_ids, event_ids, leaves FROM attest_integrity_leaf_sets \
+     tenant_ids, event_ids, leaves, received_ats, schema_ids FROM attest_integrity_leaf_sets \
      WHERE topic = ? AND partition = ? AND first_offset = ? AND digest_hash = ? LIMIT 1";
 
 /// The stored rows a digest's leaves name: narrowed by the tenants of the
@@ -100,6 +100,11 @@ pub struct LeafSet {
     pub tenant_ids: Vec<String>,
     pub event_ids: Vec<String>,
     pub leaves: Vec<[u8; 32]>,
+    /// What Attest recorded of each event besides its content (migration
+    /// 0023; empty in sets stored before it): with another stored copy's
+    /// content hash they give the leaf again (docs/INTEGRITY.md, 8).
+    pub received_ats: Vec<i64>,
+    pub schema_ids: Vec<u32>,
 }
 
 impl LeafSet {
@@ -122,6 +127,14 @@ impl LeafSet {
                 tenant_id: tenant.clone(),
                 event_id: event.clone(),
                 leaf: crate::integrity::encoding::hex(leaf),
+                recorded: self
+                    .received_ats
+                    .get(position)
+                    .zip(self.schema_ids.get(position))
+                    .map(|(received_at, schema_id)| Recorded {
+                        received_at: *received_at,
+                        schema_id: *schema_id,
+                    }),
             })
             .collect()
     }
@@ -138,6 +151,16 @@ pub struct LeafRow {
     pub tenant_id: String,
     pub event_id: String,
     pub leaf: String,
+    /// `None` for a set stored before migration 0023 (or one whose arrays
+    /// were cut short behind Attest's back).
+    pub recorded: Option<Recorded>,
+}
+
+/// The columns of a leaf that Attest set, not the sender (section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub received_at: i64,
+    pub schema_id: u32,
 }
 
 #[derive(Debug, Row, Deserialize)]

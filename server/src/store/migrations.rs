@@ -132,6 +132,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "redactions",
         sql: include_str!("../../migrations/0022_redactions.sql"),
     },
+    Migration {
+        version: 23,
+        name: "integrity_leaf_recorded",
+        sql: include_str!("../../migrations/0023_integrity_leaf_recorded.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

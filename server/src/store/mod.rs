@@ -23,7 +23,7 @@ pub use access::{AccessRow, SignOutRow};
 pub use alerts::RulesRow;
 pub use dead_letters::{DeadLetterAction, HandledLetter, HandledWithin, RetainedRange};
 pub use detections::{RuleVersion, DELIVERY_SUBJECT_PREFIX};
-pub use integrity::{LeafRow, LeafSet};
+pub use integrity::{LeafRow, LeafSet, Recorded};
 pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use procs::{StatusRow, STATUS_TABLE};
