@@ -259,11 +259,25 @@ pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
 pub async fn open_retention(config: &Config) -> Result<retention::Retention, StartError> {
     let prepared = prepare(config).await?;
     let ingest = Arc::new(new_ingest(config, &prepared));
-    Ok(retention::Retention::new(
-        prepared.store,
-        ingest,
-        config.retention.clone(),
-    ))
+    Ok(retention_of(config, prepared.store, ingest))
+}
+
+/// The retention job as `config` sets it up: when writers seal rows, it
+/// signs what it removes of them (docs/INTEGRITY.md, section 15).
+fn retention_of(
+    config: &Config,
+    store: store::Store,
+    ingest: Arc<ingest::Ingest>,
+) -> retention::Retention {
+    let job = retention::Retention::new(store, ingest, config.retention.clone());
+    if config.integrity.seal {
+        job.signing_records(retention::RecordSigning {
+            key_dir: config.integrity.key_dir.clone(),
+            topic_prefix: config.kafka.topic_prefix.clone(),
+        })
+    } else {
+        job
+    }
 }
 
 /// The writer under a supervisor: a writer task that ends while the server
@@ -465,11 +479,7 @@ pub async fn start(
         });
     }
     if config.retention.enabled {
-        let retention = retention::Retention::new(
-            prepared.store.clone(),
-            ingest.clone(),
-            config.retention.clone(),
-        );
+        let retention = retention_of(&config, prepared.store.clone(), ingest.clone());
         tokio::spawn(retention.run(config.retention.interval, stop.clone()));
     }
     let keys = if config.ingest.require_api_key {

@@ -708,11 +708,12 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
                     );
                 }
                 println!(
-                    "checked {} digests and {} sealed events ({} redacted, {} re-sent copies stored once): {} problems, {} superseded digests",
+                    "checked {} digests and {} sealed events ({} redacted, {} re-sent copies stored once, {} removed by retention): {} problems, {} superseded digests",
                     report.digests,
                     report.events,
                     report.redacted.len(),
                     report.folded.len(),
+                    report.expired,
                     report.problems.len(),
                     report.superseded
                 );

@@ -15,17 +15,8 @@ use attest_server::store::Store;
 
 /// A problem as (kind, subject), the shape the independent verifier prints.
 fn kind(p: &Problem) -> (String, String) {
-    let (k, s) = match p {
-        Problem::Digest { digest, .. } => ("bad_digest", digest),
-        Problem::MissingDigest { missing, .. } => ("missing_digest", missing),
-        Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
-        Problem::OffChain { digest, .. } => ("off_chain", digest),
-        Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest),
-        Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
-        Problem::EventMissing { event_id, .. } => ("event_missing", event_id),
-        Problem::RedactionInvalid { event_id, .. } => ("bad_redaction", event_id),
-    };
-    (k.to_owned(), s.clone())
+    let (k, s) = p.kind_and_subject();
+    (k.to_owned(), s)
 }
 
 /// `server/tests/integrity_verifier.py`, written from docs/INTEGRITY.md
@@ -92,6 +83,11 @@ async fn assert_independent_verifier_agrees(config: &attest_server::config::Conf
         .collect();
     our_folded.sort();
     assert_eq!(their_folded, our_folded, "re-sent copies stored once");
+    assert_eq!(
+        theirs["expired"].as_u64(),
+        Some(report.expired as u64),
+        "sealed events removed by retention"
+    );
 }
 
 /// Every stored digest, read through the store.
@@ -741,6 +737,140 @@ async fn a_retried_event_merged_into_its_copy_is_stored_once_not_missing() {
         .count();
     assert_eq!(missing, 2, "{:#?}", report.problems);
     assert!(report.folded.is_empty(), "{:?}", report.folded);
+    assert_independent_verifier_agrees(&config).await;
+    server.stop().await;
+}
+
+/// Retention removes sealed rows, and signs first which ones (docs/
+/// INTEGRITY.md, section 15): the check counts them as removed by
+/// retention, not missing, whether their month was dropped whole or only
+/// their tenant's rows deleted, and the independent verifier agrees. A
+/// row deleted behind Attest's back is still missing; a retention record
+/// changed to cover it fails its signature, is named, and explains
+/// nothing any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_removed_by_retention_are_not_reported_missing_and_a_forged_record_is_named() {
+    use attest_server::retention::{Month, Removal};
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    config.retention.default_months = 12;
+    config.retention.tenants.insert("long".into(), 60);
+    let server = common::start(config.clone()).await;
+    let now = attest_server::ingest::now_ms();
+    let mid = |month: &str| {
+        let m = Month::parse(month).expect("month");
+        (m.start_s() + 14 * 86_400) * 1000
+    };
+    // Tenant a: three events of January 2024 (every tenant of that month
+    // is expired: the month is dropped whole) and one of March 2024,
+    // which tenant "long" keeps (only a's rows are deleted); two recent.
+    let sent = [
+        ("jan-1", "a", mid("2024-01")),
+        ("jan-2", "a", mid("2024-01") + 1),
+        ("jan-3", "a", mid("2024-01") + 2),
+        ("mar-1", "a", mid("2024-03")),
+        ("mar-long", "long", mid("2024-03")),
+        ("victim", "a", now - 60_000),
+        ("recent", "a", now - 30_000),
+    ];
+    for (id, tenant, at) in sent {
+        let event = serde_json::json!({
+            "event_id": id,
+            "tenant_id": tenant,
+            "occurred_at": at,
+            "category": "data_access",
+            "action": "document.read",
+            "outcome": "success",
+            "actor": {"id": "alice", "type": "user"},
+            "source_service": "docs",
+        });
+        let (status, answer) = server.post_json(event.to_string()).await;
+        assert_eq!(status, 202, "{id}: {answer}");
+    }
+    common::wait_sealed(&server, sent.len() as u64).await;
+
+    let retention = attest_server::open_retention(&config)
+        .await
+        .expect("retention opens");
+    let plan = retention.plan(now).await.expect("plan");
+    let m = |s| Month::parse(s).unwrap();
+    assert_eq!(
+        plan.removals,
+        [
+            Removal::DropMonth {
+                month: m("2024-01"),
+                tenants: vec![("a".into(), 3)],
+            },
+            Removal::DeleteTenantMonth {
+                month: m("2024-03"),
+                tenant: "a".into(),
+                events: 1,
+            },
+        ]
+    );
+    retention.execute(&plan).await.expect("retention runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = server
+            .clickhouse(
+                "SELECT count() FROM audit_events WHERE event_id IN ('jan-1', 'jan-2', 'jan-3', 'mar-1')",
+            )
+            .await;
+        if left.trim() == "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "retention left {left}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let records = server
+        .clickhouse(
+            "SELECT tenant_id, month, length(kafka_offsets) FROM attest_retention_records \
+             ORDER BY month FORMAT CSV",
+        )
+        .await;
+    assert_eq!(records, "\"a\",202401,3\n\"a\",202403,1\n");
+
+    let report = common::integrity_report(&config).await;
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert_eq!(report.expired, 4, "{report:?}");
+    assert_independent_verifier_agrees(&config).await;
+
+    // Someone deletes a recent row and extends January's record to cover
+    // it: the record no longer verifies and explains nothing.
+    let victim = server
+        .clickhouse("SELECT kafka_offset FROM audit_events WHERE event_id = 'victim'")
+        .await;
+    common::mutate(
+        &server,
+        "ALTER TABLE audit_events DELETE WHERE event_id = 'victim'",
+    )
+    .await;
+    common::mutate(
+        &server,
+        &format!(
+            "ALTER TABLE attest_retention_records UPDATE kafka_offsets = \
+             arraySort(arrayPushBack(kafka_offsets, {})) WHERE month = 202401",
+            victim.trim()
+        ),
+    )
+    .await;
+    let report = common::integrity_report(&config).await;
+    let mut found: Vec<(String, String)> =
+        report.problems.iter().map(|(_, _, p)| kind(p)).collect();
+    found.sort();
+    found.dedup();
+    let expected: Vec<(String, String)> = [
+        ("bad_retention_record", "a/202401"),
+        ("event_missing", "jan-1"),
+        ("event_missing", "jan-2"),
+        ("event_missing", "jan-3"),
+        ("event_missing", "victim"),
+    ]
+    .iter()
+    .map(|(k, s)| (k.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(found, expected, "{:#?}", report.problems);
+    assert_eq!(report.expired, 1, "March's record still holds");
     assert_independent_verifier_agrees(&config).await;
     server.stop().await;
 }

@@ -17,11 +17,13 @@ The export mode checks a bundle offline as sections 10-12 say and prints
 (server/tests/export_proofs.rs holds it to `attest verify`'s verdict).
 
 Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...],
-"redacted": [[event_id, request_id], ...], "folded": [[event_id, offset], ...]} where kind is one of missing_digest,
-not_contiguous, off_chain, bad_digest, leaves_altered, event_missing,
-event_altered, bad_redaction, and subject is the digest hash or the event id.
-Redacted events (section 14) and re-sent copies folded into another stored copy
-(section 8, step 5) are listed apart: they are not problems. Exits 1 if there is
+"redacted": [[event_id, request_id], ...], "folded": [[event_id, offset], ...], "expired": n} where kind is one of
+missing_digest, not_contiguous, off_chain, bad_digest, leaves_altered, event_missing,
+event_altered, bad_redaction, bad_retention_record, and subject is the digest hash, the event id, or
+(bad_retention_record) "tenant/month".
+Redacted events (section 14), re-sent copies folded into another stored copy
+(section 8, step 5) and events removed by retention under a valid record
+(section 15, counted) are reported apart: they are not problems. Exits 1 if there is
 a problem.
 """
 
@@ -193,6 +195,7 @@ def verify(ch, keys, heads):
     for d in digests:
         chains.setdefault((d["topic"], int(d["partition"])), []).append(d)
     problems, events, redacted, folded = [], 0, [], []
+    expired, retention_records = 0, {}
     for chain_key in sorted(set(chains) | set(heads)):
         ds = chains.get(chain_key, [])
         by_hash = {d["digest_hash"]: d for d in ds}
@@ -285,6 +288,8 @@ def verify(ch, keys, heads):
                 if not copies:
                     if folded_copy(ch, keys, partition, l):
                         folded.append([l["event_id"], int(l["kafka_offset"])])
+                    elif removed_by_retention(ch, keys, topic, partition, l, retention_records, problems):
+                        expired += 1
                     else:
                         problems.append(("event_missing", l["event_id"]))
                     continue
@@ -296,7 +301,41 @@ def verify(ch, keys, heads):
                 elif verdict != "intact":
                     problems.append(("event_altered" if verdict == "altered" else verdict, l["event_id"]))
     return {"digests": len(digests), "events": events, "problems": problems, "redacted": sorted(redacted),
-            "folded": sorted(folded)}
+            "folded": sorted(folded), "expired": expired}
+
+
+def retention_message(r):
+    """Section 15: the message a retention record's signature covers."""
+    parts = ["attest-retention-v1", r["topic"], int(r["partition"]), r["tenant_id"], int(r["month"]),
+             int(r["executed_at"]), r["key_id"], len(r["kafka_offsets"])]
+    parts += [int(o) for o in r["kafka_offsets"]]
+    return b"".join(field(p) for p in parts)
+
+
+def removed_by_retention(ch, keys, topic, partition, l, cache, problems):
+    """Section 15: a leaf without its row whose place a valid retention
+    record names was removed by retention. Records are read once per chain
+    and tenant; one that does not verify is a problem and names nothing."""
+    chain_tenant = (topic, partition, l["tenant_id"])
+    if chain_tenant not in cache:
+        valid = []
+        for r in ch.rows("SELECT topic, partition, tenant_id, month, kafka_offsets, executed_at, key_id, signature "
+                         f"FROM attest_retention_records WHERE topic = {quote(topic)} AND partition = {partition} "
+                         f"AND tenant_id = {quote(l['tenant_id'])}"):
+            key = keys.get(r["key_id"])
+            ok = key is not None and key_valid(key, int(r["executed_at"]))
+            if ok:
+                try:
+                    Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
+                        bytes.fromhex(r["signature"]), retention_message(r))
+                except (InvalidSignature, ValueError):
+                    ok = False
+            if ok:
+                valid.append({int(o) for o in r["kafka_offsets"]})
+            else:
+                problems.append(("bad_retention_record", f"{r['tenant_id']}/{r['month']}"))
+        cache[chain_tenant] = valid
+    return any(int(l["kafka_offset"]) in offsets for offsets in cache[chain_tenant])
 
 
 def folded_copy(ch, keys, partition, l):

@@ -113,6 +113,16 @@ def check_retention(sess, statements, check):
     check("query retention_tenants_in_month", got == [("acme", 3), ("globex", 1)], str(got))
     rows = run("retention_legal_holds", {})
     check("query retention_legal_holds", rows == [], str(rows))
+    # Where acme's November rows are in Kafka (main() stores every row at
+    # partition 0, offset 0): one place, the offset once.
+    rows = run("retention_places_in_month", dict(november, tenant="acme"))
+    got = [(r["category"], int(r["kafka_partition"]), [int(o) for o in r["offsets"]]) for r in rows or []]
+    check("query retention_places_in_month", got == [("admin", 0, [0])], str(rows))
+    sess.query("INSERT INTO attest_retention_records VALUES "
+               "('attest.admin', 0, 'acme', 202611, [3, 5], 1800000000000, 'k1', 'sig')")
+    rows = run("retention_records_of_chain", {"topic": "attest.admin", "partition": 0, "tenant": "acme"})
+    got = [(r["month"], [int(o) for o in r["kafka_offsets"]], r["key_id"]) for r in rows or []]
+    check("query retention_records_of_chain", got == [(202611, [3, 5], "k1")], str(rows))
 
     # Deleting one tenant's month takes it out of the events and the rollups.
     for table in ("audit_events", "audit_counts_per_minute", "audit_failures_per_minute"):

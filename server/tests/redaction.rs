@@ -180,17 +180,8 @@ async fn get(browser: &Browser, path: &str) -> (u16, Value) {
 
 /// A problem as (kind, subject), the independent verifier's shape.
 fn kind(p: &Problem) -> (String, String) {
-    let (k, s) = match p {
-        Problem::Digest { digest, .. } => ("bad_digest", digest),
-        Problem::MissingDigest { missing, .. } => ("missing_digest", missing),
-        Problem::NotContiguous { digest, .. } => ("not_contiguous", digest),
-        Problem::OffChain { digest, .. } => ("off_chain", digest),
-        Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest),
-        Problem::EventAltered { event_id, .. } => ("event_altered", event_id),
-        Problem::EventMissing { event_id, .. } => ("event_missing", event_id),
-        Problem::RedactionInvalid { event_id, .. } => ("bad_redaction", event_id),
-    };
-    (k.to_owned(), s.clone())
+    let (k, s) = p.kind_and_subject();
+    (k.to_owned(), s)
 }
 
 /// `attest integrity check` and the independent verifier on the store:

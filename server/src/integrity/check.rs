@@ -13,6 +13,7 @@ use super::keys::KeyRing;
 use super::leaf::{leaf_of, Sealed};
 use super::merkle;
 use super::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal};
+use super::retention_record::RetentionRecord;
 use super::seal::successor;
 use crate::store::{EventRow, LeafRow, Store, StoreError};
 
@@ -74,6 +75,35 @@ pub enum Problem {
         event_id: String,
         offset: i64,
     },
+    #[error("retention record of tenant {tenant_id}, month {month}, {topic}[{partition}] does not verify: {why}; the rows it names count as missing")]
+    RetentionRecordInvalid {
+        topic: String,
+        partition: i32,
+        tenant_id: String,
+        month: u32,
+        why: String,
+    },
+}
+
+impl Problem {
+    /// The problem as (kind, subject), the names docs/INTEGRITY.md and the
+    /// independent verifier's output use: the subject is the digest hash,
+    /// the event id, or for a retention record `tenant/month`.
+    pub fn kind_and_subject(&self) -> (&'static str, String) {
+        match self {
+            Problem::Digest { digest, .. } => ("bad_digest", digest.clone()),
+            Problem::MissingDigest { missing, .. } => ("missing_digest", missing.clone()),
+            Problem::NotContiguous { digest, .. } => ("not_contiguous", digest.clone()),
+            Problem::OffChain { digest, .. } => ("off_chain", digest.clone()),
+            Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest.clone()),
+            Problem::EventAltered { event_id, .. } => ("event_altered", event_id.clone()),
+            Problem::EventMissing { event_id, .. } => ("event_missing", event_id.clone()),
+            Problem::RedactionInvalid { event_id, .. } => ("bad_redaction", event_id.clone()),
+            Problem::RetentionRecordInvalid {
+                tenant_id, month, ..
+            } => ("bad_retention_record", format!("{tenant_id}/{month}")),
+        }
+    }
 }
 
 fn as_text<S: serde::Serializer>(p: &DigestProblem, s: S) -> Result<S::Ok, S::Error> {
@@ -95,6 +125,9 @@ pub struct Report {
     /// re-send of a row stored at another offset, which the table kept
     /// when it merged the two: nothing is lost (docs/INTEGRITY.md, 8).
     pub folded: Vec<Folded>,
+    /// Sealed events removed by retention under a valid retention record
+    /// (docs/INTEGRITY.md, 15): counted, not listed (whole months).
+    pub expired: usize,
     pub problems: Vec<(String, i32, Problem)>,
 }
 
@@ -129,6 +162,7 @@ impl Report {
         self.superseded += other.superseded;
         self.redacted.extend(other.redacted);
         self.folded.extend(other.folded);
+        self.expired += other.expired;
         self.problems.extend(other.problems);
     }
 }
@@ -269,6 +303,7 @@ pub async fn check_partition(
         }
         _ => Vec::new(),
     };
+    let mut expiry = Expiry::default();
     for d in on_chain.iter().rev() {
         if let Err(problem) = d.check(keys) {
             push(
@@ -293,25 +328,80 @@ pub async fn check_partition(
             push(&mut report, p);
         }
         report.redacted.extend(judged.redacted);
-        for outcome in judge_unfound(store, keys, d, judged.unfound).await? {
+        for outcome in judge_unfound(store, keys, d, judged.unfound, &mut expiry).await? {
             match outcome {
-                Ok(folded) => report.folded.push(folded),
-                Err(missing) => push(&mut report, missing),
+                Unfound::Folded(folded) => report.folded.push(folded),
+                Unfound::Expired => report.expired += 1,
+                Unfound::Missing(missing) => push(&mut report, missing),
             }
         }
+    }
+    for p in expiry.problems {
+        push(&mut report, p);
     }
     Ok(report)
 }
 
-/// The leaves whose rows are not at their offsets: each is either folded
-/// into another stored copy of its event or missing. Rare, so the copies
-/// are read per tenant only when there are any.
+/// What a sealed leaf without its row at its offset is.
+enum Unfound {
+    Folded(Folded),
+    Expired,
+    Missing(Problem),
+}
+
+/// The valid retention records of one chain, read per tenant when a leaf
+/// of that tenant needs them; each record's signature is checked once.
+#[derive(Default)]
+struct Expiry {
+    by_tenant: HashMap<String, Vec<RetentionRecord>>,
+    problems: Vec<Problem>,
+}
+
+impl Expiry {
+    async fn covers(
+        &mut self,
+        store: &Store,
+        keys: &KeyRing,
+        d: &Digest,
+        l: &LeafRow,
+    ) -> Result<bool, StoreError> {
+        if !self.by_tenant.contains_key(&l.tenant_id) {
+            let mut valid = Vec::new();
+            for r in store
+                .retention_records_of(&d.topic, d.partition, &l.tenant_id)
+                .await?
+            {
+                match r.check(keys) {
+                    Ok(()) => valid.push(r),
+                    Err(why) => self.problems.push(Problem::RetentionRecordInvalid {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        tenant_id: r.tenant_id.clone(),
+                        month: r.month,
+                        why: why.to_string(),
+                    }),
+                }
+            }
+            self.by_tenant.insert(l.tenant_id.clone(), valid);
+        }
+        Ok(self.by_tenant.get(&l.tenant_id).is_some_and(|records| {
+            records
+                .iter()
+                .any(|r| r.covers(&d.topic, d.partition, &l.tenant_id, l.kafka_offset))
+        }))
+    }
+}
+
+/// The leaves whose rows are not at their offsets: each is folded into
+/// another stored copy of its event, removed by retention under a valid
+/// record, or missing. Copies are read per tenant only when there are any.
 async fn judge_unfound(
     store: &Store,
     keys: &KeyRing,
     d: &Digest,
     unfound: Vec<LeafRow>,
-) -> Result<Vec<Result<Folded, Problem>>, StoreError> {
+    expiry: &mut Expiry,
+) -> Result<Vec<Unfound>, StoreError> {
     let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
     for l in unfound.iter().filter(|l| l.recorded.is_some()) {
         by_tenant
@@ -325,10 +415,10 @@ async fn judge_unfound(
         copies.extend(store.rows_of_events(tenant, &ids).await?);
         records.extend(store.redaction_records_of_events(tenant, &ids).await?);
     }
-    Ok(unfound
-        .iter()
-        .map(|l| match folded_into(l, &copies, &records, keys) {
-            Some(kept) => Ok(Folded {
+    let mut out = Vec::with_capacity(unfound.len());
+    for l in &unfound {
+        out.push(match folded_into(l, &copies, &records, keys) {
+            Some(kept) => Unfound::Folded(Folded {
                 digest: d.digest_hash.clone(),
                 tenant_id: l.tenant_id.clone(),
                 event_id: l.event_id.clone(),
@@ -336,14 +426,16 @@ async fn judge_unfound(
                 kept_partition: kept.kafka_partition,
                 kept_offset: kept.kafka_offset,
             }),
-            None => Err(Problem::EventMissing {
+            None if expiry.covers(store, keys, d, l).await? => Unfound::Expired,
+            None => Unfound::Missing(Problem::EventMissing {
                 digest: d.digest_hash.clone(),
                 tenant_id: l.tenant_id.clone(),
                 event_id: l.event_id.clone(),
                 offset: l.kafka_offset,
             }),
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 /// The stored copy a sealed leaf without its row was folded into, if any:

@@ -147,8 +147,9 @@ fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The audit event of one problem: the digest as its resource, the event
-/// (when the problem is about one) and the wording in its metadata.
+/// The audit event of one problem: the digest (or the retention record)
+/// as its resource, the event (when the problem is about one) and the
+/// wording in its metadata.
 fn event(topic: &str, partition: i32, problem: &Problem) -> crate::event::AuditEvent {
     let (digest, event) = match problem {
         Problem::Digest { digest, .. }
@@ -156,6 +157,9 @@ fn event(topic: &str, partition: i32, problem: &Problem) -> crate::event::AuditE
         | Problem::OffChain { digest, .. }
         | Problem::LeavesAltered { digest, .. } => (digest.clone(), None),
         Problem::MissingDigest { missing, .. } => (missing.clone(), None),
+        Problem::RetentionRecordInvalid {
+            tenant_id, month, ..
+        } => (format!("retention:{tenant_id}/{month}"), None),
         Problem::EventAltered {
             digest,
             tenant_id,

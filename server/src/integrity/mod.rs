@@ -17,6 +17,7 @@ pub mod leaf;
 pub mod merkle;
 pub mod proof;
 pub mod redaction;
+pub mod retention_record;
 pub mod seal;
 
 pub use digest::Digest;

@@ -6,11 +6,14 @@
 //! A removal is recorded *before* ClickHouse is asked to remove anything,
 //! and a failed removal is recorded again with outcome `failure`: a record
 //! of a removal that then failed is recoverable; a removal nobody recorded
-//! is not.
+//! is not. When rows are sealed, retention first signs which sealed rows
+//! it removes (docs/INTEGRITY.md, section 15), so the integrity check can
+//! tell them from rows deleted behind Attest's back.
 
 pub mod plan;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,8 @@ use tracing::{info, warn};
 use crate::config::RetentionConfig;
 use crate::event::{Category, Outcome, Resource};
 use crate::ingest::{internal_event, new_event_id, now_ms, Ingest, IngestError};
+use crate::integrity::keys::{KeyError, SigningKey};
+use crate::integrity::retention_record::RetentionRecord;
 use crate::store::{HoldRow, Store, StoreError};
 pub use plan::{Held, Hold, Month, Plan, Removal};
 
@@ -38,6 +43,10 @@ pub enum RetentionError {
     Record(#[from] IngestError),
     #[error("ClickHouse reported a partition named {0:?}, which is not a month")]
     Partition(String),
+    #[error(
+        "cannot sign the record of the sealed rows it would remove, so nothing was removed: {0}"
+    )]
+    Sign(#[from] KeyError),
     #[error("`{field}`: {problem}")]
     InvalidHold {
         field: &'static str,
@@ -51,6 +60,14 @@ pub struct Retention {
     store: Store,
     ingest: Arc<Ingest>,
     policy: RetentionConfig,
+    signing: Option<RecordSigning>,
+}
+
+/// Where retention finds the integrity key and the topics' names, when the
+/// writers seal what they write.
+pub struct RecordSigning {
+    pub key_dir: PathBuf,
+    pub topic_prefix: String,
 }
 
 impl Retention {
@@ -59,7 +76,50 @@ impl Retention {
             store,
             ingest,
             policy,
+            signing: None,
         }
+    }
+
+    /// Signs a retention record of the sealed rows before each removal.
+    pub fn signing_records(mut self, signing: RecordSigning) -> Retention {
+        self.signing = Some(signing);
+        self
+    }
+
+    /// Signs and stores which rows of `tenant`'s `month` are removed: one
+    /// record per topic and partition. The key is read at every run, so a
+    /// rotation is followed.
+    async fn sign_removal(&self, tenant: &str, month: Month) -> Result<(), RetentionError> {
+        let Some(signing) = &self.signing else {
+            return Ok(());
+        };
+        let key = SigningKey::load(&signing.key_dir)?;
+        let places = self
+            .store
+            .places_between(tenant, month.start_s(), month.next().start_s())
+            .await?;
+        let executed_at = now_ms();
+        let mut records = Vec::with_capacity(places.len());
+        for place in places {
+            // Every stored category is one of the contract's (validated on
+            // the way in); a row of another is left out of every record,
+            // so the check names it rather than hide it.
+            let Some(category) = Category::from_symbol(&place.category) else {
+                warn!(category = %place.category, %tenant, %month, "rows of an unknown category are not in the retention record");
+                continue;
+            };
+            records.push(RetentionRecord::sign(
+                &key,
+                &crate::topics::for_category(&signing.topic_prefix, category),
+                place.kafka_partition,
+                tenant,
+                month.id(),
+                place.offsets,
+                executed_at,
+            ));
+        }
+        self.store.insert_retention_records(&records).await?;
+        Ok(())
     }
 
     /// Works out what the policy removes now; `execute` carries it out.
@@ -126,14 +186,21 @@ impl Retention {
                 self.record_removal(tenant, month, *events, method, Outcome::Success, None)
                     .await?;
             }
-            let done = match removal {
-                Removal::DropMonth { month, .. } => self.store.drop_month(month.id()).await,
-                Removal::DeleteTenantMonth { month, tenant, .. } => {
-                    self.store
-                        .delete_tenant_between(tenant, month.start_s(), month.next().start_s())
-                        .await
+            let done = async {
+                for (tenant, _) in &tenants {
+                    self.sign_removal(tenant, month).await?;
                 }
-            };
+                match removal {
+                    Removal::DropMonth { month, .. } => self.store.drop_month(month.id()).await?,
+                    Removal::DeleteTenantMonth { month, tenant, .. } => {
+                        self.store
+                            .delete_tenant_between(tenant, month.start_s(), month.next().start_s())
+                            .await?
+                    }
+                }
+                Ok::<(), RetentionError>(())
+            }
+            .await;
             if let Err(error) = done {
                 warn!(%error, %month, "retention removal failed; it is retried on the next run");
                 for (tenant, events) in &tenants {
@@ -148,7 +215,7 @@ impl Retention {
                     )
                     .await?;
                 }
-                return Err(error.into());
+                return Err(error);
             }
             info!(%month, method, tenants = tenants.len(), "retention removed a month");
         }

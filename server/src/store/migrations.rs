@@ -137,6 +137,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "integrity_leaf_recorded",
         sql: include_str!("../../migrations/0023_integrity_leaf_recorded.sql"),
     },
+    Migration {
+        version: 24,
+        name: "retention_records",
+        sql: include_str!("../../migrations/0024_retention_records.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \

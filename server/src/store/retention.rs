@@ -6,6 +6,9 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use super::{QueryTemplate, Store, StoreError, EVENTS_TABLE};
+use crate::integrity::retention_record::RetentionRecord;
+
+pub const RETENTION_RECORDS_TABLE: &str = "attest_retention_records";
 
 /// Tables partitioned by month that hold a tenant's events or counts of
 /// them, with the column their month is taken from. Retention treats them
@@ -26,6 +29,29 @@ pub(crate) const TENANTS_IN_MONTH_SQL: &str =
     "SELECT tenant_id, uniqExact(event_id, content_hash) FROM audit_events \
      WHERE event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
      GROUP BY tenant_id ORDER BY tenant_id";
+
+/// Where one tenant's rows of a month were in Kafka, per category (its
+/// topic) and partition: what retention signs before removing them
+/// (docs/INTEGRITY.md, section 15).
+pub(crate) const PLACES_IN_MONTH_SQL: &str =
+    "SELECT category, kafka_partition, arraySort(groupUniqArray(kafka_offset)) AS offsets \
+     FROM audit_events WHERE tenant_id = ? \
+     AND event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
+     GROUP BY category, kafka_partition ORDER BY category, kafka_partition";
+
+/// Every retention record of one tenant in one chain (a topic's partition).
+pub(crate) const RECORDS_OF_CHAIN_SQL: &str =
+    "SELECT topic, partition, tenant_id, month, kafka_offsets, executed_at, key_id, signature \
+     FROM attest_retention_records WHERE topic = ? AND partition = ? AND tenant_id = ? \
+     ORDER BY month, executed_at";
+
+/// One tenant's rows of a month in one category's partition.
+#[derive(Debug, Clone, Row, Deserialize)]
+pub struct MonthPlaces {
+    pub category: String,
+    pub kafka_partition: i32,
+    pub offsets: Vec<i64>,
+}
 
 pub(crate) const HOLDS_SQL: &str = "SELECT hold_id, tenant_id, from_month, to_month, reason, \
      created_at, released_at FROM attest_legal_holds FINAL ORDER BY created_at, hold_id";
@@ -80,6 +106,16 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             sql: HOLDS_SQL.to_owned(),
             params: &[],
         },
+        QueryTemplate {
+            name: "retention_places_in_month".into(),
+            sql: PLACES_IN_MONTH_SQL.to_owned(),
+            params: &["tenant", "from_s", "until_s"],
+        },
+        QueryTemplate {
+            name: "retention_records_of_chain".into(),
+            sql: RECORDS_OF_CHAIN_SQL.to_owned(),
+            params: &["topic", "partition", "tenant"],
+        },
     ];
     for (table, time_column) in MONTHLY_TABLES {
         out.push(QueryTemplate {
@@ -115,6 +151,59 @@ impl Store {
             .query(TENANTS_IN_MONTH_SQL)
             .bind(from_s)
             .bind(until_s)
+            .fetch_all()
+            .await?)
+    }
+
+    /// Where the tenant's rows between two epoch seconds (a month) are in
+    /// Kafka, read where the writers insert (a read node may lag).
+    pub async fn places_between(
+        &self,
+        tenant: &str,
+        from_s: i64,
+        until_s: i64,
+    ) -> Result<Vec<MonthPlaces>, StoreError> {
+        Ok(self
+            .primary
+            .query(PLACES_IN_MONTH_SQL)
+            .bind(tenant)
+            .bind(from_s)
+            .bind(until_s)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn insert_retention_records(
+        &self,
+        records: &[RetentionRecord],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .primary
+            .insert::<RetentionRecord>(RETENTION_RECORDS_TABLE)
+            .await?;
+        for record in records {
+            insert.write(record).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    /// The retention records of one tenant in one chain.
+    pub async fn retention_records_of(
+        &self,
+        topic: &str,
+        partition: i32,
+        tenant: &str,
+    ) -> Result<Vec<RetentionRecord>, StoreError> {
+        Ok(self
+            .primary
+            .query(RECORDS_OF_CHAIN_SQL)
+            .bind(topic)
+            .bind(partition)
+            .bind(tenant)
             .fetch_all()
             .await?)
     }
