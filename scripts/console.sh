@@ -3,6 +3,7 @@
 # background process on loopback.
 #
 #   scripts/console.sh build          # cargo leptos build (server binary + WASM + CSS)
+#   scripts/console.sh build-wasm DIR # only the release WASM, JS and CSS, into site root DIR
 #   scripts/console.sh start          # start it (reuses a running one), wait for /readyz
 #   scripts/console.sh stop | status
 #
@@ -94,23 +95,33 @@ wait_ready() {
   rm -f "$body"
 }
 
+# wasm_opt_dir: where the wasm-opt that release builds use is.
+#
+# It is binaryen's from npm (end2end/package.json), found first on PATH:
+# Debian's (binaryen 108) rewrites the export of wasm-bindgen's externref
+# table to point at the function table, and the console then fails at
+# start-up in the browser ("WebAssembly.Table.set(): Argument 1 is
+# invalid") and never hydrates. scripts/test.sh starts the release WASM
+# in Chromium (end2end/release-wasm.js) so that this cannot come back
+# unnoticed.
+wasm_opt_dir() {
+  local bin_dir="$ATTEST_ROOT/end2end/node_modules/.bin"
+  [[ -x "$bin_dir/wasm-opt" ]] ||
+    die "no $bin_dir/wasm-opt (binaryen from npm, which the release WASM needs); run scripts/install.sh npm"
+  echo "$bin_dir"
+}
+
 build() {
   cd "$ATTEST_ROOT"
   if [[ "$ATTEST_PROFILE" == release ]]; then
     # The server with the release profile, the WASM with [profile.wasm-release]
     # (opt-level z, LTO) and then wasm-opt: what users should meet. On 2 cores
     # the first release build takes much longer than a debug one.
-    #
-    # wasm-opt is binaryen's from npm (end2end/package.json), found first on
-    # PATH: Debian's (binaryen 108) rewrites the export of wasm-bindgen's
-    # externref table to point at the function table, and the console then
-    # fails at start-up in the browser ("WebAssembly.Table.set(): Argument 1
-    # is invalid") and never hydrates. --precompress stores a brotli (best
-    # quality) and a gzip copy beside each file of the site, which the server
-    # sends as they are: about a quarter smaller than compressing on the fly.
-    local bin_dir="$ATTEST_ROOT/end2end/node_modules/.bin"
-    [[ -x "$bin_dir/wasm-opt" ]] ||
-      die "no $bin_dir/wasm-opt (binaryen from npm, which the release WASM needs); run scripts/install.sh npm"
+    # --precompress stores a brotli (best quality) and a gzip copy beside
+    # each file of the site, which the server sends as they are: about a
+    # quarter smaller than compressing on the fly.
+    local bin_dir
+    bin_dir="$(wasm_opt_dir)"
     log "building the release server and WASM console into $SITE_ROOT (the first build takes a long while; $("$bin_dir/wasm-opt" --version))"
     PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$SITE_ROOT" cargo leptos build --release --precompress
   else
@@ -188,8 +199,21 @@ status() {
   fi
 }
 
+# build_wasm DIR: the release WASM exactly as `build` makes it (same
+# profile, wasm-bindgen and wasm-opt), without the server, into a site root
+# of its own: a running release console's site is never touched.
+build_wasm() {
+  [[ -n "${1:-}" ]] || die "usage: scripts/console.sh build-wasm DIR"
+  cd "$ATTEST_ROOT"
+  local bin_dir
+  bin_dir="$(wasm_opt_dir)"
+  log "building the release WASM console into $1 ($("$bin_dir/wasm-opt" --version))"
+  PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$1" cargo leptos build --release --frontend-only
+}
+
 case "${1:-}" in
   build) build ;;
+  build-wasm) build_wasm "${2:-}" ;;
   start) start ;;
   stop) stop ;;
   status) status ;;

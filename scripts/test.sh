@@ -2,7 +2,8 @@
 # Command 2: every test, against the real local stack. Exits non-zero on any
 # failure. Installs what is missing and starts the stack if it is not up.
 #
-#   1. formatting and lints (cargo fmt, clippy -D warnings)
+#   1. formatting and lints (cargo fmt, clippy -D warnings), the release
+#      WASM built as scripts/up.sh builds it and started in Chromium
 #   2. unit and integration tests (cargo test; integration tests use Kafka
 #      and ClickHouse with their own topics and databases), then every
 #      migration and query on a current ClickHouse embedded by chdb, the
@@ -30,7 +31,7 @@ export CARGO_TARGET_DIR
 #   cargo:      "test result: ok. 5 passed; 0 failed; 2 ignored; …" (ignored is a skip)
 #   chdb check: "modern-clickhouse: N passed, M failed" (and the same line
 #               from api_doc.py "api-doc:", the SDK tests "sdk-python:",
-#               "sdk-restart:")
+#               "sdk-restart:", end2end/release-wasm.js "release-wasm:")
 #   Playwright: "  N passed (10.2s)", "  N failed", "  N flaky", "  N interrupted"
 #               (each a failure), "  N skipped", "  N did not run" (each a skip),
 #               "  N errors were not a part of any test" (failures)
@@ -47,7 +48,7 @@ summarize() {
         if ($(i+1) ~ /^ignored/) s += $i
       }
     }
-    /^(modern-clickhouse|api-doc|sdk-python|sdk-restart): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+    /^(modern-clickhouse|api-doc|sdk-python|sdk-restart|release-wasm): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
     /^ +[0-9]+ passed \(/ { p += $1 }
     /^ +[0-9]+ (failed|flaky|interrupted)$/ { f += $1 }
     /^ +[0-9]+ (skipped|did not run)$/ { s += $1 }
@@ -103,11 +104,17 @@ log "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
-# The WASM as scripts/up.sh builds it (cargo-leptos's wasm-release profile):
-# optimised code generation reaches limits a debug build and clippy never
-# do (a view type too deep for rustc's default recursion limit once broke
-# only this build), and up.sh is the README's first command.
-cargo build -q -p frontend --target wasm32-unknown-unknown --profile wasm-release
+# The WASM as scripts/up.sh builds it (cargo-leptos's wasm-release profile,
+# wasm-bindgen, binaryen's wasm-opt), into a site of its own: optimised code
+# generation reaches limits a debug build and clippy never do (a view type
+# too deep for rustc's default recursion limit once broke only this build),
+# a wasm-opt once broke every release WASM at start-up, and up.sh is the
+# README's first command. Started in Chromium below.
+release_site="$ATTEST_ROOT/target/site-release-check"
+"$here/console.sh" build-wasm "$release_site"
+
+log "the release WASM starts in Chromium"
+run node end2end/release-wasm.js "$release_site"
 
 log "unit and integration tests"
 run cargo test --no-fail-fast -p app --features ssr
