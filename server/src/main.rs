@@ -708,8 +708,10 @@ async fn integrity(config: Config, command: IntegrityCommand) -> anyhow::Result<
                     );
                 }
                 println!(
-                    "checked {} digests and {} sealed events ({} redacted, {} re-sent copies stored once, {} removed by retention): {} problems, {} superseded digests",
+                    "checked {} digests ({} of {} chains walked back to a checkpoint only) and {} sealed events ({} redacted, {} re-sent copies stored once, {} removed by retention): {} problems, {} superseded digests",
                     report.digests,
+                    report.chains.iter().filter(|c| c.from_checkpoint.is_some()).count(),
+                    report.chains.len(),
                     report.events,
                     report.redacted.len(),
                     report.folded.len(),

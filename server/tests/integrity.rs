@@ -874,3 +874,140 @@ async fn rows_removed_by_retention_are_not_reported_missing_and_a_forged_record_
     assert_independent_verifier_agrees(&config).await;
     server.stop().await;
 }
+
+/// Checkpoints (docs/INTEGRITY.md, section 16): after a clean full check
+/// every chain gets one at its committed head; a limited check then reads
+/// only the digests from there on, walks back to it, and still names a
+/// digest deleted after it. One deleted before it is left to the full
+/// check, which walks whole. A checkpoint written into the table by hand
+/// (further on than the real one) does not verify: it is named, and the
+/// walk uses the newest one that does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_check_walks_back_only_to_the_newest_checkpoint() {
+    use attest_server::integrity::checkpoint::Checkpoint;
+    use attest_server::integrity::keys::SigningKey;
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let server = common::start(config.clone()).await;
+    let mut n = 0;
+    let round = |r: usize| {
+        let config = config.clone();
+        async move {
+            common::produce_events(&config, 60, &format!("cp{r}"))
+                .await
+                .len()
+        }
+    };
+    for r in 0..2 {
+        n += round(r).await;
+        common::wait_sealed(&server, n as u64).await;
+    }
+    let store = Store::new(&config.clickhouse);
+    let keys = KeyRing::load(&config.integrity.key_dir).expect("keys");
+    let key = SigningKey::load(&config.integrity.key_dir).expect("signing key");
+    let full = common::integrity_report(&config).await;
+    assert!(full.problems.is_empty(), "{:#?}", full.problems);
+    let checkpoints = Checkpoint::for_whole_chains(&full, &key, attest_server::ingest::now_ms());
+    assert_eq!(checkpoints.len(), 6, "one per chain: {:?}", full.chains);
+    store
+        .insert_checkpoints(&checkpoints)
+        .await
+        .expect("stored");
+
+    let since = attest_server::ingest::now_ms();
+    for r in 2..4 {
+        n += round(r).await;
+        common::wait_sealed(&server, n as u64).await;
+    }
+    let limited = check_all(&store, &keys, &config.kafka, since)
+        .await
+        .expect("check");
+    assert!(limited.problems.is_empty(), "{:#?}", limited.problems);
+    assert_eq!(limited.events, 120, "the rows sealed since are rechecked");
+    let all = chains(&config).await;
+    let at = |topic: &str| {
+        checkpoints
+            .iter()
+            .find(|c| c.topic == topic)
+            .expect("a checkpoint per chain")
+    };
+    let from_checkpoint: usize = all
+        .iter()
+        .map(|((topic, _), ds)| {
+            ds.iter()
+                .filter(|d| d.last_offset >= at(topic).last_offset)
+                .count()
+        })
+        .sum();
+    let total: usize = all.values().map(Vec::len).sum();
+    assert_eq!(limited.digests, from_checkpoint, "digests read");
+    assert!(from_checkpoint < total, "{from_checkpoint} of {total}");
+    for walk in &limited.chains {
+        assert_eq!(
+            walk.from_checkpoint.as_deref(),
+            Some(at(&walk.topic).digest_hash.as_str()),
+            "{walk:?}"
+        );
+    }
+
+    let mut chain_list = all.iter();
+    // 1. The first digest after the checkpoint of one chain, deleted.
+    let (_, first) = chain_list.next().unwrap();
+    let after = first
+        .iter()
+        .find(|d| d.last_offset > at(&d.topic).last_offset)
+        .expect("a digest after the checkpoint")
+        .clone();
+    // 2. The first digest of another chain, before its checkpoint.
+    let (_, second) = chain_list.next().unwrap();
+    let before = second.first().unwrap().clone();
+    // 3. A forged checkpoint further on, in a third chain.
+    let (_, third) = chain_list.next().unwrap();
+    let forged = at(&third[0].topic).clone();
+    for sql in [format!(
+        "ALTER TABLE attest_integrity_digests DELETE WHERE digest_hash IN ('{}', '{}')",
+        after.digest_hash, before.digest_hash
+    )] {
+        common::mutate(&server, &sql).await;
+    }
+    server
+        .clickhouse(&format!(
+            "INSERT INTO attest_integrity_checkpoints SELECT topic, partition, digest_hash, \
+             last_offset + 1, checked_at + 1, key_id, signature FROM attest_integrity_checkpoints \
+             WHERE digest_hash = '{}'",
+            forged.digest_hash
+        ))
+        .await;
+    let limited = check_all(&store, &keys, &config.kafka, since)
+        .await
+        .expect("check");
+    let mut found: Vec<(String, String)> =
+        limited.problems.iter().map(|(_, _, p)| kind(p)).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("bad_checkpoint".to_owned(), forged.digest_hash.clone()),
+            ("missing_digest".to_owned(), after.digest_hash.clone()),
+        ],
+        "{:#?}",
+        limited.problems
+    );
+    let fallen_back = limited
+        .chains
+        .iter()
+        .find(|w| w.topic == forged.topic)
+        .expect("the forged checkpoint's chain");
+    assert_eq!(
+        fallen_back.from_checkpoint.as_deref(),
+        Some(forged.digest_hash.as_str()),
+        "the real checkpoint, not the forged one"
+    );
+    let full = common::integrity_report(&config).await;
+    let found: Vec<(String, String)> = full.problems.iter().map(|(_, _, p)| kind(p)).collect();
+    assert!(
+        found.contains(&("missing_digest".to_owned(), before.digest_hash.clone())),
+        "the full check walks whole: {found:?}"
+    );
+    server.stop().await;
+}

@@ -770,7 +770,8 @@ def check_integrity(sess, statements, check):
     q = statements
     names = ("integrity_digests_after", "integrity_digest_by_hash", "integrity_digests_of_partition",
              "integrity_digests_overlapping", "integrity_digests_overlapping_event_topics",
-             "integrity_partitions", "integrity_leaves", "integrity_rows")
+             "integrity_partitions", "integrity_leaves", "integrity_rows",
+             "integrity_digests_of_partition_since", "integrity_checkpoints")
     missing = [n for n in names if n not in q]
     if missing:
         check("integrity statements are in the catalogue", False, str(missing))
@@ -807,6 +808,16 @@ def check_integrity(sess, statements, check):
         fork = run("integrity_digests_after", {"topic": auth, "partition": 0, "prev_hash": "h1"})
         one = run("integrity_digest_by_hash", {"topic": auth, "partition": 0, "digest_hash": "h2"})
         chain = run("integrity_digests_of_partition", {"topic": auth, "partition": 0})
+        # A checkpointed walk: from a checkpoint at offset 9 on, or sealed
+        # since (every digest here was sealed at 100).
+        since_cp = run("integrity_digests_of_partition_since",
+                       {"topic": auth, "partition": 0, "from_offset": 9, "since_ms": 1000})
+        since_all = run("integrity_digests_of_partition_since",
+                        {"topic": auth, "partition": 0, "from_offset": 9, "since_ms": 50})
+        sess.query("INSERT INTO attest_integrity_checkpoints VALUES "
+                   f"('{auth}', 0, 'h1', 0, 10, 'k', 's'), ('{auth}', 0, 'h2', 9, 20, 'k', 's'), "
+                   f"('{login}', 0, 'h9', 5, 20, 'k', 's')")
+        checkpoints = run("integrity_checkpoints", {"topic": auth, "partition": 0})
         span = run("integrity_digests_overlapping", {"topic": auth, "partition": 0, "from_offset": 0,
                                                      "to_offset": 2})
         # The event page's read: one offset, every events topic at once.
@@ -825,6 +836,12 @@ def check_integrity(sess, statements, check):
     check("query integrity_digests_after (a fork, furthest first)", [r["digest_hash"] for r in fork] == ["h3", "h2"], str(fork))
     check("query integrity_digest_by_hash", [r["digest_hash"] for r in one] == ["h2"], str(one))
     check("query integrity_digests_of_partition", [r["digest_hash"] for r in chain] == ["h1", "h2", "h3"], str(chain))
+    check("query integrity_digests_of_partition_since (from the checkpoint)",
+          [r["digest_hash"] for r in since_cp] == ["h2", "h3"], str(since_cp))
+    check("query integrity_digests_of_partition_since (sealed since)",
+          [r["digest_hash"] for r in since_all] == ["h1", "h2", "h3"], str(since_all))
+    got = [(r["digest_hash"], int(r["last_offset"])) for r in checkpoints]
+    check("query integrity_checkpoints (the chain's, newest first)", got == [("h2", 9), ("h1", 0)], str(got))
     check("query integrity_digests_overlapping (once each, by range)",
           [r["digest_hash"] for r in span] == ["h1", "h2", "h3"], str(span))
     check("query integrity_digests_overlapping_event_topics (every topic's digest at the offset)",

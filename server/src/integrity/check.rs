@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use super::checkpoint::Checkpoint;
 use super::digest::{Digest, DigestProblem, GENESIS};
 use super::encoding::unhex;
 use super::keys::KeyRing;
@@ -75,6 +76,8 @@ pub enum Problem {
         event_id: String,
         offset: i64,
     },
+    #[error("checkpoint at digest {digest} does not verify: {why}; the chain is walked whole")]
+    CheckpointInvalid { digest: String, why: String },
     #[error("retention record of tenant {tenant_id}, month {month}, {topic}[{partition}] does not verify: {why}; the rows it names count as missing")]
     RetentionRecordInvalid {
         topic: String,
@@ -86,6 +89,20 @@ pub enum Problem {
 }
 
 impl Problem {
+    /// Whether it is about the chain itself (its links, its digests'
+    /// signatures, a checkpoint), not about rows: a chain with none of
+    /// these may be checkpointed.
+    pub fn breaks_chain(&self) -> bool {
+        matches!(
+            self,
+            Problem::Digest { .. }
+                | Problem::MissingDigest { .. }
+                | Problem::NotContiguous { .. }
+                | Problem::OffChain { .. }
+                | Problem::CheckpointInvalid { .. }
+        )
+    }
+
     /// The problem as (kind, subject), the names docs/INTEGRITY.md and the
     /// independent verifier's output use: the subject is the digest hash,
     /// the event id, or for a retention record `tenant/month`.
@@ -102,6 +119,7 @@ impl Problem {
             Problem::RetentionRecordInvalid {
                 tenant_id, month, ..
             } => ("bad_retention_record", format!("{tenant_id}/{month}")),
+            Problem::CheckpointInvalid { digest, .. } => ("bad_checkpoint", digest.clone()),
         }
     }
 }
@@ -128,7 +146,33 @@ pub struct Report {
     /// Sealed events removed by retention under a valid retention record
     /// (docs/INTEGRITY.md, 15): counted, not listed (whole months).
     pub expired: usize,
+    /// Each chain's walk: where it ended and whether its links and
+    /// signatures held (what a new checkpoint may vouch for).
+    pub chains: Vec<ChainWalk>,
     pub problems: Vec<(String, i32, Problem)>,
+}
+
+/// One chain as this check walked it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainWalk {
+    pub topic: String,
+    pub partition: i32,
+    /// The newest digest on the chain, if it has any.
+    pub head: Option<Digest>,
+    /// The checkpoint the walk stopped at (`None`: walked to the start).
+    pub from_checkpoint: Option<String>,
+    /// No missing or unchained digest, no gap, every signature valid.
+    pub whole: bool,
+}
+
+impl ChainWalk {
+    /// The committed head a new checkpoint may vouch for: the chain was
+    /// walked whole, and not just from a checkpoint at that very digest.
+    pub fn checkpoint_due(&self) -> Option<&Digest> {
+        self.head.as_ref().filter(|h| {
+            self.whole && self.from_checkpoint.as_deref() != Some(h.digest_hash.as_str())
+        })
+    }
 }
 
 /// A sealed leaf whose row the table merged into another stored copy of
@@ -163,14 +207,20 @@ impl Report {
         self.redacted.extend(other.redacted);
         self.folded.extend(other.folded);
         self.expired += other.expired;
+        self.chains.extend(other.chains);
         self.problems.extend(other.problems);
     }
 }
 
 /// Orders a partition's digests into its chain, newest first, from `head`
-/// (the committed head when known, else the digest reaching furthest).
+/// (the committed head when known, else the digest reaching furthest),
+/// back to the start or to `anchor` (a checkpoint's digest, included).
 /// Returns the chain and the problems of its links.
-pub fn chain<'a>(digests: &'a [Digest], head: Option<&str>) -> (Vec<&'a Digest>, Vec<Problem>) {
+pub fn chain<'a>(
+    digests: &'a [Digest],
+    head: Option<&str>,
+    anchor: Option<&str>,
+) -> (Vec<&'a Digest>, Vec<Problem>) {
     let by_hash: HashMap<&str, &Digest> = digests
         .iter()
         .map(|d| (d.digest_hash.as_str(), d))
@@ -208,7 +258,7 @@ pub fn chain<'a>(digests: &'a [Digest], head: Option<&str>) -> (Vec<&'a Digest>,
             }
         }
         out.push(d);
-        if d.prev_hash == GENESIS {
+        if d.prev_hash == GENESIS || anchor == Some(d.digest_hash.as_str()) {
             current = None;
             continue;
         }
@@ -230,8 +280,10 @@ pub fn chain<'a>(digests: &'a [Digest], head: Option<&str>) -> (Vec<&'a Digest>,
 }
 
 /// Checks one partition's stored data; `since_ms` limits the row checks
-/// to digests sealed since then (the chain and signatures are always
-/// checked whole: they are small).
+/// to digests sealed since then. A limited check (`since_ms` above
+/// `i64::MIN`) walks the chain back to the newest checkpoint that verifies
+/// (docs/INTEGRITY.md, 16), so its cost follows what was sealed since; an
+/// unlimited one walks the chain whole and checks every signature.
 pub async fn check_partition(
     store: &Store,
     keys: &KeyRing,
@@ -240,14 +292,29 @@ pub async fn check_partition(
     head: Option<&str>,
     since_ms: i64,
 ) -> Result<Report, StoreError> {
-    let digests = store.digests_of_partition(topic, partition).await?;
-    let mut report = Report {
-        digests: digests.len(),
-        ..Report::default()
-    };
+    let mut report = Report::default();
     let push = |report: &mut Report, p: Problem| {
         report.problems.push((topic.to_owned(), partition, p));
     };
+    let anchor = if since_ms == i64::MIN {
+        None
+    } else {
+        let (anchor, problems) = newest_checkpoint(store, keys, topic, partition).await?;
+        for p in problems {
+            push(&mut report, p);
+        }
+        anchor
+    };
+    let digests = match &anchor {
+        Some(c) => {
+            store
+                .digests_of_partition_since(topic, partition, c.last_offset, since_ms)
+                .await?
+        }
+        None => store.digests_of_partition(topic, partition).await?,
+    };
+    report.digests = digests.len();
+    let committed = head;
     if let Some(h) = head {
         if !digests.iter().any(|d| d.digest_hash == h) {
             push(
@@ -265,15 +332,28 @@ pub async fn check_partition(
     // (or for the next owner to adopt it) moves the chain on, exactly as
     // the writer adopts it.
     let head = head.map(|committed| standing(&digests, committed));
-    let (on_chain, problems) = chain(&digests, head);
+    let anchor_hash = anchor.as_ref().map(|c| c.digest_hash.as_str());
+    let (on_chain, problems) = chain(&digests, head, anchor_hash);
     for p in problems {
         push(&mut report, p);
     }
     let chained: HashSet<&str> = on_chain.iter().map(|d| d.digest_hash.as_str()).collect();
-    let spans = merged(on_chain.iter().map(|d| (d.first_offset, d.last_offset)));
+    // Digests up to the checkpoint were walked when it was signed: read
+    // again only because they were sealed recently, their rows rechecked.
+    let vouched = |d: &Digest| {
+        anchor
+            .as_ref()
+            .is_some_and(|c| d.last_offset <= c.last_offset)
+    };
+    let spans = merged(
+        on_chain
+            .iter()
+            .map(|d| (d.first_offset, d.last_offset))
+            .chain(anchor.as_ref().map(|c| (i64::MIN, c.last_offset))),
+    );
     let covered = |first: i64, last: i64| spans.iter().any(|&(a, b)| a <= first && last <= b);
     for d in &digests {
-        if chained.contains(d.digest_hash.as_str()) {
+        if chained.contains(d.digest_hash.as_str()) || vouched(d) {
             continue;
         }
         if covered(d.first_offset, d.last_offset) {
@@ -289,9 +369,20 @@ pub async fn check_partition(
             );
         }
     }
+    // Oldest first: the chain, then what the checkpoint vouched for.
+    let walked: Vec<&Digest> = on_chain
+        .iter()
+        .rev()
+        .copied()
+        .chain(
+            digests
+                .iter()
+                .filter(|d| vouched(d) && !chained.contains(d.digest_hash.as_str())),
+        )
+        .collect();
     // Redaction records name their rows by partition and offset, not
     // topic: the rows' own identity picks the right ones.
-    let rechecked = || on_chain.iter().filter(|d| d.sealed_at >= since_ms);
+    let rechecked = || walked.iter().filter(|d| d.sealed_at >= since_ms);
     let records = match (
         rechecked().map(|d| d.first_offset).min(),
         rechecked().map(|d| d.last_offset).max(),
@@ -304,7 +395,7 @@ pub async fn check_partition(
         _ => Vec::new(),
     };
     let mut expiry = Expiry::default();
-    for d in on_chain.iter().rev() {
+    for d in walked.iter().copied() {
         if let Err(problem) = d.check(keys) {
             push(
                 &mut report,
@@ -339,7 +430,39 @@ pub async fn check_partition(
     for p in expiry.problems {
         push(&mut report, p);
     }
+    // Only the committed head is vouched for: a digest stored past it may
+    // still be left off the chain if its writer dies before committing.
+    let whole = !report.problems.iter().any(|(_, _, p)| p.breaks_chain());
+    let head_digest = committed.and_then(|h| digests.iter().find(|d| d.digest_hash == h));
+    report.chains.push(ChainWalk {
+        topic: topic.to_owned(),
+        partition,
+        head: head_digest.cloned(),
+        from_checkpoint: anchor.map(|c| c.digest_hash),
+        whole,
+    });
     Ok(report)
+}
+
+/// The newest checkpoint of the chain that verifies, and a problem for
+/// each newer one that does not.
+async fn newest_checkpoint(
+    store: &Store,
+    keys: &KeyRing,
+    topic: &str,
+    partition: i32,
+) -> Result<(Option<Checkpoint>, Vec<Problem>), StoreError> {
+    let mut problems = Vec::new();
+    for c in store.checkpoints_of(topic, partition).await? {
+        match c.check(keys) {
+            Ok(()) => return Ok((Some(c), problems)),
+            Err(why) => problems.push(Problem::CheckpointInvalid {
+                digest: c.digest_hash.clone(),
+                why: why.to_string(),
+            }),
+        }
+    }
+    Ok((None, problems))
 }
 
 /// What a sealed leaf without its row at its offset is.
@@ -804,7 +927,7 @@ mod tests {
     fn a_whole_chain_has_no_problem() {
         let (_, key, _dir) = ring_with_one_key();
         let ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
-        let (c, problems) = chain(&ds, None);
+        let (c, problems) = chain(&ds, None, None);
         assert_eq!(c.len(), 3);
         assert!(problems.is_empty(), "{problems:?}");
     }
@@ -814,7 +937,7 @@ mod tests {
         let (_, key, _dir) = ring_with_one_key();
         let mut ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
         let gone = ds.remove(1);
-        let (c, problems) = chain(&ds, None);
+        let (c, problems) = chain(&ds, None, None);
         assert_eq!(c.len(), 2);
         assert_eq!(
             problems,
@@ -831,7 +954,7 @@ mod tests {
     fn a_gap_in_offsets_is_named() {
         let (_, key, _dir) = ring_with_one_key();
         let ds = linked(&key, &[(0, 9), (12, 19)]);
-        let (_, problems) = chain(&ds, None);
+        let (_, problems) = chain(&ds, None, None);
         assert!(matches!(
             problems[..],
             [Problem::NotContiguous {
@@ -843,6 +966,31 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_from_a_checkpoint_stops_there_and_needs_nothing_older() {
+        let (_, key, _dir) = ring_with_one_key();
+        let ds = linked(&key, &[(0, 9), (10, 19), (20, 29), (30, 39)]);
+        // Only what a checkpointed walk reads: the checkpoint's digest and
+        // the newer ones.
+        let since = ds[1..].to_vec();
+        let (c, problems) = chain(&since, None, Some(&ds[1].digest_hash));
+        assert_eq!(
+            c.iter().map(|d| d.last_offset).collect::<Vec<_>>(),
+            vec![39, 29, 19]
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        // Without the checkpoint the same digests miss their start.
+        let (_, problems) = chain(&since, None, None);
+        assert!(matches!(problems[..], [Problem::MissingDigest { .. }]));
+        // A digest deleted after the checkpoint is still named.
+        let gap = vec![ds[1].clone(), ds[3].clone()];
+        let (_, problems) = chain(&gap, None, Some(&ds[1].digest_hash));
+        assert!(
+            matches!(&problems[..], [Problem::MissingDigest { missing, .. }] if *missing == ds[2].digest_hash),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn a_digest_waiting_for_its_commit_moves_the_chain_on() {
         let (_, key, _dir) = ring_with_one_key();
         let ds = linked(&key, &[(0, 9), (10, 19), (20, 29)]);
@@ -850,7 +998,7 @@ mod tests {
         // stored and its commit not yet made.
         let tip = standing(&ds, &ds[1].digest_hash);
         assert_eq!(tip, ds[2].digest_hash);
-        let (c, problems) = chain(&ds, Some(tip));
+        let (c, problems) = chain(&ds, Some(tip), None);
         assert_eq!(c.len(), 3);
         assert!(problems.is_empty(), "{problems:?}");
     }
@@ -878,7 +1026,7 @@ mod tests {
         // adopted.
         let head = standing(&all, &ds[1].digest_hash);
         assert_eq!(head, ds[1].digest_hash);
-        let (c, problems) = chain(&all, Some(head));
+        let (c, problems) = chain(&all, Some(head), None);
         assert_eq!(
             c.iter().map(|d| d.last_offset).collect::<Vec<_>>(),
             vec![19, 9]

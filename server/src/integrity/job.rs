@@ -4,7 +4,10 @@
 //! `integrity.check_recent`, and every `integrity.full_check_every` all
 //! rows. Each problem not reported before becomes an audit event of
 //! Attest itself (tenant `attest`, action `integrity.mismatch`), and
-//! `attest_integrity_problems` says how many the last check found.
+//! `attest_integrity_problems` says how many the last check found. After
+//! each check it signs a checkpoint at the committed head of every chain
+//! found whole, where the next limited checks stop walking
+//! (docs/INTEGRITY.md, 16).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::check::{check_all, Problem};
+use super::checkpoint::Checkpoint;
+use super::keys::SigningKey;
 use super::KeyRing;
 use crate::access::SYSTEM_TENANT;
 use crate::alert::leader::Leadership;
@@ -126,6 +131,7 @@ impl IntegrityJob {
             full,
             "integrity check done"
         );
+        self.checkpoint(&report, now).await;
         if new.len() > MAX_RECORDED {
             warn!(
                 new = new.len(),
@@ -139,6 +145,27 @@ impl IntegrityJob {
             if let Err(error) = self.ingest.record(event(topic, *partition, problem)).await {
                 warn!(%error, "cannot record an integrity problem as an audit event; it stays in the log and the metric");
             }
+        }
+    }
+}
+
+impl IntegrityJob {
+    /// Signs and stores the checkpoints the check earned
+    /// ([`Checkpoint::for_whole_chains`]).
+    async fn checkpoint(&self, report: &super::check::Report, now: i64) {
+        if !report.chains.iter().any(|c| c.checkpoint_due().is_some()) {
+            return;
+        }
+        let key = match SigningKey::load(&self.config.key_dir) {
+            Ok(key) => key,
+            Err(error) => {
+                warn!(%error, "no checkpoint signed: the next checks walk the chains whole");
+                return;
+            }
+        };
+        let checkpoints = Checkpoint::for_whole_chains(report, &key, now);
+        if let Err(error) = self.store.insert_checkpoints(&checkpoints).await {
+            warn!(%error, "checkpoints could not be stored: the next checks walk back further");
         }
     }
 }
@@ -157,6 +184,7 @@ fn event(topic: &str, partition: i32, problem: &Problem) -> crate::event::AuditE
         | Problem::OffChain { digest, .. }
         | Problem::LeavesAltered { digest, .. } => (digest.clone(), None),
         Problem::MissingDigest { missing, .. } => (missing.clone(), None),
+        Problem::CheckpointInvalid { digest, .. } => (digest.clone(), None),
         Problem::RetentionRecordInvalid {
             tenant_id, month, ..
         } => (format!("retention:{tenant_id}/{month}"), None),

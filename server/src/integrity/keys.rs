@@ -121,6 +121,42 @@ impl KeyRing {
     pub fn current(&self) -> Option<&PublicKey> {
         self.keys.iter().rev().find(|k| k.not_after.is_none())
     }
+
+    /// Whether `signature` (128 hex digits) is key `key_id`'s signature of
+    /// `message`, made at `at_ms` inside the key's validity (section 6):
+    /// the rule for retention records and checkpoints.
+    pub fn verify(
+        &self,
+        key_id: &str,
+        at_ms: i64,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<(), Unverified> {
+        let Some(key) = self.get(key_id) else {
+            return Err(Unverified::UnknownKey(key_id.to_owned()));
+        };
+        if !key.valid_at(at_ms) {
+            return Err(Unverified::OutsideKeyValidity {
+                key_id: key_id.to_owned(),
+                at: at_ms,
+            });
+        }
+        match unhex::<64>(signature) {
+            Some(sig) if key.verifies(message, &sig) => Ok(()),
+            _ => Err(Unverified::BadSignature(key_id.to_owned())),
+        }
+    }
+}
+
+/// Why a signed statement does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unverified {
+    #[error("signed by key {0}, which is not among the published keys")]
+    UnknownKey(String),
+    #[error("signed at {at}, outside the validity of key {key_id}")]
+    OutsideKeyValidity { key_id: String, at: i64 },
+    #[error("the signature does not verify with key {0}")]
+    BadSignature(String),
 }
 
 fn key_id(public_hex: &str) -> String {
@@ -278,6 +314,12 @@ fn private_file(path: &Path) -> Result<std::fs::File, KeyError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Changes a hex text's first digit (to another one, whatever it was).
+    pub(crate) fn flip_first(hex: &mut String) {
+        let other = if hex.starts_with('0') { "1" } else { "0" };
+        hex.replace_range(0..1, other);
+    }
 
     pub(crate) fn ring_with_one_key() -> (KeyRing, SigningKey, tempdir::Dir) {
         let dir = tempdir::Dir::new();

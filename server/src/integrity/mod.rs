@@ -4,6 +4,7 @@
 //! Ed25519; the check recomputes all of it from what ClickHouse holds.
 
 pub mod check;
+pub mod checkpoint;
 pub mod digest;
 pub mod encoding;
 pub mod event_seal;

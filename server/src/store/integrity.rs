@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{EventRow, QueryTemplate, Store, StoreError};
 use crate::event::Category;
+use crate::integrity::checkpoint::Checkpoint;
 use crate::integrity::Digest;
 
 pub const DIGESTS_TABLE: &str = "attest_integrity_digests";
 pub const LEAF_SETS_TABLE: &str = "attest_integrity_leaf_sets";
+pub const CHECKPOINTS_TABLE: &str = "attest_integrity_checkpoints";
 
 const DIGEST_COLUMNS: &str = "digest_hash, topic, partition, first_offset, last_offset, \
      row_count, root, prev_hash, sealed_at, key_id, signature";
@@ -41,6 +43,23 @@ fn of_partition_sql() -> String {
          ORDER BY first_offset, digest_hash LIMIT 1 BY digest_hash"
     )
 }
+
+/// The digests of a partition a checkpointed walk reads: those reaching
+/// the checkpoint's offset or past it, and any sealed since the rows'
+/// recheck window began.
+fn of_partition_since_sql() -> String {
+    format!(
+        "SELECT {DIGEST_COLUMNS} FROM attest_integrity_digests \
+         WHERE topic = ? AND partition = ? AND (last_offset >= ? OR sealed_at >= ?) \
+         ORDER BY first_offset, digest_hash LIMIT 1 BY digest_hash"
+    )
+}
+
+/// A chain's newest checkpoints, newest first; the check takes the first
+/// that verifies.
+const CHECKPOINTS_SQL: &str = "SELECT topic, partition, digest_hash, last_offset, checked_at, \
+     key_id, signature FROM attest_integrity_checkpoints WHERE topic = ? AND partition = ? \
+     ORDER BY last_offset DESC, checked_at DESC LIMIT 16";
 
 /// The digests of one partition number in any of `topics` (bound, one `?`
 /// each) whose ranges meet `from_offset`–`to_offset`: what an export with
@@ -202,6 +221,16 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             overlapping_sql(Category::ALL.len()),
             &OVERLAPPING_EVENT_TOPICS_PARAMS,
         ),
+        t(
+            "integrity_digests_of_partition_since",
+            of_partition_since_sql(),
+            &["topic", "partition", "from_offset", "since_ms"],
+        ),
+        t(
+            "integrity_checkpoints",
+            CHECKPOINTS_SQL.into(),
+            &["topic", "partition"],
+        ),
         t("integrity_partitions", PARTITIONS_SQL.into(), &[]),
         t("integrity_leaves", LEAVES_SQL.into(), SET),
         t(
@@ -289,6 +318,50 @@ impl Store {
             .bind(partition)
             .fetch_all()
             .await?)
+    }
+
+    pub async fn digests_of_partition_since(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_last_offset: i64,
+        sealed_since_ms: i64,
+    ) -> Result<Vec<Digest>, StoreError> {
+        Ok(self
+            .primary
+            .query(&of_partition_since_sql())
+            .bind(topic)
+            .bind(partition)
+            .bind(from_last_offset)
+            .bind(sealed_since_ms)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn checkpoints_of(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(self
+            .primary
+            .query(CHECKPOINTS_SQL)
+            .bind(topic)
+            .bind(partition)
+            .fetch_all()
+            .await?)
+    }
+
+    pub async fn insert_checkpoints(&self, checkpoints: &[Checkpoint]) -> Result<(), StoreError> {
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self.primary.insert::<Checkpoint>(CHECKPOINTS_TABLE).await?;
+        for c in checkpoints {
+            insert.write(c).await?;
+        }
+        insert.end().await?;
+        Ok(())
     }
 
     /// The digests of partition `partition` of any of `topics` whose ranges

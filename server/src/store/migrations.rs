@@ -142,6 +142,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "retention_records",
         sql: include_str!("../../migrations/0024_retention_records.sql"),
     },
+    Migration {
+        version: 25,
+        name: "integrity_checkpoints",
+        sql: include_str!("../../migrations/0025_integrity_checkpoints.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
