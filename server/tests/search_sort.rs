@@ -72,7 +72,7 @@ async fn every_order_pages_exactly_through_many_ties() {
             json!({
                 "actor": {"id": ACTORS[i % 5]},
                 "outcome": OUTCOMES[i % 3],
-                "resource": {"type": if i % 2 == 0 { "user" } else { "role" }, "id": format!("r-{}", i % 15)},
+                "resource": {"type": if i.is_multiple_of(2) { "user" } else { "role" }, "id": format!("r-{}", i % 15)},
             }),
         )
     };

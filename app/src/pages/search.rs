@@ -3,6 +3,12 @@
 //! tenant, results (newest first, or by any column) with facets beside
 //! them, and exports. Its whole state is in the URL (`docs/SEARCH.md`).
 
+// The page's server function takes the URL's parameters one argument each
+// (flat, as the browser's form encoding carries them), and the client stub
+// the macro makes of it has them too, where an `allow` on the function
+// does not reach.
+#![allow(clippy::too_many_arguments)]
+
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -86,7 +92,6 @@ pub(crate) fn set_api_status(status: http::StatusCode) {
 /// name another order. `cols`, as in the URL, names the metadata columns
 /// whose values the hits carry (the fixed ones are always there).
 #[server(endpoint = "search/page")]
-#[allow(clippy::too_many_arguments)]
 pub async fn find_events(
     q: Option<String>,
     tenant: Option<String>,
