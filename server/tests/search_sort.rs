@@ -207,6 +207,27 @@ async fn every_order_pages_exactly_through_many_ties() {
         "{answer}"
     );
 
+    // A saved search keeps the order, and one naming an order that does
+    // not exist is not kept.
+    let save = |sort: &str| {
+        vec![
+            ("name", format!("by {sort}")),
+            ("q", "outcome:failure".to_string()),
+            ("sort", sort.to_string()),
+            ("dir", "desc".to_string()),
+        ]
+    };
+    let (status, saved) = server_fn(&server, "search/saved/save", &save("actor")).await;
+    assert_eq!(status, 200, "{saved}");
+    let kept: SearchParams = serde_json::from_value(saved["params"].clone()).unwrap();
+    assert_eq!(
+        kept.href(),
+        "/search?q=outcome%3Afailure&sort=actor&dir=desc"
+    );
+    let (status, answer) = server_fn(&server, "search/saved/save", &save("received")).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("sort: "), "{answer}");
+
     // The export of a sorted search comes in the order shown, from the
     // same parameters as the page's URL.
     let params = SearchParams {
