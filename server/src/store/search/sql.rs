@@ -119,8 +119,9 @@ pub(crate) fn page_order(sort: Sort) -> String {
 
 /// Rows strictly after the cursor's in [`page_order`]: for keys k1…kn,
 /// `(k1 after ? OR (k1 = ? AND (…(kn after ?))))`, each key but the last
-/// bound twice. Written out rather than as a tuple comparison, which
-/// ClickHouse 18.16 lacks and which could not mix directions anyway.
+/// bound twice. Written out, as the default order's always was, rather
+/// than as a tuple comparison, which cannot mix directions (a text column
+/// ascending, then the newest first).
 fn after_cursor(keys: &[(&str, SortDir)]) -> String {
     let op = |dir: SortDir| match dir {
         SortDir::Asc => ">",
