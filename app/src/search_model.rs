@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::query::ParseError;
-use crate::search_state::{Cursor, SearchParams, TimeWindow};
+use crate::search_state::{Cursor, SearchParams, Sort, TimeWindow};
 
 /// Rows per page of search results.
 pub const SEARCH_PAGE_ROWS: u32 = 100;
@@ -45,6 +45,10 @@ pub struct SearchQuery {
     pub tenant: Option<String>,
     pub window: TimeWindow,
     pub cursor: Option<Cursor>,
+    /// The order of pages and exports; counts, facets and the histogram
+    /// do not depend on it.
+    #[serde(default)]
+    pub sort: Sort,
     pub limit: u32,
     /// Without a `tenant`, only these tenants (empty: every tenant). Set by
     /// the server from the signed-in viewer; never read from a request.
@@ -67,6 +71,7 @@ impl SearchQuery {
     /// is compiled.
     pub fn from_params(params: &SearchParams, limit: u32) -> Result<SearchQuery, SearchError> {
         let window = params.window().map_err(SearchError::BadRequest)?;
+        let sort = params.sort().map_err(SearchError::BadRequest)?;
         let damaged = || {
             SearchError::BadRequest(
                 "this page link is damaged; start again from the newest events".to_string(),
@@ -76,6 +81,11 @@ impl SearchQuery {
             Some(token) => {
                 let cursor = Cursor::decode(token).ok_or_else(damaged)?;
                 checked_snapshot(cursor.snapshot_ms).map_err(|_| damaged())?;
+                // A page of another order: its position means nothing in
+                // this one.
+                if cursor.sort != sort {
+                    return Err(damaged());
+                }
                 Some(cursor)
             }
             None => None,
@@ -85,6 +95,7 @@ impl SearchQuery {
             tenant: params.tenant.clone(),
             window,
             cursor,
+            sort,
             limit,
             within: Vec::new(),
             metadata_keys: crate::search_state::metadata_keys(&params.columns),
@@ -122,6 +133,28 @@ pub struct SearchHit {
 }
 
 impl SearchHit {
+    /// The hit's value of the column results are ordered by, as the page
+    /// query orders by it (`store::search::sql::sort_expr`); `None` for
+    /// time, whose value is `occurred_at`.
+    pub fn sort_value(&self, column: crate::search_state::SortColumn) -> Option<String> {
+        use crate::search_state::SortColumn as S;
+        Some(match column {
+            S::Time => return None,
+            S::Tenant => self.tenant_id.clone(),
+            S::Category => self.category.clone(),
+            S::Action => self.action.clone(),
+            S::Outcome => self.outcome.clone(),
+            S::Actor => self.actor_id.clone(),
+            S::ActorType => self.actor_type.clone(),
+            S::Ip => self.actor_ip.clone(),
+            S::UserAgent => self.actor_user_agent.clone(),
+            S::Resource => format!("{}/{}", self.resource_type, self.resource_id),
+            S::Source => self.source_service.clone(),
+            S::RequestId => self.request_id.clone(),
+            S::EventId => self.event_id.clone(),
+        })
+    }
+
     /// The value of one metadata key, if the event has it (and it was
     /// asked for).
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
@@ -513,6 +546,8 @@ mod tests {
                 "{ms}"
             );
             let cursor = Cursor {
+                sort: Sort::default(),
+                value: None,
                 snapshot_ms: ms,
                 occurred_at: i64::MIN,
                 event_id: "e".into(),
@@ -531,6 +566,51 @@ mod tests {
         assert_eq!(checked_snapshot(1_795_435_200_000), Ok(1_795_435_200_000));
         let last = TimeWindow::Last(crate::model::TimeRange::default());
         assert_eq!(last.bounds(i64::MIN).0, i64::MIN);
+    }
+
+    #[test]
+    fn a_cursor_of_another_order_or_an_unknown_order_is_refused() {
+        use crate::search_state::{SortColumn, SortDir};
+        let by_actor = Sort {
+            column: SortColumn::Actor,
+            dir: SortDir::Asc,
+        };
+        let cursor = |sort: Sort, value: Option<&str>| Cursor {
+            sort,
+            value: value.map(str::to_owned),
+            snapshot_ms: 1_795_435_200_000,
+            occurred_at: 1_795_435_100_000,
+            event_id: "e".into(),
+            tenant_id: "t".into(),
+            content_hash: "0".repeat(64),
+        };
+        let params = |sort: Option<&str>, dir: Option<&str>, token: String| SearchParams {
+            sort: sort.map(str::to_owned),
+            dir: dir.map(str::to_owned),
+            cursor: Some(token),
+            ..SearchParams::default()
+        };
+        let own = cursor(by_actor, Some("alice"));
+        let query =
+            SearchQuery::from_params(&params(Some("actor"), None, own.encode()), 10).unwrap();
+        assert_eq!((query.sort, query.cursor), (by_actor, Some(own.clone())));
+        let damaged = |p: SearchParams| match SearchQuery::from_params(&p, 10) {
+            Err(SearchError::BadRequest(m)) => m.contains("damaged"),
+            _ => false,
+        };
+        // The same position under another direction, another column, or
+        // the default order; and a default cursor under a sorted URL.
+        assert!(damaged(params(Some("actor"), Some("desc"), own.encode())));
+        assert!(damaged(params(Some("outcome"), None, own.encode())));
+        assert!(damaged(params(None, None, own.encode())));
+        let newest = cursor(Sort::default(), None).encode();
+        assert!(damaged(params(Some("actor"), None, newest.clone())));
+        assert!(SearchQuery::from_params(&params(None, None, newest), 10).is_ok());
+        // An unknown order: its own error, naming the parameter.
+        match SearchQuery::from_params(&params(Some("nope"), None, own.encode()), 10) {
+            Err(SearchError::BadRequest(m)) => assert!(m.starts_with("sort: "), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The Search page's state as it lives in the URL: the query, the time
-//! window, the tenant, the page cursor and the visible columns. Everything an
+//! window, the tenant, the page cursor, the visible columns and their order. Everything an
 //! analyst sees can be rebuilt from the address, so links can be shared and
 //! reload, back and forward show the same thing.
 
@@ -11,10 +11,12 @@ use crate::query::TimeValue;
 mod columns;
 mod cursor;
 mod pivot;
+mod sort;
 
 pub use columns::{metadata_keys, parse_columns, toggle_column, Column, MAX_METADATA_COLUMNS};
 pub use cursor::Cursor;
 pub use pivot::{Pivot, PreviousWindow};
+pub use sort::{Sort, SortColumn, SortDir};
 
 /// Which stretch of time a search covers. Every query is bounded by one, so
 /// ClickHouse reads only the month partitions it needs.
@@ -74,6 +76,14 @@ pub struct SearchParams {
     /// An opaque [`Cursor`] token: the page after it. `None`: the newest page.
     pub cursor: Option<String>,
     pub columns: Vec<Column>,
+    /// `?sort=` and `?dir=` as written ([`SearchParams::sort`] reads
+    /// them): kept as text like `from`/`to`, so a link naming an order
+    /// that does not exist is an error the page shows, not another order.
+    /// Saved searches stored before sorting read as none: newest first.
+    #[serde(default)]
+    pub sort: Option<String>,
+    #[serde(default)]
+    pub dir: Option<String>,
     /// The field (or `metadata.<key>`) whose top values are counted above
     /// the results; saved searches stored before it read as none.
     #[serde(default)]
@@ -113,6 +123,8 @@ impl SearchParams {
             to: text("to"),
             cursor: text("cursor"),
             columns: parse_columns(text("cols").as_deref()),
+            sort: text("sort"),
+            dir: text("dir"),
             count_by: text("count_by")
                 .and_then(|v| crate::search_model::CountField::from_query_field(&v)),
             tz: text("tz").filter(|z| !z.eq_ignore_ascii_case("utc")),
@@ -156,6 +168,12 @@ impl SearchParams {
             let keys: Vec<_> = self.columns.iter().map(Column::key).collect();
             pairs.push(("cols", keys.join(",")));
         }
+        if let Some(sort) = &self.sort {
+            pairs.push(("sort", sort.clone()));
+        }
+        if let Some(dir) = &self.dir {
+            pairs.push(("dir", dir.clone()));
+        }
         if let Some(field) = &self.count_by {
             pairs.push(("count_by", field.query_field()));
         }
@@ -187,6 +205,37 @@ impl SearchParams {
             cursor: None,
             ..self.clone()
         }
+    }
+
+    /// The order the parameters name, or what is wrong with `sort`/`dir`.
+    pub fn sort(&self) -> Result<Sort, String> {
+        Sort::parse(self.sort.as_deref(), self.dir.as_deref())
+    }
+
+    /// The same search ordered by `sort`, from its first page (a cursor
+    /// belongs to one order). The default order leaves the URL. Live tail
+    /// ends under another order: it shows the newest events only.
+    pub fn with_sort(&self, sort: Sort) -> SearchParams {
+        let pairs = sort.pairs();
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        SearchParams {
+            sort: get("sort"),
+            dir: get("dir"),
+            cursor: None,
+            tail: self.tail && sort == Sort::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether the results are in the default order, newest first: the
+    /// only one the live tail can continue.
+    pub fn newest_first(&self) -> bool {
+        self.sort() == Ok(Sort::default())
     }
 
     /// Another query over the same window, tenant and columns.
@@ -529,6 +578,68 @@ mod tests {
         )
         .unwrap();
         assert_eq!((old.q.as_str(), old.count_by), ("a", None));
+    }
+
+    #[test]
+    fn the_sort_lives_in_the_url_default_left_out() {
+        let p = params(&[
+            ("q", "x"),
+            ("sort", "actor"),
+            ("dir", "asc"),
+            ("cursor", "c"),
+        ]);
+        assert_eq!(
+            p.sort(),
+            Ok(Sort {
+                column: SortColumn::Actor,
+                dir: SortDir::Asc
+            })
+        );
+        assert_eq!(p.href(), "/search?q=x&cursor=c&sort=actor&dir=asc");
+        // pairs -> from_lookup gives the same parameters back; a new
+        // query, the first page, another range or zone keep the order.
+        let back = params(
+            &p.pairs()
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(back, p);
+        assert_eq!(p.with_q("y").sort(), p.sort());
+        assert_eq!(p.first_page().href(), "/search?q=x&sort=actor&dir=asc");
+        assert_eq!(p.with_range(TimeRange::LastHour).sort(), p.sort());
+        assert_eq!(p.with_zone(Some("Europe/Berlin".into())).sort(), p.sort());
+        // A click on a header: the first page of the new order; back to
+        // newest first leaves the URL as it was before sorting.
+        let desc = p.with_sort(p.sort().unwrap().clicked(SortColumn::Actor));
+        assert_eq!(desc.href(), "/search?q=x&sort=actor&dir=desc");
+        let newest = desc.with_sort(Sort::default());
+        assert_eq!(newest.href(), "/search?q=x");
+        assert!(newest.newest_first() && !desc.newest_first());
+        // The tail shows newest events only: another order ends it.
+        let tailing = params(&[("tail", "1")]);
+        assert!(!tailing.with_sort(desc.sort().unwrap()).tail);
+        assert!(tailing.with_sort(Sort::default()).tail);
+        // Today's links: no sort, newest first.
+        assert_eq!(params(&[]).sort(), Ok(Sort::default()));
+        // An unknown order is an error naming the parameter.
+        let bad = params(&[("sort", "bogus")]);
+        assert!(bad.sort().unwrap_err().starts_with("sort: unknown column"));
+        assert_eq!(bad.href(), "/search?sort=bogus");
+        assert!(!bad.newest_first());
+        assert!(params(&[("sort", "actor"), ("dir", "sideways")])
+            .sort()
+            .unwrap_err()
+            .starts_with("dir: "));
+        // A saved search keeps it as JSON; one stored before sorting reads
+        // as newest first.
+        let json = serde_json::to_string(&desc).unwrap();
+        assert_eq!(serde_json::from_str::<SearchParams>(&json).unwrap(), desc);
+        let old: SearchParams = serde_json::from_str(
+            r#"{"q":"a","tenant":null,"range":"Last24Hours","from":null,"to":null,"cursor":null,"columns":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.sort(), Ok(Sort::default()));
     }
 
     #[test]

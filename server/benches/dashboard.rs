@@ -374,6 +374,7 @@ fn dashboard_query(span: Span, i: usize, tenant: &str, end_ms: i64) -> (SearchQu
             tenant: Some(tenant.to_owned()),
             window,
             cursor: None,
+            sort: Default::default(),
             limit: SEARCH_PAGE_ROWS,
             within: Vec::new(),
             metadata_keys: Vec::new(),

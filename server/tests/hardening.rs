@@ -415,6 +415,8 @@ async fn the_console_guards_its_viewers_and_their_things() {
     // A well-formed page cursor whose snapshot is the most negative i64
     // (the overflow once reached arithmetic; now it is refused first).
     let cursor = app::search_state::Cursor {
+        sort: Default::default(),
+        value: None,
         snapshot_ms: i64::MIN,
         occurred_at: now,
         event_id: "a".into(),

@@ -157,6 +157,8 @@ SEARCH_VALUES = {
     "cursor_id": "e-3",
     "cursor_tenant": "acme",
     "cursor_hash": row_hash(*ROWS[3]),
+    # A page by actor A to Z after (alice, e-3's time and identity).
+    "cursor_actor": "alice",
     "other_tenant": "globex",
     "facet_values": 10,
     "event_id": "e-1",
@@ -210,6 +212,19 @@ def search_answer(name, rows):
     if name == "search_page_for_tenant_after_cursor":
         # After e-3 in acme: e-1, once although it is stored twice.
         return ids(), ["e-1"]
+    # Sorted pages (`sort=`): by time oldest first; by resource Z to A,
+    # where both rows share `user/u-1` and the newest comes first.
+    if name == "search_page_oldest_first":
+        return ids(), ["e-2", "e-3"]
+    if name == "search_page_by_resource_desc":
+        return ids(), ["e-3", "e-2"]
+    # After (alice, e-3) by actor in acme: alice's older e-1 (once though
+    # stored twice), then mallory's e-3.
+    if name == "search_page_by_actor_for_tenant_after_cursor":
+        return ids(), ["e-1", "e-3"]
+    if name == "search_export_by_outcome":
+        # denied before failure.
+        return ids(), ["e-2", "e-3"]
     if name == "search_count":
         return [int(r["events"]) for r in rows], [3]
     # Hits carry the entries of the metadata keys asked for, and only them.

@@ -2,6 +2,11 @@
 //! name, open it again with one click, delete it. The forms are plain
 //! POSTs to the server functions, so they work before the page hydrates.
 
+// The save form posts one flat field per URL parameter (it works before
+// the WASM loads); the server function, and the client stub the macro
+// makes of it, have one argument each.
+#![allow(clippy::too_many_arguments)]
+
 use leptos::prelude::*;
 
 use crate::search_model::{SavedSearch, SearchError};
@@ -24,6 +29,8 @@ pub async fn save_search(
     from: Option<String>,
     to: Option<String>,
     cols: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
 ) -> Result<SavedSearch, SearchError> {
     use crate::search_model::saved_search_name;
     use crate::store::SharedStore;
@@ -34,12 +41,15 @@ pub async fn save_search(
         ("from", from),
         ("to", to),
         ("cols", cols),
+        ("sort", sort),
+        ("dir", dir),
     ]);
     let result: Result<SavedSearch, SearchError> = async {
         let name = saved_search_name(&name)?;
         // A search that cannot run is not worth keeping.
         crate::query::parse(&params.q).map_err(SearchError::BadQuery)?;
         params.window().map_err(SearchError::BadRequest)?;
+        params.sort().map_err(SearchError::BadRequest)?;
         let store = use_context::<SharedStore>().ok_or(SearchError::Unavailable)?;
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -116,6 +126,8 @@ pub fn SavedSearches(params: Memo<SearchParams>) -> impl IntoView {
                                     <input type="hidden" name="from" value=field("from")/>
                                     <input type="hidden" name="to" value=field("to")/>
                                     <input type="hidden" name="cols" value=field("cols")/>
+                                    <input type="hidden" name="sort" value=field("sort")/>
+                                    <input type="hidden" name="dir" value=field("dir")/>
                                     <label for="saved-name" class="visually-hidden">"Name of this search"</label>
                                     <input id="saved-name" name="name" type="text" required maxlength="100" placeholder="Name this search"/>
                                     <button type="submit">"Save"</button>

@@ -1,7 +1,13 @@
 //! The Search page: who did what to which resource, when, from where.
 //! A query bar that checks the query as it is typed, a time window, a
-//! tenant, results newest first with facets beside them, and exports. Its
-//! whole state is in the URL (`docs/SEARCH.md`).
+//! tenant, results (newest first, or by any column) with facets beside
+//! them, and exports. Its whole state is in the URL (`docs/SEARCH.md`).
+
+// The page's server function takes the URL's parameters one argument each
+// (flat, as the browser's form encoding carries them), and the client stub
+// the macro makes of it has them too, where an `allow` on the function
+// does not reach.
+#![allow(clippy::too_many_arguments)]
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -82,11 +88,10 @@ pub(crate) fn set_api_status(status: http::StatusCode) {
     }
 }
 
-/// One page of results, newest first. `cols`, as in the URL, names the
-/// metadata columns whose values the hits carry (the fixed ones are always
-/// there).
+/// One page of results, newest first unless `sort`/`dir` (as in the URL)
+/// name another order. `cols`, as in the URL, names the metadata columns
+/// whose values the hits carry (the fixed ones are always there).
 #[server(endpoint = "search/page")]
-#[allow(clippy::too_many_arguments)]
 pub async fn find_events(
     q: Option<String>,
     tenant: Option<String>,
@@ -95,10 +100,15 @@ pub async fn find_events(
     to: Option<String>,
     cursor: Option<String>,
     cols: Option<String>,
+    sort: Option<String>,
+    dir: Option<String>,
 ) -> Result<SearchPage, SearchError> {
     use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
+    let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let params = SearchParams {
         columns: crate::search_state::parse_columns(cols.as_deref()),
+        sort: text(sort),
+        dir: text(dir),
         ..search_params(q, tenant, range, from, to, cursor)
     };
     with_store(|store, now_ms| async move {
@@ -187,9 +197,13 @@ pub fn SearchPage() -> impl IntoView {
             .as_deref()
             .and_then(crate::search_state::Cursor::decode)
             .map(|c| c.snapshot_ms);
+        // The order changes the pages only: the facets, histogram and
+        // counts are of the same events whatever it is.
         let p = SearchParams {
             cursor: None,
             columns: Vec::new(),
+            sort: None,
+            dir: None,
             ..p
         };
         (p, snapshot)
@@ -209,6 +223,8 @@ pub fn SearchPage() -> impl IntoView {
                 p.to.clone(),
                 p.cursor.clone(),
                 Some(cols.join(",")).filter(|c| !c.is_empty()),
+                p.sort.clone(),
+                p.dir.clone(),
             )
             .await;
             (p, answer)
@@ -363,7 +379,9 @@ pub fn SearchPage() -> impl IntoView {
                             polled.max(own)
                         });
                         let shown = params.get();
-                        let tail = shown.tail.then(|| {
+                        // The tail continues the newest events only
+                        // (`TailSwitch` says so under another order).
+                        let tail = (shown.tail && shown.newest_first()).then(|| {
                             view! { <LiveTail params=shown.clone() since_ms=snapshot/> }
                         });
                         view! { {tail} <ResultsTable page params=shown newer show_newer/> }.into_any()

@@ -1,5 +1,5 @@
-//! The results half of the Search page: the table, its columns, the pages
-//! and the "newer events" notice.
+//! The results half of the Search page: the table, its columns and their
+//! order, the pages and the "newer events" notice.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -8,7 +8,8 @@ use crate::pages::search_form::SuggestionValues;
 use crate::pages::search_zone::shown_zone;
 use crate::search_model::{SearchError, SearchHit, SearchPage, AROUND_MS, HASH_PREFIX_CHARS};
 use crate::search_state::{
-    metadata_keys, toggle_column, Column, SearchParams, MAX_METADATA_COLUMNS,
+    metadata_keys, toggle_column, Column, SearchParams, Sort, SortColumn, SortDir,
+    MAX_METADATA_COLUMNS,
 };
 use crate::timefmt::{utc_millis, Zone};
 
@@ -69,11 +70,14 @@ pub fn ResultsTable(
     let first_page = params.first_page();
     let on_first_page = params.cursor.is_none();
     let zone = shown_zone();
+    // The page was asked for under this order, so it reads.
+    let sort = params.sort().unwrap_or_default();
+    let order = order_text(sort);
     let (hits, from_ms, to_ms) = (page.hits.len(), page.from_ms, page.to_ms);
     let summary = move || {
         let z = zone.get();
         format!(
-            "{hits} event{}{}, newest first, {} – {} {}",
+            "{hits} event{}{}, {order}, {} – {} {}",
             if hits == 1 { "" } else { "s" },
             if on_first_page { "" } else { " on this page" },
             z.local_millis(from_ms),
@@ -127,9 +131,7 @@ pub fn ResultsTable(
                     <table class="events-table" data-testid="search-results">
                         <thead>
                             <tr>{columns.iter().map(|c| {
-                                let c = c.clone();
-                                let label = move || column_label(&c, &zone.get().name);
-                                view! { <th scope="col">{label}</th> }
+                                view! { <ColumnHeader column=c.clone() params=params.clone() zone/> }
                             }).collect_view()}</tr>
                         </thead>
                         <tbody>{rows}</tbody>
@@ -138,10 +140,89 @@ pub fn ResultsTable(
             }.into_any()
         }}
         <nav class="pager" aria-label="Result pages">
-            {(!on_first_page).then(|| view! { <a href=first_page.href() data-testid="newest-page">"« Newest"</a> })}
-            {next.map(|href| view! { <a href=href rel="next" data-testid="next-page">"Older events »"</a> })}
+            {(!on_first_page).then(|| view! { <a href=first_page.href() data-testid="newest-page">{first_text(sort)}</a> })}
+            {next.map(|href| view! { <a href=href rel="next" data-testid="next-page">{next_text(sort)}</a> })}
         </nav>
     }
+}
+
+/// How the summary line names the order of the results.
+fn order_text(sort: Sort) -> String {
+    match (sort.column, sort.dir) {
+        (SortColumn::Time, SortDir::Desc) => "newest first".to_string(),
+        (SortColumn::Time, SortDir::Asc) => "oldest first".to_string(),
+        (column, dir) => format!(
+            "by {} {}, then newest first",
+            column.column().label(),
+            match dir {
+                SortDir::Asc => "A to Z",
+                SortDir::Desc => "Z to A",
+            }
+        ),
+    }
+}
+
+/// The pager's links under `sort`: newest first pages go to older events.
+fn first_text(sort: Sort) -> &'static str {
+    if sort == Sort::default() {
+        "« Newest"
+    } else {
+        "« First page"
+    }
+}
+
+fn next_text(sort: Sort) -> &'static str {
+    match (sort.column, sort.dir) {
+        (SortColumn::Time, SortDir::Desc) => "Older events »",
+        (SortColumn::Time, SortDir::Asc) => "Newer events »",
+        _ => "Next page »",
+    }
+}
+
+/// A column's header. A column results can be ordered by is a button that
+/// orders them by it on the server (first click: newest first for time,
+/// A to Z for text; the next one flips), with an arrow and `aria-sort`
+/// while they are; the others (received, metadata keys: see
+/// `search_state::SortColumn`) are their name alone.
+#[component]
+fn ColumnHeader(column: Column, params: SearchParams, zone: Signal<Zone>) -> impl IntoView {
+    let label = {
+        let column = column.clone();
+        move || column_label(&column, &zone.get().name)
+    };
+    let Some(by) = SortColumn::of(&column) else {
+        return view! { <th scope="col">{label}</th> }.into_any();
+    };
+    let current = params.sort().unwrap_or_default();
+    let dir = current.dir_of(&column);
+    let next = current.clicked(by);
+    let target = params.with_sort(next).href();
+    let navigate = use_navigate();
+    let arrow = match dir {
+        Some(SortDir::Asc) => "▲",
+        Some(SortDir::Desc) => "▼",
+        None => "",
+    };
+    let title = format!(
+        "Sort by {} {}",
+        column.label(),
+        match (by, next.dir) {
+            (SortColumn::Time, SortDir::Desc) => "newest first",
+            (SortColumn::Time, SortDir::Asc) => "oldest first",
+            (_, SortDir::Asc) => "A to Z",
+            (_, SortDir::Desc) => "Z to A",
+        }
+    );
+    view! {
+        <th scope="col" aria-sort=dir.map(SortDir::aria) class:sorted=dir.is_some()>
+            <button type="button" class="sort-button" title=title
+                data-testid=format!("sort-{}", by.key())
+                on:click=move |_| navigate(&target, Default::default())>
+                {label}<span class="sort-arrow" aria-hidden="true">{arrow}</span>
+            </button>
+        </th>
+    }
+    .into_any()
 }
 
 #[component]

@@ -36,11 +36,29 @@ pub fn TailSwitch(params: Memo<SearchParams>) -> impl IntoView {
         }
         .href()
     };
-    view! {
-        <a class="button tail-switch" class:active=on href=href role="button"
-            aria-pressed=move || on().to_string() data-testid="tail-switch">
-            {move || if on() { "Live tail: on" } else { "Live tail: off" }}
-        </a>
+    // The tail adds the newest events on top, which only continues
+    // results in the default order: under another one it is off and says
+    // why (a header click returns to newest first).
+    let sorted = move || !params.get().newest_first();
+    move || {
+        if sorted() {
+            view! {
+                <a class="button tail-switch" role="button" aria-disabled="true"
+                    title="Live tail needs the newest events first: sort by Time (newest first) to use it"
+                    data-testid="tail-switch">
+                    "Live tail: newest first only"
+                </a>
+            }
+            .into_any()
+        } else {
+            view! {
+                <a class="button tail-switch" class:active=on href=href role="button"
+                    aria-pressed=move || on().to_string() data-testid="tail-switch">
+                    {move || if on() { "Live tail: on" } else { "Live tail: off" }}
+                </a>
+            }
+            .into_any()
+        }
     }
 }
 

@@ -85,6 +85,8 @@ pub fn export_router(
         ("range" = Option<String>, Query, description = "A relative time range such as `24h` or `7d`"),
         ("from" = Option<String>, Query, description = "Start (RFC 3339), with `to`, instead of `range`"),
         ("to" = Option<String>, Query, description = "End (RFC 3339)"),
+        ("sort" = Option<String>, Query, description = "The column the rows are ordered by, as the console's results: `time` (default), `tenant`, `category`, `action`, `outcome`, `actor`, `actor_type`, `ip`, `user_agent`, `resource`, `source`, `request_id` or `event_id`; ties newest first, then by identity. Any other value is a 400 naming `sort`"),
+        ("dir" = Option<String>, Query, description = "`asc` or `desc`; absent: newest first for `time`, `asc` for the others"),
         ("progress" = Option<String>, Query, description = "A token under which the console follows the download's progress"),
         ("proofs" = Option<bool>, Query, description = "`true`: download a ZIP bundle that verifies offline (`attest verify FILE`): the rows exactly as the plain export of `format` gives them (`events.csv` or `events.ndjson`; the manifest's `events_format` says which), each sealed row's inclusion proof, the digests and keys they need, and a manifest signed with the current integrity key (docs/INTEGRITY.md, section 10). In CSV a text cell starting with `'` had one `'` added against spreadsheet formulas: a verifier removes it (section 10)."),
     ),

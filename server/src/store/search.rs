@@ -295,8 +295,13 @@ impl Store {
             query.cursor.as_ref(),
         );
         let keys = metadata_columns(query);
+        let sort = query.sort;
         let page = self
-            .hits_query(sql::page_sql, &keys, &filter)
+            .hits_query(
+                |filter, metadata| sql::page_sql(filter, metadata, sort),
+                &keys,
+                &filter,
+            )
             .bind(limit + 1)
             .fetch_all::<SearchHit>();
         // The first page was taken just now: nothing newer yet, so only
@@ -313,6 +318,8 @@ impl Store {
             hits.truncate(limit as usize);
             hits.last().map(|last| {
                 Cursor {
+                    sort,
+                    value: last.sort_value(sort.column),
                     snapshot_ms: plan.snapshot_ms,
                     occurred_at: last.occurred_at,
                     event_id: last.event_id.clone(),
@@ -491,6 +498,7 @@ mod tests {
             tenant: None,
             window: TimeWindow::Last(app::model::TimeRange::default()),
             cursor: None,
+            sort: Default::default(),
             limit: 1,
             within: Vec::new(),
             metadata_keys: ["ticket", "a'b", "ticket", "Region"]

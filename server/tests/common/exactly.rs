@@ -108,6 +108,7 @@ fn everything() -> (SearchQuery, i64) {
             to_ms: now_ms,
         },
         cursor: None,
+        sort: Default::default(),
         limit: 1,
         within: Vec::new(),
         metadata_keys: Vec::new(),

@@ -150,6 +150,7 @@ pub fn query(q: &str, tenant: Option<&str>, window: TimeWindow) -> SearchQuery {
         tenant: tenant.map(str::to_owned),
         window,
         cursor: None,
+        sort: Default::default(),
         limit: 100,
         within: Vec::new(),
         metadata_keys: Vec::new(),

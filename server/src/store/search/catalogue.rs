@@ -2,6 +2,7 @@
 //! representative compiled query in place of the analyst's.
 
 use app::query::compile_str;
+use app::search_state::{Sort, SortColumn, SortDir};
 
 use super::sql::{self, Arrival, Shape};
 use crate::store::queries::QueryTemplate;
@@ -73,6 +74,23 @@ const FAILED_PARAMS: [&str; 2] = ["q_outcome_1", "q_outcome_2"];
 static TENANT_CURSOR_PARAMS: [&str; 14] = joined(
     TENANT_WINDOW_PARAMS,
     [
+        "cursor_ms",
+        "cursor_ms",
+        "cursor_id",
+        "cursor_id",
+        "cursor_tenant",
+        "cursor_tenant",
+        "cursor_hash",
+        "limit",
+    ],
+);
+/// A page of one tenant by actor after a cursor: the cursor's actor, then
+/// the tie-break's values as in [`TENANT_CURSOR_PARAMS`].
+static TENANT_SORTED_CURSOR_PARAMS: [&str; 16] = joined(
+    TENANT_WINDOW_PARAMS,
+    [
+        "cursor_actor",
+        "cursor_actor",
         "cursor_ms",
         "cursor_ms",
         "cursor_id",
@@ -168,7 +186,7 @@ fn panel_templates() -> Vec<QueryTemplate> {
         sql::where_sql(
             Shape {
                 tenants,
-                cursor: false,
+                cursor: None,
                 arrival: Arrival::UpToSnapshot,
             },
             "1",
@@ -216,18 +234,21 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
     let failed = compile_str(app::dashboard_model::FAILED_OUTCOMES, 0)
         .map(|c| c.sql)
         .unwrap_or_default();
-    let shape = |tenant: bool, cursor, arrival| Shape {
+    let shape = |tenant: bool, cursor: bool, arrival| Shape {
         tenants: usize::from(tenant),
-        cursor,
+        cursor: cursor.then(Sort::default),
         arrival,
     };
     let up_to = Arrival::UpToSnapshot;
+    let sorted = |column, dir| Sort { column, dir };
+    let by_actor = sorted(SortColumn::Actor, SortDir::Asc);
     let mut all = vec![
         QueryTemplate {
             name: "search_page".into(),
             sql: sql::page_sql(
                 &sql::where_sql(shape(false, false, up_to), &representative),
                 false,
+                Sort::default(),
             ),
             params: &PAGE_PARAMS,
         },
@@ -236,12 +257,17 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             sql: sql::page_sql(
                 &sql::where_sql(shape(false, false, up_to), &representative),
                 true,
+                Sort::default(),
             ),
             params: &PAGE_METADATA_PARAMS,
         },
         QueryTemplate {
             name: "search_page_for_tenant_after_cursor".into(),
-            sql: sql::page_sql(&sql::where_sql(shape(true, true, up_to), "1"), false),
+            sql: sql::page_sql(
+                &sql::where_sql(shape(true, true, up_to), "1"),
+                false,
+                Sort::default(),
+            ),
             params: &TENANT_CURSOR_PARAMS,
         },
         QueryTemplate {
@@ -250,12 +276,13 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
                 &sql::where_sql(
                     Shape {
                         tenants: 2,
-                        cursor: false,
+                        cursor: None,
                         arrival: up_to,
                     },
                     "1",
                 ),
                 false,
+                Sort::default(),
             ),
             params: &WITHIN_PARAMS,
         },
@@ -366,13 +393,64 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         },
         QueryTemplate {
             name: "search_export".into(),
-            sql: sql::export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            sql: sql::export_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                Sort::default(),
+            ),
             // The page's values without its limit.
             params: &PAGE_FILTER_PARAMS,
         },
         QueryTemplate {
             name: "search_export_csv".into(),
-            sql: sql::csv_export_sql(&sql::where_sql(shape(false, false, up_to), &representative)),
+            sql: sql::csv_export_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                Sort::default(),
+            ),
+            params: &PAGE_FILTER_PARAMS,
+        },
+        // Sorted pages and exports (`sort=`): another ORDER BY, and after a
+        // cursor the sorted value before the tie-break's. A few orders
+        // stand for all: they differ only in the column named.
+        QueryTemplate {
+            name: "search_page_oldest_first".into(),
+            sql: sql::page_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                false,
+                sorted(SortColumn::Time, SortDir::Asc),
+            ),
+            params: &PAGE_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_page_by_resource_desc".into(),
+            sql: sql::page_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                false,
+                sorted(SortColumn::Resource, SortDir::Desc),
+            ),
+            params: &PAGE_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_page_by_actor_for_tenant_after_cursor".into(),
+            sql: sql::page_sql(
+                &sql::where_sql(
+                    Shape {
+                        tenants: 1,
+                        cursor: Some(by_actor),
+                        arrival: up_to,
+                    },
+                    "1",
+                ),
+                false,
+                by_actor,
+            ),
+            params: &TENANT_SORTED_CURSOR_PARAMS,
+        },
+        QueryTemplate {
+            name: "search_export_by_outcome".into(),
+            sql: sql::export_sql(
+                &sql::where_sql(shape(false, false, up_to), &representative),
+                sorted(SortColumn::Outcome, SortDir::Asc),
+            ),
             params: &PAGE_FILTER_PARAMS,
         },
     ];

@@ -72,7 +72,7 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
                 &super::sql::where_sql(
                     Shape {
                         tenants: 1,
-                        cursor: false,
+                        cursor: None,
                         arrival: Arrival::UpToSnapshot,
                     },
                     &representative,

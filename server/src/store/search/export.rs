@@ -135,8 +135,9 @@ impl Store {
             }));
         }
         let text = match format {
-            ExportFormat::Csv => sql::csv_export_sql(&filter.sql),
-            ExportFormat::Ndjson => sql::export_sql(&filter.sql),
+            // In the order of the pages the analyst was shown.
+            ExportFormat::Csv => sql::csv_export_sql(&filter.sql, query.sort),
+            ExportFormat::Ndjson => sql::export_sql(&filter.sql, query.sort),
         };
         let mut export = self
             .limits

@@ -250,6 +250,7 @@ impl Store {
                 to_ms: now_ms,
             },
             cursor: None,
+            sort: Default::default(),
             limit: RECENT_METADATA_KEYS,
             within: tenants.clone(),
             metadata_keys: Vec::new(),

@@ -1,10 +1,10 @@
 //! The SQL text of the search queries. The text depends only on the shape
-//! of a search (tenant or not, cursor or not, which side of the snapshot)
-//! and on the compiled query's fixed text; every value, the analyst's
-//! included, is a bound `?`.
+//! of a search (tenant or not, cursor or not, which side of the snapshot,
+//! the order of pages) and on the compiled query's fixed text; every value,
+//! the analyst's included, is a bound `?`.
 
 use app::query::{Compiled, Param};
-use app::search_state::Cursor;
+use app::search_state::{Cursor, Sort, SortColumn, SortDir};
 
 /// Columns of [`app::search_model::SearchHit`] but its metadata, in its
 /// field order (RowBinary is positional).
@@ -52,10 +52,90 @@ pub(crate) fn hit_columns(metadata: bool) -> String {
 /// integration tests count the three columns and must agree.
 pub(crate) const IDENTITY: &str = "content_hash";
 
-/// The page order, newest first; the identity breaks ties, so every row has
-/// one place and the cursor can name it.
+/// The default page order, newest first; the identity breaks ties, so
+/// every row has one place and the cursor can name it.
+#[cfg(test)]
 pub(crate) const PAGE_ORDER: &str =
     "occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
+
+/// What breaks ties under every order: the newest first, then the
+/// identity, as the default order has always done.
+const TIE_BREAK: [(&str, SortDir); 4] = [
+    ("occurred_at", SortDir::Desc),
+    ("event_id", SortDir::Desc),
+    ("tenant_id", SortDir::Desc),
+    ("content_hash", SortDir::Desc),
+];
+
+/// What a sorted column orders by: the stored column it shows, or for
+/// the resource the `type/id` the page shows (`SearchHit::sort_value`
+/// builds the same text for the cursor). Every one is part of the
+/// event's content, so all stored copies of one event share it and
+/// `LIMIT 1 BY` the identity keeps the event in one place.
+pub(crate) fn sort_expr(column: SortColumn) -> &'static str {
+    match column {
+        SortColumn::Time => "occurred_at",
+        SortColumn::Tenant => "tenant_id",
+        SortColumn::Category => "category",
+        SortColumn::Action => "action",
+        SortColumn::Outcome => "outcome",
+        SortColumn::Actor => "actor_id",
+        SortColumn::ActorType => "actor_type",
+        SortColumn::Ip => "actor_ip",
+        SortColumn::UserAgent => "actor_user_agent",
+        SortColumn::Resource => "concat(resource_type, '/', resource_id)",
+        SortColumn::Source => "source_service",
+        SortColumn::RequestId => "request_id",
+        SortColumn::EventId => "event_id",
+    }
+}
+
+/// The keys of a page order, most significant first: the sorted column,
+/// then [`TIE_BREAK`] (whose first key is the sorted one for time).
+fn order_keys(sort: Sort) -> Vec<(&'static str, SortDir)> {
+    let mut keys = vec![(sort_expr(sort.column), sort.dir)];
+    let rest = match sort.column {
+        SortColumn::Time => &TIE_BREAK[1..],
+        _ => &TIE_BREAK[..],
+    };
+    keys.extend_from_slice(rest);
+    keys
+}
+
+/// The ORDER BY of pages and exports under `sort`.
+pub(crate) fn page_order(sort: Sort) -> String {
+    let keys: Vec<String> = order_keys(sort)
+        .into_iter()
+        .map(|(expr, dir)| {
+            let dir = match dir {
+                SortDir::Asc => "ASC",
+                SortDir::Desc => "DESC",
+            };
+            format!("{expr} {dir}")
+        })
+        .collect();
+    keys.join(", ")
+}
+
+/// Rows strictly after the cursor's in [`page_order`]: for keys k1…kn,
+/// `(k1 after ? OR (k1 = ? AND (…(kn after ?))))`, each key but the last
+/// bound twice. Written out, as the default order's always was, rather
+/// than as a tuple comparison, which cannot mix directions (a text column
+/// ascending, then the newest first).
+fn after_cursor(keys: &[(&str, SortDir)]) -> String {
+    let op = |dir: SortDir| match dir {
+        SortDir::Asc => ">",
+        SortDir::Desc => "<",
+    };
+    match keys {
+        [] => "1".to_owned(),
+        [(expr, dir)] => format!("{expr} {} ?", op(*dir)),
+        [(expr, dir), rest @ ..] => {
+            let inner = after_cursor(rest);
+            format!("({expr} {} ? OR ({expr} = ? AND {inner}))", op(*dir))
+        }
+    }
+}
 
 /// Which events of the window a query counts, relative to the snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +151,8 @@ pub(crate) enum Arrival {
 pub(crate) struct Shape {
     /// How many tenants it is narrowed to; 0 for every tenant.
     pub tenants: usize,
-    pub cursor: bool,
+    /// The order of the page the cursor is on, if there is a cursor.
+    pub cursor: Option<Sort>,
     pub arrival: Arrival,
 }
 
@@ -100,13 +181,9 @@ pub(crate) fn where_sql(shape: Shape, expr: &str) -> String {
         Arrival::AfterSnapshot => " AND received_at > ?",
     });
     sql.push_str(&crate::store::queries::tenant_condition(shape.tenants));
-    if shape.cursor {
-        // Rows strictly after the cursor in PAGE_ORDER.
-        sql.push_str(
-            " AND (occurred_at < ? OR (occurred_at = ? AND (event_id < ? \
-             OR (event_id = ? AND (tenant_id < ? \
-             OR (tenant_id = ? AND content_hash < ?))))))",
-        );
+    if let Some(sort) = shape.cursor {
+        sql.push_str(" AND ");
+        sql.push_str(&after_cursor(&order_keys(sort)));
     }
     sql
 }
@@ -141,7 +218,7 @@ impl Filter {
     ) -> Filter {
         let shape = Shape {
             tenants: tenants.len(),
-            cursor: cursor.is_some(),
+            cursor: cursor.map(|c| c.sort),
             arrival: span.arrival,
         };
         // The query's values first: its conditions stand first, in PREWHERE.
@@ -159,19 +236,41 @@ impl Filter {
         ]);
         params.extend(tenants.iter().map(|t| Param::Str(t.clone())));
         if let Some(c) = cursor {
-            params.push(Param::Int(c.occurred_at));
-            params.push(Param::Int(c.occurred_at));
-            params.push(Param::Str(c.event_id.clone()));
-            params.push(Param::Str(c.event_id.clone()));
-            params.push(Param::Str(c.tenant_id.clone()));
-            params.push(Param::Str(c.tenant_id.clone()));
-            params.push(Param::Str(c.content_hash.clone()));
+            params.extend(cursor_values(c));
         }
         Filter {
             sql: where_sql(shape, &compiled.sql),
             params,
         }
     }
+}
+
+/// The cursor's values in [`after_cursor`]'s placeholder order: each key's
+/// value, twice but for the last key's.
+fn cursor_values(c: &Cursor) -> Vec<Param> {
+    // [`order_keys`]: the sorted column's value unless it is time, then
+    // the tie-break's.
+    let mut keyed = Vec::with_capacity(TIE_BREAK.len() + 1);
+    if c.sort.column != SortColumn::Time {
+        // `Cursor::decode` gives every cursor of a column but time its
+        // value, and the store writes it.
+        keyed.push(Param::Str(c.value.clone().unwrap_or_default()));
+    }
+    keyed.extend([
+        Param::Int(c.occurred_at),
+        Param::Str(c.event_id.clone()),
+        Param::Str(c.tenant_id.clone()),
+        Param::Str(c.content_hash.clone()),
+    ]);
+    let last = keyed.len().saturating_sub(1);
+    let mut values = Vec::with_capacity(keyed.len() * 2);
+    for (index, value) in keyed.into_iter().enumerate() {
+        if index < last {
+            values.push(value.clone());
+        }
+        values.push(value);
+    }
+    values
 }
 
 /// `event_time` is a `DateTime`, an unsigned 32-bit count of seconds: a
@@ -181,16 +280,18 @@ pub(crate) fn epoch_seconds(ms: i64) -> i64 {
     ms.div_euclid(1000).clamp(0, i64::from(u32::MAX))
 }
 
-/// Newest first. `LIMIT 1 BY` the identity hides the copies a re-delivered
-/// batch left before ReplacingMergeTree merged them, and nothing else. One
-/// row more than the page tells whether there is a next page.
-pub(crate) fn page_sql(filter: &str, metadata: bool) -> String {
+/// In `sort`'s order (newest first by default). `LIMIT 1 BY` the identity
+/// hides the copies a re-delivered batch left before ReplacingMergeTree
+/// merged them, and nothing else. One row more than the page tells whether
+/// there is a next page.
+pub(crate) fn page_sql(filter: &str, metadata: bool, sort: Sort) -> String {
     format!(
         "SELECT {} FROM audit_events {filter} \
-         ORDER BY {PAGE_ORDER} \
+         ORDER BY {} \
          LIMIT 1 BY {IDENTITY} \
          LIMIT ?",
-        hit_columns(metadata)
+        hit_columns(metadata),
+        page_order(sort)
     )
 }
 
@@ -332,7 +433,7 @@ pub(crate) const EXPORT_COLUMNS: [(&str, &str, Cell); 22] = [
 ///
 /// The neutralising is done outside the inner query so ordering and
 /// de-duplication see the stored values; NDJSON keeps them exact.
-pub(crate) fn csv_export_sql(filter: &str) -> String {
+pub(crate) fn csv_export_sql(filter: &str, sort: Sort) -> String {
     let columns: Vec<String> = EXPORT_COLUMNS
         .iter()
         .map(|(name, _, cell)| {
@@ -351,12 +452,12 @@ pub(crate) fn csv_export_sql(filter: &str) -> String {
     format!(
         "SELECT {} FROM ({})",
         columns.join(", "),
-        export_sql(filter)
+        export_sql(filter, sort)
     )
 }
 
-/// Every stored field of each matching event, in page order.
-pub(crate) fn export_sql(filter: &str) -> String {
+/// Every stored field of each matching event, in the order of the pages.
+pub(crate) fn export_sql(filter: &str, sort: Sort) -> String {
     let columns: Vec<String> = EXPORT_COLUMNS
         .iter()
         .map(|(name, source, _)| {
@@ -370,9 +471,10 @@ pub(crate) fn export_sql(filter: &str) -> String {
     format!(
         "SELECT {} \
          FROM audit_events {filter} \
-         ORDER BY {PAGE_ORDER} \
+         ORDER BY {} \
          LIMIT 1 BY {IDENTITY}",
-        columns.join(", ")
+        columns.join(", "),
+        page_order(sort)
     )
 }
 
@@ -383,6 +485,8 @@ mod tests {
 
     fn cursor() -> Cursor {
         Cursor {
+            sort: Sort::default(),
+            value: None,
             snapshot_ms: 9,
             occurred_at: 5,
             event_id: "e'1".into(),
@@ -506,14 +610,14 @@ mod tests {
     fn pages_are_deduplicated_by_identity_and_ordered() {
         let identity = "LIMIT 1 BY content_hash";
         let order = "ORDER BY occurred_at DESC, event_id DESC, tenant_id DESC, content_hash DESC";
-        let sql = page_sql("1", false);
+        let sql = page_sql("1", false, Sort::default());
         assert!(sql.contains(order) && sql.contains(identity), "{sql}");
         assert!(
             sql.starts_with("SELECT event_id,")
                 && sql.contains("request_id, content_hash, arrayFilter(")
                 && sql.contains(" AS hit_metadata FROM")
         );
-        let export = export_sql("1");
+        let export = export_sql("1", Sort::default());
         assert!(
             export.contains(order) && export.contains(identity),
             "{export}"
@@ -522,14 +626,19 @@ mod tests {
             export.contains("kafka_offset, content_hash FROM"),
             "{export}"
         );
-        assert!(csv_export_sql("1").contains(identity));
+        assert!(csv_export_sql("1", Sort::default()).contains(identity));
         assert!(count_sql("1").contains("uniqExact(content_hash)"));
         let facets = facets_sql("1");
         assert!(facets.contains("uniqExact(content_hash) AS events"));
         assert!(facets.contains("FROM (SELECT content_hash, "));
         assert!(facets.contains("('actor_ip', actor_ip)"));
         assert!(facets.ends_with("LIMIT ? BY field"));
-        for sql in [page_sql("1", true), export_sql("1"), facets, count_sql("1")] {
+        for sql in [
+            page_sql("1", true, Sort::default()),
+            export_sql("1", Sort::default()),
+            facets,
+            count_sql("1"),
+        ] {
             assert!(!sql.contains("BY event_id") && !sql.contains("BY tenant_id, event_id L"));
         }
     }
@@ -538,7 +647,7 @@ mod tests {
     /// among the characters that get one more `'` (so it can be undone).
     #[test]
     fn csv_neutralises_every_text_column_reversibly() {
-        let sql = csv_export_sql("1");
+        let sql = csv_export_sql("1", Sort::default());
         let (outer, _) = sql.split_once(" FROM (").unwrap();
         for (name, _, cell) in EXPORT_COLUMNS {
             let neutralised = outer.contains(&format!(
@@ -554,10 +663,10 @@ mod tests {
     /// without metadata columns reads no metadata column at all.
     #[test]
     fn hits_carry_only_the_metadata_asked_for() {
-        let without = page_sql("1", false);
+        let without = page_sql("1", false, Sort::default());
         assert!(!without.contains("metadata."), "{without}");
         assert_eq!(without.matches('?').count(), 1);
-        let with = page_sql("1", true);
+        let with = page_sql("1", true, Sort::default());
         assert_eq!(with.matches('?').count(), 2);
         // The keys' placeholder comes first, before the filter's.
         let select = with.split(" FROM audit_events").next().unwrap_or_default();
@@ -589,5 +698,94 @@ mod tests {
              AND (tenant_id < ? OR (tenant_id = ? AND content_hash < ?))))))"
         ));
         assert_eq!(filter.params.last(), Some(&Param::Str(c.content_hash)));
+    }
+
+    fn by(column: SortColumn, dir: SortDir) -> Sort {
+        Sort { column, dir }
+    }
+
+    #[test]
+    fn the_default_order_is_the_page_order_it_always_was() {
+        assert_eq!(page_order(Sort::default()), PAGE_ORDER);
+        assert_eq!(
+            page_order(by(SortColumn::Time, SortDir::Asc)),
+            "occurred_at ASC, event_id DESC, tenant_id DESC, content_hash DESC"
+        );
+        assert_eq!(
+            page_order(by(SortColumn::Actor, SortDir::Asc)),
+            format!("actor_id ASC, {PAGE_ORDER}")
+        );
+        assert_eq!(
+            page_order(by(SortColumn::Resource, SortDir::Desc)),
+            format!("concat(resource_type, '/', resource_id) DESC, {PAGE_ORDER}")
+        );
+        for sort in [by(SortColumn::Outcome, SortDir::Desc), Sort::default()] {
+            let order = format!("ORDER BY {} LIMIT 1 BY content_hash", page_order(sort));
+            assert!(page_sql("1", false, sort).contains(&order));
+            assert!(export_sql("1", sort).contains(&order));
+            assert!(csv_export_sql("1", sort).contains(&order));
+        }
+    }
+
+    /// Under another order the cursor resumes after the sorted value, then
+    /// after the same tie-break as the default, each direction as ordered.
+    #[test]
+    fn a_sorted_cursor_resumes_after_its_value_then_the_identity() {
+        let compiled = compile_str("", 0).unwrap();
+        let c = Cursor {
+            sort: by(SortColumn::Actor, SortDir::Asc),
+            value: Some("bob".into()),
+            ..cursor()
+        };
+        let filter = Filter::new(&compiled, &[], small_span(), Some(&c));
+        assert!(
+            filter.sql.ends_with(
+                " AND (actor_id > ? OR (actor_id = ? AND (occurred_at < ? OR (occurred_at = ? \
+                 AND (event_id < ? OR (event_id = ? AND (tenant_id < ? OR (tenant_id = ? \
+                 AND content_hash < ?))))))))"
+            ),
+            "{}",
+            filter.sql
+        );
+        assert_eq!(filter.sql.matches('?').count(), filter.params.len());
+        let n = filter.params.len();
+        assert_eq!(
+            filter.params[n - 9..],
+            [
+                Param::Str("bob".into()),
+                Param::Str("bob".into()),
+                Param::Int(5),
+                Param::Int(5),
+                Param::Str("e'1".into()),
+                Param::Str("e'1".into()),
+                Param::Str("t".into()),
+                Param::Str("t".into()),
+                Param::Str("ab".repeat(32)),
+            ]
+        );
+        // Oldest first: the time key ascends, the identity still descends.
+        let oldest = Cursor {
+            sort: by(SortColumn::Time, SortDir::Asc),
+            ..cursor()
+        };
+        let filter = Filter::new(&compiled, &[], small_span(), Some(&oldest));
+        assert!(filter.sql.ends_with(
+            " AND (occurred_at > ? OR (occurred_at = ? AND (event_id < ? OR (event_id = ? \
+                 AND (tenant_id < ? OR (tenant_id = ? AND content_hash < ?))))))"
+        ));
+        assert_eq!(filter.sql.matches('?').count(), filter.params.len());
+        // Every order binds each placeholder, the descending ones too.
+        for column in SortColumn::ALL {
+            for dir in [SortDir::Asc, SortDir::Desc] {
+                let c = Cursor {
+                    sort: by(column, dir),
+                    value: (column != SortColumn::Time).then(|| "v".to_owned()),
+                    ..cursor()
+                };
+                let filter = Filter::new(&compiled, &[], small_span(), Some(&c));
+                assert_eq!(filter.sql.matches('?').count(), filter.params.len());
+                assert!(filter.sql.contains(&format!("({} ", sort_expr(column))));
+            }
+        }
     }
 }
