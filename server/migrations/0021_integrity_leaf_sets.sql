@@ -37,7 +37,10 @@ CREATE TABLE IF NOT EXISTS attest_integrity_leaves
 ENGINE = ReplacingMergeTree()
 ORDER BY (topic, partition, kafka_offset, digest_hash);
 
+-- The columns are named: migration 0023 adds two, and a start that runs
+-- this again after that (its ledger entry lost) must still succeed.
 INSERT INTO attest_integrity_leaf_sets
+    (digest_hash, topic, partition, first_offset, kafka_offsets, tenant_ids, event_ids, leaves)
 SELECT digest_hash, topic, partition, first_offset, kafka_offsets, tenant_ids, event_ids, leaves
 FROM
 (
