@@ -286,10 +286,10 @@ def verify(ch, keys, heads):
             for l in leaves:
                 copies = found.get((int(l["kafka_offset"]), l["event_id"]))
                 if not copies:
-                    if folded_copy(ch, keys, partition, l):
-                        folded.append([l["event_id"], int(l["kafka_offset"])])
-                    elif removed_by_retention(ch, keys, topic, partition, l, retention_records, problems):
+                    if removed_by_retention(ch, keys, topic, partition, l, retention_records, problems):
                         expired += 1
+                    elif folded_copy(ch, keys, partition, l):
+                        folded.append([l["event_id"], int(l["kafka_offset"])])
                     else:
                         problems.append(("event_missing", l["event_id"]))
                     continue

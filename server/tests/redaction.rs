@@ -89,37 +89,7 @@ async fn seed(server: &common::TestServer, events: &[Value]) {
     let n = events.len() as u64;
     assert_eq!(server.wait_for_rows(n, Duration::from_secs(60)).await, n);
     common::wait_sealed(server, n).await;
-    wait_committed(&server.config, n as i64).await;
-}
-
-/// Waits until the writers committed past `n` records of the events
-/// topics (new topics: offsets from 0): a redaction refuses rows whose
-/// offsets are sealed but not committed yet.
-async fn wait_committed(config: &attest_server::config::Config, n: i64) {
-    use attest_server::integrity::seal::{committed, offsets_reader};
-    let partitions: Vec<(String, i32)> =
-        attest_server::topics::event_topics(&config.kafka.topic_prefix)
-            .into_iter()
-            .flat_map(|t| (0..config.kafka.partitions).map(move |p| (t.clone(), p)))
-            .collect();
-    let reader = std::sync::Arc::new(offsets_reader(&config.kafka, "redaction-test").unwrap());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done: i64 = committed(reader.clone(), &partitions)
-            .await
-            .unwrap()
-            .iter()
-            .filter_map(|c| c.offset)
-            .sum();
-        if done >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {done} of {n} offsets committed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_committed(&server.config, n as i64).await;
 }
 
 fn number(text: String) -> u64 {
@@ -925,7 +895,7 @@ async fn a_subject_with_thousands_of_events_is_redacted_in_few_inserts() {
     let n = N as u64;
     assert_eq!(server.wait_for_rows(n, Duration::from_secs(120)).await, n);
     common::wait_sealed(&server, n).await;
-    wait_committed(&server.config, N as i64).await;
+    common::wait_committed(&server.config, N as i64).await;
     let before = counts(&server).await;
     assert_eq!(before, (n, n));
 

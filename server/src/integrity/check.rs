@@ -515,9 +515,13 @@ impl Expiry {
     }
 }
 
-/// The leaves whose rows are not at their offsets: each is folded into
-/// another stored copy of its event, removed by retention under a valid
-/// record, or missing. Copies are read per tenant only when there are any.
+/// The leaves whose rows are not at their offsets: each was removed by
+/// retention under a valid record, is folded into another stored copy of
+/// its event, or is missing. Retention first: it can name a whole month
+/// of leaves and costs a lookup in records read once per chain and
+/// tenant, while copies are searched in the table, only for what is left
+/// (re-sends, or rows deleted behind Attest's back), a bounded number of
+/// ids per query.
 async fn judge_unfound(
     store: &Store,
     keys: &KeyRing,
@@ -525,8 +529,17 @@ async fn judge_unfound(
     unfound: Vec<LeafRow>,
     expiry: &mut Expiry,
 ) -> Result<Vec<Unfound>, StoreError> {
+    let mut out = Vec::with_capacity(unfound.len());
+    let mut left = Vec::new();
+    for l in unfound {
+        if expiry.covers(store, keys, d, &l).await? {
+            out.push(Unfound::Expired);
+        } else {
+            left.push(l);
+        }
+    }
     let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
-    for l in unfound.iter().filter(|l| l.recorded.is_some()) {
+    for l in left.iter().filter(|l| l.recorded.is_some()) {
         by_tenant
             .entry(l.tenant_id.as_str())
             .or_default()
@@ -535,11 +548,12 @@ async fn judge_unfound(
     let mut copies = Vec::new();
     let mut records = Vec::new();
     for (tenant, ids) in by_tenant {
-        copies.extend(store.rows_of_events(tenant, &ids).await?);
-        records.extend(store.redaction_records_of_events(tenant, &ids).await?);
+        for chunk in ids.chunks(COPIES_PER_QUERY) {
+            copies.extend(store.rows_of_events(tenant, chunk).await?);
+            records.extend(store.redaction_records_of_events(tenant, chunk).await?);
+        }
     }
-    let mut out = Vec::with_capacity(unfound.len());
-    for l in &unfound {
+    for l in &left {
         out.push(match folded_into(l, &copies, &records, keys) {
             Some(kept) => Unfound::Folded(Folded {
                 digest: d.digest_hash.clone(),
@@ -549,7 +563,6 @@ async fn judge_unfound(
                 kept_partition: kept.kafka_partition,
                 kept_offset: kept.kafka_offset,
             }),
-            None if expiry.covers(store, keys, d, l).await? => Unfound::Expired,
             None => Unfound::Missing(Problem::EventMissing {
                 digest: d.digest_hash.clone(),
                 tenant_id: l.tenant_id.clone(),
@@ -560,6 +573,10 @@ async fn judge_unfound(
     }
     Ok(out)
 }
+
+/// Event ids per search for stored copies: a statement of bounded size
+/// even when a mass deletion leaves thousands of leaves without rows.
+const COPIES_PER_QUERY: usize = 1_000;
 
 /// The stored copy a sealed leaf without its row was folded into, if any:
 /// a row of the same tenant and event id whose content hash (or, if it is

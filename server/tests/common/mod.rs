@@ -494,3 +494,34 @@ pub async fn mutate(server: &TestServer, sql: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until the writers committed past `n` records of the events
+/// topics (new topics: offsets from 0): a redaction refuses rows whose
+/// offsets are sealed but not committed yet, and two checks compared with
+/// each other must see the same chain heads.
+pub async fn wait_committed(config: &attest_server::config::Config, n: i64) {
+    use attest_server::integrity::seal::{committed, offsets_reader};
+    let partitions: Vec<(String, i32)> =
+        attest_server::topics::event_topics(&config.kafka.topic_prefix)
+            .into_iter()
+            .flat_map(|t| (0..config.kafka.partitions).map(move |p| (t.clone(), p)))
+            .collect();
+    let reader = std::sync::Arc::new(offsets_reader(&config.kafka, "test-commits").unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = committed(reader.clone(), &partitions)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.offset)
+            .sum();
+        if done >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {n} offsets committed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
