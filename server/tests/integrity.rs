@@ -757,10 +757,7 @@ async fn rows_removed_by_retention_are_not_reported_missing_and_a_forged_record_
     config.retention.tenants.insert("long".into(), 60);
     let server = common::start(config.clone()).await;
     let now = attest_server::ingest::now_ms();
-    let mid = |month: &str| {
-        let m = Month::parse(month).expect("month");
-        (m.start_s() + 14 * 86_400) * 1000
-    };
+    let mid = common::mid_month_ms;
     // Tenant a: three events of January 2024 (every tenant of that month
     // is expired: the month is dropped whole) and one of March 2024,
     // which tenant "long" keeps (only a's rows are deleted); two recent.

@@ -9,12 +9,6 @@ use std::time::{Duration, Instant};
 use attest_server::retention::{Month, Removal};
 use serde_json::json;
 
-/// Noon on the 15th of `month` (`YYYY-MM`), epoch ms.
-fn mid_month_ms(month: &str) -> i64 {
-    let m = Month::parse(month).expect("month");
-    (m.start_s() + 14 * 86_400 + 12 * 3600) * 1000
-}
-
 async fn wait_until(server: &common::TestServer, sql: &str, expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -51,7 +45,7 @@ async fn old_months_are_removed_except_under_legal_hold_and_each_removal_is_audi
             let event = json!({
                 "event_id": format!("seed-{n}"),
                 "tenant_id": tenant,
-                "occurred_at": mid_month_ms(month) + i,
+                "occurred_at": common::mid_month_ms(month) + i,
                 "category": "data_access",
                 "action": "document.read",
                 "outcome": if i == 0 { "denied" } else { "success" },
@@ -178,7 +172,7 @@ async fn post_in(server: &common::TestServer, id: &str, tenant: &str, month: &st
     let event = json!({
         "event_id": id,
         "tenant_id": tenant,
-        "occurred_at": mid_month_ms(month),
+        "occurred_at": common::mid_month_ms(month),
         "category": "data_access",
         "action": "document.read",
         "outcome": "success",

@@ -525,3 +525,9 @@ pub async fn wait_committed(config: &attest_server::config::Config, n: i64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Noon on the 15th of `month` (`YYYY-MM`), epoch ms.
+pub fn mid_month_ms(month: &str) -> i64 {
+    let m = attest_server::retention::Month::parse(month).expect("month");
+    (m.start_s() + 14 * 86_400 + 12 * 3600) * 1000
+}
