@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attest_server::config::Config;
 use attest_server::produce::{ensure_topics, EventProducer};
 use attest_server::registry::Registry;
 use serde_json::{json, Value};
@@ -81,20 +80,12 @@ async fn main() -> anyhow::Result<()> {
     let clients = env_usize("BENCH_CLIENTS", 8).max(1);
     let steady_secs = env_usize("BENCH_STEADY_SECS", 15);
     let id = unique();
-    let mut config = Config::load(None)?;
-    config.listen = "127.0.0.1:0".parse()?;
-    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
-    config.kafka.topic_prefix = format!("attest-bench-ingest.{id}");
-    config.kafka.consumer_group = format!("attest-bench-ingest-{id}");
-    config.clickhouse.database = format!("attest_bench_ingest_{id}");
-    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    let mut config = support::bench_config("-ingest", &id)?;
     // Ingest alone: the writer would compete for the same 2 cores.
     config.writer.enabled = false;
     let http = reqwest::Client::new();
 
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
+    let leptos = support::leptos_options();
     let running = attest_server::start(config.clone(), leptos).await?;
     let key = attest_server::open_keys(&config)
         .await?

@@ -366,13 +366,7 @@ async fn main() -> anyhow::Result<()> {
     let bare_n = env_usize("BENCH_BARE_EVENTS", 1_000_000);
     let probe_secs = env_usize("BENCH_PROBE_SECS", 20) as u64;
     let id = unique();
-    let mut config = Config::load(None)?;
-    config.listen = "127.0.0.1:0".parse()?;
-    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
-    config.kafka.topic_prefix = format!("attest-bench-sustained.{id}");
-    config.kafka.consumer_group = format!("attest-bench-sustained-{id}");
-    config.clickhouse.database = format!("attest_bench_sustained_{id}");
-    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    let config = support::bench_config("-sustained", &id)?;
     let registry = Registry::load(&config.schemas_dir)?;
     let http = reqwest::Client::new();
     let load_at_start = load_average();
@@ -419,9 +413,7 @@ async fn main() -> anyhow::Result<()> {
     println!("bare consumer: {consume_rate:.0} events/s");
 
     // 2. Attest, writer on, through the front door.
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
+    let leptos = support::leptos_options();
     let running = attest_server::start(config.clone(), leptos).await?;
     let base = format!("http://{}", running.addr);
     let key = attest_server::open_keys(&config)

@@ -85,9 +85,7 @@ async fn start(
     config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
     config.writer.enabled = writer;
     config.trends.enabled = sampling;
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
+    let leptos = support::leptos_options();
     let running = attest_server::start(config.clone(), leptos).await?;
     Ok((config, running))
 }

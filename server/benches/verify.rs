@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use attest_server::config::Config;
 use attest_server::integrity::export_verify::verify;
 use attest_server::integrity::export_zip::read_entries;
 use attest_server::integrity::KeyRing;
@@ -23,7 +22,9 @@ use futures::stream::{self, StreamExt};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod support;
-use support::{env_usize, load_average, machine, unique, write_section};
+use support::{
+    bench_config, env_usize, leptos_options, load_average, machine, unique, write_section,
+};
 
 const BATCH: usize = 500;
 
@@ -32,21 +33,12 @@ async fn main() -> anyhow::Result<()> {
     let n = env_usize("BENCH_VERIFY_EVENTS", 200_000);
     let runs = env_usize("BENCH_VERIFY_RUNS", 3).max(1);
     let id = unique();
-    let mut config = Config::load(None)?;
-    config.listen = "127.0.0.1:0".parse()?;
-    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
-    config.kafka.topic_prefix = format!("attest-bench.{id}");
-    config.kafka.consumer_group = format!("attest-bench-{id}");
-    config.clickhouse.database = format!("attest_bench_{id}");
-    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    let mut config = bench_config("", &id)?;
     config.integrity.key_dir = std::env::temp_dir().join(format!("attest-bench-keys-{id}"));
     // The bench posts and exports without a key or a session.
     config.ingest.require_api_key = false;
     config.console.require_login = false;
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
-    let running = attest_server::start(config.clone(), leptos).await?;
+    let running = attest_server::start(config.clone(), leptos_options()).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
 

@@ -90,11 +90,7 @@ async fn clickhouse_scalar(http: &reqwest::Client, config: &Config, sql: &str) -
 async fn main() -> anyhow::Result<()> {
     let n = env_usize("BENCH_EVENTS", 2_000_000);
     let id = unique();
-    let mut config = Config::load(None)?;
-    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
-    config.kafka.topic_prefix = format!("attest-bench.{id}");
-    config.kafka.consumer_group = format!("attest-bench-{id}");
-    config.clickhouse.database = format!("attest_bench_{id}");
+    let config = support::bench_config("", &id)?;
     let registry = Arc::new(Registry::load(&config.schemas_dir)?);
     let http = reqwest::Client::new();
 
@@ -233,9 +229,7 @@ async fn main() -> anyhow::Result<()> {
     // The bench posts without an API key and spools to a directory of its own.
     fresh_config.ingest.require_api_key = false;
     fresh_config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
-    let leptos = leptos::config::LeptosOptions::builder()
-        .output_name("attest")
-        .build();
+    let leptos = support::leptos_options();
     let running = attest_server::start(fresh_config.clone(), leptos).await?;
     let url = format!("http://{}/api/v1/events", running.addr);
     let mut latencies = Vec::new();

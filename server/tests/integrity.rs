@@ -501,6 +501,19 @@ async fn the_scheduled_check_records_a_changed_row_in_attests_own_trail() {
         assert!(Instant::now() < deadline, "no scheduled check ran");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The clean check signed checkpoints (INTEGRITY section 16) at the
+    // committed heads, which the next checks walk back to.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let signed = server
+            .clickhouse("SELECT count() FROM attest_integrity_checkpoints")
+            .await;
+        if signed.trim() != "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job signed no checkpoint");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     common::mutate(
         &server,
         "ALTER TABLE audit_events UPDATE received_at = received_at + 1 WHERE event_id = 'sched-11'",

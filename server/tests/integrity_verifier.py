@@ -83,17 +83,23 @@ def record_message(r):
     return b"".join(field(p) for p in parts)
 
 
-def record_ok(r, keys):
-    """Section 14: the signature under a published key valid at executed_at."""
-    key = keys.get(r["key_id"])
-    if key is None or not key_valid(key, int(r["executed_at"])):
+def signed_ok(keys, key_id, at, message, signature):
+    """Section 6: `signature` (hex) is key `key_id`'s Ed25519 signature of
+    `message`, and the key is published and valid at `at`."""
+    key = keys.get(key_id)
+    if key is None or not key_valid(key, int(at)):
         return False
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
-            bytes.fromhex(r["signature"]), record_message(r))
+            bytes.fromhex(signature), message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def record_ok(r, keys):
+    """Section 14: the signature under a published key valid at executed_at."""
+    return signed_ok(keys, r["key_id"], r["executed_at"], record_message(r), r["signature"])
 
 
 def judge_row(row, sealed_hex, records, keys):
@@ -136,16 +142,8 @@ def signed_message(d):
 
 def digest_ok(d, keys):
     """Sections 5 and 6: the key, its validity, the signature, the hash."""
-    key = keys.get(d["key_id"])
-    if key is None:
-        return False
-    sealed = int(d["sealed_at"])
-    if sealed < key["not_before"] or (key["not_after"] is not None and sealed > key["not_after"] + ROTATION_GRACE_MS):
-        return False
     message = signed_message(d)
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(bytes.fromhex(d["signature"]), message)
-    except (InvalidSignature, ValueError):
+    if not signed_ok(keys, d["key_id"], d["sealed_at"], message, d["signature"]):
         return False
     return sha256(message + field(d["signature"])).hex() == d["digest_hash"]
 
@@ -322,15 +320,7 @@ def removed_by_retention(ch, keys, topic, partition, l, cache, problems):
         for r in ch.rows("SELECT topic, partition, tenant_id, month, kafka_offsets, executed_at, key_id, signature "
                          f"FROM attest_retention_records WHERE topic = {quote(topic)} AND partition = {partition} "
                          f"AND tenant_id = {quote(l['tenant_id'])}"):
-            key = keys.get(r["key_id"])
-            ok = key is not None and key_valid(key, int(r["executed_at"]))
-            if ok:
-                try:
-                    Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
-                        bytes.fromhex(r["signature"]), retention_message(r))
-                except (InvalidSignature, ValueError):
-                    ok = False
-            if ok:
+            if signed_ok(keys, r["key_id"], r["executed_at"], retention_message(r), r["signature"]):
                 valid.append({int(o) for o in r["kafka_offsets"]})
             else:
                 problems.append(("bad_retention_record", f"{r['tenant_id']}/{r['month']}"))
@@ -558,17 +548,8 @@ def verify_export(path, trusted):
     if sig_bytes is None:
         return done()
     sig = json.loads(sig_bytes)
-    key = ring.get(sig["key_id"])
     message = field("attest-manifest-v1") + field(hashlib.sha256(manifest_bytes).hexdigest())
-    good = False
-    if key is not None and key_valid(key, int(manifest["created_at"])):
-        try:
-            Ed25519PublicKey.from_public_bytes(bytes.fromhex(key["public_key"])).verify(
-                bytes.fromhex(sig["signature"]), message)
-            good = True
-        except (InvalidSignature, ValueError):
-            good = False
-    if not good:
+    if not signed_ok(ring, sig["key_id"], manifest["created_at"], message, sig["signature"]):
         problems.append(["manifest_signature", sig["key_id"], "does not verify with the trusted keys"])
 
     # Digests: each alone, then the manifest's list, then the chain links.

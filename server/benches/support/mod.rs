@@ -3,6 +3,29 @@
 
 #![allow(dead_code)]
 
+/// The configuration a bench starts from: the environment's, on a free
+/// port, with the repository's contract, and topics, consumer group,
+/// database and spool of its own, named as scripts/sweep.py knows them:
+/// `attest-bench{kind}.<id>` and `attest_bench{kind}_<id>` (`kind` is "",
+/// "-ingest" or "-sustained").
+pub fn bench_config(kind: &str, id: &str) -> anyhow::Result<attest_server::config::Config> {
+    let mut config = attest_server::config::Config::load(None)?;
+    config.listen = "127.0.0.1:0".parse()?;
+    config.schemas_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").into();
+    config.kafka.topic_prefix = format!("attest-bench{kind}.{id}");
+    config.kafka.consumer_group = format!("attest-bench{kind}-{id}");
+    config.clickhouse.database = format!("attest_bench{}_{id}", kind.replace('-', "_"));
+    config.ingest.spool_dir = std::env::temp_dir().join(format!("attest-bench-spool-{id}"));
+    Ok(config)
+}
+
+/// What a bench's server is started with besides its configuration.
+pub fn leptos_options() -> leptos::config::LeptosOptions {
+    leptos::config::LeptosOptions::builder()
+        .output_name("attest")
+        .build()
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

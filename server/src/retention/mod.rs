@@ -86,14 +86,31 @@ impl Retention {
         self
     }
 
-    /// Signs and stores which rows of `tenant`'s `month` are removed: one
-    /// record per topic and partition. The key is read at every run, so a
-    /// rotation is followed.
-    async fn sign_removal(&self, tenant: &str, month: Month) -> Result<(), RetentionError> {
+    /// Signs and stores which rows of each of `tenants`' `month` are
+    /// removed: one record per tenant, topic and partition. The key is read
+    /// once per removal, so a rotation is followed.
+    async fn sign_removal(
+        &self,
+        tenants: &[(String, u64)],
+        month: Month,
+    ) -> Result<(), RetentionError> {
         let Some(signing) = &self.signing else {
             return Ok(());
         };
         let key = SigningKey::load(&signing.key_dir)?;
+        for (tenant, _) in tenants {
+            self.sign_tenant(signing, &key, tenant, month).await?;
+        }
+        Ok(())
+    }
+
+    async fn sign_tenant(
+        &self,
+        signing: &RecordSigning,
+        key: &SigningKey,
+        tenant: &str,
+        month: Month,
+    ) -> Result<(), RetentionError> {
         let places = self
             .store
             .places_between(tenant, month.start_s(), month.next().start_s())
@@ -109,7 +126,7 @@ impl Retention {
                 continue;
             };
             records.push(RetentionRecord::sign(
-                &key,
+                key,
                 &crate::topics::for_category(&signing.topic_prefix, category),
                 place.kafka_partition,
                 tenant,
@@ -187,9 +204,7 @@ impl Retention {
                     .await?;
             }
             let done = async {
-                for (tenant, _) in &tenants {
-                    self.sign_removal(tenant, month).await?;
-                }
+                self.sign_removal(&tenants, month).await?;
                 match removal {
                     Removal::DropMonth { month, .. } => self.store.drop_month(month.id()).await?,
                     Removal::DeleteTenantMonth { month, tenant, .. } => {
