@@ -395,9 +395,14 @@ def check_redaction(sess, statements, check):
     rows = run("redaction_request", {"request_id": "r1"})
     got = [(r["request_id"], int(r["version"])) for r in rows or []]
     check("query redaction_request", got == [("r1", 2)], str(got))
+    # Approvals: one stored twice (collapses), another of the same request,
+    # one of another request.
+    for approval in ["('r1', 2, 'b1', 'bob')", "('r1', 2, 'b1', 'bob')", "('r1', 1, 'c1', 'carol')",
+                     "('r2', 1, 'd1', 'dave')"]:
+        sess.query("INSERT INTO attest_redaction_approvals VALUES " + approval)
     rows = run("redaction_approvals", {"request_id": "r1"})
-    got = [(r["approved_by"], int(r["version"])) for r in rows or []]
-    check("query redaction_approvals (every stored approval)", got == [("bob", 1), ("bob", 2)], str(got))
+    got = [(r["approved_by"], int(r["approved_at"])) for r in rows or []]
+    check("query redaction_approvals (every stored approval, once)", got == [("carol", 1), ("bob", 2)], str(got))
     rows = run("redaction_records_of_events", {"tenant": "acme", "event_ids": ["e-1", "e-9"]})
     got = [(r["event_id"], r["redacted_hash"]) for r in rows or []]
     check("query redaction_records_of_events (once each)", got == [("e-1", "x1")], str(got))

@@ -855,6 +855,86 @@ async fn two_approvals_at_once_execute_once() {
     server.stop().await;
 }
 
+/// Two admins approved at once in two processes, and a merge of the
+/// request's versions ran before either run signed anything: the run still
+/// counts the earliest approval, which the merge took from the request's
+/// versions but not from the approvals (docs/INTEGRITY.md, section 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_before_the_run_keeps_the_earliest_approval() {
+    use attest_server::redaction::{NewRequest, Who};
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    let server = common::start(config.clone()).await;
+    let now = attest_server::ingest::now_ms();
+    seed(&server, &events(now)).await;
+
+    let redactions = attest_server::open_redactions(&config).await.unwrap();
+    let made = redactions
+        .request(
+            &Who::operator("ops-a"),
+            NewRequest {
+                tenant_id: TENANT.into(),
+                event_ids: vec!["sub-0".into()],
+                fields: vec!["actor.ip".into()],
+                reason: "erasure 11".into(),
+                ..NewRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let id = made.request_id.as_str();
+    // What each approver's process stores: its approval, then the
+    // request's approved version (whose version is the approval's time).
+    let approved = attest_server::ingest::now_ms();
+    for (who, at) in [("ops-c", approved), ("ops-b", approved + 5)] {
+        server
+            .clickhouse(&format!(
+                "INSERT INTO attest_redaction_approvals (request_id, approved_at, approved_by_id, \
+                 approved_by) VALUES ('{id}', {at}, 'cli:{who}', '{who}')"
+            ))
+            .await;
+        server
+            .clickhouse(&format!(
+                "INSERT INTO attest_redaction_requests SELECT request_id, tenant_id, \
+                 subject_actor_id, event_ids, content_hashes, fields, reason, requested_by, \
+                 requested_by_id, requested_at, '{who}', 'cli:{who}', {at}, 0, {at} \
+                 FROM attest_redaction_requests FINAL WHERE request_id = '{id}'"
+            ))
+            .await;
+    }
+    server
+        .clickhouse("OPTIMIZE TABLE attest_redaction_requests FINAL")
+        .await;
+    let versions = server
+        .clickhouse(&format!(
+            "SELECT approved_by FROM attest_redaction_requests WHERE request_id = '{id}' \
+             FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(
+        versions, "ops-b\n",
+        "the merge kept the newest version only"
+    );
+
+    let run = redactions
+        .execute(id, &Who::operator("ops-b"))
+        .await
+        .unwrap();
+    assert_eq!(run.redacted, 1);
+    assert_eq!(
+        run.request.approved_by, "ops-c",
+        "the earliest approval counts"
+    );
+    let records = server
+        .clickhouse(&format!(
+            "SELECT DISTINCT approved_by FROM attest_redaction_records WHERE request_id = '{id}' \
+             FORMAT TabSeparated"
+        ))
+        .await;
+    assert_eq!(records, "ops-c\n");
+    server.stop().await;
+}
+
 /// A subject with thousands of events is redacted in a bounded number of
 /// inserts: every row redacted, one record each, counts unchanged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,7 @@ use crate::integrity::keys::{KeyError, SigningKey};
 use crate::integrity::leaf::Sealed;
 use crate::integrity::redaction::{judge_row, RedactionRecord, RowHashes, RowSeal, Unsigned};
 use crate::integrity::KeyRing;
-use crate::store::{EventRow, LeafRow, RequestRow, Store, StoreError};
+use crate::store::{ApprovalRow, EventRow, LeafRow, RequestRow, Store, StoreError};
 pub use fields::Field;
 
 /// How many events one request may cover: a subject with more is erased in
@@ -491,6 +491,14 @@ impl Redactions {
             BTreeMap::new(),
         )
         .await?;
+        self.store
+            .put_redaction_approval(&ApprovalRow {
+                request_id: row.request_id.clone(),
+                approved_at: now,
+                approved_by_id: by.id.clone(),
+                approved_by: by.name.clone(),
+            })
+            .await?;
         self.store.put_redaction_request(&row).await?;
         info!(request = %request_id, approver = %by.name, "redaction approved");
         // Another admin may have approved in another process at the same
@@ -999,10 +1007,10 @@ struct SealedDigest {
 /// the approver's identity. A pure function of what is stored, so every
 /// process that reads the same approvals picks the same one.
 fn pick_approval<'a>(
-    approvals: &'a [RequestRow],
+    approvals: &'a [ApprovalRow],
     signed_by: Option<&str>,
-) -> Option<&'a RequestRow> {
-    let order = |a: &&RequestRow| (a.approved_at, a.approved_by_id.clone());
+) -> Option<&'a ApprovalRow> {
+    let order = |a: &&ApprovalRow| (a.approved_at, a.approved_by_id.clone());
     let approvals = approvals.iter().filter(|a| a.approved_at > 0);
     match signed_by {
         Some(name) => approvals
@@ -1091,22 +1099,6 @@ mod tests {
     fn states_follow_the_times() {
         // Requested, not approved yet.
         let mut row = RequestRow {
-            approved_by: String::new(),
-            approved_by_id: String::new(),
-            version: 5,
-            ..approval("", 0)
-        };
-        assert_eq!(State::of(&row), State::Pending);
-        row.approved_at = 2;
-        assert_eq!(State::of(&row), State::Approved);
-        row.executed_at = 3;
-        assert_eq!(State::of(&row), State::Executed);
-        assert_eq!(next_version(&row, 2), 6, "never older than the stored one");
-        assert_eq!(next_version(&row, 100), 100);
-    }
-
-    fn approval(by: &str, at: i64) -> RequestRow {
-        RequestRow {
             request_id: "r".into(),
             tenant_id: "t".into(),
             subject_actor_id: String::new(),
@@ -1117,11 +1109,27 @@ mod tests {
             requested_by: "a".into(),
             requested_by_id: "cli:a".into(),
             requested_at: 1,
-            approved_by: by.into(),
-            approved_by_id: format!("cli:{by}"),
-            approved_at: at,
+            approved_by: String::new(),
+            approved_by_id: String::new(),
+            approved_at: 0,
             executed_at: 0,
-            version: at as u64,
+            version: 5,
+        };
+        assert_eq!(State::of(&row), State::Pending);
+        row.approved_at = 2;
+        assert_eq!(State::of(&row), State::Approved);
+        row.executed_at = 3;
+        assert_eq!(State::of(&row), State::Executed);
+        assert_eq!(next_version(&row, 2), 6, "never older than the stored one");
+        assert_eq!(next_version(&row, 100), 100);
+    }
+
+    fn approval(by: &str, at: i64) -> ApprovalRow {
+        ApprovalRow {
+            request_id: "r".into(),
+            approved_at: at,
+            approved_by_id: format!("cli:{by}"),
+            approved_by: by.into(),
         }
     }
 
@@ -1135,7 +1143,7 @@ mod tests {
         let pick = |signed| pick_approval(&stored, signed).map(|a| a.approved_by.as_str());
         // In any order read: the earliest, then by identity.
         assert_eq!(pick(None), Some("bob"));
-        let reversed: Vec<RequestRow> = stored.iter().rev().cloned().collect();
+        let reversed: Vec<ApprovalRow> = stored.iter().rev().cloned().collect();
         assert_eq!(
             pick_approval(&reversed, None).map(|a| a.approved_by.as_str()),
             Some("bob")

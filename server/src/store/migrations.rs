@@ -147,6 +147,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "integrity_checkpoints",
         sql: include_str!("../../migrations/0025_integrity_checkpoints.sql"),
     },
+    Migration {
+        version: 26,
+        name: "redaction_approvals",
+        sql: include_str!("../../migrations/0026_redaction_approvals.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
@@ -346,9 +351,10 @@ mod tests {
                 // before it dropped and created afresh.
                 let rebuild = s.starts_with("INSERT INTO audit_") && s.contains("_identity_new")
                     || s.starts_with("RENAME TABLE") && s.contains("_identity_new TO");
-                // Leaf sets moved over again are the same rows of a
-                // ReplacingMergeTree, and collapse.
-                let collapsing = s.starts_with("INSERT INTO attest_integrity_leaf_sets");
+                // Leaf sets moved over again, or approvals copied again,
+                // are the same rows of a ReplacingMergeTree, and collapse.
+                let collapsing = s.starts_with("INSERT INTO attest_integrity_leaf_sets")
+                    || s.starts_with("INSERT INTO attest_redaction_approvals");
                 // A column added where 18.16 has no ADD COLUMN IF NOT
                 // EXISTS: the migration names it as its done-when-column,
                 // so a second run is recorded instead of run.

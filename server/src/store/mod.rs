@@ -28,7 +28,7 @@ pub use keys::KeyRow;
 pub use pipeline::NodeFigures;
 pub use procs::{StatusRow, STATUS_TABLE};
 pub use queries::{catalogue, QueryTemplate};
-pub use redaction::RequestRow;
+pub use redaction::{ApprovalRow, RequestRow};
 pub use retention::HoldRow;
 pub(crate) use search::{ExportCell, EXPORT_COLUMNS};
 pub use search::{ExportFormat, ExportStream, Limits as SearchLimits, MinuteCount};

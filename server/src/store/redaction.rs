@@ -14,6 +14,7 @@ use crate::integrity::redaction::RedactionRecord;
 
 pub const REQUESTS_TABLE: &str = "attest_redaction_requests";
 pub const RECORDS_TABLE: &str = "attest_redaction_records";
+pub const APPROVALS_TABLE: &str = "attest_redaction_approvals";
 
 const REQUEST_COLUMNS: &str = "request_id, tenant_id, subject_actor_id, event_ids, \
      content_hashes, fields, reason, requested_by, requested_by_id, requested_at, approved_by, \
@@ -39,13 +40,15 @@ fn request_sql() -> String {
     format!("SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} FINAL WHERE request_id = ?")
 }
 
-/// Every approval ever stored for a request (not only the newest
-/// version): two admins approving at once each store one, and the
-/// executor picks the one that counts from all of them.
+/// Every approval ever stored for a request, each once: two admins
+/// approving at once each store one, and the executor picks the one that
+/// counts from all of them. They are read from their own table (migration
+/// 0026), where a merge collapses only an approval stored twice; the
+/// request's versions would lose all but the newest to a merge.
 fn approvals_sql() -> String {
     format!(
-        "SELECT {REQUEST_COLUMNS} FROM {REQUESTS_TABLE} WHERE request_id = ? AND approved_at > 0 \
-         ORDER BY approved_at, approved_by_id, version"
+        "SELECT DISTINCT request_id, approved_at, approved_by_id, approved_by \
+         FROM {APPROVALS_TABLE} WHERE request_id = ? ORDER BY approved_at, approved_by_id"
     )
 }
 
@@ -170,6 +173,18 @@ pub struct RequestRow {
     pub version: u64,
 }
 
+/// One admin's approval of a request, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct ApprovalRow {
+    pub request_id: String,
+    /// Epoch milliseconds.
+    pub approved_at: i64,
+    /// The grant's access id (`cli:<name>` from the CLI).
+    pub approved_by_id: String,
+    /// Console name.
+    pub approved_by: String,
+}
+
 pub(crate) fn templates() -> Vec<QueryTemplate> {
     let t = |name: &str, sql: String, params: &'static [&'static str]| QueryTemplate {
         name: name.into(),
@@ -247,13 +262,22 @@ impl Store {
 
     /// Every stored approval of a request, earliest first (see
     /// [`approvals_sql`]).
-    pub async fn redaction_approvals(&self, id: &str) -> Result<Vec<RequestRow>, StoreError> {
+    pub async fn redaction_approvals(&self, id: &str) -> Result<Vec<ApprovalRow>, StoreError> {
         Ok(self
             .primary
             .query(&approvals_sql())
             .bind(id)
             .fetch_all()
             .await?)
+    }
+
+    /// Stores one approval. The approver stores it before the request's
+    /// approved version, so that an approved request always has it.
+    pub async fn put_redaction_approval(&self, row: &ApprovalRow) -> Result<(), StoreError> {
+        let mut insert = self.primary.insert::<ApprovalRow>(APPROVALS_TABLE).await?;
+        insert.write(row).await?;
+        insert.end().await?;
+        Ok(())
     }
 
     /// Stores a new version of a request; the highest `version` wins.
