@@ -159,6 +159,24 @@ impl TestServer {
         (status, json)
     }
 
+    /// Posts a batch (a JSON array of events).
+    pub async fn post_batch_json(
+        &self,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/events/batch", self.base_url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("attest reachable");
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self
             .http
