@@ -1,19 +1,19 @@
 #!/usr/bin/env node
 // Starts the release WASM of the console in Debian's Chromium: the build
-// users meet (opt-level z, LTO, then binaryen's wasm-opt), which the
-// browser tests, run against the faster debug build, never load.
+// users meet (opt-level z, LTO, then binaryen's wasm-opt). The browser
+// tests hydrate it too, later; this fails first, and names the cause.
 //
 //   node end2end/release-wasm.js SITE_ROOT
 //
-// SITE_ROOT is what `scripts/console.sh build-wasm SITE_ROOT` made. This
+// SITE_ROOT is where `ATTEST_PROFILE=release ATTEST_SITE_ROOT=SITE_ROOT
+// scripts/console.sh build` built the console. This
 // serves its pkg/ directory with a page that loads the module and
 // instantiates the WASM as the console's own loader does, up to where
 // hydration would begin: wasm-bindgen's start-up (its externref table is
 // filled here, which is where a wasm-opt that rewrote the module's exports
 // once broke every release build with "WebAssembly.Table.set(): Argument 1
 // is invalid"), then checks that the module exports `hydrate`. It does not
-// hydrate: that needs the release server's own page, and the browser tests
-// cover hydration on the debug build.
+// hydrate: the browser tests do, on the release console's own pages.
 //
 // Prints "release-wasm: 1 passed, 0 failed" (scripts/test.sh counts it) or
 // "release-wasm: 0 passed, 1 failed" with the browser's error, and exits 1.
@@ -74,7 +74,7 @@ function report(ok, detail) {
 async function main() {
   const site = process.argv[2];
   if (!site || !fs.existsSync(path.join(site, 'pkg', 'attest.wasm'))) {
-    report(false, `no ${site}/pkg/attest.wasm: run scripts/console.sh build-wasm ${site || 'DIR'}`);
+    report(false, `no ${site}/pkg/attest.wasm: run ATTEST_PROFILE=release ATTEST_SITE_ROOT=${site || 'DIR'} scripts/console.sh build`);
     return;
   }
   const server = serve(site);

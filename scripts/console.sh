@@ -3,7 +3,6 @@
 # background process on loopback.
 #
 #   scripts/console.sh build          # cargo leptos build (server binary + WASM + CSS)
-#   scripts/console.sh build-wasm DIR # only the release WASM, JS and CSS, into site root DIR
 #   scripts/console.sh start          # start it (reuses a running one), wait for /readyz
 #   scripts/console.sh stop | status
 #
@@ -13,6 +12,7 @@
 # start/stop/status follow the profile the running instance was started with.
 # ATTEST_INSTANCE names an instance (default "console"): its pid file, log and
 # URL are kept apart, so the test suite's console never touches yours.
+# ATTEST_SITE_ROOT builds into and serves another site root than the profile's.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -50,6 +50,10 @@ if [[ "$ATTEST_PROFILE" == release ]]; then
 else
   SITE_ROOT="$ATTEST_ROOT/target/site"
 fi
+# ATTEST_SITE_ROOT builds into and serves another site root: scripts/test.sh
+# builds the release console into a site of its own, so that a running
+# release console's WASM is never replaced under it.
+SITE_ROOT="${ATTEST_SITE_ROOT:-$SITE_ROOT}"
 
 healthy() { curl -sf --max-time 5 "http://$ADDR/healthz" >/dev/null; }
 
@@ -199,21 +203,8 @@ status() {
   fi
 }
 
-# build_wasm DIR: the release WASM exactly as `build` makes it (same
-# profile, wasm-bindgen and wasm-opt), without the server, into a site root
-# of its own: a running release console's site is never touched.
-build_wasm() {
-  [[ -n "${1:-}" ]] || die "usage: scripts/console.sh build-wasm DIR"
-  cd "$ATTEST_ROOT"
-  local bin_dir
-  bin_dir="$(wasm_opt_dir)"
-  log "building the release WASM console into $1 ($("$bin_dir/wasm-opt" --version))"
-  PATH="$bin_dir:$PATH" LEPTOS_SITE_ROOT="$1" cargo leptos build --release --frontend-only
-}
-
 case "${1:-}" in
   build) build ;;
-  build-wasm) build_wasm "${2:-}" ;;
   start) start ;;
   stop) stop ;;
   status) status ;;

@@ -3,14 +3,16 @@
 # failure. Installs what is missing and starts the stack if it is not up.
 #
 #   1. formatting and lints (cargo fmt, clippy -D warnings), the release
-#      WASM built as scripts/up.sh builds it and started in Chromium
+#      console built as scripts/up.sh builds it and its WASM started in
+#      Chromium
 #   2. unit and integration tests (cargo test; integration tests use Kafka
 #      and ClickHouse with their own topics and databases), then every
 #      migration and query on a current ClickHouse embedded by chdb, the
 #      OpenAPI document (valid 3.1, docs/API.md current), the SDKs' tests
 #      and their broker-restart test (a private broker)
 #   3. browser end-to-end tests (Playwright in Debian's Chromium) against a
-#      console instance of their own ("e2e": own port, topics and database)
+#      release console instance of their own ("e2e": own port, topics and
+#      database)
 #   4. scripts/chaos.sh: the server, the broker and ClickHouse killed with
 #      SIGKILL under load, brought back by supervisors; every acknowledged
 #      event stored once ("chaos: … missing 0, duplicated 0" counts as 1 passed)
@@ -104,14 +106,18 @@ log "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy -p server -p app --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
-# The WASM as scripts/up.sh builds it (cargo-leptos's wasm-release profile,
-# wasm-bindgen, binaryen's wasm-opt), into a site of its own: optimised code
-# generation reaches limits a debug build and clippy never do (a view type
-# too deep for rustc's default recursion limit once broke only this build),
-# a wasm-opt once broke every release WASM at start-up, and up.sh is the
-# README's first command. Started in Chromium below.
+# The console as scripts/up.sh builds it (the release server; cargo-leptos's
+# wasm-release profile, wasm-bindgen, binaryen's wasm-opt), into a site of
+# its own: the browser tests below run it. Optimised code generation
+# reaches limits a debug build and clippy never do (a view type too deep for
+# rustc's default recursion limit once broke only this build), a wasm-opt
+# once broke every release WASM at start-up, and a debug console is built
+# with its components erased (cargo-leptos does that for compile time), so
+# its pages and WASM are not the release build's: up.sh, the README's first
+# command, serves this one. Started in Chromium at once below, so that a
+# WASM that cannot start fails early and by name.
 release_site="$ATTEST_ROOT/target/site-release-check"
-"$here/console.sh" build-wasm "$release_site"
+ATTEST_PROFILE=release ATTEST_SITE_ROOT="$release_site" "$here/console.sh" build
 
 log "the release WASM starts in Chromium"
 run node end2end/release-wasm.js "$release_site"
@@ -143,10 +149,9 @@ run python3 sdk/testing/restart.py python
 run python3 sdk/testing/restart.py rust
 
 log "browser end-to-end tests"
-# The e2e console is a debug build: it compiles much faster than the release
-# build scripts/up.sh serves. It has its own site (target/site).
-export ATTEST_PROFILE=debug
-"$here/console.sh" build
+# The e2e console is the release build made above, with its own site: what
+# users run, pages and WASM alike.
+export ATTEST_PROFILE=release ATTEST_SITE_ROOT="$release_site"
 export ATTEST_INSTANCE=e2e
 export ATTEST_CONSOLE_PORT="${ATTEST_E2E_PORT:-3039}"
 export ATTEST_KAFKA__TOPIC_PREFIX=attest.e2e
