@@ -69,13 +69,15 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
 
     /// Events matching the search (its cursor aside) that `position` has
-    /// not delivered: received after its moment, and past its Kafka
-    /// offsets, at most [`POLL_ROWS`](crate::tail::POLL_ROWS) of them in
-    /// offset order, with the position after them.
+    /// not delivered: received after its moment, past its Kafka offsets
+    /// and below the writers' committed ones (`delivered`), at most
+    /// [`POLL_ROWS`](crate::tail::POLL_ROWS) of them in offset order, with
+    /// the position after them.
     async fn tail(
         &self,
         query: &SearchQuery,
         position: &crate::tail::TailPosition,
+        delivered: &crate::tail::Delivered,
         now_ms: i64,
     ) -> Result<crate::tail::TailBatch, StoreError>;
 

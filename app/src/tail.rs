@@ -31,9 +31,10 @@ const MAX_PARTS: usize = 6 * 256;
 /// Where a tail stands: events received after `since_ms` (the search
 /// page's snapshot, so the tail continues exactly where the results end),
 /// and per category topic and partition the next Kafka offset to deliver.
-/// The writer inserts each partition in offset order, so a row below the
-/// next offset was delivered already, and one at or above it was not, how
-/// late it reached ClickHouse notwithstanding.
+/// A poll reads only below the writers' committed offsets ([`Delivered`]),
+/// below which every row is in ClickHouse, so a row below the next offset
+/// was delivered already, and one at or above it was not, how late it
+/// reached ClickHouse notwithstanding.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TailPosition {
     pub since_ms: i64,
@@ -88,16 +89,9 @@ impl TailPosition {
     }
 
     /// `category/partition` keys and their next offsets, as the tail query
-    /// binds them. A first pair that matches no row keeps both arrays
-    /// non-empty (an empty array literal has no element type in SQL).
+    /// binds them (a partition it does not name is read from offset 0).
     pub fn bound(&self) -> (Vec<String>, Vec<i64>) {
-        let mut keys = vec![String::new()];
-        let mut offsets = vec![0];
-        for ((category, partition), next) in &self.next {
-            keys.push(format!("{category}/{partition}"));
-            offsets.push(*next);
-        }
-        (keys, offsets)
+        bound_arrays(&self.next)
     }
 
     /// `since_ms` then `category:partition:next` pairs, the SSE event id.
@@ -140,6 +134,40 @@ impl TailPosition {
         }
         Ok(TailPosition { since_ms, next })
     }
+}
+
+/// How far the writers' group has committed, per category topic and
+/// partition: the next offset it will read, every offset below it inserted
+/// into ClickHouse (the writer commits only after its rows are in). A poll
+/// reads no row at or above it: two batches insert at once
+/// (`writer.inserts_in_flight`), so a partition's younger rows can be
+/// visible before its older ones, and a position moved past them would
+/// skip the older ones when they land. A partition without a commit is
+/// not read yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered(pub BTreeMap<(String, i32), i64>);
+
+impl Delivered {
+    /// `category/partition` keys and their committed offsets, as the tail
+    /// query binds them (a partition it does not name is read nowhere).
+    pub fn bound(&self) -> (Vec<String>, Vec<i64>) {
+        bound_arrays(&self.0)
+    }
+}
+
+/// Keys `category/partition` and their offsets as two arrays the tail query
+/// looks a row's partition up in (`indexOf`, then `arrayElement`). The first
+/// pair matches no row: an unnamed partition finds index 0 and so offset 0,
+/// and the arrays are never empty (an empty array literal has no element
+/// type in SQL).
+fn bound_arrays(offsets: &BTreeMap<(String, i32), i64>) -> (Vec<String>, Vec<i64>) {
+    let mut keys = vec![String::new()];
+    let mut values = vec![0];
+    for ((category, partition), offset) in offsets {
+        keys.push(format!("{category}/{partition}"));
+        values.push(*offset);
+    }
+    (keys, values)
 }
 
 /// What one poll of the store found.

@@ -69,6 +69,8 @@ pub enum StartError {
     IntegrityKeys(#[from] integrity::keys::KeyError),
     #[error("integrity check: {0}")]
     Integrity(#[from] integrity::check::CheckError),
+    #[error("cannot read the writers' committed offsets for the live tail: {0}")]
+    Delivered(#[from] write::delivered::DeliveredError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -612,12 +614,13 @@ pub async fn start(
         config.integrity.key_dir.clone(),
         config.kafka.clone(),
     ));
+    let delivered = Arc::new(write::delivered::DeliveredOffsets::new(&config.kafka)?);
     let app = console_router(
         leptos_options,
         prepared.store.clone(),
         console_auth,
         ingest,
-        reads,
+        SearchParts { reads, delivered },
         IntegrityParts {
             proofs: http::export::ProofsSetup {
                 key_dir: config.integrity.key_dir.clone(),
@@ -733,6 +736,14 @@ struct AdminParts {
     sample_every: Duration,
 }
 
+/// What Search's reads need beside the store: where they are recorded
+/// (`None` without sign-in), and the writers' committed offsets, below
+/// which the live tail reads.
+struct SearchParts {
+    reads: Option<access::ReadLog>,
+    delivered: Arc<write::delivered::DeliveredOffsets>,
+}
+
 /// What the console's integrity features need: exports with proofs, and
 /// the event page's check of one event's seal.
 struct IntegrityParts {
@@ -754,10 +765,11 @@ fn console_router(
     store: store::Store,
     auth: http::ConsoleAuth,
     ingest: Arc<ingest::Ingest>,
-    reads: Option<access::ReadLog>,
+    search: SearchParts,
     integrity: IntegrityParts,
     admin: AdminParts,
 ) -> Router {
+    let SearchParts { reads, delivered } = search;
     let IntegrityParts {
         proofs,
         seals,
@@ -883,6 +895,7 @@ fn console_router(
         .merge(http::tail::router(http::tail::TailRoutes {
             store: store.clone(),
             reads: tail_reads,
+            delivered,
         }))
         .merge(http::export::export_router(store, board, recorder, proofs))
         .merge(http::redactions::router(redactions))

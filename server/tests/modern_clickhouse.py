@@ -168,6 +168,10 @@ SEARCH_VALUES = {
     # 0 on (every row here is at offset 0 of partition 0).
     "tail_offsets": [0, 0],
     "tail_keys": ["", "admin/0"],
+    # The writers have committed past every row here (offset 0) in the
+    # admin topic's partition 0; of other partitions, nothing.
+    "committed_offsets": [0, 1],
+    "committed_keys": ["", "admin/0"],
     # The metadata columns a page shows (every row here carries k=v).
     "metadata_keys": ["k"],
 }

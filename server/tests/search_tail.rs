@@ -208,3 +208,95 @@ async fn the_tail_delivers_new_events_of_the_viewers_tenants_once_across_a_recon
     );
     server.stop().await;
 }
+
+/// Two batches of one partition insert at once (`writer.inserts_in_flight`),
+/// and the younger one can land first. A poll in between must not move the
+/// position past the older batch's offsets, or its rows are never streamed:
+/// polls stay below the writers' committed offsets, which pass an offset
+/// only once everything before it is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_younger_batch_landing_first_does_not_make_the_tail_skip_the_older_one() {
+    use app::store::EventStore;
+    use app::tail::{Delivered, TailPosition};
+    use attest_server::ingest::validate;
+    use attest_server::store::{EventRow, Provenance};
+
+    let server = common::start(common::test_config()).await;
+    let store = store(&server);
+    let since = attest_server::ingest::now_ms() - 1_000;
+    let row = |id: &str, offset: i64| {
+        let value = event(id, "acme", since - MINUTE);
+        let received = attest_server::ingest::now_ms();
+        let parsed = validate::parse_value(0, value, received, || unreachable!("ids are given"))
+            .expect("a valid event");
+        EventRow::new(
+            parsed,
+            Provenance {
+                schema_id: 1,
+                partition: 0,
+                offset,
+            },
+        )
+    };
+    let search = query("", Some("acme"), last_day());
+    let committed = |next: i64| {
+        Delivered(
+            [(("authentication".to_owned(), 0), next)]
+                .into_iter()
+                .collect(),
+        )
+    };
+    let ids = |hits: &[app::search_model::SearchHit]| -> Vec<String> {
+        hits.iter().map(|h| h.event_id.clone()).collect()
+    };
+
+    // The younger batch (offset 7) is in; the older one (offsets 5 and 6)
+    // is still inserting, so the group has committed up to 5.
+    store
+        .insert_events(&[row("young-7", 7)])
+        .await
+        .expect("insert");
+    let now = attest_server::ingest::now_ms();
+    let first = EventStore::tail(
+        &store,
+        &search,
+        &TailPosition::starting(since),
+        &committed(5),
+        now,
+    )
+    .await
+    .expect("a poll");
+    assert!(
+        first.hits.is_empty(),
+        "nothing below the commit: {:?}",
+        ids(&first.hits)
+    );
+
+    // The older batch lands; both are committed (next offset 8).
+    store
+        .insert_events(&[row("old-5", 5), row("old-6", 6)])
+        .await
+        .expect("insert");
+    let now = attest_server::ingest::now_ms();
+    let second = EventStore::tail(&store, &search, &first.position, &committed(8), now)
+        .await
+        .expect("a poll");
+    assert_eq!(
+        ids(&second.hits),
+        ["old-5", "old-6", "young-7"],
+        "in offset order, none skipped"
+    );
+
+    // A partition the group has not committed in is not read at all.
+    let none = EventStore::tail(
+        &store,
+        &search,
+        &TailPosition::starting(since),
+        &Delivered::default(),
+        now,
+    )
+    .await
+    .expect("a poll");
+    assert!(none.hits.is_empty(), "{:?}", ids(&none.hits));
+    server.stop().await;
+}

@@ -560,9 +560,17 @@ impl EventStore for ScopedStore {
         &self,
         query: &SearchQuery,
         position: &app::tail::TailPosition,
+        delivered: &app::tail::Delivered,
         now_ms: i64,
     ) -> Result<app::tail::TailBatch, ConsoleError> {
-        EventStore::tail(&self.store, &self.query(query)?, position, now_ms).await
+        EventStore::tail(
+            &self.store,
+            &self.query(query)?,
+            position,
+            delivered,
+            now_ms,
+        )
+        .await
     }
 
     async fn time_series(

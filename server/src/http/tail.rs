@@ -1,7 +1,8 @@
 //! The Search page's live tail (`GET /api/search/tail`, server-sent
 //! events): new events matching a search, scoped like Search through
 //! [`ScopedStore`], polled from ClickHouse every [`POLL_EVERY`] per open
-//! stream. Each message's SSE id is the position after it
+//! stream, below the writers' committed offsets ([`DeliveredOffsets`]).
+//! Each message's SSE id is the position after it
 //! ([`TailPosition`]), so the browser's reconnect (`Last-Event-ID`)
 //! resumes exactly there: nothing twice, nothing skipped.
 
@@ -25,6 +26,7 @@ use futures::Stream;
 use super::ApiError;
 use crate::access::{ReadLog, ScopedStore, Viewer};
 use crate::store::Store;
+use crate::write::delivered::DeliveredOffsets;
 
 /// How often an open stream asks ClickHouse for new rows. One query per
 /// open stream per interval, bounded by the search's window and limits.
@@ -43,6 +45,8 @@ pub struct TailRoutes {
     pub store: Store,
     /// Where the opening of a tail is recorded; `None` without sign-in.
     pub reads: Option<ReadLog>,
+    /// The writers' committed offsets, which every poll stays below.
+    pub delivered: Arc<DeliveredOffsets>,
 }
 
 pub fn router(state: TailRoutes) -> Router {
@@ -108,10 +112,28 @@ fn message(hits: Vec<app::search_model::SearchHit>, position: &TailPosition) -> 
 
 struct Tailing {
     scoped: Arc<ScopedStore>,
+    delivered: Arc<DeliveredOffsets>,
     query: SearchQuery,
     position: TailPosition,
     started: tokio::time::Instant,
     wait: Duration,
+}
+
+/// One poll: the rows after `position` and below the writers' committed
+/// offsets (docs/DESIGN.md, "Search: live tail"). A broker that cannot say
+/// them is a store that cannot answer.
+async fn poll(
+    scoped: &ScopedStore,
+    delivered: &DeliveredOffsets,
+    query: &SearchQuery,
+    position: &TailPosition,
+    now_ms: i64,
+) -> Result<app::tail::TailBatch, ConsoleError> {
+    let committed = delivered
+        .now()
+        .await
+        .map_err(|e| ConsoleError::Unavailable(e.to_string()))?;
+    scoped.tail(query, position, &committed, now_ms).await
 }
 
 /// Polls until there is something to send, or the stream's time is up.
@@ -122,7 +144,7 @@ async fn next_event(mut t: Tailing) -> Option<(Result<Event, Infallible>, Tailin
             return None;
         }
         let now_ms = crate::ingest::now_ms();
-        match t.scoped.tail(&t.query, &t.position, now_ms).await {
+        match poll(&t.scoped, &t.delivered, &t.query, &t.position, now_ms).await {
             Ok(batch) => {
                 t.wait = if batch.more {
                     Duration::ZERO
@@ -162,8 +184,7 @@ async fn stream(
     let scoped = Arc::new(ScopedStore::new(state.store.clone(), viewer).recording(state.reads));
     // The first poll before the answer: a bad query, a tenant not visible
     // or a store that is down is the request's status, not a message.
-    let first = scoped
-        .tail(&query, &position, now_ms)
+    let first = poll(&scoped, &state.delivered, &query, &position, now_ms)
         .await
         .map_err(ApiError::Search)?;
     // A reconnect continues the same tail; only a new one is a new read.
@@ -175,6 +196,7 @@ async fn stream(
     let opening = message(first.hits, &first.position).retry(RECONNECT_AFTER);
     let tailing = Tailing {
         scoped,
+        delivered: state.delivered,
         query,
         position: first.position,
         started: tokio::time::Instant::now(),

@@ -201,9 +201,10 @@ impl EventStore for Store {
         &self,
         query: &SearchQuery,
         position: &app::tail::TailPosition,
+        delivered: &app::tail::Delivered,
         now_ms: i64,
     ) -> Result<app::tail::TailBatch, ConsoleError> {
-        Store::tail(self, query, position, now_ms).await
+        Store::tail(self, query, position, delivered, now_ms).await
     }
 
     async fn metadata_values(

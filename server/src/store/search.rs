@@ -28,7 +28,7 @@ use app::search_model::{
 };
 use app::search_state::{Cursor, TimeWindow, MAX_METADATA_COLUMNS};
 use app::store::StoreError as ConsoleError;
-use app::tail::{TailBatch, TailPosition, POLL_ROWS};
+use app::tail::{Delivered, TailBatch, TailPosition, POLL_ROWS};
 use clickhouse::query::Query;
 use tracing::error;
 
@@ -358,16 +358,20 @@ impl Store {
         &self,
         query: &SearchQuery,
         position: &TailPosition,
+        delivered: &Delivered,
         now_ms: i64,
     ) -> Result<TailBatch, ConsoleError> {
         let plan = Plan::new(query, now_ms)?;
         let span = plan.newer_span(position.since_ms, now_ms);
         let filter = Filter::new(&plan.compiled, &query.tenants(), span, None);
         let (partitions, offsets) = position.bound();
+        let (committed_partitions, committed) = delivered.bound();
         let rows = self
             .hits_query(sql::tail_sql, &metadata_columns(query), &filter)
             .bind(offsets)
             .bind(partitions)
+            .bind(committed)
+            .bind(committed_partitions)
             .bind(POLL_ROWS)
             .fetch_all::<TailRow>()
             .await

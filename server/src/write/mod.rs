@@ -9,6 +9,7 @@
 
 mod batch;
 mod dead_letters;
+pub mod delivered;
 mod retry;
 
 use std::collections::VecDeque;

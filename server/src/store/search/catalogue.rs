@@ -124,9 +124,9 @@ static NETWORK_PARAMS: [&str; 15] = [
     "snapshot_ms",
 ];
 static NEWER_PARAMS: [&str; 6] = ["from_s", "to_s", "from_ms", "to_ms", "since_ms", "tenant"];
-/// The newer window, then the tail's position (offsets, then their keys)
-/// and the poll's limit.
-static TAIL_PARAMS: [&str; 9] = [
+/// The newer window, then the tail's position (offsets, then their keys),
+/// the writers' committed offsets (the same) and the poll's limit.
+static TAIL_PARAMS: [&str; 11] = [
     "from_s",
     "to_s",
     "from_ms",
@@ -135,6 +135,8 @@ static TAIL_PARAMS: [&str; 9] = [
     "tenant",
     "tail_offsets",
     "tail_keys",
+    "committed_offsets",
+    "committed_keys",
     "limit",
 ];
 static FACET_PARAMS: [&str; 7] = joined(TENANT_WINDOW_PARAMS, ["facet_values"]);
@@ -148,7 +150,7 @@ static METADATA_VALUES_PARAMS: [&str; 9] = joined(
 /// window, then the key.
 static METADATA_KEY_EVENTS_PARAMS: [&str; 7] = joined(TENANT_WINDOW_PARAMS, ["q_metadata_key"]);
 /// The live tail with metadata columns: the keys, then the tail's values.
-static TAIL_METADATA_PARAMS: [&str; 10] = [
+static TAIL_METADATA_PARAMS: [&str; 12] = [
     "metadata_keys",
     "from_s",
     "to_s",
@@ -158,6 +160,8 @@ static TAIL_METADATA_PARAMS: [&str; 10] = [
     "tenant",
     "tail_offsets",
     "tail_keys",
+    "committed_offsets",
+    "committed_keys",
     "limit",
 ];
 

@@ -299,13 +299,17 @@ pub(crate) fn page_sql(filter: &str, metadata: bool, sort: Sort) -> String {
 /// and past a position of Kafka offsets. The position is bound as two
 /// arrays, next offsets and their `category/partition` keys; a row of a
 /// partition the position does not name finds index 0, whose element is
-/// 0, so all of it is new. In offset order, so a full poll is a prefix of
+/// 0, so all of it is new. Then the writers' committed offsets, bound the
+/// same way (`app::tail::Delivered`): only rows below them, all of whose
+/// predecessors are in the table too; a partition without a commit finds
+/// 0 and is not read yet. In offset order, so a full poll is a prefix of
 /// each partition and the next one continues it. No `LIMIT 1 BY`: every
 /// copy moves the position on, and `TailPosition::accept` drops repeats.
 pub(crate) fn tail_sql(filter: &str, metadata: bool) -> String {
     format!(
         "SELECT {}, kafka_partition, kafka_offset FROM audit_events {filter} \
          AND kafka_offset >= arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
+         AND kafka_offset < arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
          ORDER BY kafka_offset, category, kafka_partition \
          LIMIT ?",
         hit_columns(metadata)
