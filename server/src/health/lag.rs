@@ -88,11 +88,11 @@ pub async fn run(kafka: KafkaConfig, metrics: Arc<Metrics>, stop: CancellationTo
     .await;
 }
 
-/// Blocking: metadata, committed offsets and watermarks for every partition.
-pub fn measure(
+/// Blocking: every partition of `topics`, from the broker's metadata.
+pub fn partitions_of(
     client: &BaseConsumer,
     topics: &[String],
-) -> Result<Vec<(PartitionLag, i64)>, KafkaError> {
+) -> Result<TopicPartitionList, KafkaError> {
     let mut list = TopicPartitionList::new();
     for topic in topics {
         let metadata = client.fetch_metadata(Some(topic), TIMEOUT)?;
@@ -102,7 +102,15 @@ pub fn measure(
             }
         }
     }
-    let committed = client.committed_offsets(list, TIMEOUT)?;
+    Ok(list)
+}
+
+/// Blocking: metadata, committed offsets and watermarks for every partition.
+pub fn measure(
+    client: &BaseConsumer,
+    topics: &[String],
+) -> Result<Vec<(PartitionLag, i64)>, KafkaError> {
+    let committed = client.committed_offsets(partitions_of(client, topics)?, TIMEOUT)?;
     let mut rows = Vec::new();
     for element in committed.elements() {
         let (low, end) = client.fetch_watermarks(element.topic(), element.partition(), TIMEOUT)?;

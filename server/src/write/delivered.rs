@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use app::tail::Delivered;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use tokio::sync::Mutex;
 
 use crate::config::KafkaConfig;
 use crate::event::Category;
+use crate::health::lag::partitions_of;
 use crate::integrity::seal::offsets_reader;
 use crate::topics;
 
@@ -73,16 +74,8 @@ impl DeliveredOffsets {
 
 /// Blocking: every partition of the events topics, then one OffsetFetch.
 fn read(reader: &BaseConsumer, topics: &[(String, &'static str)]) -> Result<Delivered, KafkaError> {
-    let mut list = TopicPartitionList::new();
-    for (topic, _) in topics {
-        let metadata = reader.fetch_metadata(Some(topic), TIMEOUT)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                list.add_partition(t.name(), p.id());
-            }
-        }
-    }
-    let committed = reader.committed_offsets(list, TIMEOUT)?;
+    let names: Vec<String> = topics.iter().map(|(topic, _)| topic.clone()).collect();
+    let committed = reader.committed_offsets(partitions_of(reader, &names)?, TIMEOUT)?;
     let mut delivered = Delivered::default();
     for element in committed.elements() {
         let category = topics

@@ -146,17 +146,7 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/events", self.base_url))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("attest reachable");
-        let status = response.status().as_u16();
-        let json = response.json().await.unwrap_or(serde_json::Value::Null);
-        (status, json)
+        self.post_to("/api/v1/events", body).await
     }
 
     /// Posts a batch (a JSON array of events).
@@ -164,9 +154,17 @@ impl TestServer {
         &self,
         body: impl Into<reqwest::Body>,
     ) -> (u16, serde_json::Value) {
+        self.post_to("/api/v1/events/batch", body).await
+    }
+
+    async fn post_to(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
         let response = self
             .http
-            .post(format!("{}/api/v1/events/batch", self.base_url))
+            .post(format!("{}{path}", self.base_url))
             .header("content-type", "application/json")
             .body(body)
             .send()
