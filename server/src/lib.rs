@@ -261,7 +261,7 @@ pub async fn open_keys(config: &Config) -> Result<keys::KeyAdmin, StartError> {
 pub async fn open_retention(config: &Config) -> Result<retention::Retention, StartError> {
     let prepared = prepare(config).await?;
     let ingest = Arc::new(new_ingest(config, &prepared));
-    Ok(retention_of(config, prepared.store, ingest))
+    retention_of(config, prepared.store, ingest)
 }
 
 /// The retention job as `config` sets it up: when writers seal rows, it
@@ -270,16 +270,18 @@ fn retention_of(
     config: &Config,
     store: store::Store,
     ingest: Arc<ingest::Ingest>,
-) -> retention::Retention {
-    let job = retention::Retention::new(store, ingest, config.retention.clone());
-    if config.integrity.seal {
+) -> Result<retention::Retention, StartError> {
+    let delivered = write::delivered::DeliveredOffsets::new(&config.kafka, "attest-retention")?;
+    let job =
+        retention::Retention::new(store, ingest, config.retention.clone(), Arc::new(delivered));
+    Ok(if config.integrity.seal {
         job.signing_records(retention::RecordSigning {
             key_dir: config.integrity.key_dir.clone(),
             topic_prefix: config.kafka.topic_prefix.clone(),
         })
     } else {
         job
-    }
+    })
 }
 
 /// The writer under a supervisor: a writer task that ends while the server
@@ -481,7 +483,7 @@ pub async fn start(
         });
     }
     if config.retention.enabled {
-        let retention = retention_of(&config, prepared.store.clone(), ingest.clone());
+        let retention = retention_of(&config, prepared.store.clone(), ingest.clone())?;
         tokio::spawn(retention.run(config.retention.interval, stop.clone()));
     }
     let keys = if config.ingest.require_api_key {
@@ -614,7 +616,10 @@ pub async fn start(
         config.integrity.key_dir.clone(),
         config.kafka.clone(),
     ));
-    let delivered = Arc::new(write::delivered::DeliveredOffsets::new(&config.kafka)?);
+    let delivered = Arc::new(write::delivered::DeliveredOffsets::new(
+        &config.kafka,
+        "attest-tail",
+    )?);
     let app = console_router(
         leptos_options,
         prepared.store.clone(),

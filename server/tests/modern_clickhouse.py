@@ -114,10 +114,27 @@ def check_retention(sess, statements, check):
     rows = run("retention_legal_holds", {})
     check("query retention_legal_holds", rows == [], str(rows))
     # Where acme's November rows are in Kafka (main() stores every row at
-    # partition 0, offset 0): one place, the offset once.
-    rows = run("retention_places_in_month", dict(november, tenant="acme"))
+    # partition 0, offset 0 of the admin topic): one place, the offset
+    # once, when the writers have committed past it; none while they have
+    # not (the row may have landed before an older batch in flight).
+    below = {"committed_offsets": [0, 1], "committed_keys": ["", "admin/0"]}
+    not_yet = {"committed_offsets": [0, 0], "committed_keys": ["", "admin/0"]}
+    q = statements.get("retention_places_in_month")
+    if q is not None:
+        rows = query_rows(sess, bind(q["sql"], q["params"], dict(november, tenant="acme", **not_yet)))
+        check("query retention_places_in_month stops at the committed offset", rows == [], str(rows))
+    rows = run("retention_places_in_month", dict(november, tenant="acme", **below))
     got = [(r["category"], int(r["kafka_partition"]), [int(o) for o in r["offsets"]]) for r in rows or []]
     check("query retention_places_in_month", got == [("admin", 0, [0])], str(rows))
+    # What a removal's audit event counts: the same bound, by identity.
+    q = statements.get("retention_delivered_tenants_in_month")
+    if q is not None:
+        values = dict(november, tenants=["acme", "globex"], **not_yet)
+        rows = query_rows(sess, bind(q["sql"], q["params"], values))
+        check("query retention_delivered_tenants_in_month stops at the committed offset", rows == [], str(rows))
+    rows = run("retention_delivered_tenants_in_month", dict(november, tenants=["acme", "globex"], **below))
+    got = sorted((list(r.values())[0], int(list(r.values())[1])) for r in rows or [])
+    check("query retention_delivered_tenants_in_month", got == [("acme", 3), ("globex", 1)], str(got))
     sess.query("INSERT INTO attest_retention_records VALUES "
                "('attest.admin', 0, 'acme', 202611, [3, 5], 1800000000000, 'k1', 'sig')")
     rows = run("retention_records_of_chain", {"topic": "attest.admin", "partition": 0, "tenant": "acme"})
@@ -127,7 +144,7 @@ def check_retention(sess, statements, check):
     # Deleting one tenant's month takes it out of the events and the rollups.
     for table in ("audit_events", "audit_counts_per_minute", "audit_failures_per_minute"):
         # Production waits for the background mutation; the check waits here.
-        run(f"retention_delete_tenant_{table}", dict(november, tenant="globex"), fetch=False,
+        run(f"retention_delete_tenant_{table}", dict(november, tenants=["globex"], **below), fetch=False,
             settings=" SETTINGS mutations_sync = 1")
         left = query_rows(sess, f"SELECT count() AS n FROM {table} WHERE tenant_id = 'globex'")
         check(f"query retention_delete_tenant_{table}", left == [{"n": "0"}] or left == [{"n": 0}], str(left))

@@ -98,18 +98,17 @@ async fn old_months_are_removed_except_under_legal_hold_and_each_removal_is_audi
 
     retention.execute(&plan).await.expect("retention runs");
 
-    // Partition 2024-01 is gone from the events table and the rollups.
-    for table in [
-        "audit_events",
-        "audit_counts_per_minute",
-        "audit_failures_per_minute",
+    // January 2024 is gone from the events table and the rollups (rows are
+    // sealed, so each expired tenant's rows are deleted rather than the
+    // partition dropped: docs/DESIGN.md, "Retention and legal holds").
+    for (table, time_column) in [
+        ("audit_events", "event_time"),
+        ("audit_counts_per_minute", "minute"),
+        ("audit_failures_per_minute", "minute"),
     ] {
         wait_until(
             &server,
-            &format!(
-                "SELECT count() FROM system.parts WHERE database = currentDatabase() \
-                 AND table = '{table}' AND partition = '202401' AND active"
-            ),
+            &format!("SELECT count() FROM {table} WHERE toYYYYMM({time_column}) = 202401"),
             "0",
         )
         .await;
@@ -167,20 +166,26 @@ async fn old_months_are_removed_except_under_legal_hold_and_each_removal_is_audi
     server.stop().await;
 }
 
+/// Retention as `attest retention run` opens it, and its plan for now.
+async fn plan_now(
+    config: &attest_server::config::Config,
+) -> (
+    attest_server::retention::Retention,
+    attest_server::retention::Plan,
+) {
+    let retention = attest_server::open_retention(config)
+        .await
+        .expect("retention opens");
+    let plan = retention
+        .plan(attest_server::ingest::now_ms())
+        .await
+        .expect("plan");
+    (retention, plan)
+}
+
 /// Posts one event of `tenant` in the middle of `month`.
 async fn post_in(server: &common::TestServer, id: &str, tenant: &str, month: &str) {
-    let event = json!({
-        "event_id": id,
-        "tenant_id": tenant,
-        "occurred_at": common::mid_month_ms(month),
-        "category": "data_access",
-        "action": "document.read",
-        "outcome": "success",
-        "actor": {"id": "alice", "type": "user"},
-        "source_service": "docs",
-    });
-    let (status, body) = server.post_json(event.to_string()).await;
-    assert_eq!(status, 202, "{body}");
+    common::post_read(server, id, tenant, common::mid_month_ms(month)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,13 +198,7 @@ async fn what_changes_between_plan_and_removal_is_honoured() {
     post_in(&server, "late-1", "gone", "2023-06").await;
     wait_until(&server, "SELECT count() FROM audit_events", "2").await;
     // The 'keep' tenant's policy keeps everything; the others are expired.
-    let retention = attest_server::open_retention(&config)
-        .await
-        .expect("retention opens");
-    let plan = retention
-        .plan(attest_server::ingest::now_ms())
-        .await
-        .unwrap();
+    let (retention, plan) = plan_now(&config).await;
     assert_eq!(plan.removals.len(), 2, "{plan:?}");
 
     // After the plan: a hold for May, and a late event in June of a tenant
@@ -244,5 +243,85 @@ async fn what_changes_between_plan_and_removal_is_honoured() {
         message.contains("broken") && message.contains("202313"),
         "{message}"
     );
+    server.stop().await;
+}
+
+/// Unsealed rows need no record, so a month whose every tenant expired is
+/// dropped as a partition, which is instant, from the events table and
+/// both rollups. (Sealed, its rows are deleted below the writers' commits
+/// instead: see the first test and `integrity.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsealed_expired_month_is_dropped_whole() {
+    let mut config = common::test_config();
+    config.integrity.seal = false;
+    config.retention.default_months = 12;
+    let server = common::start(config.clone()).await;
+    post_in(&server, "old-1", "a", "2024-01").await;
+    wait_until(&server, "SELECT count() FROM audit_events", "1").await;
+    let (retention, plan) = plan_now(&config).await;
+    assert!(
+        matches!(plan.removals.as_slice(), [Removal::DropMonth { .. }]),
+        "{plan:?}"
+    );
+    retention.execute(&plan).await.unwrap();
+    for table in [
+        "audit_events",
+        "audit_counts_per_minute",
+        "audit_failures_per_minute",
+    ] {
+        wait_until(
+            &server,
+            &format!(
+                "SELECT count() FROM system.parts WHERE database = currentDatabase() \
+                 AND table = '{table}' AND partition = '202401' AND active"
+            ),
+            "0",
+        )
+        .await;
+    }
+    server.stop().await;
+}
+
+/// A removal's audit event counts what the removal takes. Sealed, that is
+/// the rows below the writers' committed offsets (docs/INTEGRITY.md,
+/// section 15): a row already in the table but not yet committed (its
+/// batch in flight) stays, and is counted by the run that removes it, so
+/// the counts of a tenant's records add up to what was removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_records_only_the_rows_it_removes() {
+    let mut config = common::test_config();
+    config.kafka.partitions = 1;
+    config.retention.default_months = 12;
+    let server = common::start(config.clone()).await;
+    post_in(&server, "early-1", "a", "2024-01").await;
+    post_in(&server, "early-2", "a", "2024-01").await;
+    common::wait_committed(&config, 2).await;
+    // A row of the same month in the table far above the committed
+    // offset, as a batch inserted and not yet committed is.
+    server
+        .clickhouse(
+            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, \
+             action, outcome, actor_id, actor_type, source_service, kafka_partition, kafka_offset) \
+             SELECT 'in-flight', tenant_id, occurred_at, received_at, category, action, outcome, \
+             actor_id, actor_type, source_service, kafka_partition, 1000000 \
+             FROM audit_events WHERE event_id = 'early-1'",
+        )
+        .await;
+    let (retention, plan) = plan_now(&config).await;
+    assert_eq!(plan.removals.len(), 1, "{plan:?}");
+    retention.execute(&plan).await.expect("retention runs");
+    wait_until(
+        &server,
+        "SELECT arraySort(groupArray(event_id)) FROM audit_events WHERE action = 'document.read'",
+        "['in-flight']",
+    )
+    .await;
+    wait_until(
+        &server,
+        "SELECT resource_id, outcome, metadata.value[indexOf(metadata.key, 'events')] \
+         FROM audit_events WHERE action = 'retention.delete_month' FORMAT CSV",
+        "\"2024-01\",\"success\",\"2\"",
+    )
+    .await;
     server.stop().await;
 }

@@ -224,11 +224,12 @@ async fn metadata_facets_are_exact_under_a_duplicated_delivery() {
     // The tail reads below the writers' commits: once every posted event
     // (and the four sent again) is committed, as the server reads them.
     common::wait_committed(&server.config, events.len() as i64 + 4).await;
-    let delivered = attest_server::write::delivered::DeliveredOffsets::new(&server.config.kafka)
-        .expect("an offsets reader")
-        .now()
-        .await
-        .expect("the committed offsets");
+    let delivered =
+        attest_server::write::delivered::DeliveredOffsets::new(&server.config.kafka, "attest-tail")
+            .expect("an offsets reader")
+            .now()
+            .await
+            .expect("the committed offsets");
     let position = app::tail::TailPosition::starting(seeded_at - 1);
     let batch = EventStore::tail(&store, &page_query, &position, &delivered, now)
         .await

@@ -8,7 +8,10 @@
 //! of a removal that then failed is recoverable; a removal nobody recorded
 //! is not. When rows are sealed, retention first signs which sealed rows
 //! it removes (docs/INTEGRITY.md, section 15), so the integrity check can
-//! tell them from rows deleted behind Attest's back.
+//! tell them from rows deleted behind Attest's back, and then removes
+//! exactly those: the rows below the writers' committed offsets read
+//! before signing. A row stored in the meantime (an event sent with an old
+//! `occurred_at`) lies at or above them and waits for the next run.
 
 pub mod plan;
 
@@ -26,10 +29,19 @@ use crate::ingest::{internal_event, new_event_id, now_ms, Ingest, IngestError};
 use crate::integrity::keys::{KeyError, SigningKey};
 use crate::integrity::retention_record::RetentionRecord;
 use crate::store::{HoldRow, Store, StoreError};
+use crate::write::delivered::{DeliveredError, DeliveredOffsets};
+use app::tail::Delivered;
 pub use plan::{Held, Hold, Month, Plan, Removal};
 
 fn this_month(now_ms: i64) -> Result<Month, RetentionError> {
     Month::of_epoch_ms(now_ms).ok_or(RetentionError::Partition(now_ms.to_string()))
+}
+
+fn owned_counts(counts: &[(&str, u64)]) -> Vec<(String, u64)> {
+    counts
+        .iter()
+        .map(|(tenant, events)| ((*tenant).to_owned(), *events))
+        .collect()
 }
 
 /// Who retention events name as their actor.
@@ -47,6 +59,8 @@ pub enum RetentionError {
         "cannot sign the record of the sealed rows it would remove, so nothing was removed: {0}"
     )]
     Sign(#[from] KeyError),
+    #[error("cannot read how far the writers have committed, so nothing was removed: {0}")]
+    Committed(#[from] DeliveredError),
     #[error("`{field}`: {problem}")]
     InvalidHold {
         field: &'static str,
@@ -60,7 +74,17 @@ pub struct Retention {
     store: Store,
     ingest: Arc<Ingest>,
     policy: RetentionConfig,
+    delivered: Arc<DeliveredOffsets>,
     signing: Option<RecordSigning>,
+}
+
+/// A removal ready to be carried out: its records (when rows are sealed)
+/// name the rows below `below`, and [`Retention::remove`] removes no other
+/// row of the events table.
+#[derive(Debug)]
+pub struct PreparedRemoval {
+    removal: Removal,
+    below: Delivered,
 }
 
 /// Where retention finds the integrity key and the topics' names, when the
@@ -71,11 +95,17 @@ pub struct RecordSigning {
 }
 
 impl Retention {
-    pub fn new(store: Store, ingest: Arc<Ingest>, policy: RetentionConfig) -> Retention {
+    pub fn new(
+        store: Store,
+        ingest: Arc<Ingest>,
+        policy: RetentionConfig,
+        delivered: Arc<DeliveredOffsets>,
+    ) -> Retention {
         Retention {
             store,
             ingest,
             policy,
+            delivered,
             signing: None,
         }
     }
@@ -86,22 +116,57 @@ impl Retention {
         self
     }
 
-    /// Signs and stores which rows of each of `tenants`' `month` are
-    /// removed: one record per tenant, topic and partition. The key is read
-    /// once per removal, so a rotation is followed.
-    async fn sign_removal(
-        &self,
-        tenants: &[(String, u64)],
-        month: Month,
-    ) -> Result<(), RetentionError> {
-        let Some(signing) = &self.signing else {
-            return Ok(());
-        };
-        let key = SigningKey::load(&signing.key_dir)?;
-        for (tenant, _) in tenants {
-            self.sign_tenant(signing, &key, tenant, month).await?;
+    /// Reads the writers' committed offsets and, when rows are sealed,
+    /// signs and stores which rows of each tenant of `removal` lie below
+    /// them: one record per tenant, topic and partition. The offsets are
+    /// read first, so every row below them is already in the table when
+    /// the records are made. The key is read once per removal, so a
+    /// rotation is followed. Public with [`Retention::remove`] so a test
+    /// can store a row between the two; [`Retention::execute`] does both.
+    pub async fn prepare(&self, removal: &Removal) -> Result<PreparedRemoval, RetentionError> {
+        let below = self.delivered.now().await?;
+        if let Some(signing) = &self.signing {
+            let key = SigningKey::load(&signing.key_dir)?;
+            for (tenant, _) in removal.tenants() {
+                self.sign_tenant(signing, &key, tenant, removal.month(), &below)
+                    .await?;
+            }
         }
+        Ok(PreparedRemoval {
+            removal: removal.clone(),
+            below,
+        })
+    }
+
+    /// Removes what `prepared` names: each tenant's rows of the month
+    /// below its committed offsets, and their counts from the rollups.
+    /// Unsealed, a month whose every tenant expired is dropped whole,
+    /// which is cheaper; sealed, a row a record does not name must stay.
+    pub async fn remove(&self, prepared: &PreparedRemoval) -> Result<(), RetentionError> {
+        let month = prepared.removal.month();
+        if self.drops_partition(&prepared.removal) {
+            self.store.drop_month(month.id()).await?;
+            return Ok(());
+        }
+        let tenants: Vec<&str> = prepared
+            .removal
+            .tenants()
+            .into_iter()
+            .map(|(tenant, _)| tenant)
+            .collect();
+        self.store
+            .delete_tenants_between(
+                &tenants,
+                month.start_s(),
+                month.next().start_s(),
+                &prepared.below,
+            )
+            .await?;
         Ok(())
+    }
+
+    fn drops_partition(&self, removal: &Removal) -> bool {
+        self.signing.is_none() && matches!(removal, Removal::DropMonth { .. })
     }
 
     async fn sign_tenant(
@@ -110,10 +175,11 @@ impl Retention {
         key: &SigningKey,
         tenant: &str,
         month: Month,
+        below: &Delivered,
     ) -> Result<(), RetentionError> {
         let places = self
             .store
-            .places_between(tenant, month.start_s(), month.next().start_s())
+            .places_between(tenant, month.start_s(), month.next().start_s(), below)
             .await?;
         let executed_at = now_ms();
         let mut records = Vec::with_capacity(places.len());
@@ -167,8 +233,10 @@ impl Retention {
     /// from fresh reads just before anything is removed: a hold placed
     /// since the plan was made keeps its months, a late event of a tenant
     /// whose policy keeps the month stops a whole-month drop, and the
-    /// count recorded is the count removed (late events included). Stops
-    /// at the first removal that cannot be recorded or carried out.
+    /// count recorded is the count removed: late events included, rows
+    /// still above the writers' committed offsets left to the run that
+    /// removes them. Stops at the first removal that cannot be recorded
+    /// or carried out.
     pub async fn execute(&self, plan: &Plan) -> Result<(), RetentionError> {
         for held in &plan.held {
             info!(month = %held.month, tenant = %held.tenant, hold = %held.hold_id, "kept under legal hold");
@@ -189,50 +257,88 @@ impl Retention {
 
     async fn carry_out(&self, removals: &[Removal]) -> Result<(), RetentionError> {
         for removal in removals {
-            let (month, tenants, method) = match removal {
-                Removal::DropMonth { month, tenants } => {
-                    (*month, tenants.clone(), "drop_partition")
-                }
-                Removal::DeleteTenantMonth {
-                    month,
-                    tenant,
-                    events,
-                } => (*month, vec![(tenant.clone(), *events)], "delete_rows"),
+            let month = removal.month();
+            let method = if self.drops_partition(removal) {
+                "drop_partition"
+            } else {
+                "delete_rows"
             };
-            for (tenant, events) in &tenants {
-                self.record_removal(tenant, month, *events, method, Outcome::Success, None)
-                    .await?;
-            }
-            let done = async {
-                self.sign_removal(&tenants, month).await?;
-                match removal {
-                    Removal::DropMonth { month, .. } => self.store.drop_month(month.id()).await?,
-                    Removal::DeleteTenantMonth { month, tenant, .. } => {
-                        self.store
-                            .delete_tenant_between(tenant, month.start_s(), month.next().start_s())
-                            .await?
-                    }
-                }
-                Ok::<(), RetentionError>(())
+            let planned = owned_counts(&removal.tenants());
+            let counted = async {
+                let prepared = self.prepare(removal).await?;
+                let counts = self.counts_removed(&prepared).await?;
+                Ok::<_, RetentionError>((prepared, counts))
             }
             .await;
-            if let Err(error) = done {
-                warn!(%error, %month, "retention removal failed; it is retried on the next run");
-                for (tenant, events) in &tenants {
-                    let detail = error.to_string();
-                    self.record_removal(
-                        tenant,
-                        month,
-                        *events,
-                        method,
-                        Outcome::Failure,
-                        Some(&detail),
-                    )
-                    .await?;
+            let (prepared, counts) = match counted {
+                Ok(done) => done,
+                Err(error) => {
+                    // Nothing was removed; the record says what was not.
+                    self.record_removals(&planned, month, method, Some(&error))
+                        .await?;
+                    return Err(error);
                 }
+            };
+            self.record_removals(&counts, month, method, None).await?;
+            if let Err(error) = self.remove(&prepared).await {
+                warn!(%error, %month, "retention removal failed; it is retried on the next run");
+                self.record_removals(&counts, month, method, Some(&error))
+                    .await?;
                 return Err(error);
             }
-            info!(%month, method, tenants = tenants.len(), "retention removed a month");
+            info!(%month, method, tenants = counts.len(), "retention removed a month");
+        }
+        Ok(())
+    }
+
+    /// How many events of each tenant `prepared` removes, so that the
+    /// counts its records give add up, run after run, to what was removed:
+    /// a partition dropped whole takes every row the fresh plan counted;
+    /// a delete takes only the rows below the committed offsets, and a
+    /// tenant with none there is recorded with 0.
+    async fn counts_removed(
+        &self,
+        prepared: &PreparedRemoval,
+    ) -> Result<Vec<(String, u64)>, RetentionError> {
+        let planned = prepared.removal.tenants();
+        if self.drops_partition(&prepared.removal) {
+            return Ok(owned_counts(&planned));
+        }
+        let month = prepared.removal.month();
+        let tenants: Vec<&str> = planned.iter().map(|(tenant, _)| *tenant).collect();
+        let below: BTreeMap<String, u64> = self
+            .store
+            .delivered_tenants_between(
+                &tenants,
+                month.start_s(),
+                month.next().start_s(),
+                &prepared.below,
+            )
+            .await?
+            .into_iter()
+            .collect();
+        Ok(tenants
+            .into_iter()
+            .map(|tenant| (tenant.to_owned(), below.get(tenant).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    /// One audit event per tenant: the removal about to be made (`failed`
+    /// is `None`), or one that failed and is retried on the next run.
+    async fn record_removals(
+        &self,
+        counts: &[(String, u64)],
+        month: Month,
+        method: &str,
+        failed: Option<&RetentionError>,
+    ) -> Result<(), RetentionError> {
+        let (outcome, detail) = match failed {
+            None => (Outcome::Success, None),
+            Some(error) => (Outcome::Failure, Some(error.to_string())),
+        };
+        for (tenant, events) in counts {
+            self.record_removal(tenant, month, *events, method, outcome, detail.as_deref())
+                .await?;
         }
         Ok(())
     }

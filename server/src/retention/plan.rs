@@ -103,7 +103,8 @@ pub struct MonthContents {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
     /// Every tenant in the month is past its policy and none is held: the
-    /// whole partition goes, which is cheap.
+    /// whole month goes (unsealed, by dropping its partition, which is
+    /// cheap; see `Retention::remove`).
     DropMonth {
         month: Month,
         tenants: Vec<(String, u64)>,
@@ -121,6 +122,16 @@ impl Removal {
     pub fn month(&self) -> Month {
         match self {
             Removal::DropMonth { month, .. } | Removal::DeleteTenantMonth { month, .. } => *month,
+        }
+    }
+
+    /// The tenants whose rows go, each with its distinct events.
+    pub fn tenants(&self) -> Vec<(&str, u64)> {
+        match self {
+            Removal::DropMonth { tenants, .. } => {
+                tenants.iter().map(|(t, n)| (t.as_str(), *n)).collect()
+            }
+            Removal::DeleteTenantMonth { tenant, events, .. } => vec![(tenant.as_str(), *events)],
         }
     }
 }

@@ -1,6 +1,19 @@
 //! ClickHouse: the schema (migrations), batch inserts for the writer and the
 //! read queries behind the console.
 
+/// The condition "this row's Kafka offset is below the writers' committed
+/// offset of its partition", with two parameters: the offsets, then their
+/// `category/partition` keys, as `app::tail::Delivered::bound` makes them.
+/// A partition the arrays do not name finds index 0 and so offset 0: none
+/// of its rows qualify. Below a committed offset every row is in the table
+/// (the writer commits only after its rows are in), whatever order two
+/// batches in flight landed in; the live tail and retention read there.
+macro_rules! below_committed {
+    () => {
+        "kafka_offset < arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition))))"
+    };
+}
+
 mod access;
 mod alerts;
 mod dead_letters;

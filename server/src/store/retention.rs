@@ -2,6 +2,8 @@
 //! whose, and removing a month or one tenant's part of it from the events
 //! table and its rollups alike.
 
+use app::tail::Delivered;
+use clickhouse::query::Query;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,13 @@ pub const RETENTION_RECORDS_TABLE: &str = "attest_retention_records";
 /// as one: a dashboard must not count what the events table no longer has.
 const MONTHLY_TABLES: &[(&str, &str)] = &[
     (EVENTS_TABLE, "event_time"),
+    ROLLUP_TABLES[0],
+    ROLLUP_TABLES[1],
+];
+
+/// The per-minute rollups of the events table. They hold no Kafka offsets,
+/// so a tenant's month goes from them whole.
+const ROLLUP_TABLES: [(&str, &str); 2] = [
     ("audit_counts_per_minute", "minute"),
     ("audit_failures_per_minute", "minute"),
 ];
@@ -30,14 +39,40 @@ pub(crate) const TENANTS_IN_MONTH_SQL: &str =
      WHERE event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
      GROUP BY tenant_id ORDER BY tenant_id";
 
-/// Where one tenant's rows of a month were in Kafka, per category (its
-/// topic) and partition: what retention signs before removing them
-/// (docs/INTEGRITY.md, section 15).
-pub(crate) const PLACES_IN_MONTH_SQL: &str =
+/// Where one tenant's rows of a month are in Kafka, per category (its
+/// topic) and partition, below the writers' committed offsets: what
+/// retention signs before removing them (docs/INTEGRITY.md, section 15).
+pub(crate) const PLACES_IN_MONTH_SQL: &str = concat!(
     "SELECT category, kafka_partition, arraySort(groupUniqArray(kafka_offset)) AS offsets \
      FROM audit_events WHERE tenant_id = ? \
-     AND event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') \
-     GROUP BY category, kafka_partition ORDER BY category, kafka_partition";
+     AND event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') AND ",
+    below_committed!(),
+    " GROUP BY category, kafka_partition ORDER BY category, kafka_partition"
+);
+
+/// Distinct events of some tenants in a month below the writers' committed
+/// offsets: what [`DELETE_DELIVERED_SQL`] removes with the same bound,
+/// counted by identity like [`TENANTS_IN_MONTH_SQL`], for the removal's
+/// audit event. Rows at or above the bound stay for the next run and are
+/// counted there.
+pub(crate) const DELIVERED_TENANTS_IN_MONTH_SQL: &str = concat!(
+    "SELECT tenant_id, uniqExact(event_id, content_hash) FROM audit_events \
+     WHERE has(?, tenant_id) \
+     AND event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') AND ",
+    below_committed!(),
+    " GROUP BY tenant_id ORDER BY tenant_id"
+);
+
+/// Removes some tenants' rows of a month below the writers' committed
+/// offsets, the rows [`PLACES_IN_MONTH_SQL`] found and retention signed:
+/// a row stored since (an event sent with an old `occurred_at`, its batch
+/// in flight) is at or above them and stays for the next run, so nothing
+/// is removed that no record names.
+pub(crate) const DELETE_DELIVERED_SQL: &str = concat!(
+    "ALTER TABLE audit_events DELETE WHERE has(?, tenant_id) \
+     AND event_time >= toDateTime(?, 'UTC') AND event_time < toDateTime(?, 'UTC') AND ",
+    below_committed!()
+);
 
 /// Every retention record of one tenant in one chain (a topic's partition).
 pub(crate) const RECORDS_OF_CHAIN_SQL: &str =
@@ -82,10 +117,20 @@ fn drop_month_sql(table: &str) -> String {
 
 fn delete_tenant_sql(table: &str, time_column: &str) -> String {
     format!(
-        "ALTER TABLE {table} DELETE WHERE tenant_id = ? \
+        "ALTER TABLE {table} DELETE WHERE has(?, tenant_id) \
          AND {time_column} >= toDateTime(?, 'UTC') AND {time_column} < toDateTime(?, 'UTC')"
     )
 }
+
+/// The values of the statements that take several tenants' rows of a
+/// month below the writers' committed offsets.
+const TENANTS_BELOW_COMMITTED: &[&str] = &[
+    "tenants",
+    "from_s",
+    "until_s",
+    "committed_offsets",
+    "committed_keys",
+];
 
 /// Retention's statements for the SQL catalogue. Names start with
 /// `retention_` because they change data: checks run them last.
@@ -109,7 +154,23 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         QueryTemplate {
             name: "retention_places_in_month".into(),
             sql: PLACES_IN_MONTH_SQL.to_owned(),
-            params: &["tenant", "from_s", "until_s"],
+            params: &[
+                "tenant",
+                "from_s",
+                "until_s",
+                "committed_offsets",
+                "committed_keys",
+            ],
+        },
+        QueryTemplate {
+            name: "retention_delivered_tenants_in_month".into(),
+            sql: DELIVERED_TENANTS_IN_MONTH_SQL.to_owned(),
+            params: TENANTS_BELOW_COMMITTED,
+        },
+        QueryTemplate {
+            name: format!("retention_delete_tenant_{EVENTS_TABLE}"),
+            sql: DELETE_DELIVERED_SQL.to_owned(),
+            params: TENANTS_BELOW_COMMITTED,
         },
         QueryTemplate {
             name: "retention_records_of_chain".into(),
@@ -117,11 +178,11 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
             params: &["topic", "partition", "tenant"],
         },
     ];
-    for (table, time_column) in MONTHLY_TABLES {
+    for (table, time_column) in ROLLUP_TABLES {
         out.push(QueryTemplate {
             name: format!("retention_delete_tenant_{table}"),
             sql: delete_tenant_sql(table, time_column),
-            params: &["tenant", "from_s", "until_s"],
+            params: &["tenants", "from_s", "until_s"],
         });
     }
     for (table, _) in MONTHLY_TABLES {
@@ -132,6 +193,14 @@ pub(crate) fn templates() -> Vec<QueryTemplate> {
         });
     }
     out
+}
+
+/// Binds what follows the tenant(s) in the statements that take a month's
+/// rows below the writers' committed offsets: the month's bounds, then the
+/// offsets and their keys (see `below_committed!`).
+fn month_below(query: Query, from_s: i64, until_s: i64, below: &Delivered) -> Query {
+    let (keys, offsets) = below.bound();
+    query.bind(from_s).bind(until_s).bind(offsets).bind(keys)
 }
 
 impl Store {
@@ -155,20 +224,37 @@ impl Store {
             .await?)
     }
 
+    /// How many distinct events each of `tenants` has between two epoch
+    /// seconds below the writers' committed offsets `below`, read where
+    /// the writers insert, like [`Store::places_between`].
+    pub async fn delivered_tenants_between(
+        &self,
+        tenants: &[&str],
+        from_s: i64,
+        until_s: i64,
+        below: &Delivered,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let query = self
+            .primary
+            .query(DELIVERED_TENANTS_IN_MONTH_SQL)
+            .bind(tenants);
+        Ok(month_below(query, from_s, until_s, below)
+            .fetch_all()
+            .await?)
+    }
+
     /// Where the tenant's rows between two epoch seconds (a month) are in
-    /// Kafka, read where the writers insert (a read node may lag).
+    /// Kafka, below the writers' committed offsets `below`, read where the
+    /// writers insert (a read node may lag).
     pub async fn places_between(
         &self,
         tenant: &str,
         from_s: i64,
         until_s: i64,
+        below: &Delivered,
     ) -> Result<Vec<MonthPlaces>, StoreError> {
-        Ok(self
-            .primary
-            .query(PLACES_IN_MONTH_SQL)
-            .bind(tenant)
-            .bind(from_s)
-            .bind(until_s)
+        let query = self.primary.query(PLACES_IN_MONTH_SQL).bind(tenant);
+        Ok(month_below(query, from_s, until_s, below)
             .fetch_all()
             .await?)
     }
@@ -220,19 +306,24 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes one tenant's rows between two epoch seconds, everywhere. The
-    /// mutation runs in the background; ClickHouse finishes it even across
-    /// a restart.
-    pub async fn delete_tenant_between(
+    /// Deletes the tenants' rows between two epoch seconds (a month) below
+    /// the writers' committed offsets `below` from the events table, and
+    /// their counts of those seconds from the rollups: one mutation per
+    /// table, since each rewrites the month's parts. The mutations run in
+    /// the background; ClickHouse finishes them even across a restart.
+    pub async fn delete_tenants_between(
         &self,
-        tenant: &str,
+        tenants: &[&str],
         from_s: i64,
         until_s: i64,
+        below: &Delivered,
     ) -> Result<(), StoreError> {
-        for (table, time_column) in MONTHLY_TABLES {
+        let query = self.client.query(DELETE_DELIVERED_SQL).bind(tenants);
+        month_below(query, from_s, until_s, below).execute().await?;
+        for (table, time_column) in ROLLUP_TABLES {
             self.client
                 .query(&delete_tenant_sql(table, time_column))
-                .bind(tenant)
+                .bind(tenants)
                 .bind(from_s)
                 .bind(until_s)
                 .execute()

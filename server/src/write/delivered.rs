@@ -1,8 +1,10 @@
 //! How far the writers' group has committed in each events topic partition,
-//! for a reader that must meet a partition's rows in offset order: the live
-//! tail (docs/DESIGN.md, "Search: live tail"). The writer commits an offset
-//! only after every row before it is inserted, so below a committed offset
-//! the table is whole, in whatever order two batches in flight landed.
+//! for a reader that must meet a partition's rows in offset order (the live
+//! tail, docs/DESIGN.md "Search: live tail") or must know which rows are
+//! surely stored (retention signs and removes only those). The writer
+//! commits an offset only after every row before it is inserted, so below a
+//! committed offset the table is whole, in whatever order two batches in
+//! flight landed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,9 +46,10 @@ pub struct DeliveredOffsets {
 }
 
 impl DeliveredOffsets {
-    pub fn new(kafka: &KafkaConfig) -> Result<DeliveredOffsets, DeliveredError> {
+    /// `client_id` names the reader to the broker (the tail, retention).
+    pub fn new(kafka: &KafkaConfig, client_id: &str) -> Result<DeliveredOffsets, DeliveredError> {
         Ok(DeliveredOffsets {
-            reader: Arc::new(offsets_reader(kafka, "attest-tail")?),
+            reader: Arc::new(offsets_reader(kafka, client_id)?),
             topics: Category::ALL
                 .into_iter()
                 .map(|c| (topics::for_category(&kafka.topic_prefix, c), c.as_str()))

@@ -542,6 +542,23 @@ pub async fn wait_committed(config: &attest_server::config::Config, n: i64) {
     }
 }
 
+/// Posts one `document.read` by alice of `tenant` at `at_ms`, which must
+/// be accepted.
+pub async fn post_read(server: &TestServer, id: &str, tenant: &str, at_ms: i64) {
+    let event = serde_json::json!({
+        "event_id": id,
+        "tenant_id": tenant,
+        "occurred_at": at_ms,
+        "category": "data_access",
+        "action": "document.read",
+        "outcome": "success",
+        "actor": {"id": "alice", "type": "user"},
+        "source_service": "docs",
+    });
+    let (status, answer) = server.post_json(event.to_string()).await;
+    assert_eq!(status, 202, "{id}: {answer}");
+}
+
 /// Noon on the 15th of `month` (`YYYY-MM`), epoch ms.
 pub fn mid_month_ms(month: &str) -> i64 {
     let m = attest_server::retention::Month::parse(month).expect("month");

@@ -307,12 +307,15 @@ pub(crate) fn page_sql(filter: &str, metadata: bool, sort: Sort) -> String {
 /// copy moves the position on, and `TailPosition::accept` drops repeats.
 pub(crate) fn tail_sql(filter: &str, metadata: bool) -> String {
     format!(
-        "SELECT {}, kafka_partition, kafka_offset FROM audit_events {filter} \
-         AND kafka_offset >= arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
-         AND kafka_offset < arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
-         ORDER BY kafka_offset, category, kafka_partition \
-         LIMIT ?",
-        hit_columns(metadata)
+        concat!(
+            "SELECT {}, kafka_partition, kafka_offset FROM audit_events {filter} \
+             AND kafka_offset >= arrayElement(?, indexOf(?, concat(category, '/', toString(kafka_partition)))) \
+             AND ",
+            below_committed!(),
+            " ORDER BY kafka_offset, category, kafka_partition LIMIT ?"
+        ),
+        hit_columns(metadata),
+        filter = filter,
     )
 }
 
