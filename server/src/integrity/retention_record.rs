@@ -46,7 +46,7 @@ fn signed_fields(r: &RetentionRecord) -> Fields {
         .num(r.executed_at)
         .str(&r.key_id)
         .num(r.kafka_offsets.len());
-    for offset in &r.kafka_offsets {
+    for &offset in &r.kafka_offsets {
         f = f.num(offset);
     }
     f
