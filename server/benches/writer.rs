@@ -164,7 +164,9 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / bare_consume.as_secs_f64()
     );
 
-    // 3. Bare RowBinary insert of the same rows, in writer-sized batches.
+    // 3. Bare RowBinary insert of the same rows as the writer stores them
+    // (each with its content hash, made before the clock starts), in
+    // writer-sized batches.
     let rows: Vec<EventRow> = payloads
         .into_iter()
         .map(|(partition, offset, payload)| {
@@ -183,14 +185,18 @@ async fn main() -> anyhow::Result<()> {
     bare_config.database = format!("{}_bare", config.clickhouse.database);
     let bare_store = Store::new(&bare_config);
     bare_store.migrate().await?;
+    let hashes = attest_server::store::content_hashes(&rows);
     let cpu = Cpu::now();
     let started = Instant::now();
-    for chunk in rows.chunks(config.writer.max_rows) {
-        bare_store.insert_events(chunk).await?;
+    for (chunk, hashes) in rows
+        .chunks(config.writer.max_rows)
+        .zip(hashes.chunks(config.writer.max_rows))
+    {
+        bare_store.insert_hashed(chunk.iter().zip(hashes)).await?;
     }
     let bare_insert = started.elapsed();
     let insert_cpu = Cpu::now().since(&cpu);
-    drop(rows);
+    drop((rows, hashes));
     println!(
         "bare insert: {:.0} rows/s",
         n as f64 / bare_insert.as_secs_f64()

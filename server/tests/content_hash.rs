@@ -1,7 +1,9 @@
 //! The stored `content_hash` is exactly the encoding docs/DESIGN.md
 //! ("Event identity") describes, on the local ClickHouse: the text is
-//! implemented again here and compared with what ClickHouse computed.
-//! (`server/tests/modern_clickhouse.py` does the same on the current one.)
+//! implemented again here and compared with what the writer stored and
+//! with what the column's expression computes for a row inserted without
+//! it. (`server/tests/modern_clickhouse.py` checks the expression on the
+//! current ClickHouse.)
 
 mod common;
 mod search_support;
@@ -91,5 +93,31 @@ async fn the_content_hash_is_the_documented_encoding() {
     assert_eq!(stored[0], ["h:1", &expected("h:1", "o'brien:3", "user")]);
     assert_eq!(stored[1], ["h:2", &expected("h:2", "o'brien", "3:user")]);
     assert_eq!(stored[2], ["h:3", &expected("h:3", "o'brien:3", "user")]);
+
+    // The same rows inserted without their hash (by hand, or an INSERT …
+    // SELECT) get it from migration 0009's expression, the column's
+    // default: it must agree with the writer's.
+    server
+        .clickhouse("CREATE TABLE audit_events_by_expression AS audit_events")
+        .await;
+    let given = "event_id, tenant_id, occurred_at, received_at, category, action, outcome, \
+                 actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+                 source_service, request_id, metadata.key, metadata.value, schema_id, \
+                 kafka_partition, kafka_offset";
+    server
+        .clickhouse(&format!(
+            "INSERT INTO audit_events_by_expression ({given}) SELECT {given} FROM audit_events"
+        ))
+        .await;
+    let computed = server
+        .clickhouse(
+            "SELECT event_id, content_hash FROM audit_events_by_expression \
+             ORDER BY event_id FORMAT TSV",
+        )
+        .await;
+    server
+        .clickhouse("DROP TABLE audit_events_by_expression")
+        .await;
+    assert_eq!(tsv_lines(&computed), stored);
     server.stop().await;
 }

@@ -6,7 +6,7 @@
 //! and where it was in Kafka). Any `ALTER TABLE … UPDATE` of a stored
 //! column changes the leaf recomputed from the row.
 
-use super::encoding::{hex, Fields};
+use super::encoding::{hex32, Fields};
 use crate::store::EventRow;
 
 /// The stored columns a leaf is computed from, borrowed from a row (as the
@@ -61,18 +61,37 @@ impl<'a> From<&'a EventRow> for Sealed<'a> {
     }
 }
 
+/// A content hash as the `content_hash` column holds it (lower-case hex
+/// of the SHA-256), kept on the stack: the writer makes one per row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ContentHash([u8; 64]);
+
+impl ContentHash {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only, so always text.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Sealed<'_> {
-    /// `content_hash` as migration 0009 defines it: lower-case hex SHA-256
-    /// of the sender's fields, metadata entries sorted by key then value.
+    /// `content_hash` as docs/DESIGN.md ("Event identity") defines it:
+    /// lower-case hex SHA-256 of the sender's fields, metadata entries
+    /// sorted by key then value. The writer stores it with the row
+    /// (migration 0027); migration 0009's expression computes the same
+    /// for a row inserted without it.
     pub fn content_hash(&self) -> String {
-        let mut entries: Vec<(&str, &str)> = self
-            .metadata_key
-            .iter()
-            .map(String::as_str)
-            .zip(self.metadata_value.iter().map(String::as_str))
-            .collect();
-        entries.sort_unstable();
-        let mut f = Fields::new()
+        self.hashed().as_str().to_owned()
+    }
+
+    /// [`Sealed::content_hash`] without an allocation.
+    pub fn hashed(&self) -> ContentHash {
+        let f = Fields::hashing()
             .str(self.event_id)
             .str(self.tenant_id)
             .num(self.occurred_at)
@@ -86,19 +105,41 @@ impl Sealed<'_> {
             .str(self.resource_type)
             .str(self.resource_id)
             .str(self.source_service)
-            .str(self.request_id)
-            .num(entries.len());
-        for (k, v) in entries {
-            f = f.str(k).str(v);
+            .str(self.request_id);
+        let pairs = || {
+            self.metadata_key
+                .iter()
+                .map(String::as_str)
+                .zip(self.metadata_value.iter().map(String::as_str))
+        };
+        let count = pairs().count();
+        let mut f = f.num(count);
+        // Entries usually arrive in key order; sorting a copy is only
+        // needed when they do not.
+        if pairs().zip(pairs().skip(1)).all(|(a, b)| a <= b) {
+            for (k, v) in pairs() {
+                f = f.str(k).str(v);
+            }
+        } else {
+            let mut entries: Vec<(&str, &str)> = pairs().collect();
+            entries.sort_unstable();
+            for (k, v) in entries {
+                f = f.str(k).str(v);
+            }
         }
-        hex(&f.sha256())
+        ContentHash(hex32(&f.sha256()))
     }
 
     /// The leaf: SHA-256 over 0x00, then `content_hash`, `received_at`,
     /// `schema_id`, `kafka_partition`, `kafka_offset` as fields.
     pub fn leaf(&self) -> [u8; 32] {
+        self.leaf_with(&self.hashed())
+    }
+
+    /// [`Sealed::leaf`] from the row's content hash, made already.
+    pub fn leaf_with(&self, content_hash: &ContentHash) -> [u8; 32] {
         leaf_of(
-            &self.content_hash(),
+            content_hash.as_str(),
             self.received_at,
             self.schema_id,
             self.kafka_partition,
@@ -116,7 +157,7 @@ pub fn leaf_of(
     partition: i32,
     offset: i64,
 ) -> [u8; 32] {
-    Fields::tagged(0x00)
+    Fields::hashing_tagged(0x00)
         .str(content_hash)
         .num(received_at)
         .num(schema_id)

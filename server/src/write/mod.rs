@@ -32,14 +32,14 @@ use crate::backoff::Backoff;
 use crate::config::{IntegrityConfig, KafkaConfig, WriterConfig};
 use crate::health::ready::WriterWatch;
 use crate::ingest::{self, validate};
-use crate::integrity::leaf::Sealed;
+use crate::integrity::leaf::{ContentHash, Sealed};
 use crate::integrity::merkle;
 use crate::integrity::seal::{Run, SealError, Sealing};
 use crate::integrity::Sealer;
 use crate::metrics::Metrics;
 use crate::produce::EventProducer;
 use crate::registry::Registry;
-use crate::store::{EventRow, Provenance, Store, StoreError};
+use crate::store::{content_hashes, EventRow, Provenance, Store, StoreError};
 use crate::topics;
 use batch::{Batch, Origin, SetAside};
 use dead_letters::Why;
@@ -91,6 +91,27 @@ fn leaves_of(batch: &Batch) -> Vec<merkle::Hash> {
         .iter()
         .map(|row| Sealed::from(row).leaf())
         .collect()
+}
+
+/// Each row's content hash and, when sealing, its leaf (by row index): the
+/// CPU part of a batch's insert and seal, which needs nothing from
+/// ClickHouse or the chain. The leaves reuse the content hashes.
+struct Hashed {
+    content: Vec<ContentHash>,
+    leaves: Option<Vec<merkle::Hash>>,
+}
+
+fn hash_batch(batch: &Batch, sealing: bool) -> Hashed {
+    let content = content_hashes(batch.rows());
+    let leaves = sealing.then(|| {
+        batch
+            .rows()
+            .iter()
+            .zip(&content)
+            .map(|(row, hash)| Sealed::from(row).leaf_with(hash))
+            .collect()
+    });
+    Hashed { content, leaves }
 }
 
 /// The batch's rows grouped per partition for sealing, in offset order,
@@ -448,25 +469,34 @@ impl Writer {
         let timeout = self.settings.insert_timeout;
         let (sealed_tx, sealed_rx) = tokio::sync::oneshot::channel();
         let insert = tokio::spawn(async move {
-            let started = Instant::now();
-            // The leaves hash on a blocking thread while ClickHouse takes
-            // the rows: only the digest has to wait for its turn.
-            let hashing = sealer.as_ref().map(|_| {
+            // The rows' content hashes (and leaves) on a blocking thread,
+            // beside the reading of the next batch.
+            let sealing = sealer.is_some();
+            let hashing = {
                 let rows = rows.clone();
-                tokio::task::spawn_blocking(move || leaves_of(&rows))
-            });
+                tokio::task::spawn_blocking(move || hash_batch(&rows, sealing))
+            };
+            let hashed = hashing.await.ok();
+            let started = Instant::now();
             let insert = if rows.rows().is_empty() {
                 Ok(())
             } else {
-                tokio::time::timeout(timeout, store.insert_events(rows.rows()))
+                let inserting = async {
+                    match &hashed {
+                        Some(hashed) => {
+                            store
+                                .insert_hashed(rows.rows().iter().zip(&hashed.content))
+                                .await
+                        }
+                        None => store.insert_events(rows.rows()).await,
+                    }
+                };
+                tokio::time::timeout(timeout, inserting)
                     .await
                     .unwrap_or(Err(StoreError::Timeout(timeout)))
             };
             let took = started.elapsed();
-            let leaves = match hashing {
-                Some(task) => task.await.ok(),
-                None => None,
-            };
+            let leaves = hashed.and_then(|hashed| hashed.leaves);
             // The predecessor's seal first, whatever this insert did: a
             // dropped sender (its task failed) counts as not sealed.
             let chained = match sealed_before {
