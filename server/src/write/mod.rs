@@ -86,10 +86,17 @@ impl Refused {
 /// sealing, which needs nothing from the chain, so it can run while the
 /// rows insert.
 fn leaves_of(batch: &Batch) -> Vec<merkle::Hash> {
+    leaves(batch, &content_hashes(batch.rows()))
+}
+
+/// The leaves of the batch's rows from their content hashes, made already
+/// (one per row, by index).
+fn leaves(batch: &Batch, content: &[ContentHash]) -> Vec<merkle::Hash> {
     batch
         .rows()
         .iter()
-        .map(|row| Sealed::from(row).leaf())
+        .zip(content)
+        .map(|(row, hash)| Sealed::from(row).leaf_with(hash))
         .collect()
 }
 
@@ -103,14 +110,7 @@ struct Hashed {
 
 fn hash_batch(batch: &Batch, sealing: bool) -> Hashed {
     let content = content_hashes(batch.rows());
-    let leaves = sealing.then(|| {
-        batch
-            .rows()
-            .iter()
-            .zip(&content)
-            .map(|(row, hash)| Sealed::from(row).leaf_with(hash))
-            .collect()
-    });
+    let leaves = sealing.then(|| leaves(batch, &content));
     Hashed { content, leaves }
 }
 
