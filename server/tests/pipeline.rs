@@ -267,9 +267,9 @@ async fn migrations_are_recorded_once_and_gated_by_server_version() {
     // 10 and 11 re-apply 2 and 3 to the table that 9 rebuilt, under the
     // same version gates.
     let expected = match major {
-        0..=19 => "1\n4\n5\n6\n7\n8\n9\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n",
-        20 => "1\n2\n4\n5\n6\n7\n8\n9\n10\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n",
-        _ => "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n",
+        0..=19 => "1\n4\n5\n6\n7\n8\n9\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n28\n",
+        20 => "1\n2\n4\n5\n6\n7\n8\n9\n10\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n28\n",
+        _ => "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n21\n22\n23\n24\n25\n26\n27\n28\n",
     };
     assert_eq!(ledger, expected, "ledger on ClickHouse {}", version.trim());
     second.stop().await;

@@ -404,3 +404,57 @@ async fn limits_are_reported_by_name() {
     ));
     server.stop().await;
 }
+
+/// The tenant choice of a viewer of all tenants lists exactly the tenants
+/// `audit_events` holds, from the list migration 0028 keeps instead of a
+/// DISTINCT over every stored event: tenants stored before its view existed
+/// (the migration's backfill, run again here on an emptied list) and a
+/// tenant whose first event arrives afterwards (the view).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_choice_lists_every_tenant_with_events() {
+    let server = common::start(common::test_config()).await;
+    let now = attest_server::ingest::now_ms();
+    seed_direct(
+        &server,
+        &[
+            event("t-1", "acme", now),
+            event("t-2", "globex", now),
+            event("t-3", "acme", now),
+        ],
+    )
+    .await;
+    let store = store(&server);
+    let stored = || async {
+        let text = server
+            .clickhouse("SELECT DISTINCT tenant_id FROM audit_events ORDER BY tenant_id FORMAT TSV")
+            .await;
+        tsv_lines(&text)
+            .into_iter()
+            .map(|row| row[0].clone())
+            .collect::<Vec<_>>()
+    };
+    let listed = EventStore::tenants(&store).await.expect("tenants");
+    assert!(listed.iter().any(|t| t == "acme") && listed.iter().any(|t| t == "globex"));
+    assert_eq!(listed, stored().await);
+
+    server.clickhouse("TRUNCATE TABLE attest_tenants").await;
+    let emptied = EventStore::tenants(&store).await.expect("tenants");
+    assert!(!emptied.iter().any(|t| t == "acme"), "{emptied:?}");
+    let migration = attest_server::store::migrations::MIGRATIONS
+        .iter()
+        .find(|m| m.name == "tenant_list")
+        .expect("migration 0028");
+    for statement in migration.statements() {
+        server.clickhouse(&statement).await;
+    }
+    assert_eq!(
+        EventStore::tenants(&store).await.expect("tenants"),
+        stored().await
+    );
+
+    seed_direct(&server, &[event("t-4", "initech", now)]).await;
+    let listed = EventStore::tenants(&store).await.expect("tenants");
+    assert!(listed.iter().any(|t| t == "initech"), "{listed:?}");
+    assert_eq!(listed, stored().await);
+    server.stop().await;
+}

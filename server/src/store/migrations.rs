@@ -157,6 +157,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "content_hash_from_the_writer",
         sql: include_str!("../../migrations/0027_content_hash_from_the_writer.sql"),
     },
+    Migration {
+        version: 28,
+        name: "tenant_list",
+        sql: include_str!("../../migrations/0028_tenant_list.sql"),
+    },
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS attest_schema_migrations \
@@ -356,10 +361,11 @@ mod tests {
                 // before it dropped and created afresh.
                 let rebuild = s.starts_with("INSERT INTO audit_") && s.contains("_identity_new")
                     || s.starts_with("RENAME TABLE") && s.contains("_identity_new TO");
-                // Leaf sets moved over again, or approvals copied again,
-                // are the same rows of a ReplacingMergeTree, and collapse.
+                // Leaf sets moved over again, approvals copied again or
+                // tenants listed again are the same rows of a ReplacingMergeTree, and collapse.
                 let collapsing = s.starts_with("INSERT INTO attest_integrity_leaf_sets")
-                    || s.starts_with("INSERT INTO attest_redaction_approvals");
+                    || s.starts_with("INSERT INTO attest_redaction_approvals")
+                    || s.starts_with("INSERT INTO attest_tenants ");
                 // A column added where 18.16 has no ADD COLUMN IF NOT
                 // EXISTS: the migration names it as its done-when-column,
                 // so a second run is recorded instead of run.
