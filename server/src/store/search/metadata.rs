@@ -10,7 +10,8 @@
 //! so every key offered can be clicked into a query that parses.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::query::{is_metadata_key, METADATA_KEY_RULE};
@@ -106,6 +107,11 @@ const RECENT_KEYS_ENTRIES: usize = 256;
 #[derive(Default)]
 pub struct RecentKeys {
     entries: Mutex<HashMap<Vec<String>, Remembered>>,
+    /// One read at a time per set of tenants. A Search page asks twice as
+    /// it hydrates (the query bar and the column chooser); the second ask
+    /// waits for the first's answer instead of running the same week-long
+    /// scan beside it.
+    reading: Mutex<HashMap<Vec<String>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// When the keys of one set of tenants were read, and the keys.
@@ -130,6 +136,60 @@ impl RecentKeys {
             }
         }
         entries.insert(tenants, (now, keys));
+    }
+
+    /// The keys remembered for `tenants`, or those `read` gives, which are
+    /// then remembered. While one ask reads, the others for the same
+    /// tenants wait and take its answer; if it fails, the next one reads.
+    async fn get_or_read<F, R>(
+        &self,
+        tenants: Vec<String>,
+        read: F,
+    ) -> Result<Vec<MetadataKey>, ConsoleError>
+    where
+        F: FnOnce() -> R,
+        R: Future<Output = Result<Vec<MetadataKey>, ConsoleError>>,
+    {
+        if let Some(keys) = self.get(&tenants, Instant::now()) {
+            return Ok(keys);
+        }
+        let gate = self
+            .reading
+            .lock()
+            .ok()
+            .map(|mut reading| Arc::clone(reading.entry(tenants.clone()).or_default()));
+        let answer = match &gate {
+            Some(gate) => {
+                let _turn = gate.lock().await;
+                match self.get(&tenants, Instant::now()) {
+                    Some(keys) => Ok(keys),
+                    None => self.read_and_put(&tenants, read).await,
+                }
+            }
+            // A poisoned map only loses the coalescing.
+            None => self.read_and_put(&tenants, read).await,
+        };
+        if let (Some(gate), Ok(mut reading)) = (gate, self.reading.lock()) {
+            // The map's and this ask's: nobody else waits for this gate.
+            if Arc::strong_count(&gate) <= 2 {
+                reading.remove(&tenants);
+            }
+        }
+        answer
+    }
+
+    async fn read_and_put<F, R>(
+        &self,
+        tenants: &[String],
+        read: F,
+    ) -> Result<Vec<MetadataKey>, ConsoleError>
+    where
+        F: FnOnce() -> R,
+        R: Future<Output = Result<Vec<MetadataKey>, ConsoleError>>,
+    {
+        let keys = read().await?;
+        self.put(tenants.to_vec(), keys.clone(), Instant::now());
+        Ok(keys)
     }
 }
 
@@ -238,9 +298,6 @@ impl Store {
         let mut tenants = tenants.to_vec();
         tenants.sort();
         tenants.dedup();
-        if let Some(keys) = self.recent_keys.get(&tenants, Instant::now()) {
-            return Ok(keys);
-        }
         let days = RECENT_METADATA_DAYS * 86_400_000;
         let query = SearchQuery {
             q: String::new(),
@@ -255,11 +312,11 @@ impl Store {
             within: tenants.clone(),
             metadata_keys: Vec::new(),
         };
-        let keys = self
-            .metadata_keys(&query, RECENT_METADATA_KEYS, now_ms)
-            .await?;
-        self.recent_keys.put(tenants, keys.clone(), Instant::now());
-        Ok(keys)
+        self.recent_keys
+            .get_or_read(tenants, || {
+                self.metadata_keys(&query, RECENT_METADATA_KEYS, now_ms)
+            })
+            .await
     }
 }
 
@@ -337,5 +394,51 @@ mod tests {
         }
         assert!(size(&cache) <= RECENT_KEYS_ENTRIES);
         assert_eq!(cache.get(&["new".to_owned()], later), None);
+    }
+
+    /// Asks for the same tenants at once run one read and share its
+    /// answer; a failed read leaves the next ask to read again; other
+    /// tenants read apart.
+    #[tokio::test]
+    async fn asks_at_once_share_one_read() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = RecentKeys::default();
+        let reads = AtomicUsize::new(0);
+        let keys = vec![MetadataKey {
+            key: "ticket".into(),
+            events: 3,
+        }];
+        let read = |fail: bool| {
+            let reads = &reads;
+            let keys = keys.clone();
+            move || async move {
+                reads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if fail {
+                    Err(ConsoleError::Unavailable("down".into()))
+                } else {
+                    Ok(keys)
+                }
+            }
+        };
+        let acme = vec!["acme".to_owned()];
+        let (a, b) = tokio::join!(
+            cache.get_or_read(acme.clone(), read(false)),
+            cache.get_or_read(acme.clone(), read(false))
+        );
+        assert_eq!((a.ok(), b.ok()), (Some(keys.clone()), Some(keys.clone())));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        let waiting = |c: &RecentKeys| c.reading.lock().map(|r| r.len()).unwrap_or(9);
+        assert_eq!(waiting(&cache), 0);
+
+        let globex = vec!["globex".to_owned()];
+        let (a, b) = tokio::join!(
+            cache.get_or_read(globex.clone(), read(true)),
+            cache.get_or_read(globex.clone(), read(false))
+        );
+        assert!(a.is_err());
+        assert_eq!(b.ok(), Some(keys.clone()));
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
+        assert_eq!(waiting(&cache), 0);
     }
 }
