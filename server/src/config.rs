@@ -74,6 +74,11 @@ pub struct ConsoleConfig {
     /// Reads waiting to be recorded; beyond it a read is counted and
     /// logged as not recorded rather than slowing the page.
     pub read_queue: usize,
+    /// How many of one viewer's scans of the events (a search, its facets,
+    /// each dashboard panel) run in ClickHouse at once; the rest wait their
+    /// turn in the order asked (docs/DESIGN.md, "One viewer's reads take
+    /// turns").
+    pub reads_at_once: usize,
 }
 
 impl Default for ConsoleConfig {
@@ -86,6 +91,7 @@ impl Default for ConsoleConfig {
             access_refresh: Duration::from_secs(5),
             read_window: Duration::from_secs(10),
             read_queue: 10_000,
+            reads_at_once: 2,
         }
     }
 }
@@ -107,6 +113,7 @@ impl fmt::Debug for ConsoleConfig {
             .field("access_refresh", &self.access_refresh)
             .field("read_window", &self.read_window)
             .field("read_queue", &self.read_queue)
+            .field("reads_at_once", &self.reads_at_once)
             .finish()
     }
 }
@@ -691,6 +698,9 @@ impl Config {
         if !(1..=1_000_000).contains(&self.console.read_queue) {
             return Err(invalid("console.read_queue", "must be 1 to 1000000"));
         }
+        if !(1..=64).contains(&self.console.reads_at_once) {
+            return Err(invalid("console.reads_at_once", "must be 1 to 64"));
+        }
         let url = &self.registry.url;
         let usable = url.is_empty() || url.starts_with("http://") || url.starts_with("https://");
         if !usable {
@@ -1182,6 +1192,13 @@ mod tests {
             c.writer.inserts_in_flight = in_flight;
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains("writer.inserts_in_flight"), "{err}");
+        }
+
+        for at_once in [0, 65] {
+            let mut c = Config::default();
+            c.console.reads_at_once = at_once;
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("console.reads_at_once"), "{err}");
         }
 
         let mut c = Config::default();

@@ -625,7 +625,11 @@ pub async fn start(
         prepared.store.clone(),
         console_auth,
         ingest,
-        SearchParts { reads, delivered },
+        SearchParts {
+            reads,
+            delivered,
+            turns: access::ReadTurns::new(config.console.reads_at_once),
+        },
         IntegrityParts {
             proofs: http::export::ProofsSetup {
                 key_dir: config.integrity.key_dir.clone(),
@@ -747,6 +751,8 @@ struct AdminParts {
 struct SearchParts {
     reads: Option<access::ReadLog>,
     delivered: Arc<write::delivered::DeliveredOffsets>,
+    /// Each viewer's turns at ClickHouse (`console.reads_at_once`).
+    turns: access::ReadTurns,
 }
 
 /// What the console's integrity features need: exports with proofs, and
@@ -774,7 +780,11 @@ fn console_router(
     integrity: IntegrityParts,
     admin: AdminParts,
 ) -> Router {
-    let SearchParts { reads, delivered } = search;
+    let SearchParts {
+        reads,
+        delivered,
+        turns,
+    } = search;
     let IntegrityParts {
         proofs,
         seals,
@@ -873,7 +883,9 @@ fn console_router(
                 },
             )));
             provide_context(SharedStore(Arc::new(
-                access::ScopedStore::new(store.clone(), viewer).recording(reads.clone()),
+                access::ScopedStore::new(store.clone(), viewer)
+                    .recording(reads.clone())
+                    .taking_turns(&turns),
             )));
         }
     };

@@ -446,3 +446,99 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_the_dashboard() {
     assert_eq!(status, 400, "{answer}");
     server.stop().await;
 }
+
+/// A dashboard's panels take turns at ClickHouse per viewer
+/// (`console.reads_at_once`): while a viewer's turns are taken, their
+/// scans wait, in the order asked, and then all answer; another viewer's
+/// scan runs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_panels_take_turns_and_another_viewer_does_not_wait() {
+    use app::dashboard_model::Panel;
+    use app::session::Role;
+    use attest_server::access::{ReadTurns, ScopedStore, Viewer};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let server = common::start(common::test_config()).await;
+    let tenant = format!("turns-{}", &common::unique()[..12]);
+    let now = attest_server::ingest::now_ms();
+    let events: Vec<Value> = (0..5)
+        .map(|n| event(&format!("turn-{n}"), &tenant, now - (n + 1) * MINUTE))
+        .collect();
+    seed(&server, &events).await;
+    // After seeding: a panel counts what was received up to its `now`.
+    let now = attest_server::ingest::now_ms();
+    let viewer = |access_id: &str| Viewer {
+        access_id: access_id.into(),
+        name: access_id.into(),
+        tenants: vec![tenant.clone()],
+        all_tenants: false,
+        signed_in: true,
+        role: Role::Analyst,
+    };
+    let turns = ReadTurns::new(1);
+    let alice =
+        Arc::new(ScopedStore::new(store(&server), viewer("a11ce0000000000a")).taking_turns(&turns));
+    let bob = ScopedStore::new(store(&server), viewer("b0b0000000000000b")).taking_turns(&turns);
+    let query = search_query(&SearchParams {
+        tenant: Some(tenant.clone()),
+        range: TimeRange::Last24Hours,
+        ..SearchParams::default()
+    });
+
+    // Alice's one turn is taken (as by a long panel query of hers).
+    let held = turns.of("a11ce0000000000a").take().await;
+    assert!(held.is_some());
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiting = Vec::new();
+    for (n, panel) in [Panel::Tenants, Panel::Heatmap, Panel::NewActors]
+        .into_iter()
+        .enumerate()
+    {
+        let (alice, query, order) = (alice.clone(), query.clone(), order.clone());
+        waiting.push(tokio::spawn(async move {
+            let data = EventStore::dashboard_panel(&*alice, &query, panel, "UTC", now).await;
+            order.lock().unwrap().push(n);
+            data
+        }));
+        // Asked one after another, as the page's resources are.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let series = {
+        let (alice, query) = (alice.clone(), query.clone());
+        tokio::spawn(async move {
+            EventStore::time_series(&*alice, &query, SeriesBy::Category, now).await
+        })
+    };
+    // Bob is not queued behind her.
+    let bobs = tokio::time::timeout(
+        Duration::from_secs(60),
+        EventStore::time_series(&bob, &query, SeriesBy::Outcome, now),
+    )
+    .await
+    .expect("bob's panel waited for alice's turn")
+    .unwrap();
+    assert_eq!(bobs.counts.iter().flatten().sum::<u64>(), 5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        order.lock().unwrap().is_empty() && !series.is_finished(),
+        "alice's panels ran while her turn was taken"
+    );
+
+    drop(held);
+    for panel in waiting {
+        let data = tokio::time::timeout(Duration::from_secs(60), panel)
+            .await
+            .expect("a waiting panel never got its turn")
+            .unwrap();
+        data.unwrap();
+    }
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec![0, 1, 2],
+        "not in the order asked"
+    );
+    let series = series.await.unwrap().unwrap();
+    assert_eq!(series.counts.iter().flatten().sum::<u64>(), 5);
+    server.stop().await;
+}

@@ -33,10 +33,12 @@ use crate::store::{AccessRow, Store, StoreError};
 mod admin;
 mod reads;
 mod sessions;
+mod turns;
 
 pub use admin::{require_admin, require_writer, AdminGate, AdminRefusal, NotAdmin, ReadOnly};
 pub use reads::{Read, ReadLog};
 pub use sessions::{session_cookie, SessionError, Sessions};
+pub use turns::{ReadTurns, ViewerTurns};
 
 const PREFIX: &str = "atc_";
 
@@ -404,6 +406,9 @@ pub struct ScopedStore {
     /// `None` when the console runs without sign-in (no one to record, as
     /// for exports in that mode).
     reads: Option<ReadLog>,
+    /// The viewer's turns at ClickHouse (`turns.rs`); `None` lets every
+    /// read run at once.
+    turns: Option<ViewerTurns>,
 }
 
 impl ScopedStore {
@@ -412,12 +417,28 @@ impl ScopedStore {
             store,
             viewer,
             reads: None,
+            turns: None,
         }
     }
 
     /// Records this viewer's reads in `reads`.
     pub fn recording(self, reads: Option<ReadLog>) -> ScopedStore {
         ScopedStore { reads, ..self }
+    }
+
+    /// Runs this viewer's scans of the events a few at a time
+    /// (`console.reads_at_once`), shared with their other requests.
+    pub fn taking_turns(self, turns: &ReadTurns) -> ScopedStore {
+        let turns = Some(turns.of(&self.viewer.access_id));
+        ScopedStore { turns, ..self }
+    }
+
+    /// Waits for this viewer's turn; the scan runs while it is held.
+    async fn turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.turns {
+            Some(turns) => turns.take().await,
+            None => None,
+        }
     }
 
     fn note(&self, read: impl FnOnce() -> Read) {
@@ -478,7 +499,9 @@ impl ScopedStore {
 #[async_trait::async_trait]
 impl EventStore for ScopedStore {
     async fn activity(&self, filter: &EventFilter, now_ms: i64) -> Result<Activity, ConsoleError> {
-        EventStore::activity(&self.store, &self.filter(filter)?, now_ms).await
+        let scoped = self.filter(filter)?;
+        let _turn = self.turn().await;
+        EventStore::activity(&self.store, &scoped, now_ms).await
     }
 
     async fn tenants(&self) -> Result<Vec<String>, ConsoleError> {
@@ -495,7 +518,9 @@ impl EventStore for ScopedStore {
     /// facets, counts and charts beside it are the same search).
     async fn search(&self, query: &SearchQuery, now_ms: i64) -> Result<SearchPage, ConsoleError> {
         let scoped = self.query(query)?;
+        let turn = self.turn().await;
         let page = EventStore::search(&self.store, &scoped, now_ms).await?;
+        drop(turn);
         self.note(|| {
             Read::search(
                 &self.viewer,
@@ -520,11 +545,15 @@ impl EventStore for ScopedStore {
         snapshot_ms: i64,
         now_ms: i64,
     ) -> Result<u64, ConsoleError> {
-        EventStore::newer_events(&self.store, &self.query(query)?, snapshot_ms, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::newer_events(&self.store, &scoped, snapshot_ms, now_ms).await
     }
 
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
-        EventStore::facets(&self.store, &self.query(query)?, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::facets(&self.store, &scoped, now_ms).await
     }
 
     async fn metadata_values(
@@ -533,7 +562,9 @@ impl EventStore for ScopedStore {
         key: &str,
         now_ms: i64,
     ) -> Result<app::search_model::MetadataValues, ConsoleError> {
-        EventStore::metadata_values(&self.store, &self.query(query)?, key, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::metadata_values(&self.store, &scoped, key, now_ms).await
     }
 
     /// Narrowed like facets: the tenant asked for if the viewer may see it,
@@ -550,6 +581,7 @@ impl EventStore for ScopedStore {
             Some(one) => vec![one],
             None => within,
         };
+        let _turn = self.turn().await;
         self.store.recent_metadata_keys(&tenants, now_ms).await
     }
 
@@ -579,7 +611,9 @@ impl EventStore for ScopedStore {
         by: SeriesBy,
         now_ms: i64,
     ) -> Result<TimeSeries, ConsoleError> {
-        EventStore::time_series(&self.store, &self.query(query)?, by, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::time_series(&self.store, &scoped, by, now_ms).await
     }
 
     async fn count_by(
@@ -588,7 +622,9 @@ impl EventStore for ScopedStore {
         field: app::search_model::CountField,
         now_ms: i64,
     ) -> Result<app::search_model::CountBy, ConsoleError> {
-        EventStore::count_by(&self.store, &self.query(query)?, field, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::count_by(&self.store, &scoped, field, now_ms).await
     }
 
     async fn top_actors(
@@ -596,7 +632,9 @@ impl EventStore for ScopedStore {
         query: &SearchQuery,
         now_ms: i64,
     ) -> Result<TopActors, ConsoleError> {
-        EventStore::top_actors(&self.store, &self.query(query)?, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::top_actors(&self.store, &scoped, now_ms).await
     }
 
     async fn dashboard_panel(
@@ -606,7 +644,9 @@ impl EventStore for ScopedStore {
         tz: &str,
         now_ms: i64,
     ) -> Result<PanelData, ConsoleError> {
-        EventStore::dashboard_panel(&self.store, &self.query(query)?, panel, tz, now_ms).await
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        EventStore::dashboard_panel(&self.store, &scoped, panel, tz, now_ms).await
     }
 
     async fn event_detail(
