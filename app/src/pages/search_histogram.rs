@@ -228,28 +228,40 @@ pub fn CountByPanel(
     };
     // The metadata keys to offer: what the query bar suggests, from the same
     // server function (its answer is cached on the server per set of
-    // tenants, so this costs no second key query). Asked in the browser
-    // once per tenant shown; the server renders the fixed fields and the
-    // URL's key, which is what the browser shows until the answer comes,
-    // so hydration sees the same options.
-    let shown_tenant = Memo::new(move |_| params.get().tenant);
-    let recent = RwSignal::new(Vec::<MetadataKey>::new());
-    Effect::new(move |_| {
-        let tenant = shown_tenant.get();
+    // tenants, so this costs no second key query). Asked when the picker is
+    // about to be used (pointer over it, or focus), once per tenant shown:
+    // on a cold cache the answer is a week-long scan, which would otherwise
+    // run on every page load and take one of the viewer's turns at
+    // ClickHouse from the query they run next. The server renders the fixed
+    // fields and the URL's key, which is what the browser shows until the
+    // answer comes, so hydration sees the same options.
+    let recent = RwSignal::new(None::<(Option<String>, Vec<MetadataKey>)>);
+    let asked = StoredValue::new(None::<Option<String>>);
+    let want_keys = move || {
+        let tenant = params.get_untracked().tenant;
+        if asked.get_value().as_ref() == Some(&tenant) {
+            return;
+        }
+        asked.set_value(Some(tenant.clone()));
         leptos::task::spawn_local(async move {
             let answer = crate::pages::search_form::recent_metadata_keys(tenant.clone()).await;
             // Only for the tenant still shown (a later one's answer may
             // have come first), and not after the page has gone.
             if let Ok(keys) = answer {
-                if shown_tenant.try_get_untracked() == Some(tenant) {
-                    recent.try_set(keys);
+                if params.try_get_untracked().map(|p| p.tenant) == Some(tenant.clone()) {
+                    recent.try_set(Some((tenant, keys)));
                 }
             }
         });
-    });
+    };
     let metadata_options = move || {
-        let counted = params.get().count_by;
-        let keys = recent.with(|recent| count_by_keys(recent, counted.as_ref()));
+        let p = params.get();
+        let counted = p.count_by;
+        // Only the keys of the tenant shown.
+        let keys = recent.with(|recent| match recent {
+            Some((tenant, keys)) if *tenant == p.tenant => count_by_keys(keys, counted.as_ref()),
+            _ => count_by_keys(&[], counted.as_ref()),
+        });
         (!keys.is_empty()).then(|| {
             let options = keys
                 .into_iter()
@@ -276,7 +288,13 @@ pub fn CountByPanel(
         <section class="count-by" aria-label="Count by a field">
             <label>
                 "Count by "
-                <select id="count-by" data-testid="count-by-field" on:change=on_change>
+                <select
+                    id="count-by"
+                    data-testid="count-by-field"
+                    on:change=on_change
+                    on:pointerenter=move |_| want_keys()
+                    on:focus=move |_| want_keys()
+                >
                     <option value="" selected=move || params.get().count_by.is_none()>"(none)"</option>
                     {FacetField::ALL.into_iter().map(|f| view! {
                         <option value=f.query_field() selected=move || params.get().count_by == Some(CountField::Field(f))>{f.label()}</option>
