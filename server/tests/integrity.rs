@@ -162,22 +162,13 @@ async fn every_change_behind_attests_back_is_named() {
     assert_eq!(report.events, 360);
     assert_independent_verifier_agrees(&config).await;
     // The content hash computed for the leaves is the one ClickHouse
-    // stores (its own expression, migration 0009).
+    // stores (the writer's, migration 0027).
     let store = Store::new(&config.clickhouse);
-    let stored = server
-        .clickhouse("SELECT event_id, content_hash FROM audit_events FORMAT TabSeparated")
-        .await;
-    let stored: BTreeMap<&str, &str> = stored.lines().filter_map(|l| l.split_once('\t')).collect();
     let mut compared = 0;
     for d in digests(&config).await {
-        for row in store.rows_of(&d).await.expect("rows") {
+        for (row, stored) in store.rows_of(&d).await.expect("rows") {
             let ours = attest_server::integrity::leaf::Sealed::from(&row).content_hash();
-            assert_eq!(
-                Some(&ours.as_str()),
-                stored.get(row.event_id.as_str()),
-                "{}",
-                row.event_id
-            );
+            assert_eq!(ours, stored, "{}", row.event_id);
             compared += 1;
         }
     }
@@ -245,6 +236,21 @@ async fn every_change_behind_attests_back_is_named() {
              kafka_offset) FORMAT TabSeparated\n{forged}"
         ))
         .await;
+    // 7 (kept with the rows). A copy of a row inserted with its content
+    //    untouched and another identity: Search and the dashboards would
+    //    count it as a second event.
+    server
+        .clickhouse(&format!(
+            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
+             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+             kafka_offset, content_hash) SELECT event_id, tenant_id, occurred_at, received_at, category, \
+             action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
+             resource_id, source_service, request_id, metadata.key, metadata.value, schema_id, \
+             kafka_partition, kafka_offset, '{}' FROM audit_events WHERE event_id = 'seal1-13'",
+            "ab".repeat(32)
+        ))
+        .await;
     // 4. The middle digest of one chain deleted.
     let gone = &first[1];
     common::mutate(
@@ -289,6 +295,18 @@ async fn every_change_behind_attests_back_is_named() {
             .iter()
             .any(|p| matches!(p, Problem::EventAltered { event_id, .. } if event_id == "seal2-9")),
         "the forged copy is named: {text:#?}"
+    );
+    assert!(
+        problems.iter().any(
+            |p| matches!(p, Problem::IdentityForged { event_id, .. } if event_id == "seal1-13")
+        ),
+        "the copy with a forged identity is named: {text:#?}"
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| matches!(p, Problem::EventAltered { event_id, .. } if event_id == "seal1-13")),
+        "its content is what was sealed: {text:#?}"
     );
     assert!(
         problems.iter().any(

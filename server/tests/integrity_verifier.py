@@ -19,7 +19,7 @@ The export mode checks a bundle offline as sections 10-12 say and prints
 Prints one JSON object: {"digests": n, "events": n, "problems": [[kind, subject], ...],
 "redacted": [[event_id, request_id], ...], "folded": [[event_id, offset], ...], "expired": n} where kind is one of
 missing_digest, not_contiguous, off_chain, bad_digest, leaves_altered, event_missing,
-event_altered, bad_redaction, bad_retention_record, and subject is the digest hash, the event id, or
+event_altered, identity_forged, bad_redaction, bad_retention_record, and subject is the digest hash, the event id, or
 (bad_retention_record) "tenant/month".
 Redacted events (section 14), re-sent copies folded into another stored copy
 (section 8, step 5) and events removed by retention under a valid record
@@ -270,7 +270,8 @@ def verify(ch, keys, heads):
             ids = ", ".join(quote(l["event_id"]) for l in leaves)
             rows = ch.rows("SELECT event_id, tenant_id, occurred_at, received_at, category, action, outcome, actor_id, "
                            "actor_type, actor_ip, actor_user_agent, resource_type, resource_id, source_service, "
-                           "request_id, metadata.key, metadata.value, schema_id, kafka_partition, kafka_offset "
+                           "request_id, metadata.key, metadata.value, schema_id, kafka_partition, kafka_offset, "
+                           "content_hash "
                            f"FROM audit_events WHERE event_id IN ({ids}) AND kafka_partition = {partition} "
                            f"AND kafka_offset >= {int(d['first_offset'])} AND kafka_offset <= {int(d['last_offset'])}")
             records = ch.rows("SELECT request_id, tenant_id, event_id, kafka_partition, kafka_offset, original_hash, "
@@ -291,6 +292,10 @@ def verify(ch, keys, heads):
                     else:
                         problems.append(("event_missing", l["event_id"]))
                     continue
+                # Section 8, step 4: every copy's stored identity is the
+                # hash of its own content.
+                if any(r["content_hash"] != content_hash(r) for r in copies):
+                    problems.append(("identity_forged", l["event_id"]))
                 # Section 14: the worst copy speaks for the event.
                 verdict, record = max((judge_row(r, l["leaf"], records, keys) for r in copies),
                                       key=lambda v: rank[v[0]])

@@ -61,6 +61,13 @@ pub enum Problem {
         event_id: String,
         offset: i64,
     },
+    #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}): a stored copy's content_hash column is not the hash of its content, so Search and the dashboards count that copy as another event")]
+    IdentityForged {
+        digest: String,
+        tenant_id: String,
+        event_id: String,
+        offset: i64,
+    },
     #[error("event {event_id} of tenant {tenant_id} (offset {offset}, digest {digest}) is redacted, but its redaction record does not verify: {why}")]
     RedactionInvalid {
         digest: String,
@@ -114,6 +121,7 @@ impl Problem {
             Problem::OffChain { digest, .. } => ("off_chain", digest.clone()),
             Problem::LeavesAltered { digest, .. } => ("leaves_altered", digest.clone()),
             Problem::EventAltered { event_id, .. } => ("event_altered", event_id.clone()),
+            Problem::IdentityForged { event_id, .. } => ("identity_forged", event_id.clone()),
             Problem::EventMissing { event_id, .. } => ("event_missing", event_id.clone()),
             Problem::RedactionInvalid { event_id, .. } => ("bad_redaction", event_id.clone()),
             Problem::RetentionRecordInvalid {
@@ -676,21 +684,23 @@ pub struct Judged {
 }
 
 /// Every sealed leaf must have its row, unchanged or redacted under a
-/// valid record (section 14); a row is found by its offset and event id
-/// (offsets repeat across topics).
+/// valid record (section 14), and every copy of it the content hash of its
+/// own content in its `content_hash` column (section 8, step 4); a row is
+/// found by its offset and event id (offsets repeat across topics).
 pub fn rows_problems(
     d: &Digest,
     leaves: &[LeafRow],
-    rows: &[EventRow],
+    rows: &[(EventRow, String)],
     records: &[RedactionRecord],
     keys: &KeyRing,
 ) -> Judged {
-    let mut found: HashMap<(i64, &str), Vec<&EventRow>> = HashMap::new();
-    for r in rows {
+    let mut found: HashMap<(i64, &str), Vec<&(EventRow, String)>> = HashMap::new();
+    for stored in rows {
+        let r = &stored.0;
         found
             .entry((r.kafka_offset, r.event_id.as_str()))
             .or_default()
-            .push(r);
+            .push(stored);
     }
     let mut problems = Vec::new();
     let mut redacted = Vec::new();
@@ -717,10 +727,16 @@ pub fn rows_problems(
                     });
                     continue;
                 };
-                // The worst copy speaks for the event.
+                // The worst copy speaks for the event. Apart from that,
+                // every copy's stored identity must be its content's hash:
+                // the leaf is computed from the content, so a forged
+                // column changes no verdict, but Search and the dashboards
+                // count distinct identities.
                 let mut worst: Option<RowSeal> = None;
-                for r in copies {
-                    let content_hash = Sealed::from(*r).content_hash();
+                let mut forged = false;
+                for (r, stored_hash) in copies.iter().map(|c| (&c.0, &c.1)) {
+                    let content_hash = Sealed::from(r).content_hash();
+                    forged |= *stored_hash != content_hash;
                     let hashes = RowHashes {
                         tenant_id: &r.tenant_id,
                         event_id: &r.event_id,
@@ -740,6 +756,15 @@ pub fn rows_problems(
                     if worst.as_ref().is_none_or(|w| rank(&seal) > rank(w)) {
                         worst = Some(seal);
                     }
+                }
+                if forged {
+                    let (digest, tenant_id, event_id, offset) = named(l);
+                    problems.push(Problem::IdentityForged {
+                        digest,
+                        tenant_id,
+                        event_id,
+                        offset,
+                    });
                 }
                 let (digest, tenant_id, event_id, offset) = named(l);
                 match worst {
@@ -880,6 +905,39 @@ mod tests {
                 schema_id: row.schema_id,
             }),
         }
+    }
+
+    #[test]
+    fn a_copy_whose_stored_identity_is_not_its_content_hash_is_named_apart() {
+        let (ring, key, _dir) = ring_with_one_key();
+        let d = &linked(&key, &[(5, 5)])[0];
+        let row = stored(5, 1_000);
+        let mut leaf = sealed_leaf(&row);
+        leaf.digest_hash = d.digest_hash.clone();
+        let own = Sealed::from(&row).content_hash();
+        let judged = rows_problems(
+            d,
+            &[leaf.clone()],
+            &[(row.clone(), own.clone())],
+            &[],
+            &ring,
+        );
+        assert!(judged.problems.is_empty(), "{:?}", judged.problems);
+
+        // The same content beside another identity: the content is what
+        // was sealed (no alteration), the identity is not its hash.
+        let copies = [(row.clone(), own), (row.clone(), "ab".repeat(32))];
+        let judged = rows_problems(d, &[leaf], &copies, &[], &ring);
+        assert_eq!(
+            judged.problems,
+            vec![Problem::IdentityForged {
+                digest: d.digest_hash.clone(),
+                tenant_id: row.tenant_id.clone(),
+                event_id: row.event_id.clone(),
+                offset: 5,
+            }]
+        );
+        assert_eq!(judged.problems[0].kind_and_subject().0, "identity_forged");
     }
 
     #[test]

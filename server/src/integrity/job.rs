@@ -200,6 +200,12 @@ fn event(topic: &str, partition: i32, problem: &Problem) -> crate::event::AuditE
             event_id,
             ..
         }
+        | Problem::IdentityForged {
+            digest,
+            tenant_id,
+            event_id,
+            ..
+        }
         | Problem::RedactionInvalid {
             digest,
             tenant_id,

@@ -103,7 +103,7 @@ const LEAVES_SQL: &str = "SELECT digest_hash, topic, partition, first_offset, ka
 const ROWS_SQL: &str = "SELECT event_id, tenant_id, occurred_at, received_at, category, action, \
      outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
      source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
-     kafka_offset FROM audit_events \
+     kafka_offset, content_hash FROM audit_events \
      WHERE tenant_id IN (SELECT arrayJoin(tenant_ids) FROM attest_integrity_leaf_sets \
          WHERE topic = ? AND partition = ? AND first_offset = ? AND digest_hash = ?) \
      AND kafka_partition = ? AND kafka_offset >= ? AND kafka_offset <= ?";
@@ -408,7 +408,10 @@ impl Store {
         Ok(set.map(|s| s.rows()).unwrap_or_default())
     }
 
-    pub async fn rows_of(&self, d: &Digest) -> Result<Vec<EventRow>, StoreError> {
+    /// The rows a digest's leaves name, each with the content hash stored
+    /// beside it (its identity, which the check compares with the hash of
+    /// the row's content).
+    pub async fn rows_of(&self, d: &Digest) -> Result<Vec<(EventRow, String)>, StoreError> {
         Ok(self
             .primary
             .query(ROWS_SQL)
