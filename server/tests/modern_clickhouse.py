@@ -326,26 +326,17 @@ def search_answer(name, rows):
     if name == "dashboard_top_actors_for_tenant":
         # e-1 is stored twice and counts once; alice never failed.
         return [top_actors(r) for r in rows], [(2, 1, [("alice", 1), ("mallory", 1)], [("mallory", 1)])]
-    # Panels 4-9 over the last 24 h (e-old is before it).
-    top_totals = {
-        "dashboard_top_actor_ip": 3,
-        "dashboard_top_source_service": 3,
-        "dashboard_top_action": 3,
-        "dashboard_top_actor_id": 3,
-        "dashboard_top_tenant_id": 3,
-    }
+    # Panels 4-9 over the last 24 h (e-old is before it): one row per list
+    # (its position in the panel's fields), each with the total (every
+    # matching event, with or without a value) and the list.
     tops = {
-        "dashboard_top_actor_ip": [("203.0.113.1", 3)],
-        "dashboard_top_source_service": [("iam", 3)],
-        "dashboard_top_action": [("user.update", 3)],
-        "dashboard_top_actor_id": [("mallory", 2), ("alice", 1)],
-        "dashboard_top_tenant_id": [("acme", 2), ("globex", 1)],
+        "dashboard_top_failure_sources": [(0, 3, [("203.0.113.1", 3)]), (1, 3, [("iam", 3)])],
+        "dashboard_top_privileged": [(0, 3, [("user.update", 3)]), (1, 3, [("mallory", 2), ("alice", 1)])],
+        "dashboard_top_tenants": [(0, 3, [("acme", 2), ("globex", 1)])],
     }
     if name in tops:
-        # One row: the total (every matching event, with or without a
-        # value) and the list.
-        got = [(int(r["total"]), [(v, int(n)) for v, n in r["rows"]]) for r in rows]
-        return got, [(top_totals[name], tops[name])]
+        got = [(int(r["field"]), int(r["total"]), [(v, int(n)) for v, n in r["rows"]]) for r in rows]
+        return got, tops[name]
     def new_actors(r):
         return (int(r["total"]), [(t, a, int(first), int(n)) for t, a, first, n in r["rows"]])
     if name == "dashboard_new_actors_for_tenant":

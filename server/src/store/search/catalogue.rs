@@ -185,7 +185,7 @@ static NEW_ACTORS_PARAMS: [&str; 8] = joined(WINDOW_PARAMS, ["from_s", "from_ms"
 
 /// The dashboard's panels 4–9 (server/src/store/search/dashboard.rs).
 fn panel_templates() -> Vec<QueryTemplate> {
-    use app::dashboard_model::TopField;
+    use app::dashboard_model::Panel;
     let window = |tenants| {
         sql::where_sql(
             Shape {
@@ -196,20 +196,14 @@ fn panel_templates() -> Vec<QueryTemplate> {
             "1",
         )
     };
-    let mut out: Vec<QueryTemplate> = [
-        TopField::Ip,
-        TopField::Service,
-        TopField::Action,
-        TopField::Actor,
-        TopField::Tenant,
-    ]
-    .into_iter()
-    .map(|field| QueryTemplate {
-        name: format!("dashboard_top_{}", field.column()),
-        sql: super::dashboard::top_values_sql(field, &window(0)),
-        params: &COUNT_PARAMS,
-    })
-    .collect();
+    let mut out: Vec<QueryTemplate> = [Panel::FailureSources, Panel::Privileged, Panel::Tenants]
+        .into_iter()
+        .map(|panel| QueryTemplate {
+            name: format!("dashboard_top_{}", panel.param().replace('-', "_")),
+            sql: super::dashboard::top_values_sql(panel.fields(), &window(0)),
+            params: &COUNT_PARAMS,
+        })
+        .collect();
     out.extend([
         QueryTemplate {
             name: "dashboard_new_actors_for_tenant".into(),
