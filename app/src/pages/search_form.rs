@@ -37,6 +37,71 @@ pub async fn recent_metadata_keys(
     .await
 }
 
+/// The recent metadata keys of the tenant a page shows (or all the
+/// viewer's), asked for when first wanted, not on page load (on a cold
+/// cache the answer is a week-long scan, and it would take one of the
+/// viewer's turns at ClickHouse from the query they run next), and again
+/// when the tenant changes. The query bar and the Count-by picker each
+/// keep one.
+#[derive(Clone, Copy)]
+pub(crate) struct RecentKeys {
+    params: Memo<SearchParams>,
+    answer: RwSignal<Option<(Option<String>, Vec<crate::search_model::MetadataKey>)>>,
+    asked: StoredValue<Option<Option<String>>>,
+}
+
+impl RecentKeys {
+    pub(crate) fn new(params: Memo<SearchParams>) -> RecentKeys {
+        RecentKeys {
+            params,
+            answer: RwSignal::new(None),
+            asked: StoredValue::new(None),
+        }
+    }
+
+    /// Asks for the shown tenant's keys unless already asked.
+    pub(crate) fn want(self) {
+        let tenant = self.params.with_untracked(|p| p.tenant.clone());
+        if self.asked.get_value().as_ref() == Some(&tenant) {
+            return;
+        }
+        self.asked.set_value(Some(tenant.clone()));
+        let RecentKeys { params, answer, .. } = self;
+        leptos::task::spawn_local(async move {
+            // Only for the tenant still shown (a later one's answer may
+            // have come first), and not after the page has gone.
+            if let Ok(keys) = recent_metadata_keys(tenant.clone()).await {
+                if params.try_with_untracked(|p| p.tenant == tenant) == Some(true) {
+                    answer.try_set(Some((tenant, keys)));
+                }
+            }
+        });
+    }
+
+    /// The shown tenant's keys (empty until they come), tracked.
+    pub(crate) fn keys(self) -> Vec<crate::search_model::MetadataKey> {
+        let tenant = self.params.with(|p| p.tenant.clone());
+        self.answer.with(|answer| Self::of(answer, &tenant))
+    }
+
+    /// The same, untracked (for event handlers).
+    pub(crate) fn keys_untracked(self) -> Vec<crate::search_model::MetadataKey> {
+        let tenant = self.params.with_untracked(|p| p.tenant.clone());
+        self.answer
+            .with_untracked(|answer| Self::of(answer, &tenant))
+    }
+
+    fn of(
+        answer: &Option<(Option<String>, Vec<crate::search_model::MetadataKey>)>,
+        tenant: &Option<String>,
+    ) -> Vec<crate::search_model::MetadataKey> {
+        match answer {
+            Some((asked, keys)) if asked == tenant => keys.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The byte offset of a caret given in UTF-16 units, as the DOM counts.
 fn byte_offset(text: &str, utf16: usize) -> usize {
     let mut units = 0;
@@ -110,22 +175,9 @@ pub fn QueryForm(
     // Autocomplete: the word at the caret, its ranked candidates, and the
     // one the arrows point at (ARIA combobox with a listbox).
     let values = use_context::<SuggestionValues>();
-    // The recent metadata keys of the tenant shown (or all the viewer's),
-    // asked for once the query bar is used, again when the tenant changes.
-    let recent = RwSignal::new(None::<(Option<String>, Vec<crate::search_model::MetadataKey>)>);
-    let recent_asked = StoredValue::new(None::<Option<String>>);
-    let want_recent = move || {
-        let tenant = params.get_untracked().tenant;
-        if recent_asked.get_value().as_ref() == Some(&tenant) {
-            return;
-        }
-        recent_asked.set_value(Some(tenant.clone()));
-        leptos::task::spawn_local(async move {
-            if let Ok(keys) = recent_metadata_keys(tenant.clone()).await {
-                recent.set(Some((tenant, keys)));
-            }
-        });
-    };
+    // The recent metadata keys, asked for once the query bar is used.
+    let recent = RecentKeys::new(params);
+    let want_recent = move || recent.want();
     let input = NodeRef::<leptos::html::Input>::new();
     let word = RwSignal::new(None::<Word>);
     let suggestions = RwSignal::new(Vec::<Candidate>::new());
@@ -141,11 +193,7 @@ pub fn QueryForm(
             let opened = values
                 .map(|v| v.metadata.get_untracked())
                 .unwrap_or_default();
-            let tenant = params.get_untracked().tenant;
-            let recent_keys = recent.with_untracked(|r| match r {
-                Some((asked, keys)) if *asked == tenant => keys.clone(),
-                _ => Vec::new(),
-            });
+            let recent_keys = recent.keys_untracked();
             let known = Known {
                 facets: facets.as_ref(),
                 recent_keys: &recent_keys,

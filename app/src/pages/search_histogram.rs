@@ -228,40 +228,15 @@ pub fn CountByPanel(
     };
     // The metadata keys to offer: what the query bar suggests, from the same
     // server function (its answer is cached on the server per set of
-    // tenants, so this costs no second key query). Asked when the picker is
-    // about to be used (pointer over it, or focus), once per tenant shown:
-    // on a cold cache the answer is a week-long scan, which would otherwise
-    // run on every page load and take one of the viewer's turns at
-    // ClickHouse from the query they run next. The server renders the fixed
-    // fields and the URL's key, which is what the browser shows until the
-    // answer comes, so hydration sees the same options.
-    let recent = RwSignal::new(None::<(Option<String>, Vec<MetadataKey>)>);
-    let asked = StoredValue::new(None::<Option<String>>);
-    let want_keys = move || {
-        let tenant = params.get_untracked().tenant;
-        if asked.get_value().as_ref() == Some(&tenant) {
-            return;
-        }
-        asked.set_value(Some(tenant.clone()));
-        leptos::task::spawn_local(async move {
-            let answer = crate::pages::search_form::recent_metadata_keys(tenant.clone()).await;
-            // Only for the tenant still shown (a later one's answer may
-            // have come first), and not after the page has gone.
-            if let Ok(keys) = answer {
-                if params.try_get_untracked().map(|p| p.tenant) == Some(tenant.clone()) {
-                    recent.try_set(Some((tenant, keys)));
-                }
-            }
-        });
-    };
+    // tenants, so this costs no second key query), asked when the picker is
+    // about to be used (pointer over it, or focus). The server renders the
+    // fixed fields and the URL's key, which is what the browser shows until
+    // the answer comes, so hydration sees the same options.
+    let recent = crate::pages::search_form::RecentKeys::new(params);
+    let want_keys = move || recent.want();
     let metadata_options = move || {
-        let p = params.get();
-        let counted = p.count_by;
-        // Only the keys of the tenant shown.
-        let keys = recent.with(|recent| match recent {
-            Some((tenant, keys)) if *tenant == p.tenant => count_by_keys(keys, counted.as_ref()),
-            _ => count_by_keys(&[], counted.as_ref()),
-        });
+        let counted = params.get().count_by;
+        let keys = count_by_keys(&recent.keys(), counted.as_ref());
         (!keys.is_empty()).then(|| {
             let options = keys
                 .into_iter()
