@@ -434,7 +434,12 @@ fn console_section(tenant: &str, dataset: &Dataset) -> Option<(String, String)> 
 /// send it: the release site's when built, else the debug site's (said so).
 fn wasm_size() -> Option<(String, u64, u64)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    for site in ["target/site-release/pkg", "target/site/pkg"] {
+    // `site-release-check` is the release site `scripts/test.sh` builds.
+    for site in [
+        "target/site-release/pkg",
+        "target/site-release-check/pkg",
+        "target/site/pkg",
+    ] {
         let Ok(entries) = std::fs::read_dir(format!("{root}/{site}")) else {
             continue;
         };
@@ -632,7 +637,9 @@ fn report(
                  for the size users download"
             }
         ),
-        None => "No WASM built (`target/site-release/pkg` or `target/site/pkg`).".to_owned(),
+        None => "No WASM built (`target/site-release/pkg`, `target/site-release-check/pkg` or \
+                 `target/site/pkg`)."
+            .to_owned(),
     };
     format!(
         "## Dashboard (`cargo bench -p server --bench dashboard`)\n\n\
