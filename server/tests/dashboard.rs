@@ -496,13 +496,16 @@ async fn a_viewers_panels_take_turns_and_another_viewer_does_not_wait() {
         .enumerate()
     {
         let (alice, query, order) = (alice.clone(), query.clone(), order.clone());
-        waiting.push(tokio::spawn(async move {
+        let mut asked = Box::pin(async move {
             let data = EventStore::dashboard_panel(&*alice, &query, panel, "UTC", now).await;
             order.lock().unwrap().push(n);
             data
-        }));
-        // Asked one after another, as the page's resources are.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        });
+        // Polled once here, so each is queued for a turn before the next
+        // asks (as the page's resources ask, one after another), however
+        // busy the machine is; then it waits in a task of its own.
+        assert!(futures::poll!(&mut asked).is_pending());
+        waiting.push(tokio::spawn(asked));
     }
     let series = {
         let (alice, query) = (alice.clone(), query.clone());
