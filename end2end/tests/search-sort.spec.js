@@ -47,8 +47,13 @@ async function shownIds(page) {
 test('sorting by actor: header button, aria-sort, URL, reload, next page', async ({ page }) => {
   const errors = watchErrors(page);
   // The writer flushes about once a second: reload until every event is in.
+  // Both the results and the facets must show them: the page's queries
+  // take turns, so a batch stored between them can reach the facets of a
+  // load whose results were read just before it (the snapshot is on
+  // received_at, which a batch has before it is stored).
   await expect(async () => {
     await page.goto(home);
+    await expect(rows(page)).toHaveCount(100, { timeout: 1_000 });
     await expect(page.getByTestId('facet-total')).toContainText(`${EVENTS} matching events`, { timeout: 1_000 });
   }).toPass({ timeout: 60_000 });
   await hydrated(page);
