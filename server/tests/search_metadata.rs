@@ -407,6 +407,37 @@ async fn recent_metadata_keys_respect_tenant_scope() {
             .unwrap();
         assert_eq!(names(&one), ["globex_only", "ticket"]);
     }
+    // The keys' scan takes one of the viewer's turns; an answer from the
+    // cache takes none (it does not scan), so it never queues behind the
+    // viewer's other reads.
+    let turns = attest_server::access::ReadTurns::new(1);
+    let both =
+        ScopedStore::new(store.clone(), viewer(&["acme", "globex"], false)).taking_turns(&turns);
+    let held = turns.of("0123456789abcdef").take().await;
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        EventStore::recent_metadata_keys(&both, None, now),
+    )
+    .await;
+    assert!(waited.is_err(), "the keys were read without a turn");
+    drop(held);
+    let read = EventStore::recent_metadata_keys(&both, None, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&read),
+        ["acme_only", "globex_only", "region", "ticket"]
+    );
+    let _held = turns.of("0123456789abcdef").take().await;
+    let cached = tokio::time::timeout(
+        Duration::from_secs(5),
+        EventStore::recent_metadata_keys(&both, None, now),
+    )
+    .await
+    .expect("a cached answer waited for a turn")
+    .unwrap();
+    assert_eq!(names(&cached), names(&read));
+
     // The metadata facets of a scoped viewer stay in their tenants too.
     let search = query("", None, last_day());
     let facets = EventStore::facets(&acme, &search, now).await.unwrap();

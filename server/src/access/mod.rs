@@ -14,6 +14,7 @@
 //! request cannot widen it.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
@@ -441,6 +442,19 @@ impl ScopedStore {
         }
     }
 
+    /// Narrows `query` to the viewer's tenants, then runs `scan` with it
+    /// in the viewer's turn: the shape of every read of the events that
+    /// is not recorded.
+    async fn scan<'a, T, F, R>(&'a self, query: &SearchQuery, scan: F) -> Result<T, ConsoleError>
+    where
+        F: FnOnce(&'a Store, SearchQuery) -> R,
+        R: Future<Output = Result<T, ConsoleError>>,
+    {
+        let scoped = self.query(query)?;
+        let _turn = self.turn().await;
+        scan(&self.store, scoped).await
+    }
+
     fn note(&self, read: impl FnOnce() -> Read) {
         if let Some(reads) = &self.reads {
             reads.note(read());
@@ -545,15 +559,17 @@ impl EventStore for ScopedStore {
         snapshot_ms: i64,
         now_ms: i64,
     ) -> Result<u64, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::newer_events(&self.store, &scoped, snapshot_ms, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::newer_events(store, &q, snapshot_ms, now_ms).await
+        })
+        .await
     }
 
     async fn facets(&self, query: &SearchQuery, now_ms: i64) -> Result<Facets, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::facets(&self.store, &scoped, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::facets(store, &q, now_ms).await
+        })
+        .await
     }
 
     async fn metadata_values(
@@ -562,9 +578,10 @@ impl EventStore for ScopedStore {
         key: &str,
         now_ms: i64,
     ) -> Result<app::search_model::MetadataValues, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::metadata_values(&self.store, &scoped, key, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::metadata_values(store, &q, key, now_ms).await
+        })
+        .await
     }
 
     /// Narrowed like facets: the tenant asked for if the viewer may see it,
@@ -581,8 +598,11 @@ impl EventStore for ScopedStore {
             Some(one) => vec![one],
             None => within,
         };
-        let _turn = self.turn().await;
-        self.store.recent_metadata_keys(&tenants, now_ms).await
+        // A turn only if the keys are read: an answer from the store's
+        // cache does not scan.
+        self.store
+            .recent_metadata_keys(&tenants, now_ms, self.turn())
+            .await
     }
 
     /// Narrowed like a search, on every poll of the stream; the stream
@@ -611,9 +631,10 @@ impl EventStore for ScopedStore {
         by: SeriesBy,
         now_ms: i64,
     ) -> Result<TimeSeries, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::time_series(&self.store, &scoped, by, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::time_series(store, &q, by, now_ms).await
+        })
+        .await
     }
 
     async fn count_by(
@@ -622,9 +643,10 @@ impl EventStore for ScopedStore {
         field: app::search_model::CountField,
         now_ms: i64,
     ) -> Result<app::search_model::CountBy, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::count_by(&self.store, &scoped, field, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::count_by(store, &q, field, now_ms).await
+        })
+        .await
     }
 
     async fn top_actors(
@@ -632,9 +654,10 @@ impl EventStore for ScopedStore {
         query: &SearchQuery,
         now_ms: i64,
     ) -> Result<TopActors, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::top_actors(&self.store, &scoped, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::top_actors(store, &q, now_ms).await
+        })
+        .await
     }
 
     async fn dashboard_panel(
@@ -644,9 +667,10 @@ impl EventStore for ScopedStore {
         tz: &str,
         now_ms: i64,
     ) -> Result<PanelData, ConsoleError> {
-        let scoped = self.query(query)?;
-        let _turn = self.turn().await;
-        EventStore::dashboard_panel(&self.store, &scoped, panel, tz, now_ms).await
+        self.scan(query, |store, q| async move {
+            EventStore::dashboard_panel(store, &q, panel, tz, now_ms).await
+        })
+        .await
     }
 
     async fn event_detail(

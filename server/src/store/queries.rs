@@ -225,7 +225,7 @@ impl EventStore for Store {
         now_ms: i64,
     ) -> Result<Vec<app::search_model::MetadataKey>, ConsoleError> {
         let tenants: Vec<String> = tenant.map(str::to_owned).into_iter().collect();
-        Store::recent_metadata_keys(self, &tenants, now_ms).await
+        Store::recent_metadata_keys(self, &tenants, now_ms, std::future::ready(())).await
     }
 
     async fn time_series(

@@ -290,10 +290,13 @@ impl Store {
     /// The metadata keys of the last [`RECENT_METADATA_DAYS`] days in
     /// `tenants` (empty: every tenant), most frequent first; from the
     /// cache when it was asked within [`RECENT_KEYS_TTL`].
-    pub async fn recent_metadata_keys(
+    /// `turn` is awaited, and its output held, only while the keys are
+    /// read from the table (not when the cache answers).
+    pub async fn recent_metadata_keys<T>(
         &self,
         tenants: &[String],
         now_ms: i64,
+        turn: impl Future<Output = T>,
     ) -> Result<Vec<MetadataKey>, ConsoleError> {
         let mut tenants = tenants.to_vec();
         tenants.sort();
@@ -313,8 +316,10 @@ impl Store {
             metadata_keys: Vec::new(),
         };
         self.recent_keys
-            .get_or_read(tenants, || {
+            .get_or_read(tenants, || async {
+                let _turn = turn.await;
                 self.metadata_keys(&query, RECENT_METADATA_KEYS, now_ms)
+                    .await
             })
             .await
     }
