@@ -65,6 +65,15 @@ pub enum SealVerdict {
     /// A redaction record would explain the stored event, but it does not
     /// verify (a forged or altered record).
     RedactionInvalid { place: SealPlace, problem: String },
+    /// The row's `content_hash` column, which Search and the dashboards
+    /// count events by, is not the hash of its content: a row inserted or
+    /// changed outside Attest, counted as an event apart from its
+    /// original. Judged before any digest: whatever its seal says of the
+    /// content, the row itself is not one Attest wrote.
+    IdentityForged {
+        stored_hash: String,
+        content_hash: String,
+    },
 }
 
 impl SealVerdict {
@@ -76,6 +85,7 @@ impl SealVerdict {
                 | SealVerdict::LeavesAltered { .. }
                 | SealVerdict::DigestInvalid { .. }
                 | SealVerdict::RedactionInvalid { .. }
+                | SealVerdict::IdentityForged { .. }
         )
     }
 
@@ -89,6 +99,7 @@ impl SealVerdict {
             SealVerdict::LeavesAltered { .. } => "Its digest's leaves were changed",
             SealVerdict::DigestInvalid { .. } => "Its digest fails its check",
             SealVerdict::RedactionInvalid { .. } => "Its redaction record fails its check",
+            SealVerdict::IdentityForged { .. } => "Stored under a forged content hash",
         }
     }
 
@@ -158,6 +169,17 @@ impl SealVerdict {
                 "The event as stored differs from what was sealed, and the {problem}: \
                  treat the fields above as untrusted."
             ),
+            SealVerdict::IdentityForged {
+                stored_hash,
+                content_hash,
+            } => format!(
+                "This row's content hash column is {}…, but its content hashes to {}…: \
+                 the row was inserted or changed outside Attest, and Search and the \
+                 dashboards count it as an event apart from the one Attest stored. \
+                 Treat it as untrusted; `attest integrity check` names every such row.",
+                short(stored_hash),
+                short(content_hash)
+            ),
         }
     }
 
@@ -169,7 +191,7 @@ impl SealVerdict {
             | SealVerdict::Altered { place }
             | SealVerdict::LeavesAltered { place }
             | SealVerdict::DigestInvalid { place, .. } => Some(place),
-            SealVerdict::Unsealed { .. } => None,
+            SealVerdict::Unsealed { .. } | SealVerdict::IdentityForged { .. } => None,
         }
     }
 
@@ -185,6 +207,7 @@ impl SealVerdict {
             SealVerdict::RedactionInvalid { .. } => 4,
             SealVerdict::LeavesAltered { .. } => 5,
             SealVerdict::Altered { .. } => 6,
+            SealVerdict::IdentityForged { .. } => 7,
         }
     }
 

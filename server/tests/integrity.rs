@@ -308,6 +308,49 @@ async fn every_change_behind_attests_back_is_named() {
             .any(|p| matches!(p, Problem::EventAltered { event_id, .. } if event_id == "seal1-13")),
         "its content is what was sealed: {text:#?}"
     );
+    // The event page says the same of the copy, and still verifies the
+    // row Attest stored (the page picks a copy by its content hash).
+    let seals = attest_server::integrity::event_seal::ScopedSeals {
+        store: Store::new(&config.clickhouse),
+        setup: std::sync::Arc::new(attest_server::integrity::event_seal::SealCheck {
+            key_dir: config.integrity.key_dir.clone(),
+            topic_prefix: config.kafka.topic_prefix.clone(),
+            sealing_on: true,
+        }),
+        viewer: attest_server::access::Viewer::unrestricted(),
+    };
+    let tenant = server
+        .clickhouse("SELECT any(tenant_id) FROM audit_events WHERE event_id = 'seal1-13'")
+        .await;
+    let page = |content: String| {
+        let (seals, tenant) = (&seals, tenant.trim().to_owned());
+        async move {
+            use app::integrity_model::EventSeals;
+            seals
+                .event_seal(&tenant, "seal1-13", None, Some(&content))
+                .await
+                .expect("seal check")
+                .expect("the event")
+                .verdict
+        }
+    };
+    match page("ab".repeat(32)).await {
+        app::integrity_model::SealVerdict::IdentityForged { stored_hash, .. } => {
+            assert_eq!(stored_hash, "ab".repeat(32))
+        }
+        other => panic!("the forged copy's page says {other:?}"),
+    }
+    let original = server
+        .clickhouse(&format!(
+            "SELECT any(content_hash) FROM audit_events WHERE event_id = 'seal1-13' AND content_hash != '{}'",
+            "ab".repeat(32)
+        ))
+        .await;
+    let verdict = page(original.trim().to_owned()).await;
+    assert!(
+        matches!(verdict, app::integrity_model::SealVerdict::Verified { .. }),
+        "the original's page says {verdict:?}"
+    );
     assert!(
         problems.iter().any(
             |p| matches!(p, Problem::MissingDigest { missing, .. } if *missing == gone.digest_hash)

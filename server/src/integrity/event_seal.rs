@@ -171,6 +171,16 @@ pub fn judge(
             verdict = found;
         }
     }
+    // The identity column: a copy inserted with its content intact and
+    // another hash matches its sealed leaf (the leaf is computed from the
+    // content), yet Search counts it as a second event. A row changed in
+    // place differs from its column too, but "altered" says more.
+    if !verdict.failed() && event.content_hash != content_hash {
+        return SealVerdict::IdentityForged {
+            stored_hash: event.content_hash.clone(),
+            content_hash,
+        };
+    }
     verdict
 }
 
@@ -266,7 +276,7 @@ mod tests {
     const TOPIC: &str = "attest.events.admin";
 
     fn event(offset: i64) -> EventDetail {
-        EventDetail {
+        let mut e = EventDetail {
             event_id: format!("e-{offset}"),
             tenant_id: "acme".into(),
             occurred_at: 1_800_000_000_000,
@@ -288,7 +298,10 @@ mod tests {
             kafka_offset: offset,
             content_hash: String::new(),
             same_id: Vec::new(),
-        }
+        };
+        // As the writer stores it.
+        e.content_hash = stored_hash(&e);
+        e
     }
 
     /// A signed digest over events at offsets 10..=13, as the writer
@@ -372,6 +385,34 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_under_another_content_hash_is_named_forged_sealed_or_not() {
+        let (keys, key, _dir) = ring_with_one_key();
+        let c = sealed(&key);
+        let mut e = event(12);
+        e.content_hash = "ab".repeat(32);
+        let v = verdict(&e, std::slice::from_ref(&c), &keys);
+        assert!(v.failed(), "{v:?}");
+        assert_eq!(
+            v,
+            SealVerdict::IdentityForged {
+                stored_hash: "ab".repeat(32),
+                content_hash: event(12).content_hash,
+            }
+        );
+        // Without a digest holding it, too.
+        let mut e = event(40);
+        e.content_hash = "ab".repeat(32);
+        let v = verdict(&e, std::slice::from_ref(&c), &keys);
+        assert!(matches!(v, SealVerdict::IdentityForged { .. }), "{v:?}");
+        // A field changed in place (its column left as it was) is altered:
+        // the verdict that says more.
+        let mut e = event(11);
+        e.actor_id = "mallory".into();
+        let v = verdict(&e, &[c], &keys);
+        assert!(matches!(v, SealVerdict::Altered { .. }), "{v:?}");
+    }
+
+    #[test]
     fn a_changed_category_is_caught_on_the_chain_that_sealed_it() {
         let (keys, key, _dir) = ring_with_one_key();
         let mut c = sealed(&key);
@@ -403,6 +444,8 @@ mod tests {
         let original = event(11);
         let mut redacted = original.clone();
         redacted.actor_ip = MARKER.into();
+        // A redaction stores the redacted content's hash with the row.
+        redacted.content_hash = stored_hash(&redacted);
         let record = Unsigned {
             request_id: "req-1",
             tenant_id: &original.tenant_id,
