@@ -170,6 +170,12 @@ fn runs<'a>(batch: &'a Batch, rejected: &[usize], leaves: &[merkle::Hash]) -> Ve
 
 /// How long an idle writer waits for a message before checking for shutdown.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// Messages the consumer already holds that join the batch in one go,
+/// after the one the loop waited for: each without the loop's select (a
+/// timer, a poll of the inserts in flight, the clock). Small enough that
+/// an insert that finished meanwhile is seen within a millisecond or two.
+const READY_AT_ONCE: usize = 256;
 /// How long a shutdown may spend inserting the open batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -362,8 +368,12 @@ impl Writer {
         // Messages that arrived while a flush had the partitions paused.
         let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
+            let now_ms = ingest::now_ms();
             for message in std::mem::take(&mut held) {
-                if !self.add(&mut batch, message, &mut held, &stop).await {
+                if !self
+                    .add(&mut batch, message, now_ms, &mut held, &stop)
+                    .await
+                {
                     return;
                 }
             }
@@ -387,7 +397,10 @@ impl Writer {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Ok(Ok(message)) => {
-                        if !self.add(&mut batch, message.detach(), &mut held, &stop).await {
+                        let (message, now_ms) = (message.detach(), ingest::now_ms());
+                        if !self.add(&mut batch, message, now_ms, &mut held, &stop).await
+                            || !self.add_ready(&mut batch, now_ms, &mut held, &stop).await
+                        {
                             return;
                         }
                     }
@@ -580,13 +593,56 @@ impl Writer {
         }
     }
 
+    /// Adds the messages the consumer already holds (up to
+    /// [`READY_AT_ONCE`], and no further than a full batch), without
+    /// waiting for more. Stops where a message had to wait for its schema
+    /// (it and those after it are in `held`, to be added first, in order).
+    /// False as [`Writer::add`].
+    async fn add_ready(
+        &self,
+        batch: &mut Batch,
+        now_ms: i64,
+        held: &mut Vec<OwnedMessage>,
+        stop: &CancellationToken,
+    ) -> bool {
+        use futures::{FutureExt, StreamExt};
+        let mut ready = self.consumer.stream();
+        for _ in 0..READY_AT_ONCE {
+            if !held.is_empty()
+                || batch.rows().len() >= self.settings.max_rows
+                || batch.bytes() >= self.settings.max_bytes
+            {
+                break;
+            }
+            let message = match ready.next().now_or_never() {
+                Some(Some(Ok(message))) => message.detach(),
+                Some(Some(Err(error))) => {
+                    warn!(%error, "kafka consumer error");
+                    break;
+                }
+                // Nothing more yet (or the stream ended, which a Kafka
+                // stream never does): back to the loop, which waits.
+                Some(None) | None => break,
+            };
+            if !self.add(batch, message, now_ms, held, stop).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Decodes one message into the batch, or sets it aside for the dead
     /// letters (sent with the batch's flush, all at once). False if `stop`
     /// fired while an external registry was unreachable.
+    ///
+    /// `now_ms` is the moment the event's time is checked against
+    /// (validation refuses times too far ahead); one reading serves the
+    /// messages taken together.
     async fn add(
         &self,
         batch: &mut Batch,
         message: OwnedMessage,
+        now_ms: i64,
         held: &mut Vec<OwnedMessage>,
         stop: &CancellationToken,
     ) -> bool {
@@ -602,7 +658,7 @@ impl Writer {
             .and_then(|(schema_id, event)| {
                 // The rules of HTTP ingest apply to records another service
                 // produced straight onto the topic, too.
-                let errors = validate::check_event(0, &event, ingest::now_ms());
+                let errors = validate::check_event(0, &event, now_ms);
                 if errors.is_empty() {
                     Ok((schema_id, event))
                 } else {
