@@ -310,15 +310,7 @@ async fn every_change_behind_attests_back_is_named() {
     );
     // The event page says the same of the copy, and still verifies the
     // row Attest stored (the page picks a copy by its content hash).
-    let seals = attest_server::integrity::event_seal::ScopedSeals {
-        store: Store::new(&config.clickhouse),
-        setup: std::sync::Arc::new(attest_server::integrity::event_seal::SealCheck {
-            key_dir: config.integrity.key_dir.clone(),
-            topic_prefix: config.kafka.topic_prefix.clone(),
-            sealing_on: true,
-        }),
-        viewer: attest_server::access::Viewer::unrestricted(),
-    };
+    let seals = common::event_seals(&config);
     let tenant = server
         .clickhouse("SELECT any(tenant_id) FROM audit_events WHERE event_id = 'seal1-13'")
         .await;

@@ -472,15 +472,7 @@ async fn a_second_admin_approves_and_the_redaction_verifies_as_redacted() {
     assert!(report.redacted.iter().all(|r| r.request_id == id));
 
     // The event page's verdict names the redaction.
-    let seals = attest_server::integrity::event_seal::ScopedSeals {
-        store: attest_server::store::Store::new(&config.clickhouse),
-        setup: std::sync::Arc::new(attest_server::integrity::event_seal::SealCheck {
-            key_dir: config.integrity.key_dir.clone(),
-            topic_prefix: config.kafka.topic_prefix.clone(),
-            sealing_on: true,
-        }),
-        viewer: attest_server::access::Viewer::unrestricted(),
-    };
+    let seals = common::event_seals(&config);
     use app::integrity_model::{EventSeals, SealVerdict};
     let seal = seals
         .event_seal(TENANT, "sub-1", None, None)

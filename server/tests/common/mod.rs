@@ -432,6 +432,20 @@ pub async fn integrity_report(config: &Config) -> attest_server::integrity::chec
         .expect("the integrity check runs")
 }
 
+/// The event page's seal check, as the console runs it for a viewer of
+/// every tenant.
+pub fn event_seals(config: &Config) -> attest_server::integrity::event_seal::ScopedSeals {
+    attest_server::integrity::event_seal::ScopedSeals {
+        store: attest_server::store::Store::new(&config.clickhouse),
+        setup: std::sync::Arc::new(attest_server::integrity::event_seal::SealCheck {
+            key_dir: config.integrity.key_dir.clone(),
+            topic_prefix: config.kafka.topic_prefix.clone(),
+            sealing_on: true,
+        }),
+        viewer: attest_server::access::Viewer::unrestricted(),
+    }
+}
+
 /// Asserts that every one of `n` events is sealed exactly once on an
 /// unbroken, verified chain.
 pub async fn assert_sealed_once(config: &Config, n: usize) {
