@@ -1,7 +1,8 @@
 //! The event detail page's seal (docs/INTEGRITY.md, section 13), on the
 //! real stack: a sealed event reads as verified with its digest; a column
-//! changed in ClickHouse behind Attest's back, and a digest's signature
-//! changed, are named on that event's page.
+//! changed in ClickHouse behind Attest's back, a digest's signature
+//! changed, and a copy inserted under a forged content hash are named on
+//! that event's page.
 
 mod common;
 mod console_support;
@@ -110,5 +111,55 @@ async fn the_detail_page_says_verified_and_names_what_was_changed() {
             .contains("signature"),
         "{seal}"
     );
+
+    // A copy of a third event inserted with its content intact and another
+    // content_hash: its own page says so (Search counts it as a second
+    // event), while the original's page still verifies. The page picks a
+    // copy by its content hash (`h`).
+    let third = "seal-view-5";
+    let tenant3 = tenant_of(&server, third).await;
+    let forged = "ab".repeat(32);
+    server
+        .clickhouse(&format!(
+            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
+             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+             kafka_offset, content_hash) SELECT event_id, tenant_id, occurred_at, received_at, category, \
+             action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
+             resource_id, source_service, request_id, metadata.key, metadata.value, schema_id, \
+             kafka_partition, kafka_offset, '{forged}' FROM audit_events WHERE event_id = '{third}'"
+        ))
+        .await;
+    let original = server
+        .clickhouse(&format!(
+            "SELECT content_hash FROM audit_events WHERE event_id = '{third}' \
+             AND content_hash != '{forged}' FORMAT TSV"
+        ))
+        .await
+        .trim()
+        .to_owned();
+    let page = |h: &str| {
+        let h = h.to_owned();
+        let (browser, tenant) = (&browser, tenant3.clone());
+        async move {
+            let (status, answer) = browser
+                .call(
+                    "search/event/seal",
+                    &[
+                        ("tenant", tenant.as_str()),
+                        ("id", third),
+                        ("h", h.as_str()),
+                    ],
+                )
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    let seal = page(&forged).await;
+    assert_eq!(state(&seal), "identity_forged", "{seal}");
+    assert_eq!(seal["verdict"]["stored_hash"], forged.as_str(), "{seal}");
+    assert_eq!(seal["verdict"]["content_hash"], original.as_str(), "{seal}");
+    assert_eq!(state(&page(&original).await), "verified");
     server.stop().await;
 }
