@@ -119,17 +119,7 @@ async fn the_detail_page_says_verified_and_names_what_was_changed() {
     let third = "seal-view-5";
     let tenant3 = tenant_of(&server, third).await;
     let forged = "ab".repeat(32);
-    server
-        .clickhouse(&format!(
-            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
-             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
-             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
-             kafka_offset, content_hash) SELECT event_id, tenant_id, occurred_at, received_at, category, \
-             action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
-             resource_id, source_service, request_id, metadata.key, metadata.value, schema_id, \
-             kafka_partition, kafka_offset, '{forged}' FROM audit_events WHERE event_id = '{third}'"
-        ))
-        .await;
+    common::insert_copy_with_hash(&server, third, &forged).await;
     let original = server
         .clickhouse(&format!(
             "SELECT content_hash FROM audit_events WHERE event_id = '{third}' \

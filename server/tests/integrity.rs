@@ -239,18 +239,7 @@ async fn every_change_behind_attests_back_is_named() {
     // 7 (kept with the rows). A copy of a row inserted with its content
     //    untouched and another identity: Search and the dashboards would
     //    count it as a second event.
-    server
-        .clickhouse(&format!(
-            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
-             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
-             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
-             kafka_offset, content_hash) SELECT event_id, tenant_id, occurred_at, received_at, category, \
-             action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
-             resource_id, source_service, request_id, metadata.key, metadata.value, schema_id, \
-             kafka_partition, kafka_offset, '{}' FROM audit_events WHERE event_id = 'seal1-13'",
-            "ab".repeat(32)
-        ))
-        .await;
+    common::insert_copy_with_hash(&server, "seal1-13", &"ab".repeat(32)).await;
     // 4. The middle digest of one chain deleted.
     let gone = &first[1];
     common::mutate(

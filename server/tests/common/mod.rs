@@ -509,6 +509,23 @@ pub async fn wait_sealed(server: &TestServer, n: u64) {
     }
 }
 
+/// Inserts a copy of the stored event `event_id` with its content intact
+/// and `content_hash` as its identity column: a row written behind
+/// Attest's back, which Search would count as a second event.
+pub async fn insert_copy_with_hash(server: &TestServer, event_id: &str, content_hash: &str) {
+    server
+        .clickhouse(&format!(
+            "INSERT INTO audit_events (event_id, tenant_id, occurred_at, received_at, category, action, \
+             outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, resource_id, \
+             source_service, request_id, metadata.key, metadata.value, schema_id, kafka_partition, \
+             kafka_offset, content_hash) SELECT event_id, tenant_id, occurred_at, received_at, category, \
+             action, outcome, actor_id, actor_type, actor_ip, actor_user_agent, resource_type, \
+             resource_id, source_service, request_id, metadata.key, metadata.value, schema_id, \
+             kafka_partition, kafka_offset, '{content_hash}' FROM audit_events WHERE event_id = '{event_id}'"
+        ))
+        .await;
+}
+
 /// Runs an `ALTER … UPDATE/DELETE` and waits for the mutation to finish.
 pub async fn mutate(server: &TestServer, sql: &str) {
     server.clickhouse(sql).await;
