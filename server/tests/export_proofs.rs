@@ -283,6 +283,24 @@ async fn a_sealed_export_verifies_and_each_tampering_is_named() {
     });
     first_is(&both(&edited, None).0, "missing_digest", &dropped_hash);
 
+    // A copy inserted behind Attest's back with its content intact and
+    // another content hash: it proves like the original (the leaf is the
+    // content's), yet Search counts it apart. Both verifiers name it.
+    let copied = &ids[23];
+    let forged = "ab".repeat(32);
+    common::insert_copy_with_hash(&server, copied, &forged).await;
+    let with_copy = export_bundle(&server, "ndjson").await;
+    let (verdict, report, code) = both(&with_copy, None);
+    first_is(&verdict, "identity_forged", copied);
+    assert_eq!(verdict.rows, 301, "{report}");
+    assert_eq!(report["proven_rows"], 301, "{report}");
+    assert_eq!(code, 1, "{report}");
+    common::mutate(
+        &server,
+        &format!("ALTER TABLE audit_events DELETE WHERE content_hash = '{forged}'"),
+    )
+    .await;
+
     // A row changed behind Attest's back, then exported: that event
     // (`received_at`: the sender's columns feed the key column
     // `content_hash`, which ClickHouse will not update in place).
@@ -386,12 +404,17 @@ fn tricky_events(now: i64) -> Vec<Value> {
     ]
 }
 
-/// Every row of an export file, read as `attest verify` reads it.
+/// Every row of an export file, read as `attest verify` reads it, with
+/// its content hash cell.
 fn read_rows(file: &[u8], format: ExportFormat) -> Vec<Value> {
     let mut reader = RowReader::new(format);
     records(file, format)
         .filter_map(|record| reader.read(record).expect("a readable row"))
-        .map(|row| serde_json::to_value(row).unwrap())
+        .map(|read| {
+            let mut row = serde_json::to_value(read.row).unwrap();
+            row["content_hash"] = read.content_hash.into();
+            row
+        })
         .collect()
 }
 

@@ -395,7 +395,8 @@ CSV_NUMBERS = {"occurred_at": (-2**63, 2**63 - 1), "received_at": (-2**63, 2**63
                "kafka_offset": (-2**63, 2**63 - 1)}
 CSV_ARRAYS = ("metadata_key", "metadata_value")
 CSV_TEXT = ("event_id", "tenant_id", "category", "action", "outcome", "actor_id", "actor_type", "actor_ip",
-            "actor_user_agent", "resource_type", "resource_id", "source_service", "request_id")
+            "actor_user_agent", "resource_type", "resource_id", "source_service", "request_id",
+            "content_hash")  # the last is not in the leaf: step 8 compares it with the recomputed hash
 ARRAY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", "'": "'"}
 
 
@@ -662,6 +663,8 @@ def verify_export(path, trusted):
     for i, row in enumerate(rows):
         if not row["proven"] and i not in unsealed:
             problems.append(["unproven_row", row["id"][1], "no proof, not listed as unsealed"])
+        elif row["row"]["content_hash"] != content_hash(row["row"]):
+            problems.append(["identity_forged", row["id"][1], "content_hash is not the hash of the row"])
     if int(manifest["rows"]) != len(rows):
         problems.append(["bundle", events_name, "row count differs from the manifest"])
 

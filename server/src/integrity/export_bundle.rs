@@ -12,7 +12,7 @@ use axum::body::Bytes;
 
 use super::digest::Digest;
 use super::encoding::{hex, unhex};
-use super::export_rows::{RecordSplitter, RowReader};
+use super::export_rows::{ExportedRow, RecordSplitter, RowReader};
 use super::export_zip::{ZipError, ZipWriter};
 use super::keys::{KeyRing, SigningKey};
 use super::proof::*;
@@ -95,7 +95,7 @@ pub async fn write_bundle(
     let mut splitter = RecordSplitter::new(meta.format);
     let mut reader = RowReader::new(meta.format);
     let mut locate = |record: &[u8]| -> Result<(), BundleError> {
-        let Some(row) = reader
+        let Some(ExportedRow { row, .. }) = reader
             .read(record)
             .map_err(|e| BundleError::Row(format!("row {rows}: {e}")))?
         else {

@@ -6,9 +6,26 @@
 //! RFC 4180 fields, ClickHouse's array literals, and the `'` that the CSV
 //! export adds to neutralise spreadsheet formulas taken off again.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::store::{EventRow, ExportCell, ExportFormat, EXPORT_COLUMNS};
+
+/// A row of the events file: the stored columns its leaf is computed
+/// from, and its `content_hash` cell, the identity Search counted it by
+/// (which must be the hash those columns give: docs/INTEGRITY.md section
+/// 12, step 8).
+#[derive(Debug)]
+pub struct ExportedRow {
+    pub row: EventRow,
+    pub content_hash: String,
+}
+
+/// The one cell of an NDJSON line that `EventRow` does not hold.
+#[derive(Deserialize)]
+struct ContentHashCell {
+    content_hash: String,
+}
 
 /// Why a record of the events file is not a row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,8 +129,8 @@ impl RecordSplitter {
 
 /// The export's columns in file order, with what each holds: the list the
 /// export's SQL is made from, so a column added to the export is read here
-/// too. Two of them, `occurred_at_utc` and `content_hash`, are read and
-/// left: a leaf does not need them (it recomputes the content hash).
+/// too. `occurred_at_utc` is read and left (it is for people); the
+/// `content_hash` cell is kept beside the row, which recomputes it.
 fn columns() -> impl Iterator<Item = (&'static str, ExportCell)> {
     EXPORT_COLUMNS.iter().map(|(name, _, cell)| (*name, *cell))
 }
@@ -140,11 +157,17 @@ impl RowReader {
     }
 
     /// The row a record holds; `None` for CSV's header record.
-    pub fn read(&mut self, record: &[u8]) -> Result<Option<EventRow>, RowError> {
+    pub fn read(&mut self, record: &[u8]) -> Result<Option<ExportedRow>, RowError> {
         match (self.format, &self.header) {
-            (ExportFormat::Ndjson, _) => serde_json::from_slice(record)
-                .map(Some)
-                .map_err(|e| RowError::Json(e.to_string())),
+            (ExportFormat::Ndjson, _) => {
+                let json = |e: serde_json::Error| RowError::Json(e.to_string());
+                // Parsed twice rather than through `#[serde(flatten)]`,
+                // which buffers every value of the line first.
+                let row = serde_json::from_slice(record).map_err(json)?;
+                let ContentHashCell { content_hash } =
+                    serde_json::from_slice(record).map_err(json)?;
+                Ok(Some(ExportedRow { row, content_hash }))
+            }
             (ExportFormat::Csv, None) => {
                 self.header = Some(header(&csv_fields(record)?)?);
                 Ok(None)
@@ -173,7 +196,7 @@ fn header(names: &[String]) -> Result<Header, RowError> {
 /// A CSV record as the JSON object its NDJSON line would be (each cell by
 /// what its column holds), then read into a row as NDJSON is: one mapping
 /// from the export's names to the row's fields for both formats.
-fn csv_row(header: &Header, fields: &[String]) -> Result<EventRow, RowError> {
+fn csv_row(header: &Header, fields: &[String]) -> Result<ExportedRow, RowError> {
     if fields.len() != header.width {
         return Err(RowError::Width {
             found: fields.len(),
@@ -195,9 +218,15 @@ fn csv_row(header: &Header, fields: &[String]) -> Result<EventRow, RowError> {
         };
         object.insert(column.to_owned(), value);
     }
+    // The header has every export column, and this one is text.
+    let content_hash = object
+        .get("content_hash")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     // A number out of its field's range (a negative `schema_id`) is named
     // by the column the deserializer stopped at.
-    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+    let row = serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
         let path = e.path().to_string();
         match header.at.iter().find(|(column, _, _)| *column == path) {
             Some(&(column, _, _)) => RowError::Cell {
@@ -206,7 +235,8 @@ fn csv_row(header: &Header, fields: &[String]) -> Result<EventRow, RowError> {
             },
             None => RowError::Json(e.to_string()),
         }
-    })
+    })?;
+    Ok(ExportedRow { row, content_hash })
 }
 
 /// The stored text of a CSV text cell: the export added one `'` to every
@@ -317,6 +347,7 @@ pub fn array_literal(cell: &str) -> Result<Vec<String>, &'static str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::integrity::leaf::Sealed;
 
     #[test]
     fn csv_records_end_outside_quotes_wherever_the_chunks_are_cut() {
@@ -570,7 +601,7 @@ pub(crate) mod tests {
                 r.schema_id.to_string(),
                 r.kafka_partition.to_string(),
                 r.kafka_offset.to_string(),
-                text(""),
+                text(&Sealed::from(r).content_hash()),
             ];
             out.push_str(&cells.join(","));
             out.push('\n');
@@ -612,7 +643,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn read_all(file: &str) -> Result<Vec<EventRow>, RowError> {
+    fn read_all(file: &str) -> Result<Vec<ExportedRow>, RowError> {
         let mut reader = RowReader::new(ExportFormat::Csv);
         let mut rows = Vec::new();
         for record in records(file.as_bytes(), ExportFormat::Csv) {
@@ -637,7 +668,13 @@ pub(crate) mod tests {
         );
         // EventRow has no PartialEq: compare what it serializes to.
         let json = |rows: &[EventRow]| serde_json::to_value(rows).unwrap();
-        assert_eq!(json(&read_all(&file).unwrap()), json(&stored));
+        let read = read_all(&file).unwrap();
+        let rows: Vec<EventRow> = read.iter().map(|r| r.row.clone()).collect();
+        assert_eq!(json(&rows), json(&stored));
+        // The content hash cell is kept beside the row.
+        for (r, s) in read.iter().zip(&stored) {
+            assert_eq!(r.content_hash, Sealed::from(s).content_hash());
+        }
 
         let mut reader = RowReader::new(ExportFormat::Csv);
         let header = file.lines().next().unwrap();

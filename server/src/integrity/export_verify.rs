@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::digest::{Digest, DigestProblem};
 use super::encoding::{hex, unhex};
-use super::export_rows::{records, RowReader};
+use super::export_rows::{records, ExportedRow, RowReader};
 use super::export_zip::read_entries;
 use super::keys::KeyRing;
 use super::leaf::{leaf_of, Sealed};
@@ -59,6 +59,13 @@ pub enum Problem {
         "event {event_id} (row {row}) has no proof and the manifest does not list it as unsealed"
     )]
     Unproven { event_id: String, row: u64 },
+    #[error("event {event_id} (row {row}) is stored under content hash {stored}, its columns give {computed}: a copy under a forged identity, which Search counts apart from the original")]
+    IdentityForged {
+        event_id: String,
+        row: u64,
+        stored: String,
+        computed: String,
+    },
     #[error("{file}: SHA-256 is {computed}, the manifest says {listed}")]
     FileHash {
         file: String,
@@ -80,6 +87,7 @@ impl Problem {
             Problem::BadProof { event_id, .. } => ("bad_proof", event_id),
             Problem::BadRedaction { event_id, .. } => ("bad_redaction", event_id),
             Problem::Unproven { event_id, .. } => ("unproven_row", event_id),
+            Problem::IdentityForged { event_id, .. } => ("identity_forged", event_id),
             Problem::FileHash { file, .. } => ("file_hash", file),
         }
     }
@@ -119,6 +127,8 @@ struct RowSeen {
     partition: i32,
     offset: i64,
     content_hash: String,
+    /// The row's `content_hash` cell: its identity in the store.
+    stored_hash: String,
     received_at: i64,
     schema_id: u32,
     leaf: Hash,
@@ -224,8 +234,8 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
     let mut reader = RowReader::new(manifest.events_format);
     for record in records(file(events_name)?, manifest.events_format) {
         let n = rows.len();
-        let row = match reader.read(record) {
-            Ok(Some(row)) => row,
+        let (row, stored_hash) = match reader.read(record) {
+            Ok(Some(ExportedRow { row, content_hash })) => (row, content_hash),
             Ok(None) => continue,
             Err(e) => return Err(fatal(events_name, format!("row {n}: {e}"))),
         };
@@ -240,6 +250,7 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
                 row.kafka_offset,
             ),
             content_hash,
+            stored_hash,
             received_at: row.received_at,
             schema_id: row.schema_id,
             tenant_id: row.tenant_id,
@@ -286,6 +297,18 @@ fn run(archive: &[u8], trusted: Option<&KeyRing>, report: &mut Report) -> Result
             report.problems.push(Problem::Unproven {
                 event_id: row.event_id.clone(),
                 row: i,
+            });
+            continue;
+        }
+        // The identity Search counted the row by: a copy inserted with its
+        // content intact and another hash proves like the original (the
+        // leaf is computed from the content), yet is a second event.
+        if row.stored_hash != row.content_hash {
+            report.problems.push(Problem::IdentityForged {
+                event_id: row.event_id.clone(),
+                row: i,
+                stored: row.stored_hash.clone(),
+                computed: row.content_hash.clone(),
             });
         }
     }
@@ -505,11 +528,14 @@ mod tests {
     use crate::integrity::keys::SigningKey;
     use crate::integrity::proof::Tree;
     use crate::store::EventRow;
+    use serde_json::Value;
 
     const TOPIC: &str = "p.authentication";
 
+    /// An NDJSON line of the export, its `content_hash` cell the hash of
+    /// its columns (as the store holds it).
     fn row(i: i64) -> String {
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "event_id": format!("e{i}"), "tenant_id": "acme", "occurred_at": 5_000 + i,
             "occurred_at_utc": "1970-01-01 00:00:05.000", "received_at": 6_000,
             "category": "authentication", "action": "user.login", "outcome": "success",
@@ -517,8 +543,10 @@ mod tests {
             "resource_type": "", "resource_id": "", "source_service": "sso", "request_id": "",
             "metadata_key": ["k"], "metadata_value": ["v"], "schema_id": 1,
             "kafka_partition": 0, "kafka_offset": 10 + i, "content_hash": "",
-        })
-        .to_string()
+        });
+        let stored: EventRow = serde_json::from_value(line.clone()).unwrap();
+        line["content_hash"] = Sealed::from(&stored).content_hash().into();
+        line.to_string()
     }
 
     /// 7 rows as an events file: NDJSON of [`row`], or the CSV export of
@@ -611,11 +639,18 @@ mod tests {
         }
         let mut redactions = None;
         if let Some((i, tweak)) = redact {
-            let mut lines: Vec<String> = events_text.lines().map(str::to_owned).collect();
-            lines[i] = lines[i].replacen("\"actor_ip\":\"\"", "\"actor_ip\":\"[redacted]\"", 1);
-            events_text = lines.iter().map(|l| format!("{l}\n")).collect();
             let mut redacted = rows[i].clone();
             redacted.actor_ip = "[redacted]".into();
+            // The store holds a redacted row under its redacted hash.
+            let mut lines: Vec<String> = events_text.lines().map(str::to_owned).collect();
+            lines[i] = lines[i]
+                .replacen("\"actor_ip\":\"\"", "\"actor_ip\":\"[redacted]\"", 1)
+                .replacen(
+                    &Sealed::from(&rows[i]).content_hash(),
+                    &Sealed::from(&redacted).content_hash(),
+                    1,
+                );
+            events_text = lines.iter().map(|l| format!("{l}\n")).collect();
             let mut record = crate::integrity::redaction::Unsigned {
                 request_id: "req-1",
                 tenant_id: &rows[i].tenant_id,
@@ -732,6 +767,30 @@ mod tests {
             Some(("event_altered", "e0".into()))
         );
 
+        // A copy stored under another content hash: its content, and so
+        // its proof, intact; its identity named.
+        let forged = bundle(
+            ndjson,
+            &key,
+            &ring,
+            events_edit(ndjson, |t| {
+                let mut lines: Vec<Value> = t
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
+                lines[3]["content_hash"] = "ab".repeat(32).into();
+                lines.iter().map(|l| format!("{l}\n")).collect()
+            }),
+        );
+        let report = verify(&forged, Some(&ring));
+        assert_eq!(first(&report), Some(("identity_forged", "e3".into())));
+        assert_eq!(report.proven_rows, 7);
+        assert!(
+            report.problems[0].to_string().contains(&"ab".repeat(32)),
+            "{}",
+            report.problems[0]
+        );
+
         let not_covered = bundle(
             ndjson,
             &key,
@@ -813,6 +872,21 @@ mod tests {
         assert_eq!(
             first(&verify(&altered, Some(&ring))),
             Some(("event_altered", "-e3".into()))
+        );
+
+        // The third row's content hash cell replaced: a forged identity.
+        let forged = bundle(
+            csv,
+            &key,
+            &ring,
+            events_edit(csv, |t| {
+                let own = Sealed::from(&tricky_row(2)).content_hash();
+                t.replacen(&own, &"ab".repeat(32), 1)
+            }),
+        );
+        assert_eq!(
+            first(&verify(&forged, Some(&ring))),
+            Some(("identity_forged", "-e2".into()))
         );
 
         // Taking off the `'` the export added changes the value read back.
