@@ -176,6 +176,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// timer, a poll of the inserts in flight, the clock). Small enough that
 /// an insert that finished meanwhile is seen within a millisecond or two.
 const READY_AT_ONCE: usize = 256;
+
 /// How long a shutdown may spend inserting the open batch.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -368,13 +369,17 @@ impl Writer {
         // Messages that arrived while a flush had the partitions paused.
         let mut held: Vec<OwnedMessage> = Vec::new();
         loop {
-            let now_ms = ingest::now_ms();
-            for message in std::mem::take(&mut held) {
-                if !self
-                    .add(&mut batch, message, now_ms, &mut held, &stop)
-                    .await
-                {
-                    return;
+            // The clock is read only when held messages wait: most turns
+            // of the loop have none.
+            if !held.is_empty() {
+                let now_ms = ingest::now_ms();
+                for message in std::mem::take(&mut held) {
+                    if !self
+                        .add(&mut batch, message, now_ms, &mut held, &stop)
+                        .await
+                    {
+                        return;
+                    }
                 }
             }
             let wait = batch
