@@ -300,6 +300,82 @@ pub struct ActorCount {
     pub events: u64,
 }
 
+/// Panels 1, 2 and 8 from one reading of the window's events: they read
+/// the same events (none narrows the query) and group them by time alone,
+/// so one grouping by slot, category and outcome serves all three
+/// (docs/DESIGN.md, "One scan for the three time panels").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub categories: TimeSeries,
+    pub outcomes: TimeSeries,
+    pub heat: HeatMap,
+}
+
+/// Distinct events of one slot (see [`Timeline::slot_ms`]), category and
+/// outcome: a row of the timeline's query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(clickhouse::Row))]
+pub struct SlotRow {
+    pub slot_ms: i64,
+    pub category: String,
+    pub outcome: String,
+    pub events: u64,
+}
+
+impl Timeline {
+    /// The width the query groups by for a window with `bucket`: the
+    /// bucket's own when shorter than a quarter hour (minutes), else a
+    /// quarter hour. Slots start at multiples of it from the epoch, and
+    /// every bucket (whole minutes, hours, UTC days, weeks from a Monday)
+    /// and every UTC quarter hour is a whole number of slots, so each slot
+    /// lies in one bucket and in one quarter hour.
+    pub fn slot_ms(bucket: Bucket) -> i64 {
+        bucket.width_ms().min(QUARTER_MS)
+    }
+
+    /// The three panels from the query's rows. Adding a slot's counts into
+    /// its bucket, key by key, or into its quarter hour is exact: an
+    /// event's identity covers its time, category and outcome, so it is
+    /// counted in one row only. `slots` are the heatmap's local stretches
+    /// of the window ([`HeatMap::slots`]) in `zone`.
+    pub fn assemble(
+        from_ms: i64,
+        to_ms: i64,
+        snapshot_ms: i64,
+        zone: &str,
+        slots: &[Slot],
+        rows: &[SlotRow],
+    ) -> Timeline {
+        let bucket = Bucket::for_window(from_ms, to_ms);
+        let series = |by: SeriesBy| {
+            let rows: Vec<SeriesRow> = rows
+                .iter()
+                .map(|r| SeriesRow {
+                    bucket_ms: bucket.start_of(r.slot_ms),
+                    key: match by {
+                        SeriesBy::Category => r.category.clone(),
+                        SeriesBy::Outcome => r.outcome.clone(),
+                    },
+                    events: r.events,
+                })
+                .collect();
+            TimeSeries::zero_filled(by, from_ms, to_ms, snapshot_ms, &rows)
+        };
+        let quarters: Vec<(i64, u64)> = rows
+            .iter()
+            .map(|r| {
+                let quarter = r.slot_ms.div_euclid(QUARTER_MS).saturating_mul(QUARTER_MS);
+                (quarter, r.events)
+            })
+            .collect();
+        Timeline {
+            categories: series(SeriesBy::Category),
+            outcomes: series(SeriesBy::Outcome),
+            heat: HeatMap::assemble(from_ms, to_ms, snapshot_ms, zone, slots, &quarters),
+        }
+    }
+}
+
 /// The actors with the most events and the most failed or denied ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopActors {

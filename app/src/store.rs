@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
+use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, Timeline, TopActors};
 use crate::model::{Activity, EventFilter};
 use crate::pipeline_model::PipelineSnapshot;
 use crate::query::ParseError;
@@ -125,6 +125,16 @@ pub trait EventStore: Send + Sync + 'static {
         by: SeriesBy,
         now_ms: i64,
     ) -> Result<TimeSeries, StoreError>;
+
+    /// Panels 1, 2 and 8 (events by category and by outcome over time,
+    /// weekday × hour in `tz`) from one reading of what the search
+    /// matches (its cursor aside).
+    async fn timeline(
+        &self,
+        query: &SearchQuery,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<Timeline, StoreError>;
 
     /// The actors with the most matching events, and with the most failed
     /// or denied ones.

@@ -181,6 +181,7 @@ SEARCH_VALUES = {
     "event_id": "e-1",
     "bucket_ms": HOUR_MS,
     "bucket_offset_ms": 0,
+    "slot_ms": 15 * 60_000,
     # The live tail's position: partition 0 of the admin topic from offset
     # 0 on (every row here is at offset 0 of partition 0).
     "tail_offsets": [0, 0],
@@ -352,6 +353,16 @@ def search_answer(name, rows):
         # e-1 is stored twice and counts once.
         got = [(int(r["quarter_ms"]), int(r["events"])) for r in rows]
         return got, [(NOW_MS - 2 * HOUR_MS, 1), (NOW_MS - HOUR_MS, 1), (NOW_MS - 30 * 60_000, 1)]
+    if name in ("dashboard_timeline", "dashboard_timeline_for_tenant"):
+        # Per quarter hour, category and outcome; e-1 is stored twice and
+        # counts once; globex's e-2 only without a tenant.
+        got = sorted((int(r["slot_ms"]), r["category"], r["outcome"], int(r["events"])) for r in rows)
+        expected = [(NOW_MS - 2 * HOUR_MS, "admin", "success", 1),
+                    (NOW_MS - HOUR_MS, "admin", "denied", 1),
+                    (NOW_MS - 30 * 60_000, "admin", "failure", 1)]
+        if name == "dashboard_timeline_for_tenant":
+            expected = [e for e in expected if e[2] != "denied"]
+        return got, expected
     if name in ("search_export", "search_export_csv"):
         got = [(r["event_id"], r["occurred_at_utc"], r["metadata_key"]) for r in rows]
         return got, [("e-3", "2026-11-23 11:30:00.000", ["k"]), ("e-2", "2026-11-23 11:00:00.000", ["k"])]

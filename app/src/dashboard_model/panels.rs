@@ -229,6 +229,10 @@ pub struct HeatMap {
 
 pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
+/// A quarter hour: every zone's offset from UTC since 1970 is a whole
+/// number of them, so a UTC quarter hour lies in one local hour.
+pub const QUARTER_MS: i64 = 15 * 60_000;
+
 impl HeatMap {
     /// Spreads per-slot counts into the grid. `slots` are consecutive
     /// stretches of the window, each one local weekday and hour (from
@@ -289,7 +293,7 @@ impl HeatMap {
     /// probed, so any zone offset works, and a DST change shows up as an
     /// hour that lasts two (autumn) or does not occur (spring).
     pub fn slots(from_ms: i64, to_ms: i64, local: impl Fn(i64) -> (u8, u8)) -> Vec<Slot> {
-        const QUARTER: i64 = 15 * 60_000;
+        const QUARTER: i64 = QUARTER_MS;
         let mut out: Vec<Slot> = Vec::new();
         if from_ms > to_ms {
             return out;
@@ -477,6 +481,95 @@ mod tests {
         let weekday = (days + 3).rem_euclid(7) as u8;
         let hour = (ms.rem_euclid(24 * HOUR) / HOUR) as u8;
         (weekday, hour)
+    }
+
+    /// Panels 1, 2 and 8 from one grouping by slot, category and outcome
+    /// equal what their own queries give: each series' bars, the failure
+    /// ratio, and the heatmap's cells.
+    #[test]
+    fn one_grouping_gives_the_three_time_panels() {
+        use crate::dashboard_model::{Bucket, SeriesBy, SlotRow, Timeline};
+        // Every bucket and quarter hour is a whole number of slots.
+        for bucket in Bucket::ALL {
+            let slot = Timeline::slot_ms(bucket);
+            assert_eq!(bucket.width_ms() % slot, 0, "{bucket:?}");
+            assert_eq!(bucket.offset_ms() % slot, 0, "{bucket:?}");
+            assert_eq!(QUARTER_MS % slot, 0, "{bucket:?}");
+        }
+        let row = |slot_ms: i64, category: &str, outcome: &str, events: u64| SlotRow {
+            slot_ms,
+            category: category.into(),
+            outcome: outcome.into(),
+            events,
+        };
+
+        // 30 days: day buckets, quarter-hour slots. The window starts mid
+        // quarter; its first slot starts before it.
+        let (from, to) = (DAY - 30 * 24 * HOUR + 600_000, DAY - 1);
+        assert_eq!(Timeline::slot_ms(Bucket::for_window(from, to)), QUARTER_MS);
+        let first = from.div_euclid(QUARTER_MS) * QUARTER_MS;
+        let rows = [
+            row(first, "authentication", "success", 3),
+            row(first, "authentication", "failure", 2),
+            row(DAY - QUARTER_MS, "admin", "denied", 4),
+            row(DAY - QUARTER_MS, "authentication", "success", 1),
+        ];
+        let slots = HeatMap::slots(from, to, utc);
+        let t = Timeline::assemble(from, to, to, "UTC", &slots, &rows);
+        assert_eq!(t.categories.by, SeriesBy::Category);
+        assert_eq!((t.categories.total(), t.outcomes.total()), (10, 10));
+        let at = |series: &crate::dashboard_model::TimeSeries, key: &str, ms: i64| {
+            let k = series.keys.iter().position(|k| k == key).unwrap();
+            let b = series
+                .starts
+                .binary_search(&Bucket::Day.start_of(ms))
+                .unwrap();
+            series.counts[k][b]
+        };
+        assert_eq!(at(&t.categories, "authentication", first), 5);
+        assert_eq!(at(&t.categories, "authentication", DAY - 1), 1);
+        assert_eq!(at(&t.categories, "admin", DAY - 1), 4);
+        assert_eq!(at(&t.outcomes, "success", first), 3);
+        assert_eq!(at(&t.outcomes, "denied", DAY - 1), 4);
+        assert_eq!(t.outcomes.failure_ratio(), Some(0.6));
+        // The heatmap: the window's first slot owns the quarter it starts
+        // in; the last quarter is Saturday 23:00 UTC.
+        let (weekday, hour) = utc(from);
+        assert_eq!(t.heat.count(usize::from(weekday), usize::from(hour)), 5);
+        assert_eq!(t.heat.count(5, 23), 5);
+        assert_eq!(t.heat.total(), 10);
+        assert_eq!(
+            t.heat,
+            HeatMap::assemble(
+                from,
+                to,
+                to,
+                "UTC",
+                &slots,
+                &[(first, 5), (DAY - QUARTER_MS, 5)]
+            )
+        );
+
+        // One hour: minute buckets and minute slots; a minute's events
+        // land in its quarter of the heatmap.
+        let (from, to) = (DAY - HOUR, DAY - 1);
+        assert_eq!(Timeline::slot_ms(Bucket::for_window(from, to)), 60_000);
+        let rows = [
+            row(DAY - 60_000, "system", "success", 2),
+            row(DAY - 2 * 60_000, "system", "failure", 1),
+        ];
+        let t = Timeline::assemble(from, to, to, "UTC", &HeatMap::slots(from, to, utc), &rows);
+        assert_eq!(t.categories.starts.len(), 60);
+        assert_eq!(
+            t.categories
+                .counts
+                .iter()
+                .flatten()
+                .filter(|c| **c > 0)
+                .count(),
+            2
+        );
+        assert_eq!(t.heat.count(5, 23), 3);
     }
 
     #[test]

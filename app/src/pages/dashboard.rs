@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
+use crate::dashboard_model::{Panel, PanelData, Timeline, TopActors};
 use crate::model::TimeRange;
 use crate::pages::dashboard_more::{
     chosen_tenants, BreakdownPanel, ChangesPanel, HeatmapPanel, NewActorsPanel, TenantPicker,
@@ -30,25 +30,24 @@ const PRESETS: [TimeRange; 5] = [
     TimeRange::Last90Days,
 ];
 
-/// Distinct events per time bucket, stacked by `by` (`category` or
-/// `outcome`).
-#[server(endpoint = "dashboard/series")]
-pub async fn dashboard_series(
+/// Panels 1, 2 and 8 (events by category and by outcome over time, and
+/// weekday × hour in `tz`, "UTC" when absent) from one query: what the
+/// page asks, since the three read the same events.
+#[server(endpoint = "dashboard/timeline")]
+pub async fn dashboard_timeline(
     q: Option<String>,
     tenant: Option<String>,
     range: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    by: String,
-) -> Result<TimeSeries, SearchError> {
+    tz: Option<String>,
+) -> Result<Timeline, SearchError> {
     use crate::search_model::{SearchQuery, SEARCH_PAGE_ROWS};
     let params = crate::pages::search::search_params(q, tenant, range, from, to, None);
     crate::pages::search::with_store(|store, now_ms| async move {
-        let by = SeriesBy::from_param(&by).ok_or_else(|| {
-            SearchError::BadRequest(format!("by: {by:?} is neither category nor outcome"))
-        })?;
         let query = SearchQuery::from_params(&params, SEARCH_PAGE_ROWS)?;
-        Ok(store.0.time_series(&query, by, now_ms).await?)
+        let tz = tz.unwrap_or_else(|| "UTC".to_string());
+        Ok(store.0.timeline(&query, &tz, now_ms).await?)
     })
     .await
 }
@@ -116,25 +115,33 @@ pub fn DashboardPage() -> impl IntoView {
         SearchParams::from_lookup(|key| map.get(key))
     });
     let key = Memo::new(move |_| asked(&params.get()));
-    let series = move |by: SeriesBy| {
-        Resource::new(
-            move || key.get(),
-            move |p| {
-                dashboard_series(
-                    Some(p.q.clone()),
-                    p.tenant.clone(),
-                    range_param(&p),
-                    p.from.clone(),
-                    p.to.clone(),
-                    by.param().to_string(),
-                )
-            },
-        )
-    };
-    // One resource per panel: a slow or failing panel never blanks the
-    // others.
-    let categories = series(SeriesBy::Category);
-    let outcomes = series(SeriesBy::Outcome);
+    // The zone the heatmap places hours in and the charts label times in:
+    // the URL's (`tz`), so a shared link opens in the zone it was shared in.
+    let zone = provide_zone(params).name;
+    // Panels 1, 2 and 8 read the same events: one query draws the three
+    // (a change of zone asks it again, for the heatmap).
+    let timeline = Resource::new(
+        move || (key.get(), zone.get()),
+        |(p, tz)| {
+            dashboard_timeline(
+                Some(p.q.clone()),
+                p.tenant.clone(),
+                range_param(&p),
+                p.from.clone(),
+                p.to.clone(),
+                Some(tz).filter(|t| !t.is_empty()),
+            )
+        },
+    );
+    let categories = Signal::derive(move || timeline.get().map(|a| a.map(|t| t.categories)));
+    let outcomes = Signal::derive(move || timeline.get().map(|a| a.map(|t| t.outcomes)));
+    let heat = Signal::derive(move || {
+        timeline
+            .get()
+            .map(|a| a.map(|t| PanelData::HeatMap(t.heat)))
+    });
+    // Every other panel has a resource of its own: a slow or failing panel
+    // never blanks the others.
     let actors = Resource::new(
         move || key.get(),
         |p| {
@@ -147,22 +154,10 @@ pub fn DashboardPage() -> impl IntoView {
             )
         },
     );
-    // The zone the heatmap places hours in and the charts label times in:
-    // the URL's (`tz`), so a shared link opens in the zone it was shared in.
-    let zone = provide_zone(params).name;
     let panel = move |which: Panel| {
         Resource::new(
-            move || {
-                (
-                    key.get(),
-                    if which == Panel::Heatmap {
-                        zone.get()
-                    } else {
-                        String::new()
-                    },
-                )
-            },
-            move |(p, tz)| {
+            move || key.get(),
+            move |p| {
                 dashboard_panel(
                     Some(p.q.clone()),
                     p.tenant.clone(),
@@ -170,7 +165,7 @@ pub fn DashboardPage() -> impl IntoView {
                     p.from.clone(),
                     p.to.clone(),
                     which.param().to_string(),
-                    Some(tz).filter(|t| !t.is_empty()),
+                    None,
                 )
             },
         )
@@ -179,7 +174,6 @@ pub fn DashboardPage() -> impl IntoView {
     let changes = panel(Panel::Changes);
     let privileged = panel(Panel::Privileged);
     let new_actors = panel(Panel::NewActors);
-    let heat = panel(Panel::Heatmap);
     let per_tenant = panel(Panel::Tenants);
     let several = move || chosen_tenants(&params.get()).len() != 1;
     let tenants = Resource::new(|| (), |_| list_tenants());

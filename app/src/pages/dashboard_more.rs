@@ -372,7 +372,10 @@ pub fn heat_chart(map: &HeatMap, p: &SearchParams) -> HeatChart {
 
 /// Panel 8: weekday × hour in the chosen zone.
 #[component]
-pub fn HeatmapPanel(resource: Answer, params: Memo<SearchParams>) -> impl IntoView {
+pub fn HeatmapPanel(
+    resource: Signal<Option<Result<PanelData, SearchError>>>,
+    params: Memo<SearchParams>,
+) -> impl IntoView {
     let body = move || {
         resource.get().map(|answer| match answer {
             Ok(PanelData::HeatMap(map)) => {

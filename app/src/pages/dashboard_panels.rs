@@ -109,7 +109,7 @@ pub fn SeriesPanel(
     id: &'static str,
     title: &'static str,
     about: &'static str,
-    resource: Answer<TimeSeries>,
+    resource: Signal<Option<Result<TimeSeries, SearchError>>>,
     params: Memo<SearchParams>,
 ) -> impl IntoView {
     let zone = shown_zone();

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
+use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, Timeline, TopActors};
 use app::model::{Activity, EventFilter};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::{SearchParams, TimeWindow};
@@ -645,6 +645,18 @@ impl EventStore for ScopedStore {
     ) -> Result<app::search_model::CountBy, ConsoleError> {
         self.scan(query, |store, q| async move {
             EventStore::count_by(store, &q, field, now_ms).await
+        })
+        .await
+    }
+
+    async fn timeline(
+        &self,
+        query: &SearchQuery,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<Timeline, ConsoleError> {
+        self.scan(query, |store, q| async move {
+            EventStore::timeline(store, &q, tz, now_ms).await
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! Read queries behind the console. User input only ever reaches ClickHouse
 //! as bound values (`?`), escaped by the client; never as SQL text.
 
-use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, TopActors};
+use app::dashboard_model::{Panel, PanelData, SeriesBy, TimeSeries, Timeline, TopActors};
 use app::model::{Activity, EventFilter};
 use app::search_model::{EventDetail, Facets, SavedSearch, SearchPage, SearchQuery};
 use app::search_state::SearchParams;
@@ -244,6 +244,15 @@ impl EventStore for Store {
         now_ms: i64,
     ) -> Result<app::search_model::CountBy, ConsoleError> {
         Store::count_by(self, query, field, now_ms).await
+    }
+
+    async fn timeline(
+        &self,
+        query: &SearchQuery,
+        tz: &str,
+        now_ms: i64,
+    ) -> Result<Timeline, ConsoleError> {
+        Store::timeline(self, query, tz, now_ms).await
     }
 
     async fn top_actors(

@@ -169,6 +169,10 @@ static TAIL_METADATA_PARAMS: [&str; 12] = [
 static SERIES_PARAMS: [&str; 9] = joined(BUCKET_PARAMS, WINDOW_PARAMS);
 static SERIES_TENANT_PARAMS: [&str; 10] = joined(BUCKET_PARAMS, TENANT_WINDOW_PARAMS);
 
+/// Panels 1, 2 and 8 in one query: the slot's width, then a window.
+static TIMELINE_PARAMS: [&str; 7] = joined(["slot_ms", "slot_ms"], WINDOW_PARAMS);
+static TIMELINE_TENANT_PARAMS: [&str; 8] = joined(["slot_ms", "slot_ms"], TENANT_WINDOW_PARAMS);
+
 /// A window without tenant, then a limit: the dashboard's top values.
 static TOP_PARAMS: [&str; 6] = joined(WINDOW_PARAMS, ["limit"]);
 /// Top actors: the failure condition's values (the same names as the
@@ -219,6 +223,16 @@ fn panel_templates() -> Vec<QueryTemplate> {
             name: "dashboard_heatmap_quarters".into(),
             sql: super::dashboard::quarters_sql(&window(0)),
             params: &COUNT_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_timeline".into(),
+            sql: super::dashboard::timeline_sql(&window(0)),
+            params: &TIMELINE_PARAMS,
+        },
+        QueryTemplate {
+            name: "dashboard_timeline_for_tenant".into(),
+            sql: super::dashboard::timeline_sql(&window(1)),
+            params: &TIMELINE_TENANT_PARAMS,
         },
     ]);
     out
