@@ -412,6 +412,20 @@ async fn a_viewer_of_one_tenant_gets_nothing_of_another_from_the_dashboard() {
         "the first paint shows globex"
     );
     assert!(html.contains("alice"), "the first paint draws the panels");
+    // Panels 1, 2 and 8, drawn from the page's one timeline query.
+    for by in ["category", "outcome"] {
+        // The chart's description, not the panel's text about it.
+        assert!(
+            ["minute", "hour", "day", "week"]
+                .iter()
+                .any(|b| html.contains(&format!("one bar per {b}, stacked by {by}."))),
+            "the chart by {by} in the first paint"
+        );
+    }
+    assert!(
+        html.contains("Events by weekday and hour (UTC)"),
+        "the heatmap in the first paint"
+    );
 
     // Panels 1, 2 and 8 (the page's one query): her own tenant, or no
     // tenant (then hers): acme's two events. Granting and signing in are
