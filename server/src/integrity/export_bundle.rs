@@ -12,7 +12,7 @@ use axum::body::Bytes;
 
 use super::digest::Digest;
 use super::encoding::{hex, unhex};
-use super::export_rows::{ExportedRow, RecordSplitter, RowReader};
+use super::export_rows::{RecordSplitter, RowReader};
 use super::export_zip::{ZipError, ZipWriter};
 use super::keys::{KeyRing, SigningKey};
 use super::proof::*;
@@ -86,8 +86,9 @@ pub async fn write_bundle(
     let mut files = Vec::new();
 
     // 1. The events, passed through; each row's locator kept. The rows are
-    // read as `attest verify` reads them, so a row the bundle could not
-    // locate is one a verifier could not read either.
+    // read as `attest verify` reads them (less the content hash cell, which
+    // only the verifier checks), so a row the bundle could not locate is
+    // one a verifier could not read either.
     let events_name = events_file(meta.format);
     zip.start(events_name);
     let mut chains: BTreeMap<(Option<String>, i32), Vec<Located>> = BTreeMap::new();
@@ -95,8 +96,8 @@ pub async fn write_bundle(
     let mut splitter = RecordSplitter::new(meta.format);
     let mut reader = RowReader::new(meta.format);
     let mut locate = |record: &[u8]| -> Result<(), BundleError> {
-        let Some(ExportedRow { row, .. }) = reader
-            .read(record)
+        let Some(row) = reader
+            .read_row(record)
             .map_err(|e| BundleError::Row(format!("row {rows}: {e}")))?
         else {
             return Ok(()); // CSV's header

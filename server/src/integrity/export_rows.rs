@@ -156,25 +156,49 @@ impl RowReader {
         }
     }
 
-    /// The row a record holds; `None` for CSV's header record.
+    /// The row a record holds, with its content hash cell (what `attest
+    /// verify` checks); `None` for CSV's header record.
     pub fn read(&mut self, record: &[u8]) -> Result<Option<ExportedRow>, RowError> {
         match (self.format, &self.header) {
             (ExportFormat::Ndjson, _) => {
-                let json = |e: serde_json::Error| RowError::Json(e.to_string());
-                // Parsed twice rather than through `#[serde(flatten)]`,
-                // which buffers every value of the line first.
-                let row = serde_json::from_slice(record).map_err(json)?;
+                let row = ndjson_row(record)?;
+                // Parsed a second time for the one cell rather than
+                // through `#[serde(flatten)]`, which buffers every value
+                // of the line first.
                 let ContentHashCell { content_hash } =
-                    serde_json::from_slice(record).map_err(json)?;
+                    serde_json::from_slice(record).map_err(json_error)?;
                 Ok(Some(ExportedRow { row, content_hash }))
             }
-            (ExportFormat::Csv, None) => {
+            _ => self.read_csv(record),
+        }
+    }
+
+    /// The row a record holds, without its content hash cell: what the
+    /// bundle needs to locate it, NDJSON parsed once.
+    pub fn read_row(&mut self, record: &[u8]) -> Result<Option<EventRow>, RowError> {
+        match self.format {
+            ExportFormat::Ndjson => ndjson_row(record).map(Some),
+            ExportFormat::Csv => Ok(self.read_csv(record)?.map(|read| read.row)),
+        }
+    }
+
+    fn read_csv(&mut self, record: &[u8]) -> Result<Option<ExportedRow>, RowError> {
+        match &self.header {
+            None => {
                 self.header = Some(header(&csv_fields(record)?)?);
                 Ok(None)
             }
-            (ExportFormat::Csv, Some(header)) => csv_row(header, &csv_fields(record)?).map(Some),
+            Some(header) => csv_row(header, &csv_fields(record)?).map(Some),
         }
     }
+}
+
+fn json_error(e: serde_json::Error) -> RowError {
+    RowError::Json(e.to_string())
+}
+
+fn ndjson_row(record: &[u8]) -> Result<EventRow, RowError> {
+    serde_json::from_slice(record).map_err(json_error)
 }
 
 fn header(names: &[String]) -> Result<Header, RowError> {
