@@ -248,8 +248,31 @@ struct CountRow {
 
 impl Store {
     fn search_query(&self, sql: &str, filter: &Filter) -> Query {
-        let query = bind_all(self.client.query(sql), &filter.params);
-        self.limits.apply(query, self.limits.max_execution_seconds)
+        self.filtered_query(sql, |query| query, filter)
+    }
+
+    fn filtered_query(
+        &self,
+        sql: &str,
+        leading: impl FnOnce(Query) -> Query,
+        filter: &Filter,
+    ) -> Query {
+        self.filtered_query_within(sql, leading, filter, self.limits.max_execution_seconds)
+    }
+
+    /// The one order of binds for SQL that holds the search filter: the
+    /// values the text places before the filter (`leading`: bucket
+    /// arithmetic, metadata keys, a condition inside a count), then the
+    /// filter's own, then the limits with `seconds` to run.
+    fn filtered_query_within(
+        &self,
+        sql: &str,
+        leading: impl FnOnce(Query) -> Query,
+        filter: &Filter,
+        seconds: u64,
+    ) -> Query {
+        let query = bind_all(leading(self.client.query(sql)), &filter.params);
+        self.limits.apply(query, seconds)
     }
 
     /// A query for hits ([`sql::page_sql`], [`sql::tail_sql`]): the
@@ -260,12 +283,12 @@ impl Store {
         keys: &[String],
         filter: &Filter,
     ) -> Query {
-        let mut query = self.client.query(&sql(&filter.sql, !keys.is_empty()));
-        if !keys.is_empty() {
-            query = query.bind(keys);
-        }
-        let query = bind_all(query, &filter.params);
-        self.limits.apply(query, self.limits.max_execution_seconds)
+        let with_keys = !keys.is_empty();
+        self.filtered_query(
+            &sql(&filter.sql, with_keys),
+            |query| if with_keys { query.bind(keys) } else { query },
+            filter,
+        )
     }
 
     fn search_failed(&self, error: clickhouse::error::Error) -> ConsoleError {

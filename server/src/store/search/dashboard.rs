@@ -379,16 +379,16 @@ impl Store {
         let span = plan.span();
         let bucket = Bucket::for_window(span.from_ms, span.to_ms);
         let filter = Filter::new(&plan.compiled, &query.tenants(), span, None);
-        let sql = self
-            .client
-            .query(&series_sql(by, &filter.sql))
-            .bind(bucket.offset_ms())
-            .bind(bucket.width_ms())
-            .bind(bucket.width_ms())
-            .bind(bucket.offset_ms());
-        let sql = self.limits.apply(
-            bind_all(sql, &filter.params),
-            self.limits.max_execution_seconds,
+        let sql = self.filtered_query(
+            &series_sql(by, &filter.sql),
+            |query| {
+                query
+                    .bind(bucket.offset_ms())
+                    .bind(bucket.width_ms())
+                    .bind(bucket.width_ms())
+                    .bind(bucket.offset_ms())
+            },
+            &filter,
         );
         let rows: Vec<SeriesRow> = sql.fetch_all().await.map_err(|e| self.search_failed(e))?;
         Ok(TimeSeries::zero_filled(
@@ -414,14 +414,10 @@ impl Store {
         let span = plan.span();
         let slot = Timeline::slot_ms(Bucket::for_window(span.from_ms, span.to_ms));
         let filter = Filter::new(&plan.compiled, &query.tenants(), span, None);
-        let sql = self
-            .client
-            .query(&timeline_sql(&filter.sql))
-            .bind(slot)
-            .bind(slot);
-        let sql = self.limits.apply(
-            bind_all(sql, &filter.params),
-            self.limits.max_execution_seconds,
+        let sql = self.filtered_query(
+            &timeline_sql(&filter.sql),
+            |query| query.bind(slot).bind(slot),
+            &filter,
         );
         let rows: Vec<SlotRow> = sql.fetch_all().await.map_err(|e| self.search_failed(e))?;
         let slots = HeatMap::slots(span.from_ms, span.to_ms, |ms| local_slot(&zone, ms));
@@ -449,13 +445,10 @@ impl Store {
         // test holds it to that), so the error cannot reach an analyst.
         let failed =
             app::query::compile_str(FAILED_OUTCOMES, now_ms).map_err(ConsoleError::BadQuery)?;
-        let sql = bind_all(
-            self.client.query(&top_actors_sql(&failed.sql, &all.sql)),
-            &failed.params,
-        );
-        let sql = self.limits.apply(
-            bind_all(sql, &all.params),
-            self.limits.max_execution_seconds,
+        let sql = self.filtered_query(
+            &top_actors_sql(&failed.sql, &all.sql),
+            |query| bind_all(query, &failed.params),
+            &all,
         );
         let found: TopActorsRow = sql.fetch_one().await.map_err(|e| self.search_failed(e))?;
         Ok(TopActors {

@@ -8,8 +8,8 @@ use app::query::compile_str;
 use app::search_state::TimeWindow;
 use app::store::StoreError as ConsoleError;
 
+use super::catalogue::REPRESENTATIVE_QUERY;
 use super::sql::{Arrival, Filter, Shape, Span, IDENTITY};
-use super::{bind_all, catalogue::REPRESENTATIVE_QUERY};
 use crate::store::{QueryTemplate, Store};
 
 /// Most (value, minute) rows one evaluation reads: a rule grouped by a
@@ -109,9 +109,7 @@ impl Store {
             None,
         );
         let sql = minute_counts_sql(group_by, &filter.sql);
-        let query = bind_all(self.client.query(&sql), &filter.params);
-        self.limits
-            .apply(query, self.limits.max_execution_seconds)
+        self.search_query(&sql, &filter)
             .bind(MAX_COUNT_ROWS)
             .fetch_all()
             .await

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use clickhouse::query::BytesCursor;
 
 use super::sql::{self, Filter};
-use super::{bind_all, Plan};
+use super::Plan;
 use crate::store::Store;
 
 /// Also the `events_format` of an export bundle's manifest
@@ -118,12 +118,10 @@ impl Store {
         // Counting first turns "too many rows" into a clear answer before
         // the download starts, instead of a download that breaks off.
         let rows: u64 = self
-            .limits
-            .apply(
-                bind_all(
-                    self.client.query(&sql::count_sql(&filter.sql)),
-                    &filter.params,
-                ),
+            .filtered_query_within(
+                &sql::count_sql(&filter.sql),
+                |query| query,
+                &filter,
                 seconds,
             )
             .fetch_one()
@@ -139,9 +137,7 @@ impl Store {
             ExportFormat::Csv => sql::csv_export_sql(&filter.sql, query.sort),
             ExportFormat::Ndjson => sql::export_sql(&filter.sql, query.sort),
         };
-        let mut export = self
-            .limits
-            .apply(bind_all(self.client.query(&text), &filter.params), seconds);
+        let mut export = self.filtered_query_within(&text, |query| query, &filter, seconds);
         if format == ExportFormat::Ndjson {
             // Epoch milliseconds as JSON numbers rather than strings, the
             // same on every version.
