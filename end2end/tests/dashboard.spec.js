@@ -53,6 +53,8 @@ test('a burst of failed logins tops the failures chart and its bar opens exactly
   await topFailures.locator('summary').click();
   const firstRow = topFailures.locator('tbody tr').first();
   await expect(firstRow.locator('th')).toHaveText(brute);
+  // As shown (innerText follows the styles): an id keeps its case.
+  expect(await firstRow.locator('th').innerText()).toBe(brute);
   await expect(firstRow.locator('td')).toHaveText('50');
 
   await firstBar.click();
@@ -87,6 +89,9 @@ test.describe('panels 4 to 9', () => {
     for (let i = 0; i < 3; i++) {
       posts.push(postOwn({ category: 'admin', action: 'plan.change', metadata: { n: String(i) } }));
     }
+    // Enough tenants that the picker hides the ones not chosen.
+    const extras = Array.from({ length: 12 }, (_, i) => `e2e-pick-${run}-${String(i).padStart(2, '0')}`);
+    for (const t of extras) posts.push(postEvent(request, { tenant_id: t }));
     await Promise.all(posts);
 
     const dashboard = `/dashboard?tenant=${encodeURIComponent(own)}&range=24h`;
@@ -140,9 +145,21 @@ test.describe('panels 4 to 9', () => {
     await hydrated(page);
     await expect(page.locator('[data-testid="facet-total"] strong')).toHaveText(cellCount);
 
-    // Two tenants at once: the volume per tenant shows both, and a bar
-    // opens Search over that tenant alone with the same count.
-    await page.goto(`/dashboard?tenant=${encodeURIComponent(`${own},${tenant}`)}&range=24h`);
+    // Two tenants at once, chosen in the picker: past a dozen tenants the
+    // chosen one stays in view and the others wait behind "more".
+    await expect(async () => {
+      await page.goto(dashboard);
+      await expect(page.getByTestId(`pick-${extras[11]}`)).toBeAttached({ timeout: 2_000 });
+    }).toPass({ timeout: 60_000 });
+    await hydrated(page);
+    await expect(page.getByTestId(`pick-${own}`)).toBeVisible();
+    await expect(page.getByTestId(`pick-${tenant}`)).toBeHidden();
+    await page.getByTestId('tenant-more').locator('summary').click();
+    await page.getByTestId(`pick-${tenant}`).click();
+    await expect(page).toHaveURL(/\/dashboard\?/);
+    await expect.poll(() => new URL(page.url()).searchParams.get('tenant')).toBe([own, tenant].sort().join(','));
+    // The volume per tenant shows both, and a bar opens Search over that
+    // tenant alone with the same count.
     await hydrated(page);
     const perTenant = page.locator('[data-testid="panel-tenants"]');
     await expect(perTenant.locator('[data-testid="panel-total"]')).toHaveText('72');

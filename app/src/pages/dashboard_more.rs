@@ -236,7 +236,9 @@ fn changes_view(c: &Changes, p: &SearchParams, zone: &Zone) -> AnyView {
         {if c.newest.is_empty() {
             view! { <p class="muted">"No changes in this window."</p> }.into_any()
         } else {
+            // Wider than a panel on a narrow screen: scrolled, not cut off.
             view! {
+                <div class="table-scroll">
                 <table class="events-table">
                     <thead><tr>
                         <th scope="col">{format!("When ({})", zone.name)}</th><th scope="col">"Tenant"</th><th scope="col">"Actor"</th>
@@ -258,6 +260,7 @@ fn changes_view(c: &Changes, p: &SearchParams, zone: &Zone) -> AnyView {
                         }).collect_view()}
                     </tbody>
                 </table>
+                </div>
             }.into_any()
         }}
         <Downloads name="changes".to_string() svg=None csv=file/>
@@ -308,7 +311,9 @@ fn new_actors_view(n: &NewActors, p: &SearchParams, zone: &Zone) -> AnyView {
         {if n.rows.is_empty() {
             view! { <p class="muted">"No new actors in this window."</p> }.into_any()
         } else {
+            // Wider than a panel on a narrow screen: scrolled, not cut off.
             view! {
+                <div class="table-scroll">
                 <table class="events-table">
                     <thead><tr>
                         <th scope="col">"Actor"</th><th scope="col">"Tenant"</th>
@@ -325,6 +330,7 @@ fn new_actors_view(n: &NewActors, p: &SearchParams, zone: &Zone) -> AnyView {
                         }).collect_view()}
                     </tbody>
                 </table>
+                </div>
             }.into_any()
         }}
         <Downloads name="new-actors".to_string() svg=None csv=file/>
@@ -404,6 +410,7 @@ pub fn HeatmapPanel(
                     {chart_view(drawn.clone())}
                     <details class="as-table">
                         <summary>"As table"</summary>
+                        <div class="table-scroll">
                         <table class="events-table heat-table">
                             <thead><tr><th scope="col">"Day"</th>{(0..24).map(|h| view! { <th scope="col">{format!("{h:02}")}</th> }).collect_view()}</tr></thead>
                             <tbody>
@@ -423,6 +430,7 @@ pub fn HeatmapPanel(
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        </div>
                     </details>
                     <Downloads name="heatmap".to_string() svg=drawn.ok() csv=file/>
                 }
@@ -518,6 +526,12 @@ fn toggled(params: &SearchParams, name: &str) -> String {
     format!("/dashboard{}", p.query_string())
 }
 
+/// How many tenants the picker lists in the open. Past it the chosen ones
+/// stay in view and the rest wait behind a disclosure: a viewer of
+/// hundreds of tenants would otherwise scroll past a wall of names to
+/// reach the first chart.
+const PICKS_IN_VIEW: usize = 12;
+
 /// Several tenants at once, as links (they work before hydration): each
 /// adds its tenant to the choice or takes it away. The server checks every
 /// one against the viewer's access.
@@ -543,13 +557,33 @@ pub fn TenantPicker(
                     let p = params.get();
                     let chosen = chosen_tenants(&p);
                     tenants.get().and_then(Result::ok).map(|names| {
-                        names.into_iter().map(|name| {
-                            let on = chosen.contains(&name);
+                        let pick = |name: &String| {
+                            let on = chosen.contains(name);
                             view! {
-                                <a href=toggled(&p, &name) aria-pressed=on.to_string()
+                                <a href=toggled(&p, name) aria-pressed=on.to_string()
                                     data-testid=format!("pick-{name}")>{name.clone()}</a>
                             }
-                        }).collect_view()
+                        };
+                        if names.len() <= PICKS_IN_VIEW {
+                            return names.iter().map(pick).collect_view().into_any();
+                        }
+                        let (on, off): (Vec<&String>, Vec<&String>) =
+                            names.iter().partition(|name| chosen.contains(name));
+                        let label = if on.is_empty() {
+                            format!("choose among {}", off.len())
+                        } else {
+                            format!("{} more", off.len())
+                        };
+                        view! {
+                            {on.into_iter().map(pick).collect_view()}
+                            <details class="tenant-more" data-testid="tenant-more">
+                                <summary>{label}</summary>
+                                <div class="tenant-more-list">
+                                    {off.into_iter().map(pick).collect_view()}
+                                </div>
+                            </details>
+                        }
+                        .into_any()
                     })
                 }}
             </Transition>
