@@ -236,9 +236,7 @@ fn changes_view(c: &Changes, p: &SearchParams, zone: &Zone) -> AnyView {
         {if c.newest.is_empty() {
             view! { <p class="muted">"No changes in this window."</p> }.into_any()
         } else {
-            // Wider than a panel on a narrow screen: scrolled, not cut off.
             view! {
-                <div class="table-scroll">
                 <table class="events-table">
                     <thead><tr>
                         <th scope="col">{format!("When ({})", zone.name)}</th><th scope="col">"Tenant"</th><th scope="col">"Actor"</th>
@@ -260,7 +258,6 @@ fn changes_view(c: &Changes, p: &SearchParams, zone: &Zone) -> AnyView {
                         }).collect_view()}
                     </tbody>
                 </table>
-                </div>
             }.into_any()
         }}
         <Downloads name="changes".to_string() svg=None csv=file/>
@@ -311,9 +308,7 @@ fn new_actors_view(n: &NewActors, p: &SearchParams, zone: &Zone) -> AnyView {
         {if n.rows.is_empty() {
             view! { <p class="muted">"No new actors in this window."</p> }.into_any()
         } else {
-            // Wider than a panel on a narrow screen: scrolled, not cut off.
             view! {
-                <div class="table-scroll">
                 <table class="events-table">
                     <thead><tr>
                         <th scope="col">"Actor"</th><th scope="col">"Tenant"</th>
@@ -330,7 +325,6 @@ fn new_actors_view(n: &NewActors, p: &SearchParams, zone: &Zone) -> AnyView {
                         }).collect_view()}
                     </tbody>
                 </table>
-                </div>
             }.into_any()
         }}
         <Downloads name="new-actors".to_string() svg=None csv=file/>
@@ -410,7 +404,6 @@ pub fn HeatmapPanel(
                     {chart_view(drawn.clone())}
                     <details class="as-table">
                         <summary>"As table"</summary>
-                        <div class="table-scroll">
                         <table class="events-table heat-table">
                             <thead><tr><th scope="col">"Day"</th>{(0..24).map(|h| view! { <th scope="col">{format!("{h:02}")}</th> }).collect_view()}</tr></thead>
                             <tbody>
@@ -430,7 +423,6 @@ pub fn HeatmapPanel(
                                 }).collect_view()}
                             </tbody>
                         </table>
-                        </div>
                     </details>
                     <Downloads name="heatmap".to_string() svg=drawn.ok() csv=file/>
                 }
